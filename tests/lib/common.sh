@@ -1,0 +1,350 @@
+# shellcheck shell=bash
+# Shared helpers for volmgr's shell tests.  Source this file, then call
+# `vt_init NAME` before anything else.
+#
+# Conventions (liburing/automake style): exit 0 = pass, 77 = skipped,
+# anything else = failure.  With CI=true nothing may skip: vt_skip fails.
+#
+# Every resource a test creates (loop device, mount, daemon, container,
+# image, volume) is registered with vt_on_exit right after it is created and
+# removed by its exact id at exit, in reverse order.  Nothing here ever acts
+# on a process, mount or device it did not create itself.
+#
+# Cleanups are kept in a file rather than a shell array so that helpers run
+# inside a command substitution, e.g. pool=$(vt_make_pool btrfs), can
+# register theirs too.
+
+VOLMGRD=${VOLMGRD:-./build/volmgr/volmgrd}
+VOLMGR=${VOLMGR:-./build/volmgr/volmgr}
+
+# ---------------------------------------------------------------- reporting
+
+vt_log() { printf '# %s\n' "$*"; }
+
+# A step of the test: say what is about to be checked.
+vt_step() { printf '\n== %s\n' "$*"; }
+
+vt_fail() {
+	printf 'FAIL: %s: %s\n' "${VT_NAME:-test}" "$*" >&2
+	exit 1
+}
+
+vt_skip() {
+	if [[ ${CI:-} == true ]]; then
+		printf 'FAIL: %s: would skip, but nothing may skip on CI: %s\n' \
+			"${VT_NAME:-test}" "$*" >&2
+		exit 1
+	fi
+	printf 'SKIP: %s: %s\n' "${VT_NAME:-test}" "$*" >&2
+	# A file, not a variable: vt_skip may run in a $(...) subshell.
+	[[ -z ${VT_TMP:-} ]] || : >"$VT_TMP/.skipped"
+	exit 77
+}
+
+vt_assert_eq() {
+	local expected=$1 actual=$2 what=${3:-value}
+	[[ $expected == "$actual" ]] ||
+		vt_fail "$what: expected '$expected', got '$actual'"
+	vt_log "ok: $what = '$actual'"
+}
+
+# vt_assert_status EXPECTED CMD... — run CMD and check its exit status.
+vt_assert_status() {
+	local expected=$1 status=0
+	shift
+	"$@" || status=$?
+	[[ $status == "$expected" ]] ||
+		vt_fail "'$*' exited $status, expected $expected"
+	vt_log "ok: '$*' exited $status"
+}
+
+# vt_assert_contains HAYSTACK NEEDLE [WHAT]
+vt_assert_contains() {
+	local haystack=$1 needle=$2 what=${3:-output}
+	[[ $haystack == *"$needle"* ]] ||
+		vt_fail "$what does not contain '$needle': $haystack"
+	vt_log "ok: $what contains '$needle'"
+}
+
+vt_require_root() {
+	[[ $(id -u) == 0 ]] || vt_skip "needs root"
+}
+
+vt_require_cmd() {
+	local cmd
+	for cmd; do
+		command -v "$cmd" >/dev/null 2>&1 || vt_skip "needs the command '$cmd'"
+	done
+}
+
+# --------------------------------------------------------- init and cleanup
+
+vt_init() {
+	VT_NAME=${1:?vt_init NAME}
+	set -Eeuo pipefail # -E: the ERR trap below also fires in functions
+	shopt -s inherit_errexit # let set -e reach into $(...)
+	VT_MAIN_PID=$BASHPID
+	VT_ID=$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
+	VT_TMP=$(mktemp -d "${TMPDIR:-/tmp}/vt-$VT_NAME.XXXXXX")
+	: >"$VT_TMP/.cleanups"
+	: >"$VT_TMP/.logs"
+	VOLMGRD=$(realpath -m "$VOLMGRD")
+	VOLMGR=$(realpath -m "$VOLMGR")
+	export VT_ID VT_TMP VOLMGRD VOLMGR
+	trap vt__on_exit EXIT
+	# Turn signals into an exit so that the cleanups still run.
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	trap 'vt__on_err $LINENO "$BASH_COMMAND" $?' ERR
+	vt_log "$VT_NAME: id $VT_ID, scratch $VT_TMP"
+}
+
+vt__on_err() {
+	printf '# error: line %s: `%s` exited %s\n' "$1" "$2" "$3" >&2
+}
+
+# vt_on_exit CMD... — run CMD at exit (last registered runs first).
+vt_on_exit() {
+	printf '%q ' "$@" >>"$VT_TMP/.cleanups"
+	printf '\n' >>"$VT_TMP/.cleanups"
+}
+
+# vt_log_file PATH — print PATH's tail if the test fails.
+vt_log_file() { printf '%s\n' "$1" >>"$VT_TMP/.logs"; }
+
+vt__dump_logs() {
+	local log
+	while IFS= read -r log; do
+		[[ -s $log ]] || continue
+		printf '\n----- last 200 lines of %s -----\n' "$log" >&2
+		tail -n 200 "$log" >&2
+	done <"$VT_TMP/.logs"
+}
+
+vt__on_exit() {
+	local status=$? i line failed=0
+	# Subshells do not run EXIT traps in bash, but be sure anyway.
+	[[ $BASHPID == "$VT_MAIN_PID" ]] || return "$status"
+	trap - ERR
+	set +e
+	# Only vt_skip may skip: a command that happens to exit 77 is a failure.
+	if [[ $status == 77 && ! -e $VT_TMP/.skipped ]]; then
+		status=1
+	fi
+	if [[ $status != 0 && $status != 77 ]]; then
+		vt__dump_logs
+	fi
+	local -a cleanups=()
+	mapfile -t cleanups <"$VT_TMP/.cleanups"
+	for ((i = ${#cleanups[@]} - 1; i >= 0; i--)); do
+		line=${cleanups[i]}
+		[[ -n $line ]] || continue
+		if ! eval "$line" </dev/null; then
+			printf 'WARN: cleanup failed: %s\n' "$line" >&2
+			failed=1
+		fi
+	done
+	if vt__mounted_under "$VT_TMP" | grep -q .; then
+		printf 'WARN: still mounted, keeping %s:\n' "$VT_TMP" >&2
+		vt__mounted_under "$VT_TMP" >&2
+		failed=1
+	else
+		rm -rf "$VT_TMP"
+	fi
+	# A test that leaks resources is broken even if its checks passed.
+	if [[ $status == 0 && $failed == 1 ]]; then
+		printf 'FAIL: %s: cleanup failed\n' "$VT_NAME" >&2
+		status=1
+	fi
+	[[ $status == 0 ]] && printf '\nPASS: %s\n' "$VT_NAME"
+	exit "$status"
+}
+
+# ------------------------------------------------------------ mount helpers
+
+# Mount points at or below DIR, deepest (most recently mounted) first.
+vt__mounted_under() {
+	local dir=${1%/} mp
+	awk '{ print $5 }' /proc/self/mountinfo | tac | while IFS= read -r mp; do
+		mp=$(printf '%b' "${mp//\\/\\0}") # undo \040-style escapes
+		[[ $mp == "$dir" || $mp == "$dir"/* ]] && printf '%s\n' "$mp"
+	done
+}
+
+# Unmount exactly DIR (if mounted), retrying while it is busy.
+vt__umount() {
+	local dir=$1 try
+	for try in 1 2 3 4 5 6 7 8 9 10; do
+		mountpoint -q "$dir" || return 0
+		umount "$dir" 2>/dev/null && return 0
+		sleep 0.3
+	done
+	# Still busy: detach it (only this mount) rather than leak it.
+	printf 'WARN: %s busy, lazy unmount\n' "$dir" >&2
+	umount -l "$dir"
+}
+
+# Unmount everything at or below DIR (an engine's private state directory).
+vt__umount_under() {
+	local mp
+	vt__mounted_under "$1" | while IFS= read -r mp; do
+		vt__umount "$mp" || return 1
+	done
+}
+
+# ------------------------------------------------------------------- pools
+
+# Detach DEV, but only if it is still the loop device backed by IMG.
+vt__detach_loop() {
+	local dev=$1 img=$2 back
+	back=$(losetup --noheadings --output BACK-FILE "$dev" 2>/dev/null) || return 0
+	back=${back%% (deleted)}
+	if [[ $(realpath -m "$back") != "$(realpath -m "$img")" ]]; then
+		printf 'WARN: %s now backs %s, not %s: left alone\n' "$dev" "$back" "$img" >&2
+		return 0
+	fi
+	losetup --detach "$dev"
+}
+
+# vt_make_pool FSTYPE [SIZE] — a loop-backed file system of type btrfs, xfs
+# (with reflink) or ext4 mounted at $VT_TMP/pool-FSTYPE; echoes that path.
+vt_make_pool() {
+	local fstype=$1 size=${2:-1G}
+	local img=$VT_TMP/pool-$fstype.img dir=$VT_TMP/pool-$fstype dev
+	vt_require_root
+	vt_require_cmd losetup mountpoint "mkfs.$fstype"
+	[[ -e /dev/loop-control ]] || vt_skip "no loop devices (/dev/loop-control)"
+	truncate -s "$size" "$img"
+	dev=$(losetup --find --show "$img") || vt_skip "losetup failed: no free loop device?"
+	vt_on_exit vt__detach_loop "$dev" "$img"
+	case $fstype in
+	btrfs) mkfs.btrfs -q -f "$dev" >/dev/null ;;
+	xfs) mkfs.xfs -q -f -m reflink=1 "$dev" ;;
+	ext4) mkfs.ext4 -q -F "$dev" ;;
+	*) vt_fail "vt_make_pool: unknown file system '$fstype'" ;;
+	esac
+	mkdir "$dir"
+	mount "$dev" "$dir"
+	vt_on_exit vt__umount "$dir"
+	vt_log "pool: $fstype on $dev mounted at $dir" >&2
+	printf '%s\n' "$dir"
+}
+
+# ------------------------------------------------------------------ daemon
+
+# vt_start_daemon POOLDIR — start volmgrd on POOLDIR with a plugin socket
+# named after this test (so the docker driver name is $VT_DRIVER) and wait
+# until its control socket answers.
+vt_start_daemon() {
+	VT_POOL=${1:?vt_start_daemon POOLDIR}
+	VT_DRIVER=volmgr-$VT_ID
+	VT_PLUGIN_SOCK=/run/docker/plugins/$VT_DRIVER.sock
+	VT_CONTROL_SOCK=$VT_TMP/control.sock
+	VOLMGR_SOCKET=$VT_CONTROL_SOCK
+	export VT_POOL VT_DRIVER VT_PLUGIN_SOCK VT_CONTROL_SOCK VOLMGR_SOCKET
+	[[ -x $VOLMGRD ]] || vt_fail "volmgrd not found at $VOLMGRD (build first, or set VOLMGRD)"
+	[[ -x $VOLMGR ]] || vt_fail "volmgr not found at $VOLMGR (build first, or set VOLMGR)"
+	mkdir -p /run/docker/plugins
+	vt_log_file "$VT_TMP/volmgrd.log"
+	vt_on_exit vt__stop_daemon_at_exit
+	vt__spawn_daemon
+	vt__wait_daemon
+}
+
+vt__spawn_daemon() {
+	printf -- '--- volmgrd started %(%T)T\n' -1 >>"$VT_TMP/volmgrd.log"
+	"$VOLMGRD" --pool "$VT_POOL" --plugin-socket "$VT_PLUGIN_SOCK" \
+		--control-socket "$VT_CONTROL_SOCK" >>"$VT_TMP/volmgrd.log" 2>&1 &
+	VT_DAEMON_PID=$!
+	export VT_DAEMON_PID
+}
+
+vt__wait_daemon() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$VT_DAEMON_PID" 2>/dev/null ||
+			vt_fail "volmgrd (pid $VT_DAEMON_PID) exited during start-up"
+		if [[ -S $VT_PLUGIN_SOCK ]] &&
+			"$VOLMGR" --socket "$VT_CONTROL_SOCK" ls >/dev/null 2>&1; then
+			vt_log "volmgrd ready (pid $VT_DAEMON_PID, driver $VT_DRIVER)"
+			return 0
+		fi
+		sleep 0.1
+	done
+	vt_fail "volmgrd not ready after 10 s"
+}
+
+vt__daemon_alive() {
+	[[ -n ${VT_DAEMON_PID:-} ]] && kill -0 "$VT_DAEMON_PID" 2>/dev/null
+}
+
+# SIGTERM, then SIGKILL after 5 s; always reap.  The pid is our own child,
+# so it cannot have been reused before we wait for it.
+vt__stop_daemon() {
+	local i
+	vt__daemon_alive || return 0
+	kill -TERM "$VT_DAEMON_PID"
+	for ((i = 0; i < 50; i++)); do
+		vt__daemon_alive || break
+		sleep 0.1
+	done
+	if vt__daemon_alive; then
+		printf 'WARN: volmgrd ignored SIGTERM for 5 s, killing it\n' >&2
+		kill -KILL "$VT_DAEMON_PID"
+	fi
+	wait "$VT_DAEMON_PID" 2>/dev/null || true
+}
+
+vt__stop_daemon_at_exit() {
+	vt__stop_daemon
+	# Only the socket files named after this test.
+	rm -f "$VT_PLUGIN_SOCK" "$VT_CONTROL_SOCK"
+}
+
+# Crash the daemon: SIGKILL, reaped, sockets left behind as after a crash.
+vt_kill_daemon() {
+	vt__daemon_alive || vt_fail "vt_kill_daemon: volmgrd is not running"
+	kill -KILL "$VT_DAEMON_PID"
+	wait "$VT_DAEMON_PID" 2>/dev/null || true
+	vt_log "volmgrd (pid $VT_DAEMON_PID) killed with SIGKILL"
+}
+
+# Start volmgrd again on the same pool and sockets (stopping it first if it
+# still runs).  Stale socket files are left for the daemon to deal with.
+vt_restart_daemon() {
+	vt__stop_daemon
+	vt__spawn_daemon
+	vt__wait_daemon
+}
+
+# ----------------------------------------------------------- volmgr queries
+
+# Names of the volumes volmgr lists (accepts a JSON array or {"volumes":[]}).
+vt_volmgr_names() {
+	"$VOLMGR" ls --json | jq -r 'if type == "array" then .[] else .volumes[] end | .name'
+}
+
+# vt_volmgr_field VOLUME JQ_FILTER — one field of `volmgr inspect VOLUME`.
+vt_volmgr_field() {
+	"$VOLMGR" inspect "$1" | jq -r "$2"
+}
+
+vt_assert_listed() {
+	vt_volmgr_names | grep -qxF "$1" || vt_fail "volmgr ls does not list $1"
+	vt_log "ok: volmgr ls lists $1"
+}
+
+vt_assert_in_use() {
+	vt_assert_eq "$2" "$(vt_volmgr_field "$1" .in_use)" "in_use of $1"
+}
+
+# The volume's subvolume is gone from the pool, and volmgr forgot it.
+vt_assert_volume_gone() {
+	local name=$1
+	[[ ! -e $VT_POOL/volumes/$name ]] || vt_fail "$VT_POOL/volumes/$name still exists"
+	if btrfs subvolume list "$VT_POOL" | grep -qE "path (.*/)?volumes/$name(/|\$)"; then
+		vt_fail "btrfs subvolume list still shows volumes/$name"
+	fi
+	vt_assert_status 4 "$VOLMGR" inspect "$name"
+	vt_log "ok: $name is gone from the pool and from volmgr"
+}

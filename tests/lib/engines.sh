@@ -1,0 +1,311 @@
+# shellcheck shell=bash
+# Container engines for volmgr's end-to-end tests: a docker engine (the
+# running one, or a private dockerd), a private rootful podman API service,
+# and tiny busybox images built locally (no registry is reachable).
+# Source common.sh first.
+#
+# Helpers that take an ENGINE argument accept `docker` or `vt_podman`, so a
+# cleanup registered with vt_on_exit names its engine explicitly.
+
+# Image config for imported root file systems (`docker import` sets none).
+VT_IMPORT_CHANGES=(-c 'ENV PATH=/usr/bin:/bin' -c 'CMD ["/bin/sh"]')
+
+# ------------------------------------------------------------ root fs/images
+
+vt__static_busybox() {
+	local bb
+	bb=$(command -v busybox) || vt_skip "needs busybox-static"
+	# ldd fails on a static binary: that is what we want here.
+	if ldd "$bb" >/dev/null 2>&1; then
+		vt_skip "$bb is dynamically linked: needs busybox-static"
+	fi
+	printf '%s\n' "$bb"
+}
+
+# Shared libraries of BINARY (with the dynamic loader), one path a line.
+vt__libs() {
+	{ ldd "$1" 2>/dev/null || true; } | { grep -o '/[^ ]*' || true; }
+}
+
+# Copy BINARY into ROOT/usr/bin along with the libraries it loads, at the
+# same paths as on the host (the loader searches them by default).
+vt__copy_binary() {
+	local bin=$1 root=$2 lib
+	[[ -x $bin ]] || vt_fail "vt_rootfs: no executable $bin"
+	install -D -m 0755 "$bin" "$root/usr/bin/${bin##*/}"
+	for lib in $(vt__libs "$bin"); do
+		# install follows symlinks, so libfoo.so.1 -> libfoo.so.1.2 is copied as a file.
+		[[ -e $root$lib ]] || install -D -m 0755 "$lib" "$root$lib"
+	done
+}
+
+# vt_rootfs DIR [BINARY...] — a minimal root file system: static busybox
+# with its applets in /bin, the users and directories that clients like
+# `podman --remote` look up, and each BINARY in /usr/bin with its libraries.
+vt_rootfs() {
+	local root=$1 bb applet bin
+	shift
+	bb=$(vt__static_busybox)
+	mkdir -p "$root"/{bin,usr/bin,etc,root,tmp,run,var/run,dev,proc,sys}
+	chmod 1777 "$root/tmp"
+	chmod 0700 "$root/root"
+	install -m 0755 "$bb" "$root/bin/busybox"
+	for applet in $("$bb" --list); do
+		[[ -e $root/bin/$applet ]] || ln -s busybox "$root/bin/$applet"
+	done
+	printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' \
+		'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' >"$root/etc/passwd"
+	printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' >"$root/etc/group"
+	for bin; do
+		vt__copy_binary "$bin" "$root"
+	done
+}
+
+# A fresh directory for a root fs and a unique, lowercase image name for it.
+vt__new_rootfs() {
+	mktemp -d "$VT_TMP/rootfs.XXXXXX"
+}
+vt__image_name() {
+	local name="vt-$VT_ID-${1##*.}"
+	printf '%s\n' "${name,,}"
+}
+
+# The docker client to put into job images: the static one if present.
+vt_docker_client() {
+	if [[ -x /usr/local/bin/docker ]]; then
+		printf '%s\n' /usr/local/bin/docker
+	elif [[ -x /usr/bin/docker ]]; then
+		printf '%s\n' /usr/bin/docker
+	else
+		vt_skip "needs a docker client"
+	fi
+}
+
+vt_podman_client() {
+	command -v podman || vt_skip "needs podman"
+}
+
+# ---------------------------------------------- engine-neutral object removal
+# Each removes one object by its exact name or id, and is quiet when the
+# object is already gone (the test may have removed it on purpose).
+
+vt_rm_container() {
+	local engine=$1 id=$2
+	"$engine" container inspect "$id" >/dev/null 2>&1 || return 0
+	"$engine" rm -f "$id" >/dev/null
+}
+
+vt_rm_image() {
+	local engine=$1 id=$2
+	"$engine" image inspect "$id" >/dev/null 2>&1 || return 0
+	"$engine" image rm -f "$id" >/dev/null
+}
+
+# Fails only if the volume is still listed afterwards.
+vt_rm_volume() {
+	local engine=$1 name=$2
+	"$engine" volume rm -f "$name" >/dev/null 2>&1 || true
+	if "$engine" volume ls -q | grep -qxF "$name"; then
+		printf 'WARN: %s still lists volume %s\n' "$engine" "$name" >&2
+		return 1
+	fi
+}
+
+# --------------------------------------------------------------------- docker
+
+# Host path of the unix socket DOCKER_HOST (or the default) points at.
+vt__docker_socket_path() {
+	local host=${DOCKER_HOST:-unix:///var/run/docker.sock}
+	[[ $host == unix://* ]] && printf '%s\n' "${host#unix://}"
+}
+
+# vt_docker_ensure — make `docker` reach an engine and set VT_DOCKER_SOCK
+# (host path of its socket, to mount into job containers).  Uses the running
+# engine when there is one, else starts a private dockerd that lives in
+# VT_TMP and is stopped (by pid) at exit.
+vt_docker_ensure() {
+	local sock
+	vt_require_cmd docker
+	sock=$(vt__docker_socket_path) || sock=
+	if [[ -n $sock && -S $sock ]] &&
+		timeout 20 docker -H "unix://$sock" info >/dev/null 2>&1; then
+		VT_DOCKER_SOCK=$sock
+		export VT_DOCKER_SOCK DOCKER_HOST=unix://$sock
+		vt_log "docker: using the running engine at $sock"
+		return 0
+	fi
+	vt__docker_start_private
+}
+
+vt__docker_start_private() {
+	local d=$VT_TMP/docker i
+	vt_require_root
+	vt_require_cmd dockerd containerd runc
+	mkdir -p "$d"
+	# Our own (empty) daemon.json, so that the host's cannot add listeners.
+	echo '{}' >"$d/daemon.json"
+	VT_DOCKER_SOCK=$VT_TMP/docker.sock
+	vt_log_file "$d/dockerd.log"
+	# No bridge, no iptables, no sysctls: containers run with --network none
+	# and the host's network setup stays untouched.  Own containerd
+	# namespaces in case dockerd attaches to a shared containerd.
+	dockerd --config-file "$d/daemon.json" --data-root "$d/root" \
+		--exec-root "$d/run" --pidfile "$d/dockerd.pid" \
+		-H "unix://$VT_DOCKER_SOCK" --bridge=none --iptables=false \
+		--ip-forward=false --ip-masq=false \
+		--containerd-namespace "vt-$VT_ID" \
+		--containerd-plugins-namespace "vt-$VT_ID-plugins" \
+		>"$d/dockerd.log" 2>&1 &
+	VT_DOCKERD_PID=$!
+	vt_on_exit vt__docker_stop_private "$VT_DOCKERD_PID" "$d"
+	export DOCKER_HOST=unix://$VT_DOCKER_SOCK VT_DOCKER_SOCK VT_DOCKERD_PID
+	for ((i = 0; i < 120; i++)); do
+		kill -0 "$VT_DOCKERD_PID" 2>/dev/null || vt_fail "private dockerd exited"
+		if docker info >/dev/null 2>&1; then
+			vt_log "docker: private dockerd (pid $VT_DOCKERD_PID) at $VT_DOCKER_SOCK"
+			return 0
+		fi
+		sleep 0.5
+	done
+	vt_fail "private dockerd not ready after 60 s"
+}
+
+# vt__stop_pid PID SECONDS — SIGTERM our child PID, SIGKILL it after SECONDS.
+vt__stop_pid() {
+	local pid=$1 i
+	kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
+	kill -TERM "$pid"
+	for ((i = 0; i < $2 * 10; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+	wait "$pid" 2>/dev/null || true
+}
+
+vt__docker_stop_private() {
+	local pid=$1 d=$2 ids cpid
+	if kill -0 "$pid" 2>/dev/null; then
+		# A private engine holds only this test's containers.
+		ids=$(docker ps -aq)
+		[[ -z $ids ]] || docker rm -f $ids >/dev/null
+		vt__stop_pid "$pid" 30
+	fi
+	# dockerd stops the containerd it started, unless it was killed.
+	cpid=$(cat "$d/run/containerd/containerd.pid" 2>/dev/null) || cpid=
+	if [[ -n $cpid ]] && kill -0 "$cpid" 2>/dev/null &&
+		grep -qF "$d/run" "/proc/$cpid/cmdline" 2>/dev/null; then
+		kill -TERM "$cpid"
+	fi
+	vt__umount_under "$d"
+	rm -rf "$d" "$VT_DOCKER_SOCK"
+}
+
+# vt_docker_image [BINARY...] — import vt_rootfs as a uniquely named image,
+# removed at exit; echoes its id.
+vt_docker_image() {
+	local root name id
+	root=$(vt__new_rootfs)
+	vt_rootfs "$root" "$@"
+	name=$(vt__image_name "$root")
+	id=$(tar -C "$root" -c . | docker import "${VT_IMPORT_CHANGES[@]}" - "$name")
+	vt_on_exit vt_rm_image docker "$id"
+	vt_log "docker image $name ($id)" >&2
+	printf '%s\n' "$id"
+}
+
+# --------------------------------------------------------------------- podman
+
+# `podman` talking to this test's private API service.
+vt_podman() {
+	podman --remote --url "unix://$VT_PODMAN_SOCK" "$@"
+}
+
+vt__podman_conf() {
+	local p=$1 driver=$2 plugin_sock=$3
+	# runc: crun fails on this kind of host (hybrid cgroups).  File locks
+	# and a private tmp_dir: the default SHM locks (/dev/shm/libpod_lock)
+	# are shared by every podman on the host, and a podman with a fresh
+	# tmp_dir "refreshes" them, which would free another instance's locks.
+	cat >"$p/containers.conf" <<EOF
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "$p/events.log"
+lock_type = "file"
+tmp_dir = "$p/tmp"
+static_dir = "$p/root/libpod"
+volume_path = "$p/root/volumes"
+
+[network]
+network_config_dir = "$p/net"
+
+[engine.volume_plugins]
+$driver = "$plugin_sock"
+EOF
+	cat >"$p/storage.conf" <<EOF
+[storage]
+driver = "overlay"
+graphroot = "$p/root"
+runroot = "$p/run"
+EOF
+}
+
+# vt_podman_ensure DRIVER PLUGIN_SOCKET — a private rootful podman API
+# service at $VT_PODMAN_SOCK with its own storage and config, which knows
+# the volume plugin DRIVER.  Use it through vt_podman.
+vt_podman_ensure() {
+	local driver=${1:?vt_podman_ensure DRIVER SOCKET} plugin_sock=${2:?} p=$VT_TMP/podman i
+	vt_require_root
+	vt_require_cmd podman runc conmon
+	mkdir -p "$p/tmp" "$p/net"
+	vt__podman_conf "$p" "$driver" "$plugin_sock"
+	# Exported: `podman container cleanup`, which conmon runs when a
+	# container exits, inherits them and so finds the plugin too.
+	export CONTAINERS_CONF=$p/containers.conf
+	export CONTAINERS_STORAGE_CONF=$p/storage.conf
+	VT_PODMAN_SOCK=$VT_TMP/podman.sock
+	vt_log_file "$p/podman.log"
+	podman --log-level=info system service --time=0 "unix://$VT_PODMAN_SOCK" \
+		>"$p/podman.log" 2>&1 &
+	VT_PODMAN_PID=$!
+	export VT_PODMAN_SOCK VT_PODMAN_PID
+	vt_on_exit vt__podman_stop "$VT_PODMAN_PID" "$p"
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$VT_PODMAN_PID" 2>/dev/null || vt_fail "podman system service exited"
+		if [[ -S $VT_PODMAN_SOCK ]] && vt_podman version >/dev/null 2>&1; then
+			vt_log "podman: private service (pid $VT_PODMAN_PID) at $VT_PODMAN_SOCK"
+			return 0
+		fi
+		sleep 0.2
+	done
+	vt_fail "podman service not ready after 20 s"
+}
+
+vt__podman_stop() {
+	local pid=$1 p=$2
+	if kill -0 "$pid" 2>/dev/null; then
+		# The private service holds only this test's containers.
+		vt_podman rm -af -t 0 >/dev/null || true
+		vt__stop_pid "$pid" 15
+	fi
+	vt__umount_under "$p"
+	rm -rf "$p" "$VT_PODMAN_SOCK"
+}
+
+# vt_podman_image [BINARY...] — like vt_docker_image, in the private podman.
+vt_podman_image() {
+	local root name id
+	root=$(vt__new_rootfs)
+	vt_rootfs "$root" "$@"
+	name=$(vt__image_name "$root")
+	tar -C "$root" -cf "$root.tar" .
+	id=$(vt_podman import -q "${VT_IMPORT_CHANGES[@]}" "$root.tar" "$name")
+	vt_on_exit vt_rm_image vt_podman "$id"
+	vt_log "podman image $name ($id)" >&2
+	printf '%s\n' "$id"
+}

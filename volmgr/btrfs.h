@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The btrfs backend: thin wrappers over libbtrfsutil's fd forms that turn
+ * its error enum into a negative errno and a message. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util.h"
+
+/* Snapshot the subvolume open at src_fd as parent_fd/name (writable). */
+int vm_btrfs_snapshot(int src_fd, int parent_fd, const char *name,
+		      uint64_t *ret_id, struct vm_error *err);
+/* Create an empty subvolume parent_fd/name. */
+int vm_btrfs_create(int parent_fd, const char *name, uint64_t *ret_id,
+		    struct vm_error *err);
+/* Delete parent_fd/name and every subvolume beneath it (a nested podman on
+ * btrfs creates those inside a workspace). */
+int vm_btrfs_delete(int parent_fd, const char *name, struct vm_error *err);
+int vm_btrfs_set_read_only(int fd, bool ro, struct vm_error *err);
+/* 1 if fd is the root of a subvolume, 0 if not, negative errno on error. */
+int vm_btrfs_is_subvolume(int fd);

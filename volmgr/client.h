@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The CLI's side of the control protocol (see control.h). */
+#pragma once
+
+#include <jansson.h>
+
+#include "util.h"
+
+int vm_client_connect(const char *path, struct vm_error *err);
+/* Send {"op": op, "args": args} (args may be NULL; its reference is
+ * taken), passing fd along if >= 0, and wait for the reply object. */
+int vm_client_call(int sock, const char *op, json_t *args, int fd,
+		   json_t **ret_reply, struct vm_error *err);

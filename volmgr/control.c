@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "control.h"
+
+#include <string.h>
+
+#include "names.h"
+
+static void jsonp(json_t **j) { json_decref(*j); }
+#define _cleanup_json_ _cleanup_(jsonp)
+
+static json_t *reply_ok(json_t *result)
+{
+	return json_pack("{s:b, s:o}", "ok", 1, "result", result ? result : json_null());
+}
+
+static json_t *reply_err(const struct vm_error *err)
+{
+	int code = err->code ? err->code : EIO;
+	return json_pack("{s:b, s:{s:i, s:s, s:s}}", "ok", 0, "error", "errno", code,
+			 "name", vm_errno_name(code), "message",
+			 err->msg[0] ? err->msg : strerror(code));
+}
+
+static int arg_string(json_t *args, const char *key, bool required,
+		      const char **ret, struct vm_error *err)
+{
+	json_t *v = json_object_get(args, key);
+	if (!v || json_is_null(v)) {
+		*ret = NULL;
+		return required ? vm_error_set(err, EINVAL, "missing argument \"%s\"", key) : 0;
+	}
+	if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
+		return vm_error_set(err, EINVAL, "argument \"%s\" must be a string", key);
+	*ret = json_string_value(v);
+	return 0;
+}
+
+/* Only the listed keys may appear in args. */
+static int args_only(json_t *args, const char *const *keys, struct vm_error *err)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(args, k, v) {
+		bool ok = false;
+		for (const char *const *p = keys; *p && !ok; p++)
+			ok = strcmp(k, *p) == 0;
+		if (!ok)
+			return vm_error_set(err, EINVAL, "unknown argument \"%.64s\"", k);
+	}
+	return 0;
+}
+
+#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+#define NOARGS ((const char *const[]){NULL})
+
+static int op_volume_create(struct vm_manager *m, const struct vm_caller *c,
+			    json_t *args, json_t **ret, struct vm_error *err)
+{
+	const char *name, *source;
+	int r;
+	if ((r = args_only(args, ARGS("name", "source", "labels"), err)) < 0 ||
+	    (r = arg_string(args, "name", true, &name, err)) < 0 ||
+	    (r = arg_string(args, "source", false, &source, err)) < 0)
+		return r;
+	struct vm_create_opts o = {0};
+	if ((r = vm_source_parse(source, &o.source, err)) < 0)
+		return r;
+	json_t *labels = json_object_get(args, "labels");
+	if ((r = vm_labels_check(labels, err)) < 0)
+		return r;
+	o.labels = json_is_object(labels) ? labels : NULL;
+	if ((r = vm_volume_create(m, name, &o, c, err)) < 0)
+		return r;
+	return vm_volume_get(m, name, true, ret, err);
+}
+
+static int op_name(json_t *args, const char **name, struct vm_error *err)
+{
+	int r = args_only(args, ARGS("name"), err);
+	return r < 0 ? r : arg_string(args, "name", true, name, err);
+}
+
+json_t *vm_control_handle(struct vm_manager *m, const struct vm_caller *caller,
+			  const char *body, size_t len, int fd)
+{
+	struct vm_error err = {0};
+	json_error_t jerr;
+	_cleanup_json_ json_t *req = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!req) {
+		vm_error_set(&err, EINVAL, "invalid JSON request: %s", jerr.text);
+		return reply_err(&err);
+	}
+	const char *op;
+	json_t *args = NULL;
+	if (json_unpack_ex(req, &jerr, JSON_STRICT, "{s:s, s?o}", "op", &op, "args",
+			   &args) < 0) {
+		vm_error_set(&err, EINVAL, "malformed request: %s", jerr.text);
+		return reply_err(&err);
+	}
+	_cleanup_json_ json_t *empty = json_object();
+	if (!args || json_is_null(args))
+		args = empty;
+	if (!json_is_object(args)) {
+		vm_error_set(&err, EINVAL, "args must be an object");
+		return reply_err(&err);
+	}
+
+	json_t *result = NULL;
+	const char *name = NULL;
+	int r;
+	if (strcmp(op, "ping") == 0) {
+		r = args_only(args, NOARGS, &err);
+		if (r == 0) {
+			const struct vm_pool *p = vm_manager_pool(m);
+			result = json_pack("{s:s, s:s, s:s, s:s}", "version", VOLMGR_VERSION,
+					   "pool", p->path, "fstype", p->fstype,
+					   "backend", "btrfs");
+		}
+	} else if (strcmp(op, "volume.create") == 0) {
+		r = op_volume_create(m, caller, args, &result, &err);
+	} else if (strcmp(op, "volume.list") == 0) {
+		r = args_only(args, NOARGS, &err);
+		if (r == 0)
+			r = vm_volume_list(m, true, &result, &err);
+	} else if (strcmp(op, "volume.inspect") == 0) {
+		if ((r = op_name(args, &name, &err)) == 0)
+			r = vm_volume_get(m, name, true, &result, &err);
+	} else if (strcmp(op, "volume.remove") == 0) {
+		if ((r = op_name(args, &name, &err)) == 0)
+			r = vm_volume_remove(m, name, &err);
+	} else if (strcmp(op, "cache.import") == 0) {
+		if ((r = op_name(args, &name, &err)) == 0) {
+			if (fd < 0)
+				r = vm_error_set(&err, EINVAL,
+						 "cache.import needs the source directory passed as a file descriptor");
+			else
+				r = vm_cache_import(m, name, fd, caller, &result, &err);
+		}
+	} else if (strcmp(op, "cache.list") == 0) {
+		r = args_only(args, NOARGS, &err);
+		if (r == 0)
+			r = vm_cache_list(m, &result, &err);
+	} else if (strcmp(op, "cache.inspect") == 0) {
+		if ((r = op_name(args, &name, &err)) == 0)
+			r = vm_cache_get(m, name, &result, &err);
+	} else if (strcmp(op, "cache.remove") == 0) {
+		if ((r = op_name(args, &name, &err)) == 0)
+			r = vm_cache_remove(m, name, &err);
+	} else {
+		r = vm_error_set(&err, EINVAL, "unknown operation \"%.64s\"", op);
+	}
+	if (r < 0) {
+		json_decref(result);
+		return reply_err(&err);
+	}
+	return reply_ok(result);
+}

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The control protocol between `volmgr` and volmgrd: one JSON object per
+ * SOCK_SEQPACKET message each way (the kernel keeps message boundaries,
+ * so there is no framing to parse), an optional file descriptor passed
+ * with SCM_RIGHTS, and the caller identified by SO_PEERCRED.
+ *
+ *   request: {"op": "volume.create", "args": {...}}
+ *   reply:   {"ok": true, "result": ...}
+ *          | {"ok": false, "error": {"errno": 2, "name": "ENOENT",
+ *                                    "message": "no such volume: x"}}
+ */
+#pragma once
+
+#include <jansson.h>
+
+#include "manager.h"
+
+#define VM_CONTROL_REQUEST_MAX (64 * 1024)
+#define VM_CONTROL_REPLY_MAX (16 * 1024 * 1024)
+
+/* Handle one request.  fd is a descriptor the caller passed along (or -1);
+ * the handler never keeps it.  Always returns a reply object. */
+json_t *vm_control_handle(struct vm_manager *m, const struct vm_caller *caller,
+			  const char *body, size_t len, int fd);
+
+#include "exitcode.h"

@@ -1,0 +1,215 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The control socket: SOCK_SEQPACKET, one thread per client (bounded),
+ * each message one request; the caller's credentials come from the kernel
+ * (SO_PEERCRED), never from the request. */
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "control.h"
+#include "server.h"
+
+#define MAX_CLIENTS 64
+#define IDLE_TIMEOUT_S 300
+
+struct vm_ctlserver {
+	struct vm_manager *m;
+	int listen_fd;
+	int stop_pipe[2];
+	pthread_t thread;
+	pthread_mutex_t lock;
+	unsigned clients;
+};
+
+struct client {
+	struct vm_ctlserver *s;
+	int fd;
+	struct vm_caller caller;
+};
+
+/* Receive one message and at most one passed fd.  A message that does
+ * not fit is refused whole (MSG_TRUNC), and so is more than one fd. */
+static ssize_t recv_request(int fd, char *buf, size_t cap, int *ret_fd)
+{
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int) * 4)];
+	} ctl;
+	struct iovec iov = {buf, cap};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = ctl.b, .msg_controllen = sizeof(ctl.b)};
+	*ret_fd = -1;
+	ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return -errno;
+	int nfds = 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		int fds[4];
+		memcpy(fds, CMSG_DATA(c), k * sizeof(int));
+		for (size_t i = 0; i < k; i++) {
+			if (nfds++ == 0)
+				*ret_fd = fds[i];
+			else
+				close(fds[i]);
+		}
+	}
+	if (nfds > 1 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+		closep(ret_fd);
+		*ret_fd = -1;
+		return -EMSGSIZE;
+	}
+	return n;
+}
+
+static void *client_main(void *arg)
+{
+	struct client *cl = arg;
+	struct vm_ctlserver *s = cl->s;
+	char *buf = malloc(VM_CONTROL_REQUEST_MAX);
+	struct timeval tv = {.tv_sec = IDLE_TIMEOUT_S};
+	setsockopt(cl->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	/* Replies may be long lists: let a message be up to the limit. */
+	int sndbuf = VM_CONTROL_REPLY_MAX;
+	if (setsockopt(cl->fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) < 0)
+		setsockopt(cl->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	while (buf) {
+		int passed = -1;
+		ssize_t n = recv_request(cl->fd, buf, VM_CONTROL_REQUEST_MAX, &passed);
+		if (n == 0 || n == -EAGAIN || n == -ECONNRESET)
+			break;
+		json_t *reply;
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		if (n < 0) {
+			reply = json_pack("{s:b, s:{s:i, s:s, s:s}}", "ok", 0, "error",
+					  "errno", EMSGSIZE, "name", "EINVAL", "message",
+					  n == -EMSGSIZE ? "request too large or more than one fd"
+							 : "cannot read the request");
+		} else {
+			reply = vm_control_handle(s->m, &cl->caller, buf, (size_t)n, passed);
+		}
+		closep(&passed);
+		char *text = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		json_t *e = json_object_get(reply, "error");
+		vm_log("control pid=%d uid=%u request=%.*s -> %s%.300s (%.1f ms)",
+		       cl->caller.pid, cl->caller.uid, n > 0 ? (int)(n < 200 ? n : 200) : 0, buf, e ? "error: " : "ok",
+		       e ? json_string_value(json_object_get(e, "message")) : "",
+		       (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+			       (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+		json_decref(reply);
+		if (!text)
+			break;
+		ssize_t w = send(cl->fd, text, strlen(text), MSG_NOSIGNAL);
+		if (w < 0 && errno == EMSGSIZE) {
+			const char *big = "{\"ok\":false,\"error\":{\"errno\":90,\"name\":\"EIO\",\"message\":\"reply too large\"}}";
+			w = send(cl->fd, big, strlen(big), MSG_NOSIGNAL);
+		}
+		free(text);
+		if (w < 0)
+			break;
+	}
+	free(buf);
+	close(cl->fd);
+	pthread_mutex_lock(&s->lock);
+	s->clients--;
+	pthread_mutex_unlock(&s->lock);
+	free(cl);
+	return NULL;
+}
+
+static void *accept_main(void *arg)
+{
+	struct vm_ctlserver *s = arg;
+	for (;;) {
+		struct pollfd p[2] = {{s->listen_fd, POLLIN, 0}, {s->stop_pipe[0], POLLIN, 0}};
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[1].revents)
+			break;
+		int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		struct ucred cred;
+		socklen_t len = sizeof(cred);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+			close(fd);
+			continue;
+		}
+		pthread_mutex_lock(&s->lock);
+		bool full = s->clients >= MAX_CLIENTS;
+		if (!full)
+			s->clients++;
+		pthread_mutex_unlock(&s->lock);
+		if (full) {
+			const char *busy = "{\"ok\":false,\"error\":{\"errno\":16,\"name\":\"EBUSY\",\"message\":\"too many clients\"}}";
+			send(fd, busy, strlen(busy), MSG_NOSIGNAL | MSG_DONTWAIT);
+			close(fd);
+			continue;
+		}
+		struct client *cl = malloc(sizeof(*cl));
+		pthread_t t;
+		pthread_attr_t attr;
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		if (cl) {
+			*cl = (struct client){s, fd, {cred.uid, cred.pid}};
+			if (pthread_create(&t, &attr, client_main, cl) == 0) {
+				pthread_attr_destroy(&attr);
+				continue;
+			}
+			free(cl);
+		}
+		pthread_attr_destroy(&attr);
+		close(fd);
+		pthread_mutex_lock(&s->lock);
+		s->clients--;
+		pthread_mutex_unlock(&s->lock);
+	}
+	return NULL;
+}
+
+int vm_ctlserver_start(struct vm_manager *m, int listen_fd,
+		       struct vm_ctlserver **ret, struct vm_error *err)
+{
+	struct vm_ctlserver *s = calloc(1, sizeof(*s));
+	if (!s)
+		return vm_error_set(err, ENOMEM, "out of memory");
+	s->m = m;
+	s->listen_fd = listen_fd;
+	pthread_mutex_init(&s->lock, NULL);
+	if (pipe2(s->stop_pipe, O_CLOEXEC) < 0) {
+		free(s);
+		return vm_error_errno(err, errno, "pipe");
+	}
+	int r = pthread_create(&s->thread, NULL, accept_main, s);
+	if (r != 0) {
+		close(s->stop_pipe[0]);
+		close(s->stop_pipe[1]);
+		free(s);
+		return vm_error_errno(err, r, "cannot start the control thread");
+	}
+	*ret = s;
+	return 0;
+}
+
+void vm_ctlserver_stop(struct vm_ctlserver *s)
+{
+	if (!s)
+		return;
+	(void)!write(s->stop_pipe[1], "x", 1);
+	pthread_join(s->thread, NULL);
+	close(s->stop_pipe[0]);
+	close(s->stop_pipe[1]);
+	/* Client threads are detached; the process exits right after. */
+}

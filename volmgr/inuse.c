@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "inuse.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <libmount/libmount.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "names.h"
+
+int vm_inuse_scan_mountinfo(const char *path, dev_t sb_dev, const char *prefix,
+			    json_t *counts)
+{
+	struct libmnt_table *tb = mnt_new_table_from_file(path);
+	if (!tb)
+		return -ENOENT; /* the process is gone, or not readable */
+	struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
+	if (!it) {
+		mnt_unref_table(tb);
+		return -ENOMEM;
+	}
+	size_t pl = strlen(prefix);
+	struct libmnt_fs *fs;
+	while (mnt_table_next_fs(tb, it, &fs) == 0) {
+		if (mnt_fs_get_devno(fs) != sb_dev)
+			continue;
+		const char *root = mnt_fs_get_root(fs);
+		if (!root || strncmp(root, prefix, pl) != 0 || root[pl] != '/')
+			continue;
+		const char *name = root + pl + 1;
+		size_t nl = strcspn(name, "/");
+		if (nl == 0 || nl > VM_NAME_MAX)
+			continue;
+		char key[VM_NAME_MAX + 1];
+		memcpy(key, name, nl);
+		key[nl] = '\0';
+		json_t *c = json_object_get(counts, key);
+		json_object_set_new(counts, key,
+				    json_integer(c ? json_integer_value(c) + 1 : 1));
+	}
+	mnt_free_iter(it);
+	mnt_unref_table(tb);
+	return 0;
+}
+
+/* Mount namespaces already read in this scan, by inode of ns/mnt. */
+struct ns_seen {
+	ino_t *v;
+	size_t n, cap;
+};
+
+static bool ns_seen_add(struct ns_seen *s, ino_t ino)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->v[i] == ino)
+			return false;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 64;
+		ino_t *n = realloc(s->v, cap * sizeof(*n));
+		if (!n)
+			return true; /* read it again rather than miss it */
+		s->v = n;
+		s->cap = cap;
+	}
+	s->v[s->n++] = ino;
+	return true;
+}
+
+int vm_inuse_scan(const char *proc, dev_t sb_dev, const char *prefix,
+		  json_t **ret, struct vm_error *err)
+{
+	json_t *counts = json_object();
+	if (!counts)
+		return vm_error_set(err, ENOMEM, "out of memory");
+	DIR *d = opendir(proc);
+	if (!d) {
+		json_decref(counts);
+		return vm_error_errno(err, errno, "cannot read %s", proc);
+	}
+	struct ns_seen seen = {0};
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		char p[PATH_MAX];
+		struct stat st;
+		snprintf(p, sizeof(p), "%s/%s/ns/mnt", proc, de->d_name);
+		if (stat(p, &st) < 0)
+			continue; /* exited, or a kernel thread */
+		if (!ns_seen_add(&seen, st.st_ino))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s/mountinfo", proc, de->d_name);
+		vm_inuse_scan_mountinfo(p, sb_dev, prefix, counts);
+	}
+	closedir(d);
+	free(seen.v);
+	*ret = counts;
+	return 0;
+}

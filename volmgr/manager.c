@@ -1,0 +1,778 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "manager.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "btrfs.h"
+#include "inuse.h"
+#include "record.h"
+#include "tree.h"
+
+struct vm_manager {
+	struct vm_pool *pool;
+	pthread_mutex_t lock;
+	char *proc;
+	char *vol_prefix; /* volumes/ as seen in mountinfo's root field */
+	json_t *importing; /* cache names with an import in flight */
+};
+
+struct locked {
+	pthread_mutex_t *m;
+};
+static void unlockp(struct locked *l)
+{
+	if (l->m)
+		pthread_mutex_unlock(l->m);
+}
+#define LOCK_GUARD(mgr)                                                        \
+	_cleanup_(unlockp) struct locked _guard = {&(mgr)->lock};              \
+	pthread_mutex_lock(&(mgr)->lock)
+
+static void recordp(struct vm_record *r) { vm_record_done(r); }
+static void jsonp(json_t **j) { json_decref(*j); }
+#define _cleanup_json_ _cleanup_(jsonp)
+
+const struct vm_pool *vm_manager_pool(const struct vm_manager *m)
+{
+	return m->pool;
+}
+
+static int data_fd(struct vm_manager *m, enum vm_kind k)
+{
+	return k == VM_KIND_CACHE ? m->pool->caches_fd : m->pool->volumes_fd;
+}
+
+static int meta_fd(struct vm_manager *m, enum vm_kind k)
+{
+	return k == VM_KIND_CACHE ? m->pool->cache_meta_fd : m->pool->vol_meta_fd;
+}
+
+static void record_file(const char *name, char buf[static VM_NAME_MAX + 8])
+{
+	snprintf(buf, VM_NAME_MAX + 8, "%s.json", name);
+}
+
+static int load_record(struct vm_manager *m, enum vm_kind k, const char *name,
+		       struct vm_record *ret, struct vm_error *err)
+{
+	char file[VM_NAME_MAX + 8];
+	record_file(name, file);
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	int r = vm_read_file_at(meta_fd(m, k), file, VM_RECORD_MAX_BYTES, &text, &len);
+	if (r == -ENOENT)
+		return vm_error_set(err, ENOENT, "no such %s: %s", vm_kind_str(k), name);
+	if (r < 0)
+		return vm_error_errno(err, -r, "cannot read the record of %s %s",
+				      vm_kind_str(k), name);
+	return vm_record_load(text, len, k, ret, err);
+}
+
+static int store_record(struct vm_manager *m, const struct vm_record *rec,
+			struct vm_error *err)
+{
+	char file[VM_NAME_MAX + 8];
+	record_file(rec->name, file);
+	_cleanup_free_ char *text = vm_record_dump(rec);
+	if (!text)
+		return vm_error_set(err, ENOMEM, "out of memory");
+	int r = vm_write_file_atomic_at(meta_fd(m, rec->kind), file, text,
+					strlen(text), 0600);
+	if (r < 0)
+		return vm_error_errno(err, -r, "cannot write the record of %s %s",
+				      vm_kind_str(rec->kind), rec->name);
+	return 0;
+}
+
+static int unlink_record(struct vm_manager *m, enum vm_kind k, const char *name,
+			 struct vm_error *err)
+{
+	char file[VM_NAME_MAX + 8];
+	record_file(name, file);
+	int fd = meta_fd(m, k);
+	if (unlinkat(fd, file, 0) < 0 && errno != ENOENT)
+		return vm_error_errno(err, errno, "cannot remove the record of %s", name);
+	if (fsync(fd) < 0)
+		return vm_error_errno(err, errno, "cannot sync the records");
+	return 0;
+}
+
+static void staging_name(const char *what, const char *name,
+			 char buf[static VM_NAME_MAX + 64])
+{
+	char rnd[17];
+	vm_random_hex(rnd, 16);
+	snprintf(buf, VM_NAME_MAX + 64, "%s-%s-%s", what, name, rnd);
+}
+
+/* Delete staging/name, a subvolume or (left by a crash) a plain tree. */
+static int delete_staged(struct vm_manager *m, const char *name,
+			 struct vm_error *err)
+{
+	_cleanup_close_ int fd = vm_openat_beneath(
+		m->pool->staging_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (fd >= 0 && vm_btrfs_is_subvolume(fd) == 1) {
+		closep(&fd);
+		/* A read-only nested subvolume would stop the recursive
+		 * delete; the top one is ours and may be read-only (caches). */
+		return vm_btrfs_delete(m->pool->staging_fd, name, err);
+	}
+	return vm_tree_remove(m->pool->staging_fd, name, err);
+}
+
+/* Move dir/name out of sight into staging/, then delete it. */
+static int discard_data(struct vm_manager *m, int dirfd, const char *name,
+			struct vm_error *err)
+{
+	char trash[VM_NAME_MAX + 64];
+	staging_name("trash", name, trash);
+	if (renameat(dirfd, name, m->pool->staging_fd, trash) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return vm_error_errno(err, errno, "cannot move %s to staging", name);
+	}
+	return delete_staged(m, trash, err);
+}
+
+static bool data_exists(struct vm_manager *m, enum vm_kind k, const char *name)
+{
+	struct stat st;
+	return fstatat(data_fd(m, k), name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* ---- repair at startup ---- */
+
+static void report_add(json_t *report, const char *fmt, ...) _printf_(2, 3);
+static void report_add(json_t *report, const char *fmt, ...)
+{
+	char buf[768];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	json_array_append_new(report, json_string(buf));
+}
+
+static DIR *opendir_at(int fd)
+{
+	int d = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (d < 0)
+		return NULL;
+	DIR *dir = fdopendir(d);
+	if (!dir)
+		close(d);
+	else
+		rewinddir(dir);
+	return dir;
+}
+
+static int repair_staging(struct vm_manager *m, json_t *report,
+			  struct vm_error *err)
+{
+	DIR *d = opendir_at(m->pool->staging_fd);
+	if (!d)
+		return vm_error_errno(err, errno, "cannot read staging");
+	struct dirent *de;
+	int r = 0;
+	while ((de = readdir(d))) {
+		if (!vm_is_plain_component(de->d_name))
+			continue;
+		struct vm_error e = {0};
+		if (delete_staged(m, de->d_name, &e) < 0) {
+			report_add(report, "could not delete staging/%s: %s",
+				   de->d_name, e.msg);
+			continue;
+		}
+		report_add(report, "deleted unfinished work staging/%s", de->d_name);
+	}
+	closedir(d);
+	return r;
+}
+
+static bool is_temp_record(const char *n)
+{
+	return n[0] == '.' && strstr(n, ".tmp-");
+}
+
+static int repair_kind(struct vm_manager *m, enum vm_kind k, json_t *report,
+		       struct vm_error *err)
+{
+	const char *what = vm_kind_str(k);
+	_cleanup_json_ json_t *known = json_object();
+	DIR *d = opendir_at(meta_fd(m, k));
+	if (!d || !known) {
+		if (d)
+			closedir(d);
+		return vm_error_errno(err, errno ? errno : ENOMEM,
+				      "cannot read the %s records", what);
+	}
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		const char *n = de->d_name;
+		if (!vm_is_plain_component(n))
+			continue;
+		if (is_temp_record(n)) {
+			unlinkat(meta_fd(m, k), n, 0);
+			report_add(report, "removed half-written record %s", n);
+			continue;
+		}
+		size_t l = strlen(n);
+		if (l < 6 || strcmp(n + l - 5, ".json") != 0)
+			continue;
+		char name[VM_NAME_MAX + 1];
+		if (l - 5 > VM_NAME_MAX)
+			continue;
+		memcpy(name, n, l - 5);
+		name[l - 5] = '\0';
+		json_object_set_new(known, name, json_true());
+
+		struct vm_error e = {0};
+		_cleanup_(recordp) struct vm_record rec = {0};
+		if (load_record(m, k, name, &rec, &e) < 0) {
+			/* Never delete data we cannot account for. */
+			report_add(report, "%s %s: unreadable record left alone: %s",
+				   what, name, e.msg);
+			continue;
+		}
+		if (rec.state == VM_STATE_REMOVING) {
+			if (discard_data(m, data_fd(m, k), name, &e) < 0 ||
+			    unlink_record(m, k, name, &e) < 0) {
+				report_add(report, "%s %s: could not finish removal: %s",
+					   what, name, e.msg);
+				continue;
+			}
+			report_add(report, "%s %s: finished an interrupted removal",
+				   what, name);
+			continue;
+		}
+		if (!data_exists(m, k, name)) {
+			if (unlink_record(m, k, name, &e) == 0)
+				report_add(report, "%s %s: dropped a record without data",
+					   what, name);
+		}
+	}
+	closedir(d);
+
+	d = opendir_at(data_fd(m, k));
+	if (!d)
+		return vm_error_errno(err, errno, "cannot read the %s directory", what);
+	while ((de = readdir(d))) {
+		if (!vm_is_plain_component(de->d_name) ||
+		    json_object_get(known, de->d_name))
+			continue;
+		struct vm_error e = {0};
+		if (discard_data(m, data_fd(m, k), de->d_name, &e) < 0)
+			report_add(report, "%s %s: could not delete data without a record: %s",
+				   what, de->d_name, e.msg);
+		else
+			report_add(report, "%s %s: deleted data without a record",
+				   what, de->d_name);
+	}
+	closedir(d);
+	return 0;
+}
+
+int vm_manager_new(struct vm_pool *pool, const struct vm_manager_config *cfg,
+		   struct vm_manager **ret, json_t **ret_report,
+		   struct vm_error *err)
+{
+	struct vm_manager *m = calloc(1, sizeof(*m));
+	if (!m) {
+		vm_pool_free(pool);
+		return vm_error_set(err, ENOMEM, "out of memory");
+	}
+	m->pool = pool;
+	pthread_mutex_init(&m->lock, NULL);
+	m->proc = strdup(cfg && cfg->proc ? cfg->proc : "/proc");
+	const char *root = pool->fs_root;
+	bool slash = root[0] && root[strlen(root) - 1] == '/';
+	m->importing = json_object();
+	if (!m->proc || !m->importing ||
+	    asprintf(&m->vol_prefix, "%s%svolumes", root, slash ? "" : "/") < 0) {
+		vm_manager_free(m);
+		return vm_error_set(err, ENOMEM, "out of memory");
+	}
+	json_t *report = json_array();
+	int r = repair_staging(m, report, err);
+	if (r == 0)
+		r = repair_kind(m, VM_KIND_VOLUME, report, err);
+	if (r == 0)
+		r = repair_kind(m, VM_KIND_CACHE, report, err);
+	if (r < 0) {
+		json_decref(report);
+		vm_manager_free(m);
+		return r;
+	}
+	if (ret_report)
+		*ret_report = report;
+	else
+		json_decref(report);
+	*ret = m;
+	return 0;
+}
+
+void vm_manager_free(struct vm_manager *m)
+{
+	if (!m)
+		return;
+	vm_pool_free(m->pool);
+	pthread_mutex_destroy(&m->lock);
+	free(m->proc);
+	free(m->vol_prefix);
+	json_decref(m->importing);
+	free(m);
+}
+
+/* ---- volumes ---- */
+
+static char *volume_path(struct vm_manager *m, const char *name)
+{
+	char *p;
+	if (asprintf(&p, "%s/volumes/%s", m->pool->path, name) < 0)
+		return NULL;
+	return p;
+}
+
+static int open_source(struct vm_manager *m, const struct vm_source *src,
+		       int *ret_fd, struct vm_error *err)
+{
+	enum vm_kind k = src->kind == VM_SOURCE_CACHE ? VM_KIND_CACHE : VM_KIND_VOLUME;
+	_cleanup_(recordp) struct vm_record rec = {0};
+	int r = load_record(m, k, src->name, &rec, err);
+	if (r < 0)
+		return r;
+	if (rec.state != VM_STATE_READY)
+		return vm_error_set(err, ENOENT, "no such %s: %s", vm_kind_str(k), src->name);
+	int fd = vm_openat_beneath(data_fd(m, k), src->name,
+				   O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return vm_error_errno(err, -fd, "cannot open %s %s", vm_kind_str(k),
+				      src->name);
+	*ret_fd = fd;
+	return 0;
+}
+
+/* Move staging/tmp to dir/name unless name exists. */
+static int publish(struct vm_manager *m, const char *tmp, int dirfd,
+		   const char *name, struct vm_error *err)
+{
+	if (renameat2(m->pool->staging_fd, tmp, dirfd, name, RENAME_NOREPLACE) < 0)
+		return vm_error_errno(err, errno, "cannot move %s into place", name);
+	return 0;
+}
+
+int vm_volume_create(struct vm_manager *m, const char *name,
+		     const struct vm_create_opts *opts,
+		     const struct vm_caller *caller, struct vm_error *err)
+{
+	int r = vm_name_check("volume", name, err);
+	if (r < 0)
+		return r;
+	if (opts && (r = vm_labels_check(opts->labels, err)) < 0)
+		return r;
+	LOCK_GUARD(m);
+	char file[VM_NAME_MAX + 8];
+	record_file(name, file);
+	struct stat st;
+	if (fstatat(m->pool->vol_meta_fd, file, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
+	    data_exists(m, VM_KIND_VOLUME, name))
+		return vm_error_set(err, EEXIST, "volume %s already exists", name);
+
+	_cleanup_(recordp) struct vm_record rec = {0};
+	if (vm_record_init(&rec, VM_KIND_VOLUME, name) < 0)
+		return vm_error_set(err, ENOMEM, "out of memory");
+	char tmp[VM_NAME_MAX + 64];
+	staging_name("new", name, tmp);
+	if (opts && opts->source.kind != VM_SOURCE_NONE) {
+		_cleanup_close_ int src = -1;
+		r = open_source(m, &opts->source, &src, err);
+		if (r < 0)
+			return r;
+		r = vm_btrfs_snapshot(src, m->pool->staging_fd, tmp, &rec.subvol_id, err);
+		rec.source = opts->source;
+	} else {
+		r = vm_btrfs_create(m->pool->staging_fd, tmp, &rec.subvol_id, err);
+	}
+	if (r < 0)
+		return r;
+	r = publish(m, tmp, m->pool->volumes_fd, name, err);
+	if (r < 0) {
+		delete_staged(m, tmp, NULL);
+		return r;
+	}
+	rec.created_ns = vm_now_ns();
+	if (caller) {
+		rec.creator_uid = caller->uid;
+		rec.creator_pid = caller->pid;
+	}
+	if (opts && opts->labels) {
+		json_decref(rec.labels);
+		rec.labels = json_deep_copy(opts->labels);
+	}
+	r = store_record(m, &rec, err);
+	if (r < 0) {
+		discard_data(m, m->pool->volumes_fd, name, NULL);
+		return r;
+	}
+	return 0;
+}
+
+static int inuse_counts(struct vm_manager *m, json_t **ret, struct vm_error *err)
+{
+	return vm_inuse_scan(m->proc, m->pool->sb_dev, m->vol_prefix, ret, err);
+}
+
+/* Recorded engine mounts still inside their grace period, and the kernel
+ * mounts: either makes the volume in use. */
+static json_t *volume_info(struct vm_manager *m, const struct vm_record *rec,
+			   json_t *counts)
+{
+	int64_t now = vm_now_ns();
+	json_int_t kernel = json_integer_value(json_object_get(counts, rec->name));
+	bool pending = false;
+	json_t *mounts = json_array();
+	const char *id;
+	json_t *mt;
+	json_object_foreach(rec->mounts, id, mt) {
+		int64_t since = json_integer_value(json_object_get(mt, "since"));
+		char t[40];
+		vm_format_time(since, t);
+		bool fresh = now - since < VM_MOUNT_GRACE_NS;
+		pending |= fresh;
+		json_array_append_new(mounts, json_pack("{s:s, s:s, s:b}", "id", id,
+							"since", t, "stale",
+							!fresh && kernel == 0));
+	}
+	char created[40], src[VM_NAME_MAX + 16];
+	vm_format_time(rec->created_ns, created);
+	vm_source_format(&rec->source, src);
+	_cleanup_free_ char *path = volume_path(m, rec->name);
+	json_t *info = json_pack("{s:s, s:s, s:s, s:I, s:O, s:s, s:o, s:{s:I, s:I}, s:I}",
+				 "name", rec->name, "source", src, "created", created,
+				 "created_ns", (json_int_t)rec->created_ns,
+				 "labels", rec->labels, "mountpoint", path ? path : "",
+				 "mounts", mounts,
+				 "creator", "uid", (json_int_t)rec->creator_uid,
+				 "pid", (json_int_t)rec->creator_pid,
+				 "subvol_id", (json_int_t)rec->subvol_id);
+	if (info && counts) {
+		json_object_set_new(info, "in_use", json_boolean(kernel > 0 || pending));
+		json_object_set_new(info, "kernel_mounts", json_integer(kernel));
+	}
+	return info;
+}
+
+static int volume_load_ready(struct vm_manager *m, const char *name,
+			     struct vm_record *rec, struct vm_error *err)
+{
+	int r = vm_name_check("volume", name, err);
+	if (r < 0)
+		return r;
+	r = load_record(m, VM_KIND_VOLUME, name, rec, err);
+	if (r < 0)
+		return r;
+	if (rec->state != VM_STATE_READY)
+		return vm_error_set(err, ENOENT, "no such volume: %s", name);
+	return 0;
+}
+
+int vm_volume_get(struct vm_manager *m, const char *name, bool with_usage,
+		  json_t **ret, struct vm_error *err)
+{
+	LOCK_GUARD(m);
+	_cleanup_(recordp) struct vm_record rec = {0};
+	int r = volume_load_ready(m, name, &rec, err);
+	if (r < 0)
+		return r;
+	_cleanup_json_ json_t *counts = NULL;
+	if (with_usage)
+		r = inuse_counts(m, &counts, err);
+	if (r < 0)
+		return r;
+	json_t *info = volume_info(m, &rec, counts);
+	if (!info)
+		return vm_error_set(err, ENOMEM, "out of memory");
+	*ret = info;
+	return 0;
+}
+
+static int list_kind(struct vm_manager *m, enum vm_kind k, json_t *counts,
+		     json_t **ret, struct vm_error *err)
+{
+	DIR *d = opendir_at(meta_fd(m, k));
+	if (!d)
+		return vm_error_errno(err, errno, "cannot read the records");
+	json_t *out = json_array();
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		if (de->d_name[0] == '.' || l < 6 || l - 5 > VM_NAME_MAX ||
+		    strcmp(de->d_name + l - 5, ".json") != 0)
+			continue;
+		char name[VM_NAME_MAX + 1];
+		memcpy(name, de->d_name, l - 5);
+		name[l - 5] = '\0';
+		_cleanup_(recordp) struct vm_record rec = {0};
+		if (load_record(m, k, name, &rec, NULL) < 0 ||
+		    rec.state != VM_STATE_READY)
+			continue;
+		json_t *info;
+		if (k == VM_KIND_VOLUME) {
+			info = volume_info(m, &rec, counts);
+		} else {
+			char created[40];
+			vm_format_time(rec.created_ns, created);
+			info = json_pack("{s:s, s:s, s:I, s:O, s:I}", "name", rec.name,
+					 "created", created, "created_ns",
+					 (json_int_t)rec.created_ns, "labels", rec.labels,
+					 "subvol_id", (json_int_t)rec.subvol_id);
+		}
+		json_array_append_new(out, info);
+	}
+	closedir(d);
+	/* readdir order is arbitrary: sort by name for stable output. */
+	size_t n = json_array_size(out);
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0; j--) {
+			json_t *a = json_array_get(out, j - 1), *b = json_array_get(out, j);
+			if (strcmp(json_string_value(json_object_get(a, "name")),
+				   json_string_value(json_object_get(b, "name"))) <= 0)
+				break;
+			json_incref(a);
+			json_array_set(out, j - 1, b);
+			json_array_set_new(out, j, a);
+		}
+	*ret = out;
+	return 0;
+}
+
+int vm_volume_list(struct vm_manager *m, bool with_usage, json_t **ret,
+		   struct vm_error *err)
+{
+	LOCK_GUARD(m);
+	_cleanup_json_ json_t *counts = NULL;
+	int r = with_usage ? inuse_counts(m, &counts, err) : 0;
+	if (r < 0)
+		return r;
+	return list_kind(m, VM_KIND_VOLUME, counts, ret, err);
+}
+
+static int remove_locked(struct vm_manager *m, enum vm_kind k,
+			 struct vm_record *rec, struct vm_error *err)
+{
+	rec->state = VM_STATE_REMOVING;
+	int r = store_record(m, rec, err);
+	if (r < 0)
+		return r;
+	char trash[VM_NAME_MAX + 64];
+	staging_name("trash", rec->name, trash);
+	if (renameat(data_fd(m, k), rec->name, m->pool->staging_fd, trash) < 0 &&
+	    errno != ENOENT)
+		return vm_error_errno(err, errno, "cannot move %s %s to staging",
+				      vm_kind_str(k), rec->name);
+	r = unlink_record(m, k, rec->name, err);
+	if (r < 0)
+		return r;
+	/* The name is free from here on; a failed delete is retried at the
+	 * next start (staging is emptied then). */
+	return delete_staged(m, trash, err);
+}
+
+int vm_volume_remove(struct vm_manager *m, const char *name, struct vm_error *err)
+{
+	LOCK_GUARD(m);
+	_cleanup_(recordp) struct vm_record rec = {0};
+	int r = volume_load_ready(m, name, &rec, err);
+	if (r < 0)
+		return r;
+	_cleanup_json_ json_t *counts = NULL;
+	r = inuse_counts(m, &counts, err);
+	if (r < 0)
+		return r;
+	_cleanup_json_ json_t *info = volume_info(m, &rec, counts);
+	if (!info)
+		return vm_error_set(err, ENOMEM, "out of memory");
+	if (json_is_true(json_object_get(info, "in_use")))
+		return vm_error_set(err, EBUSY,
+				    "volume %s is in use (%lld mount(s) by containers, %zu recorded engine mount(s))",
+				    name,
+				    (long long)json_integer_value(json_object_get(info, "kernel_mounts")),
+				    json_object_size(rec.mounts));
+	return remove_locked(m, VM_KIND_VOLUME, &rec, err);
+}
+
+int vm_volume_mount(struct vm_manager *m, const char *name, const char *id,
+		    char **ret_path, struct vm_error *err)
+{
+	int r = vm_mount_id_check(id, err);
+	if (r < 0)
+		return r;
+	LOCK_GUARD(m);
+	_cleanup_(recordp) struct vm_record rec = {0};
+	r = volume_load_ready(m, name, &rec, err);
+	if (r < 0)
+		return r;
+	if (!json_object_get(rec.mounts, id) &&
+	    json_object_size(rec.mounts) >= VM_MOUNTS_MAX)
+		return vm_error_set(err, EMFILE, "volume %s has too many mounts", name);
+	_cleanup_free_ char *path = volume_path(m, name);
+	if (!path)
+		return vm_error_set(err, ENOMEM, "out of memory");
+	if (json_object_set_new(rec.mounts, id,
+				json_pack("{s:I}", "since", (json_int_t)vm_now_ns())) < 0)
+		return vm_error_set(err, ENOMEM, "out of memory");
+	r = store_record(m, &rec, err);
+	if (r < 0)
+		return r;
+	*ret_path = TAKE_PTR(path);
+	return 0;
+}
+
+int vm_volume_unmount(struct vm_manager *m, const char *name, const char *id,
+		      struct vm_error *err)
+{
+	int r = vm_mount_id_check(id, err);
+	if (r < 0)
+		return r;
+	LOCK_GUARD(m);
+	_cleanup_(recordp) struct vm_record rec = {0};
+	r = volume_load_ready(m, name, &rec, err);
+	if (r < 0)
+		return r;
+	/* An unknown ID is not an error: the engine may retry an Unmount
+	 * whose reply it lost. */
+	if (json_object_del(rec.mounts, id) < 0)
+		return 0;
+	return store_record(m, &rec, err);
+}
+
+/* ---- caches ---- */
+
+int vm_cache_import(struct vm_manager *m, const char *name, int src_fd,
+		    const struct vm_caller *caller, json_t **ret_stats,
+		    struct vm_error *err)
+{
+	int r = vm_name_check("cache", name, err);
+	if (r < 0)
+		return r;
+	char tmp[VM_NAME_MAX + 64];
+	staging_name("import", name, tmp);
+	uint64_t id = 0;
+	{
+		LOCK_GUARD(m);
+		char file[VM_NAME_MAX + 8];
+		record_file(name, file);
+		struct stat st;
+		if (json_object_get(m->importing, name) ||
+		    fstatat(m->pool->cache_meta_fd, file, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
+		    data_exists(m, VM_KIND_CACHE, name))
+			return vm_error_set(err, EEXIST, "cache %s already exists", name);
+		r = vm_btrfs_create(m->pool->staging_fd, tmp, &id, err);
+		if (r < 0)
+			return r;
+		json_object_set_new(m->importing, name, json_true());
+	}
+	/* The copy runs unlocked: other requests go on meanwhile. */
+	struct vm_copy_stats stats = {0};
+	{
+		_cleanup_close_ int dst = vm_openat_beneath(
+			m->pool->staging_fd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+		if (dst < 0)
+			r = vm_error_errno(err, -dst, "cannot open the new cache");
+		else
+			r = vm_tree_copy(src_fd, dst, &stats, err);
+	}
+	LOCK_GUARD(m);
+	json_object_del(m->importing, name);
+	if (r == 0)
+		r = publish(m, tmp, m->pool->caches_fd, name, err);
+	if (r < 0) {
+		delete_staged(m, tmp, NULL);
+		return r;
+	}
+	/* Read-only only once in place: btrfs refuses to move a read-only
+	 * subvolume (its ".." would change). */
+	{
+		_cleanup_close_ int fd = vm_openat_beneath(
+			m->pool->caches_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+		r = fd < 0 ? vm_error_errno(err, -fd, "cannot open cache %s", name)
+			   : vm_btrfs_set_read_only(fd, true, err);
+	}
+	if (r < 0) {
+		discard_data(m, m->pool->caches_fd, name, NULL);
+		return r;
+	}
+	_cleanup_(recordp) struct vm_record rec = {0};
+	if (vm_record_init(&rec, VM_KIND_CACHE, name) < 0) {
+		discard_data(m, m->pool->caches_fd, name, NULL);
+		return vm_error_set(err, ENOMEM, "out of memory");
+	}
+	rec.subvol_id = id;
+	rec.created_ns = vm_now_ns();
+	if (caller) {
+		rec.creator_uid = caller->uid;
+		rec.creator_pid = caller->pid;
+	}
+	r = store_record(m, &rec, err);
+	if (r < 0) {
+		discard_data(m, m->pool->caches_fd, name, NULL);
+		return r;
+	}
+	if (ret_stats)
+		*ret_stats = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
+				       "files", (json_int_t)stats.files,
+				       "dirs", (json_int_t)stats.dirs,
+				       "symlinks", (json_int_t)stats.symlinks,
+				       "hardlinks", (json_int_t)stats.hardlinks,
+				       "others", (json_int_t)stats.others,
+				       "bytes", (json_int_t)stats.bytes);
+	return 0;
+}
+
+int vm_cache_list(struct vm_manager *m, json_t **ret, struct vm_error *err)
+{
+	LOCK_GUARD(m);
+	return list_kind(m, VM_KIND_CACHE, NULL, ret, err);
+}
+
+int vm_cache_get(struct vm_manager *m, const char *name, json_t **ret,
+		 struct vm_error *err)
+{
+	int r = vm_name_check("cache", name, err);
+	if (r < 0)
+		return r;
+	_cleanup_json_ json_t *all = NULL;
+	r = vm_cache_list(m, &all, err);
+	if (r < 0)
+		return r;
+	size_t i;
+	json_t *c;
+	json_array_foreach(all, i, c) {
+		if (strcmp(json_string_value(json_object_get(c, "name")), name) == 0) {
+			*ret = json_incref(c);
+			return 0;
+		}
+	}
+	return vm_error_set(err, ENOENT, "no such cache: %s", name);
+}
+
+int vm_cache_remove(struct vm_manager *m, const char *name, struct vm_error *err)
+{
+	int r = vm_name_check("cache", name, err);
+	if (r < 0)
+		return r;
+	LOCK_GUARD(m);
+	_cleanup_(recordp) struct vm_record rec = {0};
+	r = load_record(m, VM_KIND_CACHE, name, &rec, err);
+	if (r < 0)
+		return r;
+	/* Volumes made from the cache are independent snapshots: removing
+	 * the cache does not touch them. */
+	return remove_locked(m, VM_KIND_CACHE, &rec, err);
+}

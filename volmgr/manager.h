@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The volume manager: every operation on volumes and caches, ordered so
+ * that a crash at any point leaves a state that vm_manager_new() repairs.
+ *
+ * Each operation does its work in staging/ (invisible), moves the result
+ * into place with renameat2(RENAME_NOREPLACE), and writes the record last:
+ * the record is the commit point.  Removal marks the record "removing",
+ * moves the subvolume into staging/, drops the record, then deletes. */
+#pragma once
+
+#include <jansson.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "names.h"
+#include "pool.h"
+#include "util.h"
+
+/* A mount ID recorded by Mount counts as "in use" for this long even
+ * before the engine's own bind mount appears (Docker's Mount timeout is
+ * 2 min); after that only a real mount does. */
+#define VM_MOUNT_GRACE_NS (120LL * 1000000000LL)
+
+struct vm_manager;
+
+struct vm_caller {
+	uint32_t uid;
+	int32_t pid;
+};
+
+struct vm_manager_config {
+	const char *proc; /* "/proc"; tests may point elsewhere */
+};
+
+/* Open the manager on an open pool (which it takes over) and repair what
+ * a crash left behind.  ret_report gets an array of strings, one per
+ * repair done (the daemon logs them). */
+int vm_manager_new(struct vm_pool *pool, const struct vm_manager_config *cfg,
+		   struct vm_manager **ret, json_t **ret_report,
+		   struct vm_error *err);
+void vm_manager_free(struct vm_manager *m);
+
+const struct vm_pool *vm_manager_pool(const struct vm_manager *m);
+
+int vm_volume_create(struct vm_manager *m, const char *name,
+		     const struct vm_create_opts *opts,
+		     const struct vm_caller *caller, struct vm_error *err);
+int vm_volume_remove(struct vm_manager *m, const char *name,
+		     struct vm_error *err);
+int vm_volume_mount(struct vm_manager *m, const char *name, const char *id,
+		    char **ret_path, struct vm_error *err);
+int vm_volume_unmount(struct vm_manager *m, const char *name, const char *id,
+		      struct vm_error *err);
+/* Info object: name, source, created, created_ns, labels, in_use,
+ * mountpoint, mounts (recorded engine mount IDs), kernel_mounts, creator,
+ * subvol_id. */
+/* with_usage: also scan the machine's mounts for in_use/kernel_mounts
+ * (costs a walk over /proc; the plugin's Get and List do not need it). */
+int vm_volume_get(struct vm_manager *m, const char *name, bool with_usage,
+		  json_t **ret, struct vm_error *err);
+int vm_volume_list(struct vm_manager *m, bool with_usage, json_t **ret,
+		   struct vm_error *err);
+
+/* Copy the tree open at src_fd into a new read-only cache. */
+int vm_cache_import(struct vm_manager *m, const char *name, int src_fd,
+		    const struct vm_caller *caller, json_t **ret_stats,
+		    struct vm_error *err);
+int vm_cache_list(struct vm_manager *m, json_t **ret, struct vm_error *err);
+int vm_cache_get(struct vm_manager *m, const char *name, json_t **ret,
+		 struct vm_error *err);
+int vm_cache_remove(struct vm_manager *m, const char *name,
+		    struct vm_error *err);

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "names.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static bool name_char(char c, bool first)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9'))
+		return true;
+	return !first && (c == '_' || c == '.' || c == '-');
+}
+
+int vm_name_check(const char *what, const char *name, struct vm_error *err)
+{
+	if (!name || !name[0])
+		return vm_error_set(err, EINVAL, "%s name is empty", what);
+	size_t len = strnlen(name, VM_NAME_MAX + 1);
+	if (len > VM_NAME_MAX)
+		return vm_error_set(err, EINVAL,
+				    "%s name is longer than %d characters", what,
+				    VM_NAME_MAX);
+	if (len < 2)
+		return vm_error_set(
+			err, EINVAL,
+			"invalid %s name \"%s\": at least 2 characters are required",
+			what, name);
+	for (size_t i = 0; i < len; i++) {
+		if (!name_char(name[i], i == 0))
+			return vm_error_set(
+				err, EINVAL,
+				"invalid %s name: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed (bad character at position %zu)",
+				what, i + 1);
+	}
+	return 0;
+}
+
+int vm_source_parse(const char *spec, struct vm_source *ret, struct vm_error *err)
+{
+	struct vm_source s = {0};
+	const char *name;
+	if (!spec || !spec[0]) {
+		*ret = s;
+		return 0;
+	}
+	if (strncmp(spec, "cache:", 6) == 0) {
+		s.kind = VM_SOURCE_CACHE;
+		name = spec + 6;
+	} else if (strncmp(spec, "volume:", 7) == 0) {
+		s.kind = VM_SOURCE_VOLUME;
+		name = spec + 7;
+	} else {
+		return vm_error_set(
+			err, EINVAL,
+			"invalid source: expected cache:NAME or volume:NAME");
+	}
+	int r = vm_name_check(s.kind == VM_SOURCE_CACHE ? "cache" : "volume",
+			      name, err);
+	if (r < 0)
+		return r;
+	memcpy(s.name, name, strlen(name) + 1);
+	*ret = s;
+	return 0;
+}
+
+void vm_source_format(const struct vm_source *src, char buf[static VM_NAME_MAX + 16])
+{
+	switch (src->kind) {
+	case VM_SOURCE_CACHE:
+		snprintf(buf, VM_NAME_MAX + 16, "cache:%s", src->name);
+		break;
+	case VM_SOURCE_VOLUME:
+		snprintf(buf, VM_NAME_MAX + 16, "volume:%s", src->name);
+		break;
+	default:
+		buf[0] = '\0';
+	}
+}
+
+void vm_create_opts_done(struct vm_create_opts *o)
+{
+	json_decref(o->labels);
+	o->labels = NULL;
+}
+
+int vm_create_opts_from_plugin(json_t *opts, struct vm_create_opts *ret,
+			       struct vm_error *err)
+{
+	struct vm_create_opts o = {0};
+	if (opts && !json_is_null(opts)) {
+		if (!json_is_object(opts))
+			return vm_error_set(err, EINVAL,
+					    "Opts must be an object of strings");
+		const char *key;
+		json_t *val;
+		json_object_foreach(opts, key, val) {
+			if (!json_is_string(val))
+				return vm_error_set(
+					err, EINVAL,
+					"option \"%.64s\" must be a string", key);
+			if (strcmp(key, "source") == 0) {
+				int r = vm_source_parse(json_string_value(val),
+							&o.source, err);
+				if (r < 0)
+					return r;
+			} else {
+				return vm_error_set(
+					err, EINVAL,
+					"unknown option \"%.64s\" (known: source)",
+					key);
+			}
+		}
+	}
+	*ret = o;
+	return 0;
+}
+
+static bool label_key_char(char c)
+{
+	return name_char(c, true) || c == '.' || c == '-' || c == '_' ||
+	       c == '/';
+}
+
+int vm_labels_check(json_t *labels, struct vm_error *err)
+{
+	if (!labels || json_is_null(labels))
+		return 0;
+	if (!json_is_object(labels))
+		return vm_error_set(err, EINVAL, "labels must be an object of strings");
+	if (json_object_size(labels) > VM_LABELS_MAX)
+		return vm_error_set(err, EINVAL, "more than %d labels", VM_LABELS_MAX);
+	const char *key;
+	json_t *val;
+	json_object_foreach(labels, key, val) {
+		size_t kl = strlen(key);
+		if (kl == 0 || kl > VM_LABEL_KEY_MAX)
+			return vm_error_set(err, EINVAL,
+					    "label key must have 1 to %d characters",
+					    VM_LABEL_KEY_MAX);
+		for (size_t i = 0; i < kl; i++)
+			if (!label_key_char(key[i]))
+				return vm_error_set(
+					err, EINVAL,
+					"invalid label key: only [a-zA-Z0-9._/-] are allowed");
+		if (!json_is_string(val))
+			return vm_error_set(err, EINVAL,
+					    "label \"%.64s\" must be a string", key);
+		size_t vl = json_string_length(val);
+		const char *v = json_string_value(val);
+		if (vl > VM_LABEL_VALUE_MAX)
+			return vm_error_set(err, EINVAL,
+					    "label \"%.64s\" is longer than %d bytes",
+					    key, VM_LABEL_VALUE_MAX);
+		for (size_t i = 0; i < vl; i++)
+			if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
+				return vm_error_set(
+					err, EINVAL,
+					"label \"%.64s\" contains a control character",
+					key);
+	}
+	return 0;
+}
+
+int vm_label_parse_into(json_t *labels, const char *kv, struct vm_error *err)
+{
+	const char *eq = strchr(kv, '=');
+	if (!eq || eq == kv)
+		return vm_error_set(err, EINVAL, "label must be KEY=VALUE");
+	size_t kl = (size_t)(eq - kv);
+	if (kl > VM_LABEL_KEY_MAX)
+		return vm_error_set(err, EINVAL, "label key is longer than %d characters",
+				    VM_LABEL_KEY_MAX);
+	char key[VM_LABEL_KEY_MAX + 1];
+	memcpy(key, kv, kl);
+	key[kl] = '\0';
+	json_t *v = json_string(eq + 1); /* NULL on invalid UTF-8 */
+	if (!v)
+		return vm_error_set(err, EINVAL, "label value is not valid UTF-8");
+	if (json_object_set_new(labels, key, v) < 0)
+		return vm_error_set(err, ENOMEM, "out of memory");
+	return vm_labels_check(labels, err);
+}

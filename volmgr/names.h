@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The one name rule for volumes and caches, and the parsers for the
+ * options a caller may give.  Every entry point (plugin, control socket,
+ * CLI) goes through these before anything touches the pool. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "util.h"
+
+/* Docker accepts volume names matching [a-zA-Z0-9][a-zA-Z0-9_.-]+ ; we
+ * accept exactly that, bounded so that a name plus our suffixes stays a
+ * valid file name.  No '/', no leading '.', so no name can leave the pool. */
+#define VM_NAME_MAX 200
+#define VM_LABEL_KEY_MAX 128
+#define VM_LABEL_VALUE_MAX 1024
+#define VM_LABELS_MAX 64
+
+/* what: "volume" or "cache", used in the message. */
+int vm_name_check(const char *what, const char *name, struct vm_error *err);
+
+enum vm_source_kind {
+	VM_SOURCE_NONE = 0,  /* an empty volume */
+	VM_SOURCE_CACHE,     /* cache:NAME */
+	VM_SOURCE_VOLUME,    /* volume:NAME */
+};
+
+struct vm_source {
+	enum vm_source_kind kind;
+	char name[VM_NAME_MAX + 1];
+};
+
+/* Parse "cache:NAME" or "volume:NAME" (the name checked by the name rule). */
+int vm_source_parse(const char *spec, struct vm_source *ret, struct vm_error *err);
+/* Format back to "cache:NAME"; "" for VM_SOURCE_NONE. */
+void vm_source_format(const struct vm_source *src, char buf[static VM_NAME_MAX + 16]);
+
+/* Options of a new volume, as given through the plugin (Opts) or the CLI. */
+struct vm_create_opts {
+	struct vm_source source;
+	json_t *labels; /* object of string -> string, owned; may be NULL */
+};
+
+void vm_create_opts_done(struct vm_create_opts *o);
+
+/* Parse the plugin's "Opts" object (NULL or JSON null: no options).  Every
+ * value must be a string; an unknown key is an error. */
+int vm_create_opts_from_plugin(json_t *opts, struct vm_create_opts *ret,
+			       struct vm_error *err);
+
+/* Check a labels object: at most VM_LABELS_MAX string values, keys and
+ * values bounded, keys non-empty and printable, values without control
+ * characters. */
+int vm_labels_check(json_t *labels, struct vm_error *err);
+/* Split "KEY=VALUE" into labels (CLI --label). */
+int vm_label_parse_into(json_t *labels, const char *kv, struct vm_error *err);

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The pool: one directory on a btrfs file system, opened once and then
+ * only used through fds.  Layout under the pool directory:
+ *
+ *   volumes/NAME          one btrfs subvolume per volume (served to engines)
+ *   caches/NAME           one read-only btrfs subvolume per cache
+ *   staging/              work in progress and trash; emptied at startup
+ *   .volmgr/volumes/NAME.json, .volmgr/caches/NAME.json   the records
+ *   .volmgr/lock          flock()ed by the one daemon that owns the pool
+ */
+#pragma once
+
+#include <sys/types.h>
+
+#include "util.h"
+
+struct vm_pool {
+	char *path;         /* canonical absolute path of the pool directory */
+	int fd;             /* the pool directory */
+	int lock_fd;
+	int volumes_fd, caches_fd, staging_fd;
+	int vol_meta_fd, cache_meta_fd;
+	char fstype[64];    /* from mountinfo, e.g. "btrfs" */
+	char *mount_target; /* mount point holding the pool */
+	char *fs_root;      /* the pool directory's path inside its file system */
+	dev_t sb_dev;       /* the file system's device number in mountinfo */
+};
+
+/* Open (creating the layout if needed) and lock the pool at path.  Fails
+ * with EOPNOTSUPP and a message naming the file system when it is not
+ * btrfs, and with EBUSY when another daemon holds the pool. */
+int vm_pool_open(const char *path, struct vm_pool **ret, struct vm_error *err);
+void vm_pool_free(struct vm_pool *pool);
+static inline void vm_pool_freep(struct vm_pool **p) { vm_pool_free(*p); }
+
+/* Look up the file system holding an open directory: type, mount point,
+ * the directory's path inside the file system and the device number that
+ * mountinfo shows for it.  Pure libmount work on /proc/self/mountinfo. */
+int vm_fs_probe(int dirfd, const char *path, char fstype[static 64],
+		char **ret_target, char **ret_fs_root, dev_t *ret_dev,
+		struct vm_error *err);

@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "record.h"
+
+#include <string.h>
+
+const char *vm_kind_str(enum vm_kind k)
+{
+	return k == VM_KIND_CACHE ? "cache" : "volume";
+}
+
+const char *vm_state_str(enum vm_state s)
+{
+	return s == VM_STATE_REMOVING ? "removing" : "ready";
+}
+
+int vm_record_init(struct vm_record *rec, enum vm_kind kind, const char *name)
+{
+	*rec = (struct vm_record){.kind = kind, .state = VM_STATE_READY};
+	size_t n = strlen(name);
+	if (n > VM_NAME_MAX)
+		return -ENAMETOOLONG;
+	memcpy(rec->name, name, n + 1);
+	rec->labels = json_object();
+	rec->mounts = json_object();
+	if (!rec->labels || !rec->mounts) {
+		vm_record_done(rec);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void vm_record_done(struct vm_record *rec)
+{
+	json_decref(rec->labels);
+	json_decref(rec->mounts);
+	rec->labels = rec->mounts = NULL;
+}
+
+int vm_mount_id_check(const char *id, struct vm_error *err)
+{
+	size_t n = id ? strnlen(id, VM_MOUNT_ID_MAX + 1) : 0;
+	if (n == 0 || n > VM_MOUNT_ID_MAX)
+		return vm_error_set(err, EINVAL,
+				    "mount ID must have 1 to %d characters",
+				    VM_MOUNT_ID_MAX);
+	for (size_t i = 0; i < n; i++)
+		if (id[i] <= 0x20 || id[i] >= 0x7f)
+			return vm_error_set(err, EINVAL,
+					    "mount ID must be printable ASCII");
+	return 0;
+}
+
+json_t *vm_record_to_json(const struct vm_record *rec)
+{
+	char src[VM_NAME_MAX + 16];
+	vm_source_format(&rec->source, src);
+	return json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:{s:I, s:I}, s:O, s:O}",
+			 "format", VM_RECORD_FORMAT,
+			 "kind", vm_kind_str(rec->kind),
+			 "name", rec->name,
+			 "state", vm_state_str(rec->state),
+			 "source", src,
+			 "created_ns", (json_int_t)rec->created_ns,
+			 "subvol_id", (json_int_t)rec->subvol_id,
+			 "creator", "uid", (json_int_t)rec->creator_uid,
+			 "pid", (json_int_t)rec->creator_pid,
+			 "labels", rec->labels,
+			 "mounts", rec->mounts);
+}
+
+static int parse_mounts(json_t *mounts, struct vm_error *err)
+{
+	if (!json_is_object(mounts))
+		return vm_error_set(err, EBADMSG, "record: mounts is not an object");
+	if (json_object_size(mounts) > VM_MOUNTS_MAX)
+		return vm_error_set(err, EBADMSG, "record: too many mounts");
+	const char *id;
+	json_t *m;
+	json_object_foreach(mounts, id, m) {
+		int r = vm_mount_id_check(id, err);
+		if (r < 0)
+			return r;
+		json_t *since = json_object_get(m, "since");
+		if (!json_is_object(m) || !json_is_integer(since))
+			return vm_error_set(err, EBADMSG,
+					    "record: mount entry is malformed");
+	}
+	return 0;
+}
+
+int vm_record_from_json(json_t *j, enum vm_kind kind, struct vm_record *ret,
+			struct vm_error *err)
+{
+	json_int_t format, created, subvol, uid, pid;
+	const char *k, *name, *state, *source;
+	json_t *labels, *mounts;
+	json_error_t jerr;
+	if (json_unpack_ex(j, &jerr, JSON_STRICT,
+			   "{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:{s:I, s:I}, s:o, s:o}",
+			   "format", &format, "kind", &k, "name", &name,
+			   "state", &state, "source", &source,
+			   "created_ns", &created, "subvol_id", &subvol,
+			   "creator", "uid", &uid, "pid", &pid,
+			   "labels", &labels, "mounts", &mounts) < 0)
+		return vm_error_set(err, EBADMSG, "record: %s", jerr.text);
+	if (format != VM_RECORD_FORMAT)
+		return vm_error_set(err, EBADMSG, "record: unknown format %lld",
+				    (long long)format);
+	if (strcmp(k, vm_kind_str(kind)) != 0)
+		return vm_error_set(err, EBADMSG, "record: kind is %s, expected %s",
+				    k, vm_kind_str(kind));
+	int r = vm_name_check(vm_kind_str(kind), name, err);
+	if (r < 0)
+		return r;
+	enum vm_state st;
+	if (strcmp(state, "ready") == 0)
+		st = VM_STATE_READY;
+	else if (strcmp(state, "removing") == 0)
+		st = VM_STATE_REMOVING;
+	else
+		return vm_error_set(err, EBADMSG, "record: unknown state");
+	if (created < 0 || subvol < 0 || uid < 0 || uid > UINT32_MAX ||
+	    pid < 0 || pid > INT32_MAX)
+		return vm_error_set(err, EBADMSG, "record: number out of range");
+	struct vm_source src;
+	r = vm_source_parse(source, &src, err);
+	if (r < 0)
+		return r;
+	r = vm_labels_check(labels, err);
+	if (r < 0)
+		return r;
+	r = parse_mounts(mounts, err);
+	if (r < 0)
+		return r;
+
+	struct vm_record rec = {
+		.kind = kind,
+		.state = st,
+		.source = src,
+		.created_ns = created,
+		.subvol_id = (uint64_t)subvol,
+		.creator_uid = (uint32_t)uid,
+		.creator_pid = (int32_t)pid,
+		.labels = json_deep_copy(labels),
+		.mounts = json_deep_copy(mounts),
+	};
+	memcpy(rec.name, name, strlen(name) + 1);
+	if (!rec.labels || !rec.mounts) {
+		vm_record_done(&rec);
+		return vm_error_set(err, ENOMEM, "out of memory");
+	}
+	*ret = rec;
+	return 0;
+}
+
+char *vm_record_dump(const struct vm_record *rec)
+{
+	json_t *j = vm_record_to_json(rec);
+	if (!j)
+		return NULL;
+	char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+	json_decref(j);
+	return s;
+}
+
+int vm_record_load(const char *text, size_t len, enum vm_kind kind,
+		   struct vm_record *ret, struct vm_error *err)
+{
+	json_error_t jerr;
+	json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!j)
+		return vm_error_set(err, EBADMSG, "record: %s (line %d)",
+				    jerr.text, jerr.line);
+	int r = vm_record_from_json(j, kind, ret, err);
+	json_decref(j);
+	return r;
+}

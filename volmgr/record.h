@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The on-disk record of a volume or cache: what it is, where it came from,
+ * who made it and which engine mounts hold it.  Records are JSON files
+ * written atomically; the record is the commit point of every operation. */
+#pragma once
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "names.h"
+
+#define VM_RECORD_FORMAT 1
+#define VM_RECORD_MAX_BYTES (256 * 1024)
+#define VM_MOUNT_ID_MAX 256
+#define VM_MOUNTS_MAX 1024
+
+enum vm_kind { VM_KIND_VOLUME, VM_KIND_CACHE };
+
+enum vm_state {
+	VM_STATE_READY,
+	VM_STATE_REMOVING, /* removal began: finish it at startup */
+};
+
+struct vm_record {
+	enum vm_kind kind;
+	enum vm_state state;
+	char name[VM_NAME_MAX + 1];
+	struct vm_source source;
+	int64_t created_ns;
+	uint64_t subvol_id;
+	uint32_t creator_uid;
+	int32_t creator_pid;
+	json_t *labels; /* object string->string, never NULL after init */
+	json_t *mounts; /* object mount-id -> {"since": ns}, never NULL */
+};
+
+int vm_record_init(struct vm_record *rec, enum vm_kind kind, const char *name);
+void vm_record_done(struct vm_record *rec);
+
+/* Serialise to a JSON object (new reference) / parse with full validation. */
+json_t *vm_record_to_json(const struct vm_record *rec);
+int vm_record_from_json(json_t *j, enum vm_kind kind, struct vm_record *ret,
+			struct vm_error *err);
+
+/* Same, through a string (the on-disk form). */
+char *vm_record_dump(const struct vm_record *rec);
+int vm_record_load(const char *text, size_t len, enum vm_kind kind,
+		   struct vm_record *ret, struct vm_error *err);
+
+/* A Docker/Podman mount id: 1..VM_MOUNT_ID_MAX printable ASCII characters. */
+int vm_mount_id_check(const char *id, struct vm_error *err);
+
+const char *vm_kind_str(enum vm_kind k);
+const char *vm_state_str(enum vm_state s);

@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* volmgrd's two listeners: the Docker plugin socket (HTTP, served by
+ * libmicrohttpd) and the control socket (SOCK_SEQPACKET, see control.h). */
+#pragma once
+
+#include "manager.h"
+
+/* Log one line to stderr with the daemon's prefix. */
+void vm_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Create a listening unix socket at path (mode, SOCK_STREAM or
+ * SOCK_SEQPACKET).  A stale socket file is replaced; a live one (another
+ * daemon answering) is an error. */
+int vm_listen_unix(const char *path, int type, mode_t mode, struct vm_error *err);
+
+struct vm_httpd;
+int vm_httpd_start(struct vm_manager *m, int listen_fd, struct vm_httpd **ret,
+		   struct vm_error *err);
+void vm_httpd_stop(struct vm_httpd *h);
+
+struct vm_ctlserver;
+int vm_ctlserver_start(struct vm_manager *m, int listen_fd,
+		       struct vm_ctlserver **ret, struct vm_error *err);
+void vm_ctlserver_stop(struct vm_ctlserver *s);

@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "util.h"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+
+static int error_vset(struct vm_error *err, int code, bool with_errno,
+		      const char *fmt, va_list ap)
+{
+	if (code < 0)
+		code = -code;
+	if (code == 0)
+		code = EIO;
+	if (err && err->code == 0) {
+		err->code = code;
+		int n = vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+		if (with_errno && n >= 0 && (size_t)n < sizeof(err->msg))
+			snprintf(err->msg + n, sizeof(err->msg) - n, ": %s",
+				 strerror(code));
+	}
+	return -code;
+}
+
+int vm_error_set(struct vm_error *err, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = error_vset(err, code, false, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+int vm_error_errno(struct vm_error *err, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = error_vset(err, code, true, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+int64_t vm_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+void vm_format_time(int64_t ns, char buf[static 40])
+{
+	time_t sec = (time_t)(ns / 1000000000LL);
+	struct tm tm;
+	gmtime_r(&sec, &tm);
+	size_t n = strftime(buf, 40, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, 40 - n, ".%09lldZ", (long long)(ns % 1000000000LL));
+}
+
+int vm_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int vm_read_file_at(int dirfd, const char *name, size_t max, char **ret,
+		    size_t *ret_len)
+{
+	_cleanup_close_ int fd =
+		vm_openat_beneath(dirfd, name, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return fd;
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EBADMSG;
+	if ((size_t)st.st_size > max)
+		return -EFBIG;
+	size_t cap = (size_t)st.st_size + 1, len = 0;
+	_cleanup_free_ char *buf = malloc(cap + 1);
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t n = read(fd, buf + len, cap - len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len == cap) /* grew underneath us: refuse */
+			return -EFBIG;
+	}
+	buf[len] = '\0';
+	if (ret_len)
+		*ret_len = len;
+	*ret = TAKE_PTR(buf);
+	return 0;
+}
+
+void vm_random_hex(char *buf, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char raw[32];
+	size_t want = (n + 1) / 2;
+	if (want > sizeof(raw))
+		want = sizeof(raw);
+	if (getrandom(raw, want, 0) != (ssize_t)want) {
+		/* getrandom on a booted system does not fail; mix the clock in
+		 * as a last resort so names still differ. */
+		int64_t t = vm_now_ns() ^ (int64_t)getpid();
+		for (size_t i = 0; i < want; i++)
+			raw[i] = (unsigned char)(t >> ((i % 8) * 8));
+	}
+	size_t i;
+	for (i = 0; i < n && i / 2 < want; i++)
+		buf[i] = hex[(raw[i / 2] >> ((i % 2) ? 0 : 4)) & 0xf];
+	buf[i] = '\0';
+}
+
+int vm_write_file_atomic_at(int dirfd, const char *name, const void *data,
+			    size_t len, mode_t mode)
+{
+	char tmp[300];
+	char rnd[17];
+	vm_random_hex(rnd, 16);
+	int n = snprintf(tmp, sizeof(tmp), ".%s.tmp-%s", name, rnd);
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	_cleanup_close_ int fd = openat(
+		dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+		mode);
+	if (fd < 0)
+		return -errno;
+	int r = vm_write_all(fd, data, len);
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (r == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
+		r = -errno;
+	if (r < 0) {
+		unlinkat(dirfd, tmp, 0);
+		return r;
+	}
+	if (fsync(dirfd) < 0)
+		return -errno;
+	return 0;
+}
+
+static bool force_fallback;
+
+void vm_openat_force_fallback(bool on) { force_fallback = on; }
+
+bool vm_is_plain_component(const char *name)
+{
+	return name && name[0] && strcmp(name, ".") != 0 &&
+	       strcmp(name, "..") != 0 && !strchr(name, '/');
+}
+
+int vm_openat_beneath(int dirfd, const char *name, int flags, mode_t mode)
+{
+	if (!vm_is_plain_component(name))
+		return -EINVAL;
+#ifdef SYS_openat2
+	if (!force_fallback) {
+		struct open_how how = {
+			.flags = (uint64_t)(flags | O_NOFOLLOW),
+			.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0,
+			.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+				   RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
+		};
+		long fd = syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
+		if (fd >= 0)
+			return (int)fd;
+		/* ENOSYS: old kernel; EPERM: a seccomp filter that refuses
+		 * the unknown syscall.  Anything else is the real answer. */
+		if (errno != ENOSYS && errno != EPERM)
+			return -errno;
+	}
+#endif
+	int fd = openat(dirfd, name, flags | O_NOFOLLOW, mode);
+	return fd < 0 ? -errno : fd;
+}

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Small helpers shared by every part of volmgr: cleanup attributes,
+ * ownership transfer, and an error record that carries a message from
+ * deep inside the library up to the front end that logs it. */
+#pragma once
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _unused_ __attribute__((unused))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+
+/* Hand ownership of a pointer or fd to someone else: the cleanup handler
+ * of the local variable then sees NULL / -1 and does nothing. */
+#define TAKE_PTR(p)                                                            \
+	({                                                                     \
+		__typeof__(p) _p = (p);                                        \
+		(p) = NULL;                                                    \
+		_p;                                                            \
+	})
+#define TAKE_FD(fd)                                                            \
+	({                                                                     \
+		int _fd = (fd);                                                \
+		(fd) = -1;                                                     \
+		_fd;                                                           \
+	})
+
+static inline void freep(void *p) { free(*(void **)p); }
+#define _cleanup_free_ _cleanup_(freep)
+
+static inline void closep(int *fd)
+{
+	if (*fd >= 0) {
+		int saved = errno;
+		close(*fd);
+		errno = saved;
+	}
+}
+#define _cleanup_close_ _cleanup_(closep)
+
+/* An error travels as a negative errno return value plus this record,
+ * which says what failed and on what.  Library code fills it; only the
+ * front ends print it. */
+struct vm_error {
+	int code; /* positive errno */
+	char msg[512];
+};
+
+/* Set err (if not NULL, and not already set) and return -code. */
+int vm_error_set(struct vm_error *err, int code, const char *fmt, ...)
+	_printf_(3, 4);
+/* Same, with ": strerror(code)" appended. */
+int vm_error_errno(struct vm_error *err, int code, const char *fmt, ...)
+	_printf_(3, 4);
+
+/* Clock helpers: nanoseconds since the epoch, and RFC 3339 formatting. */
+int64_t vm_now_ns(void);
+void vm_format_time(int64_t ns, char buf[static 40]);
+
+/* Write a whole buffer, retrying on EINTR and short writes. */
+int vm_write_all(int fd, const void *buf, size_t len);
+/* Read a whole (small) file relative to dirfd into a NUL-terminated buffer,
+ * refusing files larger than max. */
+int vm_read_file_at(int dirfd, const char *name, size_t max, char **ret,
+		    size_t *ret_len);
+/* Create (or replace) dirfd/name with the given content, atomically:
+ * write a temporary file, fsync it, rename it over, fsync the directory. */
+int vm_write_file_atomic_at(int dirfd, const char *name, const void *data,
+			    size_t len, mode_t mode);
+
+/* Open a single path component beneath dirfd without following symlinks
+ * or crossing into magic links.  Uses openat2(RESOLVE_BENEATH |
+ * RESOLVE_NO_SYMLINKS) when the kernel has it and falls back to openat
+ * with O_NOFOLLOW, which is equivalent for a single component. */
+int vm_openat_beneath(int dirfd, const char *name, int flags, mode_t mode);
+/* Test hook: force the openat fallback. */
+void vm_openat_force_fallback(bool on);
+
+/* True if name is a plain directory entry name (not "", ".", "..", no '/'). */
+bool vm_is_plain_component(const char *name);
+
+/* Random hex suffix for temporary names. */
+void vm_random_hex(char *buf, size_t nbytes_hex);

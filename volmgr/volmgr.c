@@ -1,0 +1,366 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* volmgr: the command-line client of volmgrd.  A thin front end: every
+ * decision is the daemon's; this file parses arguments, sends one request
+ * per command and prints the reply. */
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "client.h"
+#include "exitcode.h"
+#include "names.h"
+
+#define DEFAULT_SOCKET "/run/volmgr/control.sock"
+
+static const char *socket_path;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: volmgr [--socket PATH] COMMAND [ARGS]\n"
+		"\n"
+		"Commands:\n"
+		"  snapshot SOURCE VOLUME [--label KEY=VALUE]...\n"
+		"                          create VOLUME as a snapshot of SOURCE\n"
+		"                          (cache:NAME or volume:NAME)\n"
+		"  create VOLUME [--label KEY=VALUE]...\n"
+		"                          create an empty VOLUME\n"
+		"  ls [--json] [--quiet]   list volumes\n"
+		"  inspect VOLUME...       show volumes as JSON\n"
+		"  rm VOLUME...            remove volumes (refused while in use)\n"
+		"  cache import NAME DIR   copy the tree DIR into a new cache NAME\n"
+		"  cache ls [--json]       list caches\n"
+		"  cache inspect NAME...   show caches as JSON\n"
+		"  cache rm NAME...        remove caches\n"
+		"  status                  show the daemon's version and pool\n"
+		"\n"
+		"Options:\n"
+		"  --socket PATH           control socket (default $VOLMGR_SOCKET or\n"
+		"                          " DEFAULT_SOCKET ")\n"
+		"  -h, --help              show this help\n"
+		"  --version               show the version\n"
+		"\n"
+		"Exit status: 0 success, 1 failure, 2 usage, 3 daemon unreachable,\n"
+		"4 not found, 5 already exists, 6 in use, 7 invalid name or option,\n"
+		"8 no space, 9 unsupported, 10 permission denied.\n");
+}
+
+static int fail_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int fail_usage(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "volmgr: ");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\nTry 'volmgr --help'.\n");
+	va_end(ap);
+	return VM_EXIT_USAGE;
+}
+
+static void print_json(json_t *j)
+{
+	char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	if (s) {
+		puts(s);
+		free(s);
+	}
+}
+
+/* One request; on success *ret_result holds the result (may be NULL). */
+static int call(const char *op, json_t *args, int fd, json_t **ret_result)
+{
+	struct vm_error err = {0};
+	int sock = vm_client_connect(socket_path, &err);
+	if (sock < 0) {
+		json_decref(args);
+		fprintf(stderr, "volmgr: %s\n", err.msg);
+		return VM_EXIT_UNREACHABLE;
+	}
+	json_t *reply = NULL;
+	int r = vm_client_call(sock, op, args, fd, &reply, &err);
+	close(sock);
+	if (r < 0) {
+		fprintf(stderr, "volmgr: %s\n", err.msg);
+		return VM_EXIT_UNREACHABLE;
+	}
+	if (!json_is_true(json_object_get(reply, "ok"))) {
+		json_t *e = json_object_get(reply, "error");
+		fprintf(stderr, "volmgr: error: %s\n",
+			json_string_value(json_object_get(e, "message")) ?: "unknown error");
+		int code = (int)json_integer_value(json_object_get(e, "errno"));
+		json_decref(reply);
+		return vm_exit_from_errno(code) ?: VM_EXIT_FAILURE;
+	}
+	if (ret_result)
+		*ret_result = json_incref(json_object_get(reply, "result"));
+	json_decref(reply);
+	return 0;
+}
+
+/* Collect --label KEY=VALUE / --label=KEY=VALUE; other "-" args are bad. */
+static int parse_labels(int argc, char **argv, json_t *labels, char **pos, int *npos)
+{
+	*npos = 0;
+	for (int i = 0; i < argc; i++) {
+		const char *kv = NULL;
+		if (strcmp(argv[i], "--label") == 0 || strcmp(argv[i], "-l") == 0) {
+			if (++i >= argc)
+				return fail_usage("%s needs KEY=VALUE", "--label");
+			kv = argv[i];
+		} else if (strncmp(argv[i], "--label=", 8) == 0) {
+			kv = argv[i] + 8;
+		} else if (argv[i][0] == '-' && argv[i][1]) {
+			return fail_usage("unknown option %s", argv[i]);
+		} else {
+			if (*npos >= 2)
+				return fail_usage("unexpected argument %s", argv[i]);
+			pos[(*npos)++] = argv[i];
+			continue;
+		}
+		struct vm_error err = {0};
+		if (vm_label_parse_into(labels, kv, &err) < 0) {
+			fprintf(stderr, "volmgr: %s\n", err.msg);
+			return VM_EXIT_INVALID;
+		}
+	}
+	return 0;
+}
+
+static int cmd_create(int argc, char **argv, bool snapshot)
+{
+	json_t *labels = json_object();
+	char *pos[2];
+	int npos, r = parse_labels(argc, argv, labels, pos, &npos);
+	if (r) {
+		json_decref(labels);
+		return r;
+	}
+	if (npos != (snapshot ? 2 : 1)) {
+		json_decref(labels);
+		return fail_usage("%s", snapshot ? "usage: volmgr snapshot SOURCE VOLUME [--label KEY=VALUE]..."
+						 : "usage: volmgr create VOLUME [--label KEY=VALUE]...");
+	}
+	const char *name = pos[snapshot ? 1 : 0];
+	json_t *args = json_pack("{s:s, s:o}", "name", name, "labels", labels);
+	if (snapshot) {
+		/* Check the source here too, for a message before any I/O. */
+		struct vm_source src;
+		struct vm_error err = {0};
+		if (vm_source_parse(pos[0], &src, &err) < 0) {
+			json_decref(args);
+			fprintf(stderr, "volmgr: %s\n", err.msg);
+			return VM_EXIT_INVALID;
+		}
+		json_object_set_new(args, "source", json_string(pos[0]));
+	}
+	json_t *res = NULL;
+	r = call("volume.create", args, -1, &res);
+	if (r == 0)
+		printf("%s\n", name);
+	json_decref(res);
+	return r;
+}
+
+static int parse_list_flags(int argc, char **argv, bool *json, bool *quiet)
+{
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			*json = true;
+		else if (quiet && (strcmp(argv[i], "--quiet") == 0 || strcmp(argv[i], "-q") == 0))
+			*quiet = true;
+		else
+			return fail_usage("unexpected argument %s", argv[i]);
+	}
+	return 0;
+}
+
+static int cmd_ls(int argc, char **argv)
+{
+	bool json = false, quiet = false;
+	int r = parse_list_flags(argc, argv, &json, &quiet);
+	if (r)
+		return r;
+	json_t *res = NULL;
+	if ((r = call("volume.list", NULL, -1, &res)) != 0)
+		return r;
+	if (json) {
+		print_json(res);
+	} else {
+		size_t i;
+		json_t *v;
+		if (!quiet)
+			printf("%-40s %-30s %-20s %s\n", "NAME", "SOURCE", "CREATED", "IN USE");
+		json_array_foreach(res, i, v) {
+			const char *name = json_string_value(json_object_get(v, "name"));
+			if (quiet) {
+				printf("%s\n", name);
+				continue;
+			}
+			const char *src = json_string_value(json_object_get(v, "source"));
+			char created[20];
+			snprintf(created, sizeof(created), "%.19s",
+				 json_string_value(json_object_get(v, "created")) ?: "");
+			printf("%-40s %-30s %-20s %s\n", name, src && *src ? src : "-", created,
+			       json_is_true(json_object_get(v, "in_use")) ? "yes" : "no");
+		}
+	}
+	json_decref(res);
+	return 0;
+}
+
+static int for_each_name(const char *op, int argc, char **argv, bool print_result)
+{
+	if (argc < 1)
+		return fail_usage("%s needs at least one name", op);
+	int worst = 0;
+	json_t *all = print_result ? json_array() : NULL;
+	for (int i = 0; i < argc; i++) {
+		json_t *res = NULL;
+		int r = call(op, json_pack("{s:s}", "name", argv[i]), -1, &res);
+		if (r) {
+			worst = worst ? worst : r;
+			continue;
+		}
+		if (print_result)
+			json_array_append(all, res);
+		else
+			printf("%s\n", argv[i]);
+		json_decref(res);
+	}
+	if (print_result) {
+		/* One object for one name (the common case), else an array. */
+		if (argc == 1 && json_array_size(all) == 1)
+			print_json(json_array_get(all, 0));
+		else if (json_array_size(all) > 0)
+			print_json(all);
+		json_decref(all);
+	}
+	return worst;
+}
+
+static int cmd_cache_import(int argc, char **argv)
+{
+	if (argc != 2)
+		return fail_usage("%s", "usage: volmgr cache import NAME DIR");
+	/* The daemon reads the tree through this fd: it sees exactly what
+	 * this process sees at DIR, in this process's mount namespace. */
+	int fd = open(argv[1], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "volmgr: cannot open %s: %m\n", argv[1]);
+		return errno == ENOENT ? VM_EXIT_NOT_FOUND : VM_EXIT_INVALID;
+	}
+	json_t *res = NULL;
+	int r = call("cache.import", json_pack("{s:s}", "name", argv[0]), fd, &res);
+	close(fd);
+	if (r == 0)
+		printf("%s: %lld files, %lld directories, %lld bytes\n", argv[0],
+		       (long long)json_integer_value(json_object_get(res, "files")),
+		       (long long)json_integer_value(json_object_get(res, "dirs")),
+		       (long long)json_integer_value(json_object_get(res, "bytes")));
+	json_decref(res);
+	return r;
+}
+
+static int cmd_cache_ls(int argc, char **argv)
+{
+	bool json = false;
+	int r = parse_list_flags(argc, argv, &json, NULL);
+	if (r)
+		return r;
+	json_t *res = NULL;
+	if ((r = call("cache.list", NULL, -1, &res)) != 0)
+		return r;
+	if (json) {
+		print_json(res);
+	} else {
+		size_t i;
+		json_t *v;
+		printf("%-40s %s\n", "NAME", "CREATED");
+		json_array_foreach(res, i, v)
+			printf("%-40s %.19s\n", json_string_value(json_object_get(v, "name")),
+			       json_string_value(json_object_get(v, "created")) ?: "");
+	}
+	json_decref(res);
+	return 0;
+}
+
+static int cmd_cache(int argc, char **argv)
+{
+	if (argc < 1)
+		return fail_usage("%s", "cache needs a subcommand: import, ls, inspect, rm");
+	const char *sub = argv[0];
+	if (strcmp(sub, "import") == 0)
+		return cmd_cache_import(argc - 1, argv + 1);
+	if (strcmp(sub, "ls") == 0 || strcmp(sub, "list") == 0)
+		return cmd_cache_ls(argc - 1, argv + 1);
+	if (strcmp(sub, "inspect") == 0)
+		return for_each_name("cache.inspect", argc - 1, argv + 1, true);
+	if (strcmp(sub, "rm") == 0 || strcmp(sub, "remove") == 0)
+		return for_each_name("cache.remove", argc - 1, argv + 1, false);
+	return fail_usage("unknown cache command %s", sub);
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 0)
+		return fail_usage("%s", "status takes no arguments");
+	json_t *res = NULL;
+	int r = call("ping", NULL, -1, &res);
+	if (r == 0)
+		print_json(res);
+	json_decref(res);
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	socket_path = getenv("VOLMGR_SOCKET");
+	if (!socket_path || !*socket_path)
+		socket_path = DEFAULT_SOCKET;
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--socket") == 0) {
+			if (++i >= argc)
+				return fail_usage("%s needs a path", "--socket");
+			socket_path = argv[i];
+		} else if (strncmp(argv[i], "--socket=", 9) == 0) {
+			socket_path = argv[i] + 9;
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			usage(stdout);
+			return 0;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			printf("volmgr %s\n", VOLMGR_VERSION);
+			return 0;
+		} else {
+			return fail_usage("unknown option %s", argv[i]);
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return VM_EXIT_USAGE;
+	}
+	const char *cmd = argv[i];
+	int n = argc - i - 1;
+	char **rest = argv + i + 1;
+	if (strcmp(cmd, "snapshot") == 0)
+		return cmd_create(n, rest, true);
+	if (strcmp(cmd, "create") == 0)
+		return cmd_create(n, rest, false);
+	if (strcmp(cmd, "ls") == 0 || strcmp(cmd, "list") == 0)
+		return cmd_ls(n, rest);
+	if (strcmp(cmd, "inspect") == 0)
+		return for_each_name("volume.inspect", n, rest, true);
+	if (strcmp(cmd, "rm") == 0 || strcmp(cmd, "remove") == 0)
+		return for_each_name("volume.remove", n, rest, false);
+	if (strcmp(cmd, "cache") == 0)
+		return cmd_cache(n, rest);
+	if (strcmp(cmd, "status") == 0)
+		return cmd_status(n, rest);
+	if (strcmp(cmd, "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	return fail_usage("unknown command %s", cmd);
+}

@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* volmgrd: owns the pool, answers the Docker/Podman volume plugin protocol
+ * on the plugin socket and the CLI on the control socket.  Runs in the
+ * foreground and logs to stderr. */
+#include <getopt.h>
+#include <grp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+
+#include "control.h"
+#include "server.h"
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void vm_log(const char *fmt, ...)
+{
+	char line[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	/* Callers' strings end up in here: no control characters, so one
+	 * request is one log line and cannot forge another. */
+	for (char *p = line; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct tm tm;
+	gmtime_r(&ts.tv_sec, &tm);
+	pthread_mutex_lock(&log_lock);
+	fprintf(stderr, "%02d:%02d:%02d.%03ld volmgrd: %s\n", tm.tm_hour, tm.tm_min,
+		tm.tm_sec, ts.tv_nsec / 1000000, line);
+	pthread_mutex_unlock(&log_lock);
+}
+
+static int mkdir_parent(const char *path)
+{
+	char *dir = strdup(path);
+	if (!dir)
+		return -ENOMEM;
+	for (char *s = dir + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+			int e = errno;
+			free(dir);
+			return -e;
+		}
+		*s = '/';
+	}
+	free(dir);
+	return 0;
+}
+
+int vm_listen_unix(const char *path, int type, mode_t mode, struct vm_error *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return vm_error_set(err, ENAMETOOLONG, "socket path too long: %s", path);
+	strcpy(sa.sun_path, path);
+	int r = mkdir_parent(path);
+	if (r < 0)
+		return vm_error_errno(err, -r, "cannot create the directory of %s", path);
+	_cleanup_close_ int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return vm_error_errno(err, errno, "socket");
+	struct stat st;
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return vm_error_set(err, EEXIST, "%s exists and is not a socket", path);
+		/* Someone answering there means another daemon is running. */
+		_cleanup_close_ int probe = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+		if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			return vm_error_set(err, EADDRINUSE,
+					    "%s is served by another process", path);
+		unlink(path);
+	}
+	/* Bind with a tight umask so the socket never exists with a looser
+	 * mode than asked for, then set the exact mode. */
+	mode_t old = umask(0777 & ~mode);
+	int b = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (b < 0)
+		return vm_error_errno(err, errno, "cannot bind %s", path);
+	if (chmod(path, mode) < 0)
+		return vm_error_errno(err, errno, "cannot chmod %s", path);
+	if (listen(fd, 128) < 0)
+		return vm_error_errno(err, errno, "cannot listen on %s", path);
+	return TAKE_FD(fd);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: volmgrd [OPTIONS]\n"
+		"\n"
+		"Serve per-job btrfs snapshot volumes to Docker and Podman.\n"
+		"\n"
+		"Options:\n"
+		"  --pool DIR              pool directory (default /var/lib/volmgr)\n"
+		"  --plugin-socket PATH    Docker volume plugin socket\n"
+		"                          (default /run/docker/plugins/volmgr.sock)\n"
+		"  --control-socket PATH   control socket for the volmgr CLI\n"
+		"                          (default /run/volmgr/control.sock)\n"
+		"  --control-group GROUP   group allowed to use the control socket\n"
+		"                          (mode 0660; default: root only, mode 0600)\n"
+		"  -h, --help              show this help\n"
+		"  --version               show the version\n");
+}
+
+int main(int argc, char **argv)
+{
+	const char *pool_path = "/var/lib/volmgr";
+	const char *plugin_path = "/run/docker/plugins/volmgr.sock";
+	const char *control_path = "/run/volmgr/control.sock";
+	const char *control_group = NULL;
+	static const struct option opts[] = {
+		{"pool", required_argument, NULL, 'p'},
+		{"plugin-socket", required_argument, NULL, 'P'},
+		{"control-socket", required_argument, NULL, 'C'},
+		{"control-group", required_argument, NULL, 'G'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{0},
+	};
+	int c;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p': pool_path = optarg; break;
+		case 'P': plugin_path = optarg; break;
+		case 'C': control_path = optarg; break;
+		case 'G': control_group = optarg; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("volmgrd %s\n", VOLMGR_VERSION); return 0;
+		default: usage(stderr); return VM_EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return VM_EXIT_USAGE;
+	}
+
+	umask(022);
+	/* Block the stop signals before any thread starts (threads inherit
+	 * the mask); the main thread takes them with sigwait() below. */
+	sigset_t stopset;
+	sigemptyset(&stopset);
+	sigaddset(&stopset, SIGTERM);
+	sigaddset(&stopset, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &stopset, NULL);
+	/* Each connection costs a thread and an fd: use the whole soft
+	 * limit we are allowed (the hard limit cannot be raised here). */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	signal(SIGPIPE, SIG_IGN);
+
+	struct vm_error err = {0};
+	struct vm_pool *pool = NULL;
+	int r = vm_pool_open(pool_path, &pool, &err);
+	if (r < 0) {
+		vm_log("error: %s", err.msg);
+		return vm_exit_from_errno(-r);
+	}
+	vm_log("pool %s on %s (%s), backend btrfs", pool->path, pool->mount_target,
+	       pool->fstype);
+	struct vm_manager *m = NULL;
+	json_t *report = NULL;
+	r = vm_manager_new(pool, NULL, &m, &report, &err);
+	if (r < 0) {
+		vm_log("error: %s", err.msg);
+		return vm_exit_from_errno(-r);
+	}
+	size_t i;
+	json_t *line;
+	json_array_foreach(report, i, line)
+		vm_log("repair: %s", json_string_value(line));
+	json_decref(report);
+
+	mode_t cmode = 0600;
+	gid_t gid = 0;
+	if (control_group) {
+		struct group *g = getgrnam(control_group);
+		if (!g) {
+			vm_log("error: unknown group %s", control_group);
+			return VM_EXIT_INVALID;
+		}
+		gid = g->gr_gid;
+		cmode = 0660;
+	}
+	int plugin_fd = vm_listen_unix(plugin_path, SOCK_STREAM, 0600, &err);
+	if (plugin_fd < 0) {
+		vm_log("error: %s", err.msg);
+		return vm_exit_from_errno(-plugin_fd);
+	}
+	int control_fd = vm_listen_unix(control_path, SOCK_SEQPACKET, cmode, &err);
+	if (control_fd < 0) {
+		vm_log("error: %s", err.msg);
+		return vm_exit_from_errno(-control_fd);
+	}
+	if (control_group && chown(control_path, 0, gid) < 0) {
+		vm_log("error: cannot chown %s: %m", control_path);
+		return VM_EXIT_FAILURE;
+	}
+
+	struct vm_httpd *httpd = NULL;
+	struct vm_ctlserver *ctl = NULL;
+	if (vm_httpd_start(m, plugin_fd, &httpd, &err) < 0 ||
+	    vm_ctlserver_start(m, control_fd, &ctl, &err) < 0) {
+		vm_log("error: %s", err.msg);
+		return VM_EXIT_FAILURE;
+	}
+	vm_log("ready: plugin socket %s, control socket %s", plugin_path, control_path);
+
+	int sig = 0;
+	sigwait(&stopset, &sig);
+	vm_log("stopping on signal %d", sig);
+	vm_ctlserver_stop(ctl);
+	vm_httpd_stop(httpd);
+	/* Leave the socket files: an engine keeps the path configured, and
+	 * the next start replaces them. */
+	vm_manager_free(m);
+	return 0;
+}
