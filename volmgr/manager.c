@@ -126,13 +126,34 @@ static int delete_staged(struct vm_manager *m, const char *name,
 	return vm_tree_remove(m->pool->staging_fd, name, err);
 }
 
+/* Move dir/name into staging/ under the name trash.  A read-only
+ * subvolume (a cache) cannot be moved, so it is made writable first. */
+static int move_to_staging(int dirfd, int staging_fd, const char *name,
+			   const char *trash)
+{
+	if (renameat(dirfd, name, staging_fd, trash) == 0)
+		return 0;
+	if (errno != EROFS)
+		return -errno;
+	_cleanup_close_ int fd = vm_openat_beneath(
+		dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return fd;
+	int r = vm_btrfs_set_read_only(fd, false, NULL);
+	if (r < 0)
+		return r;
+	return renameat(dirfd, name, staging_fd, trash) < 0 ? -errno : 0;
+}
+
 /* Move dir/name out of sight into staging/, then delete it. */
 static int discard_data(struct vm_manager *m, int dirfd, const char *name,
 			struct vm_error *err)
 {
 	char trash[VM_NAME_MAX + 64];
 	staging_name("trash", name, trash);
-	if (renameat(dirfd, name, m->pool->staging_fd, trash) < 0) {
+	int r = move_to_staging(dirfd, m->pool->staging_fd, name, trash);
+	if (r < 0) {
+		errno = -r;
 		if (errno == ENOENT)
 			return 0;
 		return vm_error_errno(err, errno, "cannot move %s to staging", name);
@@ -572,9 +593,9 @@ static int remove_locked(struct vm_manager *m, enum vm_kind k,
 		return r;
 	char trash[VM_NAME_MAX + 64];
 	staging_name("trash", rec->name, trash);
-	if (renameat(data_fd(m, k), rec->name, m->pool->staging_fd, trash) < 0 &&
-	    errno != ENOENT)
-		return vm_error_errno(err, errno, "cannot move %s %s to staging",
+	r = move_to_staging(data_fd(m, k), m->pool->staging_fd, rec->name, trash);
+	if (r < 0 && r != -ENOENT)
+		return vm_error_errno(err, -r, "cannot move %s %s to staging",
 				      vm_kind_str(k), rec->name);
 	r = unlink_record(m, k, rec->name, err);
 	if (r < 0)

@@ -102,8 +102,19 @@ static int call(const char *op, json_t *args, int fd, json_t **ret_result)
 static int parse_labels(int argc, char **argv, json_t *labels, char **pos, int *npos)
 {
 	*npos = 0;
+	bool options = true;
 	for (int i = 0; i < argc; i++) {
 		const char *kv = NULL;
+		if (options && strcmp(argv[i], "--") == 0) {
+			options = false;
+			continue;
+		}
+		if (!options) {
+			if (*npos >= 2)
+				return fail_usage("unexpected argument %s", argv[i]);
+			pos[(*npos)++] = argv[i];
+			continue;
+		}
 		if (strcmp(argv[i], "--label") == 0 || strcmp(argv[i], "-l") == 0) {
 			if (++i >= argc)
 				return fail_usage("%s needs KEY=VALUE", "--label");
@@ -211,6 +222,8 @@ static int cmd_ls(int argc, char **argv)
 
 static int for_each_name(const char *op, int argc, char **argv, bool print_result)
 {
+	if (argc > 0 && strcmp(argv[0], "--") == 0)
+		argc--, argv++;
 	if (argc < 1)
 		return fail_usage("%s needs at least one name", op);
 	int worst = 0;
@@ -241,6 +254,8 @@ static int for_each_name(const char *op, int argc, char **argv, bool print_resul
 
 static int cmd_cache_import(int argc, char **argv)
 {
+	if (argc > 0 && strcmp(argv[0], "--") == 0)
+		argc--, argv++;
 	if (argc != 2)
 		return fail_usage("%s", "usage: volmgr cache import NAME DIR");
 	/* The daemon reads the tree through this fd: it sees exactly what
