@@ -16,9 +16,11 @@ static json_t *reply_ok(json_t *result)
 static json_t *reply_err(const struct vm_error *err)
 {
 	int code = err->code ? err->code : EIO;
+	char msg[sizeof(err->msg)];
+	snprintf(msg, sizeof(msg), "%s", err->msg[0] ? err->msg : strerror(code));
+	vm_utf8_sanitize(msg);
 	return json_pack("{s:b, s:{s:i, s:s, s:s}}", "ok", 0, "error", "errno", code,
-			 "name", vm_errno_name(code), "message",
-			 err->msg[0] ? err->msg : strerror(code));
+			 "name", vm_errno_name(code), "message", msg);
 }
 
 static int arg_string(json_t *args, const char *key, bool required,

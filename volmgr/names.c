@@ -122,6 +122,31 @@ static bool label_key_char(char c)
 	       c == '/';
 }
 
+static int label_check_one(const char *key, json_t *val, struct vm_error *err)
+{
+	size_t kl = strlen(key);
+	if (kl == 0 || kl > VM_LABEL_KEY_MAX)
+		return vm_error_set(err, EINVAL, "label key must have 1 to %d characters",
+				    VM_LABEL_KEY_MAX);
+	for (size_t i = 0; i < kl; i++)
+		if (!label_key_char(key[i]))
+			return vm_error_set(
+				err, EINVAL,
+				"invalid label key: only [a-zA-Z0-9._/-] are allowed");
+	if (!json_is_string(val))
+		return vm_error_set(err, EINVAL, "label \"%.64s\" must be a string", key);
+	size_t vl = json_string_length(val);
+	const char *v = json_string_value(val);
+	if (vl > VM_LABEL_VALUE_MAX)
+		return vm_error_set(err, EINVAL, "label \"%.64s\" is longer than %d bytes",
+				    key, VM_LABEL_VALUE_MAX);
+	for (size_t i = 0; i < vl; i++)
+		if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
+			return vm_error_set(err, EINVAL,
+					    "label \"%.64s\" contains a control character", key);
+	return 0;
+}
+
 int vm_labels_check(json_t *labels, struct vm_error *err)
 {
 	if (!labels || json_is_null(labels))
@@ -133,31 +158,9 @@ int vm_labels_check(json_t *labels, struct vm_error *err)
 	const char *key;
 	json_t *val;
 	json_object_foreach(labels, key, val) {
-		size_t kl = strlen(key);
-		if (kl == 0 || kl > VM_LABEL_KEY_MAX)
-			return vm_error_set(err, EINVAL,
-					    "label key must have 1 to %d characters",
-					    VM_LABEL_KEY_MAX);
-		for (size_t i = 0; i < kl; i++)
-			if (!label_key_char(key[i]))
-				return vm_error_set(
-					err, EINVAL,
-					"invalid label key: only [a-zA-Z0-9._/-] are allowed");
-		if (!json_is_string(val))
-			return vm_error_set(err, EINVAL,
-					    "label \"%.64s\" must be a string", key);
-		size_t vl = json_string_length(val);
-		const char *v = json_string_value(val);
-		if (vl > VM_LABEL_VALUE_MAX)
-			return vm_error_set(err, EINVAL,
-					    "label \"%.64s\" is longer than %d bytes",
-					    key, VM_LABEL_VALUE_MAX);
-		for (size_t i = 0; i < vl; i++)
-			if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
-				return vm_error_set(
-					err, EINVAL,
-					"label \"%.64s\" contains a control character",
-					key);
+		int r = label_check_one(key, val, err);
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }
@@ -177,7 +180,16 @@ int vm_label_parse_into(json_t *labels, const char *kv, struct vm_error *err)
 	json_t *v = json_string(eq + 1); /* NULL on invalid UTF-8 */
 	if (!v)
 		return vm_error_set(err, EINVAL, "label value is not valid UTF-8");
+	/* Check before inserting: a refused label leaves labels unchanged. */
+	int r = label_check_one(key, v, err);
+	if (r == 0 && !json_object_get(labels, key) &&
+	    json_object_size(labels) >= VM_LABELS_MAX)
+		r = vm_error_set(err, EINVAL, "more than %d labels", VM_LABELS_MAX);
+	if (r < 0) {
+		json_decref(v);
+		return r;
+	}
 	if (json_object_set_new(labels, key, v) < 0)
 		return vm_error_set(err, ENOMEM, "out of memory");
-	return vm_labels_check(labels, err);
+	return 0;
 }

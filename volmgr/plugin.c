@@ -42,7 +42,10 @@ static char *dump(json_t *j)
 
 static int reply_error(char **ret, int status, const char *msg)
 {
-	_cleanup_json_ json_t *j = json_pack("{s:s}", "Err", msg);
+	char clean[512];
+	snprintf(clean, sizeof(clean), "%s", msg);
+	vm_utf8_sanitize(clean);
+	_cleanup_json_ json_t *j = json_pack("{s:s}", "Err", clean);
 	*ret = j ? dump(j) : NULL;
 	return status;
 }
@@ -55,14 +58,15 @@ static int parse_body(const char *body, size_t len, const char *const *fields,
 		      json_t **ret, char *msg, size_t msgsz)
 {
 	size_t i = 0;
-	while (i < len && strchr(" \t\r\n", body[i]))
+	while (i < len && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' ||
+			   body[i] == '\n'))
 		i++;
 	if (i == len) {
 		*ret = json_object();
 		return 0;
 	}
 	json_error_t jerr;
-	json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (!j) {
 		snprintf(msg, msgsz, "invalid JSON request: %s", jerr.text);
 		return -EINVAL;

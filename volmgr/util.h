@@ -86,5 +86,10 @@ void vm_openat_force_fallback(bool on);
 /* True if name is a plain directory entry name (not "", ".", "..", no '/'). */
 bool vm_is_plain_component(const char *name);
 
+/* Replace every byte that is not part of valid UTF-8 (or is a control
+ * character) with '?', in place: messages quote callers' strings, cut at
+ * a byte count, and must still be valid JSON strings and one log line. */
+void vm_utf8_sanitize(char *s);
+
 /* Random hex suffix for temporary names. */
 void vm_random_hex(char *buf, size_t nbytes_hex);
