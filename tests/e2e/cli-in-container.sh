@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The static volmgr CLI works from inside a container that has only the
+# control socket mounted, and `cache import DIR` copies what the *caller*
+# sees at DIR (the container's own files), not what the host has there.
+here=$(dirname "$(readlink -f "$0")")
+. "$here/../lib/common.sh"
+. "$here/../lib/engines.sh"
+
+vt_init cli-in-container
+vt_require_root
+vt_require_cmd btrfs jq
+
+pool=$(vt_make_pool btrfs)
+vt_start_daemon "$pool"
+vt_docker_ensure
+img=$(vt_docker_image "$VOLMGR")
+in_container() {
+	docker run --rm --network none -v "$VT_CONTROL_SOCK:/run/volmgr/control.sock" "$img" "$@"
+}
+
+vt_step "volmgr status and ls from a container (static binary, socket mounted)"
+vt_assert_eq btrfs "$(in_container volmgr status | jq -r .fstype)" "status from the container"
+
+vt_step "cache import of the container's own /etc reads the container's view"
+in_container sh -c 'mkdir -p /tmp/co/src && echo "from inside the container" > /tmp/co/src/marker &&
+	cp /etc/passwd /tmp/co/passwd && volmgr cache import inner /tmp/co'
+vt_assert_eq "from inside the container" "$(cat "$pool/caches/inner/src/marker")" "file only the container has"
+vt_assert_eq 2 "$(wc -l <"$pool/caches/inner/passwd")" "the image's passwd (2 lines), not the host's"
+[[ ! -e /tmp/co/src/marker ]] || vt_fail "the host has /tmp/co too: the check above proves nothing"
+
+vt_step "snapshot, inspect and rm from a container"
+in_container volmgr snapshot cache:inner job-in >/dev/null
+vt_assert_eq cache:inner "$(in_container volmgr inspect job-in | jq -r .source)" "inspect from the container"
+status=0; in_container volmgr snapshot cache:inner job-in 2>/dev/null || status=$?
+vt_assert_eq 5 "$status" "exit status of a duplicate snapshot inside the container"
+in_container volmgr rm job-in >/dev/null
+vt_assert_status 4 "$VOLMGR" inspect job-in
+"$VOLMGR" cache rm inner
