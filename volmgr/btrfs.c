@@ -75,26 +75,8 @@ static int clear_read_only_beneath(int fd, struct vm_error *err)
 		/* path is relative to fd and names a subvolume that only the
 		 * daemon can reach now (the volume is in staging): walk it
 		 * without following symlinks all the same. */
-		_cleanup_close_ int sub = -1;
-		_cleanup_close_ int dir = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-		char *comp = path, *slash;
-		while (dir >= 0) {
-			slash = strchr(comp, '/');
-			if (slash)
-				*slash = '\0';
-			int next = vm_openat_beneath(dir, comp,
-						     O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-			close(dir);
-			dir = -1;
-			if (next < 0)
-				break;
-			if (!slash) {
-				sub = next;
-				break;
-			}
-			dir = next;
-			comp = slash + 1;
-		}
+		_cleanup_close_ int sub = vm_open_path_beneath(
+			fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		free(path);
 		if (sub >= 0)
 			btrfs_util_set_subvolume_read_only_fd(sub, false);

@@ -63,28 +63,24 @@ static int link_add(struct copy_ctx *c, dev_t dev, ino_t ino, const char *name)
 }
 
 /* Link the first copy at relpath (below the destination root) as
- * dst_dir/name, opening each directory of relpath beneath the last. */
+ * dst_dir/name. */
 static int link_first_copy(struct copy_ctx *c, const char *relpath,
 			   int dst_dir, const char *name)
 {
-	_cleanup_free_ char *p = strdup(relpath);
-	if (!p)
+	const char *slash = strrchr(relpath, '/');
+	_cleanup_free_ char *parent = slash ? strndup(relpath, (size_t)(slash - relpath)) : NULL;
+	if (slash && !parent)
 		return -ENOMEM;
-	_cleanup_close_ int dir = fcntl(c->dst_root, F_DUPFD_CLOEXEC, 3);
-	if (dir < 0)
-		return -errno;
-	char *comp = p, *slash;
-	while ((slash = strchr(comp, '/'))) {
-		*slash = '\0';
-		int next = vm_openat_beneath(dir, comp,
-					     O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-		if (next < 0)
-			return next;
-		close(dir);
-		dir = next;
-		comp = slash + 1;
+	int dir = c->dst_root;
+	_cleanup_close_ int parent_fd = -1;
+	if (parent) {
+		parent_fd = vm_open_path_beneath(c->dst_root, parent,
+						 O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (parent_fd < 0)
+			return parent_fd;
+		dir = parent_fd;
 	}
-	return linkat(dir, comp, dst_dir, name, 0) < 0 ? -errno : 0;
+	return linkat(dir, slash ? slash + 1 : relpath, dst_dir, name, 0) < 0 ? -errno : 0;
 }
 
 static int copy_xattrs(int src, int dst, struct copy_ctx *c, const char *name)

@@ -239,3 +239,24 @@ int vm_openat_beneath(int dirfd, const char *name, int flags, mode_t mode)
 	int fd = openat(dirfd, name, flags | O_NOFOLLOW, mode);
 	return fd < 0 ? -errno : fd;
 }
+
+int vm_open_path_beneath(int dirfd, const char *relpath, int flags)
+{
+	_cleanup_free_ char *p = strdup(relpath);
+	if (!p)
+		return -ENOMEM;
+	_cleanup_close_ int dir = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+	if (dir < 0)
+		return -errno;
+	char *comp = p, *slash;
+	while ((slash = strchr(comp, '/'))) {
+		*slash = '\0';
+		int next = vm_openat_beneath(dir, comp, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+		if (next < 0)
+			return next;
+		close(dir);
+		dir = next;
+		comp = slash + 1;
+	}
+	return vm_openat_beneath(dir, comp, flags, 0);
+}

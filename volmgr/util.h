@@ -80,6 +80,10 @@ int vm_write_file_atomic_at(int dirfd, const char *name, const void *data,
  * RESOLVE_NO_SYMLINKS) when the kernel has it and falls back to openat
  * with O_NOFOLLOW, which is equivalent for a single component. */
 int vm_openat_beneath(int dirfd, const char *name, int flags, mode_t mode);
+/* Open a relative path beneath dirfd one component at a time with
+ * vm_openat_beneath (no symlink, no "..", no magic link anywhere on the
+ * way).  Intermediate components are opened as directories. */
+int vm_open_path_beneath(int dirfd, const char *relpath, int flags);
 /* Test hook: force the openat fallback. */
 void vm_openat_force_fallback(bool on);
 
