@@ -3,7 +3,9 @@
 # own volume: each writes its own file and its own content to a shared file
 # name, and neither ever sees the other's writes.  The cache stays as it was.
 here=$(dirname "$(readlink -f "$0")")
+# shellcheck source=../lib/common.sh
 . "$here/../lib/common.sh"
+# shellcheck source=../lib/engines.sh
 . "$here/../lib/engines.sh"
 
 vt_init concurrent-jobs
@@ -24,6 +26,7 @@ img=$(vt_docker_image)
 
 # The job: wait until the host says go (so both run at once), write, give
 # the other job time to write too, then check that only our writes show.
+# shellcheck disable=SC2016 # expanded by the container's shell
 job_script='
 me=$1 other=$2
 until [ -e .go ]; do sleep 0.1; done
@@ -38,7 +41,7 @@ echo "done $me"'
 start_job() { # start_job ME OTHER
 	local vol=job-$1-$VT_ID name=vt-$VT_ID-$1
 	docker volume create -d "$VT_DRIVER" -o source=cache:proj "$vol" >/dev/null
-	vt_on_exit vt_rm_volume docker "$vol"
+	vt_track_volume docker "$vol"
 	vt_on_exit vt_rm_container docker "$name"
 	docker run -d --name "$name" --network none -v "$vol:/builds/g/p" \
 		-w /builds/g/p "$img" sh -c "$job_script" job "$1" "$2" >/dev/null
@@ -79,6 +82,6 @@ vt_step "after the jobs, the volumes are free and can be removed"
 for j in a b; do
 	docker rm "vt-$VT_ID-$j" >/dev/null
 	vt_assert_in_use "job-$j-$VT_ID" false
-	docker volume rm "job-$j-$VT_ID" >/dev/null
+	vt_rm_volume docker "job-$j-$VT_ID"
 	vt_assert_volume_gone "job-$j-$VT_ID"
 done

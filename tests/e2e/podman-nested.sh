@@ -4,7 +4,9 @@
 # `podman --remote run -v VOL:/builds/g/p` goes through podman's API socket
 # mounted into it, onto the same volmgr volume at the same path.
 here=$(dirname "$(readlink -f "$0")")
+# shellcheck source=../lib/common.sh
 . "$here/../lib/common.sh"
+# shellcheck source=../lib/engines.sh
 . "$here/../lib/engines.sh"
 
 vt_init podman-nested
@@ -30,7 +32,7 @@ path=/builds/g/p
 
 vt_step "podman volume create --driver $VT_DRIVER -o source=cache:proj $vol"
 vt_podman volume create --driver "$VT_DRIVER" -o source=cache:proj "$vol" >/dev/null
-vt_on_exit vt_rm_volume vt_podman "$vol"
+vt_track_volume vt_podman "$vol"
 vt_assert_listed "$vol"
 vt_assert_eq "$pool/volumes/$vol" "$(vt_volmgr_field "$vol" .mountpoint)" "mountpoint"
 
@@ -58,12 +60,13 @@ vt_step "an unknown option fails with a message naming it"
 err=$(vt_podman volume create --driver "$VT_DRIVER" -o bogus=1 "bad-$VT_ID" 2>&1) &&
 	vt_fail "-o bogus=1 was accepted"
 vt_assert_contains "$err" bogus "podman's error"
+vt_log "the message: $err"
 vt_assert_status 4 "$VOLMGR" inspect "bad-$VT_ID"
 
 vt_step "a volume without a source is empty and writable"
 empty=empty-$VT_ID
 vt_podman volume create --driver "$VT_DRIVER" "$empty" >/dev/null
-vt_on_exit vt_rm_volume vt_podman "$empty"
+vt_track_volume vt_podman "$empty"
 out=$(vt_podman run --rm --network none -v "$empty:/w" "$img" \
 	sh -c 'ls -A /w; echo w > /w/f && cat /w/f')
 vt_assert_eq w "$out" "empty volume listing, then a write"
@@ -75,7 +78,7 @@ for v in "$vol" "$empty"; do vt_assert_listed "$v"; done
 # (CONTAINERS_CONF and CONTAINERS_STORAGE_CONF are exported).
 cli=cli-$VT_ID
 "$VOLMGR" create "$cli"
-vt_on_exit vt_rm_volume vt_podman "$cli"
+vt_track_volume vt_podman "$cli"
 podman volume reload >/dev/null
 vt_assert_eq "$VT_DRIVER" "$(vt_podman volume inspect --format '{{.Driver}}' "$cli")" \
 	"driver of the CLI-made $cli in podman"
@@ -84,6 +87,6 @@ vt_assert_eq "" "$out" "a CLI-made volume mounted by podman"
 
 vt_step "podman volume rm deletes the subvolumes"
 for v in "$vol" "$empty" "$cli"; do
-	vt_podman volume rm "$v" >/dev/null
+	vt_rm_volume vt_podman "$v"
 	vt_assert_volume_gone "$v"
 done

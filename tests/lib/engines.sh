@@ -1,8 +1,8 @@
 # shellcheck shell=bash
-# Container engines for volmgr's end-to-end tests: a docker engine (the
-# running one, or a private dockerd), a private rootful podman API service,
-# and tiny busybox images built locally (no registry is reachable).
-# Source common.sh first.
+# Container engines for volmgr's end-to-end tests: a private dockerd (or
+# the running engine, with VT_DOCKER=running), a private rootful podman API
+# service, and tiny busybox images built locally (no registry is
+# reachable).  Source common.sh first.
 #
 # Helpers that take an ENGINE argument accept `docker` or `vt_podman`, so a
 # cleanup registered with vt_on_exit names its engine explicitly.
@@ -70,9 +70,12 @@ vt__image_name() {
 	printf '%s\n' "${name,,}"
 }
 
-# The docker client to put into job images: the static one if present.
+# The docker client to put into job images: VT_DOCKER_CLIENT, else the
+# static one if present, else Debian's (copied with its libraries).
 vt_docker_client() {
-	if [[ -x /usr/local/bin/docker ]]; then
+	if [[ -n ${VT_DOCKER_CLIENT:-} ]]; then
+		printf '%s\n' "$VT_DOCKER_CLIENT"
+	elif [[ -x /usr/local/bin/docker ]]; then
 		printf '%s\n' /usr/local/bin/docker
 	elif [[ -x /usr/bin/docker ]]; then
 		printf '%s\n' /usr/bin/docker
@@ -101,14 +104,34 @@ vt_rm_image() {
 	"$engine" image rm -f "$id" >/dev/null
 }
 
-# Fails only if the volume is still listed afterwards.
+# Volumes are tracked rather than probed: docker answers `volume ls`, and
+# any lookup of a name it does not hold, by asking every volume plugin it
+# has ever seen, and a plugin whose socket is gone (another test's, a
+# crashed daemon's) costs 15-60 s of retries.  So a test says which volumes
+# it created and which it removed, and the cleanup only touches the rest.
+
+vt__volume_mark() { printf '%s/.vol-%s-%s' "$VT_TMP" "$1" "$2"; }
+
+# vt_track_volume ENGINE NAME — NAME was created through ENGINE: remove it
+# at exit unless the test did (vt_rm_volume, vt_untrack_volume).
+vt_track_volume() {
+	vt_on_exit vt__volume_cleanup "$1" "$2"
+}
+
+vt_untrack_volume() {
+	: >"$(vt__volume_mark "$1" "$2")"
+}
+
+# vt_rm_volume ENGINE NAME — remove a tracked volume through ENGINE.
 vt_rm_volume() {
+	"$1" volume rm "$2" >/dev/null
+	vt_untrack_volume "$1" "$2"
+}
+
+vt__volume_cleanup() {
 	local engine=$1 name=$2
-	"$engine" volume rm -f "$name" >/dev/null 2>&1 || true
-	if "$engine" volume ls -q | grep -qxF "$name"; then
-		printf 'WARN: %s still lists volume %s\n' "$engine" "$name" >&2
-		return 1
-	fi
+	[[ -e $(vt__volume_mark "$engine" "$name") ]] && return 0
+	"$engine" volume rm -f "$name" >/dev/null
 }
 
 # --------------------------------------------------------------------- docker
@@ -120,19 +143,28 @@ vt__docker_socket_path() {
 }
 
 # vt_docker_ensure — make `docker` reach an engine and set VT_DOCKER_SOCK
-# (host path of its socket, to mount into job containers).  Uses the running
-# engine when there is one, else starts a private dockerd that lives in
-# VT_TMP and is stopped (by pid) at exit.
+# (host path of its socket, to mount into job containers).
+#
+# By default every test starts its own private dockerd in VT_TMP, stopped
+# (by pid) at exit.  VT_DOCKER=running uses the engine that DOCKER_HOST (or
+# the default socket) reaches instead, falling back to a private one.  Not
+# the default because docker never forgets a volume plugin it has used:
+# once a test's plugin socket is gone, every later `docker volume ls` on
+# that engine retries it for 15 s and every lookup of an unknown volume
+# name for 60 s, until that dockerd restarts (measured with 20.10).
 vt_docker_ensure() {
 	local sock
 	vt_require_cmd docker
-	sock=$(vt__docker_socket_path) || sock=
-	if [[ -n $sock && -S $sock ]] &&
-		timeout 20 docker -H "unix://$sock" info >/dev/null 2>&1; then
-		VT_DOCKER_SOCK=$sock
-		export VT_DOCKER_SOCK DOCKER_HOST=unix://$sock
-		vt_log "docker: using the running engine at $sock"
-		return 0
+	if [[ ${VT_DOCKER:-private} == running ]]; then
+		sock=$(vt__docker_socket_path) || sock=
+		if [[ -n $sock && -S $sock ]] &&
+			timeout 20 docker -H "unix://$sock" version >/dev/null 2>&1; then
+			VT_DOCKER_SOCK=$sock
+			export VT_DOCKER_SOCK DOCKER_HOST=unix://$sock
+			vt_log "docker: using the running engine at $sock"
+			return 0
+		fi
+		vt_log "docker: no running engine reachable, starting a private one"
 	fi
 	vt__docker_start_private
 }
@@ -161,7 +193,7 @@ vt__docker_start_private() {
 	export DOCKER_HOST=unix://$VT_DOCKER_SOCK VT_DOCKER_SOCK VT_DOCKERD_PID
 	for ((i = 0; i < 120; i++)); do
 		kill -0 "$VT_DOCKERD_PID" 2>/dev/null || vt_fail "private dockerd exited"
-		if docker info >/dev/null 2>&1; then
+		if docker version >/dev/null 2>&1; then
 			vt_log "docker: private dockerd (pid $VT_DOCKERD_PID) at $VT_DOCKER_SOCK"
 			return 0
 		fi
@@ -184,11 +216,12 @@ vt__stop_pid() {
 }
 
 vt__docker_stop_private() {
-	local pid=$1 d=$2 ids cpid
+	local pid=$1 d=$2 cpid
+	local -a ids
 	if kill -0 "$pid" 2>/dev/null; then
 		# A private engine holds only this test's containers.
-		ids=$(docker ps -aq)
-		[[ -z $ids ]] || docker rm -f $ids >/dev/null
+		mapfile -t ids < <(docker ps -aq)
+		((${#ids[@]} == 0)) || docker rm -f "${ids[@]}" >/dev/null
 		vt__stop_pid "$pid" 30
 	fi
 	# dockerd stops the containerd it started, unless it was killed.
@@ -265,7 +298,8 @@ vt_podman_ensure() {
 	mkdir -p "$p/tmp" "$p/net"
 	vt__podman_conf "$p" "$driver" "$plugin_sock"
 	# Exported: `podman container cleanup`, which conmon runs when a
-	# container exits, inherits them and so finds the plugin too.
+	# container exits, inherits CONTAINERS_CONF and so finds the plugin
+	# (storage paths reach it as arguments).
 	export CONTAINERS_CONF=$p/containers.conf
 	export CONTAINERS_STORAGE_CONF=$p/storage.conf
 	VT_PODMAN_SOCK=$VT_TMP/podman.sock
