@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "caller.h"
 #include "names.h"
 
 static void jsonp(json_t **j) { json_decref(*j); }
@@ -55,15 +56,34 @@ static int args_only(json_t *args, const char *const *keys, struct vm_error *err
 #define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
 #define NOARGS ((const char *const[]){NULL})
 
+/* With a passed fd: a volume from what the caller sees at "path". */
 static int op_volume_create(struct vm_manager *m, const struct vm_caller *c,
-			    json_t *args, json_t **ret, struct vm_error *err)
+			    json_t *args, int fd, json_t **ret, struct vm_error *err)
 {
-	const char *name, *source;
+	const char *name, *source, *path;
 	int r;
-	if ((r = args_only(args, ARGS("name", "source", "labels"), err)) < 0 ||
+	if ((r = args_only(args, ARGS("name", "source", "path", "labels"), err)) < 0 ||
 	    (r = arg_string(args, "name", true, &name, err)) < 0 ||
-	    (r = arg_string(args, "source", false, &source, err)) < 0)
+	    (r = arg_string(args, "source", false, &source, err)) < 0 ||
+	    (r = arg_string(args, "path", false, &path, err)) < 0)
 		return r;
+	if ((fd >= 0) != (path != NULL) || (path && source))
+		return vm_error_set(err, EINVAL,
+				    "give either a source by name, or a path with its directory passed as a file descriptor");
+	if (path) {
+		json_t *labels = json_object_get(args, "labels");
+		json_t *how = NULL;
+		r = vm_volume_create_from_fd(m, name, fd, path,
+					     json_is_object(labels) ? labels : NULL, c, &how, err);
+		if (r < 0)
+			return r;
+		r = vm_volume_get(m, name, true, ret, err);
+		if (r == 0)
+			json_object_set_new(*ret, "created_by", how);
+		else
+			json_decref(how);
+		return r;
+	}
 	struct vm_create_opts o = {0};
 	if ((r = vm_source_parse(source, &o.source, err)) < 0)
 		return r;
@@ -119,7 +139,18 @@ json_t *vm_control_handle(struct vm_manager *m, const struct vm_caller *caller,
 					   "backend", "btrfs");
 		}
 	} else if (strcmp(op, "volume.create") == 0) {
-		r = op_volume_create(m, caller, args, &result, &err);
+		r = op_volume_create(m, caller, args, fd, &result, &err);
+	} else if (strcmp(op, "volume.which") == 0) {
+		r = args_only(args, NOARGS, &err);
+		if (r == 0 && fd < 0)
+			r = vm_error_set(&err, EINVAL, "volume.which needs the directory passed as a file descriptor");
+		if (r == 0)
+			r = vm_volume_which(m, fd, &result, &err);
+		json_t *mount = NULL;
+		struct vm_error merr = {0};
+		/* Where the caller has it mounted: informative, best effort. */
+		if (r == 0 && vm_caller_mount_of_fd(caller, vm_manager_proc(m), fd, &mount, &merr) == 0)
+			json_object_set_new(result, "mount", mount);
 	} else if (strcmp(op, "volume.list") == 0) {
 		r = args_only(args, NOARGS, &err);
 		if (r == 0)

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "caller.h"
 #include "control.h"
 #include "server.h"
 
@@ -118,6 +119,7 @@ static void *client_main(void *arg)
 	}
 	free(buf);
 	close(cl->fd);
+	closep(&cl->caller.pidfd);
 	pthread_mutex_lock(&s->lock);
 	s->clients--;
 	pthread_mutex_unlock(&s->lock);
@@ -163,11 +165,15 @@ static void *accept_main(void *arg)
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 		if (cl) {
-			*cl = (struct client){s, fd, {cred.uid, cred.pid}};
+			/* Pin the caller's process now: its pid may be reused
+			 * once it exits, its pidfd never is. */
+			*cl = (struct client){s, fd, {cred.uid, cred.gid, cred.pid,
+						      vm_pidfd_open(cred.pid)}};
 			if (pthread_create(&t, &attr, client_main, cl) == 0) {
 				pthread_attr_destroy(&attr);
 				continue;
 			}
+			closep(&cl->caller.pidfd);
 			free(cl);
 		}
 		pthread_attr_destroy(&attr);

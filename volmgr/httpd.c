@@ -36,13 +36,14 @@ static void request_completed(void *cls, struct MHD_Connection *c, void **con_cl
 
 static struct vm_caller peer_of(struct MHD_Connection *c)
 {
-	struct vm_caller caller = {.uid = (uint32_t)-1, .pid = 0};
+	struct vm_caller caller = {.uid = (uint32_t)-1, .gid = (uint32_t)-1, .pidfd = -1};
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	if (ci && getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
 		caller.uid = cred.uid;
+		caller.gid = cred.gid;
 		caller.pid = cred.pid;
 	}
 	return caller;

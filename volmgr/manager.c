@@ -19,7 +19,7 @@ struct vm_manager {
 	pthread_mutex_t lock;
 	char *proc;
 	char *vol_prefix; /* volumes/ as seen in mountinfo's root field */
-	json_t *importing; /* cache names with an import in flight */
+	json_t *importing; /* "kind:name" of copies in flight */
 };
 
 struct locked {
@@ -41,6 +41,11 @@ static void jsonp(json_t **j) { json_decref(*j); }
 const struct vm_pool *vm_manager_pool(const struct vm_manager *m)
 {
 	return m->pool;
+}
+
+const char *vm_manager_proc(const struct vm_manager *m)
+{
+	return m->proc;
 }
 
 static int data_fd(struct vm_manager *m, enum vm_kind k)
@@ -352,6 +357,8 @@ void vm_manager_free(struct vm_manager *m)
 
 /* ---- volumes ---- */
 
+static bool name_taken(struct vm_manager *m, enum vm_kind k, const char *name);
+
 static char *volume_path(struct vm_manager *m, const char *name)
 {
 	char *p;
@@ -398,11 +405,7 @@ int vm_volume_create(struct vm_manager *m, const char *name,
 	if (opts && (r = vm_labels_check(opts->labels, err)) < 0)
 		return r;
 	LOCK_GUARD(m);
-	char file[VM_NAME_MAX + 8];
-	record_file(name, file);
-	struct stat st;
-	if (fstatat(m->pool->vol_meta_fd, file, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
-	    data_exists(m, VM_KIND_VOLUME, name))
+	if (name_taken(m, VM_KIND_VOLUME, name))
 		return vm_error_set(err, EEXIST, "volume %s already exists", name);
 
 	_cleanup_(recordp) struct vm_record rec = {0};
@@ -470,7 +473,7 @@ static json_t *volume_info(struct vm_manager *m, const struct vm_record *rec,
 							"since", t, "stale",
 							!fresh && kernel == 0));
 	}
-	char created[40], src[VM_NAME_MAX + 16];
+	char created[40], src[VM_SOURCE_STR_MAX];
 	vm_format_time(rec->created_ns, created);
 	vm_source_format(&rec->source, src);
 	_cleanup_free_ char *path = volume_path(m, rec->name);
@@ -675,11 +678,47 @@ int vm_volume_unmount(struct vm_manager *m, const char *name, const char *id,
 
 /* ---- caches ---- */
 
-int vm_cache_import(struct vm_manager *m, const char *name, int src_fd,
-		    const struct vm_caller *caller, json_t **ret_stats,
-		    struct vm_error *err)
+/* The name is taken: by a record, by data, or by a copy in flight. */
+static bool name_taken(struct vm_manager *m, enum vm_kind k, const char *name)
 {
-	int r = vm_name_check("cache", name, err);
+	char file[VM_NAME_MAX + 8], key[VM_NAME_MAX + 16];
+	record_file(name, file);
+	snprintf(key, sizeof(key), "%s:%s", vm_kind_str(k), name);
+	struct stat st;
+	return json_object_get(m->importing, key) ||
+	       fstatat(meta_fd(m, k), file, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
+	       data_exists(m, k, name);
+}
+
+static void reserve(struct vm_manager *m, enum vm_kind k, const char *name, bool on)
+{
+	char key[VM_NAME_MAX + 16];
+	snprintf(key, sizeof(key), "%s:%s", vm_kind_str(k), name);
+	if (on)
+		json_object_set_new(m->importing, key, json_true());
+	else
+		json_object_del(m->importing, key);
+}
+
+static json_t *stats_json(const struct vm_copy_stats *s)
+{
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
+			 "files", (json_int_t)s->files, "dirs", (json_int_t)s->dirs,
+			 "symlinks", (json_int_t)s->symlinks,
+			 "hardlinks", (json_int_t)s->hardlinks,
+			 "others", (json_int_t)s->others, "bytes", (json_int_t)s->bytes);
+}
+
+/* Copy the tree open at src_fd into a new subvolume k/name: reserve the
+ * name, copy into staging/ without holding the lock (other requests go on
+ * meanwhile), then publish and commit the record under the lock.  On the
+ * same btrfs file system copy_file_range shares the data (a clone). */
+static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name,
+		   int src_fd, const struct vm_source *source, json_t *labels,
+		   const struct vm_caller *caller, json_t **ret_stats,
+		   struct vm_error *err)
+{
+	int r = vm_name_check(vm_kind_str(k), name, err);
 	if (r < 0)
 		return r;
 	char tmp[VM_NAME_MAX + 64];
@@ -687,73 +726,164 @@ int vm_cache_import(struct vm_manager *m, const char *name, int src_fd,
 	uint64_t id = 0;
 	{
 		LOCK_GUARD(m);
-		char file[VM_NAME_MAX + 8];
-		record_file(name, file);
-		struct stat st;
-		if (json_object_get(m->importing, name) ||
-		    fstatat(m->pool->cache_meta_fd, file, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
-		    data_exists(m, VM_KIND_CACHE, name))
-			return vm_error_set(err, EEXIST, "cache %s already exists", name);
+		if (name_taken(m, k, name))
+			return vm_error_set(err, EEXIST, "%s %s already exists",
+					    vm_kind_str(k), name);
 		r = vm_btrfs_create(m->pool->staging_fd, tmp, &id, err);
 		if (r < 0)
 			return r;
-		json_object_set_new(m->importing, name, json_true());
+		reserve(m, k, name, true);
 	}
-	/* The copy runs unlocked: other requests go on meanwhile. */
 	struct vm_copy_stats stats = {0};
 	{
 		_cleanup_close_ int dst = vm_openat_beneath(
 			m->pool->staging_fd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 		if (dst < 0)
-			r = vm_error_errno(err, -dst, "cannot open the new cache");
+			r = vm_error_errno(err, -dst, "cannot open the new %s", vm_kind_str(k));
 		else
 			r = vm_tree_copy(src_fd, dst, &stats, err);
 	}
 	LOCK_GUARD(m);
-	json_object_del(m->importing, name);
+	reserve(m, k, name, false);
 	if (r == 0)
-		r = publish(m, tmp, m->pool->caches_fd, name, err);
+		r = publish(m, tmp, data_fd(m, k), name, err);
 	if (r < 0) {
 		delete_staged(m, tmp, NULL);
 		return r;
 	}
-	/* Read-only only once in place: btrfs refuses to move a read-only
-	 * subvolume (its ".." would change). */
-	{
+	/* Caches are read-only, but only once in place: btrfs refuses to
+	 * move a read-only subvolume (its ".." would change). */
+	if (k == VM_KIND_CACHE) {
 		_cleanup_close_ int fd = vm_openat_beneath(
-			m->pool->caches_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+			data_fd(m, k), name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 		r = fd < 0 ? vm_error_errno(err, -fd, "cannot open cache %s", name)
 			   : vm_btrfs_set_read_only(fd, true, err);
-	}
-	if (r < 0) {
-		discard_data(m, m->pool->caches_fd, name, NULL);
-		return r;
+		if (r < 0) {
+			discard_data(m, data_fd(m, k), name, NULL);
+			return r;
+		}
 	}
 	_cleanup_(recordp) struct vm_record rec = {0};
-	if (vm_record_init(&rec, VM_KIND_CACHE, name) < 0) {
-		discard_data(m, m->pool->caches_fd, name, NULL);
+	if (vm_record_init(&rec, k, name) < 0) {
+		discard_data(m, data_fd(m, k), name, NULL);
 		return vm_error_set(err, ENOMEM, "out of memory");
 	}
 	rec.subvol_id = id;
 	rec.created_ns = vm_now_ns();
+	if (source)
+		rec.source = *source;
 	if (caller) {
 		rec.creator_uid = caller->uid;
 		rec.creator_pid = caller->pid;
 	}
+	if (labels) {
+		json_decref(rec.labels);
+		rec.labels = json_deep_copy(labels);
+	}
 	r = store_record(m, &rec, err);
 	if (r < 0) {
-		discard_data(m, m->pool->caches_fd, name, NULL);
+		discard_data(m, data_fd(m, k), name, NULL);
 		return r;
 	}
 	if (ret_stats)
-		*ret_stats = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
-				       "files", (json_int_t)stats.files,
-				       "dirs", (json_int_t)stats.dirs,
-				       "symlinks", (json_int_t)stats.symlinks,
-				       "hardlinks", (json_int_t)stats.hardlinks,
-				       "others", (json_int_t)stats.others,
-				       "bytes", (json_int_t)stats.bytes);
+		*ret_stats = stats_json(&stats);
 	return 0;
+}
+
+int vm_cache_import(struct vm_manager *m, const char *name, int src_fd,
+		    const struct vm_caller *caller, json_t **ret_stats,
+		    struct vm_error *err)
+{
+	return copy_in(m, VM_KIND_CACHE, name, src_fd, NULL, NULL, caller,
+		       ret_stats, err);
+}
+
+/* Which volume holds the directory open at fd?  Every btrfs subvolume has
+ * its own device number, so a file's st_dev names the subvolume it is in;
+ * the subvolume's root directory has the same inode as volumes/NAME.  The
+ * fd is what the caller opened in its own mount namespace, so this works
+ * through any bind mount, at any depth, and never resolves a path. */
+static int volume_of_fd(struct vm_manager *m, int fd, char ret_name[static VM_NAME_MAX + 1],
+			bool *ret_root, struct vm_error *err)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return vm_error_errno(err, errno, "cannot stat the caller's directory");
+	DIR *d = opendir_at(m->pool->volumes_fd);
+	if (!d)
+		return vm_error_errno(err, errno, "cannot read the volumes");
+	int r = -ENOENT;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		struct stat vs, rs;
+		char file[VM_NAME_MAX + 8];
+		if (!vm_is_plain_component(de->d_name) || strlen(de->d_name) > VM_NAME_MAX ||
+		    fstatat(m->pool->volumes_fd, de->d_name, &vs, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    vs.st_dev != st.st_dev || !S_ISDIR(vs.st_mode))
+			continue;
+		record_file(de->d_name, file);
+		if (fstatat(m->pool->vol_meta_fd, file, &rs, AT_SYMLINK_NOFOLLOW) < 0)
+			continue; /* data without a record is nobody's volume */
+		snprintf(ret_name, VM_NAME_MAX + 1, "%s", de->d_name);
+		*ret_root = vs.st_ino == st.st_ino;
+		r = 0;
+		break;
+	}
+	closedir(d);
+	return r;
+}
+
+int vm_volume_which(struct vm_manager *m, int fd, json_t **ret, struct vm_error *err)
+{
+	LOCK_GUARD(m);
+	char name[VM_NAME_MAX + 1];
+	bool root = false;
+	int r = volume_of_fd(m, fd, name, &root, err);
+	if (r == -ENOENT)
+		return vm_error_set(err, ENOENT, "the directory is not on a volmgr volume");
+	if (r < 0)
+		return r;
+	*ret = json_pack("{s:s, s:b}", "volume", name, "root", root);
+	return *ret ? 0 : vm_error_set(err, ENOMEM, "out of memory");
+}
+
+int vm_volume_create_from_fd(struct vm_manager *m, const char *name, int src_fd,
+			     const char *path, json_t *labels,
+			     const struct vm_caller *caller, json_t **ret_how,
+			     struct vm_error *err)
+{
+	int r = vm_name_check("volume", name, err);
+	if (r < 0)
+		return r;
+	if ((r = vm_source_path_check(path, err)) < 0 ||
+	    (r = vm_labels_check(labels, err)) < 0)
+		return r;
+	char held[VM_NAME_MAX + 1];
+	bool root = false;
+	{
+		LOCK_GUARD(m);
+		r = volume_of_fd(m, src_fd, held, &root, err);
+		if (r < 0 && r != -ENOENT)
+			return r;
+	}
+	if (r == 0 && root) {
+		/* The root of a volume: a snapshot, in O(1). */
+		struct vm_create_opts o = {.source.kind = VM_SOURCE_VOLUME, .labels = labels};
+		snprintf(o.source.name, sizeof(o.source.name), "%s", held);
+		r = vm_volume_create(m, name, &o, caller, err);
+		if (r == 0 && ret_how)
+			*ret_how = json_pack("{s:s, s:s}", "method", "snapshot", "of", held);
+		return r;
+	}
+	struct vm_source src = {.kind = VM_SOURCE_PATH};
+	snprintf(src.name, sizeof(src.name), "%s", path);
+	json_t *stats = NULL;
+	r = copy_in(m, VM_KIND_VOLUME, name, src_fd, &src, labels, caller, &stats, err);
+	if (r == 0 && ret_how)
+		*ret_how = json_pack("{s:s, s:o}", "method", "copy", "stats", stats);
+	else
+		json_decref(stats);
+	return r;
 }
 
 int vm_cache_list(struct vm_manager *m, json_t **ret, struct vm_error *err)

@@ -25,7 +25,9 @@ struct vm_manager;
 
 struct vm_caller {
 	uint32_t uid;
-	int32_t pid;
+	uint32_t gid;
+	int32_t pid;   /* in volmgrd's pid namespace */
+	int pidfd;     /* pins that process (pidfd_open), -1 if unavailable */
 };
 
 struct vm_manager_config {
@@ -41,6 +43,7 @@ int vm_manager_new(struct vm_pool *pool, const struct vm_manager_config *cfg,
 void vm_manager_free(struct vm_manager *m);
 
 const struct vm_pool *vm_manager_pool(const struct vm_manager *m);
+const char *vm_manager_proc(const struct vm_manager *m);
 
 int vm_volume_create(struct vm_manager *m, const char *name,
 		     const struct vm_create_opts *opts,
@@ -60,6 +63,19 @@ int vm_volume_get(struct vm_manager *m, const char *name, bool with_usage,
 		  json_t **ret, struct vm_error *err);
 int vm_volume_list(struct vm_manager *m, bool with_usage, json_t **ret,
 		   struct vm_error *err);
+
+/* Create volume name from the directory a caller opened (src_fd): when it
+ * is the root of a volume, a snapshot of that volume; otherwise a copy of
+ * the tree (data shared with clones where the file system can).  path is
+ * the caller's name for it, recorded as source "path:PATH".  ret_how says
+ * which: {"method": "snapshot", "of": NAME} or {"method": "copy", ...}. */
+int vm_volume_create_from_fd(struct vm_manager *m, const char *name, int src_fd,
+			     const char *path, json_t *labels,
+			     const struct vm_caller *caller, json_t **ret_how,
+			     struct vm_error *err);
+/* The volume holding the directory a caller opened:
+ * {"volume": NAME, "root": true if fd is the volume's top}. ENOENT if none. */
+int vm_volume_which(struct vm_manager *m, int fd, json_t **ret, struct vm_error *err);
 
 /* Copy the tree open at src_fd into a new read-only cache. */
 int vm_cache_import(struct vm_manager *m, const char *name, int src_fd,

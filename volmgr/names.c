@@ -64,14 +64,49 @@ int vm_source_parse(const char *spec, struct vm_source *ret, struct vm_error *er
 	return 0;
 }
 
-void vm_source_format(const struct vm_source *src, char buf[static VM_NAME_MAX + 16])
+int vm_source_path_check(const char *path, struct vm_error *err)
+{
+	size_t n = path ? strnlen(path, VM_SOURCE_PATH_MAX + 1) : 0;
+	if (n == 0 || n > VM_SOURCE_PATH_MAX || path[0] != '/')
+		return vm_error_set(err, EINVAL,
+				    "source path must be absolute and at most %d bytes",
+				    VM_SOURCE_PATH_MAX);
+	_cleanup_free_ char *copy = strdup(path);
+	if (!copy)
+		return vm_error_set(err, ENOMEM, "out of memory");
+	vm_utf8_sanitize(copy);
+	if (strcmp(copy, path) != 0)
+		return vm_error_set(err, EINVAL,
+				    "source path must be UTF-8 without control characters");
+	return 0;
+}
+
+int vm_source_parse_recorded(const char *spec, struct vm_source *ret,
+			     struct vm_error *err)
+{
+	if (spec && strncmp(spec, "path:", 5) == 0) {
+		int r = vm_source_path_check(spec + 5, err);
+		if (r < 0)
+			return r;
+		struct vm_source s = {.kind = VM_SOURCE_PATH};
+		memcpy(s.name, spec + 5, strlen(spec + 5) + 1);
+		*ret = s;
+		return 0;
+	}
+	return vm_source_parse(spec, ret, err);
+}
+
+void vm_source_format(const struct vm_source *src, char buf[static VM_SOURCE_STR_MAX])
 {
 	switch (src->kind) {
 	case VM_SOURCE_CACHE:
-		snprintf(buf, VM_NAME_MAX + 16, "cache:%s", src->name);
+		snprintf(buf, VM_SOURCE_STR_MAX, "cache:%s", src->name);
 		break;
 	case VM_SOURCE_VOLUME:
-		snprintf(buf, VM_NAME_MAX + 16, "volume:%s", src->name);
+		snprintf(buf, VM_SOURCE_STR_MAX, "volume:%s", src->name);
+		break;
+	case VM_SOURCE_PATH:
+		snprintf(buf, VM_SOURCE_STR_MAX, "path:%s", src->name);
 		break;
 	default:
 		buf[0] = '\0';

@@ -24,17 +24,31 @@ enum vm_source_kind {
 	VM_SOURCE_NONE = 0,  /* an empty volume */
 	VM_SOURCE_CACHE,     /* cache:NAME */
 	VM_SOURCE_VOLUME,    /* volume:NAME */
+	VM_SOURCE_PATH,      /* path:PATH, a copy of what a caller saw at PATH */
 };
+
+/* A path as the caller named it, kept for information only: the daemon
+ * never resolves it (it copied through a file descriptor). */
+#define VM_SOURCE_PATH_MAX 1024
 
 struct vm_source {
 	enum vm_source_kind kind;
-	char name[VM_NAME_MAX + 1];
+	char name[VM_SOURCE_PATH_MAX + 1]; /* NAME, or PATH for VM_SOURCE_PATH */
 };
 
-/* Parse "cache:NAME" or "volume:NAME" (the name checked by the name rule). */
+#define VM_SOURCE_STR_MAX (VM_SOURCE_PATH_MAX + 16)
+
+/* Parse "cache:NAME" or "volume:NAME" (the name checked by the name rule):
+ * what a caller may ask for by name. */
 int vm_source_parse(const char *spec, struct vm_source *ret, struct vm_error *err);
+/* The same, and also "path:PATH" (printable UTF-8, absolute): what a
+ * record may say. */
+int vm_source_parse_recorded(const char *spec, struct vm_source *ret,
+			     struct vm_error *err);
+/* Check a caller's path string for recording as path:PATH. */
+int vm_source_path_check(const char *path, struct vm_error *err);
 /* Format back to "cache:NAME"; "" for VM_SOURCE_NONE. */
-void vm_source_format(const struct vm_source *src, char buf[static VM_NAME_MAX + 16]);
+void vm_source_format(const struct vm_source *src, char buf[static VM_SOURCE_STR_MAX]);
 
 /* Options of a new volume, as given through the plugin (Opts) or the CLI. */
 struct vm_create_opts {

@@ -52,7 +52,7 @@ int vm_mount_id_check(const char *id, struct vm_error *err)
 
 json_t *vm_record_to_json(const struct vm_record *rec)
 {
-	char src[VM_NAME_MAX + 16];
+	char src[VM_SOURCE_STR_MAX];
 	vm_source_format(&rec->source, src);
 	return json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:{s:I, s:I}, s:O, s:O}",
 			 "format", VM_RECORD_FORMAT,
@@ -123,7 +123,7 @@ int vm_record_from_json(json_t *j, enum vm_kind kind, struct vm_record *ret,
 	    pid < 0 || pid > INT32_MAX)
 		return vm_error_set(err, EBADMSG, "record: number out of range");
 	struct vm_source src;
-	r = vm_source_parse(source, &src, err);
+	r = vm_source_parse_recorded(source, &src, err);
 	if (r < 0)
 		return r;
 	r = vm_labels_check(labels, err);

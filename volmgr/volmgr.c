@@ -23,7 +23,9 @@ static void usage(FILE *f)
 		"Commands:\n"
 		"  snapshot SOURCE VOLUME [--label KEY=VALUE]...\n"
 		"                          create VOLUME as a snapshot of SOURCE\n"
-		"                          (cache:NAME or volume:NAME)\n"
+		"                          (cache:NAME, volume:NAME, or a PATH as this\n"
+		"                          process sees it: the top of a volume is\n"
+		"                          snapshotted, anything else copied)\n"
 		"  create VOLUME [--label KEY=VALUE]...\n"
 		"                          create an empty VOLUME\n"
 		"  ls [--json] [--quiet]   list volumes\n"
@@ -33,6 +35,7 @@ static void usage(FILE *f)
 		"  cache ls [--json]       list caches\n"
 		"  cache inspect NAME...   show caches as JSON\n"
 		"  cache rm NAME...        remove caches\n"
+		"  which PATH [--json]     name the volume that PATH is on\n"
 		"  status                  show the daemon's version and pool\n"
 		"\n"
 		"Options:\n"
@@ -138,6 +141,12 @@ static int parse_labels(int argc, char **argv, json_t *labels, char **pos, int *
 	return 0;
 }
 
+/* A snapshot SOURCE that names a directory rather than cache:/volume:. */
+static bool is_path(const char *s)
+{
+	return s[0] == '/' || s[0] == '.' || strchr(s, '/') != NULL;
+}
+
 static int cmd_create(int argc, char **argv, bool snapshot)
 {
 	json_t *labels = json_object();
@@ -154,6 +163,38 @@ static int cmd_create(int argc, char **argv, bool snapshot)
 	}
 	const char *name = pos[snapshot ? 1 : 0];
 	json_t *args = json_pack("{s:s, s:o}", "name", name, "labels", labels);
+	if (snapshot && is_path(pos[0])) {
+		/* What this process sees at PATH, in its own mount namespace:
+		 * the daemon gets the open directory, never the path to
+		 * resolve. The path string is only recorded. */
+		int fd = open(pos[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0) {
+			json_decref(args);
+			fprintf(stderr, "volmgr: cannot open %s: %m\n", pos[0]);
+			return errno == ENOENT ? VM_EXIT_NOT_FOUND : VM_EXIT_INVALID;
+		}
+		char *abs = realpath(pos[0], NULL);
+		json_object_set_new(args, "path", json_string(abs ? abs : pos[0]));
+		free(abs);
+		json_t *res = NULL;
+		r = call("volume.create", args, fd, &res);
+		close(fd);
+		if (r == 0) {
+			json_t *how = json_object_get(res, "created_by");
+			const char *method = json_string_value(json_object_get(how, "method"));
+			if (method && strcmp(method, "snapshot") == 0)
+				fprintf(stderr, "volmgr: %s is the volume %s: snapshot\n", pos[0],
+					json_string_value(json_object_get(how, "of")));
+			else
+				fprintf(stderr, "volmgr: %s is not the top of a volume: copied %lld files\n",
+					pos[0],
+					(long long)json_integer_value(json_object_get(
+						json_object_get(how, "stats"), "files")));
+			printf("%s\n", name);
+		}
+		json_decref(res);
+		return r;
+	}
 	if (snapshot) {
 		/* Check the source here too, for a message before any I/O. */
 		struct vm_source src;
@@ -316,6 +357,38 @@ static int cmd_cache(int argc, char **argv)
 	return fail_usage("unknown cache command %s", sub);
 }
 
+static int cmd_which(int argc, char **argv)
+{
+	bool json = false;
+	const char *path = NULL;
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = true;
+		else if (!path)
+			path = argv[i];
+		else
+			return fail_usage("unexpected argument %s", argv[i]);
+	}
+	if (!path)
+		return fail_usage("%s", "usage: volmgr which PATH [--json]");
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "volmgr: cannot open %s: %m\n", path);
+		return errno == ENOENT ? VM_EXIT_NOT_FOUND : VM_EXIT_INVALID;
+	}
+	json_t *res = NULL;
+	int r = call("volume.which", NULL, fd, &res);
+	close(fd);
+	if (r == 0) {
+		if (json)
+			print_json(res);
+		else
+			printf("%s\n", json_string_value(json_object_get(res, "volume")));
+	}
+	json_decref(res);
+	return r;
+}
+
 static int cmd_status(int argc, char **argv)
 {
 	(void)argv;
@@ -373,6 +446,8 @@ int main(int argc, char **argv)
 		return cmd_cache(n, rest);
 	if (strcmp(cmd, "status") == 0)
 		return cmd_status(n, rest);
+	if (strcmp(cmd, "which") == 0)
+		return cmd_which(n, rest);
 	if (strcmp(cmd, "help") == 0) {
 		usage(stdout);
 		return 0;

@@ -35,4 +35,18 @@ status=0; in_container volmgr snapshot cache:inner job-in 2>/dev/null || status=
 vt_assert_eq 5 "$status" "exit status of a duplicate snapshot inside the container"
 in_container volmgr rm job-in >/dev/null
 vt_assert_status 4 "$VOLMGR" inspect job-in
+
+vt_step "inside a job container: which and snapshot of the job's own workspace path"
+docker volume create -d "$VT_DRIVER" -o source=cache:inner "ws-$VT_ID" >/dev/null
+vt_on_exit vt_rm_volume docker "ws-$VT_ID"
+out=$(docker run --rm --network none -v "$VT_CONTROL_SOCK:/run/volmgr/control.sock" \
+	-v "ws-$VT_ID:/builds/g/p" -w /builds/g/p "$img" sh -c \
+	'volmgr which . && volmgr which /builds/g/p/src && echo mine > mine &&
+	 volmgr snapshot /builds/g/p "snap-$0" && volmgr snapshot /builds/g/p/src "copy-$0"' "$VT_ID")
+vt_assert_contains "$out" "ws-$VT_ID
+ws-$VT_ID" "which inside the container"
+vt_assert_eq "volume:ws-$VT_ID" "$("$VOLMGR" inspect "snap-$VT_ID" | jq -r .source)" "snapshot of the job's workspace"
+vt_assert_eq mine "$(cat "$pool/volumes/snap-$VT_ID/mine")" "the job's write is in the snapshot"
+vt_assert_eq "path:/builds/g/p/src" "$("$VOLMGR" inspect "copy-$VT_ID" | jq -r .source)" "copy below the top, path as the job sees it"
+"$VOLMGR" rm "snap-$VT_ID" "copy-$VT_ID" >/dev/null
 "$VOLMGR" cache rm inner

@@ -193,7 +193,7 @@ static void test_source_ok(void **state)
 		expect_ok(vm_source_parse(cases[i].spec, &s, &err), &err, cases[i].spec);
 		assert_int_equal(s.kind, cases[i].kind);
 		assert_string_equal(s.name, cases[i].name);
-		char buf[VM_NAME_MAX + 16];
+		char buf[VM_SOURCE_STR_MAX];
 		vm_source_format(&s, buf);
 		assert_string_equal(buf, cases[i].spec);
 	}
@@ -205,7 +205,7 @@ static void test_source_ok(void **state)
 	expect_ok(vm_source_parse("", &s, &err), &err, "empty");
 	assert_int_equal(s.kind, VM_SOURCE_NONE);
 	assert_string_equal(s.name, "");
-	char buf[VM_NAME_MAX + 16];
+	char buf[VM_SOURCE_STR_MAX];
 	memset(buf, 'x', sizeof(buf));
 	vm_source_format(&s, buf);
 	assert_string_equal(buf, "");

@@ -85,7 +85,7 @@ static int fake_create(void *ctx, const char *name, const struct vm_create_opts 
 		if (!fake_find(f, o->source.name, err))
 			return -ENOENT;
 	}
-	char src[VM_NAME_MAX + 16];
+	char src[VM_SOURCE_STR_MAX];
 	vm_source_format(&o->source, src);
 	json_object_set_new(f->vols, name, json_pack("{s:s, s:{}}", "source", src, "ids"));
 	return 0;

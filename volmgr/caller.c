@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "caller.h"
+
+#include <libmount/libmount.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+
+int vm_pidfd_open(int32_t pid)
+{
+#ifdef SYS_pidfd_open
+	long fd = syscall(SYS_pidfd_open, (pid_t)pid, 0);
+	return fd < 0 ? -1 : (int)fd;
+#else
+	return -1;
+#endif
+}
+
+static int pidfd_alive(int pidfd)
+{
+#ifdef SYS_pidfd_send_signal
+	if (pidfd < 0)
+		return 1; /* no pidfd: nothing to check against */
+	return syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == 0;
+#else
+	return 1;
+#endif
+}
+
+static int fd_mount_id(int fd, int *ret)
+{
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/self/fdinfo/%d", fd);
+	FILE *f = fopen(p, "re");
+	if (!f)
+		return -errno;
+	char line[256];
+	int r = -ENOENT;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "mnt_id: %d", ret) == 1) {
+			r = 0;
+			break;
+		}
+	fclose(f);
+	return r;
+}
+
+int vm_caller_mount_of_fd(const struct vm_caller *caller, const char *proc,
+			  int fd, json_t **ret, struct vm_error *err)
+{
+	int id;
+	int r = fd_mount_id(fd, &id);
+	if (r < 0)
+		return vm_error_errno(err, -r, "cannot read the mount ID of the caller's fd");
+	if (caller->pid <= 0)
+		return vm_error_set(err, ESRCH, "the caller's pid is unknown");
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/%d/mountinfo", proc, (int)caller->pid);
+	struct libmnt_table *tb = mnt_new_table_from_file(p);
+	if (!tb)
+		return vm_error_set(err, ESRCH, "cannot read the caller's mountinfo");
+	/* Read first, then check that the pid still is the caller: if the
+	 * caller had died, the pid might have been reused. */
+	if (!pidfd_alive(caller->pidfd)) {
+		mnt_unref_table(tb);
+		return vm_error_set(err, ESRCH, "the caller went away");
+	}
+	struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
+	struct libmnt_fs *fs;
+	json_t *found = NULL;
+	while (it && mnt_table_next_fs(tb, it, &fs) == 0) {
+		if (mnt_fs_get_id(fs) != id)
+			continue;
+		found = json_pack("{s:s, s:s, s:s}", "target", mnt_fs_get_target(fs) ?: "",
+				  "root", mnt_fs_get_root(fs) ?: "",
+				  "fstype", mnt_fs_get_fstype(fs) ?: "");
+		break;
+	}
+	mnt_free_iter(it);
+	mnt_unref_table(tb);
+	if (!found)
+		return vm_error_set(err, ENOENT,
+				    "the caller's mount of the directory was not found");
+	*ret = found;
+	return 0;
+}

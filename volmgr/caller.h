@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* What a caller of the control socket sees: its mount of a directory it
+ * opened and passed to us, looked up in its own mount namespace. */
+#pragma once
+
+#include <jansson.h>
+
+#include "manager.h"
+
+/* Find the mount that holds fd (an fd the caller passed) in the caller's
+ * /proc/PID/mountinfo, read with libmount.  The mount ID comes from our
+ * own fdinfo of that fd (mount IDs are unique across namespaces), so no
+ * path is resolved.  The pidfd proves that PID was still the caller when
+ * its mountinfo was read.  Returns {"target": mount point as the caller
+ * sees it, "root": the mounted directory inside its file system,
+ * "fstype": ...}. */
+int vm_caller_mount_of_fd(const struct vm_caller *caller, const char *proc,
+			  int fd, json_t **ret, struct vm_error *err);
+
+/* Open a pidfd for pid, or -1 where the kernel has none. */
+int vm_pidfd_open(int32_t pid);
