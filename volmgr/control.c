@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "control.h"
 
+#include <limits.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "caller.h"
@@ -149,8 +151,18 @@ json_t *vm_control_handle(struct vm_manager *m, const struct vm_caller *caller,
 		json_t *mount = NULL;
 		struct vm_error merr = {0};
 		/* Where the caller has it mounted: informative, best effort. */
-		if (r == 0 && vm_caller_mount_of_fd(caller, vm_manager_proc(m), fd, &mount, &merr) == 0)
+		if (r == 0 && vm_caller_mount_of_fd(caller, vm_manager_proc(m), fd, &mount, &merr) == 0) {
+			/* Is the volume's top what is mounted there?  Then an
+			 * engine can mount the volume by name at the same
+			 * place (volmgr-run does). */
+			char top[PATH_MAX];
+			snprintf(top, sizeof(top), "%s/%s", vm_manager_volumes_fs_path(m),
+				 json_string_value(json_object_get(result, "volume")));
+			json_object_set_new(mount, "volume_top",
+					    json_boolean(strcmp(json_string_value(json_object_get(mount, "root")),
+								top) == 0));
 			json_object_set_new(result, "mount", mount);
+		}
 	} else if (strcmp(op, "volume.list") == 0) {
 		r = args_only(args, NOARGS, &err);
 		if (r == 0)

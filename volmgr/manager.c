@@ -48,6 +48,11 @@ const char *vm_manager_proc(const struct vm_manager *m)
 	return m->proc;
 }
 
+const char *vm_manager_volumes_fs_path(const struct vm_manager *m)
+{
+	return m->vol_prefix;
+}
+
 static int data_fd(struct vm_manager *m, enum vm_kind k)
 {
 	return k == VM_KIND_CACHE ? m->pool->caches_fd : m->pool->volumes_fd;

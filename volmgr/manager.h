@@ -44,6 +44,9 @@ void vm_manager_free(struct vm_manager *m);
 
 const struct vm_pool *vm_manager_pool(const struct vm_manager *m);
 const char *vm_manager_proc(const struct vm_manager *m);
+/* The volumes directory as mountinfo's root field shows it ("/volumes"
+ * for a pool at the top of its file system). */
+const char *vm_manager_volumes_fs_path(const struct vm_manager *m);
 
 int vm_volume_create(struct vm_manager *m, const char *name,
 		     const struct vm_create_opts *opts,

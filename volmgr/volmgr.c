@@ -35,7 +35,9 @@ static void usage(FILE *f)
 		"  cache ls [--json]       list caches\n"
 		"  cache inspect NAME...   show caches as JSON\n"
 		"  cache rm NAME...        remove caches\n"
-		"  which PATH [--json]     name the volume that PATH is on\n"
+		"  which PATH [--json|--mount]\n"
+		"                          name the volume that PATH is on; --mount:\n"
+		"                          also where this process has its top mounted\n"
 		"  status                  show the daemon's version and pool\n"
 		"\n"
 		"Options:\n"
@@ -359,18 +361,20 @@ static int cmd_cache(int argc, char **argv)
 
 static int cmd_which(int argc, char **argv)
 {
-	bool json = false;
+	bool json = false, mount = false;
 	const char *path = NULL;
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0)
 			json = true;
+		else if (strcmp(argv[i], "--mount") == 0)
+			mount = true;
 		else if (!path)
 			path = argv[i];
 		else
 			return fail_usage("unexpected argument %s", argv[i]);
 	}
 	if (!path)
-		return fail_usage("%s", "usage: volmgr which PATH [--json]");
+		return fail_usage("%s", "usage: volmgr which PATH [--json|--mount]");
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
 		fprintf(stderr, "volmgr: cannot open %s: %m\n", path);
@@ -379,9 +383,19 @@ static int cmd_which(int argc, char **argv)
 	json_t *res = NULL;
 	int r = call("volume.which", NULL, fd, &res);
 	close(fd);
+	json_t *mt = json_object_get(res, "mount");
+	if (r == 0 && mount && !json_is_true(json_object_get(mt, "volume_top"))) {
+		fprintf(stderr, "volmgr: %s is on the volume %s, but what is mounted there is %s, not the volume's top\n",
+			path, json_string_value(json_object_get(res, "volume")),
+			mt ? json_string_value(json_object_get(mt, "root")) : "unknown");
+		r = VM_EXIT_UNSUPPORTED;
+	}
 	if (r == 0) {
 		if (json)
 			print_json(res);
+		else if (mount)
+			printf("%s %s\n", json_string_value(json_object_get(res, "volume")),
+			       json_string_value(json_object_get(mt, "target")));
 		else
 			printf("%s\n", json_string_value(json_object_get(res, "volume")));
 	}
