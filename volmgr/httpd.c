@@ -97,6 +97,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c,
 			r->buf = n;
 			memcpy(r->buf + r->len, upload, *upload_size);
 			r->len += *upload_size;
+			r->buf[r->len] = '\0'; /* logged with %s below */
 		} else {
 			r->too_big = true;
 		}

@@ -37,13 +37,13 @@ wait_in_use() { # wait_in_use VOLUME true|false
 scenario() {
 	local eng=$1 img=$2 tag=${1#vt_}
 	local vol=hold-$tag-$VT_ID holder=vt-$VT_ID-$tag-holder out
-	# The holder sleeps, but exits at once on SIGTERM (as PID 1, a plain
-	# sleep would ignore it and make every stop wait for the timeout).
 
 	vt_step "$tag: a container holds $vol"
 	"$eng" volume create --driver "$VT_DRIVER" -o source=cache:proj "$vol" >/dev/null
 	vt_track_volume "$eng" "$vol"
 	vt_on_exit vt_rm_container "$eng" "$holder"
+	# The holder sleeps, but exits at once on SIGTERM (as PID 1, a plain
+	# sleep would ignore it and make every stop wait for the timeout).
 	"$eng" run -d --name "$holder" --network none -v "$vol:/w" "$img" \
 		sh -c 'trap "exit 0" TERM; sleep 600 & wait' >/dev/null
 	vt_assert_in_use "$vol" true

@@ -129,6 +129,9 @@ vt__on_exit() {
 	local status=$? i line failed=0
 	# Subshells do not run EXIT traps in bash, but be sure anyway.
 	[[ $BASHPID == "$VT_MAIN_PID" ]] || return "$status"
+	# A signal now (say a timeout's SIGTERM to the whole process group)
+	# must not cut the cleanups short.
+	trap '' INT TERM
 	trap - ERR
 	# Every cleanup must get its turn: no errexit, no nounset (which would
 	# end this handler).  Cleanups must not call vt_fail (it exits).

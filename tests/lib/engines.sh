@@ -260,6 +260,8 @@ vt__podman_conf() {
 	# and a private tmp_dir: the default SHM locks (/dev/shm/libpod_lock)
 	# are shared by every podman on the host, and a podman with a fresh
 	# tmp_dir "refreshes" them, which would free another instance's locks.
+	# exit_command_delay: the conmon of an exec session otherwise stays for
+	# 300 s after the session, outliving the test.
 	cat >"$p/containers.conf" <<EOF
 [containers]
 default_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]
@@ -270,6 +272,7 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 events_logfile_path = "$p/events.log"
 lock_type = "file"
+exit_command_delay = 2
 tmp_dir = "$p/tmp"
 static_dir = "$p/root/libpod"
 volume_path = "$p/root/volumes"
