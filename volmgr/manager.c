@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "btrfs.h"
+#include "config.h"
 #include "inuse.h"
 #include "record.h"
 #include "tree.h"
@@ -20,6 +21,7 @@ struct vm_manager {
 	char *proc;
 	char *vol_prefix; /* volumes/ as seen in mountinfo's root field */
 	json_t *importing; /* "kind:name" of copies in flight */
+	struct vm_config config;
 };
 
 struct locked {
@@ -321,6 +323,8 @@ int vm_manager_new(struct vm_pool *pool, const struct vm_manager_config *cfg,
 	m->pool = pool;
 	pthread_mutex_init(&m->lock, NULL);
 	m->proc = strdup(cfg && cfg->proc ? cfg->proc : "/proc");
+	if (cfg && cfg->config)
+		m->config = *cfg->config;
 	const char *root = pool->fs_root;
 	bool slash = root[0] && root[strlen(root) - 1] == '/';
 	m->importing = json_object();
@@ -418,13 +422,28 @@ int vm_volume_create(struct vm_manager *m, const char *name,
 		return vm_error_set(err, ENOMEM, "out of memory");
 	char tmp[VM_NAME_MAX + 64];
 	staging_name("new", name, tmp);
-	if (opts && opts->source.kind != VM_SOURCE_NONE) {
+	struct vm_source source = opts ? opts->source : (struct vm_source){0};
+	if (opts && opts->seed_by_rules && source.kind == VM_SOURCE_NONE) {
+		/* A seed rule names the source by the volume's name; a
+		 * source that does not exist (yet) gives an empty volume,
+		 * as without a rule: the job then clones in full. */
+		struct vm_source seeded;
+		r = vm_config_seed_for(&m->config, name, &seeded, err);
+		if (r < 0)
+			return r;
+		if (r == 1) {
+			_cleanup_close_ int probe = -1;
+			if (open_source(m, &seeded, &probe, NULL) == 0)
+				source = seeded;
+		}
+	}
+	if (source.kind != VM_SOURCE_NONE) {
 		_cleanup_close_ int src = -1;
-		r = open_source(m, &opts->source, &src, err);
+		r = open_source(m, &source, &src, err);
 		if (r < 0)
 			return r;
 		r = vm_btrfs_snapshot(src, m->pool->staging_fd, tmp, &rec.subvol_id, err);
-		rec.source = opts->source;
+		rec.source = source;
 	} else {
 		r = vm_btrfs_create(m->pool->staging_fd, tmp, &rec.subvol_id, err);
 	}

@@ -30,8 +30,11 @@ struct vm_caller {
 	int pidfd;     /* pins that process (pidfd_open), -1 if unavailable */
 };
 
+struct vm_config;
+
 struct vm_manager_config {
 	const char *proc; /* "/proc"; tests may point elsewhere */
+	const struct vm_config *config; /* seed rules; copied; may be NULL */
 };
 
 /* Open the manager on an open pool (which it takes over) and repair what

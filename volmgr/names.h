@@ -54,6 +54,9 @@ void vm_source_format(const struct vm_source *src, char buf[static VM_SOURCE_STR
 struct vm_create_opts {
 	struct vm_source source;
 	json_t *labels; /* object of string -> string, owned; may be NULL */
+	/* No source given: let the daemon's seed rules pick one by name
+	 * (set for engine requests, which cannot name a source per job). */
+	bool seed_by_rules;
 };
 
 void vm_create_opts_done(struct vm_create_opts *o);

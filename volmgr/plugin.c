@@ -257,7 +257,11 @@ int vm_plugin_handle(const struct vm_plugin_ops *ops, void *ctx,
 static int m_create(void *ctx, const char *name, const struct vm_create_opts *o,
 		    const struct vm_caller *caller, struct vm_error *err)
 {
-	return vm_volume_create(ctx, name, o, caller, err);
+	/* Engines cannot name a source per job (gitlab-runner passes the
+	 * same driver options to every volume): let the seed rules pick. */
+	struct vm_create_opts seeded = *o;
+	seeded.seed_by_rules = true;
+	return vm_volume_create(ctx, name, &seeded, caller, err);
 }
 static int m_remove(void *ctx, const char *name, struct vm_error *err)
 {

@@ -85,6 +85,11 @@ int vm_read_file_at(int dirfd, const char *name, size_t max, char **ret,
 		vm_openat_beneath(dirfd, name, O_RDONLY | O_CLOEXEC, 0);
 	if (fd < 0)
 		return fd;
+	return vm_read_fd(fd, max, ret, ret_len);
+}
+
+int vm_read_fd(int fd, size_t max, char **ret, size_t *ret_len)
+{
 	struct stat st;
 	if (fstat(fd, &st) < 0)
 		return -errno;

@@ -70,6 +70,8 @@ int vm_write_all(int fd, const void *buf, size_t len);
  * refusing files larger than max. */
 int vm_read_file_at(int dirfd, const char *name, size_t max, char **ret,
 		    size_t *ret_len);
+/* The same from an open regular file. */
+int vm_read_fd(int fd, size_t max, char **ret, size_t *ret_len);
 /* Create (or replace) dirfd/name with the given content, atomically:
  * write a temporary file, fsync it, rename it over, fsync the directory. */
 int vm_write_file_atomic_at(int dirfd, const char *name, const void *data,

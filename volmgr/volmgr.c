@@ -143,9 +143,12 @@ static int parse_labels(int argc, char **argv, json_t *labels, char **pos, int *
 	return 0;
 }
 
-/* A snapshot SOURCE that names a directory rather than cache:/volume:. */
+/* A snapshot SOURCE that names a directory rather than cache:/volume:
+ * (a directory called "cache:x" is written ./cache:x). */
 static bool is_path(const char *s)
 {
+	if (strncmp(s, "cache:", 6) == 0 || strncmp(s, "volume:", 7) == 0)
+		return false;
 	return s[0] == '/' || s[0] == '.' || strchr(s, '/') != NULL;
 }
 

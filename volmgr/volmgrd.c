@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <time.h>
 
+#include "config.h"
 #include "control.h"
 #include "server.h"
 
@@ -113,6 +114,8 @@ static void usage(FILE *f)
 		"                          (default /run/volmgr/control.sock)\n"
 		"  --control-group GROUP   group allowed to use the control socket\n"
 		"                          (mode 0660; default: root only, mode 0600)\n"
+		"  --config FILE           configuration (default /etc/volmgr/volmgr.conf,\n"
+		"                          which may be missing)\n"
 		"  -h, --help              show this help\n"
 		"  --version               show the version\n");
 }
@@ -123,11 +126,13 @@ int main(int argc, char **argv)
 	const char *plugin_path = "/run/docker/plugins/volmgr.sock";
 	const char *control_path = "/run/volmgr/control.sock";
 	const char *control_group = NULL;
+	const char *config_path = NULL;
 	static const struct option opts[] = {
 		{"pool", required_argument, NULL, 'p'},
 		{"plugin-socket", required_argument, NULL, 'P'},
 		{"control-socket", required_argument, NULL, 'C'},
 		{"control-group", required_argument, NULL, 'G'},
+		{"config", required_argument, NULL, 'c'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{0},
@@ -139,6 +144,7 @@ int main(int argc, char **argv)
 		case 'P': plugin_path = optarg; break;
 		case 'C': control_path = optarg; break;
 		case 'G': control_group = optarg; break;
+		case 'c': config_path = optarg; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("volmgrd %s\n", VOLMGR_VERSION); return 0;
 		default: usage(stderr); return VM_EXIT_USAGE;
@@ -167,6 +173,15 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	struct vm_error err = {0};
+	static struct vm_config config;
+	int cr = vm_config_load(config_path ? config_path : "/etc/volmgr/volmgr.conf",
+				!config_path, &config, &err);
+	if (cr < 0) {
+		vm_log("error: %s", err.msg);
+		return vm_exit_from_errno(-cr);
+	}
+	for (size_t k = 0; k < config.n_seed; k++)
+		vm_log("seed rule: %s -> %s", config.seed[k].pattern, config.seed[k].source);
 	struct vm_pool *pool = NULL;
 	int r = vm_pool_open(pool_path, &pool, &err);
 	if (r < 0) {
@@ -177,7 +192,8 @@ int main(int argc, char **argv)
 	       pool->fstype);
 	struct vm_manager *m = NULL;
 	json_t *report = NULL;
-	r = vm_manager_new(pool, NULL, &m, &report, &err);
+	struct vm_manager_config mcfg = {.config = &config};
+	r = vm_manager_new(pool, &mcfg, &m, &report, &err);
 	if (r < 0) {
 		vm_log("error: %s", err.msg);
 		return vm_exit_from_errno(-r);

@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* volmgr.conf: the seed-rule pattern matcher and the config parser. */
+#include <string.h>
+
+#include "unit-util.h"
+#include "config.h"
+
+static const char *runner =
+	"runner-abcd1234-project-42-concurrent-0-0123456789abcdef-cache-c33bcaa1fd2c77edfc3893b41966cea8";
+
+static void test_match_literal_and_star(void **state)
+{
+	(void)state;
+	assert_true(vm_pattern_match("abc", "abc", NULL, 0, NULL));
+	assert_false(vm_pattern_match("abc", "abcd", NULL, 0, NULL));
+	assert_false(vm_pattern_match("abc", "ab", NULL, 0, NULL));
+	assert_true(vm_pattern_match("a*", "a", NULL, 0, NULL));
+	assert_true(vm_pattern_match("a*c", "abbbc", NULL, 0, NULL));
+	assert_true(vm_pattern_match("*", "anything.at-all", NULL, 0, NULL));
+	assert_false(vm_pattern_match("a*c", "abbbd", NULL, 0, NULL));
+	assert_true(vm_pattern_match("runner-*-cache-*", runner, NULL, 0, NULL));
+}
+
+static void test_match_captures(void **state)
+{
+	(void)state;
+	struct vm_capture caps[4];
+	size_t n = 0;
+	assert_true(vm_pattern_match("runner-*-project-{id}-concurrent-*-cache-*", runner, caps, 4, &n));
+	assert_int_equal(n, 1);
+	assert_string_equal(caps[0].name, "id");
+	assert_string_equal(caps[0].value, "42");
+	/* shortest capture that still lets the rest match */
+	assert_true(vm_pattern_match("{a}-{b}", "x-y-z", caps, 4, &n));
+	assert_int_equal(n, 2);
+	assert_string_equal(caps[0].value, "x");
+	assert_string_equal(caps[1].value, "y-z");
+	/* a capture needs at least one character */
+	assert_false(vm_pattern_match("a{x}b", "ab", caps, 4, &n));
+	/* the protected suffix must not be swallowed by the plain rule's star */
+	assert_true(vm_pattern_match("*-cache-*-protected", "runner-x-cache-abc-protected", NULL, 0, NULL));
+	assert_false(vm_pattern_match("*-cache-*-protected", "runner-x-cache-abc", NULL, 0, NULL));
+}
+
+static void test_match_is_bounded(void **state)
+{
+	(void)state;
+	/* Many stars against a long non-matching name: memoised, so fast. */
+	char pat[VM_SEED_PATTERN_MAX + 1];
+	for (int i = 0; i < 120; i++) {
+		pat[2 * i] = '*';
+		pat[2 * i + 1] = 'a';
+	}
+	pat[240] = 'b';
+	pat[241] = '\0';
+	char *name = ut_repeat('a', VM_NAME_MAX);
+	assert_false(vm_pattern_match(pat, name, NULL, 0, NULL));
+	free(name);
+	char *toolong = ut_repeat('a', VM_NAME_MAX + 1);
+	assert_false(vm_pattern_match("*", toolong, NULL, 0, NULL));
+	free(toolong);
+}
+
+static void test_parse_and_seed(void **state)
+{
+	(void)state;
+	struct vm_config cfg;
+	struct vm_error err = {0};
+	const char *text =
+		"# comment\n"
+		"[seed]\n"
+		"runner-*-project-{id}-concurrent-*-cache-*-protected = cache:project-{id}-protected\n"
+		"runner-*-project-{id}-concurrent-*-cache-* = cache:project-{id}\n"
+		"scratch-* = volume:template\n";
+	assert_int_equal(vm_config_parse_string(text, &cfg, &err), 0);
+	assert_int_equal(cfg.n_seed, 3);
+	struct vm_source s;
+	assert_int_equal(vm_config_seed_for(&cfg, runner, &s, &err), 1);
+	assert_int_equal(s.kind, VM_SOURCE_CACHE);
+	assert_string_equal(s.name, "project-42");
+	char prot[256];
+	snprintf(prot, sizeof(prot), "%s-protected", runner);
+	assert_int_equal(vm_config_seed_for(&cfg, prot, &s, &err), 1);
+	assert_string_equal(s.name, "project-42-protected");
+	assert_int_equal(vm_config_seed_for(&cfg, "scratch-1", &s, &err), 1);
+	assert_int_equal(s.kind, VM_SOURCE_VOLUME);
+	assert_string_equal(s.name, "template");
+	assert_int_equal(vm_config_seed_for(&cfg, "other", &s, &err), 0);
+	assert_int_equal(vm_config_seed_for(NULL, "other", &s, &err), 0);
+
+	assert_int_equal(vm_config_parse_string("", &cfg, &err), 0);
+	assert_int_equal(cfg.n_seed, 0);
+}
+
+static void test_parse_errors(void **state)
+{
+	(void)state;
+	static const char *bad[] = {
+		"[nope]\na = cache:b\n",                  /* unknown section */
+		"[seed]\na/b = cache:c\n",                /* bad pattern char */
+		"[seed]\na{x = cache:c\n",                /* unclosed brace */
+		"[seed]\na{} = cache:c\n",                /* empty capture name */
+		"[seed]\na* = path:/etc\n",               /* not cache:/volume: */
+		"[seed]\na* = cache:../x\n",              /* bad name */
+		"[seed]\na-{x} = cache:p-{y}\n",          /* capture not in the pattern */
+		"[seed]\na* = cache:{\n",                 /* unclosed in source */
+		"[seed\n",                                /* syntax */
+		"[seed]\nno equals sign\n",               /* syntax */
+	};
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		struct vm_config cfg;
+		struct vm_error err = {0};
+		int r = vm_config_parse_string(bad[i], &cfg, &err);
+		if (r != -EINVAL)
+			fail_msg("config %zu parsed (%d): %s", i, r, bad[i]);
+		assert_true(err.msg[0] != '\0');
+	}
+	/* too many rules */
+	char *text = malloc(100 * 32 + 16);
+	strcpy(text, "[seed]\n");
+	for (int i = 0; i < VM_SEED_RULES_MAX + 1; i++)
+		sprintf(text + strlen(text), "r%d-* = cache:c%d\n", i, i);
+	struct vm_config cfg;
+	struct vm_error err = {0};
+	assert_int_equal(vm_config_parse_string(text, &cfg, &err), -EINVAL);
+	free(text);
+}
+
+static void test_load(void **state)
+{
+	(void)state;
+	struct vm_config cfg;
+	struct vm_error err = {0};
+	assert_int_equal(vm_config_load("/nonexistent/volmgr.conf", true, &cfg, &err), 0);
+	assert_int_equal(cfg.n_seed, 0);
+	assert_int_equal(vm_config_load("/nonexistent/volmgr.conf", false, &cfg, &err), -ENOENT);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_match_literal_and_star),
+		cmocka_unit_test(test_match_captures),
+		cmocka_unit_test(test_match_is_bounded),
+		cmocka_unit_test(test_parse_and_seed),
+		cmocka_unit_test(test_parse_errors),
+		cmocka_unit_test(test_load),
+	};
+	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}

@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include <fcntl.h>
+#include <ini.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- pattern matching: "*" and "{var}" over a bounded name ----
+ *
+ * A memoised search over (pattern position, name position, inside a
+ * capture): at most (256 + 1) * (200 + 1) * 2 states, so a hostile
+ * pattern cannot make it slow.  Then one walk forward takes the shortest
+ * choice that still matches, which fills the captures. */
+
+static bool cap_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+}
+
+struct matcher {
+	const char *pat, *name;
+	size_t pl, nl;
+	signed char *memo; /* -1 unknown, 0 no, 1 yes */
+};
+
+static size_t cap_end(const char *pat, size_t p)
+{
+	const char *e = strchr(pat + p, '}');
+	return e ? (size_t)(e - pat) + 1 : 0;
+}
+
+static bool m_at(struct matcher *m, size_t p, size_t s, int inside)
+{
+	size_t idx = ((p * (m->nl + 1)) + s) * 2 + (size_t)inside;
+	if (m->memo[idx] >= 0)
+		return m->memo[idx];
+	bool r;
+	if (inside) {
+		/* Within {var}, one character already taken: end here, or
+		 * take one more. */
+		size_t pe = cap_end(m->pat, p);
+		r = m_at(m, pe, s, 0) || (s < m->nl && cap_char(m->name[s]) && m_at(m, p, s + 1, 1));
+	} else if (p == m->pl) {
+		r = s == m->nl;
+	} else if (m->pat[p] == '*') {
+		r = m_at(m, p + 1, s, 0) || (s < m->nl && m_at(m, p, s + 1, 0));
+	} else if (m->pat[p] == '{') {
+		r = s < m->nl && cap_char(m->name[s]) && m_at(m, p, s + 1, 1);
+	} else {
+		r = s < m->nl && m->pat[p] == m->name[s] && m_at(m, p + 1, s + 1, 0);
+	}
+	m->memo[idx] = r;
+	return r;
+}
+
+bool vm_pattern_match(const char *pattern, const char *name,
+		      struct vm_capture *caps, size_t ncaps, size_t *ret_n)
+{
+	struct matcher m = {pattern, name, strlen(pattern), strlen(name), NULL};
+	if (m.pl > VM_SEED_PATTERN_MAX || m.nl > VM_NAME_MAX)
+		return false;
+	size_t states = (m.pl + 1) * (m.nl + 1) * 2;
+	m.memo = malloc(states);
+	if (!m.memo)
+		return false;
+	memset(m.memo, -1, states);
+	bool ok = m_at(&m, 0, 0, 0);
+	size_t n = 0;
+	if (ok) {
+		/* Walk the shortest successful path, recording captures. */
+		size_t p = 0, s = 0;
+		while (p < m.pl) {
+			if (m.pat[p] == '*') {
+				if (m_at(&m, p + 1, s, 0))
+					p++;
+				else
+					s++;
+			} else if (m.pat[p] == '{') {
+				size_t pe = cap_end(m.pat, p), start = s;
+				s++;
+				while (!m_at(&m, pe, s, 0))
+					s++;
+				if (n < ncaps) {
+					size_t vl = pe - p - 2;
+					snprintf(caps[n].name, sizeof(caps[n].name), "%.*s",
+						 (int)vl, m.pat + p + 1);
+					snprintf(caps[n].value, sizeof(caps[n].value), "%.*s",
+						 (int)(s - start), m.name + start);
+					n++;
+				}
+				p = pe;
+			} else {
+				p++, s++;
+			}
+		}
+	}
+	free(m.memo);
+	if (ret_n)
+		*ret_n = n;
+	return ok;
+}
+
+/* A pattern: printable, "{" always closed by "}" around 1-31 name
+ * characters, no nested braces. */
+static int pattern_check(const char *pat, struct vm_error *err)
+{
+	size_t n = strlen(pat);
+	if (n == 0 || n > VM_SEED_PATTERN_MAX)
+		return vm_error_set(err, EINVAL, "seed pattern \"%.64s\": pattern must have 1 to %d characters",
+				    pat, VM_SEED_PATTERN_MAX);
+	for (size_t i = 0; i < n; i++) {
+		if (pat[i] == '{') {
+			size_t e = cap_end(pat, i);
+			if (!e || e - i - 2 == 0 || e - i - 2 > 31)
+				return vm_error_set(err, EINVAL,
+						    "seed pattern \"%.64s\": \"{\" must enclose a name of 1 to 31 characters and be closed",
+						    pat);
+			for (size_t k = i + 1; k < e - 1; k++)
+				if (!cap_char(pat[k]) || pat[k] == '.' || pat[k] == '-')
+					return vm_error_set(err, EINVAL,
+							    "seed pattern \"%.64s\": bad capture name", pat);
+			i = e - 1;
+		} else if (pat[i] != '*' && !cap_char(pat[i])) {
+			return vm_error_set(err, EINVAL,
+					    "seed pattern \"%.64s\": a pattern holds name characters, \"*\" and \"{name}\" only",
+					    pat);
+		}
+	}
+	return 0;
+}
+
+/* Substitute {var} in tmpl from caps. */
+static int expand(const char *tmpl, const struct vm_capture *caps, size_t n,
+		  char *out, size_t outsz, struct vm_error *err)
+{
+	size_t o = 0;
+	for (size_t i = 0; tmpl[i]; i++) {
+		const char *piece = NULL;
+		char one[2] = {tmpl[i], 0};
+		if (tmpl[i] == '{') {
+			size_t e = cap_end(tmpl, i);
+			if (!e)
+				return vm_error_set(err, EINVAL, "unclosed \"{\" in a seed source");
+			for (size_t k = 0; k < n && !piece; k++)
+				if (strlen(caps[k].name) == e - i - 2 &&
+				    strncmp(caps[k].name, tmpl + i + 1, e - i - 2) == 0)
+					piece = caps[k].value;
+			if (!piece)
+				return vm_error_set(err, EINVAL,
+						    "seed source uses a capture its pattern does not have");
+			i = e - 1;
+		} else {
+			piece = one;
+		}
+		size_t pl = strlen(piece);
+		if (o + pl >= outsz)
+			return vm_error_set(err, ENAMETOOLONG, "seed source too long");
+		memcpy(out + o, piece, pl);
+		o += pl;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+int vm_config_seed_for(const struct vm_config *cfg, const char *name,
+		       struct vm_source *ret, struct vm_error *err)
+{
+	for (size_t i = 0; cfg && i < cfg->n_seed; i++) {
+		struct vm_capture caps[8];
+		size_t n = 0;
+		if (!vm_pattern_match(cfg->seed[i].pattern, name, caps, ELEMENTSOF(caps), &n))
+			continue;
+		char spec[VM_SEED_PATTERN_MAX + VM_NAME_MAX + 1];
+		int r = expand(cfg->seed[i].source, caps, n, spec, sizeof(spec), err);
+		if (r < 0)
+			return r;
+		r = vm_source_parse(spec, ret, err);
+		return r < 0 ? r : 1;
+	}
+	return 0;
+}
+
+struct parse_ctx {
+	struct vm_config *cfg;
+	struct vm_error *err;
+	int r;
+};
+
+static int on_entry(void *user, const char *section, const char *key,
+		    const char *value)
+{
+	/* Debian's libinih reports no line numbers to handlers: messages
+	 * name the entry instead. */
+	struct parse_ctx *c = user;
+	if (c->r < 0)
+		return 0;
+	if (!key)
+		return 1; /* a section header alone */
+	if (strcmp(section, "seed") != 0) {
+		c->r = vm_error_set(c->err, EINVAL, "unknown section [%.64s]", section);
+		return 0;
+	}
+	if (c->cfg->n_seed >= VM_SEED_RULES_MAX) {
+		c->r = vm_error_set(c->err, EINVAL, "more than %d seed rules", VM_SEED_RULES_MAX);
+		return 0;
+	}
+	int r = pattern_check(key, c->err);
+	if (r == 0 && strlen(value) > VM_SEED_PATTERN_MAX)
+		r = vm_error_set(c->err, EINVAL, "seed rule \"%.64s\": source too long", key);
+	if (r == 0 && strncmp(value, "cache:", 6) != 0 && strncmp(value, "volume:", 7) != 0)
+		r = vm_error_set(c->err, EINVAL,
+				 "seed rule \"%.64s\": source must be cache:NAME or volume:NAME", key);
+	if (r < 0) {
+		c->r = r;
+		return 0;
+	}
+	struct vm_seed_rule *rule = &c->cfg->seed[c->cfg->n_seed];
+	snprintf(rule->pattern, sizeof(rule->pattern), "%s", key);
+	snprintf(rule->source, sizeof(rule->source), "%s", value);
+	/* Check the template against its own pattern's captures now, with
+	 * a stand-in value, so that a typo fails at start-up. */
+	struct vm_capture caps[8];
+	size_t n = 0;
+	for (const char *p = key; (p = strchr(p, '{')) && n < ELEMENTSOF(caps); p++) {
+		size_t e = cap_end(key, (size_t)(p - key));
+		snprintf(caps[n].name, sizeof(caps[n].name), "%.*s",
+			 (int)(e - (size_t)(p - key) - 2), p + 1);
+		snprintf(caps[n].value, sizeof(caps[n].value), "x0");
+		n++;
+	}
+	char spec[VM_SEED_PATTERN_MAX + VM_NAME_MAX + 1];
+	struct vm_source s;
+	if ((r = expand(value, caps, n, spec, sizeof(spec), c->err)) < 0 ||
+	    (r = vm_source_parse(spec, &s, c->err)) < 0) {
+		c->r = vm_error_set(c->err, EINVAL, "seed rule \"%.64s\": bad source \"%.64s\"",
+				    key, value);
+		return 0;
+	}
+	c->cfg->n_seed++;
+	return 1;
+}
+
+int vm_config_parse_string(const char *text, struct vm_config *ret,
+			   struct vm_error *err)
+{
+	struct vm_config *cfg = calloc(1, sizeof(*cfg));
+	if (!cfg)
+		return vm_error_set(err, ENOMEM, "out of memory");
+	struct parse_ctx c = {cfg, err, 0};
+	int line = ini_parse_string(text, on_entry, &c);
+	if (c.r == 0 && line != 0)
+		c.r = vm_error_set(err, EINVAL, "line %d: syntax error", line);
+	if (c.r == 0)
+		*ret = *cfg;
+	free(cfg);
+	return c.r;
+}
+
+int vm_config_load(const char *path, bool optional, struct vm_config *ret,
+		   struct vm_error *err)
+{
+	_cleanup_free_ char *text = NULL;
+	/* The administrator's path: opened as given. */
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int r = fd < 0 ? -errno : vm_read_fd(fd, 1024 * 1024, &text, NULL);
+	if (r == -ENOENT && optional) {
+		*ret = (struct vm_config){0};
+		return 0;
+	}
+	if (r < 0)
+		return vm_error_errno(err, -r, "cannot read %s", path);
+	r = vm_config_parse_string(text, ret, err);
+	if (r < 0 && err) {
+		char msg[sizeof(err->msg)];
+		memcpy(msg, err->msg, sizeof(msg));
+		snprintf(err->msg, sizeof(err->msg), "%.120s: %.380s", path, msg);
+	}
+	return r;
+}

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* volmgr.conf: the daemon's configuration, an INI file read with libinih.
+ *
+ *   [seed]
+ *   # A volume that an engine creates without a source option, and whose
+ *   # name matches the pattern, starts as a snapshot of the named cache.
+ *   # "*" matches any run of characters; "{id}" captures a run of name
+ *   # characters and may be used in the source.  First match wins.
+ *   runner-*-project-{id}-concurrent-*-cache-*-protected = cache:project-{id}-protected
+ *   runner-*-project-{id}-concurrent-*-cache-* = cache:project-{id}
+ */
+#pragma once
+
+#include <stddef.h>
+
+#include "names.h"
+
+#define VM_SEED_RULES_MAX 64
+#define VM_SEED_PATTERN_MAX 256
+
+struct vm_seed_rule {
+	char pattern[VM_SEED_PATTERN_MAX + 1];
+	char source[VM_SEED_PATTERN_MAX + 1]; /* a template: "cache:project-{id}" */
+};
+
+struct vm_config {
+	struct vm_seed_rule seed[VM_SEED_RULES_MAX];
+	size_t n_seed;
+};
+
+/* Parse the configuration text; an unknown section, a bad pattern or
+ * source, or too many rules is an error naming the entry. */
+int vm_config_parse_string(const char *text, struct vm_config *ret,
+			   struct vm_error *err);
+/* Read path; a missing file is an empty configuration if optional. */
+int vm_config_load(const char *path, bool optional, struct vm_config *ret,
+		   struct vm_error *err);
+
+/* Find the first seed rule matching a volume name and fill *ret with its
+ * source (captures substituted, checked by the name rule).  Returns 1 on a
+ * match, 0 when none matches, negative errno when the rule's result is not
+ * a valid source. */
+int vm_config_seed_for(const struct vm_config *cfg, const char *name,
+		       struct vm_source *ret, struct vm_error *err);
+
+/* The pattern matcher, exposed for tests: captures (name, value) pairs go
+ * to caps (up to ncaps).  Returns true on a match. */
+struct vm_capture {
+	char name[32];
+	char value[VM_NAME_MAX + 1];
+};
+bool vm_pattern_match(const char *pattern, const char *name,
+		      struct vm_capture *caps, size_t ncaps, size_t *ret_n);
