@@ -447,8 +447,10 @@ int vm_volume_create(struct vm_manager *m, const char *name,
 	} else {
 		r = vm_btrfs_create(m->pool->staging_fd, tmp, &rec.subvol_id, err);
 	}
-	if (r < 0)
+	if (r < 0) {
+		delete_staged(m, tmp, NULL); /* if the subvolume got made at all */
 		return r;
+	}
 	r = publish(m, tmp, m->pool->volumes_fd, name, err);
 	if (r < 0) {
 		delete_staged(m, tmp, NULL);
