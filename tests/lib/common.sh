@@ -262,11 +262,12 @@ vt_start_daemon() {
 
 vt__spawn_daemon() {
 	printf -- '--- volmgrd started %(%T)T\n' -1 >>"$VT_TMP/volmgrd.log"
-	# VT_DAEMON_CONFIG: a volmgr.conf for this test (none by default, so
-	# the host's /etc/volmgr/volmgr.conf never leaks into a test).
+	# VT_DAEMON_CONFIG: a volmgr.conf for this test (an empty one by
+	# default, so the host's /etc/volmgr/volmgr.conf never leaks in).
+	[[ -e $VT_TMP/empty.conf ]] || : >"$VT_TMP/empty.conf"
 	"$VOLMGRD" --pool "$VT_POOL" --plugin-socket "$VT_PLUGIN_SOCK" \
 		--control-socket "$VT_CONTROL_SOCK" \
-		--config "${VT_DAEMON_CONFIG:-/dev/null}" >>"$VT_TMP/volmgrd.log" 2>&1 &
+		--config "${VT_DAEMON_CONFIG:-$VT_TMP/empty.conf}" >>"$VT_TMP/volmgrd.log" 2>&1 &
 	VT_DAEMON_PID=$!
 	export VT_DAEMON_PID
 }
