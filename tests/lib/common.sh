@@ -178,6 +178,7 @@ vt__mounted_under() {
 		mp=$(printf '%b' "${mp//\\/\\0}") # undo \040-style escapes
 		[[ $mp == "$dir" || $mp == "$dir"/* ]] && printf '%s\n' "$mp"
 	done
+	return 0
 }
 
 # Unmount exactly DIR (if mounted), retrying while it is busy.
@@ -264,10 +265,14 @@ vt__spawn_daemon() {
 	printf -- '--- volmgrd started %(%T)T\n' -1 >>"$VT_TMP/volmgrd.log"
 	# VT_DAEMON_CONFIG: a volmgr.conf for this test (an empty one by
 	# default, so the host's /etc/volmgr/volmgr.conf never leaks in).
-	[[ -e $VT_TMP/empty.conf ]] || : >"$VT_TMP/empty.conf"
+	# Kept for vt_restart_daemon, even when given as a command prefix.
+	if [[ -z ${VT_CONFIG_FILE:-} ]]; then
+		VT_CONFIG_FILE=${VT_DAEMON_CONFIG:-$VT_TMP/empty.conf}
+		[[ -e $VT_CONFIG_FILE ]] || : >"$VT_CONFIG_FILE"
+	fi
 	"$VOLMGRD" --pool "$VT_POOL" --plugin-socket "$VT_PLUGIN_SOCK" \
 		--control-socket "$VT_CONTROL_SOCK" \
-		--config "${VT_DAEMON_CONFIG:-$VT_TMP/empty.conf}" >>"$VT_TMP/volmgrd.log" 2>&1 &
+		--config "$VT_CONFIG_FILE" >>"$VT_TMP/volmgrd.log" 2>&1 &
 	VT_DAEMON_PID=$!
 	export VT_DAEMON_PID
 }

@@ -1,0 +1,265 @@
+#!/usr/bin/env bash
+# The pipglr-style runner of helpers/podman-runner/: gitlab-runner and its
+# own podman in one --privileged container of the host's podman, volmgrd on
+# the host.  The runner container is started by the recipe's run-runner.sh
+# with its containers.conf, storage.conf and entrypoint.sh; job containers
+# get the binds and environment of its config.toml; volmgrd runs with the
+# seed rules of helpers/gitlab-runner/volmgr.conf.  gitlab-runner itself
+# cannot be installed here: its part is played by `podman --remote` and by
+# a docker client (the Docker API the runner speaks) on the inner podman's
+# API socket.  Shown end to end:
+#   - a cache imported on the host; inside the runner, the inner podman
+#     creates ci-1 from it through the plugin (-o source=cache:proj);
+#   - a job container of the inner podman has ci-1 at /builds/g/p and runs a
+#     nested `podman --remote run -v ci-1:/builds/g/p`; the job reads the
+#     nested write; the host pool has it in volumes/ci-1, not in the cache;
+#   - a runner-named build volume made through the compat API is seeded from
+#     its project's cache; a job with config.toml's pre_build_script starts
+#     `docker run -v "$VOLMGR_VOLUME:$VOLMGR_VOLUME_PATH"` on it;
+#   - removal through the inner engine deletes the subvolumes.
+here=$(dirname "$(readlink -f "$0")")
+# shellcheck source=../lib/common.sh
+. "$here/../lib/common.sh"
+# shellcheck source=../lib/engines.sh
+. "$here/../lib/engines.sh"
+
+vt_init podman-in-podman
+vt_require_root
+vt_require_cmd btrfs jq python3 tar sha256sum flock dpkg
+recipe=$(realpath "$here/../../helpers/podman-runner")
+gitlab_recipe=$(realpath "$here/../../helpers/gitlab-runner")
+for f in "$recipe"/{run-runner.sh,entrypoint.sh,containers.conf,storage.conf,config.toml} \
+	"$gitlab_recipe"/{volmgr.conf,gitlab-runner-pre-build.sh} "$here/../../helpers/volmgr-run"; do
+	[[ -f $f ]] || vt_fail "no $f"
+done
+
+# ------------------------------------------------- the runner's root fs
+# A Debian bookworm root file system with podman, made by debootstrap.
+# debootstrap needs Debian's mirror and took about 100 s on the development
+# machine, so its result is kept as a tarball (190 MB) in $VT_CACHE_DIR
+# (default /var/cache/volmgr-tests), keyed by suite, variant, package list
+# and architecture; that tarball (and an empty lock file beside it) is the
+# only thing this test leaves behind.  Delete it to rebuild.
+runner_suite=bookworm
+# netavark: podman's package needs a network stack (the containers here
+# all run with --network none).
+runner_pkgs=podman,runc,conmon,netavark
+cache_dir=${VT_CACHE_DIR:-/var/cache/volmgr-tests}
+mirror=${VT_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+key=$(printf '%s\n' "$runner_suite" minbase "$runner_pkgs" "$(dpkg --print-architecture)" |
+	sha256sum | cut -c1-16)
+tarball=$cache_dir/podman-runner-$runner_suite-$key.tar
+
+rm_rootfs() { # unmount what a failed debootstrap may have left, then delete
+	local mp
+	# (vt__mounted_under exits 1 when its last line is not below DIR.)
+	while IFS= read -r mp; do
+		vt__umount "$mp" || return 1
+	done < <(vt__mounted_under "$1" || true)
+	rm -rf "$1"
+}
+
+make_runner_tarball() {
+	local root=$VT_TMP/runner-rootfs tmp lock
+	mkdir -p "$cache_dir"
+	# One debootstrap at a time (another test run may be making it).
+	exec {lock}>"$cache_dir/.podman-runner.lock"
+	flock -w 600 "$lock" || vt_fail "$cache_dir/.podman-runner.lock still locked after 10 min"
+	if [[ -s $tarball ]]; then
+		vt_log "runner root fs: cached $tarball"
+	else
+		vt_require_cmd debootstrap
+		vt_log "runner root fs: debootstrap $runner_suite ($runner_pkgs) from $mirror"
+		vt_on_exit rm_rootfs "$root"
+		vt_log_file "$VT_TMP/debootstrap.log"
+		debootstrap --variant=minbase --include="$runner_pkgs" \
+			"$runner_suite" "$root" "$mirror" >"$VT_TMP/debootstrap.log" 2>&1 ||
+			vt_skip "debootstrap failed (is $mirror reachable?): $(tail -n 3 "$VT_TMP/debootstrap.log")"
+		tmp=$(mktemp "$tarball.XXXXXX")
+		# Without the downloaded .debs and package lists (~100 MB).
+		tar --numeric-owner -C "$root" -cf "$tmp" \
+			--exclude='./var/cache/apt/archives/*.deb' --exclude='./var/lib/apt/lists/*' .
+		chmod 0644 "$tmp"
+		mv -f "$tmp" "$tarball"
+		rm_rootfs "$root"
+		vt_log "runner root fs: cached as $tarball ($(du -h "$tarball" | cut -f1))"
+	fi
+	flock -u "$lock"
+	exec {lock}>&-
+}
+
+# The recipe's files, read as TOML.
+toml_json() { python3 -c 'import json, sys, tomllib; json.dump(tomllib.load(sys.stdin.buffer), sys.stdout)' <"$1"; }
+runner_conf=$(toml_json "$recipe/config.toml" | jq -c '.runners[0]')
+engine_conf=$(toml_json "$recipe/containers.conf")
+driver=$(jq -r '.docker.volume_driver' <<<"$runner_conf")
+inner_url=$(jq -r '.docker.host' <<<"$runner_conf")
+builds_dir=$(jq -r '.builds_dir' <<<"$runner_conf")
+pre_build=$(jq -r '.pre_build_script' <<<"$runner_conf")
+vt_assert_eq /run/docker/plugins/volmgr.sock \
+	"$(jq -r --arg d "$driver" '.engine.volume_plugins[$d]' <<<"$engine_conf")" \
+	"containers.conf's socket for config.toml's volume_driver '$driver'"
+vt_assert_eq true "$(jq -r '.docker.disable_cache' <<<"$runner_conf")" "disable_cache"
+# A job container's binds and environment, as the runner gives them.
+job_args=()
+while IFS= read -r v; do job_args+=(-v "$v"); done < <(jq -r '.docker.volumes[]' <<<"$runner_conf")
+while IFS= read -r e; do job_args+=(-e "$e"); done < <(jq -r '.environment[]' <<<"$runner_conf")
+
+pool=$(vt_make_pool btrfs)
+# Kept in a variable (not a one-command prefix) so that a restart keeps it.
+# shellcheck disable=SC2034 # read by vt__spawn_daemon
+VT_DAEMON_CONFIG=$gitlab_recipe/volmgr.conf
+vt_start_daemon "$pool"
+vt_podman_ensure "$VT_DRIVER" "$VT_PLUGIN_SOCK"
+
+vt_step "the runner image: debootstrap'ed $runner_suite with podman, imported"
+make_runner_tarball
+runner_img=$(vt_podman import -q -c 'CMD ["/bin/bash"]' \
+	-c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+	"$tarball" "vt-$VT_ID-runner")
+vt_on_exit vt_rm_image vt_podman "$runner_img"
+
+# The job image (busybox, a podman remote client and a docker client with
+# their libraries) as a tarball for the inner podman: no registry is
+# reachable.  The docker client also goes into the runner, to play
+# gitlab-runner's Docker API calls.
+docker_client=$(vt_docker_client)
+job_root=$(mktemp -d "$VT_TMP/rootfs.XXXXXX")
+vt_rootfs "$job_root" "$(vt_podman_client)" "$docker_client"
+mkdir "$VT_TMP/images"
+tar -C "$job_root" -cf "$VT_TMP/images/job.tar" .
+rm -rf "$job_root"
+
+# The host side of run-runner.sh's mounts, made for this test.
+# volmgrd's sockets, each in a directory of its own under the name the
+# recipe expects (run-runner.sh mounts the directories, so that a restarted
+# volmgrd's new socket is seen): bind mounts of this test's sockets.
+rundir=$VT_TMP/run
+mkdir -p "$rundir/plugins" "$rundir/volmgr"
+bind_file() {
+	: >"$2"
+	mount --bind "$1" "$2"
+	vt_on_exit vt__umount "$2"
+}
+bind_file "$VT_PLUGIN_SOCK" "$rundir/plugins/volmgr.sock"
+bind_file "$VT_CONTROL_SOCK" "$rundir/volmgr/control.sock"
+# The static CLI, volmgr-run and the hook (helpers/gitlab-runner/README.md).
+container_dir=$VT_TMP/volmgr-container
+install -D -m 0755 "$VOLMGR" "$container_dir/bin/volmgr"
+install -D -m 0755 "$here/../../helpers/volmgr-run" "$container_dir/bin/volmgr-run"
+install -D -m 0644 "$gitlab_recipe/gitlab-runner-pre-build.sh" "$container_dir/gitlab-runner-pre-build.sh"
+install -D -m 0644 "$recipe/config.toml" "$VT_TMP/runner-config/config.toml"
+
+vt_step "run-runner.sh: the runner container (--privileged, the pool at $pool)"
+runner=vt-$VT_ID-runner
+storage=vt-$VT_ID-runner-storage
+cache=vt-$VT_ID-runner-cache
+vt_track_volume vt_podman "$storage"
+vt_track_volume vt_podman "$cache"
+vt_on_exit vt_rm_container vt_podman "$runner"
+dump_runner_log() { # on failure only: the runner container's log
+	[[ -n ${passed:-} ]] && return 0
+	printf '\n----- last 100 lines of podman logs %s -----\n' "$runner" >&2
+	vt_podman logs "$runner" 2>&1 | tail -n 100 >&2 || true
+}
+vt_on_exit dump_runner_log
+PODMAN="podman --remote --url unix://$VT_PODMAN_SOCK" \
+	RUNNER_IMAGE=$runner_img RUNNER_NAME=$runner RUNNER_STORAGE=$storage RUNNER_CACHE=$cache \
+	RUNNER_CONFIG_DIR=$VT_TMP/runner-config VOLMGR_POOL=$pool \
+	VOLMGR_PLUGIN_DIR=$rundir/plugins VOLMGR_CONTROL_DIR=$rundir/volmgr \
+	VOLMGR_CONTAINER_DIR=$container_dir \
+	"$recipe/run-runner.sh" --network none -v "$VT_TMP/images:/vt-images:ro" \
+	-v "$docker_client:/usr/local/bin/docker:ro" -- sleep infinity >/dev/null
+
+# podman and docker in the runner container, on the inner API socket that
+# config.toml's `host` names (gitlab-runner's view of its engine).
+inner() { vt_podman exec "$runner" podman --remote --url "$inner_url" "$@"; }
+dk() { vt_podman exec "$runner" docker -H "$inner_url" "$@"; }
+for ((i = 0; ; i++)); do
+	[[ $(vt_podman inspect -f '{{.State.Running}}' "$runner") == true ]] ||
+		vt_fail "the runner container exited"
+	inner version >/dev/null 2>&1 && break
+	((i < 150)) || vt_fail "the inner podman API at $inner_url does not answer after 30 s"
+	sleep 0.2
+done
+vt_log "the inner podman answers at $inner_url"
+vt_assert_eq "runc overlay netavark" \
+	"$(inner info --format '{{.Host.OCIRuntime.Name}} {{.Store.GraphDriverName}} {{.Host.NetworkBackend}}')" \
+	"inner podman's runtime, storage driver and network backend"
+
+vt_step "inner podman: load the job image from a tarball"
+job_img=$(inner import -q -c 'ENV PATH=/usr/bin:/bin' -c 'CMD ["/bin/sh"]' \
+	/vt-images/job.tar "vt-job")
+vt_log "job image in the runner: $job_img"
+
+vt_step "host: volmgr cache import proj"
+src=$VT_TMP/src
+mkdir -p "$src/sub"
+echo "hello from the cache" >"$src/README"
+echo "int main(void) { return 0; }" >"$src/sub/main.c"
+"$VOLMGR" cache import proj "$src"
+vt_assert_status 0 diff -r "$src" "$pool/caches/proj"
+
+vt_step "inner podman: volume create --driver $driver -o source=cache:proj ci-1"
+vol=ci-1
+path=/builds/g/p
+inner volume create --driver "$driver" -o source=cache:proj "$vol" >/dev/null
+vt_assert_listed "$vol"
+vt_assert_eq cache:proj "$(vt_volmgr_field "$vol" .source)" "source of $vol"
+vt_assert_eq "$pool/volumes/$vol" "$(vt_volmgr_field "$vol" .mountpoint)" "mountpoint (a host path)"
+vt_assert_eq "$driver" "$(inner volume inspect --format '{{.Driver}}' "$vol")" "driver in the inner podman"
+
+vt_step "a job container (config.toml's binds and environment) runs podman --remote run -v $vol:$path"
+nested="podman --remote run --rm --network none -v $vol:$path -w $path $job_img sh -c 'echo x > out'"
+out=$(inner run --rm --name job-1 --network none -v "$vol:$path" -w "$path" "${job_args[@]}" \
+	"$job_img" sh -c "cat README && $nested && cat $path/out &&
+		/opt/volmgr/bin/volmgr which --mount $path && echo --- && /opt/volmgr/bin/volmgr inspect $vol")
+printf '%s\n' "$out" | sed 's/^/# job-1: /'
+vt_assert_eq "hello from the cache
+x
+$vol $path" "${out%%$'\n'---$'\n'*}" "the job sees the cache, the nested write, and volmgr which --mount"
+vt_assert_eq true "$(jq -r '.in_use' <<<"${out#*$'\n'---$'\n'}")" "in_use during the job (volmgr inspect in the job)"
+
+vt_step "host: the write is in volumes/$vol, not in caches/proj; volmgr ls lists $vol"
+vt_assert_eq x "$(cat "$pool/volumes/$vol/out")" "$pool/volumes/$vol/out"
+[[ ! -e $pool/caches/proj/out ]] || vt_fail "the nested write reached the cache"
+vt_assert_status 0 diff -r "$src" "$pool/caches/proj"
+vt_assert_listed "$vol"
+# The inner podman unmounts when the job is gone (its cleanup runs from conmon).
+for ((i = 0; i < 50; i++)); do
+	[[ $(vt_volmgr_field "$vol" .in_use) == false ]] && break
+	sleep 0.2
+done
+vt_assert_in_use "$vol" false
+
+vt_step "inner podman: volume rm $vol deletes the subvolume"
+inner volume rm "$vol" >/dev/null
+vt_assert_volume_gone "$vol"
+
+vt_step "a runner-style job through the Docker API: build volume seeded by volmgr.conf, pre_build_script, nested docker run"
+seed=$VT_TMP/seed
+mkdir -p "$seed/g/p"
+echo "project 42 at its cached commit" >"$seed/g/p/README"
+"$VOLMGR" cache import project-42 "$seed"
+# gitlab-runner with disable_cache = true: VolumeCreate with Driver =
+# volume_driver and no DriverOpts, a temporary name (RESEARCH.md).
+rvol="runner-abcd1234-project-42-concurrent-0-0123456789abcdef-cache-c33bcaa1fd2c77edfc3893b41966cea8"
+dk volume create --driver "$driver" "$rvol" >/dev/null
+vt_assert_eq cache:project-42 "$(vt_volmgr_field "$rvol" .source)" "seed of $rvol (volmgr.conf)"
+out=$(dk run --rm --name job-2 --network none -v "$rvol:$builds_dir" "${job_args[@]}" \
+	-e "CI_BUILDS_DIR=$builds_dir" -e "CI_PROJECT_DIR=$builds_dir/g/p" -w "$builds_dir/g/p" \
+	"$job_img" sh -c "$pre_build
+		docker run --rm --network none -v \"\$VOLMGR_VOLUME:\$VOLMGR_VOLUME_PATH\" \\
+			-w \"\$CI_PROJECT_DIR\" $job_img sh -c 'cat README > seen; echo y > y'
+		cat seen y")
+printf '%s\n' "$out" | sed 's/^/# job-2: /'
+vt_assert_contains "$out" "this job's workspace is the volume $rvol, mounted at $builds_dir" "the hook's message"
+vt_assert_contains "$out" "project 42 at its cached commit
+y" "the job sees what the nested container read and wrote"
+vt_assert_eq y "$(cat "$pool/volumes/$rvol/g/p/y")" "the nested write on the host"
+[[ ! -e $pool/caches/project-42/g/p/y ]] || vt_fail "the nested write reached the cache"
+# The runner's Cleanup(): VolumeRemove with force.
+dk volume rm -f "$rvol" >/dev/null
+vt_assert_volume_gone "$rvol"
+[[ -d $pool/caches/proj && -d $pool/caches/project-42 ]] || vt_fail "a cache went with a volume"
+passed=1
