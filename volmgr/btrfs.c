@@ -129,3 +129,10 @@ int vm_btrfs_is_subvolume(int fd)
 		return 0;
 	return -(errno ? errno : EIO);
 }
+
+int vm_btrfs_subvolume_id(int fd, uint64_t *ret_id)
+{
+	errno = 0;
+	enum btrfs_util_error e = btrfs_util_subvolume_id_fd(fd, ret_id);
+	return e == BTRFS_UTIL_OK ? 0 : -(errno ? errno : EIO);
+}

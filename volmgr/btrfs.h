@@ -18,5 +18,6 @@ int vm_btrfs_create(int parent_fd, const char *name, uint64_t *ret_id,
  * btrfs creates those inside a workspace). */
 int vm_btrfs_delete(int parent_fd, const char *name, struct vm_error *err);
 int vm_btrfs_set_read_only(int fd, bool ro, struct vm_error *err);
+int vm_btrfs_subvolume_id(int fd, uint64_t *ret_id);
 /* 1 if fd is the root of a subvolume, 0 if not, negative errno on error. */
 int vm_btrfs_is_subvolume(int fd);

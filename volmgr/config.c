@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <ini.h>
 #include <stdio.h>
 #include <string.h>
@@ -188,6 +190,39 @@ struct parse_ctx {
 	int r;
 };
 
+void vm_config_init(struct vm_config *cfg)
+{
+	*cfg = (struct vm_config){.git_timeout = VM_GIT_TIMEOUT_DEFAULT};
+	snprintf(cfg->git_user, sizeof(cfg->git_user), "nobody");
+	snprintf(cfg->git_command, sizeof(cfg->git_command), "/usr/bin/git");
+}
+
+static int on_git(struct parse_ctx *c, const char *key, const char *value)
+{
+	if (strcmp(key, "user") == 0) {
+		size_t n = strlen(value);
+		if (n == 0 || n >= sizeof(c->cfg->git_user) || strcmp(value, "root") == 0)
+			return vm_error_set(c->err, EINVAL,
+					    "[git] user must be a user name other than root");
+		snprintf(c->cfg->git_user, sizeof(c->cfg->git_user), "%s", value);
+	} else if (strcmp(key, "timeout") == 0) {
+		char *end;
+		errno = 0;
+		unsigned long t = strtoul(value, &end, 10);
+		if (errno || *end || end == value || t == 0 || t > 86400 || value[0] == '-')
+			return vm_error_set(c->err, EINVAL,
+					    "[git] timeout must be 1 to 86400 seconds");
+		c->cfg->git_timeout = (unsigned)t;
+	} else if (strcmp(key, "command") == 0) {
+		if (value[0] != '/' || strlen(value) >= sizeof(c->cfg->git_command))
+			return vm_error_set(c->err, EINVAL, "[git] command must be an absolute path");
+		snprintf(c->cfg->git_command, sizeof(c->cfg->git_command), "%s", value);
+	} else {
+		return vm_error_set(c->err, EINVAL, "unknown key %.64s in [git]", key);
+	}
+	return 0;
+}
+
 static int on_entry(void *user, const char *section, const char *key,
 		    const char *value)
 {
@@ -198,6 +233,10 @@ static int on_entry(void *user, const char *section, const char *key,
 		return 0;
 	if (!key)
 		return 1; /* a section header alone */
+	if (strcmp(section, "git") == 0) {
+		c->r = on_git(c, key, value);
+		return c->r == 0;
+	}
 	if (strcmp(section, "seed") != 0) {
 		c->r = vm_error_set(c->err, EINVAL, "unknown section [%.64s]", section);
 		return 0;
@@ -248,6 +287,7 @@ int vm_config_parse_string(const char *text, struct vm_config *ret,
 	struct vm_config *cfg = calloc(1, sizeof(*cfg));
 	if (!cfg)
 		return vm_error_set(err, ENOMEM, "out of memory");
+	vm_config_init(cfg);
 	struct parse_ctx c = {cfg, err, 0};
 	int line = ini_parse_string(text, on_entry, &c);
 	if (c.r == 0 && line != 0)
@@ -266,7 +306,7 @@ int vm_config_load(const char *path, bool optional, struct vm_config *ret,
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	int r = fd < 0 ? -errno : vm_read_fd(fd, 1024 * 1024, &text, NULL);
 	if (r == -ENOENT && optional) {
-		*ret = (struct vm_config){0};
+		vm_config_init(ret);
 		return 0;
 	}
 	if (r < 0)

@@ -8,6 +8,11 @@
  *   # characters and may be used in the source.  First match wins.
  *   runner-*-project-{id}-concurrent-*-cache-*-protected = cache:project-{id}-protected
  *   runner-*-project-{id}-concurrent-*-cache-* = cache:project-{id}
+ *
+ *   [git]
+ *   user = nobody          # git runs as this user, never as root
+ *   timeout = 600          # seconds per git command
+ *   command = /usr/bin/git
  */
 #pragma once
 
@@ -23,10 +28,19 @@ struct vm_seed_rule {
 	char source[VM_SEED_PATTERN_MAX + 1]; /* a template: "cache:project-{id}" */
 };
 
+#define VM_GIT_TIMEOUT_DEFAULT 600
+
 struct vm_config {
 	struct vm_seed_rule seed[VM_SEED_RULES_MAX];
 	size_t n_seed;
+	/* [git]: how caches from git are fetched. */
+	char git_user[64];     /* runs git; default "nobody" */
+	unsigned git_timeout;  /* seconds per git command; default 600 */
+	char git_command[256]; /* default "/usr/bin/git" */
 };
+
+/* The defaults of every key. */
+void vm_config_init(struct vm_config *cfg);
 
 /* Parse the configuration text; an unknown section, a bad pattern or
  * source, or too many rules is an error naming the entry. */

@@ -181,6 +181,16 @@ json_t *vm_control_handle(struct vm_manager *m, const struct vm_caller *caller,
 			else
 				r = vm_cache_import(m, name, fd, caller, &result, &err);
 		}
+	} else if (strcmp(op, "cache.create") == 0) {
+		const char *url = NULL, *branch = NULL;
+		if ((r = args_only(args, ARGS("name", "git", "branch"), &err)) == 0 &&
+		    (r = arg_string(args, "name", true, &name, &err)) == 0 &&
+		    (r = arg_string(args, "git", true, &url, &err)) == 0 &&
+		    (r = arg_string(args, "branch", false, &branch, &err)) == 0)
+			r = vm_cache_create_git(m, name, url, branch, caller, &result, &err);
+	} else if (strcmp(op, "cache.update") == 0) {
+		if ((r = op_name(args, &name, &err)) == 0)
+			r = vm_cache_update(m, name, &result, &err);
 	} else if (strcmp(op, "cache.list") == 0) {
 		r = args_only(args, NOARGS, &err);
 		if (r == 0)

@@ -4,41 +4,21 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "btrfs.h"
-#include "config.h"
 #include "inuse.h"
-#include "record.h"
 #include "tree.h"
 
-struct vm_manager {
-	struct vm_pool *pool;
-	pthread_mutex_t lock;
-	char *proc;
-	char *vol_prefix; /* volumes/ as seen in mountinfo's root field */
-	json_t *importing; /* "kind:name" of copies in flight */
-	struct vm_config config;
-};
+#include "manager-private.h"
 
-struct locked {
-	pthread_mutex_t *m;
-};
-static void unlockp(struct locked *l)
+void vm_unlockp(struct vm_locked *l)
 {
 	if (l->m)
 		pthread_mutex_unlock(l->m);
 }
-#define LOCK_GUARD(mgr)                                                        \
-	_cleanup_(unlockp) struct locked _guard = {&(mgr)->lock};              \
-	pthread_mutex_lock(&(mgr)->lock)
-
-static void recordp(struct vm_record *r) { vm_record_done(r); }
-static void jsonp(json_t **j) { json_decref(*j); }
-#define _cleanup_json_ _cleanup_(jsonp)
 
 const struct vm_pool *vm_manager_pool(const struct vm_manager *m)
 {
@@ -55,12 +35,12 @@ const char *vm_manager_volumes_fs_path(const struct vm_manager *m)
 	return m->vol_prefix;
 }
 
-static int data_fd(struct vm_manager *m, enum vm_kind k)
+int vm_mgr_data_fd(struct vm_manager *m, enum vm_kind k)
 {
 	return k == VM_KIND_CACHE ? m->pool->caches_fd : m->pool->volumes_fd;
 }
 
-static int meta_fd(struct vm_manager *m, enum vm_kind k)
+int vm_mgr_meta_fd(struct vm_manager *m, enum vm_kind k)
 {
 	return k == VM_KIND_CACHE ? m->pool->cache_meta_fd : m->pool->vol_meta_fd;
 }
@@ -70,14 +50,14 @@ static void record_file(const char *name, char buf[static VM_NAME_MAX + 8])
 	snprintf(buf, VM_NAME_MAX + 8, "%s.json", name);
 }
 
-static int load_record(struct vm_manager *m, enum vm_kind k, const char *name,
+int vm_mgr_load_record(struct vm_manager *m, enum vm_kind k, const char *name,
 		       struct vm_record *ret, struct vm_error *err)
 {
 	char file[VM_NAME_MAX + 8];
 	record_file(name, file);
 	_cleanup_free_ char *text = NULL;
 	size_t len;
-	int r = vm_read_file_at(meta_fd(m, k), file, VM_RECORD_MAX_BYTES, &text, &len);
+	int r = vm_read_file_at(vm_mgr_meta_fd(m, k), file, VM_RECORD_MAX_BYTES, &text, &len);
 	if (r == -ENOENT)
 		return vm_error_set(err, ENOENT, "no such %s: %s", vm_kind_str(k), name);
 	if (r < 0)
@@ -86,7 +66,7 @@ static int load_record(struct vm_manager *m, enum vm_kind k, const char *name,
 	return vm_record_load(text, len, k, ret, err);
 }
 
-static int store_record(struct vm_manager *m, const struct vm_record *rec,
+int vm_mgr_store_record(struct vm_manager *m, const struct vm_record *rec,
 			struct vm_error *err)
 {
 	char file[VM_NAME_MAX + 8];
@@ -94,7 +74,7 @@ static int store_record(struct vm_manager *m, const struct vm_record *rec,
 	_cleanup_free_ char *text = vm_record_dump(rec);
 	if (!text)
 		return vm_error_set(err, ENOMEM, "out of memory");
-	int r = vm_write_file_atomic_at(meta_fd(m, rec->kind), file, text,
+	int r = vm_write_file_atomic_at(vm_mgr_meta_fd(m, rec->kind), file, text,
 					strlen(text), 0600);
 	if (r < 0)
 		return vm_error_errno(err, -r, "cannot write the record of %s %s",
@@ -107,7 +87,7 @@ static int unlink_record(struct vm_manager *m, enum vm_kind k, const char *name,
 {
 	char file[VM_NAME_MAX + 8];
 	record_file(name, file);
-	int fd = meta_fd(m, k);
+	int fd = vm_mgr_meta_fd(m, k);
 	if (unlinkat(fd, file, 0) < 0 && errno != ENOENT)
 		return vm_error_errno(err, errno, "cannot remove the record of %s", name);
 	if (fsync(fd) < 0)
@@ -115,7 +95,7 @@ static int unlink_record(struct vm_manager *m, enum vm_kind k, const char *name,
 	return 0;
 }
 
-static void staging_name(const char *what, const char *name,
+void vm_mgr_staging_name(const char *what, const char *name,
 			 char buf[static VM_NAME_MAX + 64])
 {
 	char rnd[17];
@@ -124,7 +104,7 @@ static void staging_name(const char *what, const char *name,
 }
 
 /* Delete staging/name, a subvolume or (left by a crash) a plain tree. */
-static int delete_staged(struct vm_manager *m, const char *name,
+int vm_mgr_delete_staged(struct vm_manager *m, const char *name,
 			 struct vm_error *err)
 {
 	_cleanup_close_ int fd = vm_openat_beneath(
@@ -158,11 +138,11 @@ static int move_to_staging(int dirfd, int staging_fd, const char *name,
 }
 
 /* Move dir/name out of sight into staging/, then delete it. */
-static int discard_data(struct vm_manager *m, int dirfd, const char *name,
+int vm_mgr_discard_data(struct vm_manager *m, int dirfd, const char *name,
 			struct vm_error *err)
 {
 	char trash[VM_NAME_MAX + 64];
-	staging_name("trash", name, trash);
+	vm_mgr_staging_name("trash", name, trash);
 	int r = move_to_staging(dirfd, m->pool->staging_fd, name, trash);
 	if (r < 0) {
 		errno = -r;
@@ -170,13 +150,13 @@ static int discard_data(struct vm_manager *m, int dirfd, const char *name,
 			return 0;
 		return vm_error_errno(err, errno, "cannot move %s to staging", name);
 	}
-	return delete_staged(m, trash, err);
+	return vm_mgr_delete_staged(m, trash, err);
 }
 
 static bool data_exists(struct vm_manager *m, enum vm_kind k, const char *name)
 {
 	struct stat st;
-	return fstatat(data_fd(m, k), name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	return fstatat(vm_mgr_data_fd(m, k), name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 /* ---- repair at startup ---- */
@@ -217,7 +197,7 @@ static int repair_staging(struct vm_manager *m, json_t *report,
 		if (!vm_is_plain_component(de->d_name))
 			continue;
 		struct vm_error e = {0};
-		if (delete_staged(m, de->d_name, &e) < 0) {
+		if (vm_mgr_delete_staged(m, de->d_name, &e) < 0) {
 			report_add(report, "could not delete staging/%s: %s",
 				   de->d_name, e.msg);
 			continue;
@@ -238,7 +218,7 @@ static int repair_kind(struct vm_manager *m, enum vm_kind k, json_t *report,
 {
 	const char *what = vm_kind_str(k);
 	_cleanup_json_ json_t *known = json_object();
-	DIR *d = opendir_at(meta_fd(m, k));
+	DIR *d = opendir_at(vm_mgr_meta_fd(m, k));
 	if (!d || !known) {
 		if (d)
 			closedir(d);
@@ -251,7 +231,7 @@ static int repair_kind(struct vm_manager *m, enum vm_kind k, json_t *report,
 		if (!vm_is_plain_component(n))
 			continue;
 		if (is_temp_record(n)) {
-			unlinkat(meta_fd(m, k), n, 0);
+			unlinkat(vm_mgr_meta_fd(m, k), n, 0);
 			report_add(report, "removed half-written record %s", n);
 			continue;
 		}
@@ -267,14 +247,14 @@ static int repair_kind(struct vm_manager *m, enum vm_kind k, json_t *report,
 
 		struct vm_error e = {0};
 		_cleanup_(recordp) struct vm_record rec = {0};
-		if (load_record(m, k, name, &rec, &e) < 0) {
+		if (vm_mgr_load_record(m, k, name, &rec, &e) < 0) {
 			/* Never delete data we cannot account for. */
 			report_add(report, "%s %s: unreadable record left alone: %s",
 				   what, name, e.msg);
 			continue;
 		}
 		if (rec.state == VM_STATE_REMOVING) {
-			if (discard_data(m, data_fd(m, k), name, &e) < 0 ||
+			if (vm_mgr_discard_data(m, vm_mgr_data_fd(m, k), name, &e) < 0 ||
 			    unlink_record(m, k, name, &e) < 0) {
 				report_add(report, "%s %s: could not finish removal: %s",
 					   what, name, e.msg);
@@ -288,11 +268,18 @@ static int repair_kind(struct vm_manager *m, enum vm_kind k, json_t *report,
 			if (unlink_record(m, k, name, &e) == 0)
 				report_add(report, "%s %s: dropped a record without data",
 					   what, name);
+		} else if (k == VM_KIND_CACHE) {
+			/* An update swaps generations with both writable: a
+			 * crash in between leaves the cache writable. */
+			_cleanup_close_ int fd = vm_openat_beneath(
+				vm_mgr_data_fd(m, k), name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+			if (fd >= 0)
+				vm_btrfs_set_read_only(fd, true, NULL);
 		}
 	}
 	closedir(d);
 
-	d = opendir_at(data_fd(m, k));
+	d = opendir_at(vm_mgr_data_fd(m, k));
 	if (!d)
 		return vm_error_errno(err, errno, "cannot read the %s directory", what);
 	while ((de = readdir(d))) {
@@ -300,7 +287,7 @@ static int repair_kind(struct vm_manager *m, enum vm_kind k, json_t *report,
 		    json_object_get(known, de->d_name))
 			continue;
 		struct vm_error e = {0};
-		if (discard_data(m, data_fd(m, k), de->d_name, &e) < 0)
+		if (vm_mgr_discard_data(m, vm_mgr_data_fd(m, k), de->d_name, &e) < 0)
 			report_add(report, "%s %s: could not delete data without a record: %s",
 				   what, de->d_name, e.msg);
 		else
@@ -325,6 +312,11 @@ int vm_manager_new(struct vm_pool *pool, const struct vm_manager_config *cfg,
 	m->proc = strdup(cfg && cfg->proc ? cfg->proc : "/proc");
 	if (cfg && cfg->config)
 		m->config = *cfg->config;
+	else
+		vm_config_init(&m->config);
+	/* A missing git user only disables caches from git; say why then. */
+	vm_git_init(&m->git, m->config.git_command, m->config.git_user,
+		    m->config.git_timeout, &m->git_error);
 	const char *root = pool->fs_root;
 	bool slash = root[0] && root[strlen(root) - 1] == '/';
 	m->importing = json_object();
@@ -366,7 +358,6 @@ void vm_manager_free(struct vm_manager *m)
 
 /* ---- volumes ---- */
 
-static bool name_taken(struct vm_manager *m, enum vm_kind k, const char *name);
 
 static char *volume_path(struct vm_manager *m, const char *name)
 {
@@ -376,17 +367,17 @@ static char *volume_path(struct vm_manager *m, const char *name)
 	return p;
 }
 
-static int open_source(struct vm_manager *m, const struct vm_source *src,
+int vm_mgr_open_source(struct vm_manager *m, const struct vm_source *src,
 		       int *ret_fd, struct vm_error *err)
 {
 	enum vm_kind k = src->kind == VM_SOURCE_CACHE ? VM_KIND_CACHE : VM_KIND_VOLUME;
 	_cleanup_(recordp) struct vm_record rec = {0};
-	int r = load_record(m, k, src->name, &rec, err);
+	int r = vm_mgr_load_record(m, k, src->name, &rec, err);
 	if (r < 0)
 		return r;
 	if (rec.state != VM_STATE_READY)
 		return vm_error_set(err, ENOENT, "no such %s: %s", vm_kind_str(k), src->name);
-	int fd = vm_openat_beneath(data_fd(m, k), src->name,
+	int fd = vm_openat_beneath(vm_mgr_data_fd(m, k), src->name,
 				   O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	if (fd < 0)
 		return vm_error_errno(err, -fd, "cannot open %s %s", vm_kind_str(k),
@@ -396,7 +387,7 @@ static int open_source(struct vm_manager *m, const struct vm_source *src,
 }
 
 /* Move staging/tmp to dir/name unless name exists. */
-static int publish(struct vm_manager *m, const char *tmp, int dirfd,
+int vm_mgr_publish(struct vm_manager *m, const char *tmp, int dirfd,
 		   const char *name, struct vm_error *err)
 {
 	if (renameat2(m->pool->staging_fd, tmp, dirfd, name, RENAME_NOREPLACE) < 0)
@@ -408,20 +399,22 @@ int vm_volume_create(struct vm_manager *m, const char *name,
 		     const struct vm_create_opts *opts,
 		     const struct vm_caller *caller, struct vm_error *err)
 {
+	if (opts && opts->source.rev[0])
+		return vm_volume_create_at_rev(m, name, opts, caller, err);
 	int r = vm_name_check("volume", name, err);
 	if (r < 0)
 		return r;
 	if (opts && (r = vm_labels_check(opts->labels, err)) < 0)
 		return r;
 	LOCK_GUARD(m);
-	if (name_taken(m, VM_KIND_VOLUME, name))
+	if (vm_mgr_name_taken(m, VM_KIND_VOLUME, name))
 		return vm_error_set(err, EEXIST, "volume %s already exists", name);
 
 	_cleanup_(recordp) struct vm_record rec = {0};
 	if (vm_record_init(&rec, VM_KIND_VOLUME, name) < 0)
 		return vm_error_set(err, ENOMEM, "out of memory");
 	char tmp[VM_NAME_MAX + 64];
-	staging_name("new", name, tmp);
+	vm_mgr_staging_name("new", name, tmp);
 	struct vm_source source = opts ? opts->source : (struct vm_source){0};
 	if (opts && opts->seed_by_rules && source.kind == VM_SOURCE_NONE) {
 		/* A seed rule names the source by the volume's name; a
@@ -433,13 +426,13 @@ int vm_volume_create(struct vm_manager *m, const char *name,
 			return r;
 		if (r == 1) {
 			_cleanup_close_ int probe = -1;
-			if (open_source(m, &seeded, &probe, NULL) == 0)
+			if (vm_mgr_open_source(m, &seeded, &probe, NULL) == 0)
 				source = seeded;
 		}
 	}
 	if (source.kind != VM_SOURCE_NONE) {
 		_cleanup_close_ int src = -1;
-		r = open_source(m, &source, &src, err);
+		r = vm_mgr_open_source(m, &source, &src, err);
 		if (r < 0)
 			return r;
 		r = vm_btrfs_snapshot(src, m->pool->staging_fd, tmp, &rec.subvol_id, err);
@@ -448,12 +441,12 @@ int vm_volume_create(struct vm_manager *m, const char *name,
 		r = vm_btrfs_create(m->pool->staging_fd, tmp, &rec.subvol_id, err);
 	}
 	if (r < 0) {
-		delete_staged(m, tmp, NULL); /* if the subvolume got made at all */
+		vm_mgr_delete_staged(m, tmp, NULL); /* if the subvolume got made at all */
 		return r;
 	}
-	r = publish(m, tmp, m->pool->volumes_fd, name, err);
+	r = vm_mgr_publish(m, tmp, m->pool->volumes_fd, name, err);
 	if (r < 0) {
-		delete_staged(m, tmp, NULL);
+		vm_mgr_delete_staged(m, tmp, NULL);
 		return r;
 	}
 	rec.created_ns = vm_now_ns();
@@ -465,9 +458,9 @@ int vm_volume_create(struct vm_manager *m, const char *name,
 		json_decref(rec.labels);
 		rec.labels = json_deep_copy(opts->labels);
 	}
-	r = store_record(m, &rec, err);
+	r = vm_mgr_store_record(m, &rec, err);
 	if (r < 0) {
-		discard_data(m, m->pool->volumes_fd, name, NULL);
+		vm_mgr_discard_data(m, m->pool->volumes_fd, name, NULL);
 		return r;
 	}
 	return 0;
@@ -511,6 +504,8 @@ static json_t *volume_info(struct vm_manager *m, const struct vm_record *rec,
 				 "creator", "uid", (json_int_t)rec->creator_uid,
 				 "pid", (json_int_t)rec->creator_pid,
 				 "subvol_id", (json_int_t)rec->subvol_id);
+	if (info && rec->git_commit[0])
+		json_object_set_new(info, "commit", json_string(rec->git_commit));
 	if (info && counts) {
 		json_object_set_new(info, "in_use", json_boolean(kernel > 0 || pending));
 		json_object_set_new(info, "kernel_mounts", json_integer(kernel));
@@ -524,7 +519,7 @@ static int volume_load_ready(struct vm_manager *m, const char *name,
 	int r = vm_name_check("volume", name, err);
 	if (r < 0)
 		return r;
-	r = load_record(m, VM_KIND_VOLUME, name, rec, err);
+	r = vm_mgr_load_record(m, VM_KIND_VOLUME, name, rec, err);
 	if (r < 0)
 		return r;
 	if (rec->state != VM_STATE_READY)
@@ -555,7 +550,7 @@ int vm_volume_get(struct vm_manager *m, const char *name, bool with_usage,
 static int list_kind(struct vm_manager *m, enum vm_kind k, json_t *counts,
 		     json_t **ret, struct vm_error *err)
 {
-	DIR *d = opendir_at(meta_fd(m, k));
+	DIR *d = opendir_at(vm_mgr_meta_fd(m, k));
 	if (!d)
 		return vm_error_errno(err, errno, "cannot read the records");
 	json_t *out = json_array();
@@ -569,7 +564,7 @@ static int list_kind(struct vm_manager *m, enum vm_kind k, json_t *counts,
 		memcpy(name, de->d_name, l - 5);
 		name[l - 5] = '\0';
 		_cleanup_(recordp) struct vm_record rec = {0};
-		if (load_record(m, k, name, &rec, NULL) < 0 ||
+		if (vm_mgr_load_record(m, k, name, &rec, NULL) < 0 ||
 		    rec.state != VM_STATE_READY)
 			continue;
 		json_t *info;
@@ -582,6 +577,17 @@ static int list_kind(struct vm_manager *m, enum vm_kind k, json_t *counts,
 					 "created", created, "created_ns",
 					 (json_int_t)rec.created_ns, "labels", rec.labels,
 					 "subvol_id", (json_int_t)rec.subvol_id);
+			if (info && rec.git_url[0]) {
+				char updated[40];
+				vm_format_time(rec.updated_ns, updated);
+				json_object_set_new(info, "git",
+						    json_pack("{s:s, s:s, s:s}", "url", rec.git_url,
+							      "branch", rec.git_branch,
+							      "commit", rec.git_commit));
+				json_object_set_new(info, "generation",
+						    json_integer((json_int_t)rec.generation));
+				json_object_set_new(info, "updated", json_string(updated));
+			}
 		}
 		json_array_append_new(out, info);
 	}
@@ -617,12 +623,12 @@ static int remove_locked(struct vm_manager *m, enum vm_kind k,
 			 struct vm_record *rec, struct vm_error *err)
 {
 	rec->state = VM_STATE_REMOVING;
-	int r = store_record(m, rec, err);
+	int r = vm_mgr_store_record(m, rec, err);
 	if (r < 0)
 		return r;
 	char trash[VM_NAME_MAX + 64];
-	staging_name("trash", rec->name, trash);
-	r = move_to_staging(data_fd(m, k), m->pool->staging_fd, rec->name, trash);
+	vm_mgr_staging_name("trash", rec->name, trash);
+	r = move_to_staging(vm_mgr_data_fd(m, k), m->pool->staging_fd, rec->name, trash);
 	if (r < 0 && r != -ENOENT)
 		return vm_error_errno(err, -r, "cannot move %s %s to staging",
 				      vm_kind_str(k), rec->name);
@@ -631,7 +637,7 @@ static int remove_locked(struct vm_manager *m, enum vm_kind k,
 		return r;
 	/* The name is free from here on; a failed delete is retried at the
 	 * next start (staging is emptied then). */
-	return delete_staged(m, trash, err);
+	return vm_mgr_delete_staged(m, trash, err);
 }
 
 int vm_volume_remove(struct vm_manager *m, const char *name, struct vm_error *err)
@@ -677,7 +683,7 @@ int vm_volume_mount(struct vm_manager *m, const char *name, const char *id,
 	if (json_object_set_new(rec.mounts, id,
 				json_pack("{s:I}", "since", (json_int_t)vm_now_ns())) < 0)
 		return vm_error_set(err, ENOMEM, "out of memory");
-	r = store_record(m, &rec, err);
+	r = vm_mgr_store_record(m, &rec, err);
 	if (r < 0)
 		return r;
 	*ret_path = TAKE_PTR(path);
@@ -699,24 +705,24 @@ int vm_volume_unmount(struct vm_manager *m, const char *name, const char *id,
 	 * whose reply it lost. */
 	if (json_object_del(rec.mounts, id) < 0)
 		return 0;
-	return store_record(m, &rec, err);
+	return vm_mgr_store_record(m, &rec, err);
 }
 
 /* ---- caches ---- */
 
 /* The name is taken: by a record, by data, or by a copy in flight. */
-static bool name_taken(struct vm_manager *m, enum vm_kind k, const char *name)
+bool vm_mgr_name_taken(struct vm_manager *m, enum vm_kind k, const char *name)
 {
 	char file[VM_NAME_MAX + 8], key[VM_NAME_MAX + 16];
 	record_file(name, file);
 	snprintf(key, sizeof(key), "%s:%s", vm_kind_str(k), name);
 	struct stat st;
 	return json_object_get(m->importing, key) ||
-	       fstatat(meta_fd(m, k), file, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
+	       fstatat(vm_mgr_meta_fd(m, k), file, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
 	       data_exists(m, k, name);
 }
 
-static void reserve(struct vm_manager *m, enum vm_kind k, const char *name, bool on)
+void vm_mgr_reserve(struct vm_manager *m, enum vm_kind k, const char *name, bool on)
 {
 	char key[VM_NAME_MAX + 16];
 	snprintf(key, sizeof(key), "%s:%s", vm_kind_str(k), name);
@@ -748,17 +754,17 @@ static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name,
 	if (r < 0)
 		return r;
 	char tmp[VM_NAME_MAX + 64];
-	staging_name("import", name, tmp);
+	vm_mgr_staging_name("import", name, tmp);
 	uint64_t id = 0;
 	{
 		LOCK_GUARD(m);
-		if (name_taken(m, k, name))
+		if (vm_mgr_name_taken(m, k, name))
 			return vm_error_set(err, EEXIST, "%s %s already exists",
 					    vm_kind_str(k), name);
 		r = vm_btrfs_create(m->pool->staging_fd, tmp, &id, err);
 		if (r < 0)
 			return r;
-		reserve(m, k, name, true);
+		vm_mgr_reserve(m, k, name, true);
 	}
 	struct vm_copy_stats stats = {0};
 	{
@@ -770,28 +776,28 @@ static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name,
 			r = vm_tree_copy(src_fd, dst, &stats, err);
 	}
 	LOCK_GUARD(m);
-	reserve(m, k, name, false);
+	vm_mgr_reserve(m, k, name, false);
 	if (r == 0)
-		r = publish(m, tmp, data_fd(m, k), name, err);
+		r = vm_mgr_publish(m, tmp, vm_mgr_data_fd(m, k), name, err);
 	if (r < 0) {
-		delete_staged(m, tmp, NULL);
+		vm_mgr_delete_staged(m, tmp, NULL);
 		return r;
 	}
 	/* Caches are read-only, but only once in place: btrfs refuses to
 	 * move a read-only subvolume (its ".." would change). */
 	if (k == VM_KIND_CACHE) {
 		_cleanup_close_ int fd = vm_openat_beneath(
-			data_fd(m, k), name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+			vm_mgr_data_fd(m, k), name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 		r = fd < 0 ? vm_error_errno(err, -fd, "cannot open cache %s", name)
 			   : vm_btrfs_set_read_only(fd, true, err);
 		if (r < 0) {
-			discard_data(m, data_fd(m, k), name, NULL);
+			vm_mgr_discard_data(m, vm_mgr_data_fd(m, k), name, NULL);
 			return r;
 		}
 	}
 	_cleanup_(recordp) struct vm_record rec = {0};
 	if (vm_record_init(&rec, k, name) < 0) {
-		discard_data(m, data_fd(m, k), name, NULL);
+		vm_mgr_discard_data(m, vm_mgr_data_fd(m, k), name, NULL);
 		return vm_error_set(err, ENOMEM, "out of memory");
 	}
 	rec.subvol_id = id;
@@ -806,9 +812,9 @@ static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name,
 		json_decref(rec.labels);
 		rec.labels = json_deep_copy(labels);
 	}
-	r = store_record(m, &rec, err);
+	r = vm_mgr_store_record(m, &rec, err);
 	if (r < 0) {
-		discard_data(m, data_fd(m, k), name, NULL);
+		vm_mgr_discard_data(m, vm_mgr_data_fd(m, k), name, NULL);
 		return r;
 	}
 	if (ret_stats)
@@ -946,7 +952,7 @@ int vm_cache_remove(struct vm_manager *m, const char *name, struct vm_error *err
 		return r;
 	LOCK_GUARD(m);
 	_cleanup_(recordp) struct vm_record rec = {0};
-	r = load_record(m, VM_KIND_CACHE, name, &rec, err);
+	r = vm_mgr_load_record(m, VM_KIND_CACHE, name, &rec, err);
 	if (r < 0)
 		return r;
 	/* Volumes made from the cache are independent snapshots: removing

@@ -83,6 +83,23 @@ int vm_volume_create_from_fd(struct vm_manager *m, const char *name, int src_fd,
  * {"volume": NAME, "root": true if fd is the volume's top}. ENOENT if none. */
 int vm_volume_which(struct vm_manager *m, int fd, json_t **ret, struct vm_error *err);
 
+/* A cache from git: clone URL (branch, or the default branch) as the git
+ * user.  ret: {name, url, branch, commit, generation}. */
+int vm_cache_create_git(struct vm_manager *m, const char *name, const char *url,
+			const char *branch, const struct vm_caller *caller, json_t **ret,
+			struct vm_error *err);
+/* Fetch and check out the branch into a new generation and publish it
+ * atomically; on failure the current generation stays.  EBUSY while
+ * another update of the cache runs. */
+int vm_cache_update(struct vm_manager *m, const char *name, json_t **ret,
+		    struct vm_error *err);
+/* A volume from cache:NAME@REV: a snapshot of the current generation,
+ * then REV checked out in it (fetched first if missing).  An unknown REV
+ * is ENOENT and leaves no volume. */
+int vm_volume_create_at_rev(struct vm_manager *m, const char *name,
+			    const struct vm_create_opts *opts, const struct vm_caller *caller,
+			    struct vm_error *err);
+
 /* Copy the tree open at src_fd into a new read-only cache. */
 int vm_cache_import(struct vm_manager *m, const char *name, int src_fd,
 		    const struct vm_caller *caller, json_t **ret_stats,

@@ -53,7 +53,21 @@ int vm_source_parse(const char *spec, struct vm_source *ret, struct vm_error *er
 	} else {
 		return vm_error_set(
 			err, EINVAL,
-			"invalid source: expected cache:NAME or volume:NAME");
+			"invalid source: expected cache:NAME, cache:NAME@REV or volume:NAME");
+	}
+	const char *at = s.kind == VM_SOURCE_CACHE ? strchr(name, '@') : NULL;
+	char plain[VM_NAME_MAX + 1];
+	if (at) {
+		int r = vm_rev_check(at + 1, err);
+		if (r < 0)
+			return r;
+		if ((size_t)(at - name) > VM_NAME_MAX)
+			return vm_error_set(err, EINVAL, "cache name is longer than %d characters",
+					    VM_NAME_MAX);
+		memcpy(plain, name, (size_t)(at - name));
+		plain[at - name] = '\0';
+		memcpy(s.rev, at + 1, strlen(at + 1) + 1);
+		name = plain;
 	}
 	int r = vm_name_check(s.kind == VM_SOURCE_CACHE ? "cache" : "volume",
 			      name, err);
@@ -61,6 +75,26 @@ int vm_source_parse(const char *spec, struct vm_source *ret, struct vm_error *er
 		return r;
 	memcpy(s.name, name, strlen(name) + 1);
 	*ret = s;
+	return 0;
+}
+
+int vm_rev_check(const char *rev, struct vm_error *err)
+{
+	size_t n = rev ? strnlen(rev, VM_REV_MAX + 1) : 0;
+	if (n == 0 || n > VM_REV_MAX)
+		return vm_error_set(err, EINVAL, "revision must have 1 to %d characters",
+				    VM_REV_MAX);
+	for (size_t i = 0; i < n; i++) {
+		char c = rev[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '/' || c == '-'))
+			return vm_error_set(err, EINVAL,
+					    "invalid revision: only [A-Za-z0-9._/-] are allowed");
+	}
+	if (rev[0] == '-' || rev[0] == '/' || rev[0] == '.' || rev[n - 1] == '/' ||
+	    rev[n - 1] == '.' || strstr(rev, "..") || strstr(rev, "//") || strstr(rev, "/.") ||
+	    (n >= 5 && strcmp(rev + n - 5, ".lock") == 0))
+		return vm_error_set(err, EINVAL, "invalid revision \"%s\"", rev);
 	return 0;
 }
 
@@ -100,7 +134,8 @@ void vm_source_format(const struct vm_source *src, char buf[static VM_SOURCE_STR
 {
 	switch (src->kind) {
 	case VM_SOURCE_CACHE:
-		snprintf(buf, VM_SOURCE_STR_MAX, "cache:%s", src->name);
+		snprintf(buf, VM_SOURCE_STR_MAX, "cache:%.200s%s%.255s", src->name,
+			 src->rev[0] ? "@" : "", src->rev);
 		break;
 	case VM_SOURCE_VOLUME:
 		snprintf(buf, VM_SOURCE_STR_MAX, "volume:%s", src->name);

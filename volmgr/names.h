@@ -31,15 +31,25 @@ enum vm_source_kind {
  * never resolves it (it copied through a file descriptor). */
 #define VM_SOURCE_PATH_MAX 1024
 
+/* A git revision a caller may name: a branch, tag or commit. */
+#define VM_REV_MAX 255
+
 struct vm_source {
 	enum vm_source_kind kind;
 	char name[VM_SOURCE_PATH_MAX + 1]; /* NAME, or PATH for VM_SOURCE_PATH */
+	char rev[VM_REV_MAX + 1];          /* cache:NAME@REV; "" for none */
 };
+
+/* A revision: 1..255 of [A-Za-z0-9._/-], not starting with '-' or '/',
+ * no "..", no "//", not ending with '/' or ".lock": what git accepts as a
+ * ref name or an object name, and nothing that could be read as an
+ * option or a revision range. */
+int vm_rev_check(const char *rev, struct vm_error *err);
 
 #define VM_SOURCE_STR_MAX (VM_SOURCE_PATH_MAX + 16)
 
-/* Parse "cache:NAME" or "volume:NAME" (the name checked by the name rule):
- * what a caller may ask for by name. */
+/* Parse "cache:NAME[@REV]" or "volume:NAME" (the name checked by the name
+ * rule): what a caller may ask for by name. */
 int vm_source_parse(const char *spec, struct vm_source *ret, struct vm_error *err);
 /* The same, and also "path:PATH" (printable UTF-8, absolute): what a
  * record may say. */

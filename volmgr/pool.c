@@ -140,9 +140,12 @@ int vm_pool_open(const char *path, struct vm_pool **ret, struct vm_error *err)
 
 	if ((r = open_subdir(meta, "volumes", 0700, &pool->vol_meta_fd, err)) < 0 ||
 	    (r = open_subdir(meta, "caches", 0700, &pool->cache_meta_fd, err)) < 0 ||
-	    (r = open_subdir(pool->fd, "volumes", 0711, &pool->volumes_fd, err)) < 0 ||
+	    (r = open_subdir(pool->fd, "volumes", 0700, &pool->volumes_fd, err)) < 0 ||
 	    (r = open_subdir(pool->fd, "caches", 0700, &pool->caches_fd, err)) < 0 ||
-	    (r = open_subdir(pool->fd, "staging", 0700, &pool->staging_fd, err)) < 0)
+	    /* Search-only for others: git runs as an unprivileged user in a
+	     * staging/ entry with an unguessable name, and git resolves its
+	     * working directory by path.  Nobody else may list it. */
+	    (r = open_subdir(pool->fd, "staging", 0711, &pool->staging_fd, err)) < 0)
 		return r;
 	*ret = TAKE_PTR(pool);
 	return 0;

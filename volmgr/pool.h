@@ -7,6 +7,10 @@
  *   staging/              work in progress and trash; emptied at startup
  *   .volmgr/volumes/NAME.json, .volmgr/caches/NAME.json   the records
  *   .volmgr/lock          flock()ed by the one daemon that owns the pool
+ *
+ * Modes: the pool 0711, volumes/ caches/ .volmgr/ 0700 (root only: the
+ * engines are root; no other local user may read a job's workspace),
+ * staging/ 0711 (git's user works in there, see gitrun.h).
  */
 #pragma once
 

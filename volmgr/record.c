@@ -50,7 +50,7 @@ int vm_mount_id_check(const char *id, struct vm_error *err)
 	return 0;
 }
 
-json_t *vm_record_to_json(const struct vm_record *rec)
+static json_t *record_to_json_base(const struct vm_record *rec)
 {
 	char src[VM_SOURCE_STR_MAX];
 	vm_source_format(&rec->source, src);
@@ -66,6 +66,48 @@ json_t *vm_record_to_json(const struct vm_record *rec)
 			 "pid", (json_int_t)rec->creator_pid,
 			 "labels", rec->labels,
 			 "mounts", rec->mounts);
+}
+
+json_t *vm_record_to_json(const struct vm_record *rec)
+{
+	json_t *j = record_to_json_base(rec);
+	if (!j)
+		return NULL;
+	/* Optional parts, present only when used: older records load. */
+	if (rec->git_url[0] || rec->git_commit[0])
+		json_object_set_new(j, "git", json_pack("{s:s, s:s, s:s}", "url", rec->git_url,
+							"branch", rec->git_branch,
+							"commit", rec->git_commit));
+	if (rec->generation)
+		json_object_set_new(j, "generation", json_integer((json_int_t)rec->generation));
+	if (rec->updated_ns)
+		json_object_set_new(j, "updated_ns", json_integer(rec->updated_ns));
+	return j;
+}
+
+int vm_git_url_check(const char *url, struct vm_error *err)
+{
+	size_t n = url ? strnlen(url, VM_GIT_URL_MAX + 1) : 0;
+	if (n == 0 || n > VM_GIT_URL_MAX)
+		return vm_error_set(err, EINVAL, "git URL must have 1 to %d characters",
+				    VM_GIT_URL_MAX);
+	for (size_t i = 0; i < n; i++)
+		if (url[i] <= 0x20 || url[i] >= 0x7f)
+			return vm_error_set(err, EINVAL,
+					    "git URL must be printable ASCII without spaces");
+	/* No option lookalikes and no transport helpers ("ext::cmd"). */
+	if (url[0] == '-' || strstr(url, "::"))
+		return vm_error_set(err, EINVAL, "git URL must not start with '-' or name a transport helper");
+	static const char *const schemes[] = {"https://", "http://", "ssh://", "git://", "file:///"};
+	for (size_t i = 0; i < ELEMENTSOF(schemes); i++)
+		if (strncmp(url, schemes[i], strlen(schemes[i])) == 0)
+			return 0;
+	/* scp-like user@host:path */
+	const char *colon = strchr(url, ':');
+	if (colon && colon > url && !memchr(url, '/', (size_t)(colon - url)))
+		return 0;
+	return vm_error_set(err, EINVAL,
+			    "git URL must be https://, http://, ssh://, git://, file:/// or host:path");
 }
 
 static int parse_mounts(json_t *mounts, struct vm_error *err)
@@ -95,13 +137,15 @@ int vm_record_from_json(json_t *j, enum vm_kind kind, struct vm_record *ret,
 	const char *k, *name, *state, *source;
 	json_t *labels, *mounts;
 	json_error_t jerr;
+	json_t *git = NULL, *gen = NULL, *upd = NULL;
 	if (json_unpack_ex(j, &jerr, JSON_STRICT,
-			   "{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:{s:I, s:I}, s:o, s:o}",
+			   "{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:{s:I, s:I}, s:o, s:o, s?o, s?o, s?o}",
 			   "format", &format, "kind", &k, "name", &name,
 			   "state", &state, "source", &source,
 			   "created_ns", &created, "subvol_id", &subvol,
 			   "creator", "uid", &uid, "pid", &pid,
-			   "labels", &labels, "mounts", &mounts) < 0)
+			   "labels", &labels, "mounts", &mounts,
+			   "git", &git, "generation", &gen, "updated_ns", &upd) < 0)
 		return vm_error_set(err, EBADMSG, "record: %s", jerr.text);
 	if (format != VM_RECORD_FORMAT)
 		return vm_error_set(err, EBADMSG, "record: unknown format %lld",
@@ -133,7 +177,20 @@ int vm_record_from_json(json_t *j, enum vm_kind kind, struct vm_record *ret,
 	if (r < 0)
 		return r;
 
+	const char *gurl = "", *gbranch = "", *gcommit = "";
+	if (git && json_unpack_ex(git, &jerr, JSON_STRICT, "{s:s, s:s, s:s}", "url", &gurl,
+				  "branch", &gbranch, "commit", &gcommit) < 0)
+		return vm_error_set(err, EBADMSG, "record: git: %s", jerr.text);
+	if ((gen && (!json_is_integer(gen) || json_integer_value(gen) < 0)) ||
+	    (upd && (!json_is_integer(upd) || json_integer_value(upd) < 0)))
+		return vm_error_set(err, EBADMSG, "record: bad generation");
+	if (strlen(gurl) > VM_GIT_URL_MAX || strlen(gbranch) > VM_REV_MAX ||
+	    strlen(gcommit) > 63)
+		return vm_error_set(err, EBADMSG, "record: git field too long");
+
 	struct vm_record rec = {
+		.generation = gen ? (uint64_t)json_integer_value(gen) : 0,
+		.updated_ns = upd ? json_integer_value(upd) : 0,
 		.kind = kind,
 		.state = st,
 		.source = src,
@@ -145,6 +202,9 @@ int vm_record_from_json(json_t *j, enum vm_kind kind, struct vm_record *ret,
 		.mounts = json_deep_copy(mounts),
 	};
 	memcpy(rec.name, name, strlen(name) + 1);
+	snprintf(rec.git_url, sizeof(rec.git_url), "%s", gurl);
+	snprintf(rec.git_branch, sizeof(rec.git_branch), "%s", gbranch);
+	snprintf(rec.git_commit, sizeof(rec.git_commit), "%s", gcommit);
 	if (!rec.labels || !rec.mounts) {
 		vm_record_done(&rec);
 		return vm_error_set(err, ENOMEM, "out of memory");

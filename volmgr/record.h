@@ -13,6 +13,7 @@
 #define VM_RECORD_MAX_BYTES (256 * 1024)
 #define VM_MOUNT_ID_MAX 256
 #define VM_MOUNTS_MAX 1024
+#define VM_GIT_URL_MAX 1024
 
 enum vm_kind { VM_KIND_VOLUME, VM_KIND_CACHE };
 
@@ -32,6 +33,12 @@ struct vm_record {
 	int32_t creator_pid;
 	json_t *labels; /* object string->string, never NULL after init */
 	json_t *mounts; /* object mount-id -> {"since": ns}, never NULL */
+	/* Caches from git (git_url[0] != 0), and volumes made at a commit. */
+	char git_url[VM_GIT_URL_MAX + 1];
+	char git_branch[VM_REV_MAX + 1];
+	char git_commit[64];    /* the commit checked out, hex */
+	uint64_t generation;    /* caches: bumped by each update */
+	int64_t updated_ns;     /* caches: when the current generation was published */
 };
 
 int vm_record_init(struct vm_record *rec, enum vm_kind kind, const char *name);
@@ -46,6 +53,10 @@ int vm_record_from_json(json_t *j, enum vm_kind kind, struct vm_record *ret,
 char *vm_record_dump(const struct vm_record *rec);
 int vm_record_load(const char *text, size_t len, enum vm_kind kind,
 		   struct vm_record *ret, struct vm_error *err);
+
+/* A git URL a caller may give: https/http/ssh/git/file:/// or host:path,
+ * printable, no leading '-', no transport helpers. */
+int vm_git_url_check(const char *url, struct vm_error *err);
 
 /* A Docker/Podman mount id: 1..VM_MOUNT_ID_MAX printable ASCII characters. */
 int vm_mount_id_check(const char *id, struct vm_error *err);

@@ -23,7 +23,7 @@ static void usage(FILE *f)
 		"Commands:\n"
 		"  snapshot SOURCE VOLUME [--label KEY=VALUE]...\n"
 		"                          create VOLUME as a snapshot of SOURCE\n"
-		"                          (cache:NAME, volume:NAME, or a PATH as this\n"
+		"                          (cache:NAME, cache:NAME@REV, volume:NAME, or a PATH as this\n"
 		"                          process sees it: the top of a volume is\n"
 		"                          snapshotted, anything else copied)\n"
 		"  create VOLUME [--label KEY=VALUE]...\n"
@@ -32,6 +32,9 @@ static void usage(FILE *f)
 		"  inspect VOLUME...       show volumes as JSON\n"
 		"  rm VOLUME...            remove volumes (refused while in use)\n"
 		"  cache import NAME DIR   copy the tree DIR into a new cache NAME\n"
+		"  cache create NAME --git URL [--branch BRANCH]\n"
+		"                          clone URL into a new cache NAME\n"
+		"  cache update NAME       fetch into a new generation, published atomically\n"
 		"  cache ls [--json]       list caches\n"
 		"  cache inspect NAME...   show caches as JSON\n"
 		"  cache rm NAME...        remove caches\n"
@@ -346,13 +349,66 @@ static int cmd_cache_ls(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_cache_create(int argc, char **argv)
+{
+	const char *name = NULL, *url = NULL, *branch = NULL;
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--git") == 0 && i + 1 < argc)
+			url = argv[++i];
+		else if (strncmp(argv[i], "--git=", 6) == 0)
+			url = argv[i] + 6;
+		else if (strcmp(argv[i], "--branch") == 0 && i + 1 < argc)
+			branch = argv[++i];
+		else if (strncmp(argv[i], "--branch=", 9) == 0)
+			branch = argv[i] + 9;
+		else if (argv[i][0] == '-' && argv[i][1])
+			return fail_usage("unknown option %s", argv[i]);
+		else if (!name)
+			name = argv[i];
+		else
+			return fail_usage("unexpected argument %s", argv[i]);
+	}
+	if (!name || !url)
+		return fail_usage("%s", "usage: volmgr cache create NAME --git URL [--branch BRANCH]");
+	json_t *args = json_pack("{s:s, s:s}", "name", name, "git", url);
+	if (branch)
+		json_object_set_new(args, "branch", json_string(branch));
+	json_t *res = NULL;
+	int r = call("cache.create", args, -1, &res);
+	if (r == 0)
+		printf("%s: %s at %s (%.12s)\n", name, url,
+		       json_string_value(json_object_get(res, "branch")),
+		       json_string_value(json_object_get(res, "commit")));
+	json_decref(res);
+	return r;
+}
+
+static int cmd_cache_update(int argc, char **argv)
+{
+	if (argc != 1)
+		return fail_usage("%s", "usage: volmgr cache update NAME");
+	json_t *res = NULL;
+	int r = call("cache.update", json_pack("{s:s}", "name", argv[0]), -1, &res);
+	if (r == 0)
+		printf("%s: generation %lld, %.12s -> %.12s\n", argv[0],
+		       (long long)json_integer_value(json_object_get(res, "generation")),
+		       json_string_value(json_object_get(res, "previous_commit")),
+		       json_string_value(json_object_get(res, "commit")));
+	json_decref(res);
+	return r;
+}
+
 static int cmd_cache(int argc, char **argv)
 {
 	if (argc < 1)
-		return fail_usage("%s", "cache needs a subcommand: import, ls, inspect, rm");
+		return fail_usage("%s", "cache needs a subcommand: import, create, update, ls, inspect, rm");
 	const char *sub = argv[0];
 	if (strcmp(sub, "import") == 0)
 		return cmd_cache_import(argc - 1, argv + 1);
+	if (strcmp(sub, "create") == 0)
+		return cmd_cache_create(argc - 1, argv + 1);
+	if (strcmp(sub, "update") == 0)
+		return cmd_cache_update(argc - 1, argv + 1);
 	if (strcmp(sub, "ls") == 0 || strcmp(sub, "list") == 0)
 		return cmd_cache_ls(argc - 1, argv + 1);
 	if (strcmp(sub, "inspect") == 0)

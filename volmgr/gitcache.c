@@ -1,0 +1,331 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Caches from git, and volumes at a commit.
+ *
+ * Git's work (clone, fetch, checkout) runs as the configured unprivileged
+ * user, in staging/, without the manager's lock: other requests go on.
+ * Only the publication takes the lock, so a snapshot of a cache gets its
+ * old generation or its new one, whole: an update makes the new
+ * generation as a writable snapshot of the current one, fetches and
+ * checks out there, then swaps the two with renameat2(RENAME_EXCHANGE).
+ * Volumes are independent btrfs snapshots, so the old generation is
+ * deleted right away: nothing refers to it. */
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "btrfs.h"
+#include "manager-private.h"
+
+static int git_ready(struct vm_manager *m, struct vm_error *err)
+{
+	if (m->git.uid == 0)
+		return vm_error_set(err, m->git_error.code ? m->git_error.code : EINVAL,
+				    "git is not usable: %s", m->git_error.msg);
+	return 0;
+}
+
+static int open_staged(struct vm_manager *m, const char *tmp, struct vm_error *err)
+{
+	int fd = vm_openat_beneath(m->pool->staging_fd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return vm_error_errno(err, -fd, "cannot open staging/%s", tmp);
+	return fd;
+}
+
+/* "HEAD" -> full commit id, via git rev-parse in dirfd. */
+static int rev_parse(struct vm_manager *m, int dirfd, const char *rev,
+		     char ret[static 64], struct vm_error *err)
+{
+	char spec[VM_REV_MAX + 16];
+	snprintf(spec, sizeof(spec), "%s^{commit}", rev);
+	_cleanup_free_ char *out = NULL;
+	const char *args[] = {"rev-parse", "--verify", "--quiet", "--end-of-options", spec, NULL};
+	int r = vm_git_run(&m->git, dirfd, args, &out, err);
+	if (r < 0)
+		return r;
+	if (strlen(out) < 7 || strlen(out) > 63 || strspn(out, "0123456789abcdef") != strlen(out))
+		return vm_error_set(err, EIO, "git rev-parse gave \"%.80s\"", out);
+	snprintf(ret, 64, "%s", out);
+	return 0;
+}
+
+static int current_branch(struct vm_manager *m, int dirfd, char ret[static VM_REV_MAX + 1],
+			  struct vm_error *err)
+{
+	_cleanup_free_ char *out = NULL;
+	const char *args[] = {"symbolic-ref", "--short", "HEAD", NULL};
+	int r = vm_git_run(&m->git, dirfd, args, &out, err);
+	if (r < 0)
+		return r;
+	if (vm_rev_check(out, NULL) < 0)
+		return vm_error_set(err, EIO, "unexpected branch name from git");
+	snprintf(ret, VM_REV_MAX + 1, "%s", out);
+	return 0;
+}
+
+static json_t *cache_result(const struct vm_record *rec)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:I}", "name", rec->name, "url", rec->git_url,
+			 "branch", rec->git_branch, "commit", rec->git_commit,
+			 "generation", (json_int_t)rec->generation);
+}
+
+int vm_cache_create_git(struct vm_manager *m, const char *name, const char *url,
+			const char *branch, const struct vm_caller *caller, json_t **ret,
+			struct vm_error *err)
+{
+	int r;
+	if ((r = vm_name_check("cache", name, err)) < 0 || (r = vm_git_url_check(url, err)) < 0 ||
+	    (branch && (r = vm_rev_check(branch, err)) < 0) || (r = git_ready(m, err)) < 0)
+		return r;
+	char tmp[VM_NAME_MAX + 64];
+	vm_mgr_staging_name("clone", name, tmp);
+	{
+		LOCK_GUARD(m);
+		if (vm_mgr_name_taken(m, VM_KIND_CACHE, name))
+			return vm_error_set(err, EEXIST, "cache %s already exists", name);
+		if ((r = vm_btrfs_create(m->pool->staging_fd, tmp, NULL, err)) < 0)
+			return r;
+		vm_mgr_reserve(m, VM_KIND_CACHE, name, true);
+	}
+	_cleanup_(recordp) struct vm_record rec = {0};
+	vm_record_init(&rec, VM_KIND_CACHE, name);
+	snprintf(rec.git_url, sizeof(rec.git_url), "%s", url);
+	{
+		_cleanup_close_ int fd = open_staged(m, tmp, err);
+		r = fd;
+		/* The clone belongs to the git user, who never is root. */
+		if (fd >= 0 && (fchown(fd, m->git.uid, m->git.gid) < 0 || fchmod(fd, 0755) < 0))
+			r = vm_error_errno(err, errno, "cannot hand the new cache to the git user");
+		if (r >= 0) {
+			const char *args[] = {"clone", "--quiet", "--no-hardlinks",
+					      branch ? "--branch" : "--", branch ? branch : url,
+					      branch ? "--" : ".", branch ? url : NULL, branch ? "." : NULL,
+					      NULL};
+			r = vm_git_run(&m->git, fd, args, NULL, err);
+		}
+		if (r >= 0)
+			r = rev_parse(m, fd, "HEAD", rec.git_commit, err);
+		if (r >= 0)
+			r = current_branch(m, fd, rec.git_branch, err);
+	}
+	LOCK_GUARD(m);
+	vm_mgr_reserve(m, VM_KIND_CACHE, name, false);
+	if (r >= 0)
+		r = vm_mgr_publish(m, tmp, m->pool->caches_fd, name, err);
+	if (r < 0) {
+		vm_mgr_delete_staged(m, tmp, NULL);
+		return r;
+	}
+	_cleanup_close_ int fd = vm_openat_beneath(m->pool->caches_fd, name,
+						   O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	r = fd < 0 ? vm_error_errno(err, -fd, "cannot open cache %s", name)
+		   : vm_btrfs_set_read_only(fd, true, err);
+	if (r == 0) {
+		rec.generation = 1;
+		rec.created_ns = rec.updated_ns = vm_now_ns();
+		if (caller) {
+			rec.creator_uid = caller->uid;
+			rec.creator_pid = caller->pid;
+		}
+		r = vm_mgr_store_record(m, &rec, err);
+	}
+	if (r < 0) {
+		vm_mgr_discard_data(m, m->pool->caches_fd, name, NULL);
+		return r;
+	}
+	*ret = cache_result(&rec);
+	return 0;
+}
+
+static bool updating(struct vm_manager *m, const char *name, int on)
+{
+	char key[VM_NAME_MAX + 16];
+	snprintf(key, sizeof(key), "update:%s", name);
+	bool was = json_object_get(m->importing, key) != NULL;
+	if (on > 0)
+		json_object_set_new(m->importing, key, json_true());
+	else if (on == 0)
+		json_object_del(m->importing, key);
+	return was;
+}
+
+int vm_cache_update(struct vm_manager *m, const char *name, json_t **ret,
+		    struct vm_error *err)
+{
+	int r;
+	if ((r = vm_name_check("cache", name, err)) < 0 || (r = git_ready(m, err)) < 0)
+		return r;
+	char tmp[VM_NAME_MAX + 64];
+	vm_mgr_staging_name("update", name, tmp);
+	_cleanup_(recordp) struct vm_record rec = {0};
+	{
+		LOCK_GUARD(m);
+		if ((r = vm_mgr_load_record(m, VM_KIND_CACHE, name, &rec, err)) < 0)
+			return r;
+		if (!rec.git_url[0])
+			return vm_error_set(err, EINVAL,
+					    "cache %s was imported, not made from git: nothing to update",
+					    name);
+		if (updating(m, name, -1))
+			return vm_error_set(err, EBUSY, "cache %s is being updated already", name);
+		_cleanup_close_ int cur = vm_openat_beneath(m->pool->caches_fd, name,
+							    O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+		if (cur < 0)
+			return vm_error_errno(err, -cur, "cannot open cache %s", name);
+		if ((r = vm_btrfs_snapshot(cur, m->pool->staging_fd, tmp, NULL, err)) < 0)
+			return r;
+		updating(m, name, 1);
+	}
+	char commit[64] = "";
+	{
+		_cleanup_close_ int fd = open_staged(m, tmp, err);
+		r = fd;
+		char remote_ref[VM_REV_MAX + 32];
+		snprintf(remote_ref, sizeof(remote_ref), "origin/%s", rec.git_branch);
+		const char *fetch[] = {"fetch", "--quiet", "--prune", "origin", NULL};
+		const char *checkout[] = {"checkout", "--quiet", "-f", "-B", rec.git_branch,
+					  remote_ref, "--", NULL};
+		if (r >= 0)
+			r = vm_git_run(&m->git, fd, fetch, NULL, err);
+		if (r >= 0)
+			r = vm_git_run(&m->git, fd, checkout, NULL, err);
+		if (r >= 0)
+			r = rev_parse(m, fd, "HEAD", commit, err);
+	}
+	LOCK_GUARD(m);
+	updating(m, name, 0);
+	_cleanup_(recordp) struct vm_record now = {0};
+	if (r >= 0)
+		r = vm_mgr_load_record(m, VM_KIND_CACHE, name, &now, err); /* removed meanwhile? */
+	_cleanup_close_ int cur = -1;
+	if (r >= 0) {
+		cur = vm_openat_beneath(m->pool->caches_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+		if (cur < 0)
+			r = vm_error_errno(err, -cur, "cannot open cache %s", name);
+	}
+	/* Swap the generations: both must be writable to move (their ".."
+	 * changes); nobody can snapshot in between, we hold the lock. */
+	if (r >= 0 && (r = vm_btrfs_set_read_only(cur, false, err)) == 0) {
+		if (renameat2(m->pool->staging_fd, tmp, m->pool->caches_fd, name, RENAME_EXCHANGE) < 0)
+			r = vm_error_errno(err, errno, "cannot publish the new generation of %s", name);
+		/* cur follows its inode: the new generation is at cur's old
+		 * place now, so reopen by name. */
+		closep(&cur);
+		cur = vm_openat_beneath(m->pool->caches_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+		if (cur >= 0)
+			vm_btrfs_set_read_only(cur, true, r == 0 ? err : NULL);
+	}
+	if (r < 0) {
+		vm_mgr_delete_staged(m, tmp, NULL);
+		return r;
+	}
+	snprintf(now.git_commit, sizeof(now.git_commit), "%s", commit);
+	now.generation++;
+	now.updated_ns = vm_now_ns();
+	r = vm_mgr_store_record(m, &now, err);
+	/* staging/tmp now holds the old generation: no volume refers to it. */
+	vm_mgr_delete_staged(m, tmp, NULL);
+	if (r < 0)
+		return r;
+	*ret = cache_result(&now);
+	json_object_set_new(*ret, "previous_commit", json_string(rec.git_commit));
+	return 0;
+}
+
+/* Find REV in the checkout at dirfd: as given, as a branch of origin, or
+ * fetched from origin. */
+static int resolve_rev(struct vm_manager *m, int dirfd, const char *rev, char commit[static 64],
+		       struct vm_error *err)
+{
+	if (rev_parse(m, dirfd, rev, commit, NULL) == 0)
+		return 0;
+	char remote[VM_REV_MAX + 16];
+	snprintf(remote, sizeof(remote), "origin/%s", rev);
+	if (rev_parse(m, dirfd, remote, commit, NULL) == 0)
+		return 0;
+	struct vm_error ferr = {0};
+	const char *fetch[] = {"fetch", "--quiet", "origin", "--end-of-options", rev, NULL};
+	if (vm_git_run(&m->git, dirfd, fetch, NULL, &ferr) == 0 &&
+	    rev_parse(m, dirfd, "FETCH_HEAD", commit, NULL) == 0)
+		return 0;
+	return vm_error_set(err, ENOENT, "unknown revision \"%s\"%s%s", rev,
+			    ferr.msg[0] ? ": " : "", ferr.msg);
+}
+
+int vm_volume_create_at_rev(struct vm_manager *m, const char *name,
+			    const struct vm_create_opts *opts, const struct vm_caller *caller,
+			    struct vm_error *err)
+{
+	const struct vm_source *src = &opts->source;
+	int r;
+	if ((r = vm_name_check("volume", name, err)) < 0 ||
+	    (r = vm_labels_check(opts->labels, err)) < 0 || (r = vm_rev_check(src->rev, err)) < 0 ||
+	    (r = git_ready(m, err)) < 0)
+		return r;
+	if (src->kind != VM_SOURCE_CACHE)
+		return vm_error_set(err, EINVAL, "only a cache has revisions");
+	char tmp[VM_NAME_MAX + 64];
+	vm_mgr_staging_name("rev", name, tmp);
+	_cleanup_(recordp) struct vm_record cache = {0};
+	{
+		LOCK_GUARD(m);
+		if (vm_mgr_name_taken(m, VM_KIND_VOLUME, name))
+			return vm_error_set(err, EEXIST, "volume %s already exists", name);
+		if ((r = vm_mgr_load_record(m, VM_KIND_CACHE, src->name, &cache, err)) < 0)
+			return r;
+		struct vm_source plain = *src;
+		plain.rev[0] = '\0';
+		_cleanup_close_ int cur = -1;
+		if ((r = vm_mgr_open_source(m, &plain, &cur, err)) < 0 ||
+		    (r = vm_btrfs_snapshot(cur, m->pool->staging_fd, tmp, NULL, err)) < 0)
+			return r;
+		vm_mgr_reserve(m, VM_KIND_VOLUME, name, true);
+	}
+	_cleanup_(recordp) struct vm_record rec = {0};
+	vm_record_init(&rec, VM_KIND_VOLUME, name);
+	{
+		_cleanup_close_ int fd = open_staged(m, tmp, err);
+		r = fd;
+		if (r >= 0)
+			r = resolve_rev(m, fd, src->rev, rec.git_commit, err);
+		const char *checkout[] = {"checkout", "--quiet", "-f", "--detach", rec.git_commit, "--", NULL};
+		if (r >= 0)
+			r = vm_git_run(&m->git, fd, checkout, NULL, err);
+	}
+	LOCK_GUARD(m);
+	vm_mgr_reserve(m, VM_KIND_VOLUME, name, false);
+	uint64_t id = 0;
+	if (r >= 0)
+		r = vm_mgr_publish(m, tmp, m->pool->volumes_fd, name, err);
+	if (r < 0) {
+		vm_mgr_delete_staged(m, tmp, NULL);
+		return r;
+	}
+	{
+		_cleanup_close_ int fd = vm_openat_beneath(m->pool->volumes_fd, name,
+							   O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+		if (fd >= 0)
+			vm_btrfs_subvolume_id(fd, &id);
+	}
+	rec.subvol_id = id;
+	rec.source = *src;
+	snprintf(rec.git_url, sizeof(rec.git_url), "%s", cache.git_url);
+	rec.created_ns = vm_now_ns();
+	if (caller) {
+		rec.creator_uid = caller->uid;
+		rec.creator_pid = caller->pid;
+	}
+	if (opts->labels) {
+		json_decref(rec.labels);
+		rec.labels = json_deep_copy(opts->labels);
+	}
+	r = vm_mgr_store_record(m, &rec, err);
+	if (r < 0) {
+		vm_mgr_discard_data(m, m->pool->volumes_fd, name, NULL);
+		return r;
+	}
+	return 0;
+}

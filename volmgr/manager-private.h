@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Shared by the files that implement the manager (manager.c for volumes
+ * and imported caches, gitcache.c for caches from git): the manager's
+ * state, its lock, and the staged-work primitives.  Not for front ends. */
+#pragma once
+
+#include <pthread.h>
+
+#include "config.h"
+#include "gitrun.h"
+#include "manager.h"
+#include "record.h"
+
+struct vm_manager {
+	struct vm_pool *pool;
+	pthread_mutex_t lock;
+	char *proc;
+	char *vol_prefix;  /* volumes/ as seen in mountinfo's root field */
+	json_t *importing; /* "kind:name" of work in flight */
+	struct vm_config config;
+	struct vm_git git; /* uid 0 when the git user is unusable */
+	struct vm_error git_error;
+};
+
+struct vm_locked {
+	pthread_mutex_t *m;
+};
+void vm_unlockp(struct vm_locked *l);
+/* Hold the manager's lock until the end of the enclosing block. */
+#define LOCK_GUARD(mgr)                                                        \
+	_cleanup_(vm_unlockp) struct vm_locked _guard = {&(mgr)->lock};         \
+	pthread_mutex_lock(&(mgr)->lock)
+
+static inline void vm_recordp(struct vm_record *r) { vm_record_done(r); }
+#define recordp vm_recordp
+static inline void vm_jsonp(json_t **j) { json_decref(*j); }
+#define _cleanup_json_ _cleanup_(vm_jsonp)
+
+int vm_mgr_data_fd(struct vm_manager *m, enum vm_kind k);
+int vm_mgr_meta_fd(struct vm_manager *m, enum vm_kind k);
+int vm_mgr_load_record(struct vm_manager *m, enum vm_kind k, const char *name,
+		       struct vm_record *ret, struct vm_error *err);
+int vm_mgr_store_record(struct vm_manager *m, const struct vm_record *rec,
+			struct vm_error *err);
+/* "what-NAME-<random>": a name in staging/. */
+void vm_mgr_staging_name(const char *what, const char *name,
+			 char buf[static VM_NAME_MAX + 64]);
+int vm_mgr_delete_staged(struct vm_manager *m, const char *name, struct vm_error *err);
+/* Move dir/name into staging/ and delete it. */
+int vm_mgr_discard_data(struct vm_manager *m, int dirfd, const char *name,
+			struct vm_error *err);
+/* Move staging/tmp to dir/name, unless name exists. */
+int vm_mgr_publish(struct vm_manager *m, const char *tmp, int dirfd,
+		   const char *name, struct vm_error *err);
+int vm_mgr_open_source(struct vm_manager *m, const struct vm_source *src,
+		       int *ret_fd, struct vm_error *err);
+/* The name is taken: by a record, by data, or by work in flight. */
+bool vm_mgr_name_taken(struct vm_manager *m, enum vm_kind k, const char *name);
+void vm_mgr_reserve(struct vm_manager *m, enum vm_kind k, const char *name, bool on);

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* btrfs quota groups, straight through the ioctls (libbtrfsutil has no
+ * qgroup API).  Every function takes fs_fd, an fd of a directory on the
+ * btrfs pool (any directory of any subvolume of that file system: quota
+ * is per file system), and never a path.
+ *
+ * Errors: a negative errno, with err filled (if not NULL).  Common to all
+ * functions that take fs_fd:
+ *   -EBADF   fs_fd < 0 (or not usable for ioctls, e.g. O_PATH)
+ *   -ENOTDIR fs_fd is not a directory
+ *   -ENOTTY  fs_fd is not on btrfs
+ *   -EINVAL  another argument is invalid (NULL output pointer, subvol_id
+ *            that cannot name a subvolume: valid are 5 and 256 .. 2^48-1)
+ *   -EPERM   no CAP_SYS_ADMIN (every quota ioctl needs it, the tree
+ *            search too)
+ * and for the functions that change something: -EROFS (read-only mount).
+ *
+ * Accounting is asynchronous: the kernel enforces limits at once (writes
+ * reserve quota before they are accepted, and fail with EDQUOT), but the
+ * referenced/exclusive numbers stored in the quota tree are only brought
+ * up to date when a transaction commits.  Call vm_quota_sync() before
+ * vm_quota_usage() to read numbers that include everything written so
+ * far. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util.h"
+
+/* The largest size vm_parse_size accepts and vm_quota_limit_exclusive
+ * sets: 2^62 bytes (4 EiB). */
+#define VM_SIZE_MAX (UINT64_C(1) << 62)
+
+/* Status flags of the quota tree (the kernel's BTRFS_QGROUP_STATUS_FLAG_*
+ * values, which are on-disk format and stable). */
+#define VM_QUOTA_FLAG_ON (UINT64_C(1) << 0)
+#define VM_QUOTA_FLAG_RESCAN (UINT64_C(1) << 1)       /* rescan running */
+#define VM_QUOTA_FLAG_INCONSISTENT (UINT64_C(1) << 2) /* numbers unreliable */
+#define VM_QUOTA_FLAG_SIMPLE_MODE (UINT64_C(1) << 3)  /* "squota" (6.7+) */
+
+/* Turn on full qgroup accounting (BTRFS_IOC_QUOTA_CTL ENABLE) unless it
+ * is already on (probed with vm_quota_status_flags first, so that an
+ * already enabled read-only pool is fine too), then wait for the initial
+ * rescan the kernel starts (BTRFS_IOC_QUOTA_RESCAN_WAIT): on return the
+ * numbers are consistent.  Quota left on in simple mode by someone else
+ * counts as enabled.  Errors: the common ones; -EINTR is retried. */
+int vm_quota_enable(int fs_fd, struct vm_error *err);
+
+/* Whether quota is enabled: reads the quota tree's status item with a
+ * read-only tree search (no transaction, works on read-only mounts, no
+ * side effects, unlike probing with a qgroup ioctl).  The kernel answers
+ * a search of the quota tree with ENOENT while quota is off. */
+int vm_quota_status(int fs_fd, bool *ret_enabled, struct vm_error *err);
+/* The same, returning the status flags (VM_QUOTA_FLAG_*; 0 when quota
+ * is off). */
+int vm_quota_status_flags(int fs_fd, uint64_t *ret_flags, struct vm_error *err);
+
+/* Set (bytes > 0) or clear (bytes == 0) the exclusive limit of qgroup
+ * 0/subvol_id (BTRFS_IOC_QGROUP_LIMIT, BTRFS_QGROUP_LIMIT_MAX_EXCL; the
+ * referenced limit is left alone).  A snapshot shares its extents with
+ * its origin, so its limit must be the exclusive one.
+ *   -ENOTCONN quota is not enabled
+ *   -ENOENT   no qgroup 0/subvol_id (no such subvolume, or created while
+ *             quota was off and no rescan since)
+ *   -ERANGE   bytes > VM_SIZE_MAX */
+int vm_quota_limit_exclusive(int fs_fd, uint64_t subvol_id, uint64_t bytes,
+			     struct vm_error *err);
+
+/* Usage of qgroup 0/subvol_id as of the last transaction commit (see
+ * vm_quota_sync), read from the quota tree (BTRFS_QGROUP_INFO_KEY and
+ * BTRFS_QGROUP_LIMIT_KEY items).  *ret_limit_excl is 0 when there is no
+ * exclusive limit (a zero-byte limit set by another tool also reads as
+ * 0).  Any output pointer may be NULL; they are only written on success.
+ *   -ENOTCONN quota is not enabled
+ *   -ENOENT   no qgroup 0/subvol_id
+ *   -EBADMSG  the item is shorter than its format
+ * While a rescan runs (VM_QUOTA_FLAG_RESCAN) or the numbers are marked
+ * inconsistent, they are not meaningful: check vm_quota_status_flags. */
+int vm_quota_usage(int fs_fd, uint64_t subvol_id, uint64_t *ret_referenced,
+		   uint64_t *ret_exclusive, uint64_t *ret_limit_excl,
+		   struct vm_error *err);
+
+/* Flush delayed allocation, wait for it and commit the transaction
+ * (BTRFS_IOC_SYNC), which is when btrfs accounts qgroups: afterwards
+ * vm_quota_usage includes everything written before the call.  Also
+ * wakes the cleaner, which drops deleted subvolumes. */
+int vm_quota_sync(int fs_fd, struct vm_error *err);
+
+/* Remove qgroup 0/subvol_id of a deleted subvolume (BTRFS_IOC_QGROUP_CREATE
+ * with create = 0).  Returns 1 if it removed it, 0 if there was no such
+ * qgroup (nothing to do: since Linux 6.10 the kernel removes the qgroup
+ * itself when the cleaner has dropped the subvolume, so after a
+ * `btrfs subvolume sync` this is the usual answer).
+ *   -EBUSY    the subvolume still exists (refused here, before asking the
+ *             kernel), or it is deleted but the cleaner has not dropped
+ *             it yet (the kernel refuses: its root item is still there;
+ *             retry after the cleaner ran, e.g. `btrfs subvolume sync`)
+ *   -ENOTCONN quota is not enabled */
+int vm_quota_destroy(int fs_fd, uint64_t subvol_id, struct vm_error *err);
+
+/* Remove every level-0 qgroup whose subvolume no longer exists (no root
+ * item, or a root item with no references left: deleted, waiting for the
+ * cleaner).  Qgroups the kernel still refuses (-EBUSY: not yet dropped)
+ * are skipped and counted in *ret_skipped (may be NULL).  Returns how many
+ * it removed (>= 0), or a negative errno (-ENOTCONN if quota is off; any
+ * other failure stops the sweep and is returned). */
+int vm_quota_clear_stale(int fs_fd, unsigned *ret_skipped, struct vm_error *err);
+
+/* Parse a size: decimal digits with an optional fraction, then an
+ * optional unit K, M, G or T (either case), optionally followed by "i",
+ * "iB" or "B" -- all meaning powers of 1024 -- or just "B" (bytes).
+ * "4096", "100k", "512M", "1.5G", "10GiB", "1GB".  A fraction needs a unit
+ * and at most 18 decimals; fractional bytes are rounded down ("1.1K" is
+ * 1126).  No sign, no exponent, no white space anywhere.  0 is accepted
+ * (whether it makes sense is the caller's business).
+ *   -EINVAL  NULL, empty, longer than 64 bytes, or not of that form
+ *   -ERANGE  larger than VM_SIZE_MAX (2^62)
+ * *ret is only written on success. */
+int vm_parse_size(const char *s, uint64_t *ret, struct vm_error *err);
