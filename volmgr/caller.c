@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "caller.h"
 
+#include <sys/stat.h>
+
+#include "cgroup.h"
+
 #include <libmount/libmount.h>
 #include <limits.h>
 #include <signal.h>
@@ -85,4 +89,18 @@ int vm_caller_mount_of_fd(const struct vm_caller *caller, const char *proc,
 				    "the caller's mount of the directory was not found");
 	*ret = found;
 	return 0;
+}
+
+void vm_caller_find_container(struct vm_caller *caller, const char *proc)
+{
+	char p[PATH_MAX];
+	struct stat mine, theirs;
+	caller->cgroup[0] = '\0';
+	snprintf(p, sizeof(p), "%s/%d/ns/mnt", proc, (int)caller->pid);
+	if (caller->pid <= 0 || stat("/proc/self/ns/mnt", &mine) < 0 || stat(p, &theirs) < 0 ||
+	    (mine.st_ino == theirs.st_ino && mine.st_dev == theirs.st_dev))
+		return;
+	char cg[VM_CGROUP_MAX + 1];
+	if (vm_cgroup_of_pid(proc, caller->pid, cg) == 0 && pidfd_alive(caller->pidfd))
+		snprintf(caller->cgroup, sizeof(caller->cgroup), "%s", cg);
 }

@@ -17,5 +17,11 @@
 int vm_caller_mount_of_fd(const struct vm_caller *caller, const char *proc,
 			  int fd, json_t **ret, struct vm_error *err);
 
+/* Fill caller->cgroup when the caller runs in another mount namespace
+ * than volmgrd (a container): gc may then remove what it made once that
+ * cgroup is gone.  Host callers (shells, whose session scopes come and
+ * go) are never treated so. */
+void vm_caller_find_container(struct vm_caller *caller, const char *proc);
+
 /* Open a pidfd for pid, or -1 where the kernel has none. */
 int vm_pidfd_open(int32_t pid);

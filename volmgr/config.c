@@ -192,7 +192,7 @@ struct parse_ctx {
 
 void vm_config_init(struct vm_config *cfg)
 {
-	*cfg = (struct vm_config){.git_timeout = VM_GIT_TIMEOUT_DEFAULT};
+	*cfg = (struct vm_config){.git_timeout = VM_GIT_TIMEOUT_DEFAULT, .gc_interval = 900};
 	snprintf(cfg->git_user, sizeof(cfg->git_user), "nobody");
 	snprintf(cfg->git_command, sizeof(cfg->git_command), "/usr/bin/git");
 }
@@ -235,6 +235,16 @@ static int on_entry(void *user, const char *section, const char *key,
 		return 1; /* a section header alone */
 	if (strcmp(section, "git") == 0) {
 		c->r = on_git(c, key, value);
+		return c->r == 0;
+	}
+	if (strcmp(section, "gc") == 0) {
+		int64_t ns = 0;
+		if (strcmp(key, "interval") != 0)
+			c->r = vm_error_set(c->err, EINVAL, "unknown key %.64s in [gc]", key);
+		else if (strcmp(value, "0") != 0 && vm_parse_duration(value, &ns, c->err) < 0)
+			c->r = -EINVAL;
+		else
+			c->cfg->gc_interval = (unsigned)(ns / 1000000000LL);
 		return c->r == 0;
 	}
 	if (strcmp(section, "seed") != 0) {

@@ -13,6 +13,9 @@
  *   user = nobody          # git runs as this user, never as root
  *   timeout = 600          # seconds per git command
  *   command = /usr/bin/git
+ *
+ *   [gc]
+ *   interval = 15m         # run gc this often; 0: never (volmgr gc still works)
  */
 #pragma once
 
@@ -37,6 +40,8 @@ struct vm_config {
 	char git_user[64];     /* runs git; default "nobody" */
 	unsigned git_timeout;  /* seconds per git command; default 600 */
 	char git_command[256]; /* default "/usr/bin/git" */
+	/* [gc] interval: seconds between collections, 0 = never. */
+	unsigned gc_interval;
 };
 
 /* The defaults of every key. */

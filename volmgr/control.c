@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "caller.h"
+#include "gc.h"
 #include "names.h"
 
 static void jsonp(json_t **j) { json_decref(*j); }
@@ -62,12 +63,13 @@ static int args_only(json_t *args, const char *const *keys, struct vm_error *err
 static int op_volume_create(struct vm_manager *m, const struct vm_caller *c,
 			    json_t *args, int fd, json_t **ret, struct vm_error *err)
 {
-	const char *name, *source, *path;
+	const char *name, *source, *path, *ttl;
 	int r;
-	if ((r = args_only(args, ARGS("name", "source", "path", "labels"), err)) < 0 ||
+	if ((r = args_only(args, ARGS("name", "source", "path", "labels", "ttl"), err)) < 0 ||
 	    (r = arg_string(args, "name", true, &name, err)) < 0 ||
 	    (r = arg_string(args, "source", false, &source, err)) < 0 ||
-	    (r = arg_string(args, "path", false, &path, err)) < 0)
+	    (r = arg_string(args, "path", false, &path, err)) < 0 ||
+	    (r = arg_string(args, "ttl", false, &ttl, err)) < 0)
 		return r;
 	if ((fd >= 0) != (path != NULL) || (path && source))
 		return vm_error_set(err, EINVAL,
@@ -75,8 +77,10 @@ static int op_volume_create(struct vm_manager *m, const struct vm_caller *c,
 	if (path) {
 		json_t *labels = json_object_get(args, "labels");
 		json_t *how = NULL;
-		r = vm_volume_create_from_fd(m, name, fd, path,
-					     json_is_object(labels) ? labels : NULL, c, &how, err);
+		struct vm_create_opts po = {.labels = json_is_object(labels) ? labels : NULL};
+		if (ttl && (r = vm_parse_duration(ttl, &po.ttl_ns, err)) < 0)
+			return r;
+		r = vm_volume_create_from_fd(m, name, fd, path, &po, c, &how, err);
 		if (r < 0)
 			return r;
 		r = vm_volume_get(m, name, true, ret, err);
@@ -88,6 +92,8 @@ static int op_volume_create(struct vm_manager *m, const struct vm_caller *c,
 	}
 	struct vm_create_opts o = {0};
 	if ((r = vm_source_parse(source, &o.source, err)) < 0)
+		return r;
+	if (ttl && (r = vm_parse_duration(ttl, &o.ttl_ns, err)) < 0)
 		return r;
 	json_t *labels = json_object_get(args, "labels");
 	if ((r = vm_labels_check(labels, err)) < 0)
@@ -191,6 +197,17 @@ json_t *vm_control_handle(struct vm_manager *m, const struct vm_caller *caller,
 	} else if (strcmp(op, "cache.update") == 0) {
 		if ((r = op_name(args, &name, &err)) == 0)
 			r = vm_cache_update(m, name, &result, &err);
+	} else if (strcmp(op, "gc") == 0) {
+		json_t *dry = json_object_get(args, "dry_run");
+		json_t *labels = json_object_get(args, "labels");
+		if ((r = args_only(args, ARGS("dry_run", "labels"), &err)) == 0 &&
+		    dry && !json_is_boolean(dry))
+			r = vm_error_set(&err, EINVAL, "dry_run must be true or false");
+		if (r == 0)
+			r = vm_labels_check(labels, &err);
+		if (r == 0)
+			r = vm_gc(m, json_is_true(dry), json_is_object(labels) ? labels : NULL,
+				  &result, &err);
 	} else if (strcmp(op, "cache.list") == 0) {
 		r = args_only(args, NOARGS, &err);
 		if (r == 0)

@@ -125,11 +125,8 @@ int vm_cache_create_git(struct vm_manager *m, const char *name, const char *url,
 		   : vm_btrfs_set_read_only(fd, true, err);
 	if (r == 0) {
 		rec.generation = 1;
-		rec.created_ns = rec.updated_ns = vm_now_ns();
-		if (caller) {
-			rec.creator_uid = caller->uid;
-			rec.creator_pid = caller->pid;
-		}
+		vm_mgr_record_birth(&rec, caller, NULL, 0);
+		rec.updated_ns = rec.created_ns;
 		r = vm_mgr_store_record(m, &rec, err);
 	}
 	if (r < 0) {
@@ -313,15 +310,7 @@ int vm_volume_create_at_rev(struct vm_manager *m, const char *name,
 	rec.subvol_id = id;
 	rec.source = *src;
 	snprintf(rec.git_url, sizeof(rec.git_url), "%s", cache.git_url);
-	rec.created_ns = vm_now_ns();
-	if (caller) {
-		rec.creator_uid = caller->uid;
-		rec.creator_pid = caller->pid;
-	}
-	if (opts->labels) {
-		json_decref(rec.labels);
-		rec.labels = json_deep_copy(opts->labels);
-	}
+	vm_mgr_record_birth(&rec, caller, opts->labels, opts->ttl_ns);
 	r = vm_mgr_store_record(m, &rec, err);
 	if (r < 0) {
 		vm_mgr_discard_data(m, m->pool->volumes_fd, name, NULL);

@@ -57,3 +57,6 @@ int vm_mgr_open_source(struct vm_manager *m, const struct vm_source *src,
 /* The name is taken: by a record, by data, or by work in flight. */
 bool vm_mgr_name_taken(struct vm_manager *m, enum vm_kind k, const char *name);
 void vm_mgr_reserve(struct vm_manager *m, enum vm_kind k, const char *name, bool on);
+/* Creation time, creator (uid, pid, container cgroup), labels, expiry. */
+void vm_mgr_record_birth(struct vm_record *rec, const struct vm_caller *caller,
+			 json_t *labels, int64_t ttl_ns);

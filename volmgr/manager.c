@@ -358,6 +358,23 @@ void vm_manager_free(struct vm_manager *m)
 
 /* ---- volumes ---- */
 
+void vm_mgr_record_birth(struct vm_record *rec, const struct vm_caller *caller,
+			 json_t *labels, int64_t ttl_ns)
+{
+	rec->created_ns = vm_now_ns();
+	if (ttl_ns > 0)
+		rec->expires_ns = rec->created_ns + ttl_ns;
+	if (caller) {
+		rec->creator_uid = caller->uid;
+		rec->creator_pid = caller->pid;
+		snprintf(rec->creator_cgroup, sizeof(rec->creator_cgroup), "%s", caller->cgroup);
+	}
+	if (labels) {
+		json_decref(rec->labels);
+		rec->labels = json_deep_copy(labels);
+	}
+}
+
 
 static char *volume_path(struct vm_manager *m, const char *name)
 {
@@ -449,15 +466,7 @@ int vm_volume_create(struct vm_manager *m, const char *name,
 		vm_mgr_delete_staged(m, tmp, NULL);
 		return r;
 	}
-	rec.created_ns = vm_now_ns();
-	if (caller) {
-		rec.creator_uid = caller->uid;
-		rec.creator_pid = caller->pid;
-	}
-	if (opts && opts->labels) {
-		json_decref(rec.labels);
-		rec.labels = json_deep_copy(opts->labels);
-	}
+	vm_mgr_record_birth(&rec, caller, opts ? opts->labels : NULL, opts ? opts->ttl_ns : 0);
 	r = vm_mgr_store_record(m, &rec, err);
 	if (r < 0) {
 		vm_mgr_discard_data(m, m->pool->volumes_fd, name, NULL);
@@ -506,6 +515,14 @@ static json_t *volume_info(struct vm_manager *m, const struct vm_record *rec,
 				 "subvol_id", (json_int_t)rec->subvol_id);
 	if (info && rec->git_commit[0])
 		json_object_set_new(info, "commit", json_string(rec->git_commit));
+	if (info && rec->expires_ns) {
+		char t[40];
+		vm_format_time(rec->expires_ns, t);
+		json_object_set_new(info, "expires", json_string(t));
+	}
+	if (info && rec->creator_cgroup[0])
+		json_object_set_new(json_object_get(info, "creator"), "cgroup",
+				    json_string(rec->creator_cgroup));
 	if (info && counts) {
 		json_object_set_new(info, "in_use", json_boolean(kernel > 0 || pending));
 		json_object_set_new(info, "kernel_mounts", json_integer(kernel));
@@ -747,7 +764,7 @@ static json_t *stats_json(const struct vm_copy_stats *s)
  * same btrfs file system copy_file_range shares the data (a clone). */
 static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name,
 		   int src_fd, const struct vm_source *source, json_t *labels,
-		   const struct vm_caller *caller, json_t **ret_stats,
+		   int64_t ttl_ns, const struct vm_caller *caller, json_t **ret_stats,
 		   struct vm_error *err)
 {
 	int r = vm_name_check(vm_kind_str(k), name, err);
@@ -801,17 +818,9 @@ static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name,
 		return vm_error_set(err, ENOMEM, "out of memory");
 	}
 	rec.subvol_id = id;
-	rec.created_ns = vm_now_ns();
 	if (source)
 		rec.source = *source;
-	if (caller) {
-		rec.creator_uid = caller->uid;
-		rec.creator_pid = caller->pid;
-	}
-	if (labels) {
-		json_decref(rec.labels);
-		rec.labels = json_deep_copy(labels);
-	}
+	vm_mgr_record_birth(&rec, caller, labels, ttl_ns);
 	r = vm_mgr_store_record(m, &rec, err);
 	if (r < 0) {
 		vm_mgr_discard_data(m, vm_mgr_data_fd(m, k), name, NULL);
@@ -826,7 +835,7 @@ int vm_cache_import(struct vm_manager *m, const char *name, int src_fd,
 		    const struct vm_caller *caller, json_t **ret_stats,
 		    struct vm_error *err)
 {
-	return copy_in(m, VM_KIND_CACHE, name, src_fd, NULL, NULL, caller,
+	return copy_in(m, VM_KIND_CACHE, name, src_fd, NULL, NULL, 0, caller,
 		       ret_stats, err);
 }
 
@@ -880,10 +889,11 @@ int vm_volume_which(struct vm_manager *m, int fd, json_t **ret, struct vm_error 
 }
 
 int vm_volume_create_from_fd(struct vm_manager *m, const char *name, int src_fd,
-			     const char *path, json_t *labels,
+			     const char *path, const struct vm_create_opts *opts,
 			     const struct vm_caller *caller, json_t **ret_how,
 			     struct vm_error *err)
 {
+	json_t *labels = opts ? opts->labels : NULL;
 	int r = vm_name_check("volume", name, err);
 	if (r < 0)
 		return r;
@@ -900,7 +910,8 @@ int vm_volume_create_from_fd(struct vm_manager *m, const char *name, int src_fd,
 	}
 	if (r == 0 && root) {
 		/* The root of a volume: a snapshot, in O(1). */
-		struct vm_create_opts o = {.source.kind = VM_SOURCE_VOLUME, .labels = labels};
+		struct vm_create_opts o = {.source.kind = VM_SOURCE_VOLUME, .labels = labels,
+					   .ttl_ns = opts ? opts->ttl_ns : 0};
 		snprintf(o.source.name, sizeof(o.source.name), "%s", held);
 		r = vm_volume_create(m, name, &o, caller, err);
 		if (r == 0 && ret_how)
@@ -910,7 +921,8 @@ int vm_volume_create_from_fd(struct vm_manager *m, const char *name, int src_fd,
 	struct vm_source src = {.kind = VM_SOURCE_PATH};
 	snprintf(src.name, sizeof(src.name), "%s", path);
 	json_t *stats = NULL;
-	r = copy_in(m, VM_KIND_VOLUME, name, src_fd, &src, labels, caller, &stats, err);
+	r = copy_in(m, VM_KIND_VOLUME, name, src_fd, &src, labels, opts ? opts->ttl_ns : 0,
+		    caller, &stats, err);
 	if (r == 0 && ret_how)
 		*ret_how = json_pack("{s:s, s:o}", "method", "copy", "stats", stats);
 	else

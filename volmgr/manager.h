@@ -28,6 +28,9 @@ struct vm_caller {
 	uint32_t gid;
 	int32_t pid;   /* in volmgrd's pid namespace */
 	int pidfd;     /* pins that process (pidfd_open), -1 if unavailable */
+	/* For a caller in a container (another mount namespace): its
+	 * cgroup, "controller:path"; "" for callers on the host. */
+	char cgroup[512 + 1];
 };
 
 struct vm_config;
@@ -76,7 +79,7 @@ int vm_volume_list(struct vm_manager *m, bool with_usage, json_t **ret,
  * the caller's name for it, recorded as source "path:PATH".  ret_how says
  * which: {"method": "snapshot", "of": NAME} or {"method": "copy", ...}. */
 int vm_volume_create_from_fd(struct vm_manager *m, const char *name, int src_fd,
-			     const char *path, json_t *labels,
+			     const char *path, const struct vm_create_opts *opts,
 			     const struct vm_caller *caller, json_t **ret_how,
 			     struct vm_error *err);
 /* The volume holding the directory a caller opened:

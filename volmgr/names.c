@@ -169,17 +169,17 @@ int vm_create_opts_from_plugin(json_t *opts, struct vm_create_opts *ret,
 				return vm_error_set(
 					err, EINVAL,
 					"option \"%.64s\" must be a string", key);
-			if (strcmp(key, "source") == 0) {
-				int r = vm_source_parse(json_string_value(val),
-							&o.source, err);
-				if (r < 0)
-					return r;
-			} else {
-				return vm_error_set(
-					err, EINVAL,
-					"unknown option \"%.64s\" (known: source)",
-					key);
-			}
+			int r = 0;
+			if (strcmp(key, "source") == 0)
+				r = vm_source_parse(json_string_value(val), &o.source, err);
+			else if (strcmp(key, "ttl") == 0)
+				r = vm_parse_duration(json_string_value(val), &o.ttl_ns, err);
+			else
+				r = vm_error_set(err, EINVAL,
+						 "unknown option \"%.64s\" (known: source, ttl)",
+						 key);
+			if (r < 0)
+				return r;
 		}
 	}
 	*ret = o;
@@ -261,5 +261,42 @@ int vm_label_parse_into(json_t *labels, const char *kv, struct vm_error *err)
 	}
 	if (json_object_set_new(labels, key, v) < 0)
 		return vm_error_set(err, ENOMEM, "out of memory");
+	return 0;
+}
+
+int vm_parse_duration(const char *s, int64_t *ret_ns, struct vm_error *err)
+{
+	static const int64_t max_s = 10LL * 366 * 24 * 3600;
+	if (!s || !*s || strlen(s) > 32)
+		return vm_error_set(err, EINVAL, "invalid duration: expected e.g. 90s, 15m, 2h, 7d");
+	int64_t total = 0;
+	const char *p = s;
+	while (*p) {
+		if (*p < '0' || *p > '9')
+			return vm_error_set(err, EINVAL, "invalid duration \"%.32s\"", s);
+		int64_t n = 0;
+		while (*p >= '0' && *p <= '9') {
+			n = n * 10 + (*p++ - '0');
+			if (n > max_s)
+				return vm_error_set(err, EINVAL, "duration \"%.32s\" is too long", s);
+		}
+		int64_t unit;
+		switch (*p) {
+		case '\0': unit = 1; break; /* bare number: seconds */
+		case 's': unit = 1; p++; break;
+		case 'm': unit = 60; p++; break;
+		case 'h': unit = 3600; p++; break;
+		case 'd': unit = 86400; p++; break;
+		case 'w': unit = 7 * 86400; p++; break;
+		default:
+			return vm_error_set(err, EINVAL, "invalid duration \"%.32s\": units are s, m, h, d, w", s);
+		}
+		total += n * unit;
+		if (total > max_s)
+			return vm_error_set(err, EINVAL, "duration \"%.32s\" is too long", s);
+	}
+	if (total <= 0)
+		return vm_error_set(err, EINVAL, "duration must be at least 1 s");
+	*ret_ns = total * 1000000000LL;
 	return 0;
 }

@@ -61,9 +61,14 @@ int vm_source_path_check(const char *path, struct vm_error *err);
 void vm_source_format(const struct vm_source *src, char buf[static VM_SOURCE_STR_MAX]);
 
 /* Options of a new volume, as given through the plugin (Opts) or the CLI. */
+/* "90", "90s", "15m", "2h", "7d", "1w", or a sequence like "1h30m": a
+ * duration of 1 s to 10 years, in nanoseconds. */
+int vm_parse_duration(const char *s, int64_t *ret_ns, struct vm_error *err);
+
 struct vm_create_opts {
 	struct vm_source source;
 	json_t *labels; /* object of string -> string, owned; may be NULL */
+	int64_t ttl_ns;  /* 0: no expiry (gc removes it after ttl) */
 	/* No source given: let the daemon's seed rules pick one by name
 	 * (set for engine requests, which cannot name a source per job). */
 	bool seed_by_rules;

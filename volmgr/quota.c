@@ -303,10 +303,16 @@ int vm_quota_sync(int fs_fd, struct vm_error *err)
 
 enum subvol_state {
 	SUBVOL_GONE,    /* no root item: dropped (or never was) */
-	SUBVOL_DELETED, /* root item without references: the cleaner's turn */
+	SUBVOL_DELETED, /* deleted, waiting for the cleaner to drop it */
 	SUBVOL_LIVE,
 };
 
+/* Read from the root tree as it is now (a tree search sees the running
+ * transaction's changes): deleting a subvolume at once removes its
+ * ROOT_REF/BACKREF and adds an orphan item (ORPHAN, ORPHAN_ITEM, id) --
+ * the mark `btrfs subvolume list -d` and libbtrfsutil use -- while the
+ * root item's refs only reads 0 once the transaction has committed.  The
+ * root item goes when the cleaner has dropped the subvolume. */
 static int subvol_state(int fs_fd, uint64_t id, enum subvol_state *ret,
 			struct vm_error *err)
 {
@@ -329,7 +335,16 @@ static int subvol_state(int fs_fd, uint64_t id, enum subvol_state *ret,
 	if (len < sizeof(item))
 		return vm_error_set(err, EBADMSG, "root item of %llu too short",
 				    (unsigned long long)id);
-	*ret = get_le32(item + refs_at) > 0 ? SUBVOL_LIVE : SUBVOL_DELETED;
+	if (get_le32(item + refs_at) == 0) {
+		*ret = SUBVOL_DELETED;
+		return 0;
+	}
+	r = search_one(fs_fd, BTRFS_ROOT_TREE_OBJECTID, BTRFS_ORPHAN_OBJECTID,
+		       BTRFS_ORPHAN_ITEM_KEY, id, id, item, 0, &len);
+	if (r < 0)
+		return vm_error_errno(err, r, "cannot look up subvolume %llu",
+				      (unsigned long long)id);
+	*ret = r > 0 ? SUBVOL_DELETED : SUBVOL_LIVE;
 	return 0;
 }
 

@@ -94,17 +94,22 @@ int vm_quota_sync(int fs_fd, struct vm_error *err);
  * `btrfs subvolume sync` this is the usual answer).
  *   -EBUSY    the subvolume still exists (refused here, before asking the
  *             kernel), or it is deleted but the cleaner has not dropped
- *             it yet (the kernel refuses: its root item is still there;
- *             retry after the cleaner ran, e.g. `btrfs subvolume sync`)
+ *             it yet (the kernel refuses while the root item is there;
+ *             the cleaner only starts after the deletion has committed:
+ *             vm_quota_sync, then wait for it, e.g. `btrfs subvolume sync`)
  *   -ENOTCONN quota is not enabled */
 int vm_quota_destroy(int fs_fd, uint64_t subvol_id, struct vm_error *err);
 
-/* Remove every level-0 qgroup whose subvolume no longer exists (no root
- * item, or a root item with no references left: deleted, waiting for the
- * cleaner).  Qgroups the kernel still refuses (-EBUSY: not yet dropped)
- * are skipped and counted in *ret_skipped (may be NULL).  Returns how many
- * it removed (>= 0), or a negative errno (-ENOTCONN if quota is off; any
- * other failure stops the sweep and is returned). */
+/* Remove every level-0 qgroup whose subvolume no longer exists: no root
+ * item (dropped, or never a subvolume, like a hand-made 0/100), or
+ * deleted and waiting for the cleaner (orphan item, or no references
+ * left).  Those the kernel still refuses (-EBUSY: not yet dropped) are
+ * skipped and counted in *ret_skipped (may be NULL); the top level (0/5)
+ * and live subvolumes are never touched.  Returns how many it removed
+ * (>= 0), or a negative errno (-ENOTCONN if quota is off; any other
+ * failure stops the sweep and is returned).  On Linux >= 6.10 the kernel
+ * removes a dropped subvolume's qgroup itself, so this mostly finds
+ * qgroups left by older kernels or made by hand. */
 int vm_quota_clear_stale(int fs_fd, unsigned *ret_skipped, struct vm_error *err);
 
 /* Parse a size: decimal digits with an optional fraction, then an

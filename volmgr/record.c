@@ -82,6 +82,13 @@ json_t *vm_record_to_json(const struct vm_record *rec)
 		json_object_set_new(j, "generation", json_integer((json_int_t)rec->generation));
 	if (rec->updated_ns)
 		json_object_set_new(j, "updated_ns", json_integer(rec->updated_ns));
+	if (rec->expires_ns)
+		json_object_set_new(j, "expires_ns", json_integer(rec->expires_ns));
+	if (rec->quota_bytes)
+		json_object_set_new(j, "quota_bytes", json_integer((json_int_t)rec->quota_bytes));
+	if (rec->creator_cgroup[0])
+		json_object_set_new(json_object_get(j, "creator"), "cgroup",
+				    json_string(rec->creator_cgroup));
 	return j;
 }
 
@@ -137,15 +144,17 @@ int vm_record_from_json(json_t *j, enum vm_kind kind, struct vm_record *ret,
 	const char *k, *name, *state, *source;
 	json_t *labels, *mounts;
 	json_error_t jerr;
-	json_t *git = NULL, *gen = NULL, *upd = NULL;
+	json_t *git = NULL, *gen = NULL, *upd = NULL, *exp = NULL, *quota = NULL;
+	const char *cgroup = "";
 	if (json_unpack_ex(j, &jerr, JSON_STRICT,
-			   "{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:{s:I, s:I}, s:o, s:o, s?o, s?o, s?o}",
+			   "{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:{s:I, s:I, s?s}, s:o, s:o, s?o, s?o, s?o, s?o, s?o}",
 			   "format", &format, "kind", &k, "name", &name,
 			   "state", &state, "source", &source,
 			   "created_ns", &created, "subvol_id", &subvol,
-			   "creator", "uid", &uid, "pid", &pid,
+			   "creator", "uid", &uid, "pid", &pid, "cgroup", &cgroup,
 			   "labels", &labels, "mounts", &mounts,
-			   "git", &git, "generation", &gen, "updated_ns", &upd) < 0)
+			   "git", &git, "generation", &gen, "updated_ns", &upd,
+			   "expires_ns", &exp, "quota_bytes", &quota) < 0)
 		return vm_error_set(err, EBADMSG, "record: %s", jerr.text);
 	if (format != VM_RECORD_FORMAT)
 		return vm_error_set(err, EBADMSG, "record: unknown format %lld",
@@ -182,13 +191,19 @@ int vm_record_from_json(json_t *j, enum vm_kind kind, struct vm_record *ret,
 				  "branch", &gbranch, "commit", &gcommit) < 0)
 		return vm_error_set(err, EBADMSG, "record: git: %s", jerr.text);
 	if ((gen && (!json_is_integer(gen) || json_integer_value(gen) < 0)) ||
-	    (upd && (!json_is_integer(upd) || json_integer_value(upd) < 0)))
-		return vm_error_set(err, EBADMSG, "record: bad generation");
+	    (upd && (!json_is_integer(upd) || json_integer_value(upd) < 0)) ||
+	    (exp && (!json_is_integer(exp) || json_integer_value(exp) < 0)) ||
+	    (quota && (!json_is_integer(quota) || json_integer_value(quota) < 0)))
+		return vm_error_set(err, EBADMSG, "record: bad number");
+	if (strlen(cgroup) > VM_CGROUP_MAX)
+		return vm_error_set(err, EBADMSG, "record: cgroup too long");
 	if (strlen(gurl) > VM_GIT_URL_MAX || strlen(gbranch) > VM_REV_MAX ||
 	    strlen(gcommit) > 63)
 		return vm_error_set(err, EBADMSG, "record: git field too long");
 
 	struct vm_record rec = {
+		.expires_ns = exp ? json_integer_value(exp) : 0,
+		.quota_bytes = quota ? (uint64_t)json_integer_value(quota) : 0,
 		.generation = gen ? (uint64_t)json_integer_value(gen) : 0,
 		.updated_ns = upd ? json_integer_value(upd) : 0,
 		.kind = kind,
@@ -205,6 +220,7 @@ int vm_record_from_json(json_t *j, enum vm_kind kind, struct vm_record *ret,
 	snprintf(rec.git_url, sizeof(rec.git_url), "%s", gurl);
 	snprintf(rec.git_branch, sizeof(rec.git_branch), "%s", gbranch);
 	snprintf(rec.git_commit, sizeof(rec.git_commit), "%s", gcommit);
+	snprintf(rec.creator_cgroup, sizeof(rec.creator_cgroup), "%s", cgroup);
 	if (!rec.labels || !rec.mounts) {
 		vm_record_done(&rec);
 		return vm_error_set(err, ENOMEM, "out of memory");

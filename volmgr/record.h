@@ -14,6 +14,7 @@
 #define VM_MOUNT_ID_MAX 256
 #define VM_MOUNTS_MAX 1024
 #define VM_GIT_URL_MAX 1024
+#define VM_CGROUP_MAX 512
 
 enum vm_kind { VM_KIND_VOLUME, VM_KIND_CACHE };
 
@@ -39,6 +40,12 @@ struct vm_record {
 	char git_commit[64];    /* the commit checked out, hex */
 	uint64_t generation;    /* caches: bumped by each update */
 	int64_t updated_ns;     /* caches: when the current generation was published */
+	/* Lifetime and limits (volumes). */
+	int64_t expires_ns;     /* 0: no ttl */
+	uint64_t quota_bytes;   /* exclusive limit, 0: none */
+	/* The creator's cgroup ("controller:path" from /proc/PID/cgroup):
+	 * a job container's, gone when the container is; "" if unknown. */
+	char creator_cgroup[VM_CGROUP_MAX + 1];
 };
 
 int vm_record_init(struct vm_record *rec, enum vm_kind kind, const char *name);

@@ -28,6 +28,8 @@ static void usage(FILE *f)
 		"                          snapshotted, anything else copied)\n"
 		"  create VOLUME [--label KEY=VALUE]...\n"
 		"                          create an empty VOLUME\n"
+		"                          (snapshot and create also take --ttl DURATION:\n"
+		"                          gc removes the volume after that, e.g. 2h, 7d)\n"
 		"  ls [--json] [--quiet]   list volumes\n"
 		"  inspect VOLUME...       show volumes as JSON\n"
 		"  rm VOLUME...            remove volumes (refused while in use)\n"
@@ -41,6 +43,10 @@ static void usage(FILE *f)
 		"  which PATH [--json|--mount]\n"
 		"                          name the volume that PATH is on; --mount:\n"
 		"                          also where this process has its top mounted\n"
+		"  gc [--dry-run] [--label KEY=VALUE]... [--json]\n"
+		"                          remove expired volumes, volumes whose creator's\n"
+		"                          container is gone, volumes with the labels;\n"
+		"                          never one in use\n"
 		"  status                  show the daemon's version and pool\n"
 		"\n"
 		"Options:\n"
@@ -107,6 +113,8 @@ static int call(const char *op, json_t *args, int fd, json_t **ret_result)
 }
 
 /* Collect --label KEY=VALUE / --label=KEY=VALUE; other "-" args are bad. */
+static const char *opt_ttl;
+
 static int parse_labels(int argc, char **argv, json_t *labels, char **pos, int *npos)
 {
 	*npos = 0;
@@ -121,6 +129,16 @@ static int parse_labels(int argc, char **argv, json_t *labels, char **pos, int *
 			if (*npos >= 2)
 				return fail_usage("unexpected argument %s", argv[i]);
 			pos[(*npos)++] = argv[i];
+			continue;
+		}
+		if (strcmp(argv[i], "--ttl") == 0) {
+			if (++i >= argc)
+				return fail_usage("%s needs a duration", "--ttl");
+			opt_ttl = argv[i];
+			continue;
+		}
+		if (strncmp(argv[i], "--ttl=", 6) == 0) {
+			opt_ttl = argv[i] + 6;
 			continue;
 		}
 		if (strcmp(argv[i], "--label") == 0 || strcmp(argv[i], "-l") == 0) {
@@ -171,6 +189,8 @@ static int cmd_create(int argc, char **argv, bool snapshot)
 	}
 	const char *name = pos[snapshot ? 1 : 0];
 	json_t *args = json_pack("{s:s, s:o}", "name", name, "labels", labels);
+	if (opt_ttl)
+		json_object_set_new(args, "ttl", json_string(opt_ttl));
 	if (snapshot && is_path(pos[0])) {
 		/* What this process sees at PATH, in its own mount namespace:
 		 * the daemon gets the open directory, never the path to
@@ -462,6 +482,57 @@ static int cmd_which(int argc, char **argv)
 	return r;
 }
 
+static int cmd_gc(int argc, char **argv)
+{
+	bool dry = false, json = false;
+	json_t *labels = json_object();
+	for (int i = 0; i < argc; i++) {
+		struct vm_error err = {0};
+		const char *kv = NULL;
+		if (strcmp(argv[i], "--dry-run") == 0 || strcmp(argv[i], "-n") == 0)
+			dry = true;
+		else if (strcmp(argv[i], "--json") == 0)
+			json = true;
+		else if (strcmp(argv[i], "--label") == 0 && i + 1 < argc)
+			kv = argv[++i];
+		else if (strncmp(argv[i], "--label=", 8) == 0)
+			kv = argv[i] + 8;
+		else {
+			json_decref(labels);
+			return fail_usage("unexpected argument %s", argv[i]);
+		}
+		if (kv && vm_label_parse_into(labels, kv, &err) < 0) {
+			json_decref(labels);
+			fprintf(stderr, "volmgr: %s\n", err.msg);
+			return VM_EXIT_INVALID;
+		}
+	}
+	json_t *res = NULL;
+	int r = call("gc", json_pack("{s:b, s:o}", "dry_run", dry, "labels", labels), -1, &res);
+	if (r != 0)
+		return r;
+	if (json) {
+		print_json(res);
+	} else {
+		size_t i;
+		json_t *e;
+		json_array_foreach(json_object_get(res, "removed"), i, e) {
+			char *reasons = json_dumps(json_object_get(e, "reasons"), JSON_COMPACT);
+			printf("%s %s %s (%lld bytes)\n", dry ? "would remove" : "removed",
+			       json_string_value(json_object_get(e, "name")), reasons ? reasons : "",
+			       (long long)json_integer_value(json_object_get(e, "bytes")));
+			free(reasons);
+		}
+		json_array_foreach(json_object_get(res, "kept_in_use"), i, e)
+			printf("kept %s: in use\n", json_string_value(json_object_get(e, "name")));
+		printf("%s %zu volume(s), %lld bytes\n", dry ? "would free" : "freed",
+		       json_array_size(json_object_get(res, "removed")),
+		       (long long)json_integer_value(json_object_get(res, "bytes_freed")));
+	}
+	json_decref(res);
+	return 0;
+}
+
 static int cmd_status(int argc, char **argv)
 {
 	(void)argv;
@@ -521,6 +592,8 @@ int main(int argc, char **argv)
 		return cmd_status(n, rest);
 	if (strcmp(cmd, "which") == 0)
 		return cmd_which(n, rest);
+	if (strcmp(cmd, "gc") == 0)
+		return cmd_gc(n, rest);
 	if (strcmp(cmd, "help") == 0) {
 		usage(stdout);
 		return 0;

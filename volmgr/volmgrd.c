@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "control.h"
+#include "gc.h"
 #include "server.h"
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -97,6 +98,52 @@ int vm_listen_unix(const char *path, int type, mode_t mode, struct vm_error *err
 	if (listen(fd, 128) < 0)
 		return vm_error_errno(err, errno, "cannot listen on %s", path);
 	return TAKE_FD(fd);
+}
+
+/* The periodic gc: a thread that sleeps on a condition variable, so that
+ * stopping the daemon does not wait out the interval. */
+struct gc_thread {
+	struct vm_manager *m;
+	unsigned interval;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop;
+	pthread_t thread;
+};
+
+static void *gc_main(void *arg)
+{
+	struct gc_thread *g = arg;
+	pthread_mutex_lock(&g->lock);
+	while (!g->stop) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += g->interval;
+		while (!g->stop && pthread_cond_timedwait(&g->cond, &g->lock, &until) == 0)
+			;
+		if (g->stop)
+			break;
+		pthread_mutex_unlock(&g->lock);
+		struct vm_error err = {0};
+		json_t *report = NULL;
+		if (vm_gc(g->m, false, NULL, &report, &err) < 0) {
+			vm_log("gc: %s", err.msg);
+		} else {
+			size_t i;
+			json_t *e;
+			json_array_foreach(json_object_get(report, "removed"), i, e) {
+				char *reasons = json_dumps(json_object_get(e, "reasons"), JSON_COMPACT);
+				vm_log("gc: removed %s %s (%lld bytes)",
+				       json_string_value(json_object_get(e, "name")), reasons ? reasons : "",
+				       (long long)json_integer_value(json_object_get(e, "bytes")));
+				free(reasons);
+			}
+			json_decref(report);
+		}
+		pthread_mutex_lock(&g->lock);
+	}
+	pthread_mutex_unlock(&g->lock);
+	return NULL;
 }
 
 static void usage(FILE *f)
@@ -239,8 +286,23 @@ int main(int argc, char **argv)
 	}
 	vm_log("ready: plugin socket %s, control socket %s", plugin_path, control_path);
 
+	static struct gc_thread gct = {.lock = PTHREAD_MUTEX_INITIALIZER,
+				       .cond = PTHREAD_COND_INITIALIZER};
+	gct.m = m;
+	gct.interval = config.gc_interval;
+	bool gc_running = gct.interval > 0 && pthread_create(&gct.thread, NULL, gc_main, &gct) == 0;
+	if (gc_running)
+		vm_log("gc every %u s", gct.interval);
+
 	int sig = 0;
 	sigwait(&stopset, &sig);
+	if (gc_running) {
+		pthread_mutex_lock(&gct.lock);
+		gct.stop = true;
+		pthread_cond_signal(&gct.cond);
+		pthread_mutex_unlock(&gct.lock);
+		pthread_join(gct.thread, NULL);
+	}
 	vm_log("stopping on signal %d", sig);
 	vm_ctlserver_stop(ctl);
 	vm_httpd_stop(httpd);

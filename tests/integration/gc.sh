@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# volmgr gc: expired volumes (--ttl, -o ttl), volumes whose creator's
+# container is gone, volumes with given labels; never one in use; a dry
+# run changes nothing; bytes freed are reported; the daemon runs it
+# periodically when configured to.
+source "${VT_SRCDIR:-$(dirname "$0")/..}/lib/common.sh"
+vt_init gc
+vt_require_root
+vt_require_cmd jq curl unshare
+
+pool=$(vt_make_pool btrfs)/pool
+printf '[gc]\ninterval = 0\n' >"$VT_TMP/volmgr.conf"
+VT_DAEMON_CONFIG=$VT_TMP/volmgr.conf vt_start_daemon "$pool"
+names() { "$VOLMGR" ls -q | xargs; }
+
+vt_step "volumes with a ttl, labels, one held by a mount"
+"$VOLMGR" create short --ttl 1s >/dev/null
+"$VOLMGR" create held --ttl 1s >/dev/null
+"$VOLMGR" create long --ttl 1h >/dev/null
+"$VOLMGR" create forever >/dev/null
+"$VOLMGR" create p7a --label ci.pipeline=7 >/dev/null
+"$VOLMGR" create p7b --label ci.pipeline=7 --label x=y >/dev/null
+"$VOLMGR" create p8 --label ci.pipeline=8 >/dev/null
+out=$(curl -sS --unix-socket "$VT_PLUGIN_SOCK" -X POST -w ' %{http_code}' \
+	http://plugin/VolumeDriver.Create -d '{"Name":"plug-short","Opts":{"ttl":"1s"}}')
+vt_assert_eq '{"Err":""} 200' "$out" "-o ttl=1s"
+vt_assert_status 7 "$VOLMGR" create bad --ttl 0
+vt_assert_status 7 "$VOLMGR" create bad --ttl -5s
+vt_assert_status 7 "$VOLMGR" create bad --ttl 99999999999d
+[[ $(vt_volmgr_field short .expires) =~ ^[0-9]{4}- ]] || vt_fail "inspect shows no expiry"
+head -c 1048576 /dev/urandom >"$pool/volumes/short/data"
+mkdir "$VT_TMP/held-mnt"
+unshare -m --propagation private sh -c \
+	"mount --bind '$pool/volumes/held' '$VT_TMP/held-mnt' && touch '$VT_TMP/held.ready' && exec sleep 300" &
+holder=$!
+vt_on_exit sh -c "kill $holder 2>/dev/null; wait $holder 2>/dev/null; true"
+for _ in $(seq 50); do [[ -e $VT_TMP/held.ready ]] && break; sleep 0.1; done
+sleep 1.5
+
+vt_step "a dry run lists what would go and changes nothing"
+before=$(names)
+rep=$("$VOLMGR" gc --dry-run --json)
+vt_assert_eq "plug-short short" "$(jq -r '[.removed[].name] | sort | join(" ")' <<<"$rep")" "would remove"
+vt_assert_eq held "$(jq -r '[.kept_in_use[].name] | join(" ")' <<<"$rep")" "kept in use"
+vt_assert_eq "$before" "$(names)" "nothing removed"
+
+vt_step "gc removes the expired volumes, never the mounted one, and reports bytes"
+rep=$("$VOLMGR" gc --json)
+vt_assert_eq "plug-short short" "$(jq -r '[.removed[].name] | sort | join(" ")' <<<"$rep")" "removed"
+vt_assert_eq '["expired"]' "$(jq -c '.removed[] | select(.name=="short") | .reasons' <<<"$rep")" "reason"
+bytes=$(jq -r '.removed[] | select(.name=="short") | .bytes' <<<"$rep")
+(( bytes >= 1048576 )) || vt_fail "bytes freed for short: $bytes"
+vt_log "ok: $bytes bytes freed for short"
+vt_assert_eq "forever held long p7a p7b p8" "$(names)" "what is left"
+kill "$holder"; wait "$holder" 2>/dev/null || true
+vt_assert_contains "$("$VOLMGR" gc)" "removed held" "the held volume goes once unmounted"
+
+vt_step "gc --label removes the volumes carrying all the given labels"
+vt_assert_contains "$("$VOLMGR" gc --label ci.pipeline=7 --label x=y)" "removed p7b" "both labels"
+vt_assert_eq "forever long p7a p8" "$(names)" "p7a lacks x=y"
+"$VOLMGR" gc --label ci.pipeline=7 >/dev/null
+vt_assert_eq "forever long p8" "$(names)" "labelled volumes gone"
+
+vt_step "a volume whose creator's container is gone"
+# A "container": its own mount namespace and its own cgroup, made here.
+cg=/sys/fs/cgroup/pids/vt-$VT_ID
+[[ -d /sys/fs/cgroup/pids ]] || cg=/sys/fs/cgroup/vt-$VT_ID
+mkdir "$cg"
+vt_on_exit sh -c "rmdir '$cg' 2>/dev/null; true"
+sh -c "echo \$\$ > '$cg/cgroup.procs' && exec unshare -m --propagation private '$VOLMGR' create from-job" >/dev/null
+sh -c "echo \$\$ > '$cg/cgroup.procs' && exec unshare -m --propagation private '$VOLMGR' create kept-job --label volmgr.keep=true" >/dev/null
+[[ $(vt_volmgr_field from-job .creator.cgroup) == *"vt-$VT_ID" ]] || vt_fail "creator cgroup not recorded"
+vt_assert_eq null "$(vt_volmgr_field forever .creator.cgroup)" "no cgroup recorded for a host caller"
+vt_assert_eq "" "$("$VOLMGR" gc --dry-run --json | jq -r '.removed[].name')" "container still there"
+rmdir "$cg"
+rep=$("$VOLMGR" gc --json)
+vt_assert_eq from-job "$(jq -r '[.removed[].name] | join(" ")' <<<"$rep")" "removed once its cgroup is gone"
+vt_assert_eq '["creator gone"]' "$(jq -c '.removed[0].reasons' <<<"$rep")" "reason"
+vt_assert_eq "forever kept-job long p8" "$(names)" "volmgr.keep=true is kept"
+
+vt_step "the daemon collects periodically when configured"
+printf '[gc]\ninterval = 1s\n' >"$VT_TMP/volmgr.conf"
+vt_restart_daemon
+"$VOLMGR" create auto --ttl 1s >/dev/null
+for _ in $(seq 60); do "$VOLMGR" inspect auto >/dev/null 2>&1 || break; sleep 0.1; done
+vt_assert_status 4 "$VOLMGR" inspect auto
+vt_assert_contains "$(cat "$VT_TMP/volmgrd.log")" 'gc: removed auto ["expired"]' "daemon log"
+"$VOLMGR" rm forever kept-job long p8 >/dev/null

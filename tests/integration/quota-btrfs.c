@@ -1,0 +1,671 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* btrfs quota support (volmgr/quota.c) against a real btrfs: a loop-backed
+ * image that this program makes and removes itself.
+ *
+ * Exit status: 0 pass, 77 skipped (not root, no loop devices, no
+ * btrfs-progs; with CI=true nothing may skip: that is a failure), 1 fail.
+ *
+ * It creates exactly one temporary directory (mkdtemp), one image file in
+ * it, one loop device (LOOP_CTL_GET_FREE + LOOP_CONFIGURE, autoclear) and
+ * one mount, and at exit removes exactly those: the mount by its path, the
+ * loop device only while it is still backed by this image (dev/ino
+ * compared).  btrfs-progs only serves as the independent witness
+ * (`btrfs qgroup show`), for `btrfs subvolume sync` and to make a stale
+ * qgroup; subvolumes are made with volmgr's own btrfs backend. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/loop.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "btrfs.h"
+#include "quota.h"
+#include "util.h"
+
+#define MiB (UINT64_C(1) << 20)
+#define LIMIT (64 * MiB)
+
+/* ------------------------------------------------------------ resources */
+
+static struct {
+	char dir[256];
+	char img[300];
+	char mnt[300];
+	dev_t img_dev;
+	ino_t img_ino;
+	int loop_fd;
+	int pool_fd;
+	bool have_dir, have_img, have_mnt, mounted;
+	volatile sig_atomic_t cleaned;
+} T = { .loop_fd = -1, .pool_fd = -1 };
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+static void close_fds_except(int keep)
+{
+	if (keep < 0) {
+		if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0)
+			return;
+	} else if ((keep == 3 || syscall(SYS_close_range, 3U, (unsigned)keep - 1, 0U) == 0) &&
+		   syscall(SYS_close_range, (unsigned)keep + 1, ~0U, 0U) == 0) {
+		return;
+	}
+	for (int fd = 3; fd < 1024; fd++) /* before Linux 5.9 */
+		if (fd != keep)
+			close(fd);
+}
+
+/* Async-signal-safe: also runs from the signal handler. */
+static void cleanup(void)
+{
+	if (T.cleaned)
+		return;
+	T.cleaned = 1;
+	/* Every fd this process holds in the pool keeps it busy, and exit()
+	 * does not run the _cleanup_ of main's locals: close everything but
+	 * stdio and the loop device. */
+	close_fds_except(T.loop_fd);
+	T.pool_fd = -1;
+	if (T.mounted) {
+		bool done = false;
+		for (int i = 0; i < 20 && !done; i++) {
+			if (umount2(T.mnt, UMOUNT_NOFOLLOW) == 0 || errno == EINVAL)
+				done = true;
+			else if (errno == EBUSY)
+				sleep_ms(200);
+			else
+				break;
+		}
+		/* Busy (an fd we leaked): detach this one mount rather than
+		 * leave it; autoclear frees the loop device when it goes. */
+		if (!done && umount2(T.mnt, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
+			(void)!write(2, "WARN: cannot unmount the test pool\n", 35);
+	}
+	if (T.loop_fd >= 0) {
+		struct loop_info64 info;
+		if (ioctl(T.loop_fd, LOOP_GET_STATUS64, &info) == 0 &&
+		    info.lo_device == T.img_dev && info.lo_inode == T.img_ino)
+			ioctl(T.loop_fd, LOOP_CLR_FD, 0);
+		close(T.loop_fd);
+		T.loop_fd = -1;
+	}
+	if (T.have_img)
+		unlink(T.img);
+	if (T.have_mnt)
+		rmdir(T.mnt);
+	if (T.have_dir)
+		rmdir(T.dir);
+}
+
+static void on_signal(int sig)
+{
+	cleanup();
+	_exit(128 + sig);
+}
+
+/* ------------------------------------------------------------ reporting */
+
+static void step(const char *fmt, ...) _printf_(1, 2);
+static void step(const char *fmt, ...)
+{
+	static time_t start;
+	if (!start)
+		start = time(NULL);
+	va_list ap;
+	va_start(ap, fmt);
+	printf("\n== [%lds] ", (long)(time(NULL) - start));
+	vprintf(fmt, ap);
+	printf("\n");
+	va_end(ap);
+	fflush(stdout);
+}
+
+static void note(const char *fmt, ...) _printf_(1, 2);
+static void note(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	printf("# ");
+	vprintf(fmt, ap);
+	printf("\n");
+	va_end(ap);
+	fflush(stdout);
+}
+
+static _Noreturn void fail(const char *fmt, ...) _printf_(1, 2);
+static _Noreturn void fail(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fflush(stdout);
+	fprintf(stderr, "FAIL: quota-btrfs: ");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n");
+	va_end(ap);
+	exit(1);
+}
+
+static _Noreturn void skip(const char *why)
+{
+	const char *ci = getenv("CI");
+	if (ci && strcmp(ci, "true") == 0)
+		fail("would skip, but nothing may skip on CI: %s", why);
+	fprintf(stderr, "SKIP: quota-btrfs: %s\n", why);
+	exit(77);
+}
+
+/* r must be 0; err must be clean. */
+#define CHECK_OK(call)                                                         \
+	do {                                                                   \
+		struct vm_error err_ = {0};                                    \
+		struct vm_error *err = &err_;                                  \
+		int r_ = (call);                                               \
+		if (r_ < 0)                                                    \
+			fail("%s: %d: %s", #call, r_, err_.msg);               \
+		note("ok: %s", #call);                                         \
+	} while (0)
+
+/* r must be -want, err->code must be want, with a message. */
+#define CHECK_ERR(want, call)                                                  \
+	do {                                                                   \
+		struct vm_error err_ = {0};                                    \
+		struct vm_error *err = &err_;                                  \
+		int r_ = (call);                                               \
+		if (r_ != -(want))                                             \
+			fail("%s: returned %d (%s), expected -%s", #call, r_,  \
+			     err_.msg, #want);                                 \
+		if (err_.code != (want) || err_.msg[0] == '\0')                \
+			fail("%s: error record %d '%s', expected %s", #call,   \
+			     err_.code, err_.msg, #want);                      \
+		note("ok: %s -> -%s (%s)", #call, #want, err_.msg);            \
+	} while (0)
+
+/* ------------------------------------------------------------ processes */
+
+/* Run argv (PATH lookup); stdout into out (NUL-terminated) if out.  The
+ * exit status, or -1 if it did not exit normally. */
+static int run(const char *const argv[], char *out, size_t outsz)
+{
+	int pipefd[2] = { -1, -1 };
+	if (out && pipe2(pipefd, O_CLOEXEC) < 0)
+		fail("pipe: %m");
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0)
+		fail("fork: %m");
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+		dup2(null, 0);
+		if (out)
+			dup2(pipefd[1], 1);
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	size_t len = 0;
+	if (out) {
+		close(pipefd[1]);
+		for (;;) {
+			ssize_t n = read(pipefd[0], out + len, outsz - 1 - len);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			len += (size_t)n;
+			if (len == outsz - 1) {
+				/* keep draining so the child does not block */
+				char sink[4096];
+				while (read(pipefd[0], sink, sizeof(sink)) > 0)
+					;
+				break;
+			}
+		}
+		out[len] = '\0';
+		close(pipefd[0]);
+	}
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			fail("waitpid: %m");
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static bool have_cmd(const char *name)
+{
+	const char *path = getenv("PATH");
+	if (!path)
+		path = "/usr/sbin:/usr/bin:/sbin:/bin";
+	char buf[4096];
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *save = NULL, *d = strtok_r(buf, ":", &save); d;
+	     d = strtok_r(NULL, ":", &save)) {
+		char p[4200];
+		snprintf(p, sizeof(p), "%s/%s", d, name);
+		if (access(p, X_OK) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* ----------------------------------------------------------------- pool */
+
+static void make_loop_device(int img_fd, char *dev, size_t devsz)
+{
+	_cleanup_close_ int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	if (ctl < 0)
+		skip("no loop devices (/dev/loop-control)");
+	for (int attempt = 0; attempt < 20; attempt++) {
+		int n = ioctl(ctl, LOOP_CTL_GET_FREE);
+		if (n < 0)
+			skip("no free loop device");
+		snprintf(dev, devsz, "/dev/loop%d", n);
+		_cleanup_close_ int fd = open(dev, O_RDWR | O_CLOEXEC);
+		if (fd < 0) {
+			sleep_ms(50); /* raced with its creation or removal */
+			continue;
+		}
+		struct loop_config cfg = { .fd = (uint32_t)img_fd };
+		cfg.info.lo_flags = LO_FLAGS_AUTOCLEAR;
+		/* Informational only (losetup shows it); cut to fit. */
+		size_t n_name = strnlen(T.img, LO_NAME_SIZE - 1);
+		memcpy(cfg.info.lo_file_name, T.img, n_name);
+		if (ioctl(fd, LOOP_CONFIGURE, &cfg) == 0) {
+			T.loop_fd = TAKE_FD(fd);
+			return;
+		}
+		if (errno == EBUSY) /* someone else took it first */
+			continue;
+		if (errno != EINVAL && errno != ENOTTY)
+			fail("LOOP_CONFIGURE %s: %m", dev);
+		/* Before Linux 5.8: two steps. */
+		if (ioctl(fd, LOOP_SET_FD, img_fd) < 0) {
+			if (errno == EBUSY)
+				continue;
+			fail("LOOP_SET_FD %s: %m", dev);
+		}
+		T.loop_fd = TAKE_FD(fd);
+		if (ioctl(T.loop_fd, LOOP_SET_STATUS64, &cfg.info) < 0)
+			fail("LOOP_SET_STATUS64 %s: %m", dev);
+		return;
+	}
+	skip("could not get a loop device after 20 attempts");
+}
+
+static void make_pool(void)
+{
+	const char *tmp = getenv("TMPDIR");
+	snprintf(T.dir, sizeof(T.dir), "%s/vt-quota-btrfs.XXXXXX",
+		 tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(T.dir))
+		fail("mkdtemp %s: %m", T.dir);
+	T.have_dir = true;
+	snprintf(T.img, sizeof(T.img), "%s/pool.img", T.dir);
+	snprintf(T.mnt, sizeof(T.mnt), "%s/pool", T.dir);
+
+	_cleanup_close_ int img_fd =
+		open(T.img, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (img_fd < 0)
+		fail("create %s: %m", T.img);
+	T.have_img = true;
+	struct stat st;
+	if (ftruncate(img_fd, 1024 * (off_t)MiB) < 0 || fstat(img_fd, &st) < 0)
+		fail("size %s: %m", T.img);
+	T.img_dev = st.st_dev;
+	T.img_ino = st.st_ino;
+
+	char dev[64];
+	make_loop_device(img_fd, dev, sizeof(dev));
+	const char *mkfs[] = { "mkfs.btrfs", "-q", "-f", dev, NULL };
+	if (run(mkfs, NULL, 0) != 0)
+		fail("mkfs.btrfs %s failed", dev);
+	if (mkdir(T.mnt, 0700) < 0)
+		fail("mkdir %s: %m", T.mnt);
+	T.have_mnt = true;
+	if (mount(dev, T.mnt, "btrfs", 0, NULL) < 0)
+		fail("mount %s on %s: %m", dev, T.mnt);
+	T.mounted = true;
+	T.pool_fd = open(T.mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (T.pool_fd < 0)
+		fail("open %s: %m", T.mnt);
+	note("pool: btrfs on %s (%s) mounted at %s", dev, T.img, T.mnt);
+}
+
+/* --------------------------------------------------------------- checks */
+
+/* Write bytes of zeros to dirfd/name in 1 MiB writes, then fsync.  0, or
+ * the negative errno of the first write or fsync that failed;
+ * *ret_written counts the bytes write() accepted. */
+static int write_zeros(int dirfd, const char *name, uint64_t bytes,
+		       uint64_t *ret_written)
+{
+	static char buf[MiB];
+	*ret_written = 0;
+	_cleanup_close_ int fd = openat(dirfd, name,
+		O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		fail("create %s: %m", name);
+	while (*ret_written < bytes) {
+		ssize_t n = write(fd, buf, sizeof(buf));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		*ret_written += (uint64_t)n;
+	}
+	if (fsync(fd) < 0)
+		return -errno;
+	return 0;
+}
+
+/* `btrfs qgroup show --raw -e POOL`: the line of 0/id, or NULL. */
+static bool progs_qgroup(uint64_t id, uint64_t *ret_excl, char *max_excl,
+			 size_t max_excl_sz)
+{
+	static char out[64 * 1024];
+	const char *argv[] = { "btrfs", "qgroup", "show", "--raw", "-e", T.mnt, NULL };
+	if (run(argv, out, sizeof(out)) != 0)
+		fail("btrfs qgroup show failed");
+	char want[32];
+	snprintf(want, sizeof(want), "0/%llu", (unsigned long long)id);
+	for (char *save = NULL, *line = strtok_r(out, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char qg[32], mx[32];
+		unsigned long long rfer, excl;
+		if (sscanf(line, "%31s %llu %llu %31s", qg, &rfer, &excl, mx) != 4)
+			continue;
+		if (strcmp(qg, want) != 0)
+			continue;
+		if (ret_excl)
+			*ret_excl = excl;
+		if (max_excl)
+			snprintf(max_excl, max_excl_sz, "%s", mx);
+		return true;
+	}
+	return false;
+}
+
+static void progs(const char *const argv[])
+{
+	if (run(argv, NULL, 0) != 0)
+		fail("%s %s %s failed", argv[0], argv[1], argv[2]);
+}
+
+static int open_dir(const char *name)
+{
+	int fd = openat(T.pool_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		fail("open %s: %m", name);
+	return fd;
+}
+
+static void expect_usage(uint64_t id, uint64_t *rfer, uint64_t *excl,
+			 uint64_t *limit)
+{
+	struct vm_error err = {0};
+	int r = vm_quota_usage(T.pool_fd, id, rfer, excl, limit, &err);
+	if (r < 0)
+		fail("vm_quota_usage(0/%llu): %s", (unsigned long long)id, err.msg);
+	note("usage 0/%llu: referenced %llu, exclusive %llu, exclusive limit %llu",
+	     (unsigned long long)id, (unsigned long long)*rfer,
+	     (unsigned long long)*excl, (unsigned long long)*limit);
+}
+
+int main(void)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (geteuid() != 0)
+		skip("needs root");
+	if (!have_cmd("mkfs.btrfs") || !have_cmd("btrfs"))
+		skip("needs btrfs-progs (mkfs.btrfs, btrfs)");
+	if (access("/dev/loop-control", F_OK) < 0)
+		skip("no loop devices (/dev/loop-control)");
+
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	atexit(cleanup);
+
+	step("make a loop-backed btrfs pool");
+	make_pool();
+	int pool = T.pool_fd;
+	uint64_t rfer, excl, limit, flags, written;
+	bool on;
+	unsigned skipped;
+
+	step("argument checks");
+	{
+		_cleanup_close_ int proc = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		_cleanup_close_ int file = openat(pool, "plain-file",
+			O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (proc < 0 || file < 0)
+			fail("open /proc or plain-file: %m");
+		CHECK_ERR(EBADF, vm_quota_status(-1, &on, err));
+		CHECK_ERR(EBADF, vm_quota_enable(-1, err));
+		CHECK_ERR(ENOTDIR, vm_quota_status(file, &on, err));
+		CHECK_ERR(ENOTDIR, vm_quota_usage(file, 5, &rfer, &excl, &limit, err));
+		CHECK_ERR(ENOTTY, vm_quota_status(proc, &on, err));
+		CHECK_ERR(ENOTTY, vm_quota_limit_exclusive(proc, 256, MiB, err));
+		CHECK_ERR(EINVAL, vm_quota_status(pool, NULL, err));
+		CHECK_ERR(EINVAL, vm_quota_status_flags(pool, NULL, err));
+		static const uint64_t bad_ids[] = { 0, 1, 4, 6, 255, UINT64_C(1) << 48,
+						    UINT64_MAX };
+		for (size_t i = 0; i < ELEMENTSOF(bad_ids); i++) {
+			CHECK_ERR(EINVAL, vm_quota_limit_exclusive(pool, bad_ids[i], MiB, err));
+			CHECK_ERR(EINVAL, vm_quota_usage(pool, bad_ids[i], &rfer, &excl,
+							 &limit, err));
+			CHECK_ERR(EINVAL, vm_quota_destroy(pool, bad_ids[i], err));
+		}
+		if (unlinkat(pool, "plain-file", 0) < 0)
+			fail("unlink plain-file: %m");
+	}
+
+	step("quota is off on a new file system");
+	CHECK_OK(vm_quota_status(pool, &on, err));
+	if (on)
+		fail("quota reported enabled on a fresh file system");
+	CHECK_OK(vm_quota_status_flags(pool, &flags, err));
+	if (flags != 0)
+		fail("status flags %#llx with quota off", (unsigned long long)flags);
+	CHECK_ERR(ENOTCONN, vm_quota_usage(pool, 5, &rfer, &excl, &limit, err));
+	CHECK_ERR(ENOTCONN, vm_quota_limit_exclusive(pool, 5, LIMIT, err));
+	CHECK_ERR(ENOTCONN, vm_quota_destroy(pool, 300, err));
+	CHECK_ERR(ENOTCONN, vm_quota_clear_stale(pool, &skipped, err));
+
+	step("enable quota (twice: idempotent)");
+	uint64_t a_id, b_id, snap_id;
+	CHECK_OK(vm_btrfs_create(pool, "a", &a_id, err)); /* before: rescan finds it */
+	CHECK_OK(vm_quota_enable(pool, err));
+	CHECK_OK(vm_quota_enable(pool, err));
+	CHECK_OK(vm_quota_status(pool, &on, err));
+	CHECK_OK(vm_quota_status_flags(pool, &flags, err));
+	note("status flags %#llx", (unsigned long long)flags);
+	if (!on || !(flags & VM_QUOTA_FLAG_ON))
+		fail("quota not reported enabled");
+	if (flags & (VM_QUOTA_FLAG_RESCAN | VM_QUOTA_FLAG_INCONSISTENT))
+		fail("rescan still running or numbers inconsistent after enable");
+	expect_usage(a_id, &rfer, &excl, &limit);
+	expect_usage(5, &rfer, &excl, &limit);
+
+	step("two subvolumes and a snapshot with shared data");
+	CHECK_OK(vm_btrfs_create(pool, "b", &b_id, err));
+	_cleanup_close_ int a_fd = open_dir("a");
+	if (write_zeros(a_fd, "shared", 8 * MiB, &written) < 0)
+		fail("write a/shared: %m");
+	CHECK_OK(vm_btrfs_snapshot(a_fd, pool, "snap", &snap_id, err));
+	note("ids: a %llu, b %llu, snap %llu", (unsigned long long)a_id,
+	     (unsigned long long)b_id, (unsigned long long)snap_id);
+	CHECK_OK(vm_quota_sync(pool, err));
+	expect_usage(snap_id, &rfer, &excl, &limit);
+	if (rfer < 8 * MiB || excl > MiB || limit != 0)
+		fail("snapshot should reference the 8 MiB it shares, own < 1 MiB, have no limit");
+	uint64_t progs_excl;
+	if (!progs_qgroup(snap_id, &progs_excl, NULL, 0) || progs_excl != excl)
+		fail("btrfs qgroup show disagrees on exclusive of the snapshot");
+
+	step("missing qgroups and out-of-range limits");
+	CHECK_ERR(ENOENT, vm_quota_limit_exclusive(pool, 4242, LIMIT, err));
+	CHECK_ERR(ENOENT, vm_quota_usage(pool, 4242, &rfer, &excl, &limit, err));
+	CHECK_ERR(ERANGE, vm_quota_limit_exclusive(pool, snap_id, VM_SIZE_MAX + 1, err));
+	CHECK_ERR(EBUSY, vm_quota_destroy(pool, a_id, err));
+	CHECK_ERR(EBUSY, vm_quota_destroy(pool, 5, err));
+	{
+		struct vm_error err = {0};
+		int r = vm_quota_destroy(pool, 4242, &err);
+		if (r != 0 || err.code != 0)
+			fail("destroying a qgroup that does not exist: %d %s", r, err.msg);
+		note("ok: vm_quota_destroy(0/4242) -> 0 (no such qgroup)");
+	}
+
+	step("exclusive limit of 64 MiB on the snapshot");
+	CHECK_OK(vm_quota_limit_exclusive(pool, snap_id, LIMIT, err));
+	expect_usage(snap_id, &rfer, &excl, &limit);
+	if (limit != LIMIT)
+		fail("limit reads back as %llu", (unsigned long long)limit);
+	char mx[32];
+	if (!progs_qgroup(snap_id, NULL, mx, sizeof(mx)) || strcmp(mx, "67108864") != 0)
+		fail("btrfs qgroup show: max exclusive of the snapshot is not 67108864");
+	note("ok: btrfs qgroup show agrees: max exclusive 67108864");
+
+	step("writing 100 MiB into the snapshot fails with EDQUOT");
+	_cleanup_close_ int snap_fd = open_dir("snap");
+	int r = write_zeros(snap_fd, "big", 100 * MiB, &written);
+	note("write: %s after %llu MiB", r < 0 ? strerror(-r) : "no error",
+	     (unsigned long long)(written / MiB));
+	if (r != -EDQUOT)
+		fail("expected EDQUOT (122), got %d", r);
+	if (written > LIMIT || written < LIMIT / 2)
+		fail("accepted %llu bytes under a %llu byte limit",
+		     (unsigned long long)written, (unsigned long long)LIMIT);
+
+	step("the other subvolume still takes 100 MiB");
+	_cleanup_close_ int b_fd = open_dir("b");
+	if ((r = write_zeros(b_fd, "big", 100 * MiB, &written)) < 0)
+		fail("write b/big: %s", strerror(-r));
+
+	step("after a sync the snapshot's exclusive usage is near the limit");
+	CHECK_OK(vm_quota_sync(pool, err));
+	expect_usage(snap_id, &rfer, &excl, &limit);
+	if (excl > LIMIT || excl < LIMIT - 8 * MiB)
+		fail("exclusive %llu is not within 8 MiB below the limit",
+		     (unsigned long long)excl);
+	if (!progs_qgroup(snap_id, &progs_excl, NULL, 0) || progs_excl != excl)
+		fail("btrfs qgroup show disagrees on exclusive of the snapshot");
+	expect_usage(b_id, &rfer, &excl, &limit);
+	if (excl < 100 * MiB)
+		fail("b should own its 100 MiB");
+
+	step("clear the limit: writing works again");
+	CHECK_OK(vm_quota_limit_exclusive(pool, snap_id, 0, err));
+	CHECK_OK(vm_quota_limit_exclusive(pool, snap_id, 0, err)); /* twice: fine */
+	expect_usage(snap_id, &rfer, &excl, &limit);
+	if (limit != 0)
+		fail("limit still %llu after clearing", (unsigned long long)limit);
+	if (!progs_qgroup(snap_id, NULL, mx, sizeof(mx)) || strcmp(mx, "none") != 0)
+		fail("btrfs qgroup show: max exclusive is '%s', not none", mx);
+	if ((r = write_zeros(snap_fd, "big", 100 * MiB, &written)) < 0)
+		fail("write snap/big without a limit: %s", strerror(-r));
+	CHECK_OK(vm_quota_sync(pool, err));
+	expect_usage(snap_id, &rfer, &excl, &limit);
+	if (excl < 100 * MiB)
+		fail("snapshot should now own more than 100 MiB");
+
+	step("a deleted subvolume's qgroup: busy until the cleaner dropped it");
+	b_fd = (close(b_fd), -1);
+	CHECK_OK(vm_btrfs_delete(pool, "b", err));
+	{
+		struct vm_error err = {0};
+		r = vm_quota_destroy(pool, b_id, &err);
+		if (r == -EBUSY)
+			note("ok: vm_quota_destroy right after delete -> EBUSY (%s)", err.msg);
+		else if (r >= 0)
+			note("the cleaner was faster: vm_quota_destroy -> %d", r);
+		else
+			fail("vm_quota_destroy after delete: %d %s", r, err.msg);
+		memset(&err, 0, sizeof(err));
+		skipped = 0;
+		r = vm_quota_clear_stale(pool, &skipped, &err);
+		if (r < 0)
+			fail("vm_quota_clear_stale: %s", err.msg);
+		note("clear_stale before the cleaner: removed %d, skipped %u", r, skipped);
+	}
+	/* The cleaner only drops a subvolume once its deletion has been
+	 * committed: without a commit, `btrfs subvolume sync` waits for the
+	 * next periodic one (30 s). */
+	CHECK_OK(vm_quota_sync(pool, err));
+	const char *sync_argv[] = { "btrfs", "subvolume", "sync", T.mnt, NULL };
+	progs(sync_argv);
+	bool kernel_removed = !progs_qgroup(b_id, NULL, NULL, 0);
+	note("after btrfs subvolume sync, qgroup 0/%llu %s",
+	     (unsigned long long)b_id,
+	     kernel_removed ? "is gone already (the kernel removes a dropped "
+			      "subvolume's qgroup itself since Linux 6.10)"
+			    : "is still there");
+
+	step("clear_stale removes level-0 qgroups without a subvolume");
+	const char *create_argv[] = { "btrfs", "qgroup", "create", "0/100", T.mnt, NULL };
+	progs(create_argv);
+	if (!progs_qgroup(100, NULL, NULL, 0))
+		fail("btrfs qgroup create 0/100 did not make it");
+	skipped = 99;
+	{
+		struct vm_error err = {0};
+		r = vm_quota_clear_stale(pool, &skipped, &err);
+		if (r < 0)
+			fail("vm_quota_clear_stale: %s", err.msg);
+		note("clear_stale: removed %d, skipped %u", r, skipped);
+		int want = 1 + (kernel_removed ? 0 : 1);
+		if (r != want || skipped != 0)
+			fail("expected %d removed and 0 skipped", want);
+	}
+	if (progs_qgroup(100, NULL, NULL, 0) || progs_qgroup(b_id, NULL, NULL, 0))
+		fail("btrfs qgroup show still lists 0/100 or 0/%llu",
+		     (unsigned long long)b_id);
+	if (!progs_qgroup(5, NULL, NULL, 0) || !progs_qgroup(a_id, NULL, NULL, 0) ||
+	    !progs_qgroup(snap_id, NULL, NULL, 0))
+		fail("clear_stale removed a live subvolume's qgroup");
+	note("ok: btrfs qgroup show lists 0/5, 0/%llu, 0/%llu and no stale qgroup",
+	     (unsigned long long)a_id, (unsigned long long)snap_id);
+	CHECK_ERR(ENOENT, vm_quota_usage(pool, b_id, &rfer, &excl, &limit, err));
+	CHECK_OK(vm_quota_destroy(pool, b_id, err)); /* gone: 0 */
+	{
+		struct vm_error err = {0};
+		r = vm_quota_clear_stale(pool, NULL, &err);
+		if (r != 0)
+			fail("second clear_stale removed %d (%s)", r, err.msg);
+		note("ok: a second clear_stale removes nothing");
+	}
+
+	step("read-only pool: enable is still fine (probed), changes are EROFS");
+	snap_fd = (close(snap_fd), -1);
+	a_fd = (close(a_fd), -1);
+	if (mount(NULL, T.mnt, NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
+		fail("remount read-only: %m");
+	CHECK_OK(vm_quota_enable(pool, err));
+	CHECK_OK(vm_quota_status(pool, &on, err));
+	if (!on)
+		fail("quota not reported enabled on the read-only pool");
+	expect_usage(snap_id, &rfer, &excl, &limit);
+	CHECK_ERR(EROFS, vm_quota_limit_exclusive(pool, snap_id, LIMIT, err));
+
+	step("clean up");
+	cleanup();
+	if (access(T.dir, F_OK) == 0)
+		fail("%s left behind", T.dir);
+	printf("\nPASS: quota-btrfs\n");
+	return 0;
+}

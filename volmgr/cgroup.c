@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "cgroup.h"
+
+#include <fcntl.h>
+#include <libmount/libmount.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Preference among the lines of /proc/PID/cgroup: the unified hierarchy,
+ * then the hierarchies every container engine uses. */
+static int rank(const char *controllers)
+{
+	static const char *const order[] = {"", "name=systemd", "pids", "memory", "cpu,cpuacct"};
+	for (size_t i = 0; i < ELEMENTSOF(order); i++)
+		if (strcmp(controllers, order[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+int vm_cgroup_of_pid(const char *proc, pid_t pid, char ret[static VM_CGROUP_MAX + 1])
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/%d/cgroup", proc, (int)pid);
+	_cleanup_close_ int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	_cleanup_free_ char *text = NULL;
+	/* /proc files have no size: read up to a bound. */
+	size_t cap = 16384, len = 0;
+	text = malloc(cap + 1);
+	if (!text)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t n = read(fd, text + len, cap - len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0 || (len += (size_t)n) == cap)
+			break;
+	}
+	text[len] = '\0';
+	int best = -1;
+	ret[0] = '\0';
+	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+		char *c1 = strchr(line, ':');
+		char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		if (!c2)
+			continue;
+		*c2 = '\0';
+		const char *ctrl = c1 + 1, *path = c2 + 1;
+		int rk = rank(ctrl);
+		if (rk < 0 || strcmp(path, "/") == 0 || (best >= 0 && rk >= best))
+			continue;
+		if (strlen(ctrl) + 1 + strlen(path) > VM_CGROUP_MAX)
+			continue;
+		size_t cl = strlen(ctrl), pl = strlen(path);
+		memcpy(ret, ctrl, cl);
+		ret[cl] = ':';
+		memcpy(ret + cl + 1, path, pl + 1);
+		best = rk;
+	}
+	return 0;
+}
+
+int vm_cgroup_exists(const char *spec)
+{
+	const char *colon = strchr(spec, ':');
+	if (!spec[0] || !colon)
+		return 1; /* the root, or unknown: always there */
+	char ctrl[64];
+	snprintf(ctrl, sizeof(ctrl), "%.*s", (int)(colon - spec), spec);
+	const char *path = colon + 1;
+	if (path[0] != '/' || strstr(path, "/.."))
+		return -EINVAL;
+	struct libmnt_table *tb = mnt_new_table_from_file("/proc/self/mountinfo");
+	if (!tb)
+		return -EIO;
+	struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
+	struct libmnt_fs *fs;
+	int r = -ENOENT;
+	while (it && mnt_table_next_fs(tb, it, &fs) == 0) {
+		const char *type = mnt_fs_get_fstype(fs);
+		bool match;
+		if (!ctrl[0])
+			match = type && strcmp(type, "cgroup2") == 0;
+		else
+			match = type && strcmp(type, "cgroup") == 0 &&
+				mnt_fs_get_option(fs, ctrl, NULL, NULL) == 0;
+		/* a v1 hierarchy with several controllers: "cpu,cpuacct" */
+		if (!match && ctrl[0] && type && strcmp(type, "cgroup") == 0 && strchr(ctrl, ',')) {
+			char first[64];
+			snprintf(first, sizeof(first), "%.*s", (int)strcspn(ctrl, ","), ctrl);
+			match = mnt_fs_get_option(fs, first, NULL, NULL) == 0;
+		}
+		if (!match || strcmp(mnt_fs_get_root(fs) ?: "", "/") != 0)
+			continue;
+		char full[PATH_MAX];
+		snprintf(full, sizeof(full), "%s%s", mnt_fs_get_target(fs), path);
+		struct stat st;
+		r = stat(full, &st) == 0 ? 1 : (errno == ENOENT ? 0 : -errno);
+		break;
+	}
+	mnt_free_iter(it);
+	mnt_unref_table(tb);
+	return r;
+}

@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* A caller's cgroup, to tell later whether its container is gone: a job
+ * container's cgroup disappears when the container ends. */
+#pragma once
+
+#include <sys/types.h>
+
+#include "record.h"
+
+/* The most specific cgroup of pid as "controller:path" (the unified
+ * hierarchy as ":path"), "" when it is the root.  Reads
+ * PROC/PID/cgroup. */
+int vm_cgroup_of_pid(const char *proc, pid_t pid, char ret[static VM_CGROUP_MAX + 1]);
+
+/* 1 if the cgroup still exists, 0 if it is gone, negative errno if that
+ * cannot be told (no such hierarchy mounted here): callers keep the
+ * volume then. */
+int vm_cgroup_exists(const char *spec);
