@@ -192,7 +192,8 @@ struct parse_ctx {
 
 void vm_config_init(struct vm_config *cfg)
 {
-	*cfg = (struct vm_config){.git_timeout = VM_GIT_TIMEOUT_DEFAULT, .gc_interval = 900};
+	*cfg = (struct vm_config){.git_timeout = VM_GIT_TIMEOUT_DEFAULT, .gc_interval = 900,
+				  .quota_accounting = true};
 	snprintf(cfg->git_user, sizeof(cfg->git_user), "nobody");
 	snprintf(cfg->git_command, sizeof(cfg->git_command), "/usr/bin/git");
 }
@@ -235,6 +236,23 @@ static int on_entry(void *user, const char *section, const char *key,
 		return 1; /* a section header alone */
 	if (strcmp(section, "git") == 0) {
 		c->r = on_git(c, key, value);
+		return c->r == 0;
+	}
+	if (strcmp(section, "quota") == 0) {
+		if (strcmp(key, "accounting") == 0) {
+			if (!strcmp(value, "yes") || !strcmp(value, "true") || !strcmp(value, "on"))
+				c->cfg->quota_accounting = true;
+			else if (!strcmp(value, "no") || !strcmp(value, "false") || !strcmp(value, "off"))
+				c->cfg->quota_accounting = false;
+			else
+				c->r = vm_error_set(c->err, EINVAL, "[quota] accounting must be yes or no");
+		} else if (strcmp(key, "default") == 0) {
+			c->r = vm_parse_size(value, &c->cfg->quota_default, c->err);
+		} else {
+			c->r = vm_error_set(c->err, EINVAL, "unknown key %.64s in [quota]", key);
+		}
+		if (c->r == 0 && c->cfg->quota_default && !c->cfg->quota_accounting)
+			c->r = vm_error_set(c->err, EINVAL, "[quota] default needs accounting = yes");
 		return c->r == 0;
 	}
 	if (strcmp(section, "gc") == 0) {

@@ -16,6 +16,10 @@
  *
  *   [gc]
  *   interval = 15m         # run gc this often; 0: never (volmgr gc still works)
+ *
+ *   [quota]
+ *   accounting = yes       # btrfs qgroups on the pool: usage in inspect, limits
+ *   default = 20G          # each volume's exclusive limit unless it asks otherwise
  */
 #pragma once
 
@@ -42,6 +46,9 @@ struct vm_config {
 	char git_command[256]; /* default "/usr/bin/git" */
 	/* [gc] interval: seconds between collections, 0 = never. */
 	unsigned gc_interval;
+	/* [quota]: btrfs quota accounting on the pool, and a default limit. */
+	bool quota_accounting;        /* default on */
+	uint64_t quota_default;       /* exclusive bytes per volume, 0: none */
 };
 
 /* The defaults of every key. */

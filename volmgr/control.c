@@ -63,9 +63,10 @@ static int args_only(json_t *args, const char *const *keys, struct vm_error *err
 static int op_volume_create(struct vm_manager *m, const struct vm_caller *c,
 			    json_t *args, int fd, json_t **ret, struct vm_error *err)
 {
-	const char *name, *source, *path, *ttl;
+	const char *name, *source, *path, *ttl, *quota;
 	int r;
-	if ((r = args_only(args, ARGS("name", "source", "path", "labels", "ttl"), err)) < 0 ||
+	if ((r = args_only(args, ARGS("name", "source", "path", "labels", "ttl", "quota"), err)) < 0 ||
+	    (r = arg_string(args, "quota", false, &quota, err)) < 0 ||
 	    (r = arg_string(args, "name", true, &name, err)) < 0 ||
 	    (r = arg_string(args, "source", false, &source, err)) < 0 ||
 	    (r = arg_string(args, "path", false, &path, err)) < 0 ||
@@ -80,6 +81,9 @@ static int op_volume_create(struct vm_manager *m, const struct vm_caller *c,
 		struct vm_create_opts po = {.labels = json_is_object(labels) ? labels : NULL};
 		if (ttl && (r = vm_parse_duration(ttl, &po.ttl_ns, err)) < 0)
 			return r;
+		if (quota && (r = vm_parse_size(quota, &po.quota_bytes, err)) < 0)
+			return r;
+		po.quota_set = quota != NULL;
 		r = vm_volume_create_from_fd(m, name, fd, path, &po, c, &how, err);
 		if (r < 0)
 			return r;
@@ -95,6 +99,9 @@ static int op_volume_create(struct vm_manager *m, const struct vm_caller *c,
 		return r;
 	if (ttl && (r = vm_parse_duration(ttl, &o.ttl_ns, err)) < 0)
 		return r;
+	if (quota && (r = vm_parse_size(quota, &o.quota_bytes, err)) < 0)
+		return r;
+	o.quota_set = quota != NULL;
 	json_t *labels = json_object_get(args, "labels");
 	if ((r = vm_labels_check(labels, err)) < 0)
 		return r;

@@ -12,6 +12,7 @@
 #include "cgroup.h"
 #include "gc.h"
 #include "manager-private.h"
+#include "quota.h"
 
 int vm_gc_reasons(json_t *info, int64_t now_ns, json_t *labels, bool creator_gone,
 		  json_t **ret)
@@ -129,6 +130,14 @@ int vm_gc(struct vm_manager *m, bool dry_run, json_t *labels, json_t **ret,
 		json_array_append_new(json_object_get(report, "removed"), entry);
 	}
 	json_object_set_new(report, "bytes_freed", json_integer((json_int_t)freed));
+	/* qgroups of subvolumes btrfs has dropped since (the kernel removes
+	 * most itself; what it left is stale). */
+	if (!dry_run && m->quotas) {
+		unsigned skipped = 0;
+		int n = vm_quota_clear_stale(m->pool->fd, &skipped, NULL);
+		if (n > 0)
+			json_object_set_new(report, "stale_qgroups_cleared", json_integer(n));
+	}
 	*ret = report;
 	return 0;
 }

@@ -266,6 +266,7 @@ int vm_volume_create_at_rev(struct vm_manager *m, const char *name,
 		return vm_error_set(err, EINVAL, "only a cache has revisions");
 	char tmp[VM_NAME_MAX + 64];
 	vm_mgr_staging_name("rev", name, tmp);
+	uint64_t id = 0, quota = 0;
 	_cleanup_(recordp) struct vm_record cache = {0};
 	{
 		LOCK_GUARD(m);
@@ -277,12 +278,17 @@ int vm_volume_create_at_rev(struct vm_manager *m, const char *name,
 		plain.rev[0] = '\0';
 		_cleanup_close_ int cur = -1;
 		if ((r = vm_mgr_open_source(m, &plain, &cur, err)) < 0 ||
-		    (r = vm_btrfs_snapshot(cur, m->pool->staging_fd, tmp, NULL, err)) < 0)
+		    (r = vm_btrfs_snapshot(cur, m->pool->staging_fd, tmp, &id, err)) < 0)
 			return r;
+		if ((r = vm_mgr_apply_quota(m, id, opts, &quota, err)) < 0) {
+			vm_mgr_delete_staged(m, tmp, NULL);
+			return r;
+		}
 		vm_mgr_reserve(m, VM_KIND_VOLUME, name, true);
 	}
 	_cleanup_(recordp) struct vm_record rec = {0};
 	vm_record_init(&rec, VM_KIND_VOLUME, name);
+	rec.quota_bytes = quota;
 	{
 		_cleanup_close_ int fd = open_staged(m, tmp, err);
 		r = fd;
@@ -294,18 +300,11 @@ int vm_volume_create_at_rev(struct vm_manager *m, const char *name,
 	}
 	LOCK_GUARD(m);
 	vm_mgr_reserve(m, VM_KIND_VOLUME, name, false);
-	uint64_t id = 0;
 	if (r >= 0)
 		r = vm_mgr_publish(m, tmp, m->pool->volumes_fd, name, err);
 	if (r < 0) {
 		vm_mgr_delete_staged(m, tmp, NULL);
 		return r;
-	}
-	{
-		_cleanup_close_ int fd = vm_openat_beneath(m->pool->volumes_fd, name,
-							   O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-		if (fd >= 0)
-			vm_btrfs_subvolume_id(fd, &id);
 	}
 	rec.subvol_id = id;
 	rec.source = *src;

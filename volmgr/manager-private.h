@@ -20,6 +20,8 @@ struct vm_manager {
 	struct vm_config config;
 	struct vm_git git; /* uid 0 when the git user is unusable */
 	struct vm_error git_error;
+	bool quotas;       /* btrfs quota accounting is on */
+	struct vm_error quota_error;
 };
 
 struct vm_locked {
@@ -57,6 +59,11 @@ int vm_mgr_open_source(struct vm_manager *m, const struct vm_source *src,
 /* The name is taken: by a record, by data, or by work in flight. */
 bool vm_mgr_name_taken(struct vm_manager *m, enum vm_kind k, const char *name);
 void vm_mgr_reserve(struct vm_manager *m, enum vm_kind k, const char *name, bool on);
+/* Set the exclusive limit of a new subvolume (still in staging) from the
+ * options or the pool default; ret_bytes gets the limit (0: none). */
+int vm_mgr_apply_quota(struct vm_manager *m, uint64_t subvol_id,
+		       const struct vm_create_opts *opts, uint64_t *ret_bytes,
+		       struct vm_error *err);
 /* Creation time, creator (uid, pid, container cgroup), labels, expiry. */
 void vm_mgr_record_birth(struct vm_record *rec, const struct vm_caller *caller,
 			 json_t *labels, int64_t ttl_ns);

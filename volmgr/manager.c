@@ -10,6 +10,7 @@
 
 #include "btrfs.h"
 #include "inuse.h"
+#include "quota.h"
 #include "tree.h"
 
 #include "manager-private.h"
@@ -314,6 +315,14 @@ int vm_manager_new(struct vm_pool *pool, const struct vm_manager_config *cfg,
 		m->config = *cfg->config;
 	else
 		vm_config_init(&m->config);
+	/* Quota accounting: turned on (and counted) once; a failure only
+	 * disables quotas, and says why when one is asked for. */
+	if (m->config.quota_accounting) {
+		m->quotas = vm_quota_enable(pool->fd, &m->quota_error) == 0;
+	} else {
+		vm_error_set(&m->quota_error, EOPNOTSUPP,
+			     "quota accounting is off ([quota] accounting = no)");
+	}
 	/* A missing git user only disables caches from git; say why then. */
 	vm_git_init(&m->git, m->config.git_command, m->config.git_user,
 		    m->config.git_timeout, &m->git_error);
@@ -326,6 +335,8 @@ int vm_manager_new(struct vm_pool *pool, const struct vm_manager_config *cfg,
 		return vm_error_set(err, ENOMEM, "out of memory");
 	}
 	json_t *report = json_array();
+	if (m->config.quota_accounting && !m->quotas)
+		report_add(report, "quotas are unavailable: %s", m->quota_error.msg);
 	int r = repair_staging(m, report, err);
 	if (r == 0)
 		r = repair_kind(m, VM_KIND_VOLUME, report, err);
@@ -357,6 +368,22 @@ void vm_manager_free(struct vm_manager *m)
 }
 
 /* ---- volumes ---- */
+
+int vm_mgr_apply_quota(struct vm_manager *m, uint64_t subvol_id,
+		       const struct vm_create_opts *opts, uint64_t *ret_bytes,
+		       struct vm_error *err)
+{
+	uint64_t bytes = opts && opts->quota_set ? opts->quota_bytes : m->config.quota_default;
+	*ret_bytes = 0;
+	if (bytes == 0)
+		return 0;
+	if (!m->quotas)
+		return vm_error_set(err, EOPNOTSUPP, "cannot set a quota: %s", m->quota_error.msg);
+	int r = vm_quota_limit_exclusive(m->pool->fd, subvol_id, bytes, err);
+	if (r == 0)
+		*ret_bytes = bytes;
+	return r;
+}
 
 void vm_mgr_record_birth(struct vm_record *rec, const struct vm_caller *caller,
 			 json_t *labels, int64_t ttl_ns)
@@ -457,6 +484,8 @@ int vm_volume_create(struct vm_manager *m, const char *name,
 	} else {
 		r = vm_btrfs_create(m->pool->staging_fd, tmp, &rec.subvol_id, err);
 	}
+	if (r == 0)
+		r = vm_mgr_apply_quota(m, rec.subvol_id, opts, &rec.quota_bytes, err);
 	if (r < 0) {
 		vm_mgr_delete_staged(m, tmp, NULL); /* if the subvolume got made at all */
 		return r;
@@ -515,11 +544,20 @@ static json_t *volume_info(struct vm_manager *m, const struct vm_record *rec,
 				 "subvol_id", (json_int_t)rec->subvol_id);
 	if (info && rec->git_commit[0])
 		json_object_set_new(info, "commit", json_string(rec->git_commit));
+	if (info && rec->quota_bytes)
+		json_object_set_new(info, "quota", json_integer((json_int_t)rec->quota_bytes));
 	if (info && rec->expires_ns) {
 		char t[40];
 		vm_format_time(rec->expires_ns, t);
 		json_object_set_new(info, "expires", json_string(t));
 	}
+	uint64_t referenced, exclusive, limit;
+	if (info && m->quotas && rec->subvol_id &&
+	    vm_quota_usage(m->pool->fd, rec->subvol_id, &referenced, &exclusive, &limit, NULL) == 0)
+		json_object_set_new(info, "usage",
+				    json_pack("{s:I, s:I, s:I}", "referenced", (json_int_t)referenced,
+					      "exclusive", (json_int_t)exclusive,
+					      "limit", (json_int_t)limit));
 	if (info && rec->creator_cgroup[0])
 		json_object_set_new(json_object_get(info, "creator"), "cgroup",
 				    json_string(rec->creator_cgroup));
@@ -654,7 +692,12 @@ static int remove_locked(struct vm_manager *m, enum vm_kind k,
 		return r;
 	/* The name is free from here on; a failed delete is retried at the
 	 * next start (staging is emptied then). */
-	return vm_mgr_delete_staged(m, trash, err);
+	r = vm_mgr_delete_staged(m, trash, err);
+	/* Its qgroup goes once btrfs's cleaner has dropped the subvolume:
+	 * try now, and gc clears what is left (vm_quota_clear_stale). */
+	if (r == 0 && m->quotas && rec->subvol_id)
+		vm_quota_destroy(m->pool->fd, rec->subvol_id, NULL);
+	return r;
 }
 
 int vm_volume_remove(struct vm_manager *m, const char *name, struct vm_error *err)
@@ -763,10 +806,13 @@ static json_t *stats_json(const struct vm_copy_stats *s)
  * meanwhile), then publish and commit the record under the lock.  On the
  * same btrfs file system copy_file_range shares the data (a clone). */
 static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name,
-		   int src_fd, const struct vm_source *source, json_t *labels,
-		   int64_t ttl_ns, const struct vm_caller *caller, json_t **ret_stats,
-		   struct vm_error *err)
+		   int src_fd, const struct vm_source *source,
+		   const struct vm_create_opts *opts, const struct vm_caller *caller,
+		   json_t **ret_stats, struct vm_error *err)
 {
+	json_t *labels = opts ? opts->labels : NULL;
+	int64_t ttl_ns = opts ? opts->ttl_ns : 0;
+	uint64_t quota = 0;
 	int r = vm_name_check(vm_kind_str(k), name, err);
 	if (r < 0)
 		return r;
@@ -779,8 +825,12 @@ static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name,
 			return vm_error_set(err, EEXIST, "%s %s already exists",
 					    vm_kind_str(k), name);
 		r = vm_btrfs_create(m->pool->staging_fd, tmp, &id, err);
-		if (r < 0)
+		if (r == 0 && k == VM_KIND_VOLUME)
+			r = vm_mgr_apply_quota(m, id, opts, &quota, err);
+		if (r < 0) {
+			vm_mgr_delete_staged(m, tmp, NULL);
 			return r;
+		}
 		vm_mgr_reserve(m, k, name, true);
 	}
 	struct vm_copy_stats stats = {0};
@@ -820,6 +870,7 @@ static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name,
 	rec.subvol_id = id;
 	if (source)
 		rec.source = *source;
+	rec.quota_bytes = quota;
 	vm_mgr_record_birth(&rec, caller, labels, ttl_ns);
 	r = vm_mgr_store_record(m, &rec, err);
 	if (r < 0) {
@@ -835,8 +886,7 @@ int vm_cache_import(struct vm_manager *m, const char *name, int src_fd,
 		    const struct vm_caller *caller, json_t **ret_stats,
 		    struct vm_error *err)
 {
-	return copy_in(m, VM_KIND_CACHE, name, src_fd, NULL, NULL, 0, caller,
-		       ret_stats, err);
+	return copy_in(m, VM_KIND_CACHE, name, src_fd, NULL, NULL, caller, ret_stats, err);
 }
 
 /* Which volume holds the directory open at fd?  Every btrfs subvolume has
@@ -910,8 +960,9 @@ int vm_volume_create_from_fd(struct vm_manager *m, const char *name, int src_fd,
 	}
 	if (r == 0 && root) {
 		/* The root of a volume: a snapshot, in O(1). */
-		struct vm_create_opts o = {.source.kind = VM_SOURCE_VOLUME, .labels = labels,
-					   .ttl_ns = opts ? opts->ttl_ns : 0};
+		struct vm_create_opts o = opts ? *opts : (struct vm_create_opts){0};
+		o.source = (struct vm_source){.kind = VM_SOURCE_VOLUME};
+		o.labels = labels;
 		snprintf(o.source.name, sizeof(o.source.name), "%s", held);
 		r = vm_volume_create(m, name, &o, caller, err);
 		if (r == 0 && ret_how)
@@ -921,8 +972,7 @@ int vm_volume_create_from_fd(struct vm_manager *m, const char *name, int src_fd,
 	struct vm_source src = {.kind = VM_SOURCE_PATH};
 	snprintf(src.name, sizeof(src.name), "%s", path);
 	json_t *stats = NULL;
-	r = copy_in(m, VM_KIND_VOLUME, name, src_fd, &src, labels, opts ? opts->ttl_ns : 0,
-		    caller, &stats, err);
+	r = copy_in(m, VM_KIND_VOLUME, name, src_fd, &src, opts, caller, &stats, err);
 	if (r == 0 && ret_how)
 		*ret_how = json_pack("{s:s, s:o}", "method", "copy", "stats", stats);
 	else

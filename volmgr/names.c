@@ -174,9 +174,12 @@ int vm_create_opts_from_plugin(json_t *opts, struct vm_create_opts *ret,
 				r = vm_source_parse(json_string_value(val), &o.source, err);
 			else if (strcmp(key, "ttl") == 0)
 				r = vm_parse_duration(json_string_value(val), &o.ttl_ns, err);
-			else
+			else if (strcmp(key, "quota") == 0) {
+				r = vm_parse_size(json_string_value(val), &o.quota_bytes, err);
+				o.quota_set = true;
+			} else
 				r = vm_error_set(err, EINVAL,
-						 "unknown option \"%.64s\" (known: source, ttl)",
+						 "unknown option \"%.64s\" (known: source, ttl, quota)",
 						 key);
 			if (r < 0)
 				return r;
@@ -298,5 +301,99 @@ int vm_parse_duration(const char *s, int64_t *ret_ns, struct vm_error *err)
 	if (total <= 0)
 		return vm_error_set(err, EINVAL, "duration must be at least 1 s");
 	*ret_ns = total * 1000000000LL;
+	return 0;
+}
+
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+int vm_parse_size(const char *s, uint64_t *ret, struct vm_error *err)
+{
+	if (!s || !ret)
+		return vm_error_set(err, EINVAL, "no size given");
+	size_t len = strnlen(s, 65);
+	if (len == 0)
+		return vm_error_set(err, EINVAL, "empty size");
+	if (len > 64)
+		return vm_error_set(err, EINVAL, "size '%.32s...' too long", s);
+
+	const char *p = s;
+	if (!is_digit(*p))
+		return vm_error_set(err, EINVAL,
+				    "invalid size '%s': must start with a digit", s);
+
+	uint64_t whole = 0;
+	bool overflow = false;
+	for (; is_digit(*p); p++) {
+		if (__builtin_mul_overflow(whole, 10, &whole) ||
+		    __builtin_add_overflow(whole, (uint64_t)(*p - '0'), &whole))
+			overflow = true;
+	}
+
+	/* Fraction: frac / scale, at most 18 decimals so scale fits. */
+	uint64_t frac = 0, scale = 1;
+	unsigned decimals = 0;
+	if (*p == '.') {
+		p++;
+		if (!is_digit(*p))
+			return vm_error_set(err, EINVAL,
+					    "invalid size '%s': digits must follow '.'", s);
+		for (; is_digit(*p); p++) {
+			if (decimals == 18)
+				return vm_error_set(err, EINVAL,
+						    "invalid size '%s': too many decimals", s);
+			frac = frac * 10 + (uint64_t)(*p - '0');
+			scale *= 10;
+			decimals++;
+		}
+	}
+
+	unsigned shift = 0;
+	switch (*p) {
+	case 'k': case 'K': shift = 10; break;
+	case 'm': case 'M': shift = 20; break;
+	case 'g': case 'G': shift = 30; break;
+	case 't': case 'T': shift = 40; break;
+	}
+	if (shift > 0) {
+		p++;
+		if (*p == 'i')
+			p++;
+	}
+	if (*p == 'B')
+		p++;
+	if (*p != '\0')
+		return vm_error_set(err, EINVAL,
+				    "invalid size '%s': unknown unit (use K, M, G, T, "
+				    "optionally with i, iB or B)", s);
+	if (decimals > 0 && shift == 0)
+		return vm_error_set(err, EINVAL,
+				    "invalid size '%s': a fraction needs a unit", s);
+	if (overflow)
+		return vm_error_set(err, ERANGE, "size '%s' too large", s);
+
+	uint64_t v;
+	if (whole > (UINT64_MAX >> shift))
+		return vm_error_set(err, ERANGE, "size '%s' too large", s);
+	v = whole << shift;
+
+	/* floor(frac * 2^shift / scale) by binary long division: frac < scale
+	 * <= 10^18, so 2 * rem never overflows. */
+	uint64_t q = 0, rem = frac;
+	for (unsigned i = 0; i < shift; i++) {
+		rem *= 2;
+		q *= 2;
+		if (rem >= scale) {
+			rem -= scale;
+			q++;
+		}
+	}
+	if (__builtin_add_overflow(v, q, &v) || v > VM_SIZE_MAX)
+		return vm_error_set(err, ERANGE, "size '%s' larger than %llu bytes", s,
+				    (unsigned long long)VM_SIZE_MAX);
+	*ret = v;
 	return 0;
 }

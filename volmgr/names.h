@@ -16,6 +16,8 @@
 #define VM_LABEL_KEY_MAX 128
 #define VM_LABEL_VALUE_MAX 1024
 #define VM_LABELS_MAX 64
+/* The largest size vm_parse_size accepts and a quota may be: 2^62 bytes. */
+#define VM_SIZE_MAX (UINT64_C(1) << 62)
 
 /* what: "volume" or "cache", used in the message. */
 int vm_name_check(const char *what, const char *name, struct vm_error *err);
@@ -65,10 +67,24 @@ void vm_source_format(const struct vm_source *src, char buf[static VM_SOURCE_STR
  * duration of 1 s to 10 years, in nanoseconds. */
 int vm_parse_duration(const char *s, int64_t *ret_ns, struct vm_error *err);
 
+/* Parse a size: decimal digits with an optional fraction, then an
+ * optional unit K, M, G or T (either case), optionally followed by "i",
+ * "iB" or "B" -- all meaning powers of 1024 -- or just "B" (bytes).
+ * "4096", "100k", "512M", "1.5G", "10GiB", "1GB".  A fraction needs a unit
+ * and at most 18 decimals; fractional bytes are rounded down ("1.1K" is
+ * 1126).  No sign, no exponent, no white space anywhere.  0 is accepted
+ * (whether it makes sense is the caller's business).
+ *   -EINVAL  NULL, empty, longer than 64 bytes, or not of that form
+ *   -ERANGE  larger than VM_SIZE_MAX (2^62)
+ * *ret is only written on success. */
+int vm_parse_size(const char *s, uint64_t *ret, struct vm_error *err);
+
 struct vm_create_opts {
 	struct vm_source source;
 	json_t *labels; /* object of string -> string, owned; may be NULL */
 	int64_t ttl_ns;  /* 0: no expiry (gc removes it after ttl) */
+	bool quota_set;        /* a quota was given (0: none, despite a default) */
+	uint64_t quota_bytes;  /* exclusive bytes the volume may hold */
 	/* No source given: let the daemon's seed rules pick one by name
 	 * (set for engine requests, which cannot name a source per job). */
 	bool seed_by_rules;

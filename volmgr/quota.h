@@ -28,9 +28,7 @@
 
 #include "util.h"
 
-/* The largest size vm_parse_size accepts and vm_quota_limit_exclusive
- * sets: 2^62 bytes (4 EiB). */
-#define VM_SIZE_MAX (UINT64_C(1) << 62)
+#include "names.h" /* VM_SIZE_MAX, vm_parse_size */
 
 /* Status flags of the quota tree (the kernel's BTRFS_QGROUP_STATUS_FLAG_*
  * values, which are on-disk format and stable). */
@@ -59,7 +57,12 @@ int vm_quota_status_flags(int fs_fd, uint64_t *ret_flags, struct vm_error *err);
 /* Set (bytes > 0) or clear (bytes == 0) the exclusive limit of qgroup
  * 0/subvol_id (BTRFS_IOC_QGROUP_LIMIT, BTRFS_QGROUP_LIMIT_MAX_EXCL; the
  * referenced limit is left alone).  A snapshot shares its extents with
- * its origin, so its limit must be the exclusive one.
+ * its origin, so its limit must be the exclusive one.  The limit only
+ * stops new writes: when the origin is deleted (or rewrites its data),
+ * the shared extents become the snapshot's exclusive ones and can push it
+ * over its limit, after which even creating a small file fails with
+ * EDQUOT until something is removed (seen on 6.18: a 40 MiB snapshot under
+ * a 32 MiB limit, origin deleted).
  *   -ENOTCONN quota is not enabled
  *   -ENOENT   no qgroup 0/subvol_id (no such subvolume, or created while
  *             quota was off and no rescan since)
@@ -112,14 +115,4 @@ int vm_quota_destroy(int fs_fd, uint64_t subvol_id, struct vm_error *err);
  * qgroups left by older kernels or made by hand. */
 int vm_quota_clear_stale(int fs_fd, unsigned *ret_skipped, struct vm_error *err);
 
-/* Parse a size: decimal digits with an optional fraction, then an
- * optional unit K, M, G or T (either case), optionally followed by "i",
- * "iB" or "B" -- all meaning powers of 1024 -- or just "B" (bytes).
- * "4096", "100k", "512M", "1.5G", "10GiB", "1GB".  A fraction needs a unit
- * and at most 18 decimals; fractional bytes are rounded down ("1.1K" is
- * 1126).  No sign, no exponent, no white space anywhere.  0 is accepted
- * (whether it makes sense is the caller's business).
- *   -EINVAL  NULL, empty, longer than 64 bytes, or not of that form
- *   -ERANGE  larger than VM_SIZE_MAX (2^62)
- * *ret is only written on success. */
-int vm_parse_size(const char *s, uint64_t *ret, struct vm_error *err);
+

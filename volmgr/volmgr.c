@@ -29,7 +29,8 @@ static void usage(FILE *f)
 		"  create VOLUME [--label KEY=VALUE]...\n"
 		"                          create an empty VOLUME\n"
 		"                          (snapshot and create also take --ttl DURATION:\n"
-		"                          gc removes the volume after that, e.g. 2h, 7d)\n"
+		"                          gc removes the volume after that, e.g. 2h, 7d;\n"
+		"                          and --quota SIZE: what the volume may add, e.g. 10G)\n"
 		"  ls [--json] [--quiet]   list volumes\n"
 		"  inspect VOLUME...       show volumes as JSON\n"
 		"  rm VOLUME...            remove volumes (refused while in use)\n"
@@ -113,7 +114,7 @@ static int call(const char *op, json_t *args, int fd, json_t **ret_result)
 }
 
 /* Collect --label KEY=VALUE / --label=KEY=VALUE; other "-" args are bad. */
-static const char *opt_ttl;
+static const char *opt_ttl, *opt_quota;
 
 static int parse_labels(int argc, char **argv, json_t *labels, char **pos, int *npos)
 {
@@ -139,6 +140,16 @@ static int parse_labels(int argc, char **argv, json_t *labels, char **pos, int *
 		}
 		if (strncmp(argv[i], "--ttl=", 6) == 0) {
 			opt_ttl = argv[i] + 6;
+			continue;
+		}
+		if (strcmp(argv[i], "--quota") == 0) {
+			if (++i >= argc)
+				return fail_usage("%s needs a size", "--quota");
+			opt_quota = argv[i];
+			continue;
+		}
+		if (strncmp(argv[i], "--quota=", 8) == 0) {
+			opt_quota = argv[i] + 8;
 			continue;
 		}
 		if (strcmp(argv[i], "--label") == 0 || strcmp(argv[i], "-l") == 0) {
@@ -191,6 +202,8 @@ static int cmd_create(int argc, char **argv, bool snapshot)
 	json_t *args = json_pack("{s:s, s:o}", "name", name, "labels", labels);
 	if (opt_ttl)
 		json_object_set_new(args, "ttl", json_string(opt_ttl));
+	if (opt_quota)
+		json_object_set_new(args, "quota", json_string(opt_quota));
 	if (snapshot && is_path(pos[0])) {
 		/* What this process sees at PATH, in its own mount namespace:
 		 * the daemon gets the open directory, never the path to

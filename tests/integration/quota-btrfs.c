@@ -650,6 +650,27 @@ int main(void)
 		note("ok: a second clear_stale removes nothing");
 	}
 
+	step("quota disabled behind our back, enabled again: the rescan recounts");
+	uint64_t excl_before;
+	expect_usage(snap_id, &rfer, &excl_before, &limit);
+	CHECK_OK(vm_quota_limit_exclusive(pool, snap_id, 4 * LIMIT, err));
+	const char *disable_argv[] = { "btrfs", "quota", "disable", T.mnt, NULL };
+	progs(disable_argv);
+	CHECK_OK(vm_quota_status_flags(pool, &flags, err));
+	if (flags != 0)
+		fail("status flags %#llx after disable", (unsigned long long)flags);
+	CHECK_ERR(ENOTCONN, vm_quota_usage(pool, snap_id, &rfer, &excl, &limit, err));
+	CHECK_OK(vm_quota_enable(pool, err));
+	CHECK_OK(vm_quota_status_flags(pool, &flags, err));
+	if (flags != VM_QUOTA_FLAG_ON)
+		fail("status flags %#llx after enable, expected only ON",
+		     (unsigned long long)flags);
+	expect_usage(snap_id, &rfer, &excl, &limit);
+	if (excl != excl_before || limit != 0)
+		fail("after the rescan: exclusive %llu (was %llu), limit %llu (limits "
+		     "go with the quota tree)", (unsigned long long)excl,
+		     (unsigned long long)excl_before, (unsigned long long)limit);
+
 	step("read-only pool: enable is still fine (probed), changes are EROFS");
 	snap_fd = (close(snap_fd), -1);
 	a_fd = (close(a_fd), -1);
