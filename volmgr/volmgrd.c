@@ -2,6 +2,7 @@
 /* volmgrd: owns the pool, answers the Docker/Podman volume plugin protocol
  * on the plugin socket and the CLI on the control socket.  Runs in the
  * foreground and logs to stderr. */
+#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <pthread.h>
@@ -13,6 +14,8 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
+
+#include <systemd/sd-daemon.h>
 
 #include "config.h"
 #include "control.h"
@@ -146,6 +149,44 @@ static void *gc_main(void *arg)
 	return NULL;
 }
 
+/* Sockets passed by systemd (socket activation): by name when the units
+ * name them ("plugin", "control"), otherwise by type — the plugin socket
+ * is SOCK_STREAM, the control socket SOCK_SEQPACKET.  -1 where none was
+ * passed (the daemon then makes that socket itself). */
+static int inherited_sockets(int *ret_plugin, int *ret_control)
+{
+	char **names = NULL;
+	int n = sd_listen_fds_with_names(1, &names);
+	*ret_plugin = *ret_control = -1;
+	if (n < 0)
+		return n;
+	for (int i = 0; i < n; i++) {
+		int fd = SD_LISTEN_FDS_START + i;
+		const char *name = names && names[i] ? names[i] : "";
+		int *slot = NULL;
+		if (strcmp(name, "plugin") == 0)
+			slot = ret_plugin;
+		else if (strcmp(name, "control") == 0)
+			slot = ret_control;
+		else if (sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) > 0)
+			slot = ret_plugin;
+		else if (sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0) > 0)
+			slot = ret_control;
+		if (slot && *slot < 0) {
+			fcntl(fd, F_SETFD, FD_CLOEXEC);
+			*slot = fd;
+		} else {
+			vm_log("ignoring inherited fd %d (%s)", fd, name);
+			close(fd);
+		}
+	}
+	if (names)
+		for (int i = 0; names[i]; i++)
+			free(names[i]);
+	free(names);
+	return n;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -262,19 +303,28 @@ int main(int argc, char **argv)
 		gid = g->gr_gid;
 		cmode = 0660;
 	}
-	int plugin_fd = vm_listen_unix(plugin_path, SOCK_STREAM, 0600, &err);
+	int plugin_fd, control_fd;
+	if (inherited_sockets(&plugin_fd, &control_fd) > 0)
+		vm_log("socket activation: plugin socket %s, control socket %s",
+		       plugin_fd >= 0 ? "inherited" : "made here",
+		       control_fd >= 0 ? "inherited" : "made here");
 	if (plugin_fd < 0) {
-		vm_log("error: %s", err.msg);
-		return vm_exit_from_errno(-plugin_fd);
+		plugin_fd = vm_listen_unix(plugin_path, SOCK_STREAM, 0600, &err);
+		if (plugin_fd < 0) {
+			vm_log("error: %s", err.msg);
+			return vm_exit_from_errno(-plugin_fd);
+		}
 	}
-	int control_fd = vm_listen_unix(control_path, SOCK_SEQPACKET, cmode, &err);
 	if (control_fd < 0) {
-		vm_log("error: %s", err.msg);
-		return vm_exit_from_errno(-control_fd);
-	}
-	if (control_group && chown(control_path, 0, gid) < 0) {
-		vm_log("error: cannot chown %s: %m", control_path);
-		return VM_EXIT_FAILURE;
+		control_fd = vm_listen_unix(control_path, SOCK_SEQPACKET, cmode, &err);
+		if (control_fd < 0) {
+			vm_log("error: %s", err.msg);
+			return vm_exit_from_errno(-control_fd);
+		}
+		if (control_group && chown(control_path, 0, gid) < 0) {
+			vm_log("error: cannot chown %s: %m", control_path);
+			return VM_EXIT_FAILURE;
+		}
 	}
 
 	struct vm_httpd *httpd = NULL;
@@ -285,6 +335,12 @@ int main(int argc, char **argv)
 		return VM_EXIT_FAILURE;
 	}
 	vm_log("ready: plugin socket %s, control socket %s", plugin_path, control_path);
+	json_t *vols = NULL;
+	size_t nvol = vm_volume_list(m, false, &vols, NULL) == 0 ? json_array_size(vols) : 0;
+	json_decref(vols);
+	/* Type=notify: the engines' requests may come now. */
+	sd_notifyf(0, "READY=1\nSTATUS=serving %zu volume(s) from %s\nMAINPID=%d", nvol,
+		   vm_manager_pool(m)->path, (int)getpid());
 
 	static struct gc_thread gct = {.lock = PTHREAD_MUTEX_INITIALIZER,
 				       .cond = PTHREAD_COND_INITIALIZER};
@@ -296,6 +352,7 @@ int main(int argc, char **argv)
 
 	int sig = 0;
 	sigwait(&stopset, &sig);
+	sd_notify(0, "STOPPING=1\nSTATUS=stopping");
 	if (gc_running) {
 		pthread_mutex_lock(&gct.lock);
 		gct.stop = true;

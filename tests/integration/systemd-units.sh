@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# systemd integration: the units pass `systemd-analyze verify`; socket
+# activation (the first request starts volmgrd, which answers on the
+# inherited socket) for each socket with systemd-socket-activate, and for
+# both at once with sd_notify readiness (READY=1, STATUS=, STOPPING=1).
+source "${VT_SRCDIR:-$(dirname "$0")/..}/lib/common.sh"
+vt_init systemd-units
+vt_require_root
+vt_require_cmd systemd-analyze systemd-socket-activate curl python3 btrfs
+
+units=$VT_SRCDIR/../systemd
+pool=$(vt_make_pool btrfs)/pool
+: >"$VT_TMP/empty.conf"
+
+vt_step "systemd-analyze verify (units with ExecStart pointing at this build)"
+mkdir "$VT_TMP/units"
+for u in volmgrd.service volmgrd.socket volmgr-gc.service volmgr-gc.timer; do
+	sed -e "s|/usr/sbin/volmgrd|$VOLMGRD|; s|/usr/bin/volmgr|$VOLMGR|" "$units/$u" >"$VT_TMP/units/$u"
+done
+out=$(cd "$VT_TMP/units" && SYSTEMD_LOG_LEVEL=warning systemd-analyze verify --man=no \
+	volmgrd.service volmgrd.socket volmgr-gc.service volmgr-gc.timer 2>&1) ||
+	vt_fail "systemd-analyze verify: $out"
+# Warnings about the host (no systemd as PID 1, missing docker.service)
+# are not the units' fault; anything naming our units is.
+if grep -E "volmgr" <<<"$out" | grep -vE "docker.service|podman.service|not found|Failed to" >/dev/null; then
+	vt_fail "systemd-analyze verify complained: $out"
+fi
+vt_log "ok: systemd-analyze verify passes${out:+ (host notes: $(wc -l <<<"$out") lines)}"
+grep -q '^Type=notify' "$units/volmgrd.service" || vt_fail "volmgrd.service is not Type=notify"
+grep -q '^Before=docker.service' "$units/volmgrd.service" || vt_fail "volmgrd.service is not Before=docker.service"
+
+start_activated() { # start_activated LOG ARGS... : systemd-socket-activate in the background
+	local log=$1
+	shift
+	systemd-socket-activate "$@" >"$log" 2>&1 &
+	activator=$!
+	vt_on_exit sh -c "kill $activator 2>/dev/null; wait $activator 2>/dev/null; true"
+	vt_log_file "$log"
+	for _ in $(seq 50); do grep -q "Listening on" "$log" && return; sleep 0.1; done
+	vt_fail "systemd-socket-activate did not listen"
+}
+stop_activated() { kill "$activator" 2>/dev/null; wait "$activator" 2>/dev/null || true; }
+
+vt_step "the plugin socket: the first request starts volmgrd"
+start_activated "$VT_TMP/act1.log" -l "$VT_TMP/plugin.sock" --fdname=plugin \
+	"$VOLMGRD" --pool "$pool" --plugin-socket "$VT_TMP/unused.sock" \
+	--control-socket "$VT_TMP/control.sock" --config "$VT_TMP/empty.conf"
+[[ ! -e $VT_TMP/control.sock ]] || vt_fail "volmgrd ran before any request"
+out=$(curl -sS --max-time 10 --unix-socket "$VT_TMP/plugin.sock" -X POST http://p/Plugin.Activate -d '')
+vt_assert_eq '{"Implements":["VolumeDriver"]}' "$out" "answer on the inherited socket"
+vt_assert_contains "$(cat "$VT_TMP/act1.log")" "socket activation: plugin socket inherited, control socket made here" "log"
+[[ ! -e $VT_TMP/unused.sock ]] || vt_fail "volmgrd made a plugin socket of its own"
+vt_assert_status 0 "$VOLMGR" --socket "$VT_TMP/control.sock" status
+stop_activated
+rm -f "$VT_TMP/control.sock"
+
+vt_step "the control socket (SOCK_SEQPACKET): the first CLI call starts volmgrd"
+start_activated "$VT_TMP/act2.log" --seqpacket -l "$VT_TMP/control2.sock" --fdname=control \
+	"$VOLMGRD" --pool "$pool" --plugin-socket "$VT_TMP/plugin2.sock" \
+	--control-socket "$VT_TMP/unused2.sock" --config "$VT_TMP/empty.conf"
+vt_assert_eq btrfs "$("$VOLMGR" --socket "$VT_TMP/control2.sock" status | jq -r .fstype)" "status through the inherited socket"
+vt_assert_contains "$(cat "$VT_TMP/act2.log")" "control socket inherited" "log"
+stop_activated
+
+vt_step "both sockets inherited at once, by type, with sd_notify readiness"
+python3 - "$VOLMGRD" "$pool" "$VT_TMP" <<'PY' || vt_fail "activation with both sockets"
+import os, socket, sys, time, subprocess, json
+volmgrd, pool, tmp = sys.argv[1:4]
+plug = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); plug.bind(tmp + "/p3.sock"); plug.listen(16)
+ctl = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); ctl.bind(tmp + "/c3.sock"); ctl.listen(16)
+notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); notify.bind(tmp + "/notify.sock")
+notify.settimeout(15)
+pid = os.fork()
+if pid == 0:
+    # Through high numbers first: a socket may already sit at 3 or 4.
+    hp, hc = os.dup(plug.fileno()), os.dup(ctl.fileno())
+    os.dup2(hp, 3); os.dup2(hc, 4)
+    os.set_inheritable(3, True); os.set_inheritable(4, True)
+    env = dict(os.environ, LISTEN_FDS="2", LISTEN_PID=str(os.getpid()),
+               LISTEN_FDNAMES="volmgrd:volmgrd", NOTIFY_SOCKET=tmp + "/notify.sock")
+    os.execve(volmgrd, [volmgrd, "--pool", pool, "--plugin-socket", tmp + "/x.sock",
+                        "--control-socket", tmp + "/y.sock", "--config", tmp + "/empty.conf"], env)
+msgs = notify.recv(4096).decode()
+print("# notify:", msgs.replace("\n", " | "))
+assert "READY=1" in msgs and "STATUS=serving" in msgs, msgs
+plug.close(); ctl.close()
+out = subprocess.run(["curl", "-sS", "--unix-socket", tmp + "/p3.sock", "-X", "POST",
+                      "http://p/VolumeDriver.Capabilities", "-d", "{}"], capture_output=True, text=True)
+assert json.loads(out.stdout)["Capabilities"]["Scope"] == "local", out
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); s.connect(tmp + "/c3.sock")
+s.send(b'{"op":"ping","args":{}}'); reply = json.loads(s.recv(65536)); s.close()
+assert reply["ok"] and reply["result"]["fstype"] == "btrfs", reply
+assert not os.path.exists(tmp + "/x.sock") and not os.path.exists(tmp + "/y.sock")
+os.kill(pid, 15)
+msgs = notify.recv(4096).decode()
+print("# notify:", msgs.replace("\n", " | "))
+assert "STOPPING=1" in msgs, msgs
+_, status = os.waitpid(pid, 0)
+assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+print("# ok: READY=1, both inherited sockets answer, STOPPING=1, exit 0")
+PY
