@@ -3,6 +3,7 @@
  * decision is the daemon's; this file parses arguments, sends one request
  * per command and prints the reply. */
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -48,6 +49,10 @@ static void usage(FILE *f)
 		"                          remove expired volumes, volumes whose creator's\n"
 		"                          container is gone, volumes with the labels;\n"
 		"                          never one in use\n"
+		"  pool init [--pool DIR] [--size SIZE] [--image FILE] [--at-boot]\n"
+		"                          make DIR a btrfs pool on a loop-backed image\n"
+		"  pool status [--pool DIR] [--json]\n"
+		"                          device, file system, backend, space, quota\n"
 		"  status                  show the daemon's version and pool\n"
 		"\n"
 		"Options:\n"
@@ -546,6 +551,37 @@ static int cmd_gc(int argc, char **argv)
 	return 0;
 }
 
+/* `volmgr pool ...` runs the helper volmgr-pool: $VOLMGR_POOL_HELPER, or
+ * the one next to this binary (a build tree), or the installed one. */
+static int cmd_pool(int argc, char **argv)
+{
+	char self[PATH_MAX], next[PATH_MAX + 16];
+	const char *helper = getenv("VOLMGR_POOL_HELPER");
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (!helper && n > 0) {
+		self[n] = '\0';
+		char *slash = strrchr(self, '/');
+		if (slash) {
+			*slash = '\0';
+			snprintf(next, sizeof(next), "%s/volmgr-pool", self);
+			if (access(next, X_OK) == 0)
+				helper = next;
+		}
+	}
+	if (!helper)
+		helper = VOLMGR_POOL_HELPER;
+	char *args[64];
+	if (argc + 2 > (int)ELEMENTSOF(args))
+		return fail_usage("%s", "too many arguments");
+	args[0] = (char *)"volmgr-pool";
+	for (int i = 0; i < argc; i++)
+		args[i + 1] = argv[i];
+	args[argc + 1] = NULL;
+	execv(helper, args);
+	fprintf(stderr, "volmgr: cannot run %s: %m\n", helper);
+	return VM_EXIT_FAILURE;
+}
+
 static int cmd_status(int argc, char **argv)
 {
 	(void)argv;
@@ -607,6 +643,8 @@ int main(int argc, char **argv)
 		return cmd_which(n, rest);
 	if (strcmp(cmd, "gc") == 0)
 		return cmd_gc(n, rest);
+	if (strcmp(cmd, "pool") == 0)
+		return cmd_pool(n, rest);
 	if (strcmp(cmd, "help") == 0) {
 		usage(stdout);
 		return 0;
