@@ -7,6 +7,7 @@
 
 #include "caller.h"
 #include "gc.h"
+#include "metrics.h"
 #include "names.h"
 
 static void jsonp(json_t **j) { json_decref(*j); }
@@ -215,6 +216,30 @@ json_t *vm_control_handle(struct vm_manager *m, const struct vm_caller *caller,
 		if (r == 0)
 			r = vm_gc(m, json_is_true(dry), json_is_object(labels) ? labels : NULL,
 				  &result, &err);
+	} else if (strcmp(op, "metrics") == 0) {
+		r = args_only(args, NOARGS, &err);
+		_cleanup_json_ json_t *vols = NULL, *caches = NULL;
+		if (r == 0)
+			r = vm_volume_list(m, true, &vols, &err);
+		if (r == 0)
+			r = vm_cache_list(m, &caches, &err);
+		if (r == 0) {
+			uint64_t in_use = 0, excl = 0, ref = 0;
+			size_t k;
+			json_t *v;
+			json_array_foreach(vols, k, v) {
+				in_use += json_is_true(json_object_get(v, "in_use"));
+				json_t *u = json_object_get(v, "usage");
+				excl += (uint64_t)json_integer_value(json_object_get(u, "exclusive"));
+				ref += (uint64_t)json_integer_value(json_object_get(u, "referenced"));
+			}
+			char *text = vm_metrics_render(json_array_size(vols), json_array_size(caches),
+						       in_use, excl, ref);
+			result = text ? json_string(text) : NULL;
+			free(text);
+			if (!result)
+				r = vm_error_set(&err, ENOMEM, "out of memory");
+		}
 	} else if (strcmp(op, "cache.list") == 0) {
 		r = args_only(args, NOARGS, &err);
 		if (r == 0)
@@ -228,6 +253,16 @@ json_t *vm_control_handle(struct vm_manager *m, const struct vm_caller *caller,
 	} else {
 		r = vm_error_set(&err, EINVAL, "unknown operation \"%.64s\"", op);
 	}
+	/* Count by operation, from the closed set handled above. */
+	static const char *const known[] = {"ping", "volume.create", "volume.which", "volume.list",
+					    "volume.inspect", "volume.remove", "cache.import",
+					    "cache.create", "cache.update", "cache.list",
+					    "cache.inspect", "cache.remove", "gc", "metrics"};
+	const char *what = "unknown";
+	for (size_t k = 0; k < ELEMENTSOF(known); k++)
+		if (strcmp(op, known[k]) == 0)
+			what = known[k];
+	vm_metrics_request("control", what, r < 0 ? err.code : 0);
 	if (r < 0) {
 		json_decref(result);
 		return reply_err(&err);

@@ -10,6 +10,7 @@
 
 #include "btrfs.h"
 #include "inuse.h"
+#include "metrics.h"
 #include "quota.h"
 #include "tree.h"
 
@@ -479,7 +480,10 @@ int vm_volume_create(struct vm_manager *m, const char *name,
 		r = vm_mgr_open_source(m, &source, &src, err);
 		if (r < 0)
 			return r;
+		int64_t t0 = vm_now_ns();
 		r = vm_btrfs_snapshot(src, m->pool->staging_fd, tmp, &rec.subvol_id, err);
+		if (r == 0)
+			vm_metrics_observe(VM_HIST_SNAPSHOT, vm_now_ns() - t0);
 		rec.source = source;
 	} else {
 		r = vm_btrfs_create(m->pool->staging_fd, tmp, &rec.subvol_id, err);
@@ -834,6 +838,7 @@ static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name,
 		vm_mgr_reserve(m, k, name, true);
 	}
 	struct vm_copy_stats stats = {0};
+	int64_t t0 = vm_now_ns();
 	{
 		_cleanup_close_ int dst = vm_openat_beneath(
 			m->pool->staging_fd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
@@ -842,6 +847,8 @@ static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name,
 		else
 			r = vm_tree_copy(src_fd, dst, &stats, err);
 	}
+	if (r == 0)
+		vm_metrics_observe(VM_HIST_COPY, vm_now_ns() - t0);
 	LOCK_GUARD(m);
 	vm_mgr_reserve(m, k, name, false);
 	if (r == 0)

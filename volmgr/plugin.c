@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "plugin.h"
 
+#include "metrics.h"
+
 #include <strings.h>
 #include <string.h>
 
@@ -226,21 +228,32 @@ int vm_plugin_handle(const struct vm_plugin_ops *ops, void *ctx,
 	for (i = 0; i < ELEMENTSOF(endpoints); i++)
 		if (strcmp(path, endpoints[i].path) == 0)
 			break;
-	if (i == ELEMENTSOF(endpoints))
+	if (i == ELEMENTSOF(endpoints)) {
+		vm_metrics_request("plugin", "unknown", EINVAL);
 		return reply_error(ret_body, 404, "unknown endpoint");
-	if (strcmp(method, "POST") != 0)
+	}
+	const char *ep_name = endpoints[i].path + 1;
+	if (strcmp(method, "POST") != 0) {
+		vm_metrics_request("plugin", ep_name, EINVAL);
 		return reply_error(ret_body, 405, "method not allowed: use POST");
-	if (len > VM_PLUGIN_BODY_MAX)
+	}
+	if (len > VM_PLUGIN_BODY_MAX) {
+		vm_metrics_request("plugin", ep_name, EINVAL);
 		return reply_error(ret_body, 413, "request body too large");
+	}
 
 	char msg[256];
 	_cleanup_json_ json_t *req = NULL;
-	if (parse_body(body, len, endpoints[i].fields, &req, msg, sizeof(msg)) < 0)
+	if (parse_body(body, len, endpoints[i].fields, &req, msg, sizeof(msg)) < 0) {
+		vm_metrics_request("plugin", ep_name, EINVAL);
 		return reply_error(ret_body, 500, msg);
+	}
 
 	struct vm_error err = {0};
 	_cleanup_json_ json_t *reply = NULL;
-	if (handle(ops, ctx, caller, endpoints[i].ep, req, &reply, &err) < 0)
+	int r = handle(ops, ctx, caller, endpoints[i].ep, req, &reply, &err);
+	vm_metrics_request("plugin", ep_name, r < 0 ? err.code : 0);
+	if (r < 0)
 		return reply_error(ret_body, 500, err.msg[0] ? err.msg : strerror(err.code));
 	if (!reply)
 		return reply_error(ret_body, 500, "out of memory");

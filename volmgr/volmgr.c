@@ -53,6 +53,8 @@ static void usage(FILE *f)
 		"                          make DIR a btrfs pool on a loop-backed image\n"
 		"  pool status [--pool DIR] [--json]\n"
 		"                          device, file system, backend, space, quota\n"
+		"  metrics                 Prometheus text: volumes, bytes, latencies,\n"
+		"                          requests and errors\n"
 		"  status                  show the daemon's version and pool\n"
 		"\n"
 		"Options:\n"
@@ -582,6 +584,19 @@ static int cmd_pool(int argc, char **argv)
 	return VM_EXIT_FAILURE;
 }
 
+static int cmd_metrics(int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 0)
+		return fail_usage("%s", "metrics takes no arguments");
+	json_t *res = NULL;
+	int r = call("metrics", NULL, -1, &res);
+	if (r == 0)
+		fputs(json_string_value(res) ?: "", stdout);
+	json_decref(res);
+	return r;
+}
+
 static int cmd_status(int argc, char **argv)
 {
 	(void)argv;
@@ -645,6 +660,8 @@ int main(int argc, char **argv)
 		return cmd_gc(n, rest);
 	if (strcmp(cmd, "pool") == 0)
 		return cmd_pool(n, rest);
+	if (strcmp(cmd, "metrics") == 0)
+		return cmd_metrics(n, rest);
 	if (strcmp(cmd, "help") == 0) {
 		usage(stdout);
 		return 0;
