@@ -1,0 +1,276 @@
+#!/usr/bin/env bash
+# The documentation against the programs:
+#   - `volmgr --help` against volmgr.8: the same commands, the same options
+#     per command and globally, and no option in one that the other lacks;
+#   - `volmgrd --help` against volmgrd.8: the same options;
+#   - the arguments volmgr.c and volmgrd.c accept against --help;
+#   - every section and key that volmgr/config.c accepts against
+#     volmgr.conf.5, both ways, and the example configuration of
+#     volmgr.conf.5 accepted by volmgrd.
+#
+# The man pages are read as scdoc builds them (build/man/*), in roff, not
+# rendered, so no formatter is needed.  Extraction rules, used throughout:
+#
+#   roff  A man page "entry" is a text line directly followed by ".RS 4":
+#         scdoc makes one of every unindented line followed by a
+#         tab-indented paragraph, i.e. "*snapshot* _SOURCE_ ..." or
+#         "*--socket* _PATH_".  Bold runs (\fB...\fR) are the literal words.
+#         An "option" is a bold run that matches ^--?[A-Za-z][A-Za-z-]*$
+#         (a bare "--", the end-of-options marker, is not one).
+#           command of an entry in COMMANDS   its first bold run
+#                                              ("snapshot", "cache import")
+#           options of that command           the options in its entry line
+#           global options                     the options in the entry lines
+#                                              of OPTIONS
+#           all options of a page              the options anywhere in it
+#   help  The text that --help prints: blocks "Commands:" and "Options:" end
+#         at a blank line.  An "entry" is a line of the block that starts
+#         with exactly two spaces; its "synopsis" is the entry line up to the
+#         first run of two or more spaces (the description column), plus
+#         any following line whose first non-blank character is "[" (a
+#         wrapped synopsis); other indented lines are description.  An "option" is a
+#         word matching --?[A-Za-z][A-Za-z-]* that starts the text or
+#         follows a space, "[", "|", "(" or ",".
+#           command of an entry in Commands   first word of the synopsis, or
+#                                              the first two if the first is
+#                                              "cache" or "pool"
+#           options of that command           the options in its synopsis
+#           global options                     the options in the synopses
+#                                              of Options
+#           all options                        the options anywhere in --help
+#   code  volmgr.c: a string compared with strcmp/strncmp to argv[i] (or
+#         argv[0]) that starts with "-" is an accepted option ("--x=" counts
+#         as "--x"); one compared to cmd is a command, to sub a cache
+#         subcommand.  volmgrd.c and volmgr-pool.c (behind `volmgr pool`):
+#         the names of struct option opts[] and the letters of
+#         getopt_long's short option string; volmgr-pool.c's subcommands
+#         are the strings compared to its cmd.
+#   config.c  A section is X in strcmp(section, "X").  A key is K in
+#         strcmp(key, "K"); its section is the X of the nearest strcmp(
+#         section, "X") above it in the same function, or else X for a
+#         function named on_X.  In volmgr.conf.5 a section is a subsection
+#         ".SS [X]" of SECTIONS; its keys are the first bold run of each
+#         entry in that subsection.
+#
+# Environment: VT_SRCDIR (tests/), VT_BUILDDIR (the meson build directory),
+# VOLMGR and VOLMGRD (the built programs).
+source "${VT_SRCDIR:-$(dirname "$0")/..}/lib/common.sh"
+vt_init help-vs-man
+
+srcdir=$(realpath "${VT_SRCDIR:-$(dirname "$0")/..}/..")
+builddir=$(realpath -m "${VT_BUILDDIR:-$srcdir/build}")
+mandir=$builddir/man
+for f in "$VOLMGR" "$VOLMGRD"; do
+	[[ -x $f ]] || vt_fail "$f not built (set VOLMGR/VOLMGRD or build first)"
+done
+for p in volmgr.8 volmgrd.8 volmgr.conf.5; do
+	[[ -s $mandir/$p ]] || vt_fail "$mandir/$p not built (is scdoc installed?)"
+done
+
+# Exceptions: accepted by the code, deliberately not in --help (aliases, and
+# volmgr-pool's --mkfs, a hook for tests).  Keep this list short; each entry
+# is reported below.
+undocumented_ok=(-n -l list remove help "cache list" "cache remove" --mkfs)
+
+failed=0
+problem() {
+	printf 'MISMATCH: %s\n' "$*" >&2
+	failed=1
+}
+
+# compare WHAT LEFT-NAME LEFT RIGHT-NAME RIGHT: sets given as lines.
+compare() {
+	local what=$1 ln=$2 rn=$4 l r x
+	l=$(grep -v '^$' <<<"$3" | sort -u || true)
+	r=$(grep -v '^$' <<<"$5" | sort -u || true)
+	if [[ $l == "$r" ]]; then
+		vt_log "ok: $what: ${l//$'\n'/ }"
+		return 0
+	fi
+	while IFS= read -r x; do
+		[[ -z $x ]] || problem "$what: '$x' is in $ln but not in $rn"
+	done < <(comm -23 <(printf '%s\n' "$l") <(printf '%s\n' "$r"))
+	while IFS= read -r x; do
+		[[ -z $x ]] || problem "$what: '$x' is in $rn but not in $ln"
+	done < <(comm -13 <(printf '%s\n' "$l") <(printf '%s\n' "$r"))
+}
+
+# ------------------------------------------------------------ roff helpers
+
+# The page without scdoc's zero-width escapes, apostrophes made plain.
+roff() { sed -e 's/\\&//g' -e "s/\\\\(aq/'/g" "$1"; }
+
+# One line per entry of the page: SECTION <tab> SUBSECTION <tab> the bold
+# runs of the entry line, tab-separated.
+roff_entries() {
+	roff "$1" | awk '
+		function bolds(s,   out) {
+			out = ""
+			while (match(s, /\\fB[^\\]*\\fR/)) {
+				out = out "\t" substr(s, RSTART + 3, RLENGTH - 6)
+				s = substr(s, RSTART + RLENGTH)
+			}
+			return out
+		}
+		/^\.SH / { sh = substr($0, 5); gsub(/"/, "", sh); ss = "" }
+		/^\.SS / { ss = substr($0, 5); gsub(/"/, "", ss) }
+		$0 == ".RS 4" && prev != "" && prev !~ /^\./ { print sh "\t" ss bolds(prev) }
+		{ prev = $0 }'
+}
+
+# Every bold run of the page, one per line.
+roff_bolds() { roff "$1" | grep -o '\\fB[^\\]*\\fR' | sed -e 's/^\\fB//' -e 's/\\fR$//' || true; }
+
+# Fields 3.. of the lines whose field 1 (and field 2, if given) match.
+entry_fields() {
+	awk -F'\t' -v a="$1" -v b="${2-}" -v from="${3:-3}" \
+		'$1 == a && (b == "" || $2 == b) { for (i = from; i <= NF; i++) print $i }'
+}
+only_options() { grep -E '^--?[A-Za-z][A-Za-z-]*$' || true; }
+
+# ------------------------------------------------------------ help helpers
+
+# One line per entry of --help: BLOCK <tab> COMMAND <tab> its options.  For
+# the Options block COMMAND is "-".
+help_entries() {
+	awk '
+		function opts(s,   out) {
+			out = ""
+			while (match(s, /(^|[][ |(,])--?[A-Za-z][A-Za-z-]*/)) {
+				o = substr(s, RSTART, RLENGTH); sub(/^[^-]/, "", o)
+				out = out "\t" o
+				s = substr(s, RSTART + RLENGTH)
+			}
+			return out
+		}
+		/^[A-Za-z][A-Za-z ]*:$/ { block = substr($0, 1, length($0) - 1); next }
+		/^$/ { block = ""; next }
+		block != "" && /^  [^ ]/ {
+			syn = substr($0, 3); sub(/  +.*$/, "", syn)
+			n = split(syn, w, " ")
+			cmd = (block == "Options") ? "-" : ((w[1] == "cache" || w[1] == "pool") ? w[1] " " w[2] : w[1])
+			print block "\t" cmd opts(syn)
+			next
+		}
+		block != "" && cmd != "" && /^   +\[/ {
+			syn = $0; sub(/^ +/, "", syn); sub(/  +.*$/, "", syn)
+			print block "\t" cmd opts(syn)
+		}'
+}
+help_all_options() { grep -oE '(^|[][ |(,])--?[A-Za-z][A-Za-z-]*' | sed -E 's/^[^-]//' || true; }
+
+# ================================================================= volmgr
+
+vt_step "volmgr --help against volmgr.8"
+help=$("$VOLMGR" --help)
+man=$mandir/volmgr.8
+hent=$(help_entries <<<"$help")
+ment=$(roff_entries "$man")
+
+help_cmds=$(awk -F'\t' '$1 == "Commands" && !seen[$2]++ { print $2 }' <<<"$hent")
+man_cmds=$(awk -F'\t' '$1 == "COMMANDS" { print $3 }' <<<"$ment")
+compare "volmgr commands" "--help" "$help_cmds" "volmgr.8 COMMANDS" "$man_cmds"
+
+while IFS= read -r cmd; do
+	[[ -n $cmd ]] || continue
+	h=$(entry_fields Commands "$cmd" <<<"$hent")
+	m=$(awk -F'\t' -v c="$cmd" '$1 == "COMMANDS" && $3 == c { for (i = 4; i <= NF; i++) print $i }' <<<"$ment" | only_options)
+	compare "options of '$cmd'" "--help" "$h" "volmgr.8" "$m"
+done <<<"$help_cmds"
+
+help_global=$(entry_fields Options - <<<"$hent")
+man_global=$(entry_fields OPTIONS "" <<<"$ment" | only_options)
+compare "volmgr global options" "--help Options" "$help_global" "volmgr.8 OPTIONS" "$man_global"
+
+help_all=$(help_all_options <<<"$help")
+man_all=$(roff_bolds "$man" | only_options)
+compare "volmgr options anywhere" "--help" "$help_all" "volmgr.8" "$man_all"
+
+vt_step "what volmgr.c (and volmgr-pool.c) accept against volmgr --help"
+src=$srcdir/volmgr/volmgr.c
+psrc=$srcdir/volmgr/volmgr-pool.c
+getopt_options() {
+	grep -oE '\{"[a-z][a-z-]*", *(no|required|optional)_argument' "$1" | sed -E 's/^\{"([^"]*)".*/--\1/'
+	grep -oE 'getopt_long\(argc, argv, "[^"]*"' "$1" | sed -E 's/.*"(.*)"/\1/' | tr -d ':' | grep -o . | sed 's/^/-/' || true
+}
+code_opts=$( (grep -oE 'strn?cmp\(argv\[(i|0)\], "-[^"]*"' "$src" | sed -E 's/.*"(-[^"=]*)=?"$/\1/' |
+	grep -vx -- '--'
+	getopt_options "$psrc") || true)
+code_cmds=$( (grep -oE 'strcmp\(cmd, "[a-z]+"' "$src" | sed -E 's/.*"(.*)"/\1/' | grep -vxE 'cache|pool'
+	grep -oE 'strcmp\(sub, "[a-z]+"' "$src" | sed -E 's/.*"(.*)"/cache \1/'
+	grep -oE 'strcmp\(cmd, "[a-z]+"' "$psrc" | sed -E 's/.*"(.*)"/pool \1/') || true)
+drop_ok() { grep -vxF -f <(printf '%s\n' "${undocumented_ok[@]}") || true; }
+compare "volmgr options" "volmgr.c" "$(drop_ok <<<"$code_opts")" "--help" "$help_all"
+compare "volmgr commands" "volmgr.c" "$(drop_ok <<<"$code_cmds")" "--help" "$help_cmds"
+for x in "${undocumented_ok[@]}"; do
+	if grep -qxF -- "$x" <<<"$code_opts"$'\n'"$code_cmds"; then
+		vt_log "note: volmgr accepts '$x', which neither --help nor volmgr.8 lists (undocumented_ok)"
+	else
+		problem "'$x' is in undocumented_ok, but the code no longer accepts it: drop it"
+	fi
+done
+
+# ================================================================= volmgrd
+
+vt_step "volmgrd --help against volmgrd.8"
+dhelp=$("$VOLMGRD" --help)
+dman=$mandir/volmgrd.8
+dhelp_opts=$(help_entries <<<"$dhelp" | entry_fields Options -)
+dman_opts=$(roff_entries "$dman" | entry_fields OPTIONS "" | only_options)
+compare "volmgrd options" "--help Options" "$dhelp_opts" "volmgrd.8 OPTIONS" "$dman_opts"
+compare "volmgrd options anywhere" "--help" "$(help_all_options <<<"$dhelp")" \
+	"volmgrd.8" "$(roff_bolds "$dman" | only_options)"
+
+vt_step "what volmgrd.c accepts against volmgrd --help"
+compare "volmgrd options" "volmgrd.c" "$(getopt_options "$srcdir/volmgr/volmgrd.c")" "--help" "$dhelp_opts"
+
+# ================================================================= config
+
+vt_step "volmgr/config.c against volmgr.conf.5"
+csrc=$srcdir/volmgr/config.c
+conf=$mandir/volmgr.conf.5
+code_sections=$(grep -oE 'strcmp\(section, "[a-z]+"' "$csrc" | sed -E 's/.*"(.*)"/\1/' | sort -u)
+code_keys=$(awk '
+	match($0, /^static [a-z ]*\*?on_[a-z]+\(/) {
+		fn = $0; sub(/\(.*/, "", fn); sub(/.*on_/, "", fn); sect = fn
+	}
+	{
+		line = $0
+		while (match(line, /strcmp\((section|key), "[^"]*"/)) {
+			m = substr(line, RSTART, RLENGTH); line = substr(line, RSTART + RLENGTH)
+			v = m; sub(/^[^"]*"/, "", v); sub(/"$/, "", v)
+			if (m ~ /section/) sect = v; else print sect " " v
+		}
+	}' "$csrc" | sort -u)
+man_sections=$(roff "$conf" | awk '/^\.SH /{ on = ($0 == ".SH SECTIONS") } on' |
+	sed -nE 's/^\.SS "?\[([a-z]+)\]"?$/\1/p' | sort -u)
+compare "configuration sections" "config.c" "$code_sections" "volmgr.conf.5 SECTIONS" "$man_sections"
+man_keys=$(roff_entries "$conf" | awk -F'\t' '$1 == "SECTIONS" && $2 ~ /^\[[a-z]+\]$/ {
+	s = $2; gsub(/[][]/, "", s); print s " " $3 }')
+compare "configuration keys" "config.c" "$code_keys" "volmgr.conf.5" "$man_keys"
+
+vt_step "the example configuration in volmgr.conf.5 is accepted by volmgrd"
+# The first literal block of EXAMPLES, as scdoc wrote it (.nf ... .fi).
+example=$VT_TMP/example.conf
+roff "$conf" | awk '/^\.SH /{ ex = ($0 == ".SH EXAMPLES") } ex && /^\.nf$/ { on = 1; next }
+	on && /^\.fi$/ { exit } on && !/^\.RS/' |
+	sed -e 's/\\e/\\/g' >"$example"
+grep -q '^\[seed\]$' "$example" || vt_fail "no [seed] in the example of volmgr.conf.5: $(cat "$example")"
+# volmgrd reads the configuration before it opens the pool: a pool path it
+# cannot create stops it right after, without touching anything.
+status=0
+timeout 20 "$VOLMGRD" --config "$example" --pool /proc/volmgr-docs-test-no-pool \
+	--plugin-socket "$VT_TMP/plugin.sock" --control-socket "$VT_TMP/control.sock" \
+	>"$VT_TMP/volmgrd.log" 2>&1 || status=$?
+if grep -q "error: $example:" "$VT_TMP/volmgrd.log"; then
+	problem "volmgrd refuses the example of volmgr.conf.5: $(cat "$VT_TMP/volmgrd.log")"
+else
+	rules=$(grep -c 'seed rule: ' "$VT_TMP/volmgrd.log" || true)
+	want=$(grep -c ' = cache:\| = volume:' "$example" || true)
+	[[ $rules == "$want" && $rules -gt 0 ]] ||
+		problem "volmgrd logged $rules seed rules for the example's $want: $(cat "$VT_TMP/volmgrd.log")"
+	[[ $status != 0 ]] || problem "volmgrd started on /proc/volmgr-docs-test-no-pool?"
+	vt_log "ok: example accepted ($rules seed rules), volmgrd then stopped at the pool (status $status)"
+fi
+
+((failed == 0)) || vt_fail "the documentation and the programs disagree (see MISMATCH above)"
