@@ -276,6 +276,9 @@ static int on_entry(void *user, const char *section, const char *key,
 	int r = pattern_check(key, c->err);
 	if (r == 0 && strlen(value) > VM_SEED_PATTERN_MAX)
 		r = vm_error_set(c->err, EINVAL, "seed rule \"%.64s\": source too long", key);
+	if (r == 0 && strchr(value, '@'))
+		r = vm_error_set(c->err, EINVAL,
+				 "seed rule \"%.64s\": a seed source names no revision", key);
 	if (r == 0 && strncmp(value, "cache:", 6) != 0 && strncmp(value, "volume:", 7) != 0)
 		r = vm_error_set(c->err, EINVAL,
 				 "seed rule \"%.64s\": source must be cache:NAME or volume:NAME", key);

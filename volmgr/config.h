@@ -10,16 +10,23 @@
  *   runner-*-project-{id}-concurrent-*-cache-* = cache:project-{id}
  *
  *   [git]
- *   user = nobody          # git runs as this user, never as root
- *   timeout = 600          # seconds per git command
+ *   # git runs as this user, never as root; seconds per git command
+ *   user = nobody
+ *   timeout = 600
  *   command = /usr/bin/git
  *
  *   [gc]
- *   interval = 15m         # run gc this often; 0: never (volmgr gc still works)
+ *   # run gc this often; 0: never (volmgr gc still works)
+ *   interval = 15m
  *
  *   [quota]
- *   accounting = yes       # btrfs qgroups on the pool: usage in inspect, limits
- *   default = 20G          # each volume's exclusive limit unless it asks otherwise
+ *   # btrfs qgroups on the pool (usage in inspect, limits), and each
+ *   # volume's exclusive limit unless it asks otherwise
+ *   accounting = yes
+ *   default = 20G
+ *
+ * (A "#" after a value is part of the value: comments go on their own
+ * lines.)
  */
 #pragma once
 

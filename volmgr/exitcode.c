@@ -15,6 +15,7 @@ enum vm_exit vm_exit_from_errno(int e)
 	case EBUSY:
 		return VM_EXIT_IN_USE;
 	case EINVAL:
+	case ERANGE:
 	case ENAMETOOLONG:
 	case ENOTDIR:
 		return VM_EXIT_INVALID;
