@@ -244,7 +244,9 @@ in_root() {
 		HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"
 }
 apt_get() {
-	in_root apt-get -q -y -o APT::Install-Recommends=false -o Dpkg::Use-Pty=false "$@"
+	# Compressed lists, no translations: 15 MB of lists instead of 80.
+	in_root apt-get -q -y -o APT::Install-Recommends=false -o Dpkg::Use-Pty=false \
+		-o Acquire::Languages=none -o Acquire::GzipIndexes=true "$@"
 }
 
 vt_step "dpkg -i, then apt-get -f install (the dependencies)"
@@ -261,7 +263,7 @@ apt_update() {
 		vt_skip "apt-get update failed in the chroot (is the mirror reachable?): $(tail -n 3 "$VT_TMP/install.log")"
 }
 # Offline first: the cached lists and .debs, if they do.
-if [[ -z $(find "$aptcache/lists" -maxdepth 1 -name '*_Packages' -print -quit) ]]; then
+if [[ -z $(find "$aptcache/lists" -maxdepth 1 -name '*_Packages*' -print -quit) ]]; then
 	apt_update
 fi
 if ! apt_get -f install >>"$VT_TMP/install.log" 2>&1; then
