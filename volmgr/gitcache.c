@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "btrfs.h"
 #include "manager-private.h"
@@ -65,6 +66,23 @@ static int current_branch(struct vm_manager *m, int dirfd, char ret[static VM_RE
 	return 0;
 }
 
+/* Make the index of a fresh checkout trustworthy for every snapshot:
+ * files written in the same second as the index are "racily clean" (git
+ * compares whole seconds), and git would re-read all of them on each
+ * checkout in each snapshot of the cache.  Wait for the next second,
+ * then let git refresh the index once, here. */
+static int refresh_index(struct vm_manager *m, int dirfd, struct vm_error *err)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	struct timespec wait = {0, 1000000000L - now.tv_nsec + 10000000L};
+	if (wait.tv_nsec >= 1000000000L)
+		wait.tv_nsec = 999999999L;
+	nanosleep(&wait, NULL);
+	const char *args[] = {"update-index", "-q", "--refresh", NULL};
+	return vm_git_run(&m->git, dirfd, args, NULL, err);
+}
+
 static json_t *cache_result(const struct vm_record *rec)
 {
 	return json_pack("{s:s, s:s, s:s, s:s, s:I}", "name", rec->name, "url", rec->git_url,
@@ -110,6 +128,8 @@ int vm_cache_create_git(struct vm_manager *m, const char *name, const char *url,
 			r = rev_parse(m, fd, "HEAD", rec.git_commit, err);
 		if (r >= 0)
 			r = current_branch(m, fd, rec.git_branch, err);
+		if (r >= 0)
+			r = refresh_index(m, fd, err);
 	}
 	LOCK_GUARD(m);
 	vm_mgr_reserve(m, VM_KIND_CACHE, name, false);
@@ -191,6 +211,8 @@ int vm_cache_update(struct vm_manager *m, const char *name, json_t **ret,
 			r = vm_git_run(&m->git, fd, checkout, NULL, err);
 		if (r >= 0)
 			r = rev_parse(m, fd, "HEAD", commit, err);
+		if (r >= 0)
+			r = refresh_index(m, fd, err);
 	}
 	LOCK_GUARD(m);
 	updating(m, name, 0);
@@ -239,9 +261,11 @@ static int resolve_rev(struct vm_manager *m, int dirfd, const char *rev, char co
 {
 	if (rev_parse(m, dirfd, rev, commit, NULL) == 0)
 		return 0;
+	/* A full commit id is no branch name: skip the origin/ guess. */
+	bool full_sha = strlen(rev) == 40 && strspn(rev, "0123456789abcdef") == 40;
 	char remote[VM_REV_MAX + 16];
 	snprintf(remote, sizeof(remote), "origin/%s", rev);
-	if (rev_parse(m, dirfd, remote, commit, NULL) == 0)
+	if (!full_sha && rev_parse(m, dirfd, remote, commit, NULL) == 0)
 		return 0;
 	struct vm_error ferr = {0};
 	const char *fetch[] = {"fetch", "--quiet", "origin", "--end-of-options", rev, NULL};

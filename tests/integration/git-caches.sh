@@ -50,6 +50,16 @@ info=$("$VOLMGR" cache inspect proj)
 vt_assert_eq "$c1" "$(jq -r .git.commit <<<"$info")" "cache commit"
 vt_assert_eq 1 "$(jq -r .generation <<<"$info")" "generation"
 vt_assert_eq true "$(btrfs property get -ts "$cache" ro | sed 's/ro=//')" "read-only"
+# No file may be "racily clean" (written in the index's second): git would
+# re-read it on every checkout in every snapshot of the cache.
+racy_free() {
+	local idx newest
+	idx=$(stat -c %Y "$1/.git/index")
+	newest=$(find "$1" -path "$1/.git" -prune -o -type f -printf '%T@\n' | sort -n | tail -n1 | cut -d. -f1)
+	(( newest < idx )) || vt_fail "$1: files as new as the index ($newest >= $idx): racily clean"
+	vt_log "ok: the index of $1 is newer than every file"
+}
+racy_free "$cache"
 
 vt_step "snapshots at a tag, a commit, a remote branch, and a commit fetched on demand"
 "$VOLMGR" snapshot cache:proj@v1 at-tag >/dev/null
@@ -94,6 +104,7 @@ done
 vt_log "ok: 25 snapshots taken during the update are each one whole generation" \
 	"($(cat "$pool"/volumes/during-*/gen | grep -c 1) of the old, $(cat "$pool"/volumes/during-*/gen | grep -c 2) of the new)"
 vt_assert_eq 2 "$(cat "$cache/gen")" "the cache is at the new commit"
+racy_free "$cache"
 vt_assert_eq 2 "$("$VOLMGR" cache inspect proj | jq -r .generation)" "generation"
 vt_assert_eq "$c2" "$("$VOLMGR" cache inspect proj | jq -r .git.commit)" "commit"
 vt_assert_eq 1 "$(cat "$pool/volumes/at-tag/gen")" "earlier volumes keep their content"
