@@ -7,6 +7,7 @@
 
 #include <libmount/libmount.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -103,4 +104,32 @@ void vm_caller_find_container(struct vm_caller *caller, const char *proc)
 	char cg[VM_CGROUP_MAX + 1];
 	if (vm_cgroup_of_pid(proc, caller->pid, cg) == 0 && pidfd_alive(caller->pidfd))
 		snprintf(caller->cgroup, sizeof(caller->cgroup), "%s", cg);
+}
+
+void vm_caller_find_groups(struct vm_caller *caller, const char *proc)
+{
+	char p[PATH_MAX];
+	caller->ngroups = 0;
+	snprintf(p, sizeof(p), "%s/%d/status", proc, (int)caller->pid);
+	FILE *f = caller->pid > 0 ? fopen(p, "re") : NULL;
+	if (!f)
+		return;
+	char line[4096];
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "Groups:", 7) != 0)
+			continue;
+		char *s = line + 7, *end;
+		for (;;) {
+			unsigned long g = strtoul(s, &end, 10);
+			if (end == s || caller->ngroups == (int)ELEMENTSOF(caller->groups))
+				break;
+			caller->groups[caller->ngroups++] = (uint32_t)g;
+			s = end;
+		}
+		break;
+	}
+	fclose(f);
+	/* Read first, then make sure the pid still was the caller. */
+	if (!pidfd_alive(caller->pidfd))
+		caller->ngroups = 0;
 }

@@ -23,5 +23,8 @@ int vm_caller_mount_of_fd(const struct vm_caller *caller, const char *proc,
  * go) are never treated so. */
 void vm_caller_find_container(struct vm_caller *caller, const char *proc);
 
+/* Read the caller's supplementary groups from /proc/PID/status. */
+void vm_caller_find_groups(struct vm_caller *caller, const char *proc);
+
 /* Open a pidfd for pid, or -1 where the kernel has none. */
 int vm_pidfd_open(int32_t pid);

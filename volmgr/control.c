@@ -146,6 +146,16 @@ json_t *vm_control_handle(struct vm_manager *m, const struct vm_caller *caller,
 	json_t *result = NULL;
 	const char *name = NULL;
 	int r;
+	/* Callers that are not root (the socket's group, --control-group)
+	 * may use volumes; caches and gc are the administrator's. */
+	static const char *const root_only[] = {"cache.import", "cache.create", "cache.update",
+						"cache.remove", "gc"};
+	for (size_t k = 0; caller && caller->uid != 0 && k < ELEMENTSOF(root_only); k++)
+		if (strcmp(op, root_only[k]) == 0) {
+			vm_error_set(&err, EPERM, "%s is for root only", op);
+			vm_metrics_request("control", root_only[k], EPERM);
+			return reply_err(&err);
+		}
 	if (strcmp(op, "ping") == 0) {
 		r = args_only(args, NOARGS, &err);
 		if (r == 0) {
@@ -186,7 +196,7 @@ json_t *vm_control_handle(struct vm_manager *m, const struct vm_caller *caller,
 			r = vm_volume_get(m, name, true, &result, &err);
 	} else if (strcmp(op, "volume.remove") == 0) {
 		if ((r = op_name(args, &name, &err)) == 0)
-			r = vm_volume_remove(m, name, &err);
+			r = vm_volume_remove_as(m, name, caller, &err);
 	} else if (strcmp(op, "cache.import") == 0) {
 		if ((r = op_name(args, &name, &err)) == 0) {
 			if (fd < 0)

@@ -168,8 +168,10 @@ static void *accept_main(void *arg)
 			/* Pin the caller's process now: its pid may be reused
 			 * once it exits, its pidfd never is. */
 			*cl = (struct client){s, fd, {cred.uid, cred.gid, cred.pid,
-						      vm_pidfd_open(cred.pid), ""}};
+						      vm_pidfd_open(cred.pid), "", {0}, 0}};
 			vm_caller_find_container(&cl->caller, vm_manager_proc(s->m));
+			if (cl->caller.uid != 0)
+				vm_caller_find_groups(&cl->caller, vm_manager_proc(s->m));
 			if (pthread_create(&t, &attr, client_main, cl) == 0) {
 				pthread_attr_destroy(&attr);
 				continue;

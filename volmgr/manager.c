@@ -706,11 +706,20 @@ static int remove_locked(struct vm_manager *m, enum vm_kind k,
 
 int vm_volume_remove(struct vm_manager *m, const char *name, struct vm_error *err)
 {
+	return vm_volume_remove_as(m, name, NULL, err);
+}
+
+int vm_volume_remove_as(struct vm_manager *m, const char *name, const struct vm_caller *caller,
+			struct vm_error *err)
+{
 	LOCK_GUARD(m);
 	_cleanup_(recordp) struct vm_record rec = {0};
 	int r = volume_load_ready(m, name, &rec, err);
 	if (r < 0)
 		return r;
+	if (caller && caller->uid != 0 && caller->uid != rec.creator_uid)
+		return vm_error_set(err, EPERM, "volume %s belongs to uid %u: only it or root may remove it",
+				    name, rec.creator_uid);
 	_cleanup_json_ json_t *counts = NULL;
 	r = inuse_counts(m, &counts, err);
 	if (r < 0)
@@ -844,8 +853,17 @@ static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name,
 			m->pool->staging_fd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 		if (dst < 0)
 			r = vm_error_errno(err, -dst, "cannot open the new %s", vm_kind_str(k));
-		else
-			r = vm_tree_copy(src_fd, dst, &stats, err);
+		else {
+			struct vm_reader reader = {0};
+			if (caller && caller->uid != 0) {
+				reader.uid = caller->uid;
+				reader.gid = caller->gid;
+				reader.ngroups = caller->ngroups;
+				memcpy(reader.groups, caller->groups, sizeof(uint32_t) * (size_t)caller->ngroups);
+			}
+			r = vm_tree_copy(src_fd, dst, caller && caller->uid != 0 ? &reader : NULL,
+					 &stats, err);
+		}
 	}
 	if (r == 0)
 		vm_metrics_observe(VM_HIST_COPY, vm_now_ns() - t0);

@@ -31,6 +31,10 @@ struct vm_caller {
 	/* For a caller in a container (another mount namespace): its
 	 * cgroup, "controller:path"; "" for callers on the host. */
 	char cgroup[512 + 1];
+	/* Supplementary groups (control socket callers): a copy made for a
+	 * caller that is not root reads with its uid, gid and groups. */
+	uint32_t groups[64];
+	int ngroups;
 };
 
 struct vm_config;
@@ -59,6 +63,10 @@ int vm_volume_create(struct vm_manager *m, const char *name,
 		     const struct vm_caller *caller, struct vm_error *err);
 int vm_volume_remove(struct vm_manager *m, const char *name,
 		     struct vm_error *err);
+/* The same for a caller: one that is not root may remove only the
+ * volumes it created (EPERM). */
+int vm_volume_remove_as(struct vm_manager *m, const char *name, const struct vm_caller *caller,
+			struct vm_error *err);
 int vm_volume_mount(struct vm_manager *m, const char *name, const char *id,
 		    char **ret_path, struct vm_error *err);
 int vm_volume_unmount(struct vm_manager *m, const char *name, const char *id,

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/syscall.h>
 #include <sys/xattr.h>
 
 /* Hard links: remember the first copy of every multiply-linked inode by
@@ -20,6 +21,7 @@ struct link_entry {
 };
 
 struct copy_ctx {
+	const struct vm_reader *reader; /* NULL: read as root */
 	dev_t src_dev;
 	int dst_root;
 	char path[PATH_MAX]; /* current directory below the roots, "" at top */
@@ -94,6 +96,9 @@ static int copy_xattrs(int src, int dst, struct copy_ctx *c, const char *name)
 	}
 	for (ssize_t off = 0; off < n; off += (ssize_t)strlen(list + off) + 1) {
 		const char *key = list + off;
+		/* trusted.* is root's to read: not for a copy a user asked for. */
+		if (c->reader && strncmp(key, "trusted.", 8) == 0)
+			continue;
 		char val[65536];
 		ssize_t vl = fgetxattr(src, key, val, sizeof(val));
 		if (vl < 0)
@@ -158,12 +163,61 @@ static int copy_data(int in, int out, off_t size, struct copy_ctx *c,
 
 static int copy_dir(int src, int dst, unsigned depth, struct copy_ctx *c);
 
+/* Source-side lookups and opens run with the reader's file-system
+ * credentials: setfsuid/setfsgid and setgroups as raw system calls act on
+ * this thread only (glibc's wrappers would change every thread), and a
+ * non-zero fsuid drops the file capabilities of this thread until it is 0
+ * again.  Everything on the destination side runs as root. */
+static int as_reader(struct copy_ctx *c)
+{
+	if (!c->reader)
+		return 0;
+	gid_t groups[VM_READER_GROUPS_MAX];
+	for (int i = 0; i < c->reader->ngroups; i++)
+		groups[i] = c->reader->groups[i];
+	if (syscall(SYS_setgroups, (size_t)c->reader->ngroups, groups) < 0)
+		return -errno;
+	syscall(SYS_setfsgid, c->reader->gid);
+	syscall(SYS_setfsuid, c->reader->uid);
+	if ((uint32_t)syscall(SYS_setfsuid, -1) != c->reader->uid)
+		return -EPERM;
+	return 0;
+}
+
+static void as_root(struct copy_ctx *c)
+{
+	if (!c->reader)
+		return;
+	syscall(SYS_setfsuid, 0);
+	syscall(SYS_setfsgid, 0);
+	syscall(SYS_setgroups, (size_t)0, NULL);
+}
+
+static int src_fstatat(struct copy_ctx *c, int dir, const char *name, struct stat *st)
+{
+	int r = as_reader(c);
+	if (r == 0)
+		r = fstatat(dir, name, st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	as_root(c);
+	return r;
+}
+
+static int src_open(struct copy_ctx *c, int dir, const char *name, int flags)
+{
+	int r = as_reader(c);
+	if (r == 0)
+		r = vm_openat_beneath(dir, name, flags, 0);
+	as_root(c);
+	return r;
+}
+
 static int copy_entry(int src_dir, int dst_dir, const char *name,
 		      unsigned depth, struct copy_ctx *c)
 {
 	struct stat st;
-	if (fstatat(src_dir, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return vm_error_errno(c->err, errno, "cannot stat %s", name);
+	int sr = src_fstatat(c, src_dir, name, &st);
+	if (sr < 0)
+		return vm_error_errno(c->err, -sr, "cannot stat %s", name);
 
 	if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
 		struct link_entry *l = link_find(c, st.st_dev, st.st_ino);
@@ -181,8 +235,7 @@ static int copy_entry(int src_dir, int dst_dir, const char *name,
 			return vm_error_set(c->err, ELOOP,
 					    "tree is deeper than %d levels at %s",
 					    VM_TREE_MAX_DEPTH, name);
-		_cleanup_close_ int s = vm_openat_beneath(
-			src_dir, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+		_cleanup_close_ int s = src_open(c, src_dir, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (s < 0)
 			return vm_error_errno(c->err, -s, "cannot open directory %s", name);
 		if (mkdirat(dst_dir, name, 0700) < 0)
@@ -213,8 +266,7 @@ static int copy_entry(int src_dir, int dst_dir, const char *name,
 	}
 
 	if (S_ISREG(st.st_mode)) {
-		_cleanup_close_ int s = vm_openat_beneath(
-			src_dir, name, O_RDONLY | O_CLOEXEC | O_NOCTTY, 0);
+		_cleanup_close_ int s = src_open(c, src_dir, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 		if (s < 0)
 			return vm_error_errno(c->err, -s, "cannot open %s", name);
 		struct stat st2;
@@ -237,9 +289,12 @@ static int copy_entry(int src_dir, int dst_dir, const char *name,
 		c->st->files++;
 	} else if (S_ISLNK(st.st_mode)) {
 		char target[PATH_MAX + 1];
-		ssize_t n = readlinkat(src_dir, name, target, sizeof(target) - 1);
+		int rr = as_reader(c);
+		ssize_t n = rr < 0 ? rr : readlinkat(src_dir, name, target, sizeof(target) - 1);
+		int e = errno;
+		as_root(c);
 		if (n < 0)
-			return vm_error_errno(c->err, errno, "cannot read link %s", name);
+			return vm_error_errno(c->err, rr < 0 ? -rr : e, "cannot read link %s", name);
 		target[n] = '\0';
 		if (symlinkat(target, dst_dir, name) < 0)
 			return vm_error_errno(c->err, errno, "cannot create link %s", name);
@@ -307,8 +362,8 @@ static int copy_dir(int src, int dst, unsigned depth, struct copy_ctx *c)
 	return r;
 }
 
-int vm_tree_copy(int src_fd, int dst_fd, struct vm_copy_stats *stats,
-		 struct vm_error *err)
+int vm_tree_copy(int src_fd, int dst_fd, const struct vm_reader *reader,
+		 struct vm_copy_stats *stats, struct vm_error *err)
 {
 	struct stat st;
 	if (fstat(src_fd, &st) < 0)
@@ -321,6 +376,7 @@ int vm_tree_copy(int src_fd, int dst_fd, struct vm_copy_stats *stats,
 		return vm_error_set(err, ENOMEM, "out of memory");
 	c->src_dev = st.st_dev;
 	c->dst_root = dst_fd;
+	c->reader = reader && reader->uid != 0 ? reader : NULL;
 	c->st = stats ? stats : &local;
 	c->err = err;
 	int r = copy_dir(src_fd, dst_fd, 0, c);

@@ -15,13 +15,22 @@ struct vm_copy_stats {
 	uint64_t files, dirs, symlinks, others, hardlinks, bytes;
 };
 
+/* Whose permissions reading the source obeys: a caller that is not root
+ * must not make the daemon read what the caller could not. */
+#define VM_READER_GROUPS_MAX 64
+struct vm_reader {
+	uint32_t uid, gid;
+	uint32_t groups[VM_READER_GROUPS_MAX];
+	int ngroups;
+};
+
 /* Copy the tree open at src_fd into the empty directory dst_fd: regular
  * files (data shared with copy_file_range where the kernel can), dirs,
  * symlinks (as links), fifos and device nodes, hard links, owner, mode,
  * nanosecond times and extended attributes.  Stays on one file system:
  * a mount point inside the source is copied as an empty directory. */
-int vm_tree_copy(int src_fd, int dst_fd, struct vm_copy_stats *stats,
-		 struct vm_error *err);
+int vm_tree_copy(int src_fd, int dst_fd, const struct vm_reader *reader,
+		 struct vm_copy_stats *stats, struct vm_error *err);
 
 /* Remove everything beneath dirfd/name, then name itself. */
 int vm_tree_remove(int dirfd, const char *name, struct vm_error *err);

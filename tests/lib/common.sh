@@ -272,7 +272,7 @@ vt__spawn_daemon() {
 	fi
 	"$VOLMGRD" --pool "$VT_POOL" --plugin-socket "$VT_PLUGIN_SOCK" \
 		--control-socket "$VT_CONTROL_SOCK" \
-		--config "$VT_CONFIG_FILE" >>"$VT_TMP/volmgrd.log" 2>&1 &
+		--config "$VT_CONFIG_FILE" ${VT_DAEMON_EXTRA:-} >>"$VT_TMP/volmgrd.log" 2>&1 &
 	VT_DAEMON_PID=$!
 	export VT_DAEMON_PID
 }

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Who may do what on the control socket: --control-group opens it (0660)
+# to a group; a caller that is not root may remove only its own volumes,
+# may not touch caches or run gc, and a copy it asks for reads with its
+# own permissions; every request is logged with its caller.
+source "${VT_SRCDIR:-$(dirname "$0")/..}/lib/common.sh"
+vt_init authorization
+vt_require_root
+vt_require_cmd setpriv jq
+getent group nogroup >/dev/null && getent passwd nobody >/dev/null || vt_skip "needs the user nobody and the group nogroup"
+
+chmod 0711 "$VT_TMP"
+pool=$(vt_make_pool btrfs)/pool
+VT_DAEMON_EXTRA="--control-group nogroup" vt_start_daemon "$pool"
+as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$VOLMGR" "$@"; }
+
+vt_step "the control socket: 0660, group nogroup"
+vt_assert_eq "660 root nogroup" "$(stat -c '%a %U %G' "$VT_CONTROL_SOCK")" "mode and owner"
+vt_assert_status 0 as_nobody ls
+
+vt_step "a caller that is not root, and its own volumes"
+as_nobody create by-nobody >/dev/null
+vt_assert_eq 65534 "$(vt_volmgr_field by-nobody .creator.uid)" "creator uid recorded"
+"$VOLMGR" create by-root >/dev/null
+vt_assert_status 10 as_nobody rm by-root
+vt_assert_contains "$(as_nobody rm by-root 2>&1 || true)" "belongs to uid 0" "message"
+vt_assert_status 0 as_nobody rm by-nobody
+vt_assert_status 0 "$VOLMGR" inspect by-root
+
+vt_step "caches and gc are root's"
+mkdir -p "$VT_TMP/src" && echo x >"$VT_TMP/src/f" && chmod -R a+rX "$VT_TMP/src"
+"$VOLMGR" cache import proj "$VT_TMP/src" >/dev/null
+vt_assert_status 10 as_nobody cache rm proj
+vt_assert_status 10 as_nobody cache import mine "$VT_TMP/src"
+vt_assert_status 10 as_nobody gc
+vt_assert_status 0 as_nobody snapshot cache:proj snap-nobody
+as_nobody rm snap-nobody >/dev/null
+
+vt_step "a copy asked for by nobody reads with nobody's permissions"
+mkdir -p "$VT_TMP/tree/open" "$VT_TMP/tree/closed"
+echo readable >"$VT_TMP/tree/open/f"
+echo secret >"$VT_TMP/tree/closed/shadow"
+chmod 0755 "$VT_TMP/tree" "$VT_TMP/tree/open" && chmod 0644 "$VT_TMP/tree/open/f"
+chmod 0700 "$VT_TMP/tree/closed" && chmod 0600 "$VT_TMP/tree/closed/shadow"
+status=0; msg=$(as_nobody snapshot "$VT_TMP/tree" leak 2>&1) || status=$?
+vt_assert_eq 10 "$status" "copying a tree with a directory nobody cannot read"
+vt_assert_contains "$msg" "Permission denied" "message"
+vt_assert_status 4 "$VOLMGR" inspect leak
+vt_assert_eq 0 "$(find "$pool/staging" -mindepth 1 | wc -l)" "nothing left in staging"
+as_nobody snapshot "$VT_TMP/tree/open" fine >/dev/null 2>&1
+vt_assert_eq readable "$(cat "$pool/volumes/fine/f")" "a readable tree is copied"
+"$VOLMGR" snapshot "$VT_TMP/tree" as-root >/dev/null 2>&1
+vt_assert_eq secret "$(cat "$pool/volumes/as-root/closed/shadow")" "root reads everything"
+
+vt_step "every request is logged with its caller"
+vt_assert_contains "$(cat "$VT_TMP/volmgrd.log")" "uid=65534 request={\"op\":\"volume.remove\"" "log"
+"$VOLMGR" rm by-root fine as-root >/dev/null
