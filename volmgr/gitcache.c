@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "btrfs.h"
+#include "fault.h"
 #include "manager-private.h"
 
 static int git_ready(struct vm_manager *m, struct vm_error *err)
@@ -214,6 +215,7 @@ int vm_cache_update(struct vm_manager *m, const char *name, json_t **ret,
 		if (r >= 0)
 			r = refresh_index(m, fd, err);
 	}
+	VM_FAULT("update.fetched");
 	LOCK_GUARD(m);
 	updating(m, name, 0);
 	_cleanup_(recordp) struct vm_record now = {0};
@@ -228,8 +230,10 @@ int vm_cache_update(struct vm_manager *m, const char *name, json_t **ret,
 	/* Swap the generations: both must be writable to move (their ".."
 	 * changes); nobody can snapshot in between, we hold the lock. */
 	if (r >= 0 && (r = vm_btrfs_set_read_only(cur, false, err)) == 0) {
+		VM_FAULT("update.writable");
 		if (renameat2(m->pool->staging_fd, tmp, m->pool->caches_fd, name, RENAME_EXCHANGE) < 0)
 			r = vm_error_errno(err, errno, "cannot publish the new generation of %s", name);
+		VM_FAULT("update.swapped");
 		/* cur follows its inode: the new generation is at cur's old
 		 * place now, so reopen by name. */
 		closep(&cur);
@@ -241,6 +245,7 @@ int vm_cache_update(struct vm_manager *m, const char *name, json_t **ret,
 		vm_mgr_delete_staged(m, tmp, NULL);
 		return r;
 	}
+	VM_FAULT("update.readonly");
 	snprintf(now.git_commit, sizeof(now.git_commit), "%s", commit);
 	now.generation++;
 	now.updated_ns = vm_now_ns();

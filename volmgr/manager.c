@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "btrfs.h"
+#include "fault.h"
 #include "inuse.h"
 #include "metrics.h"
 #include "quota.h"
@@ -494,11 +495,13 @@ int vm_volume_create(struct vm_manager *m, const char *name,
 		vm_mgr_delete_staged(m, tmp, NULL); /* if the subvolume got made at all */
 		return r;
 	}
+	VM_FAULT("create.staged");
 	r = vm_mgr_publish(m, tmp, m->pool->volumes_fd, name, err);
 	if (r < 0) {
 		vm_mgr_delete_staged(m, tmp, NULL);
 		return r;
 	}
+	VM_FAULT("create.published");
 	vm_mgr_record_birth(&rec, caller, opts ? opts->labels : NULL, opts ? opts->ttl_ns : 0);
 	r = vm_mgr_store_record(m, &rec, err);
 	if (r < 0) {
@@ -685,15 +688,18 @@ static int remove_locked(struct vm_manager *m, enum vm_kind k,
 	int r = vm_mgr_store_record(m, rec, err);
 	if (r < 0)
 		return r;
+	VM_FAULT("remove.marked");
 	char trash[VM_NAME_MAX + 64];
 	vm_mgr_staging_name("trash", rec->name, trash);
 	r = move_to_staging(vm_mgr_data_fd(m, k), m->pool->staging_fd, rec->name, trash);
 	if (r < 0 && r != -ENOENT)
 		return vm_error_errno(err, -r, "cannot move %s %s to staging",
 				      vm_kind_str(k), rec->name);
+	VM_FAULT("remove.moved");
 	r = unlink_record(m, k, rec->name, err);
 	if (r < 0)
 		return r;
+	VM_FAULT("remove.unlinked");
 	/* The name is free from here on; a failed delete is retried at the
 	 * next start (staging is emptied then). */
 	r = vm_mgr_delete_staged(m, trash, err);
@@ -867,6 +873,7 @@ static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name,
 	}
 	if (r == 0)
 		vm_metrics_observe(VM_HIST_COPY, vm_now_ns() - t0);
+	VM_FAULT("copy.copied");
 	LOCK_GUARD(m);
 	vm_mgr_reserve(m, k, name, false);
 	if (r == 0)
@@ -875,6 +882,7 @@ static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name,
 		vm_mgr_delete_staged(m, tmp, NULL);
 		return r;
 	}
+	VM_FAULT("copy.published");
 	/* Caches are read-only, but only once in place: btrfs refuses to
 	 * move a read-only subvolume (its ".." would change). */
 	if (k == VM_KIND_CACHE) {
@@ -897,6 +905,7 @@ static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name,
 		rec.source = *source;
 	rec.quota_bytes = quota;
 	vm_mgr_record_birth(&rec, caller, labels, ttl_ns);
+	VM_FAULT("copy.readonly");
 	r = vm_mgr_store_record(m, &rec, err);
 	if (r < 0) {
 		vm_mgr_discard_data(m, vm_mgr_data_fd(m, k), name, NULL);

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "util.h"
 
+#include "fault.h"
+
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <stdio.h>
@@ -158,6 +160,7 @@ int vm_write_file_atomic_at(int dirfd, const char *name, const void *data,
 	int r = vm_write_all(fd, data, len);
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
+	VM_FAULT("record.written");
 	if (r == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
 		r = -errno;
 	if (r < 0) {

@@ -368,3 +368,34 @@ vt_assert_volume_gone() {
 	vt_assert_status 4 "$VOLMGR" inspect "$name"
 	vt_log "ok: $name is gone from the pool and from volmgr"
 }
+
+# ------------------------------------------------------ crash consistency
+
+# vt_check_pool_consistent — after volmgrd's start-up repair: nothing in
+# staging/, no half-written record, every record with its data and every
+# subvolume with its record, every listed volume inspectable, every cache
+# read-only.
+vt_check_pool_consistent() {
+	local p=$VT_POOL kind f name
+	[[ -z $(ls -A "$p/staging") ]] || vt_fail "staging not empty: $(ls -A "$p/staging")"
+	for kind in volumes caches; do
+		for f in "$p/.volmgr/$kind"/* "$p/.volmgr/$kind"/.[!.]*; do
+			[[ -e $f ]] || continue
+			name=${f##*/}
+			[[ $name == *.json && $name != .* ]] || vt_fail "stray file in the records: $f"
+			name=${name%.json}
+			[[ -d $p/$kind/$name ]] || vt_fail "record without data: $kind/$name"
+		done
+		for f in "$p/$kind"/*; do
+			[[ -e $f ]] || continue
+			name=${f##*/}
+			[[ -f $p/.volmgr/$kind/$name.json ]] || vt_fail "data without record: $kind/$name"
+			if [[ $kind == caches ]]; then
+				[[ $(btrfs property get -ts "$f" ro) == ro=true ]] || vt_fail "cache $name is writable"
+			fi
+		done
+	done
+	for name in $("$VOLMGR" ls -q); do
+		"$VOLMGR" inspect "$name" >/dev/null || vt_fail "listed volume $name cannot be inspected"
+	done
+}

@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Fault injection for the crash-consistency tests: VM_FAULT("name") at
+ * each step of a multi-step operation ends the process on the spot
+ * (_exit, no cleanup: as a crash would) when $VOLMGR_FAULT names that
+ * point.  Compiled in only with -Dfault_injection (not in release
+ * builds); otherwise it is nothing. */
+#pragma once
+
+#ifdef VM_FAULT_INJECTION
+void vm_fault_point(const char *name);
+#define VM_FAULT(name) vm_fault_point(name)
+#else
+#define VM_FAULT(name) ((void)0)
+#endif
