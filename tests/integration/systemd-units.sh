@@ -14,11 +14,11 @@ pool=$(vt_make_pool btrfs)/pool
 
 vt_step "systemd-analyze verify (units with ExecStart pointing at this build)"
 mkdir "$VT_TMP/units"
-for u in volmgrd.service volmgrd.socket volmgr-gc.service volmgr-gc.timer; do
+for u in volmgrd.service volmgrd.socket volmgr-gc.service volmgr-gc.timer var-lib-volmgr.mount; do
 	sed -e "s|/usr/sbin/volmgrd|$VOLMGRD|; s|/usr/bin/volmgr|$VOLMGR|" "$units/$u" >"$VT_TMP/units/$u"
 done
 out=$(cd "$VT_TMP/units" && SYSTEMD_LOG_LEVEL=warning systemd-analyze verify --man=no \
-	volmgrd.service volmgrd.socket volmgr-gc.service volmgr-gc.timer 2>&1) ||
+	volmgrd.service volmgrd.socket volmgr-gc.service volmgr-gc.timer var-lib-volmgr.mount 2>&1) ||
 	vt_fail "systemd-analyze verify: $out"
 # Warnings about the host (no systemd as PID 1, missing docker.service)
 # are not the units' fault; anything naming our units is.

@@ -46,7 +46,8 @@ out=$(udevadm test --action=add "/sys/class/block/${dev#/dev/}" 2>&1)
 vt_assert_contains "$out" "$(basename "$rule"):" "our rule was read"
 vt_assert_contains "$out" "LINK 'disk/by-volmgr/pool'" "the link"
 grep -qE '^TAGS=.*:systemd:' <<<"$out" || vt_fail "no systemd tag: $(grep TAGS <<<"$out")"
-vt_log "ok: tagged systemd"
+grep -qE '^SYSTEMD_WANTS=.*var-lib-volmgr.mount' <<<"$out" || vt_fail "no SYSTEMD_WANTS: $out"
+vt_log "ok: tagged systemd, wants var-lib-volmgr.mount"
 
 vt_step "a device with another label"
 other=$(loopdev not-a-pool)
