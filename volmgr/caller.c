@@ -92,14 +92,39 @@ int vm_caller_mount_of_fd(const struct vm_caller *caller, const char *proc,
 	return 0;
 }
 
+/* The host's mount namespace: PID 1's, or where that cannot be read,
+ * the one volmgrd was started from — never volmgrd's own, which a
+ * sandboxed unit makes private (so every caller would look like a
+ * container, and gc would remove host users' volumes). */
+static struct stat host_ns;
+static bool host_ns_known;
+
+void vm_caller_set_host_ns(const char *proc, int32_t starter_pid)
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/1/ns/mnt", proc);
+	if (stat(p, &host_ns) == 0) {
+		host_ns_known = true;
+		return;
+	}
+	snprintf(p, sizeof(p), "%s/%d/ns/mnt", proc, (int)starter_pid);
+	if (starter_pid > 0 && stat(p, &host_ns) == 0) {
+		host_ns_known = true;
+		return;
+	}
+	host_ns_known = stat("/proc/self/ns/mnt", &host_ns) == 0;
+}
+
 void vm_caller_find_container(struct vm_caller *caller, const char *proc)
 {
 	char p[PATH_MAX];
-	struct stat mine, theirs;
+	struct stat theirs;
 	caller->cgroup[0] = '\0';
+	if (!host_ns_known)
+		vm_caller_set_host_ns(proc, 0);
 	snprintf(p, sizeof(p), "%s/%d/ns/mnt", proc, (int)caller->pid);
-	if (caller->pid <= 0 || stat("/proc/self/ns/mnt", &mine) < 0 || stat(p, &theirs) < 0 ||
-	    (mine.st_ino == theirs.st_ino && mine.st_dev == theirs.st_dev))
+	if (caller->pid <= 0 || !host_ns_known || stat(p, &theirs) < 0 ||
+	    (host_ns.st_ino == theirs.st_ino && host_ns.st_dev == theirs.st_dev))
 		return;
 	char cg[VM_CGROUP_MAX + 1];
 	if (vm_cgroup_of_pid(proc, caller->pid, cg) == 0 && pidfd_alive(caller->pidfd))

@@ -17,8 +17,12 @@
 int vm_caller_mount_of_fd(const struct vm_caller *caller, const char *proc,
 			  int fd, json_t **ret, struct vm_error *err);
 
+/* Remember the host's mount namespace (PID 1's, else starter_pid's):
+ * called once at start-up, before any sandbox hides PID 1. */
+void vm_caller_set_host_ns(const char *proc, int32_t starter_pid);
+
 /* Fill caller->cgroup when the caller runs in another mount namespace
- * than volmgrd (a container): gc may then remove what it made once that
+ * than the host's (a container): gc may then remove what it made once that
  * cgroup is gone.  Host callers (shells, whose session scopes come and
  * go) are never treated so. */
 void vm_caller_find_container(struct vm_caller *caller, const char *proc);

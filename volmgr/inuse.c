@@ -69,8 +69,9 @@ static bool ns_seen_add(struct ns_seen *s, ino_t ino)
 }
 
 int vm_inuse_scan(const char *proc, dev_t sb_dev, const char *prefix,
-		  json_t **ret, struct vm_error *err)
+		  json_t **ret, unsigned *ret_unreadable, struct vm_error *err)
 {
+	unsigned unreadable = 0;
 	json_t *counts = json_object();
 	if (!counts)
 		return vm_error_set(err, ENOMEM, "out of memory");
@@ -87,15 +88,28 @@ int vm_inuse_scan(const char *proc, dev_t sb_dev, const char *prefix,
 		char p[PATH_MAX];
 		struct stat st;
 		snprintf(p, sizeof(p), "%s/%s/ns/mnt", proc, de->d_name);
-		if (stat(p, &st) < 0)
+		if (stat(p, &st) == 0) {
+			if (!ns_seen_add(&seen, st.st_ino))
+				continue; /* this namespace was read already */
+		} else if (errno == ENOENT || errno == ESRCH) {
 			continue; /* exited, or a kernel thread */
-		if (!ns_seen_add(&seen, st.st_ino))
-			continue;
+		}
+		/* Not allowed to follow the namespace link (PID 1 on some
+		 * hosts): read its mountinfo all the same, without dedup. */
 		snprintf(p, sizeof(p), "%s/%s/mountinfo", proc, de->d_name);
+		int fd = open(p, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			if (errno != ENOENT && errno != ESRCH)
+				unreadable++;
+			continue;
+		}
+		close(fd);
 		vm_inuse_scan_mountinfo(p, sb_dev, prefix, counts);
 	}
 	closedir(d);
 	free(seen.v);
 	*ret = counts;
+	if (ret_unreadable)
+		*ret_unreadable = unreadable;
 	return 0;
 }

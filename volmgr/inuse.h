@@ -15,8 +15,11 @@
  * file system is sb_dev and whose root lies at or beneath
  * prefix/NAME (prefix: the volumes directory's path inside the file
  * system).  Returns an object NAME -> count (names with no mount absent). */
+/* ret_unreadable counts the processes whose mounts could not be read
+ * (not those that exited meanwhile): with any, the answer is incomplete
+ * and callers must not conclude "not in use". */
 int vm_inuse_scan(const char *proc, dev_t sb_dev, const char *prefix,
-		  json_t **ret, struct vm_error *err);
+		  json_t **ret, unsigned *ret_unreadable, struct vm_error *err);
 
 /* The pure part, for tests: add the matches of one mountinfo file. */
 int vm_inuse_scan_mountinfo(const char *mountinfo_path, dev_t sb_dev,

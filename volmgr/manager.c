@@ -511,9 +511,16 @@ int vm_volume_create(struct vm_manager *m, const char *name,
 	return 0;
 }
 
+/* The machine's mounts of volumes.  When some processes' mounts cannot
+ * be read, the scan is incomplete: every volume then counts as in use
+ * (fail closed), marked by the key "" holding the number unread. */
 static int inuse_counts(struct vm_manager *m, json_t **ret, struct vm_error *err)
 {
-	return vm_inuse_scan(m->proc, m->pool->sb_dev, m->vol_prefix, ret, err);
+	unsigned unreadable = 0;
+	int r = vm_inuse_scan(m->proc, m->pool->sb_dev, m->vol_prefix, ret, &unreadable, err);
+	if (r == 0 && unreadable)
+		json_object_set_new(*ret, "", json_integer(unreadable));
+	return r;
 }
 
 /* Recorded engine mounts still inside their grace period, and the kernel
@@ -569,8 +576,13 @@ static json_t *volume_info(struct vm_manager *m, const struct vm_record *rec,
 		json_object_set_new(json_object_get(info, "creator"), "cgroup",
 				    json_string(rec->creator_cgroup));
 	if (info && counts) {
-		json_object_set_new(info, "in_use", json_boolean(kernel > 0 || pending));
+		/* "" is no volume name: it counts processes whose mounts could
+		 * not be read, and then nobody can say "not in use". */
+		json_int_t unread = json_integer_value(json_object_get(counts, ""));
+		json_object_set_new(info, "in_use", json_boolean(kernel > 0 || pending || unread > 0));
 		json_object_set_new(info, "kernel_mounts", json_integer(kernel));
+		if (unread > 0)
+			json_object_set_new(info, "in_use_unknown", json_true());
 	}
 	return info;
 }
@@ -733,6 +745,10 @@ int vm_volume_remove_as(struct vm_manager *m, const char *name, const struct vm_
 	_cleanup_json_ json_t *info = volume_info(m, &rec, counts);
 	if (!info)
 		return vm_error_set(err, ENOMEM, "out of memory");
+	if (json_is_true(json_object_get(info, "in_use_unknown")))
+		return vm_error_set(err, EBUSY,
+				    "cannot tell whether volume %s is in use: %lld processes' mounts are unreadable (volmgrd needs CAP_SYS_PTRACE)",
+				    name, (long long)json_integer_value(json_object_get(counts, "")));
 	if (json_is_true(json_object_get(info, "in_use")))
 		return vm_error_set(err, EBUSY,
 				    "volume %s is in use (%lld mount(s) by containers, %zu recorded engine mount(s))",
@@ -813,11 +829,14 @@ void vm_mgr_reserve(struct vm_manager *m, enum vm_kind k, const char *name, bool
 
 static json_t *stats_json(const struct vm_copy_stats *s)
 {
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
-			 "files", (json_int_t)s->files, "dirs", (json_int_t)s->dirs,
-			 "symlinks", (json_int_t)s->symlinks,
-			 "hardlinks", (json_int_t)s->hardlinks,
-			 "others", (json_int_t)s->others, "bytes", (json_int_t)s->bytes);
+	json_t *j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
+			      "files", (json_int_t)s->files, "dirs", (json_int_t)s->dirs,
+			      "symlinks", (json_int_t)s->symlinks,
+			      "hardlinks", (json_int_t)s->hardlinks,
+			      "others", (json_int_t)s->others, "bytes", (json_int_t)s->bytes);
+	if (j)
+		json_object_set_new(j, "skipped", json_integer((json_int_t)s->skipped));
+	return j;
 }
 
 /* Copy the tree open at src_fd into a new subvolume k/name: reserve the

@@ -111,12 +111,19 @@ static int copy_xattrs(int src, int dst, struct copy_ctx *c, const char *name)
 	return 0;
 }
 
-/* Owner first (chown clears set-id bits), then mode, then times. */
-static int copy_attrs_fd(int dst, const struct stat *st, struct copy_ctx *c,
+/* Owner first (chown clears set-id bits and security.capability), then
+ * the extended attributes, then mode, then times (which every other
+ * change would touch). */
+static int copy_xattrs(int src, int dst, struct copy_ctx *c, const char *name);
+
+static int copy_attrs_fd(int src, int dst, const struct stat *st, struct copy_ctx *c,
 			 const char *name)
 {
 	if (fchown(dst, st->st_uid, st->st_gid) < 0)
 		return vm_error_errno(c->err, errno, "cannot chown %s", name);
+	int r = copy_xattrs(src, dst, c, name);
+	if (r < 0)
+		return r;
 	if (fchmod(dst, st->st_mode & 07777) < 0)
 		return vm_error_errno(c->err, errno, "cannot chmod %s", name);
 	struct timespec ts[2] = {st->st_atim, st->st_mtim};
@@ -259,10 +266,7 @@ static int copy_entry(int src_dir, int dst_dir, const char *name,
 			if (r < 0)
 				return r;
 		}
-		int r = copy_xattrs(s, d, c, name);
-		if (r < 0)
-			return r;
-		return copy_attrs_fd(d, &st, c, name); /* after the contents */
+		return copy_attrs_fd(s, d, &st, c, name); /* after the contents */
 	}
 
 	if (S_ISREG(st.st_mode)) {
@@ -283,8 +287,7 @@ static int copy_entry(int src_dir, int dst_dir, const char *name,
 		int r = copy_data(s, d, st2.st_size, c, name);
 		if (r < 0)
 			return r;
-		if ((r = copy_xattrs(s, d, c, name)) < 0 ||
-		    (r = copy_attrs_fd(d, &st2, c, name)) < 0)
+		if ((r = copy_attrs_fd(s, d, &st2, c, name)) < 0)
 			return r;
 		c->st->files++;
 	} else if (S_ISLNK(st.st_mode)) {
@@ -306,8 +309,15 @@ static int copy_entry(int src_dir, int dst_dir, const char *name,
 		c->st->symlinks++;
 	} else if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) ||
 		   S_ISBLK(st.st_mode)) {
-		if (mknodat(dst_dir, name, st.st_mode & (S_IFMT | 07777), st.st_rdev) < 0)
+		if (mknodat(dst_dir, name, st.st_mode & (S_IFMT | 07777), st.st_rdev) < 0) {
+			/* Where device nodes may not be made (a sandboxed
+			 * volmgrd), leave them out rather than fail the copy. */
+			if (errno == EPERM && !S_ISFIFO(st.st_mode)) {
+				c->st->skipped++;
+				return 0;
+			}
 			return vm_error_errno(c->err, errno, "cannot create node %s", name);
+		}
 		_cleanup_close_ int d =
 			vm_openat_beneath(dst_dir, name, O_PATH | O_CLOEXEC, 0);
 		if (d < 0)
@@ -381,9 +391,7 @@ int vm_tree_copy(int src_fd, int dst_fd, const struct vm_reader *reader,
 	c->err = err;
 	int r = copy_dir(src_fd, dst_fd, 0, c);
 	if (r == 0)
-		r = copy_xattrs(src_fd, dst_fd, c, "the top directory");
-	if (r == 0)
-		r = copy_attrs_fd(dst_fd, &st, c, "the top directory");
+		r = copy_attrs_fd(src_fd, dst_fd, &st, c, "the top directory");
 	links_free(c);
 	free(c);
 	return r;

@@ -13,6 +13,7 @@
 
 struct vm_copy_stats {
 	uint64_t files, dirs, symlinks, others, hardlinks, bytes;
+	uint64_t skipped; /* device nodes that could not be made */
 };
 
 /* Whose permissions reading the source obeys: a caller that is not root

@@ -17,6 +17,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "caller.h"
 #include "config.h"
 #include "control.h"
 #include "gc.h"
@@ -244,6 +245,8 @@ int main(int argc, char **argv)
 	}
 
 	umask(022);
+	/* Before anything else: which mount namespace is the host's. */
+	vm_caller_set_host_ns("/proc", (int32_t)getppid());
 	/* Block the stop signals before any thread starts (threads inherit
 	 * the mask); the main thread takes them with sigwait() below. */
 	sigset_t stopset;
