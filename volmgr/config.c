@@ -61,8 +61,14 @@ bool vm_pattern_match(const char *pattern, const char *name,
 		      struct vm_capture *caps, size_t ncaps, size_t *ret_n)
 {
 	struct matcher m = {pattern, name, strlen(pattern), strlen(name), NULL};
+	if (ret_n)
+		*ret_n = 0;
 	if (m.pl > VM_SEED_PATTERN_MAX || m.nl > VM_NAME_MAX)
 		return false;
+	/* Every "{" must be closed: the search relies on it to move on. */
+	for (const char *p = pattern; (p = strchr(p, '{')); p++)
+		if (!strchr(p, '}'))
+			return false;
 	size_t states = (m.pl + 1) * (m.nl + 1) * 2;
 	m.memo = malloc(states);
 	if (!m.memo)

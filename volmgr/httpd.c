@@ -125,6 +125,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c,
 	return respond(c, status, body);
 }
 
+__attribute__((format(printf, 2, 0)))
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	(void)cls;

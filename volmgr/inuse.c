@@ -36,6 +36,8 @@ int vm_inuse_scan_mountinfo(const char *path, dev_t sb_dev, const char *prefix,
 		char key[VM_NAME_MAX + 1];
 		memcpy(key, name, nl);
 		key[nl] = '\0';
+		if (vm_name_check("volume", key, NULL) < 0)
+			continue; /* no volume can have that name */
 		json_t *c = json_object_get(counts, key);
 		json_object_set_new(counts, key,
 				    json_integer(c ? json_integer_value(c) + 1 : 1));

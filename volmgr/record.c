@@ -110,8 +110,11 @@ int vm_git_url_check(const char *url, struct vm_error *err)
 		if (strncmp(url, schemes[i], strlen(schemes[i])) == 0)
 			return 0;
 	/* scp-like user@host:path */
+	/* host:path, and not SCHEME://, which git would hand to a remote
+	 * helper (git-remote-SCHEME). */
 	const char *colon = strchr(url, ':');
-	if (colon && colon > url && !memchr(url, '/', (size_t)(colon - url)))
+	if (colon && colon > url && !memchr(url, '/', (size_t)(colon - url)) &&
+	    strncmp(colon, "://", 3) != 0)
 		return 0;
 	return vm_error_set(err, EINVAL,
 			    "git URL must be https://, http://, ssh://, git://, file:/// or host:path");

@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 
+__attribute__((format(printf, 4, 0)))
 static int error_vset(struct vm_error *err, int code, bool with_errno,
 		      const char *fmt, va_list ap)
 {
