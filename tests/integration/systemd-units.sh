@@ -80,6 +80,14 @@ if pid == 0:
                LISTEN_FDNAMES="volmgrd:volmgrd", NOTIFY_SOCKET=tmp + "/notify.sock")
     os.execve(volmgrd, [volmgrd, "--pool", pool, "--plugin-socket", tmp + "/x.sock",
                         "--control-socket", tmp + "/y.sock", "--config", tmp + "/empty.conf"], env)
+import atexit
+def reap():
+    # Whatever fails below, never leave the daemon holding the test's pool.
+    try:
+        os.kill(pid, 9); os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+atexit.register(reap)
 msgs = notify.recv(4096).decode()
 print("# notify:", msgs.replace("\n", " | "))
 assert "READY=1" in msgs and "STATUS=serving" in msgs, msgs
