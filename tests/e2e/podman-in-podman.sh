@@ -50,43 +50,6 @@ key=$(printf '%s\n' "$runner_suite" minbase "$runner_pkgs" "$(dpkg --print-archi
 	sha256sum | cut -c1-16)
 tarball=$cache_dir/podman-runner-$runner_suite-$key.tar
 
-rm_rootfs() { # unmount what a failed debootstrap may have left, then delete
-	local mp
-	# (vt__mounted_under exits 1 when its last line is not below DIR.)
-	while IFS= read -r mp; do
-		vt__umount "$mp" || return 1
-	done < <(vt__mounted_under "$1" || true)
-	rm -rf "$1"
-}
-
-make_runner_tarball() {
-	local root=$VT_TMP/runner-rootfs tmp lock
-	mkdir -p "$cache_dir"
-	# One debootstrap at a time (another test run may be making it).
-	exec {lock}>"$cache_dir/.podman-runner.lock"
-	flock -w 600 "$lock" || vt_fail "$cache_dir/.podman-runner.lock still locked after 10 min"
-	if [[ -s $tarball ]]; then
-		vt_log "runner root fs: cached $tarball"
-	else
-		vt_require_cmd debootstrap
-		vt_log "runner root fs: debootstrap $runner_suite ($runner_pkgs) from $mirror"
-		vt_on_exit rm_rootfs "$root"
-		vt_log_file "$VT_TMP/debootstrap.log"
-		debootstrap --variant=minbase --include="$runner_pkgs" \
-			"$runner_suite" "$root" "$mirror" >"$VT_TMP/debootstrap.log" 2>&1 ||
-			vt_skip "debootstrap failed (is $mirror reachable?): $(tail -n 3 "$VT_TMP/debootstrap.log")"
-		tmp=$(mktemp "$tarball.XXXXXX")
-		# Without the downloaded .debs and package lists (~100 MB).
-		tar --numeric-owner -C "$root" -cf "$tmp" \
-			--exclude='./var/cache/apt/archives/*.deb' --exclude='./var/lib/apt/lists/*' .
-		chmod 0644 "$tmp"
-		mv -f "$tmp" "$tarball"
-		rm_rootfs "$root"
-		vt_log "runner root fs: cached as $tarball ($(du -h "$tarball" | cut -f1))"
-	fi
-	flock -u "$lock"
-	exec {lock}>&-
-}
 
 # The recipe's files, read as TOML.
 toml_json() { python3 -c 'import json, sys, tomllib; json.dump(tomllib.load(sys.stdin.buffer), sys.stdout)' <"$1"; }
@@ -113,7 +76,7 @@ vt_start_daemon "$pool"
 vt_podman_ensure "$VT_DRIVER" "$VT_PLUGIN_SOCK"
 
 vt_step "the runner image: debootstrap'ed $runner_suite with podman, imported"
-make_runner_tarball
+vt_debootstrap_tarball "$tarball" "$runner_suite" "$runner_pkgs" "$mirror"
 runner_img=$(vt_podman import -q -c 'CMD ["/bin/bash"]' \
 	-c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
 	"$tarball" "vt-$VT_ID-runner")

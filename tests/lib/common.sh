@@ -399,3 +399,47 @@ vt_check_pool_consistent() {
 		"$VOLMGR" inspect "$name" >/dev/null || vt_fail "listed volume $name cannot be inspected"
 	done
 }
+
+# ------------------------------------------------------ debootstrap cache
+
+# vt_rm_rootfs DIR — unmount whatever is still mounted below DIR (a
+# failed debootstrap may leave /proc or /sys there), then delete it.
+vt_rm_rootfs() {
+	local mp
+	while IFS= read -r mp; do
+		vt__umount "$mp" || return 1
+	done < <(vt__mounted_under "$1")
+	rm -rf "$1"
+}
+
+# vt_debootstrap_tarball TARBALL SUITE PACKAGES MIRROR — make TARBALL, a
+# minbase SUITE root file system with PACKAGES, unless it exists already.
+# Kept between runs (callers put it in /var/cache/volmgr-tests, keyed by
+# the package list): debootstrap takes minutes and needs the mirror.  One
+# debootstrap at a time; the .debs and package lists are left out.
+vt_debootstrap_tarball() {
+	local tarball=$1 suite=$2 pkgs=$3 mirror=$4 root=$VT_TMP/debootstrap tmp lock
+	mkdir -p "$(dirname "$tarball")"
+	exec {lock}>"$tarball.lock"
+	flock -w 600 "$lock" || vt_fail "$tarball.lock still locked after 10 min"
+	if [[ -s $tarball ]]; then
+		vt_log "root fs: cached $tarball"
+	else
+		vt_require_cmd debootstrap
+		vt_log "root fs: debootstrap --variant=minbase --include=$pkgs $suite from $mirror"
+		vt_on_exit vt_rm_rootfs "$root"
+		vt_log_file "$VT_TMP/debootstrap.log"
+		debootstrap --variant=minbase --include="$pkgs" \
+			"$suite" "$root" "$mirror" >"$VT_TMP/debootstrap.log" 2>&1 ||
+			vt_skip "debootstrap failed (is $mirror reachable?): $(tail -n 3 "$VT_TMP/debootstrap.log")"
+		tmp=$(mktemp "$tarball.XXXXXX")
+		tar --numeric-owner -C "$root" -cf "$tmp" \
+			--exclude='./var/cache/apt/archives/*.deb' --exclude='./var/lib/apt/lists/*' .
+		chmod 0644 "$tmp"
+		mv -f "$tmp" "$tarball"
+		vt_rm_rootfs "$root"
+		vt_log "root fs: cached as $tarball ($(du -h "$tarball" | cut -f1))"
+	fi
+	flock -u "$lock"
+	exec {lock}>&-
+}

@@ -182,49 +182,12 @@ key=$(printf '%s\n' "$suite" minbase "$chroot_pkgs" "$arch" | sha256sum | cut -c
 tarball=$cache_dir/deb-install-$suite-$key.tar
 aptcache=$cache_dir/deb-install-$suite-$key.apt # lists/ and archives/
 
-rm_rootfs() { # unmount whatever is still mounted below it, then delete
-	local mp
-	# (vt__mounted_under exits 1 when its last line is not below DIR.)
-	while IFS= read -r mp; do
-		vt__umount "$mp" || return 1
-	done < <(vt__mounted_under "$1" || true)
-	rm -rf "$1"
-}
-
-make_chroot_tarball() {
-	local root=$VT_TMP/debootstrap tmp lock
-	mkdir -p "$cache_dir"
-	# One debootstrap at a time (another test run may be making it).
-	exec {lock}>"$cache_dir/.deb-install.lock"
-	flock -w 600 "$lock" || vt_fail "$cache_dir/.deb-install.lock still locked after 10 min"
-	if [[ -s $tarball ]]; then
-		vt_log "chroot: cached $tarball"
-	else
-		vt_require_cmd debootstrap
-		vt_log "chroot: debootstrap --variant=minbase --include=$chroot_pkgs $suite from $mirror"
-		vt_on_exit rm_rootfs "$root"
-		vt_log_file "$VT_TMP/debootstrap.log"
-		debootstrap --variant=minbase --include="$chroot_pkgs" \
-			"$suite" "$root" "$mirror" >"$VT_TMP/debootstrap.log" 2>&1 ||
-			vt_skip "debootstrap failed (is $mirror reachable?): $(tail -n 3 "$VT_TMP/debootstrap.log")"
-		tmp=$(mktemp "$tarball.XXXXXX")
-		# Without the downloaded .debs and package lists (kept apart).
-		tar --numeric-owner -C "$root" -cf "$tmp" \
-			--exclude='./var/cache/apt/archives/*.deb' --exclude='./var/lib/apt/lists/*' .
-		chmod 0644 "$tmp"
-		mv -f "$tmp" "$tarball"
-		rm_rootfs "$root"
-		vt_log "chroot: cached as $tarball ($(du -h "$tarball" | cut -f1))"
-	fi
-	flock -u "$lock"
-	exec {lock}>&-
-}
 
 vt_step "a fresh $suite chroot (minbase + $chroot_pkgs)"
-make_chroot_tarball
+vt_debootstrap_tarball "$tarball" "$suite" "$chroot_pkgs" "$mirror"
 root=$VT_TMP/root
 mkdir "$root"
-vt_on_exit rm_rootfs "$root"
+vt_on_exit vt_rm_rootfs "$root"
 tar --numeric-owner -C "$root" -xf "$tarball"
 [[ -c $root/dev/null ]] || vt_fail "$root/dev/null is not a device node"
 # The host's resolver, for apt; no service may start in the chroot.
