@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The tree copy engine behind the reflink and copy backends (and cache
+ * import): copies the tree open at one fd into an empty directory open
+ * at another, fd-relative and without following symlinks. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tree.h"
+#include "util.h"
+
+enum vm_copy_data {
+	VM_COPY_DATA_COPY,    /* copy the bytes */
+	VM_COPY_DATA_REFLINK, /* share extents with FICLONE; fail if it cannot */
+};
+
+enum vm_copy_io {
+	VM_COPY_IO_AUTO,     /* io_uring if the probe passes, else syscalls */
+	VM_COPY_IO_URING,    /* io_uring or fail */
+	VM_COPY_IO_SYSCALLS, /* copy_file_range, then read/write */
+};
+
+struct vm_copy_progress {
+	uint64_t files, bytes;             /* done so far (files: non-dirs) */
+	uint64_t total_files, total_bytes; /* 0 when not known */
+	uint64_t elapsed_ns;
+	bool done;
+};
+/* Called from the copying thread at most every interval_ns, and once
+ * with done set at the end of a copy that succeeded. */
+typedef void (*vm_copy_progress_fn)(const struct vm_copy_progress *p, void *userdata);
+
+struct vm_copy_opts {
+	enum vm_copy_data data;
+	enum vm_copy_io io;
+	const struct vm_reader *reader; /* NULL: read as root */
+	uint64_t total_files, total_bytes; /* for progress, if counted before */
+	vm_copy_progress_fn progress;      /* NULL: none */
+	void *progress_userdata;
+	uint64_t progress_interval_ns;     /* 0: 200 ms */
+};
+
+struct vm_copy_report {
+	struct vm_copy_stats stats;
+	enum vm_copy_io io_used; /* URING or SYSCALLS */
+	char io_reason[128];     /* why that io path */
+	uint64_t elapsed_ns;
+};
+
+/* Copy src_fd's tree into the empty directory dst_fd.  0 or -errno with
+ * err set.  report may be NULL. */
+int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
+		 struct vm_copy_report *report, struct vm_error *err);
+
+/* Does io_uring work here with the operations the engine needs?  On
+ * false, why says why (ENOSYS under a seccomp filter, an old kernel...). */
+bool vm_copy_probe_uring(char *why, size_t why_len);
+
+/* Can a file be cloned with FICLONE inside the directory dirfd?  Makes
+ * and removes two scratch files.  1 yes, 0 no, -errno on other errors. */
+int vm_copy_probe_reflink(int dirfd);
+
+const char *vm_copy_io_name(enum vm_copy_io io);
