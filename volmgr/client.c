@@ -80,10 +80,13 @@ static int recv_reply(int sock, char **ret, size_t *ret_len)
 	return 0;
 }
 
-int vm_client_call(int sock, const char *op, json_t *args, int fd,
-		   json_t **ret_reply, struct vm_error *err)
+int vm_client_call_progress(int sock, const char *op, json_t *args, int fd,
+			    vm_client_progress_fn fn, void *userdata, json_t **ret_reply,
+			    struct vm_error *err)
 {
 	json_t *req = json_pack("{s:s, s:o}", "op", op, "args", args ? args : json_object());
+	if (req && fn)
+		json_object_set_new(req, "progress", json_true());
 	char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
 	json_decref(req);
 	if (!text)
@@ -92,17 +95,33 @@ int vm_client_call(int sock, const char *op, json_t *args, int fd,
 	free(text);
 	if (r < 0)
 		return vm_error_errno(err, -r, "cannot send the request to volmgrd");
-	_cleanup_free_ char *buf = NULL;
-	size_t len = 0;
-	r = recv_reply(sock, &buf, &len);
-	if (r < 0)
-		return vm_error_errno(err, -r, "no reply from volmgrd");
-	json_error_t jerr;
-	json_t *reply = json_loadb(buf, len, 0, &jerr);
-	if (!json_is_object(reply)) {
-		json_decref(reply);
-		return vm_error_set(err, EPROTO, "malformed reply from volmgrd");
+	/* Progress messages (if asked for) come first, then the reply. */
+	for (;;) {
+		_cleanup_free_ char *buf = NULL;
+		size_t len = 0;
+		r = recv_reply(sock, &buf, &len);
+		if (r < 0)
+			return vm_error_errno(err, -r, "no reply from volmgrd");
+		json_error_t jerr;
+		json_t *reply = json_loadb(buf, len, 0, &jerr);
+		if (!json_is_object(reply)) {
+			json_decref(reply);
+			return vm_error_set(err, EPROTO, "malformed reply from volmgrd");
+		}
+		json_t *p = json_object_get(reply, "progress");
+		if (p && !json_object_get(reply, "ok")) {
+			if (fn)
+				fn(p, userdata);
+			json_decref(reply);
+			continue;
+		}
+		*ret_reply = reply;
+		return 0;
 	}
-	*ret_reply = reply;
-	return 0;
+}
+
+int vm_client_call(int sock, const char *op, json_t *args, int fd,
+		   json_t **ret_reply, struct vm_error *err)
+{
+	return vm_client_call_progress(sock, op, args, fd, NULL, NULL, ret_reply, err);
 }

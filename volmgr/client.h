@@ -11,3 +11,10 @@ int vm_client_connect(const char *path, struct vm_error *err);
  * taken), passing fd along if >= 0, and wait for the reply object. */
 int vm_client_call(int sock, const char *op, json_t *args, int fd,
 		   json_t **ret_reply, struct vm_error *err);
+
+/* The same, asking for progress messages: each one's "progress" object
+ * goes to fn (from this thread) until the reply comes. */
+typedef void (*vm_client_progress_fn)(json_t *progress, void *userdata);
+int vm_client_call_progress(int sock, const char *op, json_t *args, int fd,
+			    vm_client_progress_fn fn, void *userdata, json_t **ret_reply,
+			    struct vm_error *err);

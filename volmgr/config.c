@@ -199,7 +199,9 @@ struct parse_ctx {
 void vm_config_init(struct vm_config *cfg)
 {
 	*cfg = (struct vm_config){.git_timeout = VM_GIT_TIMEOUT_DEFAULT, .gc_interval = 900,
-				  .quota_accounting = true};
+				  .quota_accounting = true,
+				  .implicit_max_files = VM_IMPLICIT_MAX_FILES_DEFAULT,
+				  .implicit_max_bytes = VM_IMPLICIT_MAX_BYTES_DEFAULT};
 	snprintf(cfg->git_user, sizeof(cfg->git_user), "nobody");
 	snprintf(cfg->git_command, sizeof(cfg->git_command), "/usr/bin/git");
 }
@@ -259,6 +261,35 @@ static int on_entry(void *user, const char *section, const char *key,
 		}
 		if (c->r == 0 && c->cfg->quota_default && !c->cfg->quota_accounting)
 			c->r = vm_error_set(c->err, EINVAL, "[quota] default needs accounting = yes");
+		return c->r == 0;
+	}
+	if (strcmp(section, "pool") == 0) {
+		if (strcmp(key, "backend") != 0)
+			c->r = vm_error_set(c->err, EINVAL, "unknown key %.64s in [pool]", key);
+		else if (vm_backend_parse(value, &c->cfg->pool_backend) < 0)
+			c->r = vm_error_set(c->err, EINVAL,
+					    "[pool] backend must be auto, btrfs, reflink or copy");
+		return c->r == 0;
+	}
+	if (strcmp(section, "copy") == 0) {
+		if (strcmp(key, "io") == 0) {
+			if (vm_copy_io_parse(value, &c->cfg->copy_io) < 0)
+				c->r = vm_error_set(c->err, EINVAL,
+						    "[copy] io must be auto, io_uring or syscalls");
+		} else if (strcmp(key, "implicit_max_files") == 0) {
+			char *end;
+			errno = 0;
+			unsigned long long n = strtoull(value, &end, 10);
+			if (errno || *end || end == value || value[0] == '-' || n > (1ULL << 40))
+				c->r = vm_error_set(c->err, EINVAL,
+						    "[copy] implicit_max_files must be a number of files");
+			else
+				c->cfg->implicit_max_files = n;
+		} else if (strcmp(key, "implicit_max_bytes") == 0) {
+			c->r = vm_parse_size(value, &c->cfg->implicit_max_bytes, c->err);
+		} else {
+			c->r = vm_error_set(c->err, EINVAL, "unknown key %.64s in [copy]", key);
+		}
 		return c->r == 0;
 	}
 	if (strcmp(section, "gc") == 0) {

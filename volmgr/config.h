@@ -25,6 +25,19 @@
  *   accounting = yes
  *   default = 20G
  *
+ *   [pool]
+ *   # how volumes are made: auto (probe: btrfs snapshots, else reflink
+ *   # clones, else a bulk copy), btrfs, reflink or copy
+ *   backend = auto
+ *
+ *   [copy]
+ *   # the copy engine's io: auto (io_uring if usable), io_uring, syscalls
+ *   io = auto
+ *   # an engine's Create that a seed rule would fill with a copy larger
+ *   # than this is refused at once (podman waits 5 s for a plugin)
+ *   implicit_max_files = 20000
+ *   implicit_max_bytes = 1G
+ *
  * (A "#" after a value is part of the value: comments go on their own
  * lines.)
  */
@@ -32,6 +45,7 @@
 
 #include <stddef.h>
 
+#include "backend.h"
 #include "names.h"
 
 #define VM_SEED_RULES_MAX 64
@@ -56,7 +70,15 @@ struct vm_config {
 	/* [quota]: btrfs quota accounting on the pool, and a default limit. */
 	bool quota_accounting;        /* default on */
 	uint64_t quota_default;       /* exclusive bytes per volume, 0: none */
+	/* [pool] backend and [copy]. */
+	enum vm_backend_kind pool_backend; /* default auto */
+	enum vm_copy_io copy_io;           /* default auto */
+	uint64_t implicit_max_files;       /* default 20000 */
+	uint64_t implicit_max_bytes;       /* default 1G */
 };
+
+#define VM_IMPLICIT_MAX_FILES_DEFAULT 20000
+#define VM_IMPLICIT_MAX_BYTES_DEFAULT (1ULL << 30)
 
 /* The defaults of every key. */
 void vm_config_init(struct vm_config *cfg);

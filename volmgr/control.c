@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "backend.h"
 #include "caller.h"
+#include "copy.h"
 #include "gc.h"
 #include "metrics.h"
 #include "names.h"
@@ -60,9 +62,32 @@ static int args_only(json_t *args, const char *const *keys, struct vm_error *err
 #define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
 #define NOARGS ((const char *const[]){NULL})
 
+/* A copy's progress, as one message to the client. */
+static void send_progress(const struct vm_copy_progress *p, void *userdata)
+{
+	const struct vm_control_sink *sink = userdata;
+	json_t *msg = json_pack("{s:{s:I, s:I, s:I, s:I, s:I, s:b}}", "progress",
+				"files", (json_int_t)p->files, "bytes", (json_int_t)p->bytes,
+				"total_files", (json_int_t)p->total_files,
+				"total_bytes", (json_int_t)p->total_bytes,
+				"elapsed_ns", (json_int_t)p->elapsed_ns, "done", p->done);
+	if (msg)
+		sink->send(sink->userdata, msg);
+	json_decref(msg);
+}
+
+static void want_progress(const struct vm_control_sink *sink, struct vm_create_opts *o)
+{
+	if (!sink || !sink->send)
+		return;
+	o->progress = send_progress;
+	o->progress_userdata = (void *)sink;
+}
+
 /* With a passed fd: a volume from what the caller sees at "path". */
 static int op_volume_create(struct vm_manager *m, const struct vm_caller *c,
-			    json_t *args, int fd, json_t **ret, struct vm_error *err)
+			    json_t *args, int fd, const struct vm_control_sink *sink,
+			    json_t **ret, struct vm_error *err)
 {
 	const char *name, *source, *path, *ttl, *quota;
 	int r;
@@ -80,6 +105,7 @@ static int op_volume_create(struct vm_manager *m, const struct vm_caller *c,
 		json_t *labels = json_object_get(args, "labels");
 		json_t *how = NULL;
 		struct vm_create_opts po = {.labels = json_is_object(labels) ? labels : NULL};
+		want_progress(sink, &po);
 		if (ttl && (r = vm_parse_duration(ttl, &po.ttl_ns, err)) < 0)
 			return r;
 		if (quota && (r = vm_parse_size(quota, &po.quota_bytes, err)) < 0)
@@ -96,6 +122,7 @@ static int op_volume_create(struct vm_manager *m, const struct vm_caller *c,
 		return r;
 	}
 	struct vm_create_opts o = {0};
+	want_progress(sink, &o);
 	if ((r = vm_source_parse(source, &o.source, err)) < 0)
 		return r;
 	if (ttl && (r = vm_parse_duration(ttl, &o.ttl_ns, err)) < 0)
@@ -119,7 +146,8 @@ static int op_name(json_t *args, const char **name, struct vm_error *err)
 }
 
 json_t *vm_control_handle(struct vm_manager *m, const struct vm_caller *caller,
-			  const char *body, size_t len, int fd)
+			  const char *body, size_t len, int fd,
+			  const struct vm_control_sink *sink)
 {
 	struct vm_error err = {0};
 	json_error_t jerr;
@@ -130,8 +158,9 @@ json_t *vm_control_handle(struct vm_manager *m, const struct vm_caller *caller,
 	}
 	const char *op;
 	json_t *args = NULL;
-	if (json_unpack_ex(req, &jerr, JSON_STRICT, "{s:s, s?o}", "op", &op, "args",
-			   &args) < 0) {
+	int progress = 0;
+	if (json_unpack_ex(req, &jerr, JSON_STRICT, "{s:s, s?o, s?b}", "op", &op, "args",
+			   &args, "progress", &progress) < 0) {
 		vm_error_set(&err, EINVAL, "malformed request: %s", jerr.text);
 		return reply_err(&err);
 	}
@@ -146,6 +175,8 @@ json_t *vm_control_handle(struct vm_manager *m, const struct vm_caller *caller,
 	json_t *result = NULL;
 	const char *name = NULL;
 	int r;
+	if (!progress)
+		sink = NULL;
 	/* Callers that are not root (the socket's group, --control-group)
 	 * may use volumes; caches and gc are the administrator's. */
 	static const char *const root_only[] = {"cache.import", "cache.create", "cache.update",
@@ -162,10 +193,14 @@ json_t *vm_control_handle(struct vm_manager *m, const struct vm_caller *caller,
 			const struct vm_pool *p = vm_manager_pool(m);
 			result = json_pack("{s:s, s:s, s:s, s:s}", "version", VOLMGR_VERSION,
 					   "pool", p->path, "fstype", p->fstype,
-					   "backend", "btrfs");
+					   "backend", vm_backend_name(vm_manager_backend(m)->kind));
 		}
+	} else if (strcmp(op, "status") == 0) {
+		r = args_only(args, NOARGS, &err);
+		if (r == 0)
+			r = vm_manager_status(m, &result, &err);
 	} else if (strcmp(op, "volume.create") == 0) {
-		r = op_volume_create(m, caller, args, fd, &result, &err);
+		r = op_volume_create(m, caller, args, fd, sink, &result, &err);
 	} else if (strcmp(op, "volume.which") == 0) {
 		r = args_only(args, NOARGS, &err);
 		if (r == 0 && fd < 0)
@@ -202,8 +237,11 @@ json_t *vm_control_handle(struct vm_manager *m, const struct vm_caller *caller,
 			if (fd < 0)
 				r = vm_error_set(&err, EINVAL,
 						 "cache.import needs the source directory passed as a file descriptor");
-			else
-				r = vm_cache_import(m, name, fd, caller, &result, &err);
+			else {
+				struct vm_create_opts o = {0};
+				want_progress(sink, &o);
+				r = vm_cache_import(m, name, fd, &o, caller, &result, &err);
+			}
 		}
 	} else if (strcmp(op, "cache.create") == 0) {
 		const char *url = NULL, *branch = NULL;
@@ -264,7 +302,7 @@ json_t *vm_control_handle(struct vm_manager *m, const struct vm_caller *caller,
 		r = vm_error_set(&err, EINVAL, "unknown operation \"%.64s\"", op);
 	}
 	/* Count by operation, from the closed set handled above. */
-	static const char *const known[] = {"ping", "volume.create", "volume.which", "volume.list",
+	static const char *const known[] = {"ping", "status", "volume.create", "volume.which", "volume.list",
 					    "volume.inspect", "volume.remove", "cache.import",
 					    "cache.create", "cache.update", "cache.list",
 					    "cache.inspect", "cache.remove", "gc", "metrics"};

@@ -4,7 +4,11 @@
  * so there is no framing to parse), an optional file descriptor passed
  * with SCM_RIGHTS, and the caller identified by SO_PEERCRED.
  *
- *   request: {"op": "volume.create", "args": {...}}
+ *   request: {"op": "volume.create", "args": {...}, "progress": true}
+ *   progress (only if asked, before the reply; dropped when the client
+ *   does not keep up):
+ *            {"progress": {"files", "bytes", "total_files", "total_bytes",
+ *                          "elapsed_ns", "done"}}
  *   reply:   {"ok": true, "result": ...}
  *          | {"ok": false, "error": {"errno": 2, "name": "ENOENT",
  *                                    "message": "no such volume: x"}}
@@ -18,9 +22,18 @@
 #define VM_CONTROL_REQUEST_MAX (64 * 1024)
 #define VM_CONTROL_REPLY_MAX (16 * 1024 * 1024)
 
+/* Where progress messages go: send must not block (drop instead), and
+ * takes no reference to msg. */
+struct vm_control_sink {
+	void (*send)(void *userdata, json_t *msg);
+	void *userdata;
+};
+
 /* Handle one request.  fd is a descriptor the caller passed along (or -1);
- * the handler never keeps it.  Always returns a reply object. */
+ * the handler never keeps it.  sink may be NULL (no progress messages).
+ * Always returns a reply object. */
 json_t *vm_control_handle(struct vm_manager *m, const struct vm_caller *caller,
-			  const char *body, size_t len, int fd);
+			  const char *body, size_t len, int fd,
+			  const struct vm_control_sink *sink);
 
 #include "exitcode.h"

@@ -69,6 +69,17 @@ static ssize_t recv_request(int fd, char *buf, size_t cap, int *ret_fd)
 	return n;
 }
 
+/* Progress messages: never block the copy for a slow client; a message
+ * that does not fit in the socket buffer now is dropped. */
+static void send_nonblocking(void *userdata, json_t *msg)
+{
+	struct client *cl = userdata;
+	char *text = json_dumps(msg, JSON_COMPACT);
+	if (text)
+		(void)!send(cl->fd, text, strlen(text), MSG_NOSIGNAL | MSG_DONTWAIT);
+	free(text);
+}
+
 static void *client_main(void *arg)
 {
 	struct client *cl = arg;
@@ -94,7 +105,8 @@ static void *client_main(void *arg)
 					  n == -EMSGSIZE ? "request too large or more than one fd"
 							 : "cannot read the request");
 		} else {
-			reply = vm_control_handle(s->m, &cl->caller, buf, (size_t)n, passed);
+			struct vm_control_sink sink = {send_nonblocking, cl};
+			reply = vm_control_handle(s->m, &cl->caller, buf, (size_t)n, passed, &sink);
 		}
 		closep(&passed);
 		char *text = reply ? json_dumps(reply, JSON_COMPACT) : NULL;

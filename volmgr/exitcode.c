@@ -21,6 +21,7 @@ enum vm_exit vm_exit_from_errno(int e)
 		return VM_EXIT_INVALID;
 	case ENOSPC:
 	case EDQUOT:
+	case EFBIG:
 		return VM_EXIT_NO_SPACE;
 	case EOPNOTSUPP:
 		return VM_EXIT_UNSUPPORTED;
@@ -43,6 +44,7 @@ const char *vm_errno_name(int e)
 	case ENOTDIR: return "ENOTDIR";
 	case ENOSPC: return "ENOSPC";
 	case EDQUOT: return "EDQUOT";
+	case EFBIG: return "EFBIG";
 	case EOPNOTSUPP: return "EOPNOTSUPP";
 	case EPERM: return "EPERM";
 	case EACCES: return "EACCES";

@@ -16,6 +16,10 @@ enum vm_exit {
 	VM_EXIT_NO_SPACE = 8,
 	VM_EXIT_UNSUPPORTED = 9,
 	VM_EXIT_PERMISSION = 10,
+	/* volmgrd only: the pool cannot use the backend asked for
+	 * (--backend, [pool] backend, [copy] io) or the configuration needs
+	 * what the backend lacks ([quota] default off btrfs). */
+	VM_EXIT_BACKEND = 11,
 };
 
 enum vm_exit vm_exit_from_errno(int e);

@@ -7,8 +7,10 @@
  * old generation or its new one, whole: an update makes the new
  * generation as a writable snapshot of the current one, fetches and
  * checks out there, then swaps the two with renameat2(RENAME_EXCHANGE).
- * Volumes are independent btrfs snapshots, so the old generation is
- * deleted right away: nothing refers to it. */
+ * Volumes are independent snapshots or copies, so the old generation is
+ * deleted right away: nothing refers to it, unless a copy still reads it
+ * (then when that copy ends).  Off btrfs a generation is a copy of the
+ * current one, made without the lock. */
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <stdio.h>
@@ -16,9 +18,30 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "btrfs.h"
 #include "fault.h"
 #include "manager-private.h"
+
+/* A writable clone of the cache open at src as staging/tmp, by copy
+ * (copy or reflink backend): run without the lock. */
+static int clone_staged(struct vm_manager *m, int src, const char *tmp, const char *what,
+			const char *name, struct vm_error *err)
+{
+	int r = vm_backend_make_empty(&m->backend, m->pool->staging_fd, tmp, NULL, err);
+	if (r < 0)
+		return r;
+	_cleanup_close_ int dst = vm_openat_beneath(m->pool->staging_fd, tmp,
+						    O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (dst < 0)
+		return vm_error_errno(err, -dst, "cannot open staging/%s", tmp);
+	struct vm_reader reader;
+	struct vm_copy_opts co;
+	struct vm_copy_report rep;
+	vm_mgr_copy_opts(m, src, NULL, NULL, &reader, &co);
+	r = vm_backend_clone_into(&m->backend, src, dst, &co, &rep, err);
+	if (r == 0)
+		vm_mgr_log_copy(m, what, name, &rep);
+	return r;
+}
 
 static int git_ready(struct vm_manager *m, struct vm_error *err)
 {
@@ -105,7 +128,7 @@ int vm_cache_create_git(struct vm_manager *m, const char *name, const char *url,
 		LOCK_GUARD(m);
 		if (vm_mgr_name_taken(m, VM_KIND_CACHE, name))
 			return vm_error_set(err, EEXIST, "cache %s already exists", name);
-		if ((r = vm_btrfs_create(m->pool->staging_fd, tmp, NULL, err)) < 0)
+		if ((r = vm_backend_make_empty(&m->backend, m->pool->staging_fd, tmp, NULL, err)) < 0)
 			return r;
 		vm_mgr_reserve(m, VM_KIND_CACHE, name, true);
 	}
@@ -143,7 +166,7 @@ int vm_cache_create_git(struct vm_manager *m, const char *name, const char *url,
 	_cleanup_close_ int fd = vm_openat_beneath(m->pool->caches_fd, name,
 						   O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	r = fd < 0 ? vm_error_errno(err, -fd, "cannot open cache %s", name)
-		   : vm_btrfs_set_read_only(fd, true, err);
+		   : vm_backend_set_read_only(&m->backend, fd, true, err);
 	if (r == 0) {
 		rec.generation = 1;
 		vm_mgr_record_birth(&rec, caller, NULL, 0);
@@ -179,6 +202,8 @@ int vm_cache_update(struct vm_manager *m, const char *name, json_t **ret,
 	char tmp[VM_NAME_MAX + 64];
 	vm_mgr_staging_name("update", name, tmp);
 	_cleanup_(recordp) struct vm_record rec = {0};
+	struct vm_mgr_hold hold = {0};
+	_cleanup_close_ int to_copy = -1;
 	{
 		LOCK_GUARD(m);
 		if ((r = vm_mgr_load_record(m, VM_KIND_CACHE, name, &rec, err)) < 0)
@@ -193,12 +218,25 @@ int vm_cache_update(struct vm_manager *m, const char *name, json_t **ret,
 							    O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 		if (cur < 0)
 			return vm_error_errno(err, -cur, "cannot open cache %s", name);
-		if ((r = vm_btrfs_snapshot(cur, m->pool->staging_fd, tmp, NULL, err)) < 0)
-			return r;
+		if (vm_backend_is_instant(&m->backend)) {
+			if ((r = vm_backend_clone(&m->backend, cur, m->pool->staging_fd, tmp, NULL, NULL,
+						  NULL, err)) < 0)
+				return r;
+		} else {
+			if ((r = vm_mgr_hold(m, cur, &hold, err)) < 0)
+				return r;
+			to_copy = TAKE_FD(cur);
+		}
 		updating(m, name, 1);
 	}
+	if (to_copy >= 0) {
+		r = clone_staged(m, to_copy, tmp, "new generation of cache", name, err);
+		closep(&to_copy);
+		to_copy = -1;
+		vm_mgr_release(m, &hold);
+	}
 	char commit[64] = "";
-	{
+	if (r >= 0) {
 		_cleanup_close_ int fd = open_staged(m, tmp, err);
 		r = fd;
 		char remote_ref[VM_REV_MAX + 32];
@@ -216,6 +254,7 @@ int vm_cache_update(struct vm_manager *m, const char *name, json_t **ret,
 			r = refresh_index(m, fd, err);
 	}
 	VM_FAULT("update.fetched");
+	{
 	LOCK_GUARD(m);
 	updating(m, name, 0);
 	_cleanup_(recordp) struct vm_record now = {0};
@@ -229,7 +268,7 @@ int vm_cache_update(struct vm_manager *m, const char *name, json_t **ret,
 	}
 	/* Swap the generations: both must be writable to move (their ".."
 	 * changes); nobody can snapshot in between, we hold the lock. */
-	if (r >= 0 && (r = vm_btrfs_set_read_only(cur, false, err)) == 0) {
+	if (r >= 0 && (r = vm_backend_set_read_only(&m->backend, cur, false, err)) == 0) {
 		VM_FAULT("update.writable");
 		if (renameat2(m->pool->staging_fd, tmp, m->pool->caches_fd, name, RENAME_EXCHANGE) < 0)
 			r = vm_error_errno(err, errno, "cannot publish the new generation of %s", name);
@@ -239,7 +278,7 @@ int vm_cache_update(struct vm_manager *m, const char *name, json_t **ret,
 		closep(&cur);
 		cur = vm_openat_beneath(m->pool->caches_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 		if (cur >= 0)
-			vm_btrfs_set_read_only(cur, true, r == 0 ? err : NULL);
+			vm_backend_set_read_only(&m->backend, cur, true, r == 0 ? err : NULL);
 	}
 	if (r < 0) {
 		vm_mgr_delete_staged(m, tmp, NULL);
@@ -250,13 +289,15 @@ int vm_cache_update(struct vm_manager *m, const char *name, json_t **ret,
 	now.generation++;
 	now.updated_ns = vm_now_ns();
 	r = vm_mgr_store_record(m, &now, err);
-	/* staging/tmp now holds the old generation: no volume refers to it. */
-	vm_mgr_delete_staged(m, tmp, NULL);
-	if (r < 0)
-		return r;
-	*ret = cache_result(&now);
-	json_object_set_new(*ret, "previous_commit", json_string(rec.git_commit));
-	return 0;
+	if (r == 0) {
+		*ret = cache_result(&now);
+		json_object_set_new(*ret, "previous_commit", json_string(rec.git_commit));
+	}
+	}
+	/* staging/tmp now holds the old generation: no volume refers to it,
+	 * but a copy may still read it (then it goes when that ends). */
+	vm_mgr_delete_trash(m, tmp, NULL);
+	return r;
 }
 
 /* Find REV in the checkout at dirfd: as given, as a branch of origin, or
@@ -297,6 +338,8 @@ int vm_volume_create_at_rev(struct vm_manager *m, const char *name,
 	vm_mgr_staging_name("rev", name, tmp);
 	uint64_t id = 0, quota = 0;
 	_cleanup_(recordp) struct vm_record cache = {0};
+	struct vm_mgr_hold hold = {0};
+	_cleanup_close_ int to_copy = -1;
 	{
 		LOCK_GUARD(m);
 		if (vm_mgr_name_taken(m, VM_KIND_VOLUME, name))
@@ -306,19 +349,35 @@ int vm_volume_create_at_rev(struct vm_manager *m, const char *name,
 		struct vm_source plain = *src;
 		plain.rev[0] = '\0';
 		_cleanup_close_ int cur = -1;
-		if ((r = vm_mgr_open_source(m, &plain, &cur, err)) < 0 ||
-		    (r = vm_btrfs_snapshot(cur, m->pool->staging_fd, tmp, &id, err)) < 0)
+		if ((r = vm_mgr_open_source(m, &plain, &cur, err)) < 0)
 			return r;
-		if ((r = vm_mgr_apply_quota(m, id, opts, &quota, err)) < 0) {
-			vm_mgr_delete_staged(m, tmp, NULL);
-			return r;
+		if (vm_backend_is_instant(&m->backend)) {
+			if ((r = vm_backend_clone(&m->backend, cur, m->pool->staging_fd, tmp, NULL, &id,
+						  NULL, err)) < 0)
+				return r;
+			if ((r = vm_mgr_apply_quota(m, id, opts, &quota, err)) < 0) {
+				vm_mgr_delete_staged(m, tmp, NULL);
+				return r;
+			}
+		} else {
+			/* No subvolume, no quota: refuse one before copying. */
+			if ((r = vm_mgr_apply_quota(m, 0, opts, &quota, err)) < 0 ||
+			    (r = vm_mgr_hold(m, cur, &hold, err)) < 0)
+				return r;
+			to_copy = TAKE_FD(cur);
 		}
 		vm_mgr_reserve(m, VM_KIND_VOLUME, name, true);
+	}
+	if (to_copy >= 0) {
+		r = clone_staged(m, to_copy, tmp, "clone into volume", name, err);
+		closep(&to_copy);
+		to_copy = -1;
+		vm_mgr_release(m, &hold);
 	}
 	_cleanup_(recordp) struct vm_record rec = {0};
 	vm_record_init(&rec, VM_KIND_VOLUME, name);
 	rec.quota_bytes = quota;
-	{
+	if (r >= 0) {
 		_cleanup_close_ int fd = open_staged(m, tmp, err);
 		r = fd;
 		if (r >= 0)

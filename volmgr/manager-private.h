@@ -6,9 +6,11 @@
 
 #include <pthread.h>
 
+#include "backend.h"
 #include "config.h"
 #include "gitrun.h"
 #include "manager.h"
+#include "readers.h"
 #include "record.h"
 
 struct vm_manager {
@@ -22,6 +24,11 @@ struct vm_manager {
 	struct vm_error git_error;
 	bool quotas;       /* btrfs quota accounting is on */
 	struct vm_error quota_error;
+	struct vm_backend backend;
+	struct vm_readers readers; /* pool trees being read by copies */
+	void (*log)(void *userdata, const char *line);
+	void *log_userdata;
+	char driver[64]; /* the engines' name for the plugin, for messages */
 };
 
 struct vm_locked {
@@ -64,6 +71,28 @@ void vm_mgr_reserve(struct vm_manager *m, enum vm_kind k, const char *name, bool
 int vm_mgr_apply_quota(struct vm_manager *m, uint64_t subvol_id,
 		       const struct vm_create_opts *opts, uint64_t *ret_bytes,
 		       struct vm_error *err);
+/* A pool tree held open by a copy: deletes of it wait (readers.h). */
+struct vm_mgr_hold {
+	bool held;
+	dev_t dev;
+	ino_t ino;
+};
+/* Under the lock: register the tree open at fd as being read. */
+int vm_mgr_hold(struct vm_manager *m, int fd, struct vm_mgr_hold *ret, struct vm_error *err);
+/* Without the lock: the copy ended; run the deletes that waited. */
+void vm_mgr_release(struct vm_manager *m, struct vm_mgr_hold *h);
+/* Without the lock: delete staging/name now, or when the copies reading
+ * it end. */
+int vm_mgr_delete_trash(struct vm_manager *m, const char *name, struct vm_error *err);
+/* Copy options for a copy the manager runs: io from the backend,
+ * progress from opts, totals counted first when progress is wanted. */
+void vm_mgr_copy_opts(struct vm_manager *m, int src_fd, const struct vm_create_opts *opts,
+		      const struct vm_caller *caller, struct vm_reader *reader,
+		      struct vm_copy_opts *ret);
+/* The summary line of one copy, to the front end's log. */
+void vm_mgr_log_copy(struct vm_manager *m, const char *what, const char *name,
+		     const struct vm_copy_report *rep);
+void vm_mgr_log(struct vm_manager *m, const char *fmt, ...) _printf_(2, 3);
 /* Creation time, creator (uid, pid, container cgroup), labels, expiry. */
 void vm_mgr_record_birth(struct vm_record *rec, const struct vm_caller *caller,
 			 json_t *labels, int64_t ttl_ns);

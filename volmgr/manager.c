@@ -9,11 +9,13 @@
 #include <sys/stat.h>
 
 #include "btrfs.h"
+#include "copy.h"
 #include "fault.h"
 #include "inuse.h"
 #include "metrics.h"
 #include "quota.h"
 #include "tree.h"
+#include "treecount.h"
 
 #include "manager-private.h"
 
@@ -26,6 +28,137 @@ void vm_unlockp(struct vm_locked *l)
 const struct vm_pool *vm_manager_pool(const struct vm_manager *m)
 {
 	return m->pool;
+}
+
+const struct vm_backend *vm_manager_backend(const struct vm_manager *m)
+{
+	return &m->backend;
+}
+
+int vm_manager_status(struct vm_manager *m, json_t **ret, struct vm_error *err)
+{
+	const struct vm_backend *b = &m->backend;
+	size_t reading;
+	{
+		LOCK_GUARD(m);
+		reading = vm_readers_count(&m->readers);
+	}
+	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:s, s:b, s:I}",
+			      "version", VOLMGR_VERSION, "pool", m->pool->path,
+			      "fstype", m->pool->fstype, "mount", m->pool->mount_target,
+			      "backend", vm_backend_name(b->kind),
+			      "backend_chosen", b->forced ? "forced" : "probed",
+			      "instant", vm_backend_is_instant(b),
+			      "backend_reason", b->why,
+			      "copy_io", vm_copy_io_name(b->io),
+			      "copy_io_reason", b->io_why, "quotas", m->quotas,
+			      "copies_reading", (json_int_t)reading);
+	if (!j)
+		return vm_error_set(err, ENOMEM, "out of memory");
+	if (!m->quotas)
+		json_object_set_new(j, "quotas_reason", json_string(m->quota_error.msg));
+	*ret = j;
+	return 0;
+}
+
+void vm_mgr_log(struct vm_manager *m, const char *fmt, ...)
+{
+	if (!m->log)
+		return;
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	m->log(m->log_userdata, line);
+}
+
+void vm_mgr_log_copy(struct vm_manager *m, const char *what, const char *name,
+		     const struct vm_copy_report *rep)
+{
+	const struct vm_copy_stats *st = &rep->stats;
+	double s = (double)rep->elapsed_ns / 1e9;
+	double rate = s > 0 ? (double)st->bytes / s / 1e6 : 0;
+	vm_mgr_log(m, "copy: %s %s: %llu files, %llu dirs, %llu bytes in %.3f s (%.1f MB/s), backend %s, io %s (%s)",
+		   what, name, (unsigned long long)(st->files + st->symlinks + st->others),
+		   (unsigned long long)st->dirs, (unsigned long long)st->bytes, s, rate,
+		   vm_backend_name(m->backend.kind), vm_copy_io_name(rep->io_used), rep->io_reason);
+}
+
+int vm_mgr_hold(struct vm_manager *m, int fd, struct vm_mgr_hold *ret, struct vm_error *err)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return vm_error_errno(err, errno, "cannot stat the tree to copy");
+	if (vm_readers_hold(&m->readers, st.st_dev, st.st_ino) < 0)
+		return vm_error_set(err, ENOMEM, "out of memory");
+	*ret = (struct vm_mgr_hold){true, st.st_dev, st.st_ino};
+	return 0;
+}
+
+void vm_mgr_release(struct vm_manager *m, struct vm_mgr_hold *h)
+{
+	if (!h->held)
+		return;
+	char **deferred = NULL;
+	{
+		LOCK_GUARD(m);
+		vm_readers_release(&m->readers, h->dev, h->ino, &deferred);
+	}
+	h->held = false;
+	for (size_t i = 0; deferred && deferred[i]; i++) {
+		struct vm_error e = {0};
+		if (vm_mgr_delete_staged(m, deferred[i], &e) < 0)
+			vm_mgr_log(m, "deferred delete of staging/%s failed (retried at the next start): %s",
+				   deferred[i], e.msg);
+		else
+			vm_mgr_log(m, "deleted staging/%s: the last copy reading it ended", deferred[i]);
+		free(deferred[i]);
+	}
+	free(deferred);
+}
+
+int vm_mgr_delete_trash(struct vm_manager *m, const char *name, struct vm_error *err)
+{
+	{
+		LOCK_GUARD(m);
+		struct stat st;
+		if (fstatat(m->pool->staging_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			return errno == ENOENT ? 0 : vm_error_errno(err, errno, "cannot stat staging/%s", name);
+		/* Out of sight already: only copies that opened it before can
+		 * still read it, and they registered under this lock. */
+		if (vm_readers_busy(&m->readers, st.st_dev, st.st_ino)) {
+			if (vm_readers_defer(&m->readers, st.st_dev, st.st_ino, name) < 0)
+				return vm_error_set(err, ENOMEM, "out of memory");
+			vm_mgr_log(m, "staging/%s is being read by a copy: deleted when it ends", name);
+			return 0;
+		}
+	}
+	return vm_mgr_delete_staged(m, name, err);
+}
+
+void vm_mgr_copy_opts(struct vm_manager *m, int src_fd, const struct vm_create_opts *opts,
+		      const struct vm_caller *caller, struct vm_reader *reader,
+		      struct vm_copy_opts *ret)
+{
+	*ret = (struct vm_copy_opts){.io = m->backend.io};
+	if (caller && caller->uid != 0) {
+		*reader = (struct vm_reader){.uid = caller->uid, .gid = caller->gid,
+					     .ngroups = caller->ngroups};
+		memcpy(reader->groups, caller->groups, sizeof(uint32_t) * (size_t)caller->ngroups);
+		ret->reader = reader;
+	}
+	if (opts && opts->progress) {
+		ret->progress = opts->progress;
+		ret->progress_userdata = opts->progress_userdata;
+		/* Totals for "time left": counted first, bounded; a failed
+		 * count only leaves them unknown. */
+		struct vm_treecount t;
+		if (vm_treecount(src_fd, 0, 0, &t, NULL) == 0 && !t.over) {
+			ret->total_files = t.files;
+			ret->total_bytes = t.bytes;
+		}
+	}
 }
 
 const char *vm_manager_proc(const struct vm_manager *m)
@@ -110,15 +243,7 @@ void vm_mgr_staging_name(const char *what, const char *name,
 int vm_mgr_delete_staged(struct vm_manager *m, const char *name,
 			 struct vm_error *err)
 {
-	_cleanup_close_ int fd = vm_openat_beneath(
-		m->pool->staging_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-	if (fd >= 0 && vm_btrfs_is_subvolume(fd) == 1) {
-		closep(&fd);
-		/* A read-only nested subvolume would stop the recursive
-		 * delete; the top one is ours and may be read-only (caches). */
-		return vm_btrfs_delete(m->pool->staging_fd, name, err);
-	}
-	return vm_tree_remove(m->pool->staging_fd, name, err);
+	return vm_backend_delete(&m->backend, m->pool->staging_fd, name, err);
 }
 
 /* Move dir/name into staging/ under the name trash.  A read-only
@@ -277,7 +402,7 @@ static int repair_kind(struct vm_manager *m, enum vm_kind k, json_t *report,
 			_cleanup_close_ int fd = vm_openat_beneath(
 				vm_mgr_data_fd(m, k), name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 			if (fd >= 0)
-				vm_btrfs_set_read_only(fd, true, NULL);
+				vm_backend_set_read_only(&m->backend, fd, true, NULL);
 		}
 	}
 	closedir(d);
@@ -317,9 +442,34 @@ int vm_manager_new(struct vm_pool *pool, const struct vm_manager_config *cfg,
 		m->config = *cfg->config;
 	else
 		vm_config_init(&m->config);
+	if (cfg) {
+		m->log = cfg->log;
+		m->log_userdata = cfg->log_userdata;
+	}
+	snprintf(m->driver, sizeof(m->driver), "%s", cfg && cfg->driver ? cfg->driver : "volmgr");
+	int r;
+	if (cfg && cfg->backend) {
+		m->backend = *cfg->backend;
+	} else if ((r = vm_backend_choose(pool->staging_fd, m->config.pool_backend,
+					  m->config.copy_io, &m->backend, err)) < 0) {
+		vm_manager_free(m);
+		return r;
+	}
+	/* Quotas are btrfs qgroups on subvolumes: no other backend has
+	 * them, and a default limit there would be a promise not kept. */
+	if (m->backend.kind != VM_BACKEND_BTRFS && m->config.quota_default) {
+		vm_manager_free(m);
+		return vm_error_set(err, EOPNOTSUPP,
+				    "[quota] default needs the btrfs backend, and this pool uses %s: quotas are btrfs qgroups",
+				    vm_backend_name(m->backend.kind));
+	}
 	/* Quota accounting: turned on (and counted) once; a failure only
 	 * disables quotas, and says why when one is asked for. */
-	if (m->config.quota_accounting) {
+	if (m->backend.kind != VM_BACKEND_BTRFS) {
+		vm_error_set(&m->quota_error, EOPNOTSUPP,
+			     "quotas are btrfs qgroups, and this pool's backend is %s",
+			     vm_backend_name(m->backend.kind));
+	} else if (m->config.quota_accounting) {
 		m->quotas = vm_quota_enable(pool->fd, &m->quota_error) == 0;
 	} else {
 		vm_error_set(&m->quota_error, EOPNOTSUPP,
@@ -337,9 +487,9 @@ int vm_manager_new(struct vm_pool *pool, const struct vm_manager_config *cfg,
 		return vm_error_set(err, ENOMEM, "out of memory");
 	}
 	json_t *report = json_array();
-	if (m->config.quota_accounting && !m->quotas)
+	if (m->config.quota_accounting && !m->quotas && m->backend.kind == VM_BACKEND_BTRFS)
 		report_add(report, "quotas are unavailable: %s", m->quota_error.msg);
-	int r = repair_staging(m, report, err);
+	r = repair_staging(m, report, err);
 	if (r == 0)
 		r = repair_kind(m, VM_KIND_VOLUME, report, err);
 	if (r == 0)
@@ -366,6 +516,7 @@ void vm_manager_free(struct vm_manager *m)
 	free(m->proc);
 	free(m->vol_prefix);
 	json_decref(m->importing);
+	vm_readers_done(&m->readers);
 	free(m);
 }
 
@@ -441,53 +592,31 @@ int vm_mgr_publish(struct vm_manager *m, const char *tmp, int dirfd,
 	return 0;
 }
 
-int vm_volume_create(struct vm_manager *m, const char *name,
-		     const struct vm_create_opts *opts,
-		     const struct vm_caller *caller, struct vm_error *err)
-{
-	if (opts && opts->source.rev[0])
-		return vm_volume_create_at_rev(m, name, opts, caller, err);
-	int r = vm_name_check("volume", name, err);
-	if (r < 0)
-		return r;
-	if (opts && (r = vm_labels_check(opts->labels, err)) < 0)
-		return r;
-	LOCK_GUARD(m);
-	if (vm_mgr_name_taken(m, VM_KIND_VOLUME, name))
-		return vm_error_set(err, EEXIST, "volume %s already exists", name);
+static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name, int src_fd,
+		   const struct vm_source *source, bool clone, const struct vm_create_opts *opts,
+		   const struct vm_caller *caller, json_t **ret_stats, struct vm_error *err);
 
+/* An empty volume, or a snapshot on btrfs: O(1), so done under the lock.
+ * src is the open source or -1. */
+static int create_locked(struct vm_manager *m, const char *name,
+			 const struct vm_create_opts *opts, const struct vm_caller *caller,
+			 const struct vm_source *source, int src, struct vm_error *err)
+{
 	_cleanup_(recordp) struct vm_record rec = {0};
 	if (vm_record_init(&rec, VM_KIND_VOLUME, name) < 0)
 		return vm_error_set(err, ENOMEM, "out of memory");
 	char tmp[VM_NAME_MAX + 64];
 	vm_mgr_staging_name("new", name, tmp);
-	struct vm_source source = opts ? opts->source : (struct vm_source){0};
-	if (opts && opts->seed_by_rules && source.kind == VM_SOURCE_NONE) {
-		/* A seed rule names the source by the volume's name; a
-		 * source that does not exist (yet) gives an empty volume,
-		 * as without a rule: the job then clones in full. */
-		struct vm_source seeded;
-		r = vm_config_seed_for(&m->config, name, &seeded, err);
-		if (r < 0)
-			return r;
-		if (r == 1) {
-			_cleanup_close_ int probe = -1;
-			if (vm_mgr_open_source(m, &seeded, &probe, NULL) == 0)
-				source = seeded;
-		}
-	}
-	if (source.kind != VM_SOURCE_NONE) {
-		_cleanup_close_ int src = -1;
-		r = vm_mgr_open_source(m, &source, &src, err);
-		if (r < 0)
-			return r;
+	int r;
+	if (src >= 0) {
 		int64_t t0 = vm_now_ns();
-		r = vm_btrfs_snapshot(src, m->pool->staging_fd, tmp, &rec.subvol_id, err);
+		r = vm_backend_clone(&m->backend, src, m->pool->staging_fd, tmp, NULL,
+				     &rec.subvol_id, NULL, err);
 		if (r == 0)
 			vm_metrics_observe(VM_HIST_SNAPSHOT, vm_now_ns() - t0);
-		rec.source = source;
+		rec.source = *source;
 	} else {
-		r = vm_btrfs_create(m->pool->staging_fd, tmp, &rec.subvol_id, err);
+		r = vm_backend_make_empty(&m->backend, m->pool->staging_fd, tmp, &rec.subvol_id, err);
 	}
 	if (r == 0)
 		r = vm_mgr_apply_quota(m, rec.subvol_id, opts, &rec.quota_bytes, err);
@@ -509,6 +638,80 @@ int vm_volume_create(struct vm_manager *m, const char *name,
 		return r;
 	}
 	return 0;
+}
+
+/* An engine's Create without a source runs inside the engine's call, and
+ * podman gives a plugin 5 s: when a seed rule's source would need a copy
+ * past the limits, answer at once and say how to create the volume
+ * ahead.  The count stops as soon as a limit is passed. */
+static int implicit_check(struct vm_manager *m, const char *name, const struct vm_source *src,
+			  int src_fd, struct vm_error *err)
+{
+	struct vm_treecount t;
+	int r = vm_treecount(src_fd, m->config.implicit_max_files, m->config.implicit_max_bytes,
+			     &t, err);
+	if (r < 0)
+		return r;
+	if (!t.over)
+		return 0;
+	char spec[VM_SOURCE_STR_MAX];
+	vm_source_format(src, spec);
+	return vm_error_set(err, EFBIG,
+			    "volume %s would need a copy of %s past the implicit-create limit (%llu files or %llu bytes; backend %s copies): create the volume first: volmgr snapshot %s %s, or docker volume create -d %s -o source=%s %s",
+			    name, spec, (unsigned long long)m->config.implicit_max_files,
+			    (unsigned long long)m->config.implicit_max_bytes,
+			    vm_backend_name(m->backend.kind), spec, name, m->driver, spec, name);
+}
+
+int vm_volume_create(struct vm_manager *m, const char *name,
+		     const struct vm_create_opts *opts,
+		     const struct vm_caller *caller, struct vm_error *err)
+{
+	if (opts && opts->source.rev[0])
+		return vm_volume_create_at_rev(m, name, opts, caller, err);
+	int r = vm_name_check("volume", name, err);
+	if (r < 0)
+		return r;
+	if (opts && (r = vm_labels_check(opts->labels, err)) < 0)
+		return r;
+	struct vm_source source = opts ? opts->source : (struct vm_source){0};
+	bool seeded = false;
+	_cleanup_close_ int src = -1;
+	struct vm_mgr_hold hold = {0};
+	{
+		LOCK_GUARD(m);
+		if (vm_mgr_name_taken(m, VM_KIND_VOLUME, name))
+			return vm_error_set(err, EEXIST, "volume %s already exists", name);
+		if (opts && opts->seed_by_rules && source.kind == VM_SOURCE_NONE) {
+			/* A seed rule names the source by the volume's name; a
+			 * source that does not exist (yet) gives an empty volume,
+			 * as without a rule: the job then clones in full. */
+			struct vm_source s;
+			r = vm_config_seed_for(&m->config, name, &s, err);
+			if (r < 0)
+				return r;
+			if (r == 1) {
+				_cleanup_close_ int probe = -1;
+				if (vm_mgr_open_source(m, &s, &probe, NULL) == 0) {
+					source = s;
+					seeded = true;
+				}
+			}
+		}
+		if (source.kind != VM_SOURCE_NONE && (r = vm_mgr_open_source(m, &source, &src, err)) < 0)
+			return r;
+		if (src < 0 || vm_backend_is_instant(&m->backend))
+			return create_locked(m, name, opts, caller, &source, src, err);
+		/* A copy: it runs without the lock, and a delete of the
+		 * source waits for it. */
+		if ((r = vm_mgr_hold(m, src, &hold, err)) < 0)
+			return r;
+	}
+	r = seeded ? implicit_check(m, name, &source, src, err) : 0;
+	if (r == 0)
+		r = copy_in(m, VM_KIND_VOLUME, name, src, &source, true, opts, caller, NULL, err);
+	vm_mgr_release(m, &hold);
+	return r;
 }
 
 /* The machine's mounts of volumes.  When some processes' mounts cannot
@@ -693,15 +896,16 @@ int vm_volume_list(struct vm_manager *m, bool with_usage, json_t **ret,
 	return list_kind(m, VM_KIND_VOLUME, counts, ret, err);
 }
 
-static int remove_locked(struct vm_manager *m, enum vm_kind k,
-			 struct vm_record *rec, struct vm_error *err)
+/* Under the lock: mark, move into staging/ as trash, drop the record.
+ * The name is free from here on; remove_finish deletes the trash. */
+static int remove_locked(struct vm_manager *m, enum vm_kind k, struct vm_record *rec,
+			 char trash[static VM_NAME_MAX + 64], struct vm_error *err)
 {
 	rec->state = VM_STATE_REMOVING;
 	int r = vm_mgr_store_record(m, rec, err);
 	if (r < 0)
 		return r;
 	VM_FAULT("remove.marked");
-	char trash[VM_NAME_MAX + 64];
 	vm_mgr_staging_name("trash", rec->name, trash);
 	r = move_to_staging(vm_mgr_data_fd(m, k), m->pool->staging_fd, rec->name, trash);
 	if (r < 0 && r != -ENOENT)
@@ -712,13 +916,20 @@ static int remove_locked(struct vm_manager *m, enum vm_kind k,
 	if (r < 0)
 		return r;
 	VM_FAULT("remove.unlinked");
-	/* The name is free from here on; a failed delete is retried at the
-	 * next start (staging is emptied then). */
-	r = vm_mgr_delete_staged(m, trash, err);
+	return 0;
+}
+
+/* Without the lock (a tree remove takes long off btrfs): delete the
+ * trash, or leave it to the last copy still reading it.  A failed delete
+ * is retried at the next start (staging is emptied then). */
+static int remove_finish(struct vm_manager *m, const char *trash, uint64_t subvol_id,
+			 struct vm_error *err)
+{
+	int r = vm_mgr_delete_trash(m, trash, err);
 	/* Its qgroup goes once btrfs's cleaner has dropped the subvolume:
 	 * try now, and gc clears what is left (vm_quota_clear_stale). */
-	if (r == 0 && m->quotas && rec->subvol_id)
-		vm_quota_destroy(m->pool->fd, rec->subvol_id, NULL);
+	if (r == 0 && m->quotas && subvol_id)
+		vm_quota_destroy(m->pool->fd, subvol_id, NULL);
 	return r;
 }
 
@@ -730,6 +941,9 @@ int vm_volume_remove(struct vm_manager *m, const char *name, struct vm_error *er
 int vm_volume_remove_as(struct vm_manager *m, const char *name, const struct vm_caller *caller,
 			struct vm_error *err)
 {
+	char trash[VM_NAME_MAX + 64];
+	uint64_t id;
+	{
 	LOCK_GUARD(m);
 	_cleanup_(recordp) struct vm_record rec = {0};
 	int r = volume_load_ready(m, name, &rec, err);
@@ -755,7 +969,11 @@ int vm_volume_remove_as(struct vm_manager *m, const char *name, const struct vm_
 				    name,
 				    (long long)json_integer_value(json_object_get(info, "kernel_mounts")),
 				    json_object_size(rec.mounts));
-	return remove_locked(m, VM_KIND_VOLUME, &rec, err);
+	if ((r = remove_locked(m, VM_KIND_VOLUME, &rec, trash, err)) < 0)
+		return r;
+	id = rec.subvol_id;
+	}
+	return remove_finish(m, trash, id, err);
 }
 
 int vm_volume_mount(struct vm_manager *m, const char *name, const char *id,
@@ -839,14 +1057,15 @@ static json_t *stats_json(const struct vm_copy_stats *s)
 	return j;
 }
 
-/* Copy the tree open at src_fd into a new subvolume k/name: reserve the
- * name, copy into staging/ without holding the lock (other requests go on
- * meanwhile), then publish and commit the record under the lock.  On the
- * same btrfs file system copy_file_range shares the data (a clone). */
-static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name,
-		   int src_fd, const struct vm_source *source,
-		   const struct vm_create_opts *opts, const struct vm_caller *caller,
-		   json_t **ret_stats, struct vm_error *err)
+/* Copy the tree open at src_fd into a new volume or cache k/name: reserve
+ * the name, copy into staging/ without holding the lock (other requests go
+ * on meanwhile), then publish and commit the record under the lock.
+ * clone: src_fd is a tree of the pool, cloned the backend's way (reflinks
+ * on the reflink backend); else a caller's tree, copied as the caller
+ * (copy_file_range shares data on the same file system where it can). */
+static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name, int src_fd,
+		   const struct vm_source *source, bool clone, const struct vm_create_opts *opts,
+		   const struct vm_caller *caller, json_t **ret_stats, struct vm_error *err)
 {
 	json_t *labels = opts ? opts->labels : NULL;
 	int64_t ttl_ns = opts ? opts->ttl_ns : 0;
@@ -855,14 +1074,14 @@ static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name,
 	if (r < 0)
 		return r;
 	char tmp[VM_NAME_MAX + 64];
-	vm_mgr_staging_name("import", name, tmp);
+	vm_mgr_staging_name(clone ? "clone" : "import", name, tmp);
 	uint64_t id = 0;
 	{
 		LOCK_GUARD(m);
 		if (vm_mgr_name_taken(m, k, name))
 			return vm_error_set(err, EEXIST, "%s %s already exists",
 					    vm_kind_str(k), name);
-		r = vm_btrfs_create(m->pool->staging_fd, tmp, &id, err);
+		r = vm_backend_make_empty(&m->backend, m->pool->staging_fd, tmp, &id, err);
 		if (r == 0 && k == VM_KIND_VOLUME)
 			r = vm_mgr_apply_quota(m, id, opts, &quota, err);
 		if (r < 0) {
@@ -871,28 +1090,30 @@ static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name,
 		}
 		vm_mgr_reserve(m, k, name, true);
 	}
-	struct vm_copy_stats stats = {0};
+	struct vm_copy_report rep = {0};
 	int64_t t0 = vm_now_ns();
 	{
 		_cleanup_close_ int dst = vm_openat_beneath(
 			m->pool->staging_fd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-		if (dst < 0)
+		if (dst < 0) {
 			r = vm_error_errno(err, -dst, "cannot open the new %s", vm_kind_str(k));
-		else {
-			struct vm_reader reader = {0};
-			if (caller && caller->uid != 0) {
-				reader.uid = caller->uid;
-				reader.gid = caller->gid;
-				reader.ngroups = caller->ngroups;
-				memcpy(reader.groups, caller->groups, sizeof(uint32_t) * (size_t)caller->ngroups);
-			}
-			r = vm_tree_copy(src_fd, dst, caller && caller->uid != 0 ? &reader : NULL,
-					 &stats, err);
+		} else {
+			struct vm_reader reader;
+			struct vm_copy_opts co;
+			/* A clone reads the pool as the daemon, like a snapshot. */
+			vm_mgr_copy_opts(m, src_fd, opts, clone ? NULL : caller, &reader, &co);
+			r = clone ? vm_backend_clone_into(&m->backend, src_fd, dst, &co, &rep, err)
+				  : vm_backend_copy_into(&m->backend, src_fd, dst, &co, &rep, err);
 		}
 	}
-	if (r == 0)
+	if (r == 0) {
 		vm_metrics_observe(VM_HIST_COPY, vm_now_ns() - t0);
-	VM_FAULT("copy.copied");
+		vm_mgr_log_copy(m, clone ? "clone into volume" : k == VM_KIND_CACHE ? "import into cache" : "copy into volume",
+				name, &rep);
+	}
+	/* The same crash points as the O(1) create for a clone, so one
+	 * crash test covers every backend. */
+	VM_FAULT(clone ? "create.staged" : "copy.copied");
 	LOCK_GUARD(m);
 	vm_mgr_reserve(m, k, name, false);
 	if (r == 0)
@@ -901,18 +1122,19 @@ static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name,
 		vm_mgr_delete_staged(m, tmp, NULL);
 		return r;
 	}
-	VM_FAULT("copy.published");
+	VM_FAULT(clone ? "create.published" : "copy.published");
 	/* Caches are read-only, but only once in place: btrfs refuses to
 	 * move a read-only subvolume (its ".." would change). */
 	if (k == VM_KIND_CACHE) {
 		_cleanup_close_ int fd = vm_openat_beneath(
 			vm_mgr_data_fd(m, k), name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 		r = fd < 0 ? vm_error_errno(err, -fd, "cannot open cache %s", name)
-			   : vm_btrfs_set_read_only(fd, true, err);
+			   : vm_backend_set_read_only(&m->backend, fd, true, err);
 		if (r < 0) {
 			vm_mgr_discard_data(m, vm_mgr_data_fd(m, k), name, NULL);
 			return r;
 		}
+		VM_FAULT("copy.readonly");
 	}
 	_cleanup_(recordp) struct vm_record rec = {0};
 	if (vm_record_init(&rec, k, name) < 0) {
@@ -924,57 +1146,164 @@ static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name,
 		rec.source = *source;
 	rec.quota_bytes = quota;
 	vm_mgr_record_birth(&rec, caller, labels, ttl_ns);
-	VM_FAULT("copy.readonly");
 	r = vm_mgr_store_record(m, &rec, err);
 	if (r < 0) {
 		vm_mgr_discard_data(m, vm_mgr_data_fd(m, k), name, NULL);
 		return r;
 	}
 	if (ret_stats)
-		*ret_stats = stats_json(&stats);
+		*ret_stats = stats_json(&rep.stats);
 	return 0;
 }
 
 int vm_cache_import(struct vm_manager *m, const char *name, int src_fd,
-		    const struct vm_caller *caller, json_t **ret_stats,
-		    struct vm_error *err)
+		    const struct vm_create_opts *opts, const struct vm_caller *caller,
+		    json_t **ret_stats, struct vm_error *err)
 {
-	return copy_in(m, VM_KIND_CACHE, name, src_fd, NULL, NULL, caller, ret_stats, err);
+	struct vm_create_opts o = {0};
+	if (opts) {
+		o.progress = opts->progress;
+		o.progress_userdata = opts->progress_userdata;
+	}
+	return copy_in(m, VM_KIND_CACHE, name, src_fd, NULL, false, &o, caller, ret_stats, err);
 }
 
-/* Which volume holds the directory open at fd?  Every btrfs subvolume has
- * its own device number, so a file's st_dev names the subvolume it is in;
- * the subvolume's root directory has the same inode as volumes/NAME.  The
- * fd is what the caller opened in its own mount namespace, so this works
- * through any bind mount, at any depth, and never resolves a path. */
-static int volume_of_fd(struct vm_manager *m, int fd, char ret_name[static VM_NAME_MAX + 1],
-			bool *ret_root, struct vm_error *err)
+struct vol_top {
+	dev_t dev;
+	ino_t ino;
+	char name[VM_NAME_MAX + 1];
+};
+
+/* The top directory of every volume with a record. */
+static int volume_tops(struct vm_manager *m, struct vol_top **ret, size_t *ret_n,
+		       struct vm_error *err)
 {
-	struct stat st;
-	if (fstat(fd, &st) < 0)
-		return vm_error_errno(err, errno, "cannot stat the caller's directory");
 	DIR *d = opendir_at(m->pool->volumes_fd);
 	if (!d)
 		return vm_error_errno(err, errno, "cannot read the volumes");
-	int r = -ENOENT;
+	struct vol_top *v = NULL;
+	size_t n = 0, cap = 0;
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		struct stat vs, rs;
 		char file[VM_NAME_MAX + 8];
 		if (!vm_is_plain_component(de->d_name) || strlen(de->d_name) > VM_NAME_MAX ||
 		    fstatat(m->pool->volumes_fd, de->d_name, &vs, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    vs.st_dev != st.st_dev || !S_ISDIR(vs.st_mode))
+		    !S_ISDIR(vs.st_mode))
 			continue;
 		record_file(de->d_name, file);
 		if (fstatat(m->pool->vol_meta_fd, file, &rs, AT_SYMLINK_NOFOLLOW) < 0)
 			continue; /* data without a record is nobody's volume */
-		snprintf(ret_name, VM_NAME_MAX + 1, "%s", de->d_name);
-		*ret_root = vs.st_ino == st.st_ino;
-		r = 0;
-		break;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			struct vol_top *nv = realloc(v, cap * sizeof(*nv));
+			if (!nv) {
+				free(v);
+				closedir(d);
+				return vm_error_set(err, ENOMEM, "out of memory");
+			}
+			v = nv;
+		}
+		v[n].dev = vs.st_dev;
+		v[n].ino = vs.st_ino;
+		snprintf(v[n].name, sizeof(v[n].name), "%s", de->d_name);
+		n++;
 	}
 	closedir(d);
-	return r;
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+static const struct vol_top *top_find(const struct vol_top *v, size_t n, dev_t dev, ino_t ino)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i].dev == dev && v[i].ino == ino)
+			return &v[i];
+	return NULL;
+}
+
+/* The caller's directory, reopened through the pool's own mount: in the
+ * caller's bind mount of a volume's subdirectory, ".." at the mount's
+ * root would leave the volume.  Needs CAP_DAC_READ_SEARCH; -errno when
+ * that or the file system's support is missing. */
+static int reopen_in_pool(struct vm_manager *m, int fd)
+{
+	union {
+		struct file_handle h;
+		char buf[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+	} u = {.h.handle_bytes = MAX_HANDLE_SZ};
+	int mount_id;
+	if (name_to_handle_at(fd, "", &u.h, &mount_id, AT_EMPTY_PATH) < 0)
+		return -errno;
+	int r = open_by_handle_at(m->pool->volumes_fd, &u.h, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return r < 0 ? -errno : r;
+}
+
+#define VOLUME_WALK_MAX 4096
+
+/* Which volume holds the directory open at fd?  Its top has the inode of
+ * volumes/NAME.  On btrfs every subvolume has its own device number, so a
+ * file's st_dev names the subvolume it is in.  Plain-directory volumes
+ * (other backends) share the pool's st_dev: walk up "..", fd-relative,
+ * until a volume's top shows up.  The fd is what the caller opened in its
+ * own mount namespace, so this works through bind mounts and never
+ * resolves a path. */
+static int volume_of_fd(struct vm_manager *m, int fd, char ret_name[static VM_NAME_MAX + 1],
+			bool *ret_root, struct vm_error *err)
+{
+	struct stat st, vst;
+	if (fstat(fd, &st) < 0)
+		return vm_error_errno(err, errno, "cannot stat the caller's directory");
+	if (fstat(m->pool->volumes_fd, &vst) < 0)
+		return vm_error_errno(err, errno, "cannot stat the volumes directory");
+	_cleanup_free_ struct vol_top *tops = NULL;
+	size_t n = 0;
+	int r = volume_tops(m, &tops, &n, err);
+	if (r < 0)
+		return r;
+	const struct vol_top *t = top_find(tops, n, st.st_dev, st.st_ino);
+	if (t) {
+		snprintf(ret_name, VM_NAME_MAX + 1, "%s", t->name);
+		*ret_root = true;
+		return 0;
+	}
+	*ret_root = false;
+	for (size_t i = 0; i < n; i++)
+		if (tops[i].dev != vst.st_dev && tops[i].dev == st.st_dev) {
+			snprintf(ret_name, VM_NAME_MAX + 1, "%s", tops[i].name);
+			return 0; /* inside a subvolume volume */
+		}
+	if (st.st_dev != vst.st_dev)
+		return -ENOENT;
+	int cur = reopen_in_pool(m, fd);
+	if (cur < 0)
+		cur = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (cur < 0)
+		return vm_error_errno(err, errno, "cannot dup the caller's directory");
+	for (unsigned depth = 0; depth < VOLUME_WALK_MAX; depth++) {
+		int up = openat(cur, "..", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		struct stat us;
+		if (up < 0 || fstat(up, &us) < 0) {
+			closep(&up);
+			break;
+		}
+		close(cur);
+		cur = up;
+		if (us.st_dev != vst.st_dev || (us.st_dev == vst.st_dev && us.st_ino == vst.st_ino))
+			break; /* left the file system, or reached volumes/ itself */
+		t = top_find(tops, n, us.st_dev, us.st_ino);
+		if (t) {
+			snprintf(ret_name, VM_NAME_MAX + 1, "%s", t->name);
+			close(cur);
+			return 0;
+		}
+		if (us.st_ino == st.st_ino)
+			break;
+		st = us; /* "/" is its own parent: stop there */
+	}
+	close(cur);
+	return -ENOENT;
 }
 
 int vm_volume_which(struct vm_manager *m, int fd, json_t **ret, struct vm_error *err)
@@ -1005,11 +1334,20 @@ int vm_volume_create_from_fd(struct vm_manager *m, const char *name, int src_fd,
 		return r;
 	char held[VM_NAME_MAX + 1];
 	bool root = false;
+	struct vm_mgr_hold hold = {0};
 	{
 		LOCK_GUARD(m);
 		r = volume_of_fd(m, src_fd, held, &root, err);
 		if (r < 0 && r != -ENOENT)
 			return r;
+		if (r == 0 && !root) {
+			/* Inside a volume: its removal waits for the copy. */
+			_cleanup_close_ int top = vm_openat_beneath(m->pool->volumes_fd, held,
+								    O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+			int h = top >= 0 ? vm_mgr_hold(m, top, &hold, err) : 0;
+			if (h < 0)
+				return h;
+		}
 	}
 	if (r == 0 && root) {
 		/* The root of a volume: a snapshot, in O(1). */
@@ -1025,7 +1363,8 @@ int vm_volume_create_from_fd(struct vm_manager *m, const char *name, int src_fd,
 	struct vm_source src = {.kind = VM_SOURCE_PATH};
 	snprintf(src.name, sizeof(src.name), "%s", path);
 	json_t *stats = NULL;
-	r = copy_in(m, VM_KIND_VOLUME, name, src_fd, &src, opts, caller, &stats, err);
+	r = copy_in(m, VM_KIND_VOLUME, name, src_fd, &src, false, opts, caller, &stats, err);
+	vm_mgr_release(m, &hold);
 	if (r == 0 && ret_how)
 		*ret_how = json_pack("{s:s, s:o}", "method", "copy", "stats", stats);
 	else
@@ -1065,12 +1404,18 @@ int vm_cache_remove(struct vm_manager *m, const char *name, struct vm_error *err
 	int r = vm_name_check("cache", name, err);
 	if (r < 0)
 		return r;
-	LOCK_GUARD(m);
-	_cleanup_(recordp) struct vm_record rec = {0};
-	r = vm_mgr_load_record(m, VM_KIND_CACHE, name, &rec, err);
-	if (r < 0)
-		return r;
-	/* Volumes made from the cache are independent snapshots: removing
-	 * the cache does not touch them. */
-	return remove_locked(m, VM_KIND_CACHE, &rec, err);
+	char trash[VM_NAME_MAX + 64];
+	{
+		LOCK_GUARD(m);
+		_cleanup_(recordp) struct vm_record rec = {0};
+		r = vm_mgr_load_record(m, VM_KIND_CACHE, name, &rec, err);
+		if (r < 0)
+			return r;
+		/* Volumes made from the cache are independent snapshots or
+		 * copies: removing the cache does not touch them.  A copy
+		 * still reading it keeps it until the copy ends. */
+		if ((r = remove_locked(m, VM_KIND_CACHE, &rec, trash, err)) < 0)
+			return r;
+	}
+	return remove_finish(m, trash, 0, err);
 }

@@ -39,9 +39,21 @@ struct vm_caller {
 
 struct vm_config;
 
+struct vm_backend;
+
 struct vm_manager_config {
 	const char *proc; /* "/proc"; tests may point elsewhere */
 	const struct vm_config *config; /* seed rules; copied; may be NULL */
+	/* The pool's backend (vm_backend_choose); copied.  NULL: probe
+	 * with [pool] backend and [copy] io from config. */
+	const struct vm_backend *backend;
+	/* Where the manager's few log lines go (a copy's summary, deferred
+	 * deletes): the front end's logger.  May be NULL. */
+	void (*log)(void *userdata, const char *line);
+	void *log_userdata;
+	/* The engines' name for the plugin (its socket's name), for
+	 * messages that tell how to create a volume; NULL: "volmgr". */
+	const char *driver;
 };
 
 /* Open the manager on an open pool (which it takes over) and repair what
@@ -53,6 +65,12 @@ int vm_manager_new(struct vm_pool *pool, const struct vm_manager_config *cfg,
 void vm_manager_free(struct vm_manager *m);
 
 const struct vm_pool *vm_manager_pool(const struct vm_manager *m);
+const struct vm_backend *vm_manager_backend(const struct vm_manager *m);
+/* The pool, its backend and how it was chosen, the copy io and why,
+ * quotas: {"pool", "fstype", "mount", "backend", "backend_chosen":
+ * "probed"|"forced", "backend_reason", "instant", "copy_io",
+ * "copy_io_reason", "quotas", "copies_reading"}. */
+int vm_manager_status(struct vm_manager *m, json_t **ret, struct vm_error *err);
 const char *vm_manager_proc(const struct vm_manager *m);
 /* The volumes directory as mountinfo's root field shows it ("/volumes"
  * for a pool at the top of its file system). */
@@ -111,10 +129,11 @@ int vm_volume_create_at_rev(struct vm_manager *m, const char *name,
 			    const struct vm_create_opts *opts, const struct vm_caller *caller,
 			    struct vm_error *err);
 
-/* Copy the tree open at src_fd into a new read-only cache. */
+/* Copy the tree open at src_fd into a new read-only cache.  opts: only
+ * its progress callback is used; may be NULL. */
 int vm_cache_import(struct vm_manager *m, const char *name, int src_fd,
-		    const struct vm_caller *caller, json_t **ret_stats,
-		    struct vm_error *err);
+		    const struct vm_create_opts *opts, const struct vm_caller *caller,
+		    json_t **ret_stats, struct vm_error *err);
 int vm_cache_list(struct vm_manager *m, json_t **ret, struct vm_error *err);
 int vm_cache_get(struct vm_manager *m, const char *name, json_t **ret,
 		 struct vm_error *err);

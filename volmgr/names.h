@@ -79,6 +79,8 @@ int vm_parse_duration(const char *s, int64_t *ret_ns, struct vm_error *err);
  * *ret is only written on success. */
 int vm_parse_size(const char *s, uint64_t *ret, struct vm_error *err);
 
+struct vm_copy_progress;
+
 struct vm_create_opts {
 	struct vm_source source;
 	json_t *labels; /* object of string -> string, owned; may be NULL */
@@ -88,6 +90,10 @@ struct vm_create_opts {
 	/* No source given: let the daemon's seed rules pick one by name
 	 * (set for engine requests, which cannot name a source per job). */
 	bool seed_by_rules;
+	/* Progress of a copy (copy and reflink backends, imports): called
+	 * from the copying thread; may be NULL.  Not owned. */
+	void (*progress)(const struct vm_copy_progress *p, void *userdata);
+	void *progress_userdata;
 };
 
 void vm_create_opts_done(struct vm_create_opts *o);

@@ -3,12 +3,10 @@
 
 #include <fcntl.h>
 #include <libmount/libmount.h>
-#include <linux/magic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 
 static int open_subdir(int dirfd, const char *name, mode_t mode, int *ret,
@@ -117,15 +115,6 @@ int vm_pool_open(const char *path, struct vm_pool **ret, struct vm_error *err)
 			&pool->fs_root, &pool->sb_dev, err);
 	if (r < 0)
 		return r;
-	struct statfs sfs;
-	if (fstatfs(pool->fd, &sfs) < 0)
-		return vm_error_errno(err, errno, "statfs %s", pool->path);
-	if (sfs.f_type != BTRFS_SUPER_MAGIC)
-		return vm_error_set(
-			err, EOPNOTSUPP,
-			"pool %s is on a %s file system (mounted at %s), not btrfs: this version of volmgr needs a btrfs pool (create one with mkfs.btrfs, e.g. on a loop-backed image)",
-			pool->path, pool->fstype, pool->mount_target);
-
 	int meta_fd = -1;
 	r = open_subdir(pool->fd, ".volmgr", 0700, &meta_fd, err);
 	if (r < 0)

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The pool: one directory on a btrfs file system, opened once and then
+/* The pool: one directory on any local file system, opened once and then
  * only used through fds.  Layout under the pool directory:
  *
- *   volumes/NAME          one btrfs subvolume per volume (served to engines)
- *   caches/NAME           one read-only btrfs subvolume per cache
+ *   volumes/NAME          one volume (served to engines): a btrfs
+ *                         subvolume, or a directory (backend.h)
+ *   caches/NAME           one cache: a read-only btrfs subvolume, or a
+ *                         directory only volmgrd writes to
  *   staging/              work in progress and trash; emptied at startup
  *   .volmgr/volumes/NAME.json, .volmgr/caches/NAME.json   the records
  *   .volmgr/lock          flock()ed by the one daemon that owns the pool
@@ -31,8 +33,8 @@ struct vm_pool {
 };
 
 /* Open (creating the layout if needed) and lock the pool at path.  Fails
- * with EOPNOTSUPP and a message naming the file system when it is not
- * btrfs, and with EBUSY when another daemon holds the pool. */
+ * with EBUSY when another daemon holds the pool.  Which backend the file
+ * system allows is vm_backend_choose's business. */
 int vm_pool_open(const char *path, struct vm_pool **ret, struct vm_error *err);
 void vm_pool_free(struct vm_pool *pool);
 static inline void vm_pool_freep(struct vm_pool **p) { vm_pool_free(*p); }

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "client.h"
 #include "exitcode.h"
@@ -22,11 +23,13 @@ static void usage(FILE *f)
 		"Usage: volmgr [--socket PATH] COMMAND [ARGS]\n"
 		"\n"
 		"Commands:\n"
-		"  snapshot SOURCE VOLUME [--label KEY=VALUE]...\n"
+		"  snapshot SOURCE VOLUME [--label KEY=VALUE]... [--json]\n"
 		"                          create VOLUME as a snapshot of SOURCE\n"
 		"                          (cache:NAME, cache:NAME@REV, volume:NAME, or a PATH as this\n"
 		"                          process sees it: the top of a volume is\n"
-		"                          snapshotted, anything else copied)\n"
+		"                          snapshotted, anything else copied); a copy\n"
+		"                          shows its progress on a terminal, and --json\n"
+		"                          prints progress events, then the result\n"
 		"  create VOLUME [--label KEY=VALUE]...\n"
 		"                          create an empty VOLUME\n"
 		"                          (snapshot and create also take --ttl DURATION:\n"
@@ -36,7 +39,8 @@ static void usage(FILE *f)
 		"                          list volumes (--quiet: names only)\n"
 		"  inspect VOLUME...       show volumes as JSON\n"
 		"  rm VOLUME...            remove volumes (refused while in use)\n"
-		"  cache import NAME DIR   copy the tree DIR into a new cache NAME\n"
+		"  cache import NAME DIR [--json]\n"
+		"                          copy the tree DIR into a new cache NAME\n"
 		"  cache create NAME --git URL [--branch BRANCH]\n"
 		"                          clone URL into a new cache NAME\n"
 		"  cache update NAME       fetch into a new generation, published atomically\n"
@@ -57,7 +61,8 @@ static void usage(FILE *f)
 		"                          device, file system, backend, space, quota\n"
 		"  metrics                 Prometheus text: volumes, bytes, latencies,\n"
 		"                          requests and errors\n"
-		"  status                  show the daemon's version and pool\n"
+		"  status [--json]         the daemon's version, pool, backend (and how it\n"
+		"                          was chosen) and copy io\n"
 		"\n"
 		"Options:\n"
 		"  --socket PATH           control socket (default $VOLMGR_SOCKET or\n"
@@ -67,7 +72,8 @@ static void usage(FILE *f)
 		"\n"
 		"Exit status: 0 success, 1 failure, 2 usage, 3 daemon unreachable,\n"
 		"4 not found, 5 already exists, 6 in use, 7 invalid name or option,\n"
-		"8 no space, 9 unsupported, 10 permission denied.\n");
+		"8 no space or over a limit, 9 unsupported, 10 permission denied,\n"
+		"11 backend unavailable (volmgrd).\n");
 }
 
 static int fail_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -91,8 +97,89 @@ static void print_json(json_t *j)
 	}
 }
 
+/* How a copy's progress is shown: a line on a terminal (stderr), NDJSON
+ * events on stdout with --json, or not at all. */
+static bool opt_json;
+
+static void fmt_bytes(double b, char *buf, size_t len)
+{
+	const char *unit[] = {"B", "kB", "MB", "GB", "TB"};
+	size_t u = 0;
+	while (b >= 1000 && u + 1 < ELEMENTSOF(unit)) {
+		b /= 1000;
+		u++;
+	}
+	snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", b, unit[u]);
+}
+
+static bool progress_shown;
+
+static void show_progress(json_t *p, void *userdata)
+{
+	(void)userdata;
+	uint64_t files = (uint64_t)json_integer_value(json_object_get(p, "files"));
+	uint64_t bytes = (uint64_t)json_integer_value(json_object_get(p, "bytes"));
+	uint64_t tf = (uint64_t)json_integer_value(json_object_get(p, "total_files"));
+	uint64_t tb = (uint64_t)json_integer_value(json_object_get(p, "total_bytes"));
+	double secs = (double)json_integer_value(json_object_get(p, "elapsed_ns")) / 1e9;
+	if (opt_json) {
+		json_t *ev = json_deep_copy(p);
+		json_object_set_new(ev, "event", json_string("progress"));
+		char *s = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS);
+		if (s)
+			printf("%s\n", s);
+		free(s);
+		json_decref(ev);
+		fflush(stdout);
+		return;
+	}
+	char b[32], t[32], rate[32], left[48] = "";
+	double r = secs > 0 ? (double)bytes / secs : 0;
+	fmt_bytes((double)bytes, b, sizeof(b));
+	fmt_bytes((double)tb, t, sizeof(t));
+	fmt_bytes(r, rate, sizeof(rate));
+	if (tb && r > 0 && bytes <= tb)
+		snprintf(left, sizeof(left), ", %.0f s left", (double)(tb - bytes) / r);
+	if (tf)
+		fprintf(stderr, "\r\033[Kcopying: %llu/%llu files, %s/%s, %s/s%s",
+			(unsigned long long)files, (unsigned long long)tf, b, t, rate, left);
+	else
+		fprintf(stderr, "\r\033[Kcopying: %llu files, %s, %s/s", (unsigned long long)files,
+			b, rate);
+	progress_shown = true;
+}
+
+/* The progress callback for this run, or NULL when none is shown. */
+static vm_client_progress_fn progress_fn(void)
+{
+	if (opt_json || isatty(STDERR_FILENO))
+		return show_progress;
+	return NULL;
+}
+
+/* The last line of --json output: what was made. */
+static void print_created_event(const char *kind, const char *name, json_t *res)
+{
+	json_t *ev = json_pack("{s:s, s:s, s:s, s:O}", "event", "created", "kind", kind, "name",
+			       name, "result", res ? res : json_null());
+	char *s = ev ? json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	if (s)
+		printf("%s\n", s);
+	free(s);
+	json_decref(ev);
+}
+
+static int call_progress(const char *op, json_t *args, int fd, vm_client_progress_fn fn,
+			 json_t **ret_result);
+
 /* One request; on success *ret_result holds the result (may be NULL). */
 static int call(const char *op, json_t *args, int fd, json_t **ret_result)
+{
+	return call_progress(op, args, fd, NULL, ret_result);
+}
+
+static int call_progress(const char *op, json_t *args, int fd, vm_client_progress_fn fn,
+			 json_t **ret_result)
 {
 	struct vm_error err = {0};
 	int sock = vm_client_connect(socket_path, &err);
@@ -102,8 +189,12 @@ static int call(const char *op, json_t *args, int fd, json_t **ret_result)
 		return VM_EXIT_UNREACHABLE;
 	}
 	json_t *reply = NULL;
-	int r = vm_client_call(sock, op, args, fd, &reply, &err);
+	int r = vm_client_call_progress(sock, op, args, fd, fn, NULL, &reply, &err);
 	close(sock);
+	if (progress_shown) {
+		fprintf(stderr, "\r\033[K");
+		progress_shown = false;
+	}
 	if (r < 0) {
 		fprintf(stderr, "volmgr: %s\n", err.msg);
 		return VM_EXIT_UNREACHABLE;
@@ -139,6 +230,10 @@ static int parse_labels(int argc, char **argv, json_t *labels, char **pos, int *
 			if (*npos >= 2)
 				return fail_usage("unexpected argument %s", argv[i]);
 			pos[(*npos)++] = argv[i];
+			continue;
+		}
+		if (strcmp(argv[i], "--json") == 0) {
+			opt_json = true;
 			continue;
 		}
 		if (strcmp(argv[i], "--ttl") == 0) {
@@ -227,9 +322,11 @@ static int cmd_create(int argc, char **argv, bool snapshot)
 		json_object_set_new(args, "path", json_string(abs ? abs : pos[0]));
 		free(abs);
 		json_t *res = NULL;
-		r = call("volume.create", args, fd, &res);
+		r = call_progress("volume.create", args, fd, progress_fn(), &res);
 		close(fd);
-		if (r == 0) {
+		if (r == 0 && opt_json) {
+			print_created_event("volume", name, res);
+		} else if (r == 0) {
 			json_t *how = json_object_get(res, "created_by");
 			const char *method = json_string_value(json_object_get(how, "method"));
 			if (method && strcmp(method, "snapshot") == 0)
@@ -257,8 +354,10 @@ static int cmd_create(int argc, char **argv, bool snapshot)
 		json_object_set_new(args, "source", json_string(pos[0]));
 	}
 	json_t *res = NULL;
-	r = call("volume.create", args, -1, &res);
-	if (r == 0)
+	r = call_progress("volume.create", args, -1, snapshot ? progress_fn() : NULL, &res);
+	if (r == 0 && opt_json)
+		print_created_event("volume", name, res);
+	else if (r == 0)
 		printf("%s\n", name);
 	json_decref(res);
 	return r;
@@ -345,10 +444,24 @@ static int for_each_name(const char *op, int argc, char **argv, bool print_resul
 
 static int cmd_cache_import(int argc, char **argv)
 {
-	if (argc > 0 && strcmp(argv[0], "--") == 0)
-		argc--, argv++;
-	if (argc != 2)
-		return fail_usage("%s", "usage: volmgr cache import NAME DIR");
+	char *pos[2];
+	int npos = 0;
+	bool options = true;
+	for (int i = 0; i < argc; i++) {
+		if (options && strcmp(argv[i], "--") == 0)
+			options = false;
+		else if (options && strcmp(argv[i], "--json") == 0)
+			opt_json = true;
+		else if (options && argv[i][0] == '-' && argv[i][1])
+			return fail_usage("unknown option %s", argv[i]);
+		else if (npos < 2)
+			pos[npos++] = argv[i];
+		else
+			return fail_usage("unexpected argument %s", argv[i]);
+	}
+	if (npos != 2)
+		return fail_usage("%s", "usage: volmgr cache import NAME DIR [--json]");
+	argv = pos;
 	/* The daemon reads the tree through this fd: it sees exactly what
 	 * this process sees at DIR, in this process's mount namespace. */
 	int fd = open(argv[1], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -357,9 +470,12 @@ static int cmd_cache_import(int argc, char **argv)
 		return errno == ENOENT ? VM_EXIT_NOT_FOUND : VM_EXIT_INVALID;
 	}
 	json_t *res = NULL;
-	int r = call("cache.import", json_pack("{s:s}", "name", argv[0]), fd, &res);
+	int r = call_progress("cache.import", json_pack("{s:s}", "name", argv[0]), fd,
+			      progress_fn(), &res);
 	close(fd);
-	if (r == 0)
+	if (r == 0 && opt_json)
+		print_created_event("cache", argv[0], res);
+	else if (r == 0)
 		printf("%s: %lld files, %lld directories, %lld bytes\n", argv[0],
 		       (long long)json_integer_value(json_object_get(res, "files")),
 		       (long long)json_integer_value(json_object_get(res, "dirs")),
@@ -599,15 +715,36 @@ static int cmd_metrics(int argc, char **argv)
 	return r;
 }
 
+static const char *str(json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key)) ?: "";
+}
+
 static int cmd_status(int argc, char **argv)
 {
-	(void)argv;
-	if (argc != 0)
-		return fail_usage("%s", "status takes no arguments");
+	bool json = false;
+	int r = parse_list_flags(argc, argv, &json, NULL);
+	if (r)
+		return r;
 	json_t *res = NULL;
-	int r = call("ping", NULL, -1, &res);
-	if (r == 0)
+	r = call("status", NULL, -1, &res);
+	if (r == 0 && json) {
 		print_json(res);
+	} else if (r == 0) {
+		printf("volmgrd:  %s\n", str(res, "version"));
+		printf("pool:     %s (%s, mounted at %s)\n", str(res, "pool"), str(res, "fstype"),
+		       str(res, "mount"));
+		printf("backend:  %s, %s (%s)\n", str(res, "backend"), str(res, "backend_chosen"),
+		       str(res, "backend_reason"));
+		printf("volumes:  %s\n", json_is_true(json_object_get(res, "instant"))
+						 ? "snapshots, in O(1)"
+						 : "copies of their source (time grows with its size)");
+		printf("copy io:  %s (%s)\n", str(res, "copy_io"), str(res, "copy_io_reason"));
+		if (json_is_true(json_object_get(res, "quotas")))
+			printf("quotas:   yes\n");
+		else
+			printf("quotas:   no (%s)\n", str(res, "quotas_reason"));
+	}
 	json_decref(res);
 	return r;
 }

@@ -17,6 +17,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "backend.h"
 #include "caller.h"
 #include "config.h"
 #include "control.h"
@@ -45,6 +46,12 @@ void vm_log(const char *fmt, ...)
 	fprintf(stderr, "%02d:%02d:%02d.%03ld volmgrd: %s\n", tm.tm_hour, tm.tm_min,
 		tm.tm_sec, ts.tv_nsec / 1000000, line);
 	pthread_mutex_unlock(&log_lock);
+}
+
+static void log_line(void *userdata, const char *line)
+{
+	(void)userdata;
+	vm_log("%s", line);
 }
 
 static int mkdir_parent(const char *path)
@@ -193,7 +200,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: volmgrd [OPTIONS]\n"
 		"\n"
-		"Serve per-job btrfs snapshot volumes to Docker and Podman.\n"
+		"Serve per-job workspace volumes (btrfs snapshots, reflink clones or\n"
+		"copies of cached checkouts) to Docker and Podman.\n"
 		"\n"
 		"Options:\n"
 		"  --pool DIR              pool directory (default /var/lib/volmgr)\n"
@@ -205,6 +213,10 @@ static void usage(FILE *f)
 		"                          (mode 0660; default: root only, mode 0600)\n"
 		"  --config FILE           configuration (default /etc/volmgr/volmgr.conf,\n"
 		"                          which may be missing)\n"
+		"  --backend auto|btrfs|reflink|copy\n"
+		"                          how volumes are made (default: [pool] backend,\n"
+		"                          else auto: probe the pool for btrfs snapshots,\n"
+		"                          then reflinks, then a bulk copy)\n"
 		"  -h, --help              show this help\n"
 		"  --version               show the version\n");
 }
@@ -216,7 +228,9 @@ int main(int argc, char **argv)
 	const char *control_path = "/run/volmgr/control.sock";
 	const char *control_group = NULL;
 	const char *config_path = NULL;
+	const char *backend_arg = NULL;
 	static const struct option opts[] = {
+		{"backend", required_argument, NULL, 'B'},
 		{"pool", required_argument, NULL, 'p'},
 		{"plugin-socket", required_argument, NULL, 'P'},
 		{"control-socket", required_argument, NULL, 'C'},
@@ -234,6 +248,7 @@ int main(int argc, char **argv)
 		case 'C': control_path = optarg; break;
 		case 'G': control_group = optarg; break;
 		case 'c': config_path = optarg; break;
+		case 'B': backend_arg = optarg; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("volmgrd %s\n", VOLMGR_VERSION); return 0;
 		default: usage(stderr); return VM_EXIT_USAGE;
@@ -241,6 +256,11 @@ int main(int argc, char **argv)
 	}
 	if (optind != argc) {
 		usage(stderr);
+		return VM_EXIT_USAGE;
+	}
+	enum vm_backend_kind want_backend = VM_BACKEND_AUTO;
+	if (backend_arg && vm_backend_parse(backend_arg, &want_backend) < 0) {
+		fprintf(stderr, "volmgrd: --backend must be auto, btrfs, reflink or copy\n");
 		return VM_EXIT_USAGE;
 	}
 
@@ -279,11 +299,41 @@ int main(int argc, char **argv)
 		vm_log("error: %s", err.msg);
 		return vm_exit_from_errno(-r);
 	}
-	vm_log("pool %s on %s (%s), backend btrfs", pool->path, pool->mount_target,
-	       pool->fstype);
+	/* The flag wins over the configuration. */
+	if (backend_arg)
+		config.pool_backend = want_backend;
+	struct vm_backend backend;
+	r = vm_backend_choose(pool->staging_fd, config.pool_backend, config.copy_io, &backend, &err);
+	if (r < 0) {
+		vm_log("error: pool %s on %s (%s): %s", pool->path, pool->mount_target, pool->fstype,
+		       err.msg);
+		vm_pool_free(pool);
+		return VM_EXIT_BACKEND;
+	}
+	if (backend.kind != VM_BACKEND_BTRFS && config.quota_default) {
+		vm_log("error: [quota] default needs the btrfs backend, and pool %s uses %s (%s): quotas are btrfs qgroups",
+		       pool->path, vm_backend_name(backend.kind), backend.why);
+		vm_pool_free(pool);
+		return VM_EXIT_BACKEND;
+	}
+	vm_log("pool %s on %s (%s), backend %s, %s (%s)", pool->path, pool->mount_target,
+	       pool->fstype, vm_backend_name(backend.kind), backend.forced ? "forced" : "probed",
+	       backend.why);
+	vm_log("copy io %s (%s)", vm_copy_io_name(backend.io), backend.io_why);
+	if (!vm_backend_is_instant(&backend))
+		vm_log("backend %s: volumes are copies, not O(1); no quotas; caches are read-only by volmgrd only",
+		       vm_backend_name(backend.kind));
+	/* The engines name the plugin after its socket. */
+	char driver[64];
+	const char *base = strrchr(plugin_path, '/');
+	snprintf(driver, sizeof(driver), "%s", base ? base + 1 : plugin_path);
+	char *dot = strstr(driver, ".sock");
+	if (dot)
+		*dot = '\0';
 	struct vm_manager *m = NULL;
 	json_t *report = NULL;
-	struct vm_manager_config mcfg = {.config = &config};
+	struct vm_manager_config mcfg = {.config = &config, .backend = &backend,
+					 .log = log_line, .driver = driver};
 	r = vm_manager_new(pool, &mcfg, &m, &report, &err);
 	if (r < 0) {
 		vm_log("error: %s", err.msg);

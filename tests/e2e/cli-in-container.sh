@@ -19,7 +19,7 @@ in_container() {
 }
 
 vt_step "volmgr status and ls from a container (static binary, socket mounted)"
-vt_assert_eq btrfs "$(in_container volmgr status | jq -r .fstype)" "status from the container"
+vt_assert_eq btrfs "$(in_container volmgr status --json | jq -r .fstype)" "status from the container"
 
 vt_step "cache import of the container's own /etc reads the container's view"
 in_container sh -c 'mkdir -p /tmp/co/src && echo "from inside the container" > /tmp/co/src/marker &&

@@ -101,4 +101,4 @@ vt_assert_volume_gone job-1
 vt_assert_eq "" "$(btrfs subvolume list -o "$pool" | grep -E 'volumes/|caches/' || true)" "no subvolume left"
 
 vt_step "status"
-vt_assert_eq btrfs "$("$VOLMGR" status | jq -r .fstype)" "status fstype"
+vt_assert_eq btrfs "$("$VOLMGR" status --json | jq -r .fstype)" "status fstype"

@@ -58,7 +58,7 @@ vt_step "the control socket (SOCK_SEQPACKET): the first CLI call starts volmgrd"
 start_activated "$VT_TMP/act2.log" --seqpacket -l "$VT_TMP/control2.sock" --fdname=control \
 	"$VOLMGRD" --pool "$pool" --plugin-socket "$VT_TMP/plugin2.sock" \
 	--control-socket "$VT_TMP/unused2.sock" --config "$VT_TMP/empty.conf"
-vt_assert_eq btrfs "$("$VOLMGR" --socket "$VT_TMP/control2.sock" status | jq -r .fstype)" "status through the inherited socket"
+vt_assert_eq btrfs "$("$VOLMGR" --socket "$VT_TMP/control2.sock" status --json | jq -r .fstype)" "status through the inherited socket"
 vt_assert_contains "$(cat "$VT_TMP/act2.log")" "control socket inherited" "log"
 stop_activated
 

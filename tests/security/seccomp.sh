@@ -95,7 +95,7 @@ vt_assert_eq 2 "$(sed -n 's/^Seccomp:\s*//p' "$st")" "volmgrd is filtered"
 vt_log "ok: volmgrd has a network namespace of its own"
 read -r soft hard < <(awk '/^Max open files/ { print $4, $5 }' "/proc/$VT_DAEMON_PID/limits")
 vt_assert_eq "$hard" "$soft" "soft fd limit raised to the hard one (prlimit64 is allowed)"
-vt_assert_eq btrfs "$("$VOLMGR" status | jq -r .fstype)" "status"
+vt_assert_eq btrfs "$("$VOLMGR" status --json | jq -r .fstype)" "status"
 
 # A tree with everything a copy must not follow or must keep, beside a
 # directory it must never read.
