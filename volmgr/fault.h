@@ -9,6 +9,12 @@
 #ifdef VM_FAULT_INJECTION
 void vm_fault_point(const char *name);
 #define VM_FAULT(name) vm_fault_point(name)
+/* $VOLMGR_FAULT_PAUSE = "name:DIR": at that point, once, make
+ * DIR/name.paused and wait (at most 5 min) until DIR/name.resume exists,
+ * so a test can act while, say, a copy is under way. */
+void vm_fault_pause(const char *name);
+#define VM_FAULT_PAUSE(name) vm_fault_pause(name)
 #else
 #define VM_FAULT(name) ((void)0)
+#define VM_FAULT_PAUSE(name) ((void)0)
 #endif

@@ -657,10 +657,11 @@ static int implicit_check(struct vm_manager *m, const char *name, const struct v
 	char spec[VM_SOURCE_STR_MAX];
 	vm_source_format(src, spec);
 	return vm_error_set(err, EFBIG,
-			    "volume %s would need a copy of %s past the implicit-create limit (%llu files or %llu bytes; backend %s copies): create the volume first: volmgr snapshot %s %s, or docker volume create -d %s -o source=%s %s",
-			    name, spec, (unsigned long long)m->config.implicit_max_files,
-			    (unsigned long long)m->config.implicit_max_bytes,
-			    vm_backend_name(m->backend.kind), spec, name, m->driver, spec, name);
+			    "volume %s would need a copy of %s (the %s backend copies) over the limit of an implicit create (%llu files or %llu bytes): create the volume first: volmgr snapshot %s %s, or docker volume create -d %s -o source=%s %s",
+			    name, spec, vm_backend_name(m->backend.kind),
+			    (unsigned long long)m->config.implicit_max_files,
+			    (unsigned long long)m->config.implicit_max_bytes, spec, name, m->driver, spec,
+			    name);
 }
 
 int vm_volume_create(struct vm_manager *m, const char *name,
@@ -759,6 +760,9 @@ static json_t *volume_info(struct vm_manager *m, const struct vm_record *rec,
 				 "creator", "uid", (json_int_t)rec->creator_uid,
 				 "pid", (json_int_t)rec->creator_pid,
 				 "subvol_id", (json_int_t)rec->subvol_id);
+	/* The pool's backend made it (a subvolume or a directory). */
+	if (info)
+		json_object_set_new(info, "backend", json_string(vm_backend_name(m->backend.kind)));
 	if (info && rec->git_commit[0])
 		json_object_set_new(info, "commit", json_string(rec->git_commit));
 	if (info && rec->quota_bytes)
@@ -854,6 +858,9 @@ static int list_kind(struct vm_manager *m, enum vm_kind k, json_t *counts,
 					 "created", created, "created_ns",
 					 (json_int_t)rec.created_ns, "labels", rec.labels,
 					 "subvol_id", (json_int_t)rec.subvol_id);
+			if (info)
+				json_object_set_new(info, "backend",
+						    json_string(vm_backend_name(m->backend.kind)));
 			if (info && rec.git_url[0]) {
 				char updated[40];
 				vm_format_time(rec.updated_ns, updated);
@@ -1100,6 +1107,8 @@ static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name, int s
 		} else {
 			struct vm_reader reader;
 			struct vm_copy_opts co;
+			/* Tests hold a copy here to remove its source meanwhile. */
+			VM_FAULT_PAUSE("copy.start");
 			/* A clone reads the pool as the daemon, like a snapshot. */
 			vm_mgr_copy_opts(m, src_fd, opts, clone ? NULL : caller, &reader, &co);
 			r = clone ? vm_backend_clone_into(&m->backend, src_fd, dst, &co, &rep, err)

@@ -217,12 +217,21 @@ vt__detach_loop() {
 }
 
 # vt_make_pool FSTYPE [SIZE] — a loop-backed file system of type btrfs, xfs
-# (with reflink) or ext4 mounted at $VT_TMP/pool-FSTYPE; echoes that path.
+# (with reflink) or ext4, or a tmpfs of that size, mounted at
+# $VT_TMP/pool-FSTYPE; echoes that path.
 vt_make_pool() {
 	local fstype=$1 size=${2:-1G}
 	local img=$VT_TMP/pool-$fstype.img dir=$VT_TMP/pool-$fstype dev
-	[[ $fstype == @(btrfs|xfs|ext4) ]] || vt_fail "vt_make_pool: unknown file system '$fstype'"
+	[[ $fstype == @(btrfs|xfs|ext4|tmpfs) ]] || vt_fail "vt_make_pool: unknown file system '$fstype'"
 	vt_require_root
+	if [[ $fstype == tmpfs ]]; then
+		mkdir "$dir"
+		mount -t tmpfs -o "size=$size,mode=0755" "vt-$VT_ID" "$dir"
+		vt_on_exit vt__umount "$dir"
+		vt_log "pool: tmpfs of $size mounted at $dir" >&2
+		printf '%s\n' "$dir"
+		return 0
+	fi
 	vt_require_cmd losetup mountpoint "mkfs.$fstype"
 	[[ -e /dev/loop-control ]] || vt_skip "no loop devices (/dev/loop-control)"
 	truncate -s "$size" "$img"
@@ -319,6 +328,11 @@ vt__stop_daemon_at_exit() {
 	rm -f "$VT_PLUGIN_SOCK" "$VT_CONTROL_SOCK"
 }
 
+# Stop the daemon (to start another on a new pool with vt_start_daemon).
+vt_stop_daemon() {
+	vt__stop_daemon_at_exit
+}
+
 # Crash the daemon: SIGKILL, reaped, sockets left behind as after a crash.
 vt_kill_daemon() {
 	vt__daemon_alive || vt_fail "vt_kill_daemon: volmgrd is not running"
@@ -376,7 +390,9 @@ vt_assert_volume_gone() {
 # subvolume with its record, every listed volume inspectable, every cache
 # read-only.
 vt_check_pool_consistent() {
-	local p=$VT_POOL kind f name
+	local p=$VT_POOL kind f name backend
+	# Off btrfs caches are plain directories that only volmgrd writes to.
+	backend=$("$VOLMGR" status --json | jq -r .backend)
 	[[ -z $(ls -A "$p/staging") ]] || vt_fail "staging not empty: $(ls -A "$p/staging")"
 	for kind in volumes caches; do
 		for f in "$p/.volmgr/$kind"/* "$p/.volmgr/$kind"/.[!.]*; do
@@ -390,7 +406,7 @@ vt_check_pool_consistent() {
 			[[ -e $f ]] || continue
 			name=${f##*/}
 			[[ -f $p/.volmgr/$kind/$name.json ]] || vt_fail "data without record: $kind/$name"
-			if [[ $kind == caches ]]; then
+			if [[ $kind == caches && $backend == btrfs ]]; then
 				[[ $(btrfs property get -ts "$f" ro) == ro=true ]] || vt_fail "cache $name is writable"
 			fi
 		done
