@@ -4,13 +4,18 @@
 # there, as a crash would).  For each point in turn: crash there, restart,
 # and check that the repair leaves a consistent pool, that the operation
 # either happened whole or not at all, and that it can be done again.
+#
+# VT_FSTYPE (default btrfs) picks the pool's file system, and so its
+# backend: crash-points-ext4 runs the same steps where volumes are copies.
 source "${VT_SRCDIR:-$(dirname "$0")/..}/lib/common.sh"
-vt_init crash-points
+fstype=${VT_FSTYPE:-btrfs}
+vt_init "crash-points${VT_FSTYPE:+-$VT_FSTYPE}"
 vt_require_root
-vt_require_cmd jq git btrfs
+vt_require_cmd jq git
+[[ $fstype != btrfs ]] || vt_require_cmd btrfs
 
 chmod 0711 "$VT_TMP" # git runs as nobody
-pool=$(vt_make_pool btrfs)/pool
+pool=$(vt_make_pool "$fstype")/pool
 vt_start_daemon "$pool"
 mkdir -p "$VT_TMP/src/d" && echo data >"$VT_TMP/src/d/f"
 "$VOLMGR" cache import proj "$VT_TMP/src" >/dev/null
