@@ -175,7 +175,9 @@ static int copy_opts_with(const struct vm_backend *b, const struct vm_copy_opts 
 {
 	*out = in ? *in : (struct vm_copy_opts){0};
 	out->data = data;
-	out->io = b->io;
+	/* A reflink clone is FICLONE per file: io_uring has no part in it,
+	 * and the engine refuses to be told to use it. */
+	out->io = data == VM_COPY_DATA_REFLINK && b->io == VM_COPY_IO_URING ? VM_COPY_IO_AUTO : b->io;
 	return 0;
 }
 
