@@ -194,7 +194,8 @@ _volmgr() {
 	# positional arguments it takes (-1: any number).
 	local opts='' valopts='' repeat=--label
 	case $cmd in
-	snapshot | create) opts="--label --ttl --quota --" valopts="--label --ttl --quota" ;;
+	snapshot | create) opts="--label --ttl --quota --json --" valopts="--label --ttl --quota" ;;
+	status) opts="--json" ;;
 	ls | list) opts="--json --quiet -q" ;;
 	"cache ls" | "cache list") opts="--json" ;;
 	"cache create") opts="--git --branch" valopts="--git --branch" ;;
@@ -204,7 +205,8 @@ _volmgr() {
 	"pool status") opts="--pool --json" valopts="--pool" ;;
 	which) opts="--json --mount" ;;
 	gc) opts="--dry-run --label --json" valopts="--label" ;;
-	inspect | rm | remove | "cache import" | "cache inspect" | "cache rm" | "cache remove")
+	"cache import") opts="--json --" ;;
+	inspect | rm | remove | "cache inspect" | "cache rm" | "cache remove")
 		opts="--" ;;
 	esac
 
@@ -268,7 +270,7 @@ _volmgr() {
 	which)
 		((npos == 0)) && _volmgr_paths "$cur"
 		;;
-	ls | list | gc | "cache ls" | "cache list" | "pool init" | "pool status")
+	ls | list | gc | status | "cache ls" | "cache list" | "pool init" | "pool status")
 		# No positional arguments: offer the options.
 		((options)) && _volmgr_add "$avail" "$cur"
 		;;
@@ -301,6 +303,10 @@ _volmgrd() {
 		_volmgr_add "$(compgen -g)" "$cur"
 		return 0
 		;;
+	--backend)
+		_volmgr_add "auto btrfs reflink copy" "$cur"
+		return 0
+		;;
 	esac
 	case $cur in
 	--pool=* | --plugin-socket=* | --control-socket=* | --config=*)
@@ -314,12 +320,17 @@ _volmgrd() {
 			COMPREPLY+=("--control-group=$i")
 		done
 		;;
+	--backend=*)
+		for i in auto btrfs reflink copy; do
+			[[ $i == "${cur#*=}"* ]] && COMPREPLY+=("--backend=$i")
+		done
+		;;
 	*)
 		local o avail='' seen=" "
 		for ((i = 1; i < _vm_cword; i++)); do
 			seen+="${_vm_words[i]%%=*} "
 		done
-		for o in --pool --plugin-socket --control-socket --control-group --config --help -h --version; do
+		for o in --pool --plugin-socket --control-socket --control-group --config --backend --help -h --version; do
 			[[ $seen == *" $o "* ]] || avail+="$o "
 		done
 		_volmgr_add "$avail" "$cur"
