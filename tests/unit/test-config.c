@@ -126,6 +126,38 @@ static void test_parse_errors(void **state)
 	free(text);
 }
 
+static void test_pool_and_copy(void **state)
+{
+	(void)state;
+	struct vm_config cfg;
+	struct vm_error err = {0};
+	assert_int_equal(vm_config_parse_string("", &cfg, &err), 0);
+	assert_int_equal(cfg.pool_backend, VM_BACKEND_AUTO);
+	assert_int_equal(cfg.copy_io, VM_COPY_IO_AUTO);
+	assert_int_equal(cfg.implicit_max_files, 20000);
+	assert_int_equal(cfg.implicit_max_bytes, 1ULL << 30);
+	assert_int_equal(vm_config_parse_string("[pool]\nbackend = reflink\n[copy]\nio = syscalls\n"
+						"implicit_max_files = 5\nimplicit_max_bytes = 2M\n",
+						&cfg, &err),
+			 0);
+	assert_int_equal(cfg.pool_backend, VM_BACKEND_REFLINK);
+	assert_int_equal(cfg.copy_io, VM_COPY_IO_SYSCALLS);
+	assert_int_equal(cfg.implicit_max_files, 5);
+	assert_int_equal(cfg.implicit_max_bytes, 2 << 20);
+	static const char *bad[] = {
+		"[pool]\nbackend = zfs\n", "[pool]\nbackend = \n", "[pool]\nsize = 1G\n",
+		"[copy]\nio = aio\n", "[copy]\nimplicit_max_files = -1\n",
+		"[copy]\nimplicit_max_files = 1k\n", "[copy]\nimplicit_max_bytes = lots\n",
+		"[copy]\nthreads = 4\n",
+	};
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		memset(&err, 0, sizeof(err));
+		if (vm_config_parse_string(bad[i], &cfg, &err) != -EINVAL)
+			fail_msg("config %zu parsed: %s", i, bad[i]);
+		assert_true(err.msg[0] != '\0');
+	}
+}
+
 static void test_load(void **state)
 {
 	(void)state;
@@ -144,6 +176,7 @@ int main(void)
 		cmocka_unit_test(test_match_is_bounded),
 		cmocka_unit_test(test_parse_and_seed),
 		cmocka_unit_test(test_parse_errors),
+		cmocka_unit_test(test_pool_and_copy),
 		cmocka_unit_test(test_load),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
