@@ -333,7 +333,7 @@ int vm_pool_status(const char *pool, json_t **ret, struct vm_error *err)
 	if (btrfs && vm_quota_status(fd, &on, NULL) == 0)
 		quota = on ? "on" : "off";
 	*ret = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?, s:I, s:I, s:s}", "pool", pool, "fstype",
-			 fstype, "backend", btrfs ? "btrfs" : "none (not btrfs)", "mount_point", target,
+			 fstype, "backend", btrfs ? "btrfs" : "reflink or copy (volmgrd probes which: volmgr status)", "mount_point", target,
 			 "device", source, "image", backing[0] ? backing : NULL, "size",
 			 (json_int_t)((uint64_t)sfs.f_blocks * (uint64_t)sfs.f_bsize), "free",
 			 (json_int_t)((uint64_t)sfs.f_bavail * (uint64_t)sfs.f_bsize), "quota", quota);
