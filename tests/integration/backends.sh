@@ -258,8 +258,11 @@ suite() {
 	fi
 	vt_restart_daemon
 	vt_check_pool_consistent
-	"$VOLMGR" rm $("$VOLMGR" ls -q) >/dev/null
-	"$VOLMGR" cache rm $("$VOLMGR" cache ls --json | jq -r '.[].name') >/dev/null 2>&1 || true
+	local -a left
+	mapfile -t left < <("$VOLMGR" ls -q)
+	((${#left[@]} == 0)) || "$VOLMGR" rm "${left[@]}" >/dev/null
+	mapfile -t left < <("$VOLMGR" cache ls --json | jq -r '.[].name')
+	((${#left[@]} == 0)) || "$VOLMGR" cache rm "${left[@]}" >/dev/null
 	[[ -z $(ls -A "$pool/volumes") && -z $(ls -A "$pool/caches") && -z $(ls -A "$pool/staging") ]] ||
 		vt_fail "[$fs] the pool is not empty after removing everything"
 	vt_stop_daemon
