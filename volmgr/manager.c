@@ -152,9 +152,11 @@ void vm_mgr_copy_opts(struct vm_manager *m, int src_fd, const struct vm_create_o
 		ret->progress = opts->progress;
 		ret->progress_userdata = opts->progress_userdata;
 		/* Totals for "time left": counted first, bounded; a failed
-		 * count only leaves them unknown. */
+		 * count only leaves them unknown.  Not for a caller that is
+		 * not root: the count runs as root and would tell it the size
+		 * of directories it cannot read. */
 		struct vm_treecount t;
-		if (vm_treecount(src_fd, 0, 0, &t, NULL) == 0 && !t.over) {
+		if (!ret->reader && vm_treecount(src_fd, 0, 0, &t, NULL) == 0 && !t.over) {
 			ret->total_files = t.files;
 			ret->total_bytes = t.bytes;
 		}
