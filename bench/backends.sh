@@ -44,7 +44,7 @@ declare -A LABEL=(
 	[volmgr]='`volmgr snapshot cache:src VOL`'
 	[cp-a]='`cp -a`'
 	[cp-reflink]='`cp -a --reflink=always`'
-	[tar]='`tar -cf - | tar -xf -`'
+	[tar]='`tar -cf - \| tar -xf -`' # \| : a | inside a table cell
 	[rsync]='`rsync -a`'
 )
 declare -A MED        # fs/method/warm|cold -> median seconds
@@ -262,15 +262,16 @@ machine() {
 	model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 	mem=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 	disk=$(findmnt -n -o SOURCE,FSTYPE -T "$SCRATCH" | awk '{ print $1 " (" $2 ")" }')
-	local dev
+	local dev pk
 	dev=$(findmnt -n -o SOURCE -T "$SCRATCH")
-	local pk
+	# The whole disk under a partition, or the device itself.
 	pk=$(lsblk -n -d -o PKNAME "$dev" 2>/dev/null | head -n 1)
+	[[ -n $pk ]] || pk=$(lsblk -n -d -o NAME "$dev" 2>/dev/null | head -n 1)
 	echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 	echo "- CPU: $model, $(nproc) cores; RAM $mem; kernel $(uname -r)"
-	echo "- Disk: images on $disk${pk:+, device /dev/$pk $(lsblk -n -d -o MODEL,ROTA,SIZE "/dev/$pk" 2>/dev/null | tr -s ' ')}"
+	echo "- Disk: images on $disk${pk:+, /dev/$pk: $(lsblk -n -d -o SIZE,ROTA,MODEL "/dev/$pk" 2>/dev/null | awk '{ printf "%s, %s", $1, $2 == 1 ? "rotational" : "not rotational"; $1 = $2 = ""; if ($0 ~ /[^ ]/) printf ",%s", $0 }')}"
 	echo "- Load average at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg)"
-	echo "- Tools: $("$VOLMGR" --version), $(cp --version | head -n 1), $(tar --version | head -n 1), $(rsync --version | head -n 1 | cut -d' ' -f1-3), $(fio --version)"
+	echo "- Tools: $("$VOLMGR" --version), $(cp --version | head -n 1), $(tar --version | head -n 1), $(rsync --version | awk 'NR == 1 { print $1, $3 }'), $(fio --version)"
 }
 
 report() {
