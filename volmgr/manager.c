@@ -1361,14 +1361,17 @@ int vm_volume_create_from_fd(struct vm_manager *m, const char *name, int src_fd,
 		}
 	}
 	if (r == 0 && root) {
-		/* The root of a volume: a snapshot, in O(1). */
+		/* The root of a volume: a snapshot, in O(1) (a clone off
+		 * btrfs). */
 		struct vm_create_opts o = opts ? *opts : (struct vm_create_opts){0};
 		o.source = (struct vm_source){.kind = VM_SOURCE_VOLUME};
 		o.labels = labels;
 		snprintf(o.source.name, sizeof(o.source.name), "%s", held);
 		r = vm_volume_create(m, name, &o, caller, err);
 		if (r == 0 && ret_how)
-			*ret_how = json_pack("{s:s, s:s}", "method", "snapshot", "of", held);
+			*ret_how = json_pack("{s:s, s:s}", "method",
+					     vm_backend_is_instant(&m->backend) ? "snapshot" : "clone",
+					     "of", held);
 		return r;
 	}
 	struct vm_source src = {.kind = VM_SOURCE_PATH};

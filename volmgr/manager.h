@@ -103,7 +103,8 @@ int vm_volume_list(struct vm_manager *m, bool with_usage, json_t **ret,
  * is the root of a volume, a snapshot of that volume; otherwise a copy of
  * the tree (data shared with clones where the file system can).  path is
  * the caller's name for it, recorded as source "path:PATH".  ret_how says
- * which: {"method": "snapshot", "of": NAME} or {"method": "copy", ...}. */
+ * which: {"method": "snapshot", "of": NAME} ("clone" off btrfs) or
+ * {"method": "copy", ...}. */
 int vm_volume_create_from_fd(struct vm_manager *m, const char *name, int src_fd,
 			     const char *path, const struct vm_create_opts *opts,
 			     const struct vm_caller *caller, json_t **ret_how,

@@ -329,9 +329,9 @@ static int cmd_create(int argc, char **argv, bool snapshot)
 		} else if (r == 0) {
 			json_t *how = json_object_get(res, "created_by");
 			const char *method = json_string_value(json_object_get(how, "method"));
-			if (method && strcmp(method, "snapshot") == 0)
-				fprintf(stderr, "volmgr: %s is the volume %s: snapshot\n", pos[0],
-					json_string_value(json_object_get(how, "of")));
+			if (method && (strcmp(method, "snapshot") == 0 || strcmp(method, "clone") == 0))
+				fprintf(stderr, "volmgr: %s is the volume %s: %s\n", pos[0],
+					json_string_value(json_object_get(how, "of")), method);
 			else
 				fprintf(stderr, "volmgr: %s is not the top of a volume: copied %lld files\n",
 					pos[0],
