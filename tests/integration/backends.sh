@@ -13,7 +13,8 @@ source "${VT_SRCDIR:-$(dirname "$0")/..}/lib/common.sh"
 source "${VT_SRCDIR:-$(dirname "$0")/..}/lib/engines.sh"
 vt_init backends
 vt_require_root
-vt_require_cmd jq python3 curl setfattr mkfs.btrfs mkfs.xfs mkfs.ext4 btrfs
+vt_require_cmd jq python3 curl setfattr mkfs.btrfs mkfs.xfs mkfs.ext4 btrfs git
+chmod 0711 "$VT_TMP" # git runs as nobody, in the pool's staging/
 treecmp=${VT_SRCDIR:-$(dirname "$0")/..}/tools/treecmp.py
 [[ -x $treecmp ]] || vt_fail "no $treecmp"
 
@@ -50,6 +51,18 @@ mkdir -p "$many"
 for i in $(seq 300); do echo "$i" >"$many/f$i"; done
 bigsrc=$VT_TMP/bigsrc
 mkdir -p "$bigsrc" && head -c 48000000 /dev/urandom >"$bigsrc/blob"
+
+# An upstream repository for caches from git: generation 1, then 2.
+up=$VT_TMP/up.git work=$VT_TMP/work
+git init -q --bare -b main "$up" && git clone -q "$up" "$work" 2>/dev/null && git -C "$work" checkout -q -b main
+gen() {
+	echo "$1" >"$work/gen"
+	git -C "$work" add -A
+	git -C "$work" -c user.name=t -c user.email=t@x commit -qm "$1"
+	git -C "$work" push -q origin main
+}
+gen 1
+rev1=$(git -C "$work" rev-parse HEAD)
 
 conf=$VT_TMP/volmgr.conf
 cat >"$conf" <<'EOF'
@@ -178,6 +191,22 @@ suite() {
 	"$VOLMGR" snapshot "$v1/d" v4 >/dev/null 2>&1
 	vt_assert_eq "path:$v1/d" "$(vt_volmgr_field v4 .source)" "[$fs] snapshot PATH inside a volume"
 	cmp_trees "$v1/d" "$pool/volumes/v4" "[$fs] copy of a directory of a volume"
+
+	vt_step "[$fs] caches from git: create, update, a volume at a revision"
+	git -C "$up" update-ref refs/heads/main "$rev1"
+	"$VOLMGR" cache create gitc --git "file://$up" --branch main >/dev/null
+	vt_assert_eq "$want" "$("$VOLMGR" cache inspect gitc | jq -r .backend)" "[$fs] backend of a git cache"
+	"$VOLMGR" snapshot cache:gitc vg1 >/dev/null
+	git -C "$work" reset -q --hard "$rev1" && gen 2
+	"$VOLMGR" cache update gitc >/dev/null
+	vt_assert_eq 2 "$(cat "$pool/caches/gitc/gen")" "[$fs] the cache after an update"
+	vt_assert_eq 1 "$(cat "$pool/volumes/vg1/gen")" "[$fs] a volume made before the update"
+	"$VOLMGR" snapshot "cache:gitc@$rev1" vg2 >/dev/null
+	vt_assert_eq 1 "$(cat "$pool/volumes/vg2/gen")" "[$fs] a volume at a revision"
+	vt_assert_eq "$rev1" "$(vt_volmgr_field vg2 .commit)" "[$fs] its commit"
+	wait_staging_empty "$pool" # the old generation is gone
+	"$VOLMGR" rm vg1 vg2 >/dev/null
+	"$VOLMGR" cache rm gitc >/dev/null
 
 	vt_step "[$fs] removal frees the space"
 	"$VOLMGR" cache import blob "$bigsrc" >/dev/null
