@@ -92,11 +92,12 @@ json_t *vm_record_to_json(const struct vm_record *rec)
 	return j;
 }
 
-/* A full object name: 40 (SHA-1) or 64 (SHA-256) lowercase hex digits. */
+/* A full SHA-1 object name: 40 lowercase hex digits (what rev-parse
+ * prints in a SHA-1 repository, the only kind the record holds). */
 static bool commit_hex_ok(const char *c)
 {
 	size_t n = strlen(c);
-	if (n != 40 && n != 64)
+	if (n != 40)
 		return false;
 	return strspn(c, "0123456789abcdef") == n;
 }
@@ -235,7 +236,7 @@ int vm_record_from_json(json_t *j, enum vm_kind kind, struct vm_record *ret,
 	 * the git fields reach git's command line and the cgroup a path. */
 	if (git) {
 		struct vm_error sub = {0};
-		if (vm_git_url_check(gurl, &sub) < 0 ||
+		if ((gurl[0] && vm_git_url_check(gurl, &sub) < 0) ||
 		    (gbranch[0] && vm_rev_check(gbranch, &sub) < 0))
 			return vm_error_set(err, EBADMSG, "record: git: %s", sub.msg);
 		if (gcommit[0] && !commit_hex_ok(gcommit))
