@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "client.h"
 
+#include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include "control.h"
@@ -49,36 +51,93 @@ static int send_request(int sock, const char *text, int fd)
 	return n < 0 ? -errno : 0;
 }
 
-static int recv_reply(int sock, char **ret, size_t *ret_len)
+/* The text of a reply that came in a memfd: sealed against writes and
+ * size changes (so it cannot change under us), and of the size the
+ * message announced. */
+static int read_reply_fd(int fd, json_t *head, char **ret, size_t *ret_len)
 {
-	/* Peek at the size of the next message, then take it whole. */
-	ssize_t n;
-	do
-		n = recv(sock, NULL, 0, MSG_PEEK | MSG_TRUNC);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -errno;
-	if (n == 0)
-		return -ECONNRESET;
-	if ((size_t)n > VM_CONTROL_REPLY_MAX)
-		return -EMSGSIZE;
-	char *buf = malloc((size_t)n + 1);
+	json_t *lj = json_object_get(head, "reply_fd");
+	if (json_object_size(head) != 1 || !json_is_integer(lj))
+		return -EPROTO;
+	json_int_t len = json_integer_value(lj);
+	int seals = fcntl(fd, F_GET_SEALS);
+	const int want = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
+	struct stat st;
+	if (seals < 0 || (seals & want) != want || fstat(fd, &st) < 0 ||
+	    !S_ISREG(st.st_mode) || len <= 0 || len > VM_CONTROL_REPLY_MAX || st.st_size != len)
+		return -EPROTO;
+	char *buf = malloc((size_t)len + 1);
 	if (!buf)
 		return -ENOMEM;
-	ssize_t m;
-	do
-		m = recv(sock, buf, (size_t)n, 0);
-	while (m < 0 && errno == EINTR);
-	if (m < 0) {
-		int e = errno;
-		free(buf);
-		return -e;
+	size_t got = 0;
+	while (got < (size_t)len) {
+		ssize_t n = pread(fd, buf + got, (size_t)len - got, (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int e = n < 0 ? errno : EPROTO;
+			free(buf);
+			return -e;
+		}
+		got += (size_t)n;
 	}
-	buf[m] = '\0';
+	buf[len] = '\0';
 	*ret = buf;
-	*ret_len = (size_t)m;
+	*ret_len = (size_t)len;
 	return 0;
 }
+
+/* One reply: an inline message, or a short header with a memfd. */
+static int recv_reply(int sock, char **ret, size_t *ret_len)
+{
+	char *buf = malloc(VM_CONTROL_INLINE_MAX + 1);
+	if (!buf)
+		return -ENOMEM;
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(4 * sizeof(int))];
+	} ctl;
+	struct iovec iov = {buf, VM_CONTROL_INLINE_MAX};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = ctl.b, .msg_controllen = sizeof(ctl.b)};
+	ssize_t n;
+	do
+		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	int e = n < 0 ? errno : 0;
+	/* Take every passed fd, so that none leaks whatever happens next. */
+	int fds[4], nfds = 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); n >= 0 && c; c = CMSG_NXTHDR(&msg, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+			for (size_t k = 0; k < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int) && nfds < 4; k++)
+				memcpy(&fds[nfds++], CMSG_DATA(c) + k * sizeof(int), sizeof(int));
+	int r = 0;
+	size_t len = n > 0 ? (size_t)n : 0;
+	if (n < 0)
+		r = -e;
+	else if (n == 0)
+		r = -ECONNRESET;
+	else if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC) || nfds > 1)
+		r = -EMSGSIZE;
+	if (r == 0 && nfds == 1) {
+		buf[len] = '\0';
+		json_t *head = json_loadb(buf, len, 0, NULL);
+		r = read_reply_fd(fds[0], head, ret, ret_len);
+		json_decref(head);
+		free(buf);
+		buf = NULL;
+	} else if (r == 0) {
+		buf[len] = '\0';
+		*ret = buf;
+		*ret_len = len;
+		buf = NULL;
+	}
+	for (int k = 0; k < nfds; k++)
+		close(fds[k]);
+	free(buf);
+	return r;
+}
+
 
 int vm_client_call_progress(int sock, const char *op, json_t *args, int fd,
 			    vm_client_progress_fn fn, void *userdata, json_t **ret_reply,

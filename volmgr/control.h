@@ -12,6 +12,12 @@
  *   reply:   {"ok": true, "result": ...}
  *          | {"ok": false, "error": {"errno": 2, "name": "ENOENT",
  *                                    "message": "no such volume: x"}}
+ *
+ * A reply longer than VM_CONTROL_INLINE_MAX travels in a sealed memfd
+ * (write, grow and shrink sealed) passed with the message
+ * {"reply_fd": LENGTH}: a socket's send buffer is capped by
+ * net.core.wmem_max unless the daemon holds CAP_NET_ADMIN, which it
+ * does not need for anything else.
  */
 #pragma once
 
@@ -21,6 +27,7 @@
 
 #define VM_CONTROL_REQUEST_MAX (64 * 1024)
 #define VM_CONTROL_REPLY_MAX (16 * 1024 * 1024)
+#define VM_CONTROL_INLINE_MAX (32 * 1024)
 
 /* Where progress messages go: send must not block (drop instead), and
  * takes no reference to msg. */

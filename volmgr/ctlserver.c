@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -80,6 +81,52 @@ static void send_nonblocking(void *userdata, json_t *msg)
 	free(text);
 }
 
+static int send_msg(int sock, const void *buf, size_t len, int fd)
+{
+	struct iovec iov = {(void *)buf, len};
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+	if (fd >= 0) {
+		memset(&ctl, 0, sizeof(ctl));
+		msg.msg_control = ctl.b;
+		msg.msg_controllen = sizeof(ctl.b);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	ssize_t n;
+	do
+		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : 0;
+}
+
+/* One reply: inline when short, else in a sealed memfd (control.h). */
+static int send_reply(int sock, const char *text)
+{
+	size_t len = strlen(text);
+	if (len <= VM_CONTROL_INLINE_MAX)
+		return send_msg(sock, text, len, -1);
+	if (len > VM_CONTROL_REPLY_MAX)
+		return -EMSGSIZE;
+	_cleanup_close_ int mfd = memfd_create("volmgr-reply", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (mfd < 0)
+		return -errno;
+	int r = vm_write_all(mfd, text, len);
+	if (r < 0)
+		return r;
+	if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+		return -errno;
+	char head[64];
+	int hl = snprintf(head, sizeof(head), "{\"reply_fd\":%zu}", len);
+	return send_msg(sock, head, (size_t)hl, mfd);
+}
+
 static void *client_main(void *arg)
 {
 	struct client *cl = arg;
@@ -87,10 +134,6 @@ static void *client_main(void *arg)
 	char *buf = malloc(VM_CONTROL_REQUEST_MAX);
 	struct timeval tv = {.tv_sec = IDLE_TIMEOUT_S};
 	setsockopt(cl->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	/* Replies may be long lists: let a message be up to the limit. */
-	int sndbuf = VM_CONTROL_REPLY_MAX;
-	if (setsockopt(cl->fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) < 0)
-		setsockopt(cl->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	while (buf) {
 		int passed = -1;
 		ssize_t n = recv_request(cl->fd, buf, VM_CONTROL_REQUEST_MAX, &passed);
@@ -120,10 +163,10 @@ static void *client_main(void *arg)
 		json_decref(reply);
 		if (!text)
 			break;
-		ssize_t w = send(cl->fd, text, strlen(text), MSG_NOSIGNAL);
-		if (w < 0 && errno == EMSGSIZE) {
+		int w = send_reply(cl->fd, text);
+		if (w == -EMSGSIZE || w == -ENOMEM || w == -ENOSPC) {
 			const char *big = "{\"ok\":false,\"error\":{\"errno\":90,\"name\":\"EIO\",\"message\":\"reply too large\"}}";
-			w = send(cl->fd, big, strlen(big), MSG_NOSIGNAL);
+			w = send_reply(cl->fd, big);
 		}
 		free(text);
 		if (w < 0)

@@ -405,3 +405,74 @@ int vm_volume_create_at_rev(struct vm_manager *m, const char *name,
 	}
 	return 0;
 }
+
+/* ---- start-up: a record that lags its checkout ---- */
+
+/* Copy a 40-hex object name from the start of s into commit. */
+static bool take_hex(const char *s, char commit[static 64])
+{
+	if (strspn(s, "0123456789abcdef") < 40 || (s[40] && s[40] != '\n' && s[40] != ' '))
+		return false;
+	memcpy(commit, s, 40);
+	commit[40] = '\0';
+	return true;
+}
+
+/* The commit the checkout's HEAD names, read from .git's files (not by
+ * running git: this runs at start-up, as root, over a tree the git user
+ * owns), fd-relative and never through a symlink. */
+static int head_commit(int cache_fd, char commit[static 64])
+{
+	_cleanup_close_ int git = vm_openat_beneath(cache_fd, ".git", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (git < 0)
+		return git;
+	_cleanup_free_ char *head = NULL;
+	int r = vm_read_file_at(git, "HEAD", 4096, &head, NULL);
+	if (r < 0)
+		return r;
+	if (take_hex(head, commit))
+		return 0; /* detached */
+	if (strncmp(head, "ref: refs/heads/", 16) != 0)
+		return -EBADMSG;
+	char *ref = head + 5, *nl = strchr(ref, '\n');
+	if (nl)
+		*nl = '\0';
+	if (vm_rev_check(ref + 11, NULL) < 0)
+		return -EBADMSG;
+	_cleanup_close_ int fd = vm_open_path_beneath(git, ref, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		_cleanup_free_ char *text = NULL;
+		if ((r = vm_read_fd(fd, 4096, &text, NULL)) < 0)
+			return r;
+		return take_hex(text, commit) ? 0 : -EBADMSG;
+	}
+	if (fd != -ENOENT)
+		return fd;
+	_cleanup_free_ char *packed = NULL;
+	if ((r = vm_read_file_at(git, "packed-refs", 64u << 20, &packed, NULL)) < 0)
+		return r;
+	size_t rl = strlen(ref);
+	for (char *line = strtok(packed, "\n"); line; line = strtok(NULL, "\n"))
+		if (strlen(line) == 41 + rl && line[40] == ' ' && strcmp(line + 41, ref) == 0 &&
+		    take_hex(line, commit))
+			return 0;
+	return -ENOENT;
+}
+
+int vm_mgr_git_catch_up(struct vm_manager *m, int cache_fd, struct vm_record *rec,
+			struct vm_error *err)
+{
+	char commit[64];
+	int r = head_commit(cache_fd, commit);
+	if (r < 0)
+		return vm_error_errno(err, -r, "cannot read the checkout's HEAD");
+	if (strcmp(commit, rec->git_commit) == 0)
+		return 0;
+	/* The update swapped the generations and crashed before its record:
+	 * the data is the new generation, so the record follows it. */
+	snprintf(rec->git_commit, sizeof(rec->git_commit), "%s", commit);
+	rec->generation++;
+	rec->updated_ns = vm_now_ns();
+	r = vm_mgr_store_record(m, rec, err);
+	return r < 0 ? r : 1;
+}

@@ -51,6 +51,11 @@ int vm_mgr_load_record(struct vm_manager *m, enum vm_kind k, const char *name,
 		       struct vm_record *ret, struct vm_error *err);
 int vm_mgr_store_record(struct vm_manager *m, const struct vm_record *rec,
 			struct vm_error *err);
+/* At start-up: if a git cache's checkout is at another commit than its
+ * record says (a crash between an update's swap and its record), bring
+ * the record up to date.  1 if it did, 0 if nothing to do, -errno. */
+int vm_mgr_git_catch_up(struct vm_manager *m, int cache_fd, struct vm_record *rec,
+			struct vm_error *err);
 /* "what-NAME-<random>": a name in staging/. */
 void vm_mgr_staging_name(const char *what, const char *name,
 			 char buf[static VM_NAME_MAX + 64]);

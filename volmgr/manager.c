@@ -405,6 +405,13 @@ static int repair_kind(struct vm_manager *m, enum vm_kind k, json_t *report,
 				vm_mgr_data_fd(m, k), name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 			if (fd >= 0)
 				vm_backend_set_read_only(&m->backend, fd, true, NULL);
+			int c = fd >= 0 && rec.git_url[0] ? vm_mgr_git_catch_up(m, fd, &rec, &e) : 0;
+			if (c > 0)
+				report_add(report, "cache %s: record caught up with its checkout (commit %s)",
+					   name, rec.git_commit);
+			else if (c < 0)
+				report_add(report, "cache %s: cannot check the record against the checkout: %s",
+					   name, e.msg);
 		}
 	}
 	closedir(d);

@@ -93,7 +93,7 @@ int vm_rev_check(const char *rev, struct vm_error *err)
 	}
 	if (rev[0] == '-' || rev[0] == '/' || rev[0] == '.' || rev[n - 1] == '/' ||
 	    rev[n - 1] == '.' || strstr(rev, "..") || strstr(rev, "//") || strstr(rev, "/.") ||
-	    (n >= 5 && strcmp(rev + n - 5, ".lock") == 0))
+	    (n >= 5 && strcmp(rev + n - 5, ".lock") == 0) || strstr(rev, ".lock/"))
 		return vm_error_set(err, EINVAL, "invalid revision \"%s\"", rev);
 	return 0;
 }
@@ -213,10 +213,9 @@ static int label_check_one(const char *key, json_t *val, struct vm_error *err)
 	if (vl > VM_LABEL_VALUE_MAX)
 		return vm_error_set(err, EINVAL, "label \"%.64s\" is longer than %d bytes",
 				    key, VM_LABEL_VALUE_MAX);
-	for (size_t i = 0; i < vl; i++)
-		if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
-			return vm_error_set(err, EINVAL,
-					    "label \"%.64s\" contains a control character", key);
+	if (vm_utf8_has_control(v, vl))
+		return vm_error_set(err, EINVAL,
+				    "label \"%.64s\" contains a control character", key);
 	return 0;
 }
 

@@ -92,6 +92,35 @@ json_t *vm_record_to_json(const struct vm_record *rec)
 	return j;
 }
 
+/* A full SHA-1 object name: 40 lowercase hex digits (what rev-parse
+ * prints in a SHA-1 repository, the only kind the record holds). */
+static bool commit_hex_ok(const char *c)
+{
+	size_t n = strlen(c);
+	if (n != 40)
+		return false;
+	return strspn(c, "0123456789abcdef") == n;
+}
+
+/* "CONTROLLERS:/path" as vm_cgroup_of_pid writes it: controller names,
+ * then an absolute path without ".." components or control characters. */
+static bool cgroup_spec_ok(const char *spec)
+{
+	const char *colon = strchr(spec, ':');
+	if (!colon || colon - spec > 63)
+		return false;
+	if (strspn(spec, "abcdefghijklmnopqrstuvwxyz0123456789_,=") != (size_t)(colon - spec))
+		return false;
+	const char *path = colon + 1;
+	size_t n = strlen(path);
+	if (path[0] != '/' || vm_utf8_has_control(path, n))
+		return false;
+	for (const char *p = path; (p = strstr(p, "/..")) != NULL; p += 3)
+		if (p[3] == '/' || p[3] == '\0')
+			return false;
+	return true;
+}
+
 int vm_git_url_check(const char *url, struct vm_error *err)
 {
 	size_t n = url ? strnlen(url, VM_GIT_URL_MAX + 1) : 0;
@@ -203,6 +232,18 @@ int vm_record_from_json(json_t *j, enum vm_kind kind, struct vm_record *ret,
 	if (strlen(gurl) > VM_GIT_URL_MAX || strlen(gbranch) > VM_REV_MAX ||
 	    strlen(gcommit) > 63)
 		return vm_error_set(err, EBADMSG, "record: git field too long");
+	/* A record is the daemon's own file, but it is read back as input:
+	 * the git fields reach git's command line and the cgroup a path. */
+	if (git) {
+		struct vm_error sub = {0};
+		if ((gurl[0] && vm_git_url_check(gurl, &sub) < 0) ||
+		    (gbranch[0] && vm_rev_check(gbranch, &sub) < 0))
+			return vm_error_set(err, EBADMSG, "record: git: %s", sub.msg);
+		if (gcommit[0] && !commit_hex_ok(gcommit))
+			return vm_error_set(err, EBADMSG, "record: git commit is not a hex object name");
+	}
+	if (cgroup[0] && !cgroup_spec_ok(cgroup))
+		return vm_error_set(err, EBADMSG, "record: bad creator cgroup");
 
 	struct vm_record rec = {
 		.expires_ns = exp ? json_integer_value(exp) : 0,

@@ -201,17 +201,43 @@ static size_t utf8_seq(const unsigned char *s)
 	return n;
 }
 
+/* C0 controls, DEL, and the C1 controls U+0080..U+009F (encoded C2 80..
+ * C2 9F): a terminal acts on both kinds, so neither may reach a log line
+ * or a stored string. */
+static bool utf8_is_control(const unsigned char *p, size_t n)
+{
+	return (n == 1 && (*p < 0x20 || *p == 0x7f)) ||
+	       (n == 2 && p[0] == 0xc2 && p[1] <= 0x9f);
+}
+
 void vm_utf8_sanitize(char *s)
 {
 	unsigned char *p = (unsigned char *)s;
 	while (*p) {
 		size_t n = utf8_seq(p);
-		if (n == 0 || (n == 1 && (*p < 0x20 || *p == 0x7f))) {
-			*p++ = '?';
+		if (n == 0 || utf8_is_control(p, n)) {
+			/* One '?' per byte keeps the string's length. */
+			size_t k = n ? n : 1;
+			memset(p, '?', k);
+			p += k;
 			continue;
 		}
 		p += n;
 	}
+}
+
+bool vm_utf8_has_control(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + len;
+	while (p < end) {
+		size_t n = utf8_seq(p);
+		if (n == 0 || (size_t)(end - p) < n)
+			return true; /* invalid counts as unsafe too */
+		if (utf8_is_control(p, n))
+			return true;
+		p += n;
+	}
+	return false;
 }
 
 static bool force_fallback;

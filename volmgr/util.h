@@ -96,6 +96,8 @@ bool vm_is_plain_component(const char *name);
  * character) with '?', in place: messages quote callers' strings, cut at
  * a byte count, and must still be valid JSON strings and one log line. */
 void vm_utf8_sanitize(char *s);
+/* Does s[0..len) hold a C0/C1 control character, DEL or invalid UTF-8? */
+bool vm_utf8_has_control(const char *s, size_t len);
 
 /* Random hex suffix for temporary names. */
 void vm_random_hex(char *buf, size_t nbytes_hex);

@@ -64,7 +64,7 @@ vt_untrack_volume docker q2
 btrfs filesystem sync "$pool" >/dev/null
 btrfs subvolume sync "$pool" >/dev/null
 "$VOLMGR" gc >/dev/null
-if btrfs qgroup show "$pool" | grep -qE "^0/$id1[[:space:]]"; then
+if grep -qE "^0/$id1[[:space:]]" <<<"$(btrfs qgroup show "$pool")"; then
 	vt_fail "qgroup 0/$id1 of the removed q1 is still there"
 fi
 vt_log "ok: qgroup 0/$id1 is gone"

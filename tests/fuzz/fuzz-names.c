@@ -57,7 +57,7 @@ static void check_error(int r, const struct vm_error *err, const char *what,
 		   fuzz_show(input), fuzz_show(err->msg));
 	json_decref(s);
 	for (const unsigned char *p = (const unsigned char *)err->msg; *p; p++)
-		FUZZ_CHECK(*p >= 0x20 && *p != 0x7f,
+		FUZZ_CHECK(*p >= 0x20 && *p != 0x7f && !(p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f),
 			   "%s(%s): control character in the error message", what,
 			   fuzz_show(input));
 }
@@ -82,7 +82,7 @@ static bool model_name(const char *s)
 }
 
 /* names.h: 1..255 of [A-Za-z0-9._/-], not starting with '-' or '/', no
- * "..", no "//", not ending with '/' or ".lock"; and, as implemented,
+ * "..", no "//", no component ending with ".lock" (git's rule); and, as implemented,
  * not starting or ending with '.' and no "/." (a hidden component). */
 static bool model_rev(const char *s)
 {
@@ -98,6 +98,8 @@ static bool model_rev(const char *s)
 		return false;
 	if (n >= 5 && strcmp(s + n - 5, ".lock") == 0)
 		return false;
+	if (strstr(s, ".lock/"))
+		return false;
 	return true;
 }
 
@@ -107,9 +109,14 @@ static bool utf8_printable(const char *s, size_t n)
 	if (!j)
 		return false;
 	json_decref(j);
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+	for (size_t i = 0; i < n; i++) {
+		const unsigned char *u = (const unsigned char *)s + i;
+		if (*u < 0x20 || *u == 0x7f)
 			return false;
+		/* C1 controls U+0080..U+009F */
+		if (i + 1 < n && u[0] == 0xc2 && u[1] <= 0x9f)
+			return false;
+	}
 	return true;
 }
 

@@ -78,6 +78,11 @@ for point in update.fetched update.writable update.swapped update.readonly; do
 	g=$(cat "$pool/caches/gitc/gen")
 	[[ $g == "$((n - 1))" || $g == "$n" ]] || vt_fail "$point: the cache holds generation '$g'"
 	vt_log "ok: after $point the cache is a whole generation ($g)"
+	# The record names the commit the data holds, even when the crash came
+	# between the swap of the generations and the record (start-up repair).
+	head=$(git -c safe.directory='*' -C "$pool/caches/gitc" rev-parse HEAD)
+	recorded=$("$VOLMGR" cache inspect gitc | jq -r '(if type == "array" then .[0] else . end).git.commit')
+	vt_assert_eq "$head" "$recorded" "$point: the record's commit is the checkout's"
 	"$VOLMGR" snapshot cache:gitc "u-$point" >/dev/null || vt_fail "$point: cannot snapshot the cache"
 	"$VOLMGR" cache update gitc >/dev/null || vt_fail "$point: cannot update again"
 	vt_assert_eq "$n" "$(cat "$pool/caches/gitc/gen")" "updated after $point"

@@ -14,11 +14,11 @@ pool=$(vt_make_pool btrfs)/pool
 
 vt_step "systemd-analyze verify (units with ExecStart pointing at this build)"
 mkdir "$VT_TMP/units"
-for u in volmgrd.service volmgrd.socket volmgr-gc.service volmgr-gc.timer var-lib-volmgr.mount; do
+for u in volmgrd.service volmgrd.socket volmgrd-control.socket volmgr-gc.service volmgr-gc.timer var-lib-volmgr.mount; do
 	sed -e "s|/usr/sbin/volmgrd|$VOLMGRD|; s|/usr/bin/volmgr|$VOLMGR|" "$units/$u" >"$VT_TMP/units/$u"
 done
 out=$(cd "$VT_TMP/units" && SYSTEMD_LOG_LEVEL=warning systemd-analyze verify --man=no \
-	volmgrd.service volmgrd.socket volmgr-gc.service volmgr-gc.timer var-lib-volmgr.mount 2>&1) ||
+	volmgrd.service volmgrd.socket volmgrd-control.socket volmgr-gc.service volmgr-gc.timer var-lib-volmgr.mount 2>&1) ||
 	vt_fail "systemd-analyze verify: $out"
 # Warnings about the host (no systemd as PID 1, missing docker.service)
 # are not the units' fault; anything naming our units is.
@@ -28,6 +28,13 @@ fi
 vt_log "ok: systemd-analyze verify passes${out:+ (host notes: $(wc -l <<<"$out") lines)}"
 grep -q '^Type=notify' "$units/volmgrd.service" || vt_fail "volmgrd.service is not Type=notify"
 grep -q '^Before=docker.service' "$units/volmgrd.service" || vt_fail "volmgrd.service is not Before=docker.service"
+# One socket per unit, so a SocketGroup= drop-in opens the control socket
+# alone (SECURITY.md); the service takes both.
+grep -q '^ListenSequentialPacket=/run/volmgr/control.sock' "$units/volmgrd-control.socket" ||
+	vt_fail "volmgrd-control.socket does not listen on the control socket"
+! grep -q '^ListenSequentialPacket' "$units/volmgrd.socket" || vt_fail "volmgrd.socket still holds the control socket"
+grep -q '^Sockets=volmgrd.socket volmgrd-control.socket' "$units/volmgrd.service" ||
+	vt_fail "volmgrd.service does not take both sockets"
 
 start_activated() { # start_activated LOG ARGS... : systemd-socket-activate in the background
 	local log=$1

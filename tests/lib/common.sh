@@ -153,7 +153,7 @@ vt__on_exit() {
 			failed=1
 		fi
 	done
-	if vt__mounted_under "$VT_TMP" | grep -q .; then
+	if [[ -n $(vt__mounted_under "$VT_TMP") ]]; then
 		printf 'WARN: still mounted, keeping %s:\n' "$VT_TMP" >&2
 		vt__mounted_under "$VT_TMP" >&2
 		failed=1
@@ -362,7 +362,7 @@ vt_volmgr_field() {
 }
 
 vt_assert_listed() {
-	vt_volmgr_names | grep -qxF "$1" || vt_fail "volmgr ls does not list $1"
+	grep -qxF "$1" <<<"$(vt_volmgr_names)" || vt_fail "volmgr ls does not list $1"
 	vt_log "ok: volmgr ls lists $1"
 }
 
@@ -376,7 +376,7 @@ vt_assert_volume_gone() {
 	local name=$1
 	[[ ! -e $VT_POOL/volumes/$name ]] || vt_fail "$VT_POOL/volumes/$name still exists"
 	if [[ $(stat -f -c %T "$VT_POOL") == btrfs ]] &&
-		btrfs subvolume list "$VT_POOL" | grep -qE "path (.*/)?volumes/$name(/|\$)"; then
+		grep -qE "path (.*/)?volumes/$name(/|\$)" <<<"$(btrfs subvolume list "$VT_POOL")"; then
 		vt_fail "btrfs subvolume list still shows volumes/$name"
 	fi
 	vt_assert_status 4 "$VOLMGR" inspect "$name"

@@ -218,6 +218,12 @@ vt_assert_eq 1 "$(jq -r '.labels["ci.job"]' <<<"$info")" "label"
 vt_assert_eq false "$(jq -r .in_use <<<"$info")" "in_use"
 vt_assert_eq hello "$(cat "$pool/volumes/v1/a.txt")" "snapshot content"
 vt_assert_eq "$((64 << 20))" "$(jq -r '.usage.limit // .usage.max_exclusive // empty' <<<"$info")" "quota limit (qgroup ioctls)"
+# A reply over 32 KiB comes in a sealed memfd (memfd_create, F_ADD_SEALS
+# under the filter; no CAP_NET_ADMIN to raise the send buffer).
+value=$(head -c 1024 /dev/zero | tr '\0' v) labels=()
+for i in $(seq 40); do labels+=(--label "k$i=$value"); done
+"$VOLMGR" snapshot cache:tree big "${labels[@]}" >/dev/null || vt_fail "snapshot with 40 KiB of labels"
+vt_assert_eq 40 "$("$VOLMGR" inspect big | jq '.labels | length')" "labels in a 40 KiB inspect reply"
 
 vt_step "in use: a mount in a namespace whose only process is another user's"
 mkdir "$VT_TMP/held"

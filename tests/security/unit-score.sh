@@ -16,7 +16,7 @@ max=2.5
 units=$VT_SRCDIR/../systemd
 mkdir "$VT_TMP/units"
 sed -e "s|/usr/sbin/volmgrd|$VOLMGRD|" "$units/volmgrd.service" >"$VT_TMP/units/volmgrd.service"
-cp "$units/volmgrd.socket" "$VT_TMP/units/"
+cp "$units/volmgrd.socket" "$units/volmgrd-control.socket" "$VT_TMP/units/"
 
 # score DIR: the overall exposure of DIR/volmgrd.service; the table goes
 # to $VT_TMP/security.txt.
@@ -38,7 +38,7 @@ vt_log "ok: $s <= $max"
 
 vt_step "with the network drop-in of SECURITY.md (git over https/ssh), for the record"
 mkdir "$VT_TMP/net"
-cp "$VT_TMP/units/volmgrd.socket" "$VT_TMP/net/"
+cp "$VT_TMP/units/volmgrd.socket" "$VT_TMP/units/volmgrd-control.socket" "$VT_TMP/net/"
 sed -e 's/^PrivateNetwork=yes$/PrivateNetwork=no/' -e 's/^IPAddressDeny=any$/IPAddressDeny=/' \
 	-e 's/^RestrictAddressFamilies=AF_UNIX$/RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6/' \
 	"$VT_TMP/units/volmgrd.service" >"$VT_TMP/net/volmgrd.service"
@@ -61,7 +61,7 @@ vt_log "ok: openat2 allowed, /proc not hidden, CAP_SYS_PTRACE, CAP_SYS_ADMIN and
 
 vt_step "systemd-analyze verify"
 out=$(cd "$VT_TMP/units" && SYSTEMD_LOG_LEVEL=warning systemd-analyze verify --man=no \
-	volmgrd.service volmgrd.socket 2>&1) || vt_fail "systemd-analyze verify: $out"
+	volmgrd.service volmgrd.socket volmgrd-control.socket 2>&1) || vt_fail "systemd-analyze verify: $out"
 # Warnings about the host (no systemd as PID 1, no docker.service) are
 # not the unit's fault; anything else naming it is.
 if grep -E "volmgr" <<<"$out" | grep -vE "docker.service|podman.service|not found|Failed to" >/dev/null; then

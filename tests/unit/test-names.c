@@ -394,6 +394,36 @@ static void test_opts_message_utf8(void **state)
 	}
 }
 
+/* ---- revisions (git refs, tags, commits) ---- */
+
+static void test_rev_check(void **state)
+{
+	static const char *const ok[] = {
+		"main", "v1.0", "feature/x-y_z", "a.lockb", "0123456789abcdef",
+		"release/2026.11", "a.b.c",
+	};
+	for (size_t i = 0; i < ELEMENTSOF(ok); i++) {
+		struct vm_error err = {0};
+		expect_ok(vm_rev_check(ok[i], &err), &err, ok[i]);
+	}
+	/* git refuses every component ending in ".lock", not just the last */
+	static const char *const bad[] = {
+		"", "-x", "/x", "x/", "x.", ".x", "a..b", "a//b", "a/.b",
+		"a.lock", "a.lock/b", "x/a.lock/b", "a b", "a~1", "a^", "a:b",
+		"@{0}", "a\\b", "a*", "a?", "a[", "caf\xc3\xa9", "a\x01",
+	};
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		struct vm_error err = {0};
+		expect_error(vm_rev_check(bad[i], &err), &err, EINVAL, bad[i]);
+	}
+	char *longest = ut_repeat('r', VM_REV_MAX), *over = ut_repeat('r', VM_REV_MAX + 1);
+	struct vm_error err = {0};
+	expect_ok(vm_rev_check(longest, &err), &err, "longest");
+	expect_error(vm_rev_check(over, &err), &err, EINVAL, "one too long");
+	free(longest);
+	free(over);
+}
+
 /* ---- labels ---- */
 
 static void test_labels_check_ok(void **state)
@@ -442,6 +472,9 @@ static void test_labels_check_bad(void **state)
 		"{\"k\": \"a\\u0001b\"}", "{\"k\": \"line\\nbreak\"}",
 		"{\"k\": \"tab\\there\"}", "{\"k\": \"\\r\"}", "{\"k\": \"del\\u007f\"}",
 		"{\"k\": \"\\u001b[31mred\"}",
+		/* C1 controls: U+009B is a one-character CSI on many terminals */
+		"{\"k\": \"\\u009b31mred\"}", "{\"k\": \"nel\\u0085\"}",
+		"{\"k\": \"\\u0080\"}", "{\"k\": \"\\u009f\"}",
 		"{\"ok\": \"v\", \"bad key\": \"v\"}",
 	};
 	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
@@ -696,6 +729,7 @@ int main(void)
 		cmocka_unit_test(test_opts_message_utf8),
 		cmocka_unit_test(test_labels_check_ok),
 		cmocka_unit_test(test_labels_check_bad),
+		cmocka_unit_test(test_rev_check),
 		cmocka_unit_test(test_label_parse_ok),
 		cmocka_unit_test(test_label_parse_bad),
 		cmocka_unit_test(test_label_parse_bad_utf8_key),
