@@ -13,7 +13,7 @@ source "${VT_SRCDIR:-$(dirname "$0")/..}/lib/common.sh"
 source "${VT_SRCDIR:-$(dirname "$0")/..}/lib/engines.sh"
 vt_init backends
 vt_require_root
-vt_require_cmd jq python3 curl setfattr mkfs.btrfs mkfs.xfs mkfs.ext4 btrfs git
+vt_require_cmd jq python3 curl setfattr mkfs.btrfs mkfs.xfs mkfs.ext4 btrfs git script
 chmod 0711 "$VT_TMP" # git runs as nobody, in the pool's staging/
 treecmp=${VT_SRCDIR:-$(dirname "$0")/..}/tools/treecmp.py
 [[ -x $treecmp ]] || vt_fail "no $treecmp"
@@ -165,6 +165,15 @@ suite() {
 			vt_fail "[$fs] progress numbers: $ev"
 		grep -q "copy: clone into volume v1: .* backend $want, io " "$VT_TMP/volmgrd.log" ||
 			vt_fail "[$fs] no summary line for the copy in the log"
+	fi
+	if [[ $instant == false ]]; then
+		# On a terminal: one line of progress, cleared before the result.
+		script -qec "$VOLMGR snapshot cache:proj vtty" /dev/null >"$VT_TMP/tty-$fs" ||
+			vt_fail "[$fs] snapshot on a terminal failed: $(cat "$VT_TMP/tty-$fs")"
+		grep -qE 'copying: [0-9]+/[0-9]+ files, .*B/s' "$VT_TMP/tty-$fs" ||
+			vt_fail "[$fs] no progress line on a terminal: $(cat -v "$VT_TMP/tty-$fs")"
+		vt_log "ok: [$fs] a progress line on a terminal"
+		"$VOLMGR" rm vtty >/dev/null
 	fi
 	vt_assert_eq "$want" "$(vt_volmgr_field v1 .backend)" "[$fs] inspect: backend"
 	cmp_trees "$pool/caches/proj" "$pool/volumes/v1" "[$fs] volume from the cache"
