@@ -14,7 +14,6 @@
 #include "inuse.h"
 #include "metrics.h"
 #include "quota.h"
-#include "tree.h"
 #include "treecount.h"
 
 #include "manager-private.h"
@@ -59,108 +58,6 @@ int vm_manager_status(struct vm_manager *m, json_t **ret, struct vm_error *err)
 		json_object_set_new(j, "quotas_reason", json_string(m->quota_error.msg));
 	*ret = j;
 	return 0;
-}
-
-void vm_mgr_log(struct vm_manager *m, const char *fmt, ...)
-{
-	if (!m->log)
-		return;
-	char line[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	m->log(m->log_userdata, line);
-}
-
-void vm_mgr_log_copy(struct vm_manager *m, const char *what, const char *name,
-		     const struct vm_copy_report *rep)
-{
-	const struct vm_copy_stats *st = &rep->stats;
-	double s = (double)rep->elapsed_ns / 1e9;
-	double rate = s > 0 ? (double)st->bytes / s / 1e6 : 0;
-	vm_mgr_log(m, "copy: %s %s: %llu files, %llu dirs, %llu bytes in %.3f s (%.1f MB/s), backend %s, io %s (%s)",
-		   what, name, (unsigned long long)(st->files + st->symlinks + st->others),
-		   (unsigned long long)st->dirs, (unsigned long long)st->bytes, s, rate,
-		   vm_backend_name(m->backend.kind), vm_copy_io_name(rep->io_used), rep->io_reason);
-}
-
-int vm_mgr_hold(struct vm_manager *m, int fd, struct vm_mgr_hold *ret, struct vm_error *err)
-{
-	struct stat st;
-	if (fstat(fd, &st) < 0)
-		return vm_error_errno(err, errno, "cannot stat the tree to copy");
-	if (vm_readers_hold(&m->readers, st.st_dev, st.st_ino) < 0)
-		return vm_error_set(err, ENOMEM, "out of memory");
-	*ret = (struct vm_mgr_hold){true, st.st_dev, st.st_ino};
-	return 0;
-}
-
-void vm_mgr_release(struct vm_manager *m, struct vm_mgr_hold *h)
-{
-	if (!h->held)
-		return;
-	char **deferred = NULL;
-	{
-		LOCK_GUARD(m);
-		vm_readers_release(&m->readers, h->dev, h->ino, &deferred);
-	}
-	h->held = false;
-	for (size_t i = 0; deferred && deferred[i]; i++) {
-		struct vm_error e = {0};
-		if (vm_mgr_delete_staged(m, deferred[i], &e) < 0)
-			vm_mgr_log(m, "deferred delete of staging/%s failed (retried at the next start): %s",
-				   deferred[i], e.msg);
-		else
-			vm_mgr_log(m, "deleted staging/%s: the last copy reading it ended", deferred[i]);
-		free(deferred[i]);
-	}
-	free(deferred);
-}
-
-int vm_mgr_delete_trash(struct vm_manager *m, const char *name, struct vm_error *err)
-{
-	{
-		LOCK_GUARD(m);
-		struct stat st;
-		if (fstatat(m->pool->staging_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			return errno == ENOENT ? 0 : vm_error_errno(err, errno, "cannot stat staging/%s", name);
-		/* Out of sight already: only copies that opened it before can
-		 * still read it, and they registered under this lock. */
-		if (vm_readers_busy(&m->readers, st.st_dev, st.st_ino)) {
-			if (vm_readers_defer(&m->readers, st.st_dev, st.st_ino, name) < 0)
-				return vm_error_set(err, ENOMEM, "out of memory");
-			vm_mgr_log(m, "staging/%s is being read by a copy: deleted when it ends", name);
-			return 0;
-		}
-	}
-	return vm_mgr_delete_staged(m, name, err);
-}
-
-void vm_mgr_copy_opts(struct vm_manager *m, int src_fd, const struct vm_create_opts *opts,
-		      const struct vm_caller *caller, struct vm_reader *reader,
-		      struct vm_copy_opts *ret)
-{
-	*ret = (struct vm_copy_opts){.io = m->backend.io};
-	if (caller && caller->uid != 0) {
-		*reader = (struct vm_reader){.uid = caller->uid, .gid = caller->gid,
-					     .ngroups = caller->ngroups};
-		memcpy(reader->groups, caller->groups, sizeof(uint32_t) * (size_t)caller->ngroups);
-		ret->reader = reader;
-	}
-	if (opts && opts->progress) {
-		ret->progress = opts->progress;
-		ret->progress_userdata = opts->progress_userdata;
-		/* Totals for "time left": counted first, bounded; a failed
-		 * count only leaves them unknown.  Not for a caller that is
-		 * not root: the count runs as root and would tell it the size
-		 * of directories it cannot read. */
-		struct vm_treecount t;
-		if (!ret->reader && vm_treecount(src_fd, 0, 0, &t, NULL) == 0 && !t.over) {
-			ret->total_files = t.files;
-			ret->total_bytes = t.bytes;
-		}
-	}
 }
 
 const char *vm_manager_proc(const struct vm_manager *m)
