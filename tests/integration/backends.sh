@@ -13,7 +13,7 @@ source "${VT_SRCDIR:-$(dirname "$0")/..}/lib/common.sh"
 source "${VT_SRCDIR:-$(dirname "$0")/..}/lib/engines.sh"
 vt_init backends
 vt_require_root
-vt_require_cmd jq python3 curl setfattr mkfs.btrfs mkfs.xfs mkfs.ext4 btrfs git script
+vt_require_cmd jq python3 curl setfattr mkfs.btrfs mkfs.xfs mkfs.ext4 btrfs git script unshare
 chmod 0711 "$VT_TMP" # git runs as nobody, in the pool's staging/
 treecmp=${VT_SRCDIR:-$(dirname "$0")/..}/tools/treecmp.py
 [[ -x $treecmp ]] || vt_fail "no $treecmp"
@@ -197,6 +197,16 @@ suite() {
 	vt_assert_eq volume:v1 "$(vt_volmgr_field v3 .source)" "[$fs] snapshot PATH at a volume's top"
 	vt_assert_eq v1 "$("$VOLMGR" which "$v1/d/e")" "[$fs] which inside a volume"
 	vt_assert_eq false "$("$VOLMGR" which --json "$v1/d" | jq -r .root)" "[$fs] not the top"
+	# Through bind mounts in another mount namespace: a subdirectory
+	# (".." at the mount's root leaves the volume there), and the top.
+	mkdir -p "$VT_TMP/bind-$fs"
+	vt_assert_eq v1 "$(unshare -m --propagation private sh -c \
+		"mount --bind '$v1/d' '$VT_TMP/bind-$fs' && '$VOLMGR' which '$VT_TMP/bind-$fs/e'")" \
+		"[$fs] which through a bind mount of a subdirectory"
+	unshare -m --propagation private sh -c \
+		"mount --bind '$v1' '$VT_TMP/bind-$fs' && cd '$VT_TMP/bind-$fs' && '$VOLMGR' snapshot . v5" >/dev/null 2>&1 ||
+		vt_fail "[$fs] snapshot . through a bind mount of a volume's top"
+	vt_assert_eq volume:v1 "$(vt_volmgr_field v5 .source)" "[$fs] snapshot . through a bind mount"
 	"$VOLMGR" snapshot "$v1/d" v4 >/dev/null 2>&1
 	vt_assert_eq "path:$v1/d" "$(vt_volmgr_field v4 .source)" "[$fs] snapshot PATH inside a volume"
 	cmp_trees "$v1/d" "$pool/volumes/v4" "[$fs] copy of a directory of a volume"
