@@ -1,17 +1,25 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Interim engine: the API of copy.h over the existing tree walk in
- * tree.c (copy_file_range, no io_uring).  Replaced by the io_uring
- * engine. */
-#include "copy.h"
+/* The tree copy engine: the walk.  The calling thread walks the source
+ * fd-relative (one component at a time, openat2 RESOLVE_BENEATH |
+ * RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV, or the O_NOFOLLOW fallback with
+ * st_dev checks), makes directories, symlinks, special files and hard
+ * links itself, and queues every regular file, both ends open, for the
+ * data path running in other threads.  Directories get their owner,
+ * mode and times once their contents are made. */
+#include "copy-private.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <time.h>
 
-static uint64_t now_ns(void)
+static uint64_t mono_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -26,13 +34,6 @@ const char *vm_copy_io_name(enum vm_copy_io io)
 	case VM_COPY_IO_SYSCALLS: return "syscalls";
 	}
 	return "?";
-}
-
-bool vm_copy_probe_uring(char *why, size_t why_len)
-{
-	if (why && why_len)
-		snprintf(why, why_len, "the io_uring engine is not built yet");
-	return false;
 }
 
 int vm_copy_probe_reflink(int dirfd)
@@ -65,37 +66,822 @@ out_a:
 	return r;
 }
 
+int vm_copy_fail(struct vm_copy_ctx *c, int code, bool with_errno, const char *fmt, ...)
+{
+	char msg[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&c->err_lock);
+	int r = with_errno ? vm_error_errno(c->err, code, "%s", msg)
+			   : vm_error_set(c->err, code, "%s", msg);
+	if (!c->code)
+		c->code = code < 0 ? -code : code;
+	atomic_store(&c->failed, true);
+	pthread_mutex_unlock(&c->err_lock);
+	return r;
+}
+
+/* ------------------------------------------------------------ the queue */
+
+static void queue_push(struct vm_copy_ctx *c, struct vm_copy_job *j)
+{
+	pthread_mutex_lock(&c->lock);
+	while (c->q_len == VM_COPY_QUEUE_MAX)
+		pthread_cond_wait(&c->not_full, &c->lock);
+	c->queue[(c->q_head + c->q_len) % VM_COPY_QUEUE_MAX] = j;
+	c->q_len++;
+	pthread_cond_signal(&c->not_empty);
+	pthread_mutex_unlock(&c->lock);
+}
+
+struct vm_copy_job *vm_copy_queue_pop(struct vm_copy_ctx *c, bool wait, bool *ret_ended)
+{
+	struct vm_copy_job *j = NULL;
+	pthread_mutex_lock(&c->lock);
+	while (wait && c->q_len == 0 && !c->producing_done)
+		pthread_cond_wait(&c->not_empty, &c->lock);
+	if (c->q_len > 0) {
+		j = c->queue[c->q_head];
+		c->q_head = (c->q_head + 1) % VM_COPY_QUEUE_MAX;
+		c->q_len--;
+		pthread_cond_signal(&c->not_full);
+	} else if (c->producing_done) {
+		*ret_ended = true;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return j;
+}
+
+void vm_copy_consumer_exit(struct vm_copy_ctx *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->live_consumers--;
+	pthread_cond_broadcast(&c->drained);
+	/* A walker blocked on a full queue must see the end too. */
+	pthread_cond_broadcast(&c->not_full);
+	pthread_mutex_unlock(&c->lock);
+}
+
+void vm_copy_job_free(struct vm_copy_job *j)
+{
+	if (!j)
+		return;
+	if (j->src >= 0)
+		close(j->src);
+	if (j->dst >= 0)
+		close(j->dst);
+	free(j);
+}
+
+int vm_copy_next_extent(int fd, off_t off, off_t size, off_t *ret_start, off_t *ret_end)
+{
+	off_t start = lseek(fd, off, SEEK_DATA);
+	if (start < 0)
+		return errno == ENXIO ? 0 : -errno; /* ENXIO: only a hole is left */
+	if (start >= size)
+		return 0;
+	off_t end = lseek(fd, start, SEEK_HOLE);
+	if (end < 0)
+		return -errno;
+	*ret_start = start;
+	*ret_end = end > size ? size : end;
+	return 1;
+}
+
+/* ---------------------------------------------------------- attributes */
+
+/* XFS shows its ACLs a second time under these raw names: copying them
+ * would duplicate (or, on another file system, garble) the ACL that
+ * system.posix_acl_* already carries. */
+static bool xattr_skipped(const struct vm_copy_ctx *c, const char *key)
+{
+	if (strncmp(key, "trusted.SGI_ACL_", 16) == 0)
+		return true;
+	/* trusted.* is root's to read: not for a copy a user asked for. */
+	return c->reader && strncmp(key, "trusted.", 8) == 0;
+}
+
+/* Returns the number of attributes set, or -errno (error recorded). */
+static int copy_xattrs(struct vm_copy_ctx *c, int src, int dst, const char *name,
+		       struct vm_copy_scratch *s)
+{
+	ssize_t n = flistxattr(src, s->list, VM_COPY_XATTR_LIST_MAX);
+	if (n < 0) {
+		if (errno == ENOTSUP || errno == ENODATA)
+			return 0;
+		return vm_copy_fail(c, errno, true, "cannot list xattrs of %s", name);
+	}
+	s->list[n] = '\0';
+	int set = 0;
+	for (ssize_t off = 0; off < n; off += (ssize_t)strlen(s->list + off) + 1) {
+		const char *key = s->list + off;
+		if (!key[0] || xattr_skipped(c, key))
+			continue;
+		ssize_t vl = fgetxattr(src, key, s->value, sizeof(s->value));
+		if (vl < 0) {
+			if (errno == ENODATA)
+				continue; /* removed since the list */
+			return vm_copy_fail(c, errno, true, "cannot read xattr %s of %s",
+					    key, name);
+		}
+		if (fsetxattr(dst, key, s->value, (size_t)vl, 0) < 0) {
+			if (errno == ENOTSUP)
+				continue;
+			return vm_copy_fail(c, errno, true, "cannot set xattr %s on %s", key, name);
+		}
+		set++;
+	}
+	return set;
+}
+
+/* Owner first (chown clears set-id bits and security.capability), then
+ * the extended attributes, then mode (unless creation already made it
+ * and no ACL changed it), then times (which every other change touches). */
+static int copy_attrs(struct vm_copy_ctx *c, int src, int dst, const struct stat *st,
+		      const char *name, struct vm_copy_scratch *s, mode_t created)
+{
+	if (fchown(dst, st->st_uid, st->st_gid) < 0)
+		return vm_copy_fail(c, errno, true, "cannot chown %s", name);
+	int set = 0;
+	if (src >= 0 && (set = copy_xattrs(c, src, dst, name, s)) < 0)
+		return set;
+	mode_t mode = st->st_mode & 07777;
+	if ((set > 0 || !c->umask_known || (mode & 07000) ||
+	     mode != (created & ~c->umask)) &&
+	    fchmod(dst, mode) < 0)
+		return vm_copy_fail(c, errno, true, "cannot chmod %s", name);
+	struct timespec ts[2] = {st->st_atim, st->st_mtim};
+	if (futimens(dst, ts) < 0)
+		return vm_copy_fail(c, errno, true, "cannot set times of %s", name);
+	return 0;
+}
+
+int vm_copy_finish_attrs(struct vm_copy_ctx *c, struct vm_copy_job *j,
+			 struct vm_copy_scratch *s)
+{
+	return copy_attrs(c, j->src, j->dst, &j->st, j->name, s, j->st.st_mode & 0777);
+}
+
+/* ------------------------------------------------------- reader's creds */
+
+/* Source-side lookups and opens run with the reader's file-system
+ * credentials: setfsuid/setfsgid and setgroups as raw system calls act on
+ * this thread only (glibc's wrappers would change every thread), and a
+ * non-zero fsuid drops the file capabilities of this thread until it is 0
+ * again.  Everything on the destination side runs as root. */
+static int as_reader(const struct vm_copy_ctx *c)
+{
+	if (!c->reader)
+		return 0;
+	gid_t groups[VM_READER_GROUPS_MAX];
+	for (int i = 0; i < c->reader->ngroups; i++)
+		groups[i] = c->reader->groups[i];
+	if (syscall(SYS_setgroups, (size_t)c->reader->ngroups, groups) < 0)
+		return -errno;
+	syscall(SYS_setfsgid, c->reader->gid);
+	syscall(SYS_setfsuid, c->reader->uid);
+	if ((uint32_t)syscall(SYS_setfsuid, -1) != c->reader->uid)
+		return -EPERM;
+	return 0;
+}
+
+static void as_root(const struct vm_copy_ctx *c)
+{
+	if (!c->reader)
+		return;
+	syscall(SYS_setfsuid, 0);
+	syscall(SYS_setfsgid, 0);
+	syscall(SYS_setgroups, (size_t)0, NULL);
+}
+
+static int src_fstatat(struct vm_copy_ctx *c, int dir, const char *name, struct stat *st)
+{
+	int r = as_reader(c);
+	if (r == 0)
+		r = fstatat(dir, name, st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	as_root(c);
+	return r;
+}
+
+static int src_open(struct vm_copy_ctx *c, int dir, const char *name, int flags)
+{
+	int r = as_reader(c);
+	if (r == 0)
+		r = vm_openat_beneath(dir, name, flags, 0);
+	as_root(c);
+	return r;
+}
+
+/* ------------------------------------------------------------ hard links */
+
+/* The first copy of every multiply-linked inode, by its path below the
+ * destination root: the destination is the engine's own fresh tree, and
+ * the path is walked again one component at a time without following
+ * symlinks.  Open addressing on (dev, ino). */
+struct link_entry {
+	dev_t dev;
+	ino_t ino;
+	char *relpath; /* NULL: empty slot */
+};
+
+struct walk {
+	struct vm_copy_ctx *c;
+	struct vm_copy_stats st; /* what the walker made itself */
+	struct vm_copy_scratch *scratch;
+	struct link_entry *links;
+	size_t n_links, cap_links;
+	char path[PATH_MAX]; /* current directory below the roots, "" at top */
+	uint64_t last_progress, interval, entries;
+	bool inline_data; /* no consumer threads: copy the data right here */
+};
+
+static size_t link_hash(dev_t dev, ino_t ino, size_t cap)
+{
+	uint64_t h = ((uint64_t)ino * 0x9e3779b97f4a7c15ull) ^ (uint64_t)dev;
+	return (size_t)(h ^ (h >> 29)) & (cap - 1);
+}
+
+static struct link_entry *link_find(struct walk *w, dev_t dev, ino_t ino)
+{
+	if (!w->cap_links)
+		return NULL;
+	for (size_t i = link_hash(dev, ino, w->cap_links);; i = (i + 1) & (w->cap_links - 1)) {
+		struct link_entry *e = &w->links[i];
+		if (!e->relpath)
+			return NULL;
+		if (e->dev == dev && e->ino == ino)
+			return e;
+	}
+}
+
+static int link_add(struct walk *w, dev_t dev, ino_t ino, const char *name)
+{
+	if (2 * (w->n_links + 1) > w->cap_links) {
+		size_t cap = w->cap_links ? w->cap_links * 2 : 256;
+		struct link_entry *n = calloc(cap, sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		for (size_t i = 0; i < w->cap_links; i++) {
+			struct link_entry *e = &w->links[i];
+			if (!e->relpath)
+				continue;
+			size_t k = link_hash(e->dev, e->ino, cap);
+			while (n[k].relpath)
+				k = (k + 1) & (cap - 1);
+			n[k] = *e;
+		}
+		free(w->links);
+		w->links = n;
+		w->cap_links = cap;
+	}
+	char *p;
+	if (asprintf(&p, "%s%s%s", w->path, w->path[0] ? "/" : "", name) < 0)
+		return -ENOMEM;
+	size_t k = link_hash(dev, ino, w->cap_links);
+	while (w->links[k].relpath)
+		k = (k + 1) & (w->cap_links - 1);
+	w->links[k] = (struct link_entry){dev, ino, p};
+	w->n_links++;
+	return 0;
+}
+
+static void links_free(struct walk *w)
+{
+	for (size_t i = 0; i < w->cap_links; i++)
+		free(w->links[i].relpath);
+	free(w->links);
+}
+
+/* Link the first copy at relpath (below the destination root) as
+ * dst_dir/name. */
+static int link_first_copy(struct walk *w, const char *relpath, int dst_dir, const char *name)
+{
+	const char *slash = strrchr(relpath, '/');
+	_cleanup_free_ char *parent = slash ? strndup(relpath, (size_t)(slash - relpath)) : NULL;
+	if (slash && !parent)
+		return -ENOMEM;
+	int dir = w->c->dst_root;
+	_cleanup_close_ int parent_fd = -1;
+	if (parent) {
+		parent_fd = vm_open_path_beneath(w->c->dst_root, parent,
+						 O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (parent_fd < 0)
+			return parent_fd;
+		dir = parent_fd;
+	}
+	return linkat(dir, slash ? slash + 1 : relpath, dst_dir, name, 0) < 0 ? -errno : 0;
+}
+
+/* A later name of an inode already copied becomes a hard link to the
+ * copy.  1 if linked, 0 if this is the first name. */
+static int try_hardlink(struct walk *w, const struct stat *st, int dst_dir, const char *name)
+{
+	if (S_ISDIR(st->st_mode) || st->st_nlink < 2)
+		return 0;
+	struct link_entry *l = link_find(w, st->st_dev, st->st_ino);
+	if (!l)
+		return 0;
+	int r = link_first_copy(w, l->relpath, dst_dir, name);
+	if (r < 0)
+		return vm_copy_fail(w->c, -r, true, "cannot link %s", name);
+	w->st.hardlinks++;
+	return 1;
+}
+
+static int remember_link(struct walk *w, const struct stat *st, const char *name)
+{
+	if (S_ISDIR(st->st_mode) || st->st_nlink < 2)
+		return 0;
+	int r = link_add(w, st->st_dev, st->st_ino, name);
+	return r < 0 ? vm_copy_fail(w->c, -r, true, "cannot track hard link %s", name) : 0;
+}
+
+/* ------------------------------------------------------------- progress */
+
+static void progress(struct walk *w, bool done)
+{
+	struct vm_copy_ctx *c = w->c;
+	if (!c->opts->progress)
+		return;
+	uint64_t now = mono_ns();
+	if (!done && now - w->last_progress < w->interval)
+		return;
+	w->last_progress = now;
+	struct vm_copy_progress p = {
+		.files = atomic_load(&c->files_done) + w->st.symlinks + w->st.others +
+			 w->st.hardlinks,
+		.bytes = atomic_load(&c->bytes_done),
+		.total_files = c->opts->total_files,
+		.total_bytes = c->opts->total_bytes,
+		.elapsed_ns = now - c->t0,
+		.done = done,
+	};
+	c->opts->progress(&p, c->opts->progress_userdata);
+}
+
+/* -------------------------------------------------------------- the walk */
+
+static int walk_dir(struct walk *w, int src, int dst, unsigned depth);
+
+/* Hand a regular file, both ends open, to the data path. */
+static int submit_file(struct walk *w, int src, int dst, const struct stat *st,
+		       const char *name)
+{
+	struct vm_copy_ctx *c = w->c;
+	struct vm_copy_job *j = malloc(sizeof(*j));
+	if (!j) {
+		close(src);
+		close(dst);
+		return vm_copy_fail(c, ENOMEM, false, "out of memory");
+	}
+	j->src = src;
+	j->dst = dst;
+	j->st = *st;
+	j->sparse = st->st_size > 0 && (off_t)st->st_blocks * 512 < st->st_size;
+	snprintf(j->name, sizeof(j->name), "%s", name);
+	if (!w->inline_data) {
+		queue_push(c, j);
+		return 0;
+	}
+	int r = c->opts->data == VM_COPY_DATA_REFLINK
+			? vm_copy_data_reflink(c, j)
+			: vm_copy_data_syscalls(c, j, w->scratch);
+	if (r == 0)
+		r = vm_copy_finish_attrs(c, j, w->scratch);
+	if (r == 0)
+		atomic_fetch_add_explicit(&c->files_done, 1, memory_order_relaxed);
+	vm_copy_job_free(j);
+	return r;
+}
+
+/* A regular file; src is open (and fstat'ed into st). Takes src. */
+static int copy_file(struct walk *w, int src, const struct stat *st, int dst_dir,
+		     const char *name)
+{
+	struct vm_copy_ctx *c = w->c;
+	int r = try_hardlink(w, st, dst_dir, name);
+	if (r != 0) {
+		close(src);
+		return r < 0 ? r : 0;
+	}
+	int dst = openat(dst_dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+			 st->st_mode & 0777);
+	if (dst < 0) {
+		close(src);
+		return vm_copy_fail(c, errno, true, "cannot create %s", name);
+	}
+	if ((r = remember_link(w, st, name)) < 0) {
+		close(src);
+		close(dst);
+		return r;
+	}
+	return submit_file(w, src, dst, st, name);
+}
+
+static int copy_symlink(struct walk *w, int src_dir, int dst_dir, const char *name,
+			const struct stat *st)
+{
+	struct vm_copy_ctx *c = w->c;
+	char target[PATH_MAX + 1];
+	int rr = as_reader(c);
+	ssize_t n = rr < 0 ? rr : readlinkat(src_dir, name, target, sizeof(target) - 1);
+	int e = errno;
+	as_root(c);
+	if (n < 0)
+		return vm_copy_fail(c, rr < 0 ? -rr : e, true, "cannot read link %s", name);
+	target[n] = '\0';
+	if (symlinkat(target, dst_dir, name) < 0)
+		return vm_copy_fail(c, errno, true, "cannot create link %s", name);
+	if (fchownat(dst_dir, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+		return vm_copy_fail(c, errno, true, "cannot chown link %s", name);
+	struct timespec ts[2] = {st->st_atim, st->st_mtim};
+	if (utimensat(dst_dir, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
+		return vm_copy_fail(c, errno, true, "cannot set times of link %s", name);
+	w->st.symlinks++;
+	return 0;
+}
+
+static int copy_node(struct walk *w, int dst_dir, const char *name, const struct stat *st)
+{
+	struct vm_copy_ctx *c = w->c;
+	if (mknodat(dst_dir, name, st->st_mode & (S_IFMT | 0777), st->st_rdev) < 0) {
+		/* Where device nodes may not be made (a sandboxed volmgrd),
+		 * leave them out rather than fail the copy. */
+		if (errno == EPERM && !S_ISFIFO(st->st_mode)) {
+			w->st.skipped++;
+			return 0;
+		}
+		return vm_copy_fail(c, errno, true, "cannot create node %s", name);
+	}
+	_cleanup_close_ int d = vm_openat_beneath(dst_dir, name, O_PATH | O_CLOEXEC, 0);
+	if (d < 0)
+		return vm_copy_fail(c, -d, true, "cannot open node %s", name);
+	/* fchown/fchmod do not work on O_PATH fds: go through the fd's own
+	 * /proc entry, which names exactly this inode. */
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", d);
+	if (chown(p, st->st_uid, st->st_gid) < 0 || chmod(p, st->st_mode & 07777) < 0)
+		return vm_copy_fail(c, errno, true, "cannot set owner of node %s", name);
+	struct timespec ts[2] = {st->st_atim, st->st_mtim};
+	if (utimensat(dst_dir, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
+		return vm_copy_fail(c, errno, true, "cannot set times of node %s", name);
+	w->st.others++;
+	return 0;
+}
+
+/* A directory: src is open, or -1 for a mount point that RESOLVE_NO_XDEV
+ * would not open (st is then from fstatat).  Takes src. */
+static int copy_dir(struct walk *w, int src, const struct stat *st, int dst_dir,
+		    const char *name, unsigned depth)
+{
+	struct vm_copy_ctx *c = w->c;
+	_cleanup_close_ int s = src;
+	if (depth >= VM_TREE_MAX_DEPTH)
+		return vm_copy_fail(c, ELOOP, false, "tree is deeper than %d levels at %s",
+				    VM_TREE_MAX_DEPTH, name);
+	if (mkdirat(dst_dir, name, 0700) < 0)
+		return vm_copy_fail(c, errno, true, "cannot create directory %s", name);
+	_cleanup_close_ int d = vm_openat_beneath(dst_dir, name,
+						  O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (d < 0)
+		return vm_copy_fail(c, -d, true, "cannot open new directory %s", name);
+	w->st.dirs++;
+	/* One file system only: a mount point (or a btrfs subvolume on
+	 * another device) stays an empty directory. */
+	if (s >= 0 && st->st_dev == c->src_dev) {
+		size_t len = strlen(w->path);
+		int n = snprintf(w->path + len, sizeof(w->path) - len, "%s%s",
+				 len ? "/" : "", name);
+		if (n < 0 || (size_t)n >= sizeof(w->path) - len) {
+			w->path[len] = '\0';
+			return vm_copy_fail(c, ENAMETOOLONG, false, "path too long below %s",
+					    name);
+		}
+		int r = walk_dir(w, s, d, depth + 1);
+		w->path[len] = '\0';
+		if (r < 0)
+			return r;
+	}
+	return copy_attrs(c, st->st_dev == c->src_dev ? s : -1, d, st, name, w->scratch,
+			  0700);
+}
+
+/* Open name in the source, as the reader.  EXDEV (openat2 at a mount
+ * point) or a different st_dev (the fallback) mean another file system. */
+static int open_source(struct walk *w, int src_dir, const char *name, int flags,
+		       struct stat *ret_st)
+{
+	int fd = src_open(w->c, src_dir, name, flags | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, ret_st) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+static int copy_entry(struct walk *w, int src_dir, int dst_dir, const char *name,
+		      unsigned char d_type, unsigned depth)
+{
+	struct vm_copy_ctx *c = w->c;
+	struct stat st;
+	if (d_type == DT_REG || d_type == DT_DIR) {
+		/* The common cases: open first (never following a link,
+		 * never leaving the tree) and fstat what was opened.  A name
+		 * that changed type since readdir falls through to lstat.
+		 * O_NONBLOCK: a fifo swapped in must not block the open. */
+		int flags = d_type == DT_DIR ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK;
+		int fd = open_source(w, src_dir, name, flags, &st);
+		if (fd >= 0) {
+			if (d_type == DT_DIR && S_ISDIR(st.st_mode))
+				return copy_dir(w, fd, &st, dst_dir, name, depth);
+			if (d_type == DT_REG && S_ISREG(st.st_mode)) {
+				if (st.st_dev != c->src_dev) { /* a file mounted here */
+					close(fd);
+					w->st.skipped++;
+					return 0;
+				}
+				return copy_file(w, fd, &st, dst_dir, name);
+			}
+			close(fd);
+		} else if (fd != -ELOOP && fd != -EXDEV && fd != -ENOTDIR && fd != -ENXIO) {
+			return vm_copy_fail(c, -fd, true, "cannot open %s", name);
+		}
+	}
+	int r = src_fstatat(c, src_dir, name, &st);
+	if (r < 0)
+		return vm_copy_fail(c, -r, true, "cannot stat %s", name);
+	if (S_ISDIR(st.st_mode)) {
+		int fd = open_source(w, src_dir, name, O_RDONLY | O_DIRECTORY, &st);
+		if (fd == -EXDEV && st.st_dev != c->src_dev)
+			return copy_dir(w, -1, &st, dst_dir, name, depth);
+		if (fd < 0)
+			return vm_copy_fail(c, -fd, true, "cannot open directory %s", name);
+		return copy_dir(w, fd, &st, dst_dir, name, depth);
+	}
+	if (S_ISREG(st.st_mode)) {
+		struct stat st2;
+		int fd = open_source(w, src_dir, name, O_RDONLY | O_NONBLOCK, &st2);
+		if (fd < 0)
+			return vm_copy_fail(c, -fd, true, "cannot open %s", name);
+		if (st2.st_ino != st.st_ino || st2.st_dev != st.st_dev) {
+			close(fd);
+			return vm_copy_fail(c, EAGAIN, false, "%s changed while it was copied",
+					    name);
+		}
+		return copy_file(w, fd, &st2, dst_dir, name);
+	}
+	if (st.st_dev != c->src_dev) {
+		w->st.skipped++;
+		return 0;
+	}
+	if (!(S_ISLNK(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) ||
+	      S_ISBLK(st.st_mode)))
+		return 0; /* sockets: meaningless in a copy, skipped like cp does */
+	if ((r = try_hardlink(w, &st, dst_dir, name)) != 0)
+		return r < 0 ? r : 0;
+	r = S_ISLNK(st.st_mode) ? copy_symlink(w, src_dir, dst_dir, name, &st)
+				: copy_node(w, dst_dir, name, &st);
+	if (r == 0)
+		r = remember_link(w, &st, name);
+	return r;
+}
+
+struct linux_dirent64 {
+	uint64_t d_ino;
+	int64_t d_off;
+	unsigned short d_reclen;
+	unsigned char d_type;
+	char d_name[];
+};
+
+static int walk_dir(struct walk *w, int src, int dst, unsigned depth)
+{
+	struct vm_copy_ctx *c = w->c;
+	/* getdents64 on the directory fd itself: no dup'ed fd per level. */
+	enum { DENTS_BUF = 32768 };
+	_cleanup_free_ char *buf = malloc(DENTS_BUF);
+	if (!buf)
+		return vm_copy_fail(c, ENOMEM, false, "out of memory");
+	for (;;) {
+		long n = syscall(SYS_getdents64, src, buf, DENTS_BUF);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return vm_copy_fail(c, errno, true, "cannot read directory %s",
+					    w->path[0] ? w->path : ".");
+		}
+		if (n == 0)
+			return 0;
+		for (long off = 0; off < n;) {
+			struct linux_dirent64 *de = (struct linux_dirent64 *)(buf + off);
+			off += de->d_reclen;
+			if (!vm_is_plain_component(de->d_name))
+				continue;
+			if (vm_copy_failed(c))
+				return -ECANCELED;
+			int r = copy_entry(w, src, dst, de->d_name, de->d_type, depth);
+			if (r < 0)
+				return r;
+			if ((++w->entries & 63) == 0)
+				progress(w, false);
+		}
+	}
+}
+
+/* --------------------------------------------------------------- the copy */
+
+/* The umask lets a file created with its final mode skip the chmod.
+ * Read, not set: umask() would change it for the whole process. */
+static void read_umask(struct vm_copy_ctx *c)
+{
+	_cleanup_close_ int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	char buf[4096];
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	const char *p = strstr(buf, "\nUmask:");
+	unsigned m;
+	if (p && sscanf(p + 7, "%o", &m) == 1) {
+		c->umask = (mode_t)m;
+		c->umask_known = true;
+	}
+}
+
+/* Which data path, and why. */
+static int choose_io(struct vm_copy_ctx *c, const struct vm_copy_opts *o,
+		     struct vm_copy_report *rep)
+{
+	char why[sizeof(rep->io_reason) - 16];
+	if (o->data == VM_COPY_DATA_REFLINK) {
+		if (o->io == VM_COPY_IO_URING)
+			return vm_copy_fail(c, EINVAL, false,
+					    "reflink copies clone with FICLONE; io_uring has "
+					    "no part in them");
+		rep->io_used = VM_COPY_IO_SYSCALLS;
+		snprintf(rep->io_reason, sizeof(rep->io_reason), "reflink: FICLONE%s",
+			 c->reader ? " with the caller's credentials" : " in threads");
+		return 0;
+	}
+	if (c->reader) {
+		if (o->io == VM_COPY_IO_URING)
+			return vm_copy_fail(c, EOPNOTSUPP, false,
+					    "a copy read with a caller's credentials cannot "
+					    "use io_uring");
+		rep->io_used = VM_COPY_IO_SYSCALLS;
+		snprintf(rep->io_reason, sizeof(rep->io_reason),
+			 "read as uid %u: syscalls in a thread with its credentials",
+			 (unsigned)c->reader->uid);
+		return 0;
+	}
+	if (o->io == VM_COPY_IO_SYSCALLS) {
+		rep->io_used = VM_COPY_IO_SYSCALLS;
+		snprintf(rep->io_reason, sizeof(rep->io_reason), "syscalls requested");
+		return 0;
+	}
+	if (vm_copy_probe_uring(why, sizeof(why))) {
+		rep->io_used = VM_COPY_IO_URING;
+		snprintf(rep->io_reason, sizeof(rep->io_reason), "%s", why);
+		return 0;
+	}
+	if (o->io == VM_COPY_IO_URING)
+		return vm_copy_fail(c, EOPNOTSUPP, false, "io_uring requested, but %s", why);
+	rep->io_used = VM_COPY_IO_SYSCALLS;
+	snprintf(rep->io_reason, sizeof(rep->io_reason), "fallback: %s", why);
+	return 0;
+}
+
 int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 		 struct vm_copy_report *report, struct vm_error *err)
 {
-	struct vm_copy_opts none = {0};
+	static const struct vm_copy_opts none = {0};
 	if (!opts)
 		opts = &none;
-	if (opts->io == VM_COPY_IO_URING)
-		return vm_error_set(err, EOPNOTSUPP, "io_uring copies are not built yet");
-	if (opts->data == VM_COPY_DATA_REFLINK)
-		return vm_error_set(err, EOPNOTSUPP, "reflink copies are not built yet");
-	uint64_t t0 = now_ns();
-	struct vm_copy_stats st = {0};
-	int r = vm_tree_copy(src_fd, dst_fd, opts->reader, &st, err);
-	uint64_t dt = now_ns() - t0;
-	if (r == 0 && opts->progress) {
-		struct vm_copy_progress p = {
-			.files = st.files + st.symlinks + st.others,
-			.bytes = st.bytes,
-			.total_files = opts->total_files,
-			.total_bytes = opts->total_bytes,
-			.elapsed_ns = dt,
-			.done = true,
-		};
-		opts->progress(&p, opts->progress_userdata);
+	struct vm_copy_report rep_local;
+	struct vm_copy_report *rep = report ? report : &rep_local;
+	memset(rep, 0, sizeof(*rep));
+
+	struct stat st;
+	if (fstat(src_fd, &st) < 0)
+		return vm_error_errno(err, errno, "cannot stat the source");
+	if (!S_ISDIR(st.st_mode))
+		return vm_error_set(err, ENOTDIR, "the source is not a directory");
+
+	struct vm_copy_ctx *c = calloc(1, sizeof(*c));
+	struct walk *w = calloc(1, sizeof(*w));
+	struct vm_copy_scratch *scratch = malloc(sizeof(*scratch));
+	if (!c || !w || !scratch) {
+		free(c);
+		free(w);
+		free(scratch);
+		return vm_error_set(err, ENOMEM, "out of memory");
 	}
-	if (report) {
-		memset(report, 0, sizeof(*report));
-		report->stats = st;
-		report->io_used = VM_COPY_IO_SYSCALLS;
-		snprintf(report->io_reason, sizeof(report->io_reason), "interim engine");
-		report->elapsed_ns = dt;
+	c->opts = opts;
+	c->reader = opts->reader && opts->reader->uid != 0 ? opts->reader : NULL;
+	c->src_dev = st.st_dev;
+	c->dst_root = dst_fd;
+	c->err = err;
+	c->t0 = mono_ns();
+	pthread_mutex_init(&c->err_lock, NULL);
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->not_empty, NULL);
+	pthread_cond_init(&c->not_full, NULL);
+	pthread_cond_init(&c->drained, NULL);
+	read_umask(c);
+	w->c = c;
+	w->scratch = scratch;
+	w->interval = opts->progress_interval_ns ? opts->progress_interval_ns
+						  : 200 * 1000000ull;
+	w->last_progress = c->t0;
+
+	pthread_t threads[VM_COPY_REFLINK_THREADS];
+	int n_threads = 0;
+	int r = choose_io(c, opts, rep);
+	if (r == 0 && !c->reader) {
+		/* A reader's copy stays in this thread, the one whose
+		 * credentials are switched. */
+		void *(*fn)(void *) = vm_copy_syscalls_thread;
+		int want = VM_COPY_SYSCALL_THREADS;
+		if (opts->data == VM_COPY_DATA_REFLINK)
+			fn = vm_copy_reflink_thread, want = VM_COPY_REFLINK_THREADS;
+		else if (rep->io_used == VM_COPY_IO_URING)
+			fn = vm_copy_uring_thread, want = 1;
+		for (int i = 0; i < want; i++) {
+			pthread_mutex_lock(&c->lock);
+			c->live_consumers++;
+			pthread_mutex_unlock(&c->lock);
+			if (pthread_create(&threads[n_threads], NULL, fn, c) != 0) {
+				pthread_mutex_lock(&c->lock);
+				c->live_consumers--;
+				pthread_mutex_unlock(&c->lock);
+				break;
+			}
+			n_threads++;
+		}
+		if (n_threads == 0) {
+			if (rep->io_used == VM_COPY_IO_URING && opts->io == VM_COPY_IO_URING)
+				r = vm_copy_fail(c, EAGAIN, false, "cannot start the io_uring thread");
+			rep->io_used = VM_COPY_IO_SYSCALLS;
+			snprintf(rep->io_reason, sizeof(rep->io_reason),
+				 "no thread could be started: syscalls inline");
+		}
 	}
+	w->inline_data = n_threads == 0;
+
+	if (r == 0)
+		r = walk_dir(w, src_fd, dst_fd, 0);
+
+	/* The walk is over: let the data path drain, reporting progress
+	 * meanwhile. */
+	pthread_mutex_lock(&c->lock);
+	c->producing_done = true;
+	pthread_cond_broadcast(&c->not_empty);
+	while (c->live_consumers > 0) {
+		if (opts->progress) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			uint64_t ns = (uint64_t)ts.tv_nsec + w->interval;
+			ts.tv_sec += (time_t)(ns / 1000000000u);
+			ts.tv_nsec = (long)(ns % 1000000000u);
+			pthread_cond_timedwait(&c->drained, &c->lock, &ts);
+			pthread_mutex_unlock(&c->lock);
+			progress(w, false);
+			pthread_mutex_lock(&c->lock);
+		} else {
+			pthread_cond_wait(&c->drained, &c->lock);
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	for (int i = 0; i < n_threads; i++)
+		pthread_join(threads[i], NULL);
+
+	if (vm_copy_failed(c))
+		r = -(c->code ? c->code : EIO);
+	if (r == 0)
+		r = copy_attrs(c, src_fd, dst_fd, &st, "the top directory", scratch, 07777 + 1);
+	if (r < 0 && err && !err->code)
+		vm_error_set(err, -r, "copy failed");
+
+	rep->stats = w->st;
+	rep->stats.files = atomic_load(&c->files_done);
+	rep->stats.bytes = atomic_load(&c->bytes_done);
+	rep->elapsed_ns = mono_ns() - c->t0;
+	if (r == 0)
+		progress(w, true);
+
+	links_free(w);
+	free(scratch);
+	pthread_mutex_destroy(&c->err_lock);
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->not_empty);
+	pthread_cond_destroy(&c->not_full);
+	pthread_cond_destroy(&c->drained);
+	free(w);
+	free(c);
 	return r;
 }

@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Inside the tree copy engine: the walker (copy.c) makes directories,
+ * links and special files itself and hands every regular file, both ends
+ * open, to a data path (copy-uring.c or copy-syscalls.c) through a
+ * bounded queue.  The data path moves the bytes, then finishes the file
+ * (owner, xattrs, mode, times) and closes both fds. */
+#pragma once
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
+
+#include "copy.h"
+
+/* Bounds on what a copy holds at once, whatever the tree: the queue and
+ * the files in flight each keep two fds open, the walk two per level. */
+#define VM_COPY_QUEUE_MAX 32
+#define VM_COPY_URING_SLOTS 32
+#define VM_COPY_CHUNK (128 * 1024)
+#define VM_COPY_SYSCALL_THREADS 2
+#define VM_COPY_REFLINK_THREADS 4
+#define VM_COPY_XATTR_LIST_MAX 65536
+#define VM_COPY_XATTR_VALUE_MAX 65536
+
+/* One regular file to copy: both ends open, the source's stat. */
+struct vm_copy_job {
+	int src, dst;
+	struct stat st;
+	bool sparse; /* fewer blocks than its size: map data with SEEK_DATA */
+	char name[NAME_MAX + 1];
+};
+
+/* Per-thread buffers for xattrs and read/write copies. */
+struct vm_copy_scratch {
+	char list[VM_COPY_XATTR_LIST_MAX + 1];
+	char value[VM_COPY_XATTR_VALUE_MAX];
+	char buf[VM_COPY_CHUNK];
+};
+
+struct vm_copy_ctx {
+	const struct vm_copy_opts *opts;
+	const struct vm_reader *reader; /* NULL: read as root */
+	dev_t src_dev;
+	int dst_root;
+	mode_t umask; /* to skip a chmod that creation already did */
+	bool umask_known;
+	uint64_t t0;
+
+	/* The first error wins; everyone stops at the next check. */
+	atomic_bool failed;
+	pthread_mutex_t err_lock;
+	int code; /* the first error's errno */
+	struct vm_error *err;
+
+	/* Counters the data path updates. */
+	atomic_uint_fast64_t files_done, bytes_done;
+
+	/* The queue from the walker to the data path. */
+	pthread_mutex_t lock;
+	pthread_cond_t not_empty, not_full, drained;
+	struct vm_copy_job *queue[VM_COPY_QUEUE_MAX];
+	size_t q_head, q_len;
+	bool producing_done;
+	int live_consumers;
+};
+
+/* Record an error (the first one only) and make everybody stop. */
+int vm_copy_fail(struct vm_copy_ctx *c, int code, bool with_errno,
+		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static inline bool vm_copy_failed(struct vm_copy_ctx *c)
+{
+	return atomic_load_explicit(&c->failed, memory_order_relaxed);
+}
+
+/* The data path takes jobs: blocking when wait is set, else NULL if none
+ * is ready.  NULL with *ret_ended set: the walker is done, the queue empty. */
+struct vm_copy_job *vm_copy_queue_pop(struct vm_copy_ctx *c, bool wait,
+				      bool *ret_ended);
+/* A consumer thread ends: the walker waits for the last one. */
+void vm_copy_consumer_exit(struct vm_copy_ctx *c);
+
+/* After the data: owner, xattrs (capabilities after the chown that
+ * would clear them), mode, times.  Does not close. */
+int vm_copy_finish_attrs(struct vm_copy_ctx *c, struct vm_copy_job *j,
+			 struct vm_copy_scratch *s);
+/* Close both fds and free the job. */
+void vm_copy_job_free(struct vm_copy_job *j);
+
+/* The data extents of a sparse file, one at a time: the next [start, end)
+ * at or after off, or 0 at the end. */
+int vm_copy_next_extent(int fd, off_t off, off_t size, off_t *ret_start,
+			off_t *ret_end);
+
+/* copy-syscalls.c: copy one job's data with copy_file_range (then
+ * read/write), or clone it with FICLONE. */
+int vm_copy_data_syscalls(struct vm_copy_ctx *c, struct vm_copy_job *j,
+			  struct vm_copy_scratch *s);
+int vm_copy_data_reflink(struct vm_copy_ctx *c, struct vm_copy_job *j);
+/* Consumer threads: take jobs until the queue ends. */
+void *vm_copy_syscalls_thread(void *ctx);
+void *vm_copy_reflink_thread(void *ctx);
+
+/* copy-uring.c: the io_uring consumer thread, and its probe. */
+void *vm_copy_uring_thread(void *ctx);
