@@ -28,6 +28,7 @@ struct vm_copy_job {
 	int src, dst;
 	struct stat st;
 	bool sparse; /* fewer blocks than its size: map data with SEEK_DATA */
+	bool owned;  /* created with the source's owner already: no chown */
 	char name[NAME_MAX + 1];
 };
 
@@ -45,6 +46,8 @@ struct vm_copy_ctx {
 	int dst_root;
 	mode_t umask; /* to skip a chmod that creation already did */
 	bool umask_known;
+	uid_t uid; /* who owns what the engine creates */
+	gid_t gid;
 	uint64_t t0;
 
 	/* The first error wins; everyone stops at the next check. */
