@@ -14,8 +14,10 @@
 #include "copy.h"
 
 /* Bounds on what a copy holds at once, whatever the tree: the queue and
- * the files in flight each keep two fds open, the walk two per level. */
-#define VM_COPY_QUEUE_MAX 32
+ * the files in flight each keep two fds open, the walk two per level.
+ * The queue gets a quarter of RLIMIT_NOFILE, within these bounds. */
+#define VM_COPY_QUEUE_MIN 16
+#define VM_COPY_QUEUE_MAX 512
 #define VM_COPY_URING_SLOTS 32
 #define VM_COPY_CHUNK (128 * 1024)
 #define VM_COPY_SYSCALL_THREADS 2
@@ -62,8 +64,12 @@ struct vm_copy_ctx {
 	/* The queue from the walker to the data path. */
 	pthread_mutex_t lock;
 	pthread_cond_t not_empty, not_full, drained;
-	struct vm_copy_job *queue[VM_COPY_QUEUE_MAX];
-	size_t q_head, q_len;
+	struct vm_copy_job **queue;
+	size_t q_cap, q_head, q_len;
+	/* Who sleeps on the queue: wake them only when it is worth it, not
+	 * for every job (each wake-up is a futex call and a switch). */
+	int consumers_waiting;
+	bool producer_waiting;
 	bool producing_done;
 	int live_consumers;
 };

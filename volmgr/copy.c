@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <time.h>
@@ -88,11 +89,14 @@ int vm_copy_fail(struct vm_copy_ctx *c, int code, bool with_errno, const char *f
 static void queue_push(struct vm_copy_ctx *c, struct vm_copy_job *j)
 {
 	pthread_mutex_lock(&c->lock);
-	while (c->q_len == VM_COPY_QUEUE_MAX)
+	while (c->q_len == c->q_cap) {
+		c->producer_waiting = true;
 		pthread_cond_wait(&c->not_full, &c->lock);
-	c->queue[(c->q_head + c->q_len) % VM_COPY_QUEUE_MAX] = j;
+	}
+	c->queue[(c->q_head + c->q_len) % c->q_cap] = j;
 	c->q_len++;
-	pthread_cond_signal(&c->not_empty);
+	if (c->consumers_waiting > 0)
+		pthread_cond_signal(&c->not_empty);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -100,13 +104,21 @@ struct vm_copy_job *vm_copy_queue_pop(struct vm_copy_ctx *c, bool wait, bool *re
 {
 	struct vm_copy_job *j = NULL;
 	pthread_mutex_lock(&c->lock);
-	while (wait && c->q_len == 0 && !c->producing_done)
+	while (wait && c->q_len == 0 && !c->producing_done) {
+		c->consumers_waiting++;
 		pthread_cond_wait(&c->not_empty, &c->lock);
+		c->consumers_waiting--;
+	}
 	if (c->q_len > 0) {
 		j = c->queue[c->q_head];
-		c->q_head = (c->q_head + 1) % VM_COPY_QUEUE_MAX;
+		c->q_head = (c->q_head + 1) % c->q_cap;
 		c->q_len--;
-		pthread_cond_signal(&c->not_full);
+		/* The walker refills from half empty: it and the data path
+		 * then run side by side instead of taking turns per job. */
+		if (c->producer_waiting && c->q_len <= c->q_cap / 2) {
+			c->producer_waiting = false;
+			pthread_cond_signal(&c->not_full);
+		}
 	} else if (c->producing_done) {
 		*ret_ended = true;
 	}
@@ -118,6 +130,7 @@ void vm_copy_consumer_exit(struct vm_copy_ctx *c)
 {
 	pthread_mutex_lock(&c->lock);
 	c->live_consumers--;
+	c->producer_waiting = false;
 	pthread_cond_broadcast(&c->drained);
 	/* A walker blocked on a full queue must see the end too. */
 	pthread_cond_broadcast(&c->not_full);
@@ -802,6 +815,19 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 		free(scratch);
 		return vm_error_set(err, ENOMEM, "out of memory");
 	}
+	/* The queue holds two fds a job: a quarter of the fd limit for it,
+	 * the rest for the walk, the files in flight and the process. */
+	struct rlimit nofile;
+	rlim_t q = getrlimit(RLIMIT_NOFILE, &nofile) == 0 ? nofile.rlim_cur / 8 : 0;
+	c->q_cap = q < VM_COPY_QUEUE_MIN ? VM_COPY_QUEUE_MIN
+		 : q > VM_COPY_QUEUE_MAX ? VM_COPY_QUEUE_MAX : (size_t)q;
+	c->queue = calloc(c->q_cap, sizeof(*c->queue));
+	if (!c->queue) {
+		free(c);
+		free(w);
+		free(scratch);
+		return vm_error_set(err, ENOMEM, "out of memory");
+	}
 	c->opts = opts;
 	c->reader = opts->reader && opts->reader->uid != 0 ? opts->reader : NULL;
 	c->src_dev = st.st_dev;
@@ -913,6 +939,7 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 	pthread_cond_destroy(&c->not_full);
 	pthread_cond_destroy(&c->drained);
 	free(w);
+	free(c->queue);
 	free(c);
 	return r;
 }
