@@ -21,13 +21,31 @@
 #define VM_COPY_URING_SLOTS 32
 #define VM_COPY_CHUNK (128 * 1024)
 #define VM_COPY_SYSCALL_THREADS 2
+#define VM_COPY_URING_THREADS 2
 #define VM_COPY_REFLINK_THREADS 4
 #define VM_COPY_XATTR_LIST_MAX 65536
 #define VM_COPY_XATTR_VALUE_MAX 65536
 
-/* One regular file to copy: both ends open, the source's stat. */
+/* A destination directory that files are still being made in.  The
+ * walker holds a reference while it walks it, every queued file one: the
+ * last to let go gives it the source's owner, xattrs, mode and times,
+ * after everything made inside it (which would move its mtime). */
+struct vm_copy_dir {
+	atomic_int refs;
+	int src, dst; /* src -1: a mount point, no xattrs to copy */
+	struct stat st;
+	mode_t created;
+	bool owned;
+	bool is_root; /* the caller's: vm_copy_tree finishes it */
+	char name[NAME_MAX + 1];
+};
+
+/* One regular file to copy: the source open, the destination open (dst)
+ * or still to be made in dir (dst -1) by the data path, which spreads
+ * the cost of creating inodes over its threads. */
 struct vm_copy_job {
 	int src, dst;
+	struct vm_copy_dir *dir; /* a reference, or NULL */
 	struct stat st;
 	bool sparse; /* fewer blocks than its size: map data with SEEK_DATA */
 	bool owned;  /* created with the source's owner already: no chown */
@@ -93,8 +111,14 @@ void vm_copy_consumer_exit(struct vm_copy_ctx *c);
  * would clear them), mode, times.  Does not close. */
 int vm_copy_finish_attrs(struct vm_copy_ctx *c, struct vm_copy_job *j,
 			 struct vm_copy_scratch *s);
-/* Close both fds and free the job. */
-void vm_copy_job_free(struct vm_copy_job *j);
+/* Create the destination file if the walker left that to the data path. */
+int vm_copy_job_open(struct vm_copy_ctx *c, struct vm_copy_job *j);
+/* Close both fds, drop the directory reference (s: scratch for the
+ * directory's xattrs, may be NULL) and free the job. */
+void vm_copy_job_free(struct vm_copy_ctx *c, struct vm_copy_job *j,
+		      struct vm_copy_scratch *s);
+void vm_copy_dir_unref(struct vm_copy_ctx *c, struct vm_copy_dir *d,
+		       struct vm_copy_scratch *s);
 
 /* The data extents of a sparse file, one at a time: the next [start, end)
  * at or after off, or 0 at the end. */

@@ -115,14 +115,16 @@ static void *consume(struct vm_copy_ctx *c, bool reflink)
 	bool ended = false;
 	while ((j = vm_copy_queue_pop(c, true, &ended))) {
 		if (!vm_copy_failed(c)) {
-			int r = reflink ? vm_copy_data_reflink(c, j)
-					: vm_copy_data_syscalls(c, j, s);
+			int r = vm_copy_job_open(c, j);
+			if (r == 0)
+				r = reflink ? vm_copy_data_reflink(c, j)
+					    : vm_copy_data_syscalls(c, j, s);
 			if (r == 0)
 				r = vm_copy_finish_attrs(c, j, s);
 			if (r == 0)
 				atomic_fetch_add_explicit(&c->files_done, 1, memory_order_relaxed);
 		}
-		vm_copy_job_free(j);
+		vm_copy_job_free(c, j, s);
 	}
 	free(s);
 	vm_copy_consumer_exit(c);

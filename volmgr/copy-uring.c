@@ -49,13 +49,15 @@ static void slot_release(struct uring_copy *u, unsigned i, bool ok)
 	/* Closing costs a system call each: queue them with the next batch. */
 	int fds[2] = {j->src, j->dst};
 	for (int k = 0; k < 2; k++) {
+		if (fds[k] < 0)
+			continue;
 		struct io_uring_sqe *sqe = get_sqe(u);
 		io_uring_prep_close(sqe, fds[k]);
 		io_uring_sqe_set_data64(sqe, CLOSE_TAG);
 		u->pending_closes++;
 	}
 	j->src = j->dst = -1;
-	vm_copy_job_free(j);
+	vm_copy_job_free(u->c, j, u->scratch);
 	s->job = NULL;
 	s->phase = SLOT_IDLE;
 	u->idle[u->n_idle++] = i;
@@ -117,6 +119,8 @@ static void slot_start(struct uring_copy *u, struct vm_copy_job *j)
 	s->job = j;
 	s->off = 0;
 	s->ext_end = j->sparse ? 0 : j->st.st_size;
+	if (vm_copy_job_open(u->c, j) < 0)
+		return slot_release(u, i, false);
 	if (j->sparse && ftruncate(j->dst, j->st.st_size) < 0) {
 		vm_copy_fail(u->c, errno, true, "cannot size %s", j->name);
 		return slot_release(u, i, false);
@@ -191,7 +195,7 @@ static void run(struct uring_copy *u)
 			if (!j)
 				break;
 			if (vm_copy_failed(c) || !u->scratch) {
-				vm_copy_job_free(j);
+				vm_copy_job_free(c, j, u->scratch);
 				continue;
 			}
 			slot_start(u, j);
@@ -260,7 +264,7 @@ void *vm_copy_uring_thread(void *ctx)
 		io_uring_queue_exit(&u->ring);
 		for (unsigned i = 0; i < VM_COPY_URING_SLOTS; i++) {
 			if (u->slots[i].job)
-				vm_copy_job_free(u->slots[i].job);
+				vm_copy_job_free(c, u->slots[i].job, NULL);
 			free(u->slots[i].buf);
 		}
 		free(u->scratch);
@@ -270,7 +274,7 @@ void *vm_copy_uring_thread(void *ctx)
 	struct vm_copy_job *j;
 	bool ended = false;
 	while ((j = vm_copy_queue_pop(c, true, &ended)))
-		vm_copy_job_free(j);
+		vm_copy_job_free(c, j, NULL);
 	free(u);
 	vm_copy_consumer_exit(c);
 	return NULL;

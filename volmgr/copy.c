@@ -137,7 +137,8 @@ void vm_copy_consumer_exit(struct vm_copy_ctx *c)
 	pthread_mutex_unlock(&c->lock);
 }
 
-void vm_copy_job_free(struct vm_copy_job *j)
+void vm_copy_job_free(struct vm_copy_ctx *c, struct vm_copy_job *j,
+		      struct vm_copy_scratch *s)
 {
 	if (!j)
 		return;
@@ -145,7 +146,22 @@ void vm_copy_job_free(struct vm_copy_job *j)
 		close(j->src);
 	if (j->dst >= 0)
 		close(j->dst);
+	if (j->dir)
+		vm_copy_dir_unref(c, j->dir, s);
 	free(j);
+}
+
+int vm_copy_job_open(struct vm_copy_ctx *c, struct vm_copy_job *j)
+{
+	if (j->dst >= 0)
+		return 0;
+	/* O_EXCL|O_NOFOLLOW: never through anything already there. */
+	j->dst = openat(j->dir->dst, j->name,
+			O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+			j->st.st_mode & 0777);
+	if (j->dst < 0)
+		return vm_copy_fail(c, errno, true, "cannot create %s", j->name);
+	return 0;
 }
 
 int vm_copy_next_extent(int fd, off_t off, off_t size, off_t *ret_start, off_t *ret_end)
@@ -234,6 +250,34 @@ static int copy_attrs(struct vm_copy_ctx *c, int src, int dst, const struct stat
 	return 0;
 }
 
+void vm_copy_dir_unref(struct vm_copy_ctx *c, struct vm_copy_dir *d,
+		       struct vm_copy_scratch *s)
+{
+	if (atomic_fetch_sub(&d->refs, 1) != 1)
+		return;
+	if (d->is_root)
+		return;
+	if (!vm_copy_failed(c)) {
+		struct vm_copy_scratch *own = s ? NULL : malloc(sizeof(*own));
+		if (!s && !own)
+			vm_copy_fail(c, ENOMEM, false, "out of memory");
+		else
+			copy_attrs(c, d->src, d->dst, &d->st, d->name, s ? s : own,
+				   d->created, d->owned);
+		free(own);
+	}
+	if (d->src >= 0)
+		close(d->src);
+	close(d->dst);
+	free(d);
+}
+
+static struct vm_copy_dir *dir_ref(struct vm_copy_dir *d)
+{
+	atomic_fetch_add(&d->refs, 1);
+	return d;
+}
+
 int vm_copy_finish_attrs(struct vm_copy_ctx *c, struct vm_copy_job *j,
 			 struct vm_copy_scratch *s)
 {
@@ -315,6 +359,7 @@ struct walk {
 	 * by: our fsuid, and its gid if the directory is set-gid. */
 	gid_t dir_gid;
 	bool dir_setgid;
+	struct vm_copy_dir *cur; /* the destination directory being filled */
 	bool inline_data; /* no consumer threads: copy the data right here */
 };
 
@@ -459,11 +504,13 @@ static int submit_file(struct walk *w, int src, int dst, const struct stat *st,
 	struct vm_copy_job *j = malloc(sizeof(*j));
 	if (!j) {
 		close(src);
-		close(dst);
+		if (dst >= 0)
+			close(dst);
 		return vm_copy_fail(c, ENOMEM, false, "out of memory");
 	}
 	j->src = src;
 	j->dst = dst;
+	j->dir = dst < 0 ? dir_ref(w->cur) : NULL;
 	j->st = *st;
 	j->sparse = st->st_size > 0 && (off_t)st->st_blocks * 512 < st->st_size;
 	j->owned = st->st_uid == c->uid && st->st_gid == new_gid(w);
@@ -472,14 +519,16 @@ static int submit_file(struct walk *w, int src, int dst, const struct stat *st,
 		queue_push(c, j);
 		return 0;
 	}
-	int r = c->opts->data == VM_COPY_DATA_REFLINK
-			? vm_copy_data_reflink(c, j)
-			: vm_copy_data_syscalls(c, j, w->scratch);
+	int r = vm_copy_job_open(c, j);
+	if (r == 0)
+		r = c->opts->data == VM_COPY_DATA_REFLINK
+			    ? vm_copy_data_reflink(c, j)
+			    : vm_copy_data_syscalls(c, j, w->scratch);
 	if (r == 0)
 		r = vm_copy_finish_attrs(c, j, w->scratch);
 	if (r == 0)
 		atomic_fetch_add_explicit(&c->files_done, 1, memory_order_relaxed);
-	vm_copy_job_free(j);
+	vm_copy_job_free(c, j, w->scratch);
 	return r;
 }
 
@@ -493,6 +542,10 @@ static int copy_file(struct walk *w, int src, const struct stat *st, int dst_dir
 		close(src);
 		return r < 0 ? r : 0;
 	}
+	if (st->st_nlink < 2) /* the data path creates it */
+		return submit_file(w, src, -1, st, name);
+	/* A later name may link to it before the data path gets to it:
+	 * make it here. */
 	int dst = openat(dst_dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 			 st->st_mode & 0777);
 	if (dst < 0) {
@@ -559,7 +612,8 @@ static int copy_node(struct walk *w, int dst_dir, const char *name, const struct
 }
 
 /* A directory: src is open, or -1 for a mount point that RESOLVE_NO_XDEV
- * would not open (st is then from fstatat).  Takes src. */
+ * would not open (st is then from fstatat).  Takes src.  Its attributes
+ * come when the last file made in it is done (vm_copy_dir_unref). */
 static int copy_dir(struct walk *w, int src, const struct stat *st, int dst_dir,
 		    const char *name, unsigned depth)
 {
@@ -575,31 +629,42 @@ static int copy_dir(struct walk *w, int src, const struct stat *st, int dst_dir,
 	if (d < 0)
 		return vm_copy_fail(c, -d, true, "cannot open new directory %s", name);
 	w->st.dirs++;
+	struct vm_copy_dir *h = calloc(1, sizeof(*h));
+	if (!h)
+		return vm_copy_fail(c, ENOMEM, false, "out of memory");
+	atomic_init(&h->refs, 1);
+	h->st = *st;
 	/* mkdir made it ours, with the parent's gid and set-gid bit if the
 	 * parent has it. */
-	bool owned = st->st_uid == c->uid && st->st_gid == new_gid(w);
-	mode_t created = 0700 | (w->dir_setgid ? S_ISGID : 0);
+	h->owned = st->st_uid == c->uid && st->st_gid == new_gid(w);
+	h->created = 0700 | (w->dir_setgid ? S_ISGID : 0);
+	snprintf(h->name, sizeof(h->name), "%s", name);
 	/* One file system only: a mount point (or a btrfs subvolume on
-	 * another device) stays an empty directory. */
-	if (s >= 0 && st->st_dev == c->src_dev) {
+	 * another device) stays an empty directory, without xattrs. */
+	bool walk = s >= 0 && st->st_dev == c->src_dev;
+	h->src = walk ? TAKE_FD(s) : -1;
+	h->dst = TAKE_FD(d);
+	int r = 0;
+	if (walk) {
 		size_t len = strlen(w->path);
 		int n = snprintf(w->path + len, sizeof(w->path) - len, "%s%s",
 				 len ? "/" : "", name);
 		if (n < 0 || (size_t)n >= sizeof(w->path) - len) {
 			w->path[len] = '\0';
-			return vm_copy_fail(c, ENAMETOOLONG, false, "path too long below %s",
-					    name);
+			r = vm_copy_fail(c, ENAMETOOLONG, false, "path too long below %s", name);
+		} else {
+			gid_t saved_gid = w->dir_gid;
+			struct vm_copy_dir *saved_cur = w->cur;
+			w->dir_gid = new_gid(w);
+			w->cur = h;
+			r = walk_dir(w, h->src, h->dst, depth + 1);
+			w->cur = saved_cur;
+			w->dir_gid = saved_gid;
+			w->path[len] = '\0';
 		}
-		gid_t saved_gid = w->dir_gid;
-		w->dir_gid = new_gid(w);
-		int r = walk_dir(w, s, d, depth + 1);
-		w->dir_gid = saved_gid;
-		w->path[len] = '\0';
-		if (r < 0)
-			return r;
 	}
-	return copy_attrs(c, st->st_dev == c->src_dev ? s : -1, d, st, name, w->scratch,
-			  created, owned);
+	vm_copy_dir_unref(c, h, w->scratch);
+	return r < 0 ? r : (vm_copy_failed(c) ? -ECANCELED : 0);
 }
 
 /* Open name in the source, as the reader.  EXDEV (openat2 at a mount
@@ -866,7 +931,7 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 		if (opts->data == VM_COPY_DATA_REFLINK)
 			fn = vm_copy_reflink_thread, want = VM_COPY_REFLINK_THREADS;
 		else if (rep->io_used == VM_COPY_IO_URING)
-			fn = vm_copy_uring_thread, want = 1;
+			fn = vm_copy_uring_thread, want = VM_COPY_URING_THREADS;
 		for (int i = 0; i < want; i++) {
 			pthread_mutex_lock(&c->lock);
 			c->live_consumers++;
@@ -889,6 +954,11 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 	}
 	w->inline_data = n_threads == 0;
 
+	/* The top directory: the caller's fds, finished below once all is
+	 * done. */
+	struct vm_copy_dir root = {.src = src_fd, .dst = dst_fd, .is_root = true};
+	atomic_init(&root.refs, 1);
+	w->cur = &root;
 	if (r == 0)
 		r = walk_dir(w, src_fd, dst_fd, 0);
 
@@ -915,6 +985,7 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 	pthread_mutex_unlock(&c->lock);
 	for (int i = 0; i < n_threads; i++)
 		pthread_join(threads[i], NULL);
+	vm_copy_dir_unref(c, &root, NULL); /* is_root: nothing to free */
 
 	if (vm_copy_failed(c))
 		r = -(c->code ? c->code : EIO);

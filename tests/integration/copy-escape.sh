@@ -15,7 +15,7 @@ VM_COPY=${VM_COPY:-./build/tests/vm-copy}
 [[ -x $VM_COPY ]] || vt_fail "vm-copy not found at $VM_COPY (build first, or set VM_COPY)"
 TREECMP=$VT_SRCDIR/tools/treecmp.py
 SWAP_LOOP=$VT_SRCDIR/tools/swap-loop.py
-ROUNDS=${VT_COPY_ESCAPE_ROUNDS:-40}
+ROUNDS=${VT_COPY_ESCAPE_ROUNDS:-25}
 
 # One file system for source, destinations and canaries: the engine's
 # one-file-system rule must not be what stops an escape.
