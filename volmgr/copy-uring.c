@@ -6,6 +6,7 @@
  * per round instead of a read, a write and two closes per file. */
 #include "copy-private.h"
 
+#include <fcntl.h>
 #include <liburing.h>
 #include <stdio.h>
 #include <string.h>
@@ -121,6 +122,13 @@ static void slot_start(struct uring_copy *u, struct vm_copy_job *j)
 	s->ext_end = j->sparse ? 0 : j->st.st_size;
 	if (vm_copy_job_open(u->c, j) < 0)
 		return slot_release(u, i, false);
+	/* The walker opened the source O_NONBLOCK (a fifo swapped in must
+	 * not hang it).  io_uring hands -EAGAIN back for such a file instead
+	 * of waiting for the disk: a cold cache would spin.  Clear it. */
+	if (j->st.st_size > 0 && fcntl(j->src, F_SETFL, 0) < 0) {
+		vm_copy_fail(u->c, errno, true, "cannot clear O_NONBLOCK on %s", j->name);
+		return slot_release(u, i, false);
+	}
 	if (j->sparse && ftruncate(j->dst, j->st.st_size) < 0) {
 		vm_copy_fail(u->c, errno, true, "cannot size %s", j->name);
 		return slot_release(u, i, false);

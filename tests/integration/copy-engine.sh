@@ -10,7 +10,7 @@
 source "${VT_SRCDIR:-$(dirname "$0")/..}/lib/common.sh"
 vt_init copy-engine
 vt_require_root
-vt_require_cmd python3 jq setfacl setcap setfattr mkfifo mknod
+vt_require_cmd python3 jq setfacl setcap setfattr mkfifo mknod findmnt
 VM_COPY=${VM_COPY:-./build/tests/vm-copy}
 [[ -x $VM_COPY ]] || vt_fail "vm-copy not found at $VM_COPY (build first, or set VM_COPY)"
 TREECMP=$VT_SRCDIR/tools/treecmp.py
@@ -161,8 +161,17 @@ for fs in btrfs xfs ext4 tmpfs; do
 	base=$(make_fs "$fs")
 	src=$base/src
 	make_tree "$src"
-	# A mount point inside the source: the copy stays on one file system.
 	mkdir "$src/mnt"
+	if [[ $fs != tmpfs ]]; then
+		vt_step "$fs: io_uring on a cold page cache (the file system mounted afresh)"
+		# Reads that must wait for the disk: io_uring must not hand
+		# -EAGAIN back (the sources are opened O_NONBLOCK) and spin.
+		dev=$(findmnt -no SOURCE "$base")
+		umount "$base"
+		mount -o noatime "$dev" "$base"
+		check_copy "$fs" "copy/uring, cold cache" io_uring --data copy --io uring
+	fi
+	# A mount point inside the source: the copy stays on one file system.
 	mount -t tmpfs -o size=1M tmpfs "$src/mnt"
 	vt_on_exit vt__umount "$src/mnt"
 	printf 'must not be copied\n' >"$src/mnt/inside-the-mount"
