@@ -132,6 +132,10 @@ int vm_copy_data_syscalls(struct vm_copy_ctx *c, struct vm_copy_job *j,
 int vm_copy_data_reflink(struct vm_copy_ctx *c, struct vm_copy_job *j);
 /* Consumer threads: take jobs until the queue ends. */
 void *vm_copy_syscalls_thread(void *ctx);
+/* 1 if src_fd and dst_fd are on one btrfs or XFS file system that can
+ * clone: copy_file_range then shares extents instead of copying (what
+ * an import into the pool from the pool wants); 0 if not, or -errno. */
+int vm_copy_same_cloning_fs(int src_fd, int dst_fd);
 void *vm_copy_reflink_thread(void *ctx);
 
 /* copy-uring.c: the io_uring consumer thread, and its probe. */

@@ -5,10 +5,13 @@
  * a reader's credentials) and for reflinks, which move no data. */
 #include "copy-private.h"
 
+#include <linux/btrfs.h>
 #include <linux/fs.h>
+#include <linux/magic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/statfs.h>
 
 static int copy_range(struct vm_copy_ctx *c, struct vm_copy_job *j,
 		      struct vm_copy_scratch *s, off_t start, off_t end,
@@ -104,6 +107,34 @@ int vm_copy_data_reflink(struct vm_copy_ctx *c, struct vm_copy_job *j)
 				    "cannot reflink %s: source and destination are on "
 				    "different file systems", j->name);
 	return vm_copy_fail(c, e, true, "cannot reflink %s", j->name);
+}
+
+int vm_copy_same_cloning_fs(int src_fd, int dst_fd)
+{
+	struct statfs a, b;
+	if (fstatfs(src_fd, &a) < 0 || fstatfs(dst_fd, &b) < 0)
+		return -errno;
+	if (a.f_type != b.f_type)
+		return 0;
+	if (a.f_type == BTRFS_SUPER_MAGIC) {
+		/* Subvolumes have st_dev and f_fsid of their own: compare
+		 * the file system's UUID. */
+		struct btrfs_ioctl_fs_info_args ia = {0}, ib = {0};
+		if (ioctl(src_fd, BTRFS_IOC_FS_INFO, &ia) < 0 ||
+		    ioctl(dst_fd, BTRFS_IOC_FS_INFO, &ib) < 0)
+			return 0;
+		if (memcmp(ia.fsid, ib.fsid, sizeof(ia.fsid)) != 0)
+			return 0;
+	} else if (a.f_type == XFS_SUPER_MAGIC) {
+		struct stat sa, sb;
+		if (fstat(src_fd, &sa) < 0 || fstat(dst_fd, &sb) < 0)
+			return -errno;
+		if (sa.st_dev != sb.st_dev)
+			return 0;
+	} else {
+		return 0;
+	}
+	return vm_copy_probe_reflink(dst_fd); /* XFS without reflink=1: no */
 }
 
 static void *consume(struct vm_copy_ctx *c, bool reflink)

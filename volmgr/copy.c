@@ -814,7 +814,7 @@ static void read_umask(struct vm_copy_ctx *c)
 
 /* Which data path, and why. */
 static int choose_io(struct vm_copy_ctx *c, const struct vm_copy_opts *o,
-		     struct vm_copy_report *rep)
+		     int src_fd, int dst_fd, struct vm_copy_report *rep)
 {
 	char why[sizeof(rep->io_reason) - 16];
 	if (o->data == VM_COPY_DATA_REFLINK) {
@@ -841,6 +841,14 @@ static int choose_io(struct vm_copy_ctx *c, const struct vm_copy_opts *o,
 	if (o->io == VM_COPY_IO_SYSCALLS) {
 		rep->io_used = VM_COPY_IO_SYSCALLS;
 		snprintf(rep->io_reason, sizeof(rep->io_reason), "syscalls requested");
+		return 0;
+	}
+	if (o->io == VM_COPY_IO_AUTO && vm_copy_same_cloning_fs(src_fd, dst_fd) == 1) {
+		/* Reading and writing would store a second copy of data the
+		 * file system can share. */
+		rep->io_used = VM_COPY_IO_SYSCALLS;
+		snprintf(rep->io_reason, sizeof(rep->io_reason),
+			 "one file system that clones: copy_file_range shares extents");
 		return 0;
 	}
 	if (vm_copy_probe_uring(why, sizeof(why))) {
@@ -922,7 +930,7 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 
 	pthread_t threads[VM_COPY_REFLINK_THREADS];
 	int n_threads = 0;
-	int r = choose_io(c, opts, rep);
+	int r = choose_io(c, opts, src_fd, dst_fd, rep);
 	if (r == 0 && !c->reader) {
 		/* A reader's copy stays in this thread, the one whose
 		 * credentials are switched. */

@@ -10,7 +10,7 @@
 source "${VT_SRCDIR:-$(dirname "$0")/..}/lib/common.sh"
 vt_init copy-engine
 vt_require_root
-vt_require_cmd python3 jq setfacl setcap setfattr mkfifo mknod findmnt
+vt_require_cmd python3 jq setfacl setcap setfattr mkfifo mknod findmnt filefrag
 VM_COPY=${VM_COPY:-./build/tests/vm-copy}
 [[ -x $VM_COPY ]] || vt_fail "vm-copy not found at $VM_COPY (build first, or set VM_COPY)"
 TREECMP=$VT_SRCDIR/tools/treecmp.py
@@ -177,7 +177,25 @@ for fs in btrfs xfs ext4 tmpfs; do
 	printf 'must not be copied\n' >"$src/mnt/inside-the-mount"
 
 	vt_step "$fs: data copy with io auto, io_uring, syscalls"
-	check_copy "$fs" "copy/auto" io_uring --data copy --io auto
+	if [[ $fs == @(btrfs|xfs) ]]; then
+		# Source and destination on one file system that clones: AUTO
+		# lets copy_file_range share the extents rather than store the
+		# data twice.
+		check_copy "$fs" "copy/auto" syscalls --data copy --io auto
+		vt_assert_contains "$(jq -r .io_reason <<<"$LAST_OUT")" "shares extents" "io_reason"
+		for io in auto uring; do
+			dst=$base/dst-extents-$io
+			mkdir "$dst"
+			vm_copy --io "$io" "$src" "$dst" >/dev/null
+			shared=no
+			filefrag -v "$dst/big" | grep -q shared && shared=yes
+			vt_assert_eq "$([[ $io == auto ]] && echo yes || echo no)" "$shared" \
+				"$fs: io $io: the copy of big shares its extents"
+			rm -rf "$dst"
+		done
+	else
+		check_copy "$fs" "copy/auto" io_uring --data copy --io auto
+	fi
 	check_copy "$fs" "copy/uring" io_uring --data copy --io uring
 	check_copy "$fs" "copy/syscalls" syscalls --data copy --io syscalls
 	vt_assert_eq "syscalls requested" "$(jq -r .io_reason <<<"$LAST_OUT")" "io_reason"
