@@ -63,6 +63,7 @@ struct vm_copy_ctx {
 	const struct vm_copy_opts *opts;
 	const struct vm_reader *reader; /* NULL: read as root */
 	dev_t src_dev;
+	uint64_t src_mnt_id; /* 0: unknown (statx without STATX_MNT_ID) */
 	int dst_root;
 	mode_t umask; /* to skip a chmod that creation already did */
 	bool umask_known;

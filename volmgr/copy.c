@@ -16,7 +16,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <time.h>
 
@@ -611,8 +613,8 @@ static int copy_node(struct walk *w, int dst_dir, const char *name, const struct
 	return 0;
 }
 
-/* A directory: src is open, or -1 for a mount point that RESOLVE_NO_XDEV
- * would not open (st is then from fstatat).  Takes src.  Its attributes
+/* A directory: src is open, or -1 for a mount point (an empty directory;
+ * st is the mounted root's).  Takes src.  Its attributes
  * come when the last file made in it is done (vm_copy_dir_unref). */
 static int copy_dir(struct walk *w, int src, const struct stat *st, int dst_dir,
 		    const char *name, unsigned depth)
@@ -641,7 +643,7 @@ static int copy_dir(struct walk *w, int src, const struct stat *st, int dst_dir,
 	snprintf(h->name, sizeof(h->name), "%s", name);
 	/* One file system only: a mount point (or a btrfs subvolume on
 	 * another device) stays an empty directory, without xattrs. */
-	bool walk = s >= 0 && st->st_dev == c->src_dev;
+	bool walk = s >= 0;
 	h->src = walk ? TAKE_FD(s) : -1;
 	h->dst = TAKE_FD(d);
 	int r = 0;
@@ -667,20 +669,65 @@ static int copy_dir(struct walk *w, int src, const struct stat *st, int dst_dir,
 	return r < 0 ? r : (vm_copy_failed(c) ? -ECANCELED : 0);
 }
 
-/* Open name in the source, as the reader.  EXDEV (openat2 at a mount
- * point) or a different st_dev (the fallback) mean another file system. */
-static int open_source(struct walk *w, int src_dir, const char *name, int flags,
-		       struct stat *ret_st)
+static void stat_from_statx(const struct statx *x, struct stat *st)
 {
-	int fd = src_open(w->c, src_dir, name, flags | O_CLOEXEC | O_NOCTTY);
+	memset(st, 0, sizeof(*st));
+	st->st_dev = makedev(x->stx_dev_major, x->stx_dev_minor);
+	st->st_ino = x->stx_ino;
+	st->st_mode = x->stx_mode;
+	st->st_nlink = x->stx_nlink;
+	st->st_uid = x->stx_uid;
+	st->st_gid = x->stx_gid;
+	st->st_rdev = makedev(x->stx_rdev_major, x->stx_rdev_minor);
+	st->st_size = (off_t)x->stx_size;
+	st->st_blksize = x->stx_blksize;
+	st->st_blocks = (blkcnt_t)x->stx_blocks;
+	st->st_atim = (struct timespec){x->stx_atime.tv_sec, x->stx_atime.tv_nsec};
+	st->st_mtim = (struct timespec){x->stx_mtime.tv_sec, x->stx_mtime.tv_nsec};
+	st->st_ctim = (struct timespec){x->stx_ctime.tv_sec, x->stx_ctime.tv_nsec};
+}
+
+/* Open name in the source, as the reader, and stat what was opened.
+ * statx gives the mount ID in the same call: *ret_foreign says the
+ * object is on another file system or mount than the source's top (a
+ * mount point, even a bind mount of the same file system), which
+ * RESOLVE_NO_XDEV refuses with EXDEV and the fallback must find out
+ * itself. */
+static int open_source(struct walk *w, int src_dir, const char *name, int flags,
+		       struct stat *ret_st, bool *ret_foreign)
+{
+	struct vm_copy_ctx *c = w->c;
+	int fd = src_open(c, src_dir, name, flags | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return fd;
-	if (fstat(fd, ret_st) < 0) {
+	struct statx x;
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS | STATX_MNT_ID, &x) < 0) {
 		int e = errno;
 		close(fd);
 		return -e;
 	}
+	stat_from_statx(&x, ret_st);
+	*ret_foreign = ret_st->st_dev != c->src_dev ||
+		       (c->src_mnt_id && (x.stx_mask & STATX_MNT_ID) &&
+			x.stx_mnt_id != c->src_mnt_id);
 	return fd;
+}
+
+/* A directory or a regular file, opened.  A mount point: an empty
+ * directory with the mounted root's owner, mode and times; a file
+ * mounted over one is left out.  Takes fd. */
+static int copy_opened(struct walk *w, int fd, const struct stat *st, bool foreign,
+		       int dst_dir, const char *name, unsigned depth)
+{
+	if (foreign) {
+		close(fd);
+		if (S_ISDIR(st->st_mode))
+			return copy_dir(w, -1, st, dst_dir, name, depth);
+		w->st.skipped++;
+		return 0;
+	}
+	return S_ISDIR(st->st_mode) ? copy_dir(w, fd, st, dst_dir, name, depth)
+				    : copy_file(w, fd, st, dst_dir, name);
 }
 
 static int copy_entry(struct walk *w, int src_dir, int dst_dir, const char *name,
@@ -688,24 +735,18 @@ static int copy_entry(struct walk *w, int src_dir, int dst_dir, const char *name
 {
 	struct vm_copy_ctx *c = w->c;
 	struct stat st;
+	bool foreign;
 	if (d_type == DT_REG || d_type == DT_DIR) {
 		/* The common cases: open first (never following a link,
-		 * never leaving the tree) and fstat what was opened.  A name
+		 * never leaving the tree) and stat what was opened.  A name
 		 * that changed type since readdir falls through to lstat.
 		 * O_NONBLOCK: a fifo swapped in must not block the open. */
 		int flags = d_type == DT_DIR ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK;
-		int fd = open_source(w, src_dir, name, flags, &st);
+		int fd = open_source(w, src_dir, name, flags, &st, &foreign);
 		if (fd >= 0) {
-			if (d_type == DT_DIR && S_ISDIR(st.st_mode))
-				return copy_dir(w, fd, &st, dst_dir, name, depth);
-			if (d_type == DT_REG && S_ISREG(st.st_mode)) {
-				if (st.st_dev != c->src_dev) { /* a file mounted here */
-					close(fd);
-					w->st.skipped++;
-					return 0;
-				}
-				return copy_file(w, fd, &st, dst_dir, name);
-			}
+			if ((d_type == DT_DIR && S_ISDIR(st.st_mode)) ||
+			    (d_type == DT_REG && S_ISREG(st.st_mode)))
+				return copy_opened(w, fd, &st, foreign, dst_dir, name, depth);
 			close(fd);
 		} else if (fd != -ELOOP && fd != -EXDEV && fd != -ENOTDIR && fd != -ENXIO) {
 			return vm_copy_fail(c, -fd, true, "cannot open %s", name);
@@ -714,17 +755,14 @@ static int copy_entry(struct walk *w, int src_dir, int dst_dir, const char *name
 	int r = src_fstatat(c, src_dir, name, &st);
 	if (r < 0)
 		return vm_copy_fail(c, -r, true, "cannot stat %s", name);
-	if (S_ISDIR(st.st_mode)) {
-		int fd = open_source(w, src_dir, name, O_RDONLY | O_DIRECTORY, &st);
-		if (fd == -EXDEV && st.st_dev != c->src_dev)
-			return copy_dir(w, -1, &st, dst_dir, name, depth);
-		if (fd < 0)
-			return vm_copy_fail(c, -fd, true, "cannot open directory %s", name);
-		return copy_dir(w, fd, &st, dst_dir, name, depth);
-	}
-	if (S_ISREG(st.st_mode)) {
+	if (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)) {
 		struct stat st2;
-		int fd = open_source(w, src_dir, name, O_RDONLY | O_NONBLOCK, &st2);
+		int fd = open_source(w, src_dir, name,
+				     S_ISDIR(st.st_mode) ? O_RDONLY | O_DIRECTORY
+							 : O_RDONLY | O_NONBLOCK,
+				     &st2, &foreign);
+		if (fd == -EXDEV) /* openat2 at a mount point */
+			return copy_opened(w, -1, &st, true, dst_dir, name, depth);
 		if (fd < 0)
 			return vm_copy_fail(c, -fd, true, "cannot open %s", name);
 		if (st2.st_ino != st.st_ino || st2.st_dev != st.st_dev) {
@@ -732,7 +770,7 @@ static int copy_entry(struct walk *w, int src_dir, int dst_dir, const char *name
 			return vm_copy_fail(c, EAGAIN, false, "%s changed while it was copied",
 					    name);
 		}
-		return copy_file(w, fd, &st2, dst_dir, name);
+		return copy_opened(w, fd, &st2, foreign, dst_dir, name, depth);
 	}
 	if (st.st_dev != c->src_dev) {
 		w->st.skipped++;
@@ -904,6 +942,10 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 	c->opts = opts;
 	c->reader = opts->reader && opts->reader->uid != 0 ? opts->reader : NULL;
 	c->src_dev = st.st_dev;
+	struct statx sx;
+	if (statx(src_fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &sx) == 0 &&
+	    (sx.stx_mask & STATX_MNT_ID))
+		c->src_mnt_id = sx.stx_mnt_id;
 	c->dst_root = dst_fd;
 	c->err = err;
 	c->t0 = mono_ns();

@@ -135,6 +135,8 @@ check_copy() {
 	python3 "$TREECMP" --atime "$src" "$dst" || vt_fail "$fs: $what: the copy differs"
 	[[ ! -e $dst/mnt/inside-the-mount ]] || vt_fail "$fs: $what: crossed into a mount point"
 	[[ -d $dst/mnt ]] || vt_fail "$fs: $what: the mount point is not an empty directory"
+	[[ -d $dst/bindmnt && ! -e $dst/bindmnt/bound-file ]] ||
+		vt_fail "$fs: $what: crossed into a bind mount"
 	rm -rf "$dst"
 	LAST_OUT=$out
 }
@@ -161,7 +163,7 @@ for fs in btrfs xfs ext4 tmpfs; do
 	base=$(make_fs "$fs")
 	src=$base/src
 	make_tree "$src"
-	mkdir "$src/mnt"
+	mkdir "$src/mnt" "$src/bindmnt" # mount points, below
 	if [[ $fs != tmpfs ]]; then
 		vt_step "$fs: io_uring on a cold page cache (the file system mounted afresh)"
 		# Reads that must wait for the disk: io_uring must not hand
@@ -175,6 +177,12 @@ for fs in btrfs xfs ext4 tmpfs; do
 	mount -t tmpfs -o size=1M tmpfs "$src/mnt"
 	vt_on_exit vt__umount "$src/mnt"
 	printf 'must not be copied\n' >"$src/mnt/inside-the-mount"
+	# A bind mount of the same file system: st_dev cannot tell it, the
+	# mount ID (openat2's RESOLVE_NO_XDEV, statx in the fallback) can.
+	mkdir "$base/bind-src"
+	printf 'must not be copied either\n' >"$base/bind-src/bound-file"
+	mount --bind "$base/bind-src" "$src/bindmnt"
+	vt_on_exit vt__umount "$src/bindmnt"
 
 	vt_step "$fs: data copy with io auto, io_uring, syscalls"
 	if [[ $fs == @(btrfs|xfs) ]]; then

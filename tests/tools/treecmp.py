@@ -5,7 +5,7 @@
 usage: treecmp.py [--atime] [--no-xattrs] SRC DST
 
 Checks every entry below SRC and DST (never following symlinks, never
-descending into another file system: a mount point is an empty directory)
+descending into a mount point: a copy has an empty directory there)
 for: type, content, holes (the data extents found with SEEK_DATA /
 SEEK_HOLE: the copy may not hold much more data than the source), the
 hard-link structure, symlink targets, device numbers, mode, owner, group,
@@ -15,6 +15,7 @@ attributes including ACLs and security.capability (ignoring XFS's raw
 trusted.SGI_ACL_* copies).  Prints each difference; exits 1 if any.
 """
 import os
+import re
 import stat
 import sys
 
@@ -22,9 +23,22 @@ import sys
 DATA_SLACK = 256 * 1024
 
 
+def mount_points():
+    """Every mount point of this mount namespace (bind mounts of a file
+    system onto itself too, which st_dev cannot tell)."""
+    out = set()
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = line.split()[4]
+            out.add(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), mp))
+    return out
+
+
 def walk(root):
-    """Relative path -> lstat, for everything below root on root's fs."""
+    """Relative path -> lstat, for everything below root on root's mount."""
     root_dev = os.lstat(root).st_dev
+    mounts = mount_points()
+    real_root = os.path.realpath(root)
     out = {}
     stack = [""]
     while stack:
@@ -39,7 +53,8 @@ def walk(root):
             r = os.path.join(rel, name) if rel else name
             st = os.lstat(os.path.join(root, r))
             out[r] = st
-            if stat.S_ISDIR(st.st_mode) and st.st_dev == root_dev:
+            if (stat.S_ISDIR(st.st_mode) and st.st_dev == root_dev
+                    and os.path.join(real_root, r) not in mounts):
                 stack.append(r)
     return out
 
