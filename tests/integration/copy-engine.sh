@@ -276,6 +276,21 @@ vt_assert_eq 1 "$status" "exit status with io_uring required but denied"
 vt_assert_contains "$(jq -r .error <<<"$out")" "io_uring requested, but io_uring_setup fails" "error"
 [[ -z $(ls -A "$base/dst-seccomp") ]] || vt_fail "a refused copy wrote into the destination"
 
+vt_step "a full destination: a clean error, no hang"
+full=$VT_TMP/full
+mkdir "$full"
+mount -t tmpfs -o size=2M tmpfs "$full"
+vt_on_exit vt__umount "$full"
+for io in uring syscalls; do
+	mkdir "$full/dst"
+	status=0
+	out=$(timeout 300 "$VM_COPY" --io "$io" "$src" "$full/dst") || status=$?
+	vt_log "$out"
+	vt_assert_eq 1 "$status" "exit status of a copy ($io) into a full file system"
+	vt_assert_eq 28 "$(jq -r .errno <<<"$out")" "errno (ENOSPC)"
+	rm -rf "$full/dst"
+done
+
 vt_step "treecmp notices differences (it could fail)"
 mkdir "$base/dst-broken"
 "$VM_COPY" "$src" "$base/dst-broken" >/dev/null
