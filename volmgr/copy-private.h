@@ -108,6 +108,11 @@ struct vm_copy_job *vm_copy_queue_pop(struct vm_copy_ctx *c, bool wait,
 /* A consumer thread ends: the walker waits for the last one. */
 void vm_copy_consumer_exit(struct vm_copy_ctx *c);
 
+/* copy-attrs.c.  Owner (unless owned: creation gave the right one),
+ * xattrs, mode (unless created with it already), times; src -1: no
+ * xattrs to copy. */
+int vm_copy_attrs(struct vm_copy_ctx *c, int src, int dst, const struct stat *st,
+		  const char *name, struct vm_copy_scratch *s, mode_t created, bool owned);
 /* After the data: owner, xattrs (capabilities after the chown that
  * would clear them), mode, times.  Does not close. */
 int vm_copy_finish_attrs(struct vm_copy_ctx *c, struct vm_copy_job *j,
@@ -125,6 +130,33 @@ void vm_copy_dir_unref(struct vm_copy_ctx *c, struct vm_copy_dir *d,
  * at or after off, or 0 at the end. */
 int vm_copy_next_extent(int fd, off_t off, off_t size, off_t *ret_start,
 			off_t *ret_end);
+
+/* copy-reader.c: the source as the reader (c->reader; root if NULL).
+ * vm_copy_as_reader switches this thread's fs credentials, as_root
+ * switches them back. */
+int vm_copy_as_reader(const struct vm_copy_ctx *c);
+void vm_copy_as_root(const struct vm_copy_ctx *c);
+int vm_copy_src_fstatat(struct vm_copy_ctx *c, int dir, const char *name, struct stat *st);
+int vm_copy_src_open(struct vm_copy_ctx *c, int dir, const char *name, int flags);
+
+/* copy-links.c: the hard-link table. */
+struct vm_copy_link {
+	dev_t dev;
+	ino_t ino;
+	char *relpath; /* NULL: empty slot */
+};
+struct vm_copy_links {
+	struct vm_copy_link *slots;
+	size_t n, cap;
+};
+/* The path (below the destination root) of the first copy, or NULL. */
+const char *vm_copy_links_find(const struct vm_copy_links *l, dev_t dev, ino_t ino);
+/* Remember dir/name (dir "" at the top) as the first copy. */
+int vm_copy_links_add(struct vm_copy_links *l, dev_t dev, ino_t ino, const char *dir,
+		      const char *name);
+void vm_copy_links_free(struct vm_copy_links *l);
+/* Link the first copy at relpath below dst_root as dst_dir/name. */
+int vm_copy_link_first(int dst_root, const char *relpath, int dst_dir, const char *name);
 
 /* copy-syscalls.c: copy one job's data with copy_file_range (then
  * read/write), or clone it with FICLONE. */

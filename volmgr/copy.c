@@ -19,7 +19,6 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
-#include <sys/xattr.h>
 #include <time.h>
 
 static uint64_t mono_ns(void)
@@ -181,180 +180,13 @@ int vm_copy_next_extent(int fd, off_t off, off_t size, off_t *ret_start, off_t *
 	return 1;
 }
 
-/* ---------------------------------------------------------- attributes */
-
-/* XFS shows its ACLs a second time under these raw names: copying them
- * would duplicate (or, on another file system, garble) the ACL that
- * system.posix_acl_* already carries. */
-static bool xattr_skipped(const struct vm_copy_ctx *c, const char *key)
-{
-	if (strncmp(key, "trusted.SGI_ACL_", 16) == 0)
-		return true;
-	/* trusted.* is root's to read: not for a copy a user asked for. */
-	return c->reader && strncmp(key, "trusted.", 8) == 0;
-}
-
-/* Returns the number of attributes set, or -errno (error recorded). */
-static int copy_xattrs(struct vm_copy_ctx *c, int src, int dst, const char *name,
-		       struct vm_copy_scratch *s)
-{
-	ssize_t n = flistxattr(src, s->list, VM_COPY_XATTR_LIST_MAX);
-	if (n < 0) {
-		if (errno == ENOTSUP || errno == ENODATA)
-			return 0;
-		return vm_copy_fail(c, errno, true, "cannot list xattrs of %s", name);
-	}
-	s->list[n] = '\0';
-	int set = 0;
-	for (ssize_t off = 0; off < n; off += (ssize_t)strlen(s->list + off) + 1) {
-		const char *key = s->list + off;
-		if (!key[0] || xattr_skipped(c, key))
-			continue;
-		ssize_t vl = fgetxattr(src, key, s->value, sizeof(s->value));
-		if (vl < 0) {
-			if (errno == ENODATA)
-				continue; /* removed since the list */
-			return vm_copy_fail(c, errno, true, "cannot read xattr %s of %s",
-					    key, name);
-		}
-		if (fsetxattr(dst, key, s->value, (size_t)vl, 0) < 0) {
-			if (errno == ENOTSUP)
-				continue;
-			return vm_copy_fail(c, errno, true, "cannot set xattr %s on %s", key, name);
-		}
-		set++;
-	}
-	return set;
-}
-
-/* Owner first (chown clears set-id bits and security.capability; owned:
- * creation gave the right one already), then the extended attributes,
- * then mode (unless creation already made it and no ACL changed it),
- * then times (which every other change touches).  Each skipped call is
- * one system call less per file, which on a tree of small files is what
- * a copy costs. */
-static int copy_attrs(struct vm_copy_ctx *c, int src, int dst, const struct stat *st,
-		      const char *name, struct vm_copy_scratch *s, mode_t created, bool owned)
-{
-	if (!owned && fchown(dst, st->st_uid, st->st_gid) < 0)
-		return vm_copy_fail(c, errno, true, "cannot chown %s", name);
-	int set = 0;
-	if (src >= 0 && (set = copy_xattrs(c, src, dst, name, s)) < 0)
-		return set;
-	mode_t mode = st->st_mode & 07777;
-	if ((set > 0 || !c->umask_known || (mode & 07000) ||
-	     mode != (created & ~c->umask)) &&
-	    fchmod(dst, mode) < 0)
-		return vm_copy_fail(c, errno, true, "cannot chmod %s", name);
-	struct timespec ts[2] = {st->st_atim, st->st_mtim};
-	if (futimens(dst, ts) < 0)
-		return vm_copy_fail(c, errno, true, "cannot set times of %s", name);
-	return 0;
-}
-
-void vm_copy_dir_unref(struct vm_copy_ctx *c, struct vm_copy_dir *d,
-		       struct vm_copy_scratch *s)
-{
-	if (atomic_fetch_sub(&d->refs, 1) != 1)
-		return;
-	if (d->is_root)
-		return;
-	if (!vm_copy_failed(c)) {
-		struct vm_copy_scratch *own = s ? NULL : malloc(sizeof(*own));
-		if (!s && !own)
-			vm_copy_fail(c, ENOMEM, false, "out of memory");
-		else
-			copy_attrs(c, d->src, d->dst, &d->st, d->name, s ? s : own,
-				   d->created, d->owned);
-		free(own);
-	}
-	if (d->src >= 0)
-		close(d->src);
-	close(d->dst);
-	free(d);
-}
-
-static struct vm_copy_dir *dir_ref(struct vm_copy_dir *d)
-{
-	atomic_fetch_add(&d->refs, 1);
-	return d;
-}
-
-int vm_copy_finish_attrs(struct vm_copy_ctx *c, struct vm_copy_job *j,
-			 struct vm_copy_scratch *s)
-{
-	return copy_attrs(c, j->src, j->dst, &j->st, j->name, s, j->st.st_mode & 0777,
-			  j->owned);
-}
-
-/* ------------------------------------------------------- reader's creds */
-
-/* Source-side lookups and opens run with the reader's file-system
- * credentials: setfsuid/setfsgid and setgroups as raw system calls act on
- * this thread only (glibc's wrappers would change every thread), and a
- * non-zero fsuid drops the file capabilities of this thread until it is 0
- * again.  Everything on the destination side runs as root. */
-static int as_reader(const struct vm_copy_ctx *c)
-{
-	if (!c->reader)
-		return 0;
-	gid_t groups[VM_READER_GROUPS_MAX];
-	for (int i = 0; i < c->reader->ngroups; i++)
-		groups[i] = c->reader->groups[i];
-	if (syscall(SYS_setgroups, (size_t)c->reader->ngroups, groups) < 0)
-		return -errno;
-	syscall(SYS_setfsgid, c->reader->gid);
-	syscall(SYS_setfsuid, c->reader->uid);
-	if ((uint32_t)syscall(SYS_setfsuid, -1) != c->reader->uid)
-		return -EPERM;
-	return 0;
-}
-
-static void as_root(const struct vm_copy_ctx *c)
-{
-	if (!c->reader)
-		return;
-	syscall(SYS_setfsuid, 0);
-	syscall(SYS_setfsgid, 0);
-	syscall(SYS_setgroups, (size_t)0, NULL);
-}
-
-static int src_fstatat(struct vm_copy_ctx *c, int dir, const char *name, struct stat *st)
-{
-	int r = as_reader(c);
-	if (r == 0)
-		r = fstatat(dir, name, st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
-	as_root(c);
-	return r;
-}
-
-static int src_open(struct vm_copy_ctx *c, int dir, const char *name, int flags)
-{
-	int r = as_reader(c);
-	if (r == 0)
-		r = vm_openat_beneath(dir, name, flags, 0);
-	as_root(c);
-	return r;
-}
-
-/* ------------------------------------------------------------ hard links */
-
-/* The first copy of every multiply-linked inode, by its path below the
- * destination root: the destination is the engine's own fresh tree, and
- * the path is walked again one component at a time without following
- * symlinks.  Open addressing on (dev, ino). */
-struct link_entry {
-	dev_t dev;
-	ino_t ino;
-	char *relpath; /* NULL: empty slot */
-};
+/* ------------------------------------------------------------ the walker */
 
 struct walk {
 	struct vm_copy_ctx *c;
 	struct vm_copy_stats st; /* what the walker made itself */
 	struct vm_copy_scratch *scratch;
-	struct link_entry *links;
-	size_t n_links, cap_links;
+	struct vm_copy_links links;
 	char path[PATH_MAX]; /* current directory below the roots, "" at top */
 	uint64_t last_progress, interval, entries;
 	/* What a file made in the current destination directory is owned
@@ -365,82 +197,13 @@ struct walk {
 	bool inline_data; /* no consumer threads: copy the data right here */
 };
 
-static size_t link_hash(dev_t dev, ino_t ino, size_t cap)
+static struct vm_copy_dir *dir_ref(struct vm_copy_dir *d)
 {
-	uint64_t h = ((uint64_t)ino * 0x9e3779b97f4a7c15ull) ^ (uint64_t)dev;
-	return (size_t)(h ^ (h >> 29)) & (cap - 1);
+	atomic_fetch_add(&d->refs, 1);
+	return d;
 }
 
-static struct link_entry *link_find(struct walk *w, dev_t dev, ino_t ino)
-{
-	if (!w->cap_links)
-		return NULL;
-	for (size_t i = link_hash(dev, ino, w->cap_links);; i = (i + 1) & (w->cap_links - 1)) {
-		struct link_entry *e = &w->links[i];
-		if (!e->relpath)
-			return NULL;
-		if (e->dev == dev && e->ino == ino)
-			return e;
-	}
-}
-
-static int link_add(struct walk *w, dev_t dev, ino_t ino, const char *name)
-{
-	if (2 * (w->n_links + 1) > w->cap_links) {
-		size_t cap = w->cap_links ? w->cap_links * 2 : 256;
-		struct link_entry *n = calloc(cap, sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		for (size_t i = 0; i < w->cap_links; i++) {
-			struct link_entry *e = &w->links[i];
-			if (!e->relpath)
-				continue;
-			size_t k = link_hash(e->dev, e->ino, cap);
-			while (n[k].relpath)
-				k = (k + 1) & (cap - 1);
-			n[k] = *e;
-		}
-		free(w->links);
-		w->links = n;
-		w->cap_links = cap;
-	}
-	char *p;
-	if (asprintf(&p, "%s%s%s", w->path, w->path[0] ? "/" : "", name) < 0)
-		return -ENOMEM;
-	size_t k = link_hash(dev, ino, w->cap_links);
-	while (w->links[k].relpath)
-		k = (k + 1) & (w->cap_links - 1);
-	w->links[k] = (struct link_entry){dev, ino, p};
-	w->n_links++;
-	return 0;
-}
-
-static void links_free(struct walk *w)
-{
-	for (size_t i = 0; i < w->cap_links; i++)
-		free(w->links[i].relpath);
-	free(w->links);
-}
-
-/* Link the first copy at relpath (below the destination root) as
- * dst_dir/name. */
-static int link_first_copy(struct walk *w, const char *relpath, int dst_dir, const char *name)
-{
-	const char *slash = strrchr(relpath, '/');
-	_cleanup_free_ char *parent = slash ? strndup(relpath, (size_t)(slash - relpath)) : NULL;
-	if (slash && !parent)
-		return -ENOMEM;
-	int dir = w->c->dst_root;
-	_cleanup_close_ int parent_fd = -1;
-	if (parent) {
-		parent_fd = vm_open_path_beneath(w->c->dst_root, parent,
-						 O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (parent_fd < 0)
-			return parent_fd;
-		dir = parent_fd;
-	}
-	return linkat(dir, slash ? slash + 1 : relpath, dst_dir, name, 0) < 0 ? -errno : 0;
-}
+/* ------------------------------------------------------------ hard links */
 
 /* A later name of an inode already copied becomes a hard link to the
  * copy.  1 if linked, 0 if this is the first name. */
@@ -448,10 +211,10 @@ static int try_hardlink(struct walk *w, const struct stat *st, int dst_dir, cons
 {
 	if (S_ISDIR(st->st_mode) || st->st_nlink < 2)
 		return 0;
-	struct link_entry *l = link_find(w, st->st_dev, st->st_ino);
-	if (!l)
+	const char *first = vm_copy_links_find(&w->links, st->st_dev, st->st_ino);
+	if (!first)
 		return 0;
-	int r = link_first_copy(w, l->relpath, dst_dir, name);
+	int r = vm_copy_link_first(w->c->dst_root, first, dst_dir, name);
 	if (r < 0)
 		return vm_copy_fail(w->c, -r, true, "cannot link %s", name);
 	w->st.hardlinks++;
@@ -462,7 +225,7 @@ static int remember_link(struct walk *w, const struct stat *st, const char *name
 {
 	if (S_ISDIR(st->st_mode) || st->st_nlink < 2)
 		return 0;
-	int r = link_add(w, st->st_dev, st->st_ino, name);
+	int r = vm_copy_links_add(&w->links, st->st_dev, st->st_ino, w->path, name);
 	return r < 0 ? vm_copy_fail(w->c, -r, true, "cannot track hard link %s", name) : 0;
 }
 
@@ -567,10 +330,10 @@ static int copy_symlink(struct walk *w, int src_dir, int dst_dir, const char *na
 {
 	struct vm_copy_ctx *c = w->c;
 	char target[PATH_MAX + 1];
-	int rr = as_reader(c);
+	int rr = vm_copy_as_reader(c);
 	ssize_t n = rr < 0 ? rr : readlinkat(src_dir, name, target, sizeof(target) - 1);
 	int e = errno;
-	as_root(c);
+	vm_copy_as_root(c);
 	if (n < 0)
 		return vm_copy_fail(c, rr < 0 ? -rr : e, true, "cannot read link %s", name);
 	target[n] = '\0';
@@ -697,7 +460,7 @@ static int open_source(struct walk *w, int src_dir, const char *name, int flags,
 		       struct stat *ret_st, bool *ret_foreign)
 {
 	struct vm_copy_ctx *c = w->c;
-	int fd = src_open(c, src_dir, name, flags | O_CLOEXEC | O_NOCTTY);
+	int fd = vm_copy_src_open(c, src_dir, name, flags | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return fd;
 	struct statx x;
@@ -752,7 +515,7 @@ static int copy_entry(struct walk *w, int src_dir, int dst_dir, const char *name
 			return vm_copy_fail(c, -fd, true, "cannot open %s", name);
 		}
 	}
-	int r = src_fstatat(c, src_dir, name, &st);
+	int r = vm_copy_src_fstatat(c, src_dir, name, &st);
 	if (r < 0)
 		return vm_copy_fail(c, -r, true, "cannot stat %s", name);
 	if (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)) {
@@ -1040,7 +803,7 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 	if (vm_copy_failed(c))
 		r = -(c->code ? c->code : EIO);
 	if (r == 0)
-		r = copy_attrs(c, src_fd, dst_fd, &st, "the top directory", scratch,
+		r = vm_copy_attrs(c, src_fd, dst_fd, &st, "the top directory", scratch,
 			       07777 + 1, false);
 	if (r < 0 && err && !err->code)
 		vm_error_set(err, -r, "copy failed");
@@ -1052,7 +815,7 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 	if (r == 0)
 		progress(w, true);
 
-	links_free(w);
+	vm_copy_links_free(&w->links);
 	free(scratch);
 	pthread_mutex_destroy(&c->err_lock);
 	pthread_mutex_destroy(&c->lock);
