@@ -1,17 +1,27 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Interim engine: the API of copy.h over the existing tree walk in
- * tree.c (copy_file_range, no io_uring).  Replaced by the io_uring
- * engine. */
-#include "copy.h"
+/* The tree copy engine: the walk.  The calling thread walks the source
+ * fd-relative (one component at a time, openat2 RESOLVE_BENEATH |
+ * RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV, or the O_NOFOLLOW fallback with
+ * st_dev checks), makes directories, symlinks, special files and hard
+ * links itself, and queues every regular file, both ends open, for the
+ * data path running in other threads.  Directories get their owner,
+ * mode and times once their contents are made. */
+#include "copy-private.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 
-static uint64_t now_ns(void)
+static uint64_t mono_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -26,13 +36,6 @@ const char *vm_copy_io_name(enum vm_copy_io io)
 	case VM_COPY_IO_SYSCALLS: return "syscalls";
 	}
 	return "?";
-}
-
-bool vm_copy_probe_uring(char *why, size_t why_len)
-{
-	if (why && why_len)
-		snprintf(why, why_len, "the io_uring engine is not built yet");
-	return false;
 }
 
 int vm_copy_probe_reflink(int dirfd)
@@ -65,37 +68,762 @@ out_a:
 	return r;
 }
 
+int vm_copy_fail(struct vm_copy_ctx *c, int code, bool with_errno, const char *fmt, ...)
+{
+	char msg[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&c->err_lock);
+	int r = with_errno ? vm_error_errno(c->err, code, "%s", msg)
+			   : vm_error_set(c->err, code, "%s", msg);
+	if (!c->code)
+		c->code = code < 0 ? -code : code;
+	atomic_store(&c->failed, true);
+	pthread_mutex_unlock(&c->err_lock);
+	return r;
+}
+
+/* ------------------------------------------------------------ the queue */
+
+static void queue_push(struct vm_copy_ctx *c, struct vm_copy_job *j)
+{
+	pthread_mutex_lock(&c->lock);
+	while (c->q_len == c->q_cap) {
+		c->producer_waiting = true;
+		pthread_cond_wait(&c->not_full, &c->lock);
+	}
+	c->queue[(c->q_head + c->q_len) % c->q_cap] = j;
+	c->q_len++;
+	if (c->consumers_waiting > 0)
+		pthread_cond_signal(&c->not_empty);
+	pthread_mutex_unlock(&c->lock);
+}
+
+struct vm_copy_job *vm_copy_queue_pop(struct vm_copy_ctx *c, bool wait, bool *ret_ended)
+{
+	struct vm_copy_job *j = NULL;
+	pthread_mutex_lock(&c->lock);
+	while (wait && c->q_len == 0 && !c->producing_done) {
+		c->consumers_waiting++;
+		pthread_cond_wait(&c->not_empty, &c->lock);
+		c->consumers_waiting--;
+	}
+	if (c->q_len > 0) {
+		j = c->queue[c->q_head];
+		c->q_head = (c->q_head + 1) % c->q_cap;
+		c->q_len--;
+		/* The walker refills from half empty: it and the data path
+		 * then run side by side instead of taking turns per job. */
+		if (c->producer_waiting && c->q_len <= c->q_cap / 2) {
+			c->producer_waiting = false;
+			pthread_cond_signal(&c->not_full);
+		}
+	} else if (c->producing_done) {
+		*ret_ended = true;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return j;
+}
+
+void vm_copy_consumer_exit(struct vm_copy_ctx *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->live_consumers--;
+	c->producer_waiting = false;
+	pthread_cond_broadcast(&c->drained);
+	/* A walker blocked on a full queue must see the end too. */
+	pthread_cond_broadcast(&c->not_full);
+	pthread_mutex_unlock(&c->lock);
+}
+
+void vm_copy_job_free(struct vm_copy_ctx *c, struct vm_copy_job *j,
+		      struct vm_copy_scratch *s)
+{
+	if (!j)
+		return;
+	if (j->src >= 0)
+		close(j->src);
+	if (j->dst >= 0)
+		close(j->dst);
+	if (j->dir)
+		vm_copy_dir_unref(c, j->dir, s);
+	free(j);
+}
+
+int vm_copy_job_open(struct vm_copy_ctx *c, struct vm_copy_job *j)
+{
+	if (j->dst >= 0)
+		return 0;
+	/* O_EXCL|O_NOFOLLOW: never through anything already there. */
+	j->dst = openat(j->dir->dst, j->name,
+			O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+			j->st.st_mode & 0777);
+	if (j->dst < 0)
+		return vm_copy_fail(c, errno, true, "cannot create %s", j->name);
+	return 0;
+}
+
+int vm_copy_next_extent(int fd, off_t off, off_t size, off_t *ret_start, off_t *ret_end)
+{
+	off_t start = lseek(fd, off, SEEK_DATA);
+	if (start < 0)
+		return errno == ENXIO ? 0 : -errno; /* ENXIO: only a hole is left */
+	if (start >= size)
+		return 0;
+	off_t end = lseek(fd, start, SEEK_HOLE);
+	if (end < 0)
+		return -errno;
+	*ret_start = start;
+	*ret_end = end > size ? size : end;
+	return 1;
+}
+
+/* ------------------------------------------------------------ the walker */
+
+struct walk {
+	struct vm_copy_ctx *c;
+	struct vm_copy_stats st; /* what the walker made itself */
+	struct vm_copy_scratch *scratch;
+	struct vm_copy_links links;
+	char path[PATH_MAX]; /* current directory below the roots, "" at top */
+	uint64_t last_progress, interval, entries;
+	/* What a file made in the current destination directory is owned
+	 * by: our fsuid, and its gid if the directory is set-gid. */
+	gid_t dir_gid;
+	bool dir_setgid;
+	struct vm_copy_dir *cur; /* the destination directory being filled */
+	bool inline_data; /* no consumer threads: copy the data right here */
+};
+
+static struct vm_copy_dir *dir_ref(struct vm_copy_dir *d)
+{
+	atomic_fetch_add(&d->refs, 1);
+	return d;
+}
+
+/* ------------------------------------------------------------ hard links */
+
+/* A later name of an inode already copied becomes a hard link to the
+ * copy.  1 if linked, 0 if this is the first name. */
+static int try_hardlink(struct walk *w, const struct stat *st, int dst_dir, const char *name)
+{
+	if (S_ISDIR(st->st_mode) || st->st_nlink < 2)
+		return 0;
+	const char *first = vm_copy_links_find(&w->links, st->st_dev, st->st_ino);
+	if (!first)
+		return 0;
+	int r = vm_copy_link_first(w->c->dst_root, first, dst_dir, name);
+	if (r < 0)
+		return vm_copy_fail(w->c, -r, true, "cannot link %s", name);
+	w->st.hardlinks++;
+	return 1;
+}
+
+static int remember_link(struct walk *w, const struct stat *st, const char *name)
+{
+	if (S_ISDIR(st->st_mode) || st->st_nlink < 2)
+		return 0;
+	int r = vm_copy_links_add(&w->links, st->st_dev, st->st_ino, w->path, name);
+	return r < 0 ? vm_copy_fail(w->c, -r, true, "cannot track hard link %s", name) : 0;
+}
+
+/* ------------------------------------------------------------- progress */
+
+static void progress(struct walk *w, bool done)
+{
+	struct vm_copy_ctx *c = w->c;
+	if (!c->opts->progress)
+		return;
+	uint64_t now = mono_ns();
+	if (!done && now - w->last_progress < w->interval)
+		return;
+	w->last_progress = now;
+	struct vm_copy_progress p = {
+		.files = atomic_load(&c->files_done) + w->st.symlinks + w->st.others +
+			 w->st.hardlinks,
+		.bytes = atomic_load(&c->bytes_done),
+		.total_files = c->opts->total_files,
+		.total_bytes = c->opts->total_bytes,
+		.elapsed_ns = now - c->t0,
+		.done = done,
+	};
+	c->opts->progress(&p, c->opts->progress_userdata);
+}
+
+/* -------------------------------------------------------------- the walk */
+
+static int walk_dir(struct walk *w, int src, int dst, unsigned depth);
+
+static gid_t new_gid(const struct walk *w)
+{
+	return w->dir_setgid ? w->dir_gid : w->c->gid;
+}
+
+/* Hand a regular file, both ends open, to the data path. */
+static int submit_file(struct walk *w, int src, int dst, const struct stat *st,
+		       const char *name)
+{
+	struct vm_copy_ctx *c = w->c;
+	struct vm_copy_job *j = malloc(sizeof(*j));
+	if (!j) {
+		close(src);
+		if (dst >= 0)
+			close(dst);
+		return vm_copy_fail(c, ENOMEM, false, "out of memory");
+	}
+	j->src = src;
+	j->dst = dst;
+	j->dir = dst < 0 ? dir_ref(w->cur) : NULL;
+	j->st = *st;
+	j->sparse = st->st_size > 0 && (off_t)st->st_blocks * 512 < st->st_size;
+	j->owned = st->st_uid == c->uid && st->st_gid == new_gid(w);
+	snprintf(j->name, sizeof(j->name), "%s", name);
+	if (!w->inline_data) {
+		queue_push(c, j);
+		return 0;
+	}
+	int r = vm_copy_job_open(c, j);
+	if (r == 0)
+		r = c->opts->data == VM_COPY_DATA_REFLINK
+			    ? vm_copy_data_reflink(c, j)
+			    : vm_copy_data_syscalls(c, j, w->scratch);
+	if (r == 0)
+		r = vm_copy_finish_attrs(c, j, w->scratch);
+	if (r == 0)
+		atomic_fetch_add_explicit(&c->files_done, 1, memory_order_relaxed);
+	vm_copy_job_free(c, j, w->scratch);
+	return r;
+}
+
+/* A regular file; src is open (and fstat'ed into st). Takes src. */
+static int copy_file(struct walk *w, int src, const struct stat *st, int dst_dir,
+		     const char *name)
+{
+	struct vm_copy_ctx *c = w->c;
+	int r = try_hardlink(w, st, dst_dir, name);
+	if (r != 0) {
+		close(src);
+		return r < 0 ? r : 0;
+	}
+	if (st->st_nlink < 2) /* the data path creates it */
+		return submit_file(w, src, -1, st, name);
+	/* A later name may link to it before the data path gets to it:
+	 * make it here. */
+	int dst = openat(dst_dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+			 st->st_mode & 0777);
+	if (dst < 0) {
+		close(src);
+		return vm_copy_fail(c, errno, true, "cannot create %s", name);
+	}
+	if ((r = remember_link(w, st, name)) < 0) {
+		close(src);
+		close(dst);
+		return r;
+	}
+	return submit_file(w, src, dst, st, name);
+}
+
+static int copy_symlink(struct walk *w, int src_dir, int dst_dir, const char *name,
+			const struct stat *st)
+{
+	struct vm_copy_ctx *c = w->c;
+	char target[PATH_MAX + 1];
+	int rr = vm_copy_as_reader(c);
+	ssize_t n = rr < 0 ? rr : readlinkat(src_dir, name, target, sizeof(target) - 1);
+	int e = errno;
+	vm_copy_as_root(c);
+	if (n < 0)
+		return vm_copy_fail(c, rr < 0 ? -rr : e, true, "cannot read link %s", name);
+	target[n] = '\0';
+	if (symlinkat(target, dst_dir, name) < 0)
+		return vm_copy_fail(c, errno, true, "cannot create link %s", name);
+	if (fchownat(dst_dir, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+		return vm_copy_fail(c, errno, true, "cannot chown link %s", name);
+	struct timespec ts[2] = {st->st_atim, st->st_mtim};
+	if (utimensat(dst_dir, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
+		return vm_copy_fail(c, errno, true, "cannot set times of link %s", name);
+	w->st.symlinks++;
+	return 0;
+}
+
+static int copy_node(struct walk *w, int dst_dir, const char *name, const struct stat *st)
+{
+	struct vm_copy_ctx *c = w->c;
+	if (mknodat(dst_dir, name, st->st_mode & (S_IFMT | 0777), st->st_rdev) < 0) {
+		/* Where device nodes may not be made (a sandboxed volmgrd),
+		 * leave them out rather than fail the copy. */
+		if (errno == EPERM && !S_ISFIFO(st->st_mode)) {
+			w->st.skipped++;
+			return 0;
+		}
+		return vm_copy_fail(c, errno, true, "cannot create node %s", name);
+	}
+	_cleanup_close_ int d = vm_openat_beneath(dst_dir, name, O_PATH | O_CLOEXEC, 0);
+	if (d < 0)
+		return vm_copy_fail(c, -d, true, "cannot open node %s", name);
+	/* fchown/fchmod do not work on O_PATH fds: go through the fd's own
+	 * /proc entry, which names exactly this inode. */
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", d);
+	if (chown(p, st->st_uid, st->st_gid) < 0 || chmod(p, st->st_mode & 07777) < 0)
+		return vm_copy_fail(c, errno, true, "cannot set owner of node %s", name);
+	struct timespec ts[2] = {st->st_atim, st->st_mtim};
+	if (utimensat(dst_dir, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
+		return vm_copy_fail(c, errno, true, "cannot set times of node %s", name);
+	w->st.others++;
+	return 0;
+}
+
+/* A directory: src is open, or -1 for a mount point (an empty directory;
+ * st is the mounted root's).  Takes src.  Its attributes
+ * come when the last file made in it is done (vm_copy_dir_unref). */
+static int copy_dir(struct walk *w, int src, const struct stat *st, int dst_dir,
+		    const char *name, unsigned depth)
+{
+	struct vm_copy_ctx *c = w->c;
+	_cleanup_close_ int s = src;
+	if (depth >= VM_TREE_MAX_DEPTH)
+		return vm_copy_fail(c, ELOOP, false, "tree is deeper than %d levels at %s",
+				    VM_TREE_MAX_DEPTH, name);
+	if (mkdirat(dst_dir, name, 0700) < 0)
+		return vm_copy_fail(c, errno, true, "cannot create directory %s", name);
+	_cleanup_close_ int d = vm_openat_beneath(dst_dir, name,
+						  O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (d < 0)
+		return vm_copy_fail(c, -d, true, "cannot open new directory %s", name);
+	w->st.dirs++;
+	struct vm_copy_dir *h = calloc(1, sizeof(*h));
+	if (!h)
+		return vm_copy_fail(c, ENOMEM, false, "out of memory");
+	atomic_init(&h->refs, 1);
+	h->st = *st;
+	/* mkdir made it ours, with the parent's gid and set-gid bit if the
+	 * parent has it. */
+	h->owned = st->st_uid == c->uid && st->st_gid == new_gid(w);
+	h->created = 0700 | (w->dir_setgid ? S_ISGID : 0);
+	snprintf(h->name, sizeof(h->name), "%s", name);
+	/* One file system only: a mount point (or a btrfs subvolume on
+	 * another device) stays an empty directory, without xattrs. */
+	bool walk = s >= 0;
+	h->src = walk ? TAKE_FD(s) : -1;
+	h->dst = TAKE_FD(d);
+	int r = 0;
+	if (walk) {
+		size_t len = strlen(w->path);
+		int n = snprintf(w->path + len, sizeof(w->path) - len, "%s%s",
+				 len ? "/" : "", name);
+		if (n < 0 || (size_t)n >= sizeof(w->path) - len) {
+			w->path[len] = '\0';
+			r = vm_copy_fail(c, ENAMETOOLONG, false, "path too long below %s", name);
+		} else {
+			gid_t saved_gid = w->dir_gid;
+			struct vm_copy_dir *saved_cur = w->cur;
+			w->dir_gid = new_gid(w);
+			w->cur = h;
+			r = walk_dir(w, h->src, h->dst, depth + 1);
+			w->cur = saved_cur;
+			w->dir_gid = saved_gid;
+			w->path[len] = '\0';
+		}
+	}
+	vm_copy_dir_unref(c, h, w->scratch);
+	return r < 0 ? r : (vm_copy_failed(c) ? -ECANCELED : 0);
+}
+
+static void stat_from_statx(const struct statx *x, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_dev = makedev(x->stx_dev_major, x->stx_dev_minor);
+	st->st_ino = x->stx_ino;
+	st->st_mode = x->stx_mode;
+	st->st_nlink = x->stx_nlink;
+	st->st_uid = x->stx_uid;
+	st->st_gid = x->stx_gid;
+	st->st_rdev = makedev(x->stx_rdev_major, x->stx_rdev_minor);
+	st->st_size = (off_t)x->stx_size;
+	st->st_blksize = x->stx_blksize;
+	st->st_blocks = (blkcnt_t)x->stx_blocks;
+	st->st_atim = (struct timespec){x->stx_atime.tv_sec, x->stx_atime.tv_nsec};
+	st->st_mtim = (struct timespec){x->stx_mtime.tv_sec, x->stx_mtime.tv_nsec};
+	st->st_ctim = (struct timespec){x->stx_ctime.tv_sec, x->stx_ctime.tv_nsec};
+}
+
+/* Open name in the source, as the reader, and stat what was opened.
+ * statx gives the mount ID in the same call: *ret_foreign says the
+ * object is on another file system or mount than the source's top (a
+ * mount point, even a bind mount of the same file system), which
+ * RESOLVE_NO_XDEV refuses with EXDEV and the fallback must find out
+ * itself. */
+static int open_source(struct walk *w, int src_dir, const char *name, int flags,
+		       struct stat *ret_st, bool *ret_foreign)
+{
+	struct vm_copy_ctx *c = w->c;
+	int fd = vm_copy_src_open(c, src_dir, name, flags | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return fd;
+	struct statx x;
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS | STATX_MNT_ID, &x) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	stat_from_statx(&x, ret_st);
+	*ret_foreign = ret_st->st_dev != c->src_dev ||
+		       (c->src_mnt_id && (x.stx_mask & STATX_MNT_ID) &&
+			x.stx_mnt_id != c->src_mnt_id);
+	return fd;
+}
+
+/* A directory or a regular file, opened.  A mount point: an empty
+ * directory with the mounted root's owner, mode and times; a file
+ * mounted over one is left out.  Takes fd. */
+static int copy_opened(struct walk *w, int fd, const struct stat *st, bool foreign,
+		       int dst_dir, const char *name, unsigned depth)
+{
+	if (foreign) {
+		close(fd);
+		if (S_ISDIR(st->st_mode))
+			return copy_dir(w, -1, st, dst_dir, name, depth);
+		w->st.skipped++;
+		return 0;
+	}
+	return S_ISDIR(st->st_mode) ? copy_dir(w, fd, st, dst_dir, name, depth)
+				    : copy_file(w, fd, st, dst_dir, name);
+}
+
+static int copy_entry(struct walk *w, int src_dir, int dst_dir, const char *name,
+		      unsigned char d_type, unsigned depth)
+{
+	struct vm_copy_ctx *c = w->c;
+	struct stat st;
+	bool foreign;
+	if (d_type == DT_REG || d_type == DT_DIR) {
+		/* The common cases: open first (never following a link,
+		 * never leaving the tree) and stat what was opened.  A name
+		 * that changed type since readdir falls through to lstat.
+		 * O_NONBLOCK: a fifo swapped in must not block the open. */
+		int flags = d_type == DT_DIR ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK;
+		int fd = open_source(w, src_dir, name, flags, &st, &foreign);
+		if (fd >= 0) {
+			if ((d_type == DT_DIR && S_ISDIR(st.st_mode)) ||
+			    (d_type == DT_REG && S_ISREG(st.st_mode)))
+				return copy_opened(w, fd, &st, foreign, dst_dir, name, depth);
+			close(fd);
+		} else if (fd != -ELOOP && fd != -EXDEV && fd != -ENOTDIR && fd != -ENXIO) {
+			return vm_copy_fail(c, -fd, true, "cannot open %s", name);
+		}
+	}
+	int r = vm_copy_src_fstatat(c, src_dir, name, &st);
+	if (r < 0)
+		return vm_copy_fail(c, -r, true, "cannot stat %s", name);
+	if (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)) {
+		struct stat st2;
+		int fd = open_source(w, src_dir, name,
+				     S_ISDIR(st.st_mode) ? O_RDONLY | O_DIRECTORY
+							 : O_RDONLY | O_NONBLOCK,
+				     &st2, &foreign);
+		if (fd == -EXDEV) /* openat2 at a mount point */
+			return copy_opened(w, -1, &st, true, dst_dir, name, depth);
+		if (fd < 0)
+			return vm_copy_fail(c, -fd, true, "cannot open %s", name);
+		if (st2.st_ino != st.st_ino || st2.st_dev != st.st_dev) {
+			close(fd);
+			return vm_copy_fail(c, EAGAIN, false, "%s changed while it was copied",
+					    name);
+		}
+		return copy_opened(w, fd, &st2, foreign, dst_dir, name, depth);
+	}
+	if (st.st_dev != c->src_dev) {
+		w->st.skipped++;
+		return 0;
+	}
+	if (!(S_ISLNK(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) ||
+	      S_ISBLK(st.st_mode)))
+		return 0; /* sockets: meaningless in a copy, skipped like cp does */
+	if ((r = try_hardlink(w, &st, dst_dir, name)) != 0)
+		return r < 0 ? r : 0;
+	r = S_ISLNK(st.st_mode) ? copy_symlink(w, src_dir, dst_dir, name, &st)
+				: copy_node(w, dst_dir, name, &st);
+	if (r == 0)
+		r = remember_link(w, &st, name);
+	return r;
+}
+
+struct linux_dirent64 {
+	uint64_t d_ino;
+	int64_t d_off;
+	unsigned short d_reclen;
+	unsigned char d_type;
+	char d_name[];
+};
+
+static int walk_dir(struct walk *w, int src, int dst, unsigned depth)
+{
+	struct vm_copy_ctx *c = w->c;
+	/* getdents64 on the directory fd itself: no dup'ed fd per level. */
+	enum { DENTS_BUF = 32768 };
+	_cleanup_free_ char *buf = malloc(DENTS_BUF);
+	if (!buf)
+		return vm_copy_fail(c, ENOMEM, false, "out of memory");
+	for (;;) {
+		long n = syscall(SYS_getdents64, src, buf, DENTS_BUF);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return vm_copy_fail(c, errno, true, "cannot read directory %s",
+					    w->path[0] ? w->path : ".");
+		}
+		if (n == 0)
+			return 0;
+		for (long off = 0; off < n;) {
+			struct linux_dirent64 *de = (struct linux_dirent64 *)(buf + off);
+			off += de->d_reclen;
+			if (!vm_is_plain_component(de->d_name))
+				continue;
+			if (vm_copy_failed(c))
+				return -ECANCELED;
+			int r = copy_entry(w, src, dst, de->d_name, de->d_type, depth);
+			if (r < 0)
+				return r;
+			if ((++w->entries & 63) == 0)
+				progress(w, false);
+		}
+	}
+}
+
+/* --------------------------------------------------------------- the copy */
+
+/* The umask lets a file created with its final mode skip the chmod.
+ * Read, not set: umask() would change it for the whole process. */
+static void read_umask(struct vm_copy_ctx *c)
+{
+	_cleanup_close_ int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	char buf[4096];
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	const char *p = strstr(buf, "\nUmask:");
+	unsigned m;
+	if (p && sscanf(p + 7, "%o", &m) == 1) {
+		c->umask = (mode_t)m;
+		c->umask_known = true;
+	}
+}
+
+/* Which data path, and why. */
+static int choose_io(struct vm_copy_ctx *c, const struct vm_copy_opts *o,
+		     int src_fd, int dst_fd, struct vm_copy_report *rep)
+{
+	char why[sizeof(rep->io_reason) - 16];
+	if (o->data == VM_COPY_DATA_REFLINK) {
+		if (o->io == VM_COPY_IO_URING)
+			return vm_copy_fail(c, EINVAL, false,
+					    "reflink copies clone with FICLONE; io_uring has "
+					    "no part in them");
+		rep->io_used = VM_COPY_IO_SYSCALLS;
+		snprintf(rep->io_reason, sizeof(rep->io_reason), "reflink: FICLONE%s",
+			 c->reader ? " with the caller's credentials" : " in threads");
+		return 0;
+	}
+	if (c->reader) {
+		if (o->io == VM_COPY_IO_URING)
+			return vm_copy_fail(c, EOPNOTSUPP, false,
+					    "a copy read with a caller's credentials cannot "
+					    "use io_uring");
+		rep->io_used = VM_COPY_IO_SYSCALLS;
+		snprintf(rep->io_reason, sizeof(rep->io_reason),
+			 "read as uid %u: syscalls in a thread with its credentials",
+			 (unsigned)c->reader->uid);
+		return 0;
+	}
+	if (o->io == VM_COPY_IO_SYSCALLS) {
+		rep->io_used = VM_COPY_IO_SYSCALLS;
+		snprintf(rep->io_reason, sizeof(rep->io_reason), "syscalls requested");
+		return 0;
+	}
+	if (o->io == VM_COPY_IO_AUTO && vm_copy_same_cloning_fs(src_fd, dst_fd) == 1) {
+		/* Reading and writing would store a second copy of data the
+		 * file system can share. */
+		rep->io_used = VM_COPY_IO_SYSCALLS;
+		snprintf(rep->io_reason, sizeof(rep->io_reason),
+			 "one file system that clones: copy_file_range shares extents");
+		return 0;
+	}
+	if (vm_copy_probe_uring(why, sizeof(why))) {
+		rep->io_used = VM_COPY_IO_URING;
+		snprintf(rep->io_reason, sizeof(rep->io_reason), "%s", why);
+		return 0;
+	}
+	if (o->io == VM_COPY_IO_URING)
+		return vm_copy_fail(c, EOPNOTSUPP, false, "io_uring requested, but %s", why);
+	rep->io_used = VM_COPY_IO_SYSCALLS;
+	snprintf(rep->io_reason, sizeof(rep->io_reason), "fallback: %s", why);
+	return 0;
+}
+
 int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 		 struct vm_copy_report *report, struct vm_error *err)
 {
-	struct vm_copy_opts none = {0};
+	static const struct vm_copy_opts none = {0};
 	if (!opts)
 		opts = &none;
-	if (opts->io == VM_COPY_IO_URING)
-		return vm_error_set(err, EOPNOTSUPP, "io_uring copies are not built yet");
-	if (opts->data == VM_COPY_DATA_REFLINK)
-		return vm_error_set(err, EOPNOTSUPP, "reflink copies are not built yet");
-	uint64_t t0 = now_ns();
-	struct vm_copy_stats st = {0};
-	int r = vm_tree_copy(src_fd, dst_fd, opts->reader, &st, err);
-	uint64_t dt = now_ns() - t0;
-	if (r == 0 && opts->progress) {
-		struct vm_copy_progress p = {
-			.files = st.files + st.symlinks + st.others,
-			.bytes = st.bytes,
-			.total_files = opts->total_files,
-			.total_bytes = opts->total_bytes,
-			.elapsed_ns = dt,
-			.done = true,
-		};
-		opts->progress(&p, opts->progress_userdata);
+	struct vm_copy_report rep_local;
+	struct vm_copy_report *rep = report ? report : &rep_local;
+	memset(rep, 0, sizeof(*rep));
+
+	struct stat st;
+	if (fstat(src_fd, &st) < 0)
+		return vm_error_errno(err, errno, "cannot stat the source");
+	if (!S_ISDIR(st.st_mode))
+		return vm_error_set(err, ENOTDIR, "the source is not a directory");
+
+	struct vm_copy_ctx *c = calloc(1, sizeof(*c));
+	struct walk *w = calloc(1, sizeof(*w));
+	struct vm_copy_scratch *scratch = malloc(sizeof(*scratch));
+	if (!c || !w || !scratch) {
+		free(c);
+		free(w);
+		free(scratch);
+		return vm_error_set(err, ENOMEM, "out of memory");
 	}
-	if (report) {
-		memset(report, 0, sizeof(*report));
-		report->stats = st;
-		report->io_used = VM_COPY_IO_SYSCALLS;
-		snprintf(report->io_reason, sizeof(report->io_reason), "interim engine");
-		report->elapsed_ns = dt;
+	/* The queue holds two fds a job: a quarter of the fd limit for it,
+	 * the rest for the walk, the files in flight and the process. */
+	struct rlimit nofile;
+	rlim_t q = getrlimit(RLIMIT_NOFILE, &nofile) == 0 ? nofile.rlim_cur / 8 : 0;
+	c->q_cap = q < VM_COPY_QUEUE_MIN ? VM_COPY_QUEUE_MIN
+		 : q > VM_COPY_QUEUE_MAX ? VM_COPY_QUEUE_MAX : (size_t)q;
+	c->queue = calloc(c->q_cap, sizeof(*c->queue));
+	if (!c->queue) {
+		free(c);
+		free(w);
+		free(scratch);
+		return vm_error_set(err, ENOMEM, "out of memory");
 	}
+	c->opts = opts;
+	c->reader = opts->reader && opts->reader->uid != 0 ? opts->reader : NULL;
+	c->src_dev = st.st_dev;
+	struct statx sx;
+	if (statx(src_fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &sx) == 0 &&
+	    (sx.stx_mask & STATX_MNT_ID))
+		c->src_mnt_id = sx.stx_mnt_id;
+	c->dst_root = dst_fd;
+	c->err = err;
+	c->t0 = mono_ns();
+	pthread_mutex_init(&c->err_lock, NULL);
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->not_empty, NULL);
+	pthread_cond_init(&c->not_full, NULL);
+	pthread_cond_init(&c->drained, NULL);
+	read_umask(c);
+	c->uid = geteuid();
+	c->gid = getegid();
+	w->c = c;
+	struct stat dst_st;
+	if (fstat(dst_fd, &dst_st) == 0) {
+		w->dir_gid = dst_st.st_gid;
+		w->dir_setgid = dst_st.st_mode & S_ISGID;
+	} else {
+		w->dir_gid = (gid_t)-1; /* unknown: always chown */
+	}
+	w->scratch = scratch;
+	w->interval = opts->progress_interval_ns ? opts->progress_interval_ns
+						  : 200 * 1000000ull;
+	w->last_progress = c->t0;
+
+	pthread_t threads[VM_COPY_REFLINK_THREADS];
+	int n_threads = 0;
+	int r = choose_io(c, opts, src_fd, dst_fd, rep);
+	if (r == 0 && !c->reader) {
+		/* A reader's copy stays in this thread, the one whose
+		 * credentials are switched. */
+		void *(*fn)(void *) = vm_copy_syscalls_thread;
+		int want = VM_COPY_SYSCALL_THREADS;
+		if (opts->data == VM_COPY_DATA_REFLINK)
+			fn = vm_copy_reflink_thread, want = VM_COPY_REFLINK_THREADS;
+		else if (rep->io_used == VM_COPY_IO_URING)
+			fn = vm_copy_uring_thread, want = VM_COPY_URING_THREADS;
+		for (int i = 0; i < want; i++) {
+			pthread_mutex_lock(&c->lock);
+			c->live_consumers++;
+			pthread_mutex_unlock(&c->lock);
+			if (pthread_create(&threads[n_threads], NULL, fn, c) != 0) {
+				pthread_mutex_lock(&c->lock);
+				c->live_consumers--;
+				pthread_mutex_unlock(&c->lock);
+				break;
+			}
+			n_threads++;
+		}
+		if (n_threads == 0) {
+			if (rep->io_used == VM_COPY_IO_URING && opts->io == VM_COPY_IO_URING)
+				r = vm_copy_fail(c, EAGAIN, false, "cannot start the io_uring thread");
+			rep->io_used = VM_COPY_IO_SYSCALLS;
+			snprintf(rep->io_reason, sizeof(rep->io_reason),
+				 "no thread could be started: syscalls inline");
+		}
+	}
+	w->inline_data = n_threads == 0;
+
+	/* The top directory: the caller's fds, finished below once all is
+	 * done. */
+	struct vm_copy_dir root = {.src = src_fd, .dst = dst_fd, .is_root = true};
+	atomic_init(&root.refs, 1);
+	w->cur = &root;
+	if (r == 0)
+		r = walk_dir(w, src_fd, dst_fd, 0);
+
+	/* The walk is over: let the data path drain, reporting progress
+	 * meanwhile. */
+	pthread_mutex_lock(&c->lock);
+	c->producing_done = true;
+	pthread_cond_broadcast(&c->not_empty);
+	while (c->live_consumers > 0) {
+		if (opts->progress) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			uint64_t ns = (uint64_t)ts.tv_nsec + w->interval;
+			ts.tv_sec += (time_t)(ns / 1000000000u);
+			ts.tv_nsec = (long)(ns % 1000000000u);
+			pthread_cond_timedwait(&c->drained, &c->lock, &ts);
+			pthread_mutex_unlock(&c->lock);
+			progress(w, false);
+			pthread_mutex_lock(&c->lock);
+		} else {
+			pthread_cond_wait(&c->drained, &c->lock);
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	for (int i = 0; i < n_threads; i++)
+		pthread_join(threads[i], NULL);
+	vm_copy_dir_unref(c, &root, NULL); /* is_root: nothing to free */
+
+	if (vm_copy_failed(c))
+		r = -(c->code ? c->code : EIO);
+	if (r == 0)
+		r = vm_copy_attrs(c, src_fd, dst_fd, &st, "the top directory", scratch,
+			       07777 + 1, false);
+	if (r < 0 && err && !err->code)
+		vm_error_set(err, -r, "copy failed");
+
+	rep->stats = w->st;
+	rep->stats.files = atomic_load(&c->files_done);
+	rep->stats.bytes = atomic_load(&c->bytes_done);
+	rep->elapsed_ns = mono_ns() - c->t0;
+	if (r == 0)
+		progress(w, true);
+
+	vm_copy_links_free(&w->links);
+	free(scratch);
+	pthread_mutex_destroy(&c->err_lock);
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->not_empty);
+	pthread_cond_destroy(&c->not_full);
+	pthread_cond_destroy(&c->drained);
+	free(w);
+	free(c->queue);
+	free(c);
 	return r;
 }

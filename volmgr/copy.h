@@ -16,8 +16,12 @@ enum vm_copy_data {
 	VM_COPY_DATA_REFLINK, /* share extents with FICLONE; fail if it cannot */
 };
 
+/* How a data copy moves the bytes (a reflink copy clones with FICLONE,
+ * whatever this says, and refuses VM_COPY_IO_URING with EINVAL). */
 enum vm_copy_io {
-	VM_COPY_IO_AUTO,     /* io_uring if the probe passes, else syscalls */
+	VM_COPY_IO_AUTO,     /* io_uring if the probe passes, else syscalls; but
+			      * copy_file_range (which shares extents) when source
+			      * and destination are on one btrfs/XFS that clones */
 	VM_COPY_IO_URING,    /* io_uring or fail */
 	VM_COPY_IO_SYSCALLS, /* copy_file_range, then read/write */
 };
@@ -35,7 +39,8 @@ typedef void (*vm_copy_progress_fn)(const struct vm_copy_progress *p, void *user
 struct vm_copy_opts {
 	enum vm_copy_data data;
 	enum vm_copy_io io;
-	const struct vm_reader *reader; /* NULL: read as root */
+	const struct vm_reader *reader; /* NULL: read as root; else reads with
+					 * its fs credentials, syscalls only */
 	uint64_t total_files, total_bytes; /* for progress, if counted before */
 	vm_copy_progress_fn progress;      /* NULL: none */
 	void *progress_userdata;
@@ -50,7 +55,9 @@ struct vm_copy_report {
 };
 
 /* Copy src_fd's tree into the empty directory dst_fd.  0 or -errno with
- * err set.  report may be NULL. */
+ * err set; after a failure dst_fd holds a partial tree for the caller to
+ * remove.  report may be NULL.  Uses a few threads of its own, and at
+ * most about a quarter of RLIMIT_NOFILE in fds. */
 int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 		 struct vm_copy_report *report, struct vm_error *err);
 

@@ -25,8 +25,8 @@ struct vm_reader {
 	int ngroups;
 };
 
-/* Copy the tree open at src_fd into the empty directory dst_fd: regular
- * files (data shared with copy_file_range where the kernel can), dirs,
+/* Copy the tree open at src_fd into the empty directory dst_fd with the
+ * copy engine (copy.h: data copied, io auto): regular files, dirs,
  * symlinks (as links), fifos and device nodes, hard links, owner, mode,
  * nanosecond times and extended attributes.  Stays on one file system:
  * a mount point inside the source is copied as an empty directory. */

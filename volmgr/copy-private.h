@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Inside the tree copy engine: the walker (copy.c) makes directories,
+ * links and special files itself and hands every regular file, both ends
+ * open, to a data path (copy-uring.c or copy-syscalls.c) through a
+ * bounded queue.  The data path moves the bytes, then finishes the file
+ * (owner, xattrs, mode, times) and closes both fds. */
+#pragma once
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
+
+#include "copy.h"
+
+/* Bounds on what a copy holds at once, whatever the tree: the queue and
+ * the files in flight each keep two fds open, the walk two per level.
+ * The queue gets a quarter of RLIMIT_NOFILE, within these bounds. */
+#define VM_COPY_QUEUE_MIN 16
+#define VM_COPY_QUEUE_MAX 512
+#define VM_COPY_URING_SLOTS 32
+#define VM_COPY_CHUNK (128 * 1024)
+#define VM_COPY_SYSCALL_THREADS 2
+#define VM_COPY_URING_THREADS 2
+#define VM_COPY_REFLINK_THREADS 4
+#define VM_COPY_XATTR_LIST_MAX 65536
+#define VM_COPY_XATTR_VALUE_MAX 65536
+
+/* A destination directory that files are still being made in.  The
+ * walker holds a reference while it walks it, every queued file one: the
+ * last to let go gives it the source's owner, xattrs, mode and times,
+ * after everything made inside it (which would move its mtime). */
+struct vm_copy_dir {
+	atomic_int refs;
+	int src, dst; /* src -1: a mount point, no xattrs to copy */
+	struct stat st;
+	mode_t created;
+	bool owned;
+	bool is_root; /* the caller's: vm_copy_tree finishes it */
+	char name[NAME_MAX + 1];
+};
+
+/* One regular file to copy: the source open, the destination open (dst)
+ * or still to be made in dir (dst -1) by the data path, which spreads
+ * the cost of creating inodes over its threads. */
+struct vm_copy_job {
+	int src, dst;
+	struct vm_copy_dir *dir; /* a reference, or NULL */
+	struct stat st;
+	bool sparse; /* fewer blocks than its size: map data with SEEK_DATA */
+	bool owned;  /* created with the source's owner already: no chown */
+	char name[NAME_MAX + 1];
+};
+
+/* Per-thread buffers for xattrs and read/write copies. */
+struct vm_copy_scratch {
+	char list[VM_COPY_XATTR_LIST_MAX + 1];
+	char value[VM_COPY_XATTR_VALUE_MAX];
+	char buf[VM_COPY_CHUNK];
+};
+
+struct vm_copy_ctx {
+	const struct vm_copy_opts *opts;
+	const struct vm_reader *reader; /* NULL: read as root */
+	dev_t src_dev;
+	uint64_t src_mnt_id; /* 0: unknown (statx without STATX_MNT_ID) */
+	int dst_root;
+	mode_t umask; /* to skip a chmod that creation already did */
+	bool umask_known;
+	uid_t uid; /* who owns what the engine creates */
+	gid_t gid;
+	uint64_t t0;
+
+	/* The first error wins; everyone stops at the next check. */
+	atomic_bool failed;
+	pthread_mutex_t err_lock;
+	int code; /* the first error's errno */
+	struct vm_error *err;
+
+	/* Counters the data path updates. */
+	atomic_uint_fast64_t files_done, bytes_done;
+
+	/* The queue from the walker to the data path. */
+	pthread_mutex_t lock;
+	pthread_cond_t not_empty, not_full, drained;
+	struct vm_copy_job **queue;
+	size_t q_cap, q_head, q_len;
+	/* Who sleeps on the queue: wake them only when it is worth it, not
+	 * for every job (each wake-up is a futex call and a switch). */
+	int consumers_waiting;
+	bool producer_waiting;
+	bool producing_done;
+	int live_consumers;
+};
+
+/* Record an error (the first one only) and make everybody stop. */
+int vm_copy_fail(struct vm_copy_ctx *c, int code, bool with_errno,
+		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static inline bool vm_copy_failed(struct vm_copy_ctx *c)
+{
+	return atomic_load_explicit(&c->failed, memory_order_relaxed);
+}
+
+/* The data path takes jobs: blocking when wait is set, else NULL if none
+ * is ready.  NULL with *ret_ended set: the walker is done, the queue empty. */
+struct vm_copy_job *vm_copy_queue_pop(struct vm_copy_ctx *c, bool wait,
+				      bool *ret_ended);
+/* A consumer thread ends: the walker waits for the last one. */
+void vm_copy_consumer_exit(struct vm_copy_ctx *c);
+
+/* copy-attrs.c.  Owner (unless owned: creation gave the right one),
+ * xattrs, mode (unless created with it already), times; src -1: no
+ * xattrs to copy. */
+int vm_copy_attrs(struct vm_copy_ctx *c, int src, int dst, const struct stat *st,
+		  const char *name, struct vm_copy_scratch *s, mode_t created, bool owned);
+/* After the data: owner, xattrs (capabilities after the chown that
+ * would clear them), mode, times.  Does not close. */
+int vm_copy_finish_attrs(struct vm_copy_ctx *c, struct vm_copy_job *j,
+			 struct vm_copy_scratch *s);
+/* Create the destination file if the walker left that to the data path. */
+int vm_copy_job_open(struct vm_copy_ctx *c, struct vm_copy_job *j);
+/* Close both fds, drop the directory reference (s: scratch for the
+ * directory's xattrs, may be NULL) and free the job. */
+void vm_copy_job_free(struct vm_copy_ctx *c, struct vm_copy_job *j,
+		      struct vm_copy_scratch *s);
+void vm_copy_dir_unref(struct vm_copy_ctx *c, struct vm_copy_dir *d,
+		       struct vm_copy_scratch *s);
+
+/* The data extents of a sparse file, one at a time: the next [start, end)
+ * at or after off, or 0 at the end. */
+int vm_copy_next_extent(int fd, off_t off, off_t size, off_t *ret_start,
+			off_t *ret_end);
+
+/* copy-reader.c: the source as the reader (c->reader; root if NULL).
+ * vm_copy_as_reader switches this thread's fs credentials, as_root
+ * switches them back. */
+int vm_copy_as_reader(const struct vm_copy_ctx *c);
+void vm_copy_as_root(const struct vm_copy_ctx *c);
+int vm_copy_src_fstatat(struct vm_copy_ctx *c, int dir, const char *name, struct stat *st);
+int vm_copy_src_open(struct vm_copy_ctx *c, int dir, const char *name, int flags);
+
+/* copy-links.c: the hard-link table. */
+struct vm_copy_link {
+	dev_t dev;
+	ino_t ino;
+	char *relpath; /* NULL: empty slot */
+};
+struct vm_copy_links {
+	struct vm_copy_link *slots;
+	size_t n, cap;
+};
+/* The path (below the destination root) of the first copy, or NULL. */
+const char *vm_copy_links_find(const struct vm_copy_links *l, dev_t dev, ino_t ino);
+/* Remember dir/name (dir "" at the top) as the first copy. */
+int vm_copy_links_add(struct vm_copy_links *l, dev_t dev, ino_t ino, const char *dir,
+		      const char *name);
+void vm_copy_links_free(struct vm_copy_links *l);
+/* Link the first copy at relpath below dst_root as dst_dir/name. */
+int vm_copy_link_first(int dst_root, const char *relpath, int dst_dir, const char *name);
+
+/* copy-syscalls.c: copy one job's data with copy_file_range (then
+ * read/write), or clone it with FICLONE. */
+int vm_copy_data_syscalls(struct vm_copy_ctx *c, struct vm_copy_job *j,
+			  struct vm_copy_scratch *s);
+int vm_copy_data_reflink(struct vm_copy_ctx *c, struct vm_copy_job *j);
+/* Consumer threads: take jobs until the queue ends. */
+void *vm_copy_syscalls_thread(void *ctx);
+/* 1 if src_fd and dst_fd are on one btrfs or XFS file system that can
+ * clone: copy_file_range then shares extents instead of copying (what
+ * an import into the pool from the pool wants); 0 if not, or -errno. */
+int vm_copy_same_cloning_fs(int src_fd, int dst_fd);
+void *vm_copy_reflink_thread(void *ctx);
+
+/* copy-uring.c: the io_uring consumer thread, and its probe. */
+void *vm_copy_uring_thread(void *ctx);
