@@ -16,6 +16,10 @@
 
 #define MAX_CLIENTS 64
 #define IDLE_TIMEOUT_S 300
+/* At stop, how long to wait for requests in progress to finish. */
+#define STOP_WAIT_S 30
+
+struct client;
 
 struct vm_ctlserver {
 	struct vm_manager *m;
@@ -23,14 +27,37 @@ struct vm_ctlserver {
 	int stop_pipe[2];
 	pthread_t thread;
 	pthread_mutex_t lock;
+	pthread_cond_t idle; /* signalled when a client thread ends */
 	unsigned clients;
+	struct client *list; /* the live clients, so stop can wake them */
 };
 
 struct client {
 	struct vm_ctlserver *s;
 	int fd;
 	struct vm_caller caller;
+	struct client *prev, *next;
 };
+
+/* Both under s->lock. */
+static void client_link(struct vm_ctlserver *s, struct client *cl)
+{
+	cl->prev = NULL;
+	cl->next = s->list;
+	if (s->list)
+		s->list->prev = cl;
+	s->list = cl;
+}
+
+static void client_unlink(struct vm_ctlserver *s, struct client *cl)
+{
+	if (cl->prev)
+		cl->prev->next = cl->next;
+	else
+		s->list = cl->next;
+	if (cl->next)
+		cl->next->prev = cl->prev;
+}
 
 /* Receive one message and at most one passed fd.  A message that does
  * not fit is refused whole (MSG_TRUNC), and so is more than one fd. */
@@ -118,12 +145,18 @@ static void *client_main(void *arg)
 			break;
 	}
 	free(buf);
+	/* Unlinked before the fd is closed: stop shuts down the fds of the
+	 * listed clients, and must never reach a number reused meanwhile. */
+	pthread_mutex_lock(&s->lock);
+	client_unlink(s, cl);
+	pthread_mutex_unlock(&s->lock);
 	close(cl->fd);
 	closep(&cl->caller.pidfd);
+	free(cl);
 	pthread_mutex_lock(&s->lock);
 	s->clients--;
+	pthread_cond_broadcast(&s->idle);
 	pthread_mutex_unlock(&s->lock);
-	free(cl);
 	return NULL;
 }
 
@@ -172,10 +205,16 @@ static void *accept_main(void *arg)
 			vm_caller_find_container(&cl->caller, vm_manager_proc(s->m));
 			if (cl->caller.uid != 0)
 				vm_caller_find_groups(&cl->caller, vm_manager_proc(s->m));
+			pthread_mutex_lock(&s->lock);
+			client_link(s, cl);
+			pthread_mutex_unlock(&s->lock);
 			if (pthread_create(&t, &attr, client_main, cl) == 0) {
 				pthread_attr_destroy(&attr);
 				continue;
 			}
+			pthread_mutex_lock(&s->lock);
+			client_unlink(s, cl);
+			pthread_mutex_unlock(&s->lock);
 			closep(&cl->caller.pidfd);
 			free(cl);
 		}
@@ -197,7 +236,10 @@ int vm_ctlserver_start(struct vm_manager *m, int listen_fd,
 	s->m = m;
 	s->listen_fd = listen_fd;
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->idle, NULL);
 	if (pipe2(s->stop_pipe, O_CLOEXEC) < 0) {
+		pthread_cond_destroy(&s->idle);
+		pthread_mutex_destroy(&s->lock);
 		free(s);
 		return vm_error_errno(err, errno, "pipe");
 	}
@@ -205,6 +247,8 @@ int vm_ctlserver_start(struct vm_manager *m, int listen_fd,
 	if (r != 0) {
 		close(s->stop_pipe[0]);
 		close(s->stop_pipe[1]);
+		pthread_cond_destroy(&s->idle);
+		pthread_mutex_destroy(&s->lock);
 		free(s);
 		return vm_error_errno(err, r, "cannot start the control thread");
 	}
@@ -212,13 +256,35 @@ int vm_ctlserver_start(struct vm_manager *m, int listen_fd,
 	return 0;
 }
 
-void vm_ctlserver_stop(struct vm_ctlserver *s)
+int vm_ctlserver_stop(struct vm_ctlserver *s)
 {
 	if (!s)
-		return;
+		return 0;
 	(void)!write(s->stop_pipe[1], "x", 1);
 	pthread_join(s->thread, NULL);
 	close(s->stop_pipe[0]);
 	close(s->stop_pipe[1]);
-	/* Client threads are detached; the process exits right after. */
+	close(s->listen_fd);
+	/* Wake every client thread (its recv returns 0, so it ends after
+	 * the request it may be handling) and wait for them: they use the
+	 * manager, which the caller frees next.  A request that outlasts
+	 * the wait (a long git clone) keeps its thread, and then s too. */
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += STOP_WAIT_S;
+	pthread_mutex_lock(&s->lock);
+	for (struct client *cl = s->list; cl; cl = cl->next)
+		shutdown(cl->fd, SHUT_RDWR);
+	while (s->clients > 0 && pthread_cond_timedwait(&s->idle, &s->lock, &until) == 0)
+		;
+	unsigned left = s->clients;
+	pthread_mutex_unlock(&s->lock);
+	if (left > 0) {
+		vm_log("control: %u request(s) still running at stop", left);
+		return -EBUSY;
+	}
+	pthread_cond_destroy(&s->idle);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+	return 0;
 }
