@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The control socket: SOCK_SEQPACKET, one thread per client (bounded),
+/* The control socket: SOCK_SEQPACKET, one thread per client (at most 64
+ * at a time: past that the longest idle one is closed to make room, so
+ * clients that connect and say nothing cannot lock the others out),
  * each message one request; the caller's credentials come from the kernel
  * (SO_PEERCRED), never from the request. */
 #include <fcntl.h>
@@ -16,6 +18,10 @@
 
 #define MAX_CLIENTS 64
 #define IDLE_TIMEOUT_S 300
+/* A client that does not read its replies is dropped after this. */
+#define SEND_TIMEOUT_S 60
+/* Clients being evicted still hold a thread for a moment: the hard cap. */
+#define MAX_THREADS (2 * MAX_CLIENTS)
 /* At stop, how long to wait for requests in progress to finish. */
 #define STOP_WAIT_S 30
 
@@ -28,7 +34,8 @@ struct vm_ctlserver {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t idle; /* signalled when a client thread ends */
-	unsigned clients;
+	unsigned clients; /* client threads, evicted ones included */
+	unsigned evicted; /* of which told to go, not gone yet */
 	struct client *list; /* the live clients, so stop can wake them */
 };
 
@@ -37,7 +44,46 @@ struct client {
 	int fd;
 	struct vm_caller caller;
 	struct client *prev, *next;
+	/* Under s->lock: handling a request, or since when idle. */
+	bool busy, evicted;
+	int64_t idle_since_ns;
 };
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void set_busy(struct client *cl, bool busy)
+{
+	pthread_mutex_lock(&cl->s->lock);
+	cl->busy = busy;
+	cl->idle_since_ns = mono_ns();
+	pthread_mutex_unlock(&cl->s->lock);
+}
+
+/* Under s->lock, with every slot taken: wake the client that has been
+ * idle longest (its recv returns 0 and its thread ends), so that clients
+ * which connect and say nothing cannot lock everyone else out for the
+ * idle timeout.  False if every client is in the middle of a request. */
+static bool evict_idlest(struct vm_ctlserver *s)
+{
+	struct client *victim = NULL;
+	for (struct client *cl = s->list; cl; cl = cl->next)
+		if (!cl->busy && !cl->evicted &&
+		    (!victim || cl->idle_since_ns < victim->idle_since_ns))
+			victim = cl;
+	if (!victim)
+		return false;
+	victim->evicted = true;
+	s->evicted++;
+	shutdown(victim->fd, SHUT_RDWR);
+	vm_log("control: too many clients, closing the longest idle (pid=%d uid=%u)",
+	       victim->caller.pid, victim->caller.uid);
+	return true;
+}
 
 /* Both under s->lock. */
 static void client_link(struct vm_ctlserver *s, struct client *cl)
@@ -103,6 +149,8 @@ static void *client_main(void *arg)
 	char *buf = malloc(VM_CONTROL_REQUEST_MAX);
 	struct timeval tv = {.tv_sec = IDLE_TIMEOUT_S};
 	setsockopt(cl->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	struct timeval stv = {.tv_sec = SEND_TIMEOUT_S};
+	setsockopt(cl->fd, SOL_SOCKET, SO_SNDTIMEO, &stv, sizeof(stv));
 	/* Replies may be long lists: let a message be up to the limit. */
 	int sndbuf = VM_CONTROL_REPLY_MAX;
 	if (setsockopt(cl->fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) < 0)
@@ -112,6 +160,7 @@ static void *client_main(void *arg)
 		ssize_t n = recv_request(cl->fd, buf, VM_CONTROL_REQUEST_MAX, &passed);
 		if (n == 0 || n == -EAGAIN || n == -ECONNRESET)
 			break;
+		set_busy(cl, true);
 		json_t *reply;
 		struct timespec t0, t1;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -143,12 +192,15 @@ static void *client_main(void *arg)
 		free(text);
 		if (w < 0)
 			break;
+		set_busy(cl, false);
 	}
 	free(buf);
 	/* Unlinked before the fd is closed: stop shuts down the fds of the
 	 * listed clients, and must never reach a number reused meanwhile. */
 	pthread_mutex_lock(&s->lock);
 	client_unlink(s, cl);
+	if (cl->evicted)
+		s->evicted--;
 	pthread_mutex_unlock(&s->lock);
 	close(cl->fd);
 	closep(&cl->caller.pidfd);
@@ -182,7 +234,8 @@ static void *accept_main(void *arg)
 			continue;
 		}
 		pthread_mutex_lock(&s->lock);
-		bool full = s->clients >= MAX_CLIENTS;
+		bool full = s->clients >= MAX_THREADS ||
+			    (s->clients - s->evicted >= MAX_CLIENTS && !evict_idlest(s));
 		if (!full)
 			s->clients++;
 		pthread_mutex_unlock(&s->lock);
@@ -202,6 +255,7 @@ static void *accept_main(void *arg)
 			 * once it exits, its pidfd never is. */
 			*cl = (struct client){s, fd, {cred.uid, cred.gid, cred.pid,
 						      vm_pidfd_open(cred.pid), "", {0}, 0}};
+			cl->idle_since_ns = mono_ns();
 			vm_caller_find_container(&cl->caller, vm_manager_proc(s->m));
 			if (cl->caller.uid != 0)
 				vm_caller_find_groups(&cl->caller, vm_manager_proc(s->m));
