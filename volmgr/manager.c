@@ -693,11 +693,42 @@ int vm_volume_list(struct vm_manager *m, bool with_usage, json_t **ret,
 	return list_kind(m, VM_KIND_VOLUME, counts, ret, err);
 }
 
+/* Removal on a full pool: the "removing" mark cannot be written (a new
+ * file needs space), yet removing is how space is freed.  Unlinking the
+ * record needs none (btrfs takes it from its global reserve), and the
+ * record is the commit point: once it is gone the volume is gone, and
+ * data without a record is deleted at the next start if this is cut
+ * short.  The data goes to staging if it can be moved, else in place. */
+static int remove_without_mark(struct vm_manager *m, enum vm_kind k,
+			       const struct vm_record *rec, struct vm_error *err)
+{
+	int r = unlink_record(m, k, rec->name, err);
+	if (r < 0)
+		return r;
+	char trash[VM_NAME_MAX + 64];
+	vm_mgr_staging_name("trash", rec->name, trash);
+	r = move_to_staging(vm_mgr_data_fd(m, k), m->pool->staging_fd, rec->name, trash);
+	if (r == 0)
+		r = vm_mgr_delete_staged(m, trash, err);
+	else if (r == -ENOENT)
+		r = 0;
+	else
+		r = vm_btrfs_delete(vm_mgr_data_fd(m, k), rec->name, err);
+	if (r == 0 && m->quotas && rec->subvol_id)
+		vm_quota_destroy(m->pool->fd, rec->subvol_id, NULL);
+	return r;
+}
+
 static int remove_locked(struct vm_manager *m, enum vm_kind k,
 			 struct vm_record *rec, struct vm_error *err)
 {
 	rec->state = VM_STATE_REMOVING;
 	int r = vm_mgr_store_record(m, rec, err);
+	if (r == -ENOSPC || r == -EDQUOT) {
+		if (err)
+			*err = (struct vm_error){0};
+		return remove_without_mark(m, k, rec, err);
+	}
 	if (r < 0)
 		return r;
 	VM_FAULT("remove.marked");
