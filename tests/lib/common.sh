@@ -216,10 +216,13 @@ vt__detach_loop() {
 	losetup --detach "$dev"
 }
 
-# vt_make_pool FSTYPE [SIZE] — a loop-backed file system of type btrfs, xfs
-# (with reflink) or ext4 mounted at $VT_TMP/pool-FSTYPE; echoes that path.
+# vt_make_pool FSTYPE [SIZE [MKFS-OPTION...]] — a loop-backed file system
+# of type btrfs, xfs (with reflink) or ext4 mounted at $VT_TMP/pool-FSTYPE;
+# echoes that path.  (E.g. `vt_make_pool btrfs 200M --mixed`: data and
+# metadata share their space, so a full pool refuses new subvolumes too.)
 vt_make_pool() {
 	local fstype=$1 size=${2:-1G}
+	local -a mkfs_opts=("${@:3}")
 	local img=$VT_TMP/pool-$fstype.img dir=$VT_TMP/pool-$fstype dev
 	[[ $fstype == @(btrfs|xfs|ext4) ]] || vt_fail "vt_make_pool: unknown file system '$fstype'"
 	vt_require_root
@@ -229,9 +232,9 @@ vt_make_pool() {
 	dev=$(losetup --find --show "$img") || vt_skip "losetup failed: no free loop device?"
 	vt_on_exit vt__detach_loop "$dev" "$img"
 	case $fstype in
-	btrfs) mkfs.btrfs -q -f "$dev" >/dev/null ;;
-	xfs) mkfs.xfs -q -f -m reflink=1 "$dev" ;;
-	ext4) mkfs.ext4 -q -F "$dev" ;;
+	btrfs) mkfs.btrfs -q -f "${mkfs_opts[@]}" "$dev" >/dev/null ;;
+	xfs) mkfs.xfs -q -f -m reflink=1 "${mkfs_opts[@]}" "$dev" ;;
+	ext4) mkfs.ext4 -q -F "${mkfs_opts[@]}" "$dev" ;;
 	esac
 	mkdir "$dir"
 	mount "$dev" "$dir"
