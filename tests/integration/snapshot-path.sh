@@ -40,7 +40,7 @@ out=$("$VOLMGR" snapshot "$v1" v2 2>&1)
 vt_assert_contains "$out" "is the volume v1: snapshot" "CLI message"
 vt_assert_eq volume:v1 "$(vt_volmgr_field v2 .source)" "source"
 vt_assert_eq changed "$(cat "$pool/volumes/v2/f")" "content of the snapshot"
-btrfs subvolume show "$pool/volumes/v2" | grep -q "Parent UUID:.*-" || vt_fail "v2 is not a snapshot"
+btrfs subvolume show "$pool/volumes/v2" | grep "Parent UUID:.*-" >/dev/null || vt_fail "v2 is not a snapshot"
 
 vt_step "...also through a bind mount in another namespace"
 out=$(unshare -m --propagation private sh -c \
