@@ -482,12 +482,20 @@ int vm_volume_create(struct vm_manager *m, const char *name,
 		if (r < 0)
 			return r;
 		int64_t t0 = vm_now_ns();
-		r = vm_btrfs_snapshot(src, m->pool->staging_fd, tmp, &rec.subvol_id, err);
+		r = vm_btrfs_snapshot(src, m->pool->staging_fd, tmp, &rec.subvol_id, NULL);
 		if (r == 0)
 			vm_metrics_observe(VM_HIST_SNAPSHOT, vm_now_ns() - t0);
+		else {
+			/* Name what the caller asked for, not the staging name. */
+			char what[VM_SOURCE_STR_MAX];
+			vm_source_format(&source, what);
+			vm_error_errno(err, -r, "cannot snapshot %s into volume %s", what, name);
+		}
 		rec.source = source;
 	} else {
-		r = vm_btrfs_create(m->pool->staging_fd, tmp, &rec.subvol_id, err);
+		r = vm_btrfs_create(m->pool->staging_fd, tmp, &rec.subvol_id, NULL);
+		if (r < 0)
+			vm_error_errno(err, -r, "cannot create volume %s", name);
 	}
 	if (r == 0)
 		r = vm_mgr_apply_quota(m, rec.subvol_id, opts, &rec.quota_bytes, err);
@@ -893,7 +901,9 @@ static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name,
 		if (vm_mgr_name_taken(m, k, name))
 			return vm_error_set(err, EEXIST, "%s %s already exists",
 					    vm_kind_str(k), name);
-		r = vm_btrfs_create(m->pool->staging_fd, tmp, &id, err);
+		r = vm_btrfs_create(m->pool->staging_fd, tmp, &id, NULL);
+		if (r < 0)
+			vm_error_errno(err, -r, "cannot create %s %s", vm_kind_str(k), name);
 		if (r == 0 && k == VM_KIND_VOLUME)
 			r = vm_mgr_apply_quota(m, id, opts, &quota, err);
 		if (r < 0) {

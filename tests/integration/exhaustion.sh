@@ -179,14 +179,20 @@ PY
 sync
 
 vt_step "on the full pool: create, snapshot, import and copy are refused clearly, nothing half-made"
-assert_refused 8 "No space left on device" "$VOLMGR" create full-1
-assert_refused 8 "No space left on device" "$VOLMGR" snapshot cache:proj full-2
-assert_refused 8 "No space left on device" "$VOLMGR" snapshot volume:filler full-3
-assert_refused 8 "No space left on device" "$VOLMGR" cache import full-4 "$VT_TMP/src"
-assert_refused 8 "No space left on device" "$VOLMGR" snapshot "$VT_TMP/src" full-5
+# The messages name what was asked for (not volmgrd's staging names).
+assert_refused 8 "cannot create volume full-1: No space left on device" "$VOLMGR" create full-1
+assert_refused 8 "cannot snapshot cache:proj into volume full-2: No space left on device" \
+	"$VOLMGR" snapshot cache:proj full-2
+assert_refused 8 "cannot snapshot volume:filler into volume full-3: No space left on device" \
+	"$VOLMGR" snapshot volume:filler full-3
+assert_refused 8 "cannot create cache full-4: No space left on device" \
+	"$VOLMGR" cache import full-4 "$VT_TMP/src"
+assert_refused 8 "cannot create volume full-5: No space left on device" \
+	"$VOLMGR" snapshot "$VT_TMP/src" full-5
 before=$(state)
 out=$(plugin_create full-6 '{"source":"cache:proj"}')
-[[ $out == *" 500" && $out == *"No space left on device"* ]] || vt_fail "plugin Create on a full pool: $out"
+[[ $out == *" 500" && $out == *"into volume full-6: No space left on device"* ]] ||
+	vt_fail "plugin Create on a full pool: $out"
 [[ $(state) == "$before" ]] || vt_fail "plugin Create on a full pool changed it"
 vt_log "ok: plugin Create -> $out"
 for n in full-1 full-2 full-3 full-4 full-5 full-6; do
