@@ -158,14 +158,14 @@ vt_log "ok: every raced volume is whole"
 vt_step "$cli_races races of three CLI processes (create, snapshot, snapshot PATH)"
 for ((i = 0; i < cli_races; i++)); do
 	name=cli-race-$i
-	"$VOLMGR" create "$name" >"$VT_TMP/o1" 2>&1 & p1=$!
-	"$VOLMGR" snapshot cache:proj "$name" >"$VT_TMP/o2" 2>&1 & p2=$!
-	"$VOLMGR" snapshot "$src" "$name" >"$VT_TMP/o3" 2>&1 & p3=$!
+	pids=()
+	"$VOLMGR" create "$name" >"$VT_TMP/o1" 2>&1 & pids[1]=$!
+	"$VOLMGR" snapshot cache:proj "$name" >"$VT_TMP/o2" 2>&1 & pids[2]=$!
+	"$VOLMGR" snapshot "$src" "$name" >"$VT_TMP/o3" 2>&1 & pids[3]=$!
 	wins=0
 	for j in 1 2 3; do
-		pid_var=p$j
 		status=0
-		wait "${!pid_var}" || status=$?
+		wait "${pids[j]}" || status=$?
 		case $status in
 		0) wins=$((wins + 1)) ;;
 		5) grep -q "already exists" "$VT_TMP/o$j" ||
