@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The control socket: SOCK_SEQPACKET, one thread per client (bounded),
+/* The control socket: SOCK_SEQPACKET, one thread per client (at most 64
+ * at a time: past that the longest idle one is closed to make room, so
+ * clients that connect and say nothing cannot lock the others out),
  * each message one request; the caller's credentials come from the kernel
  * (SO_PEERCRED), never from the request. */
 #include <fcntl.h>
@@ -17,6 +19,14 @@
 
 #define MAX_CLIENTS 64
 #define IDLE_TIMEOUT_S 300
+/* A client that does not read its replies is dropped after this. */
+#define SEND_TIMEOUT_S 60
+/* Clients being evicted still hold a thread for a moment: the hard cap. */
+#define MAX_THREADS (2 * MAX_CLIENTS)
+/* At stop, how long to wait for requests in progress to finish. */
+#define STOP_WAIT_S 30
+
+struct client;
 
 struct vm_ctlserver {
 	struct vm_manager *m;
@@ -24,14 +34,77 @@ struct vm_ctlserver {
 	int stop_pipe[2];
 	pthread_t thread;
 	pthread_mutex_t lock;
-	unsigned clients;
+	pthread_cond_t idle; /* signalled when a client thread ends */
+	unsigned clients; /* client threads, evicted ones included */
+	unsigned evicted; /* of which told to go, not gone yet */
+	struct client *list; /* the live clients, so stop can wake them */
 };
 
 struct client {
 	struct vm_ctlserver *s;
 	int fd;
 	struct vm_caller caller;
+	struct client *prev, *next;
+	/* Under s->lock: handling a request, or since when idle. */
+	bool busy, evicted;
+	int64_t idle_since_ns;
 };
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void set_busy(struct client *cl, bool busy)
+{
+	pthread_mutex_lock(&cl->s->lock);
+	cl->busy = busy;
+	cl->idle_since_ns = mono_ns();
+	pthread_mutex_unlock(&cl->s->lock);
+}
+
+/* Under s->lock, with every slot taken: wake the client that has been
+ * idle longest (its recv returns 0 and its thread ends), so that clients
+ * which connect and say nothing cannot lock everyone else out for the
+ * idle timeout.  False if every client is in the middle of a request. */
+static bool evict_idlest(struct vm_ctlserver *s)
+{
+	struct client *victim = NULL;
+	for (struct client *cl = s->list; cl; cl = cl->next)
+		if (!cl->busy && !cl->evicted &&
+		    (!victim || cl->idle_since_ns < victim->idle_since_ns))
+			victim = cl;
+	if (!victim)
+		return false;
+	victim->evicted = true;
+	s->evicted++;
+	shutdown(victim->fd, SHUT_RDWR);
+	vm_log("control: too many clients, closing the longest idle (pid=%d uid=%u)",
+	       victim->caller.pid, victim->caller.uid);
+	return true;
+}
+
+/* Both under s->lock. */
+static void client_link(struct vm_ctlserver *s, struct client *cl)
+{
+	cl->prev = NULL;
+	cl->next = s->list;
+	if (s->list)
+		s->list->prev = cl;
+	s->list = cl;
+}
+
+static void client_unlink(struct vm_ctlserver *s, struct client *cl)
+{
+	if (cl->prev)
+		cl->prev->next = cl->next;
+	else
+		s->list = cl->next;
+	if (cl->next)
+		cl->next->prev = cl->prev;
+}
 
 /* Receive one message and at most one passed fd.  A message that does
  * not fit is refused whole (MSG_TRUNC), and so is more than one fd. */
@@ -134,11 +207,14 @@ static void *client_main(void *arg)
 	char *buf = malloc(VM_CONTROL_REQUEST_MAX);
 	struct timeval tv = {.tv_sec = IDLE_TIMEOUT_S};
 	setsockopt(cl->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	struct timeval stv = {.tv_sec = SEND_TIMEOUT_S};
+	setsockopt(cl->fd, SOL_SOCKET, SO_SNDTIMEO, &stv, sizeof(stv));
 	while (buf) {
 		int passed = -1;
 		ssize_t n = recv_request(cl->fd, buf, VM_CONTROL_REQUEST_MAX, &passed);
 		if (n == 0 || n == -EAGAIN || n == -ECONNRESET)
 			break;
+		set_busy(cl, true);
 		json_t *reply;
 		struct timespec t0, t1;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -171,14 +247,23 @@ static void *client_main(void *arg)
 		free(text);
 		if (w < 0)
 			break;
+		set_busy(cl, false);
 	}
 	free(buf);
+	/* Unlinked before the fd is closed: stop shuts down the fds of the
+	 * listed clients, and must never reach a number reused meanwhile. */
+	pthread_mutex_lock(&s->lock);
+	client_unlink(s, cl);
+	if (cl->evicted)
+		s->evicted--;
+	pthread_mutex_unlock(&s->lock);
 	close(cl->fd);
 	closep(&cl->caller.pidfd);
+	free(cl);
 	pthread_mutex_lock(&s->lock);
 	s->clients--;
+	pthread_cond_broadcast(&s->idle);
 	pthread_mutex_unlock(&s->lock);
-	free(cl);
 	return NULL;
 }
 
@@ -204,7 +289,8 @@ static void *accept_main(void *arg)
 			continue;
 		}
 		pthread_mutex_lock(&s->lock);
-		bool full = s->clients >= MAX_CLIENTS;
+		bool full = s->clients >= MAX_THREADS ||
+			    (s->clients - s->evicted >= MAX_CLIENTS && !evict_idlest(s));
 		if (!full)
 			s->clients++;
 		pthread_mutex_unlock(&s->lock);
@@ -224,13 +310,20 @@ static void *accept_main(void *arg)
 			 * once it exits, its pidfd never is. */
 			*cl = (struct client){s, fd, {cred.uid, cred.gid, cred.pid,
 						      vm_pidfd_open(cred.pid), "", {0}, 0}};
+			cl->idle_since_ns = mono_ns();
 			vm_caller_find_container(&cl->caller, vm_manager_proc(s->m));
 			if (cl->caller.uid != 0)
 				vm_caller_find_groups(&cl->caller, vm_manager_proc(s->m));
+			pthread_mutex_lock(&s->lock);
+			client_link(s, cl);
+			pthread_mutex_unlock(&s->lock);
 			if (pthread_create(&t, &attr, client_main, cl) == 0) {
 				pthread_attr_destroy(&attr);
 				continue;
 			}
+			pthread_mutex_lock(&s->lock);
+			client_unlink(s, cl);
+			pthread_mutex_unlock(&s->lock);
 			closep(&cl->caller.pidfd);
 			free(cl);
 		}
@@ -252,7 +345,10 @@ int vm_ctlserver_start(struct vm_manager *m, int listen_fd,
 	s->m = m;
 	s->listen_fd = listen_fd;
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->idle, NULL);
 	if (pipe2(s->stop_pipe, O_CLOEXEC) < 0) {
+		pthread_cond_destroy(&s->idle);
+		pthread_mutex_destroy(&s->lock);
 		free(s);
 		return vm_error_errno(err, errno, "pipe");
 	}
@@ -260,6 +356,8 @@ int vm_ctlserver_start(struct vm_manager *m, int listen_fd,
 	if (r != 0) {
 		close(s->stop_pipe[0]);
 		close(s->stop_pipe[1]);
+		pthread_cond_destroy(&s->idle);
+		pthread_mutex_destroy(&s->lock);
 		free(s);
 		return vm_error_errno(err, r, "cannot start the control thread");
 	}
@@ -267,13 +365,35 @@ int vm_ctlserver_start(struct vm_manager *m, int listen_fd,
 	return 0;
 }
 
-void vm_ctlserver_stop(struct vm_ctlserver *s)
+int vm_ctlserver_stop(struct vm_ctlserver *s)
 {
 	if (!s)
-		return;
+		return 0;
 	(void)!write(s->stop_pipe[1], "x", 1);
 	pthread_join(s->thread, NULL);
 	close(s->stop_pipe[0]);
 	close(s->stop_pipe[1]);
-	/* Client threads are detached; the process exits right after. */
+	close(s->listen_fd);
+	/* Wake every client thread (its recv returns 0, so it ends after
+	 * the request it may be handling) and wait for them: they use the
+	 * manager, which the caller frees next.  A request that outlasts
+	 * the wait (a long git clone) keeps its thread, and then s too. */
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += STOP_WAIT_S;
+	pthread_mutex_lock(&s->lock);
+	for (struct client *cl = s->list; cl; cl = cl->next)
+		shutdown(cl->fd, SHUT_RDWR);
+	while (s->clients > 0 && pthread_cond_timedwait(&s->idle, &s->lock, &until) == 0)
+		;
+	unsigned left = s->clients;
+	pthread_mutex_unlock(&s->lock);
+	if (left > 0) {
+		vm_log("control: %u request(s) still running at stop", left);
+		return -EBUSY;
+	}
+	pthread_cond_destroy(&s->idle);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+	return 0;
 }

@@ -48,26 +48,74 @@ int vm_inuse_scan_mountinfo(const char *path, dev_t sb_dev, const char *prefix,
 }
 
 /* Mount namespaces already read in this scan, by inode of ns/mnt. */
-struct ns_seen {
+struct vm_inuse_seen {
 	ino_t *v;
 	size_t n, cap;
 };
 
-static bool ns_seen_add(struct ns_seen *s, ino_t ino)
+static bool ns_seen_has(const struct vm_inuse_seen *s, ino_t ino)
 {
 	for (size_t i = 0; i < s->n; i++)
 		if (s->v[i] == ino)
-			return false;
+			return true;
+	return false;
+}
+
+static void ns_seen_add(struct vm_inuse_seen *s, ino_t ino)
+{
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 64;
 		ino_t *n = realloc(s->v, cap * sizeof(*n));
 		if (!n)
-			return true; /* read it again rather than miss it */
+			return; /* read it again rather than miss it */
 		s->v = n;
 		s->cap = cap;
 	}
 	s->v[s->n++] = ino;
-	return true;
+}
+
+/* Errors that mean the process has no mounts left to read: it exited
+ * (ENOENT, ESRCH) or is exiting or a zombie, whose mount namespace is
+ * already gone (EINVAL from /proc/PID/mountinfo).  Processes come and go
+ * during every scan; treating these as "unreadable" made the scan fail
+ * closed and refused about one rm in 1,700 under load. */
+static bool process_gone(int e)
+{
+	return e == ENOENT || e == ESRCH || e == EINVAL;
+}
+
+int vm_inuse_scan_pid(const char *proc, const char *pid, dev_t sb_dev,
+		      const char *prefix, json_t *counts, struct vm_inuse_seen *seen)
+{
+	char p[PATH_MAX];
+	struct stat st;
+	bool have_ns = false;
+	snprintf(p, sizeof(p), "%s/%s/ns/mnt", proc, pid);
+	if (stat(p, &st) == 0) {
+		if (seen && ns_seen_has(seen, st.st_ino))
+			return 0; /* this namespace was read already */
+		have_ns = true;
+	} else if (process_gone(errno)) {
+		return 0; /* exited, or a kernel thread */
+	}
+	/* Not allowed to follow the namespace link (PID 1 on some hosts):
+	 * read its mountinfo all the same, without dedup. */
+	snprintf(p, sizeof(p), "%s/%s/mountinfo", proc, pid);
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return process_gone(errno) ? 0 : -errno;
+	close(fd);
+	/* Gone between the open and the read: nothing left to count. */
+	if (vm_inuse_scan_mountinfo(p, sb_dev, prefix, counts) < 0)
+		return 0;
+	/* Only a namespace actually read counts as seen: if the process we
+	 * looked at first exits before its mountinfo is read, another
+	 * process of the same namespace must still be read, or the
+	 * namespace's mounts would be missed (a volume in use would look
+	 * free). */
+	if (seen && have_ns)
+		ns_seen_add(seen, st.st_ino);
+	return 1;
 }
 
 int vm_inuse_scan(const char *proc, dev_t sb_dev, const char *prefix,
@@ -82,31 +130,13 @@ int vm_inuse_scan(const char *proc, dev_t sb_dev, const char *prefix,
 		json_decref(counts);
 		return vm_error_errno(err, errno, "cannot read %s", proc);
 	}
-	struct ns_seen seen = {0};
+	struct vm_inuse_seen seen = {0};
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		if (de->d_name[0] < '1' || de->d_name[0] > '9')
 			continue;
-		char p[PATH_MAX];
-		struct stat st;
-		snprintf(p, sizeof(p), "%s/%s/ns/mnt", proc, de->d_name);
-		if (stat(p, &st) == 0) {
-			if (!ns_seen_add(&seen, st.st_ino))
-				continue; /* this namespace was read already */
-		} else if (errno == ENOENT || errno == ESRCH) {
-			continue; /* exited, or a kernel thread */
-		}
-		/* Not allowed to follow the namespace link (PID 1 on some
-		 * hosts): read its mountinfo all the same, without dedup. */
-		snprintf(p, sizeof(p), "%s/%s/mountinfo", proc, de->d_name);
-		int fd = open(p, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			if (errno != ENOENT && errno != ESRCH)
-				unreadable++;
-			continue;
-		}
-		close(fd);
-		vm_inuse_scan_mountinfo(p, sb_dev, prefix, counts);
+		if (vm_inuse_scan_pid(proc, de->d_name, sb_dev, prefix, counts, &seen) < 0)
+			unreadable++;
 	}
 	closedir(d);
 	free(seen.v);

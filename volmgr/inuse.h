@@ -21,6 +21,15 @@
 int vm_inuse_scan(const char *proc, dev_t sb_dev, const char *prefix,
 		  json_t **ret, unsigned *ret_unreadable, struct vm_error *err);
 
+/* One process PROC/PID: add its mounts to counts.  Returns 1 when read,
+ * 0 when there was nothing to read (the process exited or is exiting, or
+ * its namespace is in seen already; seen may be NULL), -errno when its
+ * mounts exist but cannot be read.  seen is the scan's private set of
+ * namespaces (NULL in tests). */
+struct vm_inuse_seen;
+int vm_inuse_scan_pid(const char *proc, const char *pid, dev_t sb_dev,
+		      const char *prefix, json_t *counts, struct vm_inuse_seen *seen);
+
 /* The pure part, for tests: add the matches of one mountinfo file. */
 int vm_inuse_scan_mountinfo(const char *mountinfo_path, dev_t sb_dev,
 			    const char *prefix, json_t *counts);

@@ -516,13 +516,26 @@ static int create_locked(struct vm_manager *m, const char *name,
 	int r;
 	if (src >= 0) {
 		int64_t t0 = vm_now_ns();
+		struct vm_error e = {0};
 		r = vm_backend_clone(&m->backend, src, m->pool->staging_fd, tmp, NULL,
-				     &rec.subvol_id, NULL, err);
-		if (r == 0)
+				     &rec.subvol_id, NULL, &e);
+		if (r == 0) {
 			vm_metrics_observe(VM_HIST_SNAPSHOT, vm_now_ns() - t0);
+		} else {
+			/* Name what the caller asked for, not the staging name;
+			 * the backend's own words go to the log. */
+			char what[VM_SOURCE_STR_MAX];
+			vm_source_format(source, what);
+			vm_mgr_log(m, "volume %s from %s: %s", name, what, e.msg);
+			vm_error_errno(err, -r, "cannot %s %s into volume %s",
+				       vm_backend_is_instant(&m->backend) ? "snapshot" : "copy",
+				       what, name);
+		}
 		rec.source = *source;
 	} else {
-		r = vm_backend_make_empty(&m->backend, m->pool->staging_fd, tmp, &rec.subvol_id, err);
+		r = vm_backend_make_empty(&m->backend, m->pool->staging_fd, tmp, &rec.subvol_id, NULL);
+		if (r < 0)
+			vm_error_errno(err, -r, "cannot create volume %s", name);
 	}
 	if (r == 0)
 		r = vm_mgr_apply_quota(m, rec.subvol_id, opts, &rec.quota_bytes, err);
@@ -809,6 +822,28 @@ int vm_volume_list(struct vm_manager *m, bool with_usage, json_t **ret,
 	return list_kind(m, VM_KIND_VOLUME, counts, ret, err);
 }
 
+/* Removal on a full pool: the "removing" mark cannot be written (a new
+ * file needs space), yet removing is how space is freed.  Unlinking the
+ * record needs none (btrfs takes it from its global reserve), and the
+ * record is the commit point: once it is gone the volume is gone, and
+ * data without a record is deleted at the next start if this is cut
+ * short.  The data goes to staging as trash if it can be moved (then
+ * remove_finish deletes it), else it is deleted in place. */
+static int remove_without_mark(struct vm_manager *m, enum vm_kind k,
+			       const struct vm_record *rec,
+			       char trash[static VM_NAME_MAX + 64], struct vm_error *err)
+{
+	int r = unlink_record(m, k, rec->name, err);
+	if (r < 0)
+		return r;
+	vm_mgr_staging_name("trash", rec->name, trash);
+	r = move_to_staging(vm_mgr_data_fd(m, k), m->pool->staging_fd, rec->name, trash);
+	if (r == 0 || r == -ENOENT)
+		return 0;
+	trash[0] = '\0';
+	return vm_backend_delete(&m->backend, vm_mgr_data_fd(m, k), rec->name, err);
+}
+
 /* Under the lock: mark, move into staging/ as trash, drop the record.
  * The name is free from here on; remove_finish deletes the trash. */
 static int remove_locked(struct vm_manager *m, enum vm_kind k, struct vm_record *rec,
@@ -816,6 +851,11 @@ static int remove_locked(struct vm_manager *m, enum vm_kind k, struct vm_record 
 {
 	rec->state = VM_STATE_REMOVING;
 	int r = vm_mgr_store_record(m, rec, err);
+	if (r == -ENOSPC || r == -EDQUOT) {
+		if (err)
+			*err = (struct vm_error){0};
+		return remove_without_mark(m, k, rec, trash, err);
+	}
 	if (r < 0)
 		return r;
 	VM_FAULT("remove.marked");
@@ -994,7 +1034,9 @@ static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name, int s
 		if (vm_mgr_name_taken(m, k, name))
 			return vm_error_set(err, EEXIST, "%s %s already exists",
 					    vm_kind_str(k), name);
-		r = vm_backend_make_empty(&m->backend, m->pool->staging_fd, tmp, &id, err);
+		r = vm_backend_make_empty(&m->backend, m->pool->staging_fd, tmp, &id, NULL);
+		if (r < 0)
+			vm_error_errno(err, -r, "cannot create %s %s", vm_kind_str(k), name);
 		if (r == 0 && k == VM_KIND_VOLUME)
 			r = vm_mgr_apply_quota(m, id, opts, &quota, err);
 		if (r < 0) {

@@ -21,4 +21,7 @@ void vm_httpd_stop(struct vm_httpd *h);
 struct vm_ctlserver;
 int vm_ctlserver_start(struct vm_manager *m, int listen_fd,
 		       struct vm_ctlserver **ret, struct vm_error *err);
-void vm_ctlserver_stop(struct vm_ctlserver *s);
+/* Stop accepting, wake the clients and wait (bounded) for their requests
+ * to end, then free s.  -EBUSY if a request still runs: the manager must
+ * then stay allocated (the process is about to exit anyway). */
+int vm_ctlserver_stop(struct vm_ctlserver *s);

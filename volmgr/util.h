@@ -35,12 +35,17 @@
 static inline void freep(void *p) { free(*(void **)p); }
 #define _cleanup_free_ _cleanup_(freep)
 
+/* Close and forget: *fd becomes -1, so a later closep (the cleanup of a
+ * _cleanup_close_ variable closed early) does nothing.  Without the reset
+ * the second close hit whatever fd another thread had opened under the
+ * same number meanwhile (seen under load: volmgrd aborted). */
 static inline void closep(int *fd)
 {
 	if (*fd >= 0) {
 		int saved = errno;
 		close(*fd);
 		errno = saved;
+		*fd = -1;
 	}
 }
 #define _cleanup_close_ _cleanup_(closep)

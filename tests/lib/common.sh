@@ -216,11 +216,14 @@ vt__detach_loop() {
 	losetup --detach "$dev"
 }
 
-# vt_make_pool FSTYPE [SIZE] — a loop-backed file system of type btrfs, xfs
-# (with reflink) or ext4, or a tmpfs of that size, mounted at
-# $VT_TMP/pool-FSTYPE; echoes that path.
+# vt_make_pool FSTYPE [SIZE [MKFS-OPTION...]] — a loop-backed file system
+# of type btrfs, xfs (with reflink) or ext4, or a tmpfs of that size,
+# mounted at $VT_TMP/pool-FSTYPE; echoes that path.  (E.g.
+# `vt_make_pool btrfs 200M --mixed`: data and metadata share their space,
+# so a full pool refuses new subvolumes too.)
 vt_make_pool() {
 	local fstype=$1 size=${2:-1G}
+	local -a mkfs_opts=("${@:3}")
 	local img=$VT_TMP/pool-$fstype.img dir=$VT_TMP/pool-$fstype dev
 	[[ $fstype == @(btrfs|xfs|ext4|tmpfs) ]] || vt_fail "vt_make_pool: unknown file system '$fstype'"
 	vt_require_root
@@ -238,9 +241,9 @@ vt_make_pool() {
 	dev=$(losetup --find --show "$img") || vt_skip "losetup failed: no free loop device?"
 	vt_on_exit vt__detach_loop "$dev" "$img"
 	case $fstype in
-	btrfs) mkfs.btrfs -q -f "$dev" >/dev/null ;;
-	xfs) mkfs.xfs -q -f -m reflink=1 "$dev" ;;
-	ext4) mkfs.ext4 -q -F "$dev" ;;
+	btrfs) mkfs.btrfs -q -f "${mkfs_opts[@]}" "$dev" >/dev/null ;;
+	xfs) mkfs.xfs -q -f -m reflink=1 "${mkfs_opts[@]}" "$dev" ;;
+	ext4) mkfs.ext4 -q -F "${mkfs_opts[@]}" "$dev" ;;
 	esac
 	mkdir "$dir"
 	mount "$dev" "$dir"
@@ -305,27 +308,38 @@ vt__daemon_alive() {
 	[[ -n ${VT_DAEMON_PID:-} ]] && kill -0 "$VT_DAEMON_PID" 2>/dev/null
 }
 
-# SIGTERM, then SIGKILL after 5 s; always reap.  The pid is our own child,
-# so it cannot have been reused before we wait for it.
+# SIGTERM, then SIGKILL after 5 s (30 s under a sanitizer); always reap.
+# The pid is our own child, so it cannot have been reused before we wait
+# for it.  volmgrd exits 0 on SIGTERM: anything else (a LeakSanitizer
+# report at exit in the ASan build, a crash while stopping) is returned,
+# which fails the test (a failed cleanup fails a passing test).
 vt__stop_daemon() {
-	local i
+	local i status=0 wait_ds=50
 	vt__daemon_alive || return 0
+	[[ -n ${ASAN_OPTIONS:-}${UBSAN_OPTIONS:-} ]] && wait_ds=300
 	kill -TERM "$VT_DAEMON_PID"
-	for ((i = 0; i < 50; i++)); do
+	for ((i = 0; i < wait_ds; i++)); do
 		vt__daemon_alive || break
 		sleep 0.1
 	done
 	if vt__daemon_alive; then
-		printf 'WARN: volmgrd ignored SIGTERM for 5 s, killing it\n' >&2
+		printf 'WARN: volmgrd ignored SIGTERM for %s s, killing it\n' $((wait_ds / 10)) >&2
 		kill -KILL "$VT_DAEMON_PID"
 	fi
-	wait "$VT_DAEMON_PID" 2>/dev/null || true
+	wait "$VT_DAEMON_PID" 2>/dev/null || status=$?
+	if [[ $status != 0 ]]; then
+		printf 'volmgrd (pid %s) exited %s when stopped (see its log)\n' "$VT_DAEMON_PID" "$status" >&2
+		tail -n 40 "$VT_TMP/volmgrd.log" >&2
+		return 1
+	fi
 }
 
 vt__stop_daemon_at_exit() {
-	vt__stop_daemon
+	local r=0
+	vt__stop_daemon || r=$?
 	# Only the socket files named after this test.
 	rm -f "$VT_PLUGIN_SOCK" "$VT_CONTROL_SOCK"
+	return "$r"
 }
 
 # Stop the daemon (to start another on a new pool with vt_start_daemon).

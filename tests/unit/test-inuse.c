@@ -9,9 +9,13 @@
  *
  * Usage: test-inuse FIXTURES-DIR */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "unit-util.h"
 
@@ -150,6 +154,162 @@ static void test_empty_and_missing(void **state)
 	free(p);
 }
 
+/* ---- the whole scan over a fake /proc (a directory of pid entries) ---- */
+
+static char *make_tmpdir(void)
+{
+	const char *t = getenv("TMPDIR");
+	char *d = ut_path(t && *t ? t : "/tmp", "test-inuse.XXXXXX");
+	assert_non_null(mkdtemp(d));
+	return d;
+}
+
+static void rm_tree(const char *d)
+{
+	char cmd[4200];
+	snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", d);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* A pid entry PROC/PID with ns/mnt a hard link to NS (so every pid given
+ * the same NS is in one namespace) and, unless mountinfo is NULL, a
+ * mountinfo that is a symbolic link to that fixture. */
+static void fake_pid(const char *proc, const char *pid, const char *ns,
+		     const char *mountinfo)
+{
+	char p[4096];
+	snprintf(p, sizeof(p), "%s/%s", proc, pid);
+	assert_int_equal(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/%s/ns", proc, pid);
+	assert_int_equal(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/%s/ns/mnt", proc, pid);
+	assert_int_equal(link(ns, p), 0);
+	if (mountinfo) {
+		char *fixture = ut_path(dir, mountinfo);
+		snprintf(p, sizeof(p), "%s/%s/mountinfo", proc, pid);
+		assert_int_equal(symlink(fixture, p), 0);
+		free(fixture);
+	}
+}
+
+static void scan_expect(const char *proc, const char *want_json, unsigned want_unreadable)
+{
+	json_t *counts = NULL;
+	unsigned unreadable = 99;
+	struct vm_error err = {0};
+	assert_int_equal(vm_inuse_scan(proc, POOL_DEV, "/volumes", &counts, &unreadable, &err), 0);
+	json_t *want = parse(want_json);
+	if (!json_equal(counts, want)) {
+		char *got = json_dumps(counts, JSON_SORT_KEYS);
+		fail_msg("%s: counts %s, expected %s", proc, got, want_json);
+	}
+	assert_int_equal(unreadable, want_unreadable);
+	json_decref(want);
+	json_decref(counts);
+}
+
+/* The first process of a namespace exits between the look at its
+ * namespace and the read of its mountinfo: another process of the same
+ * namespace must still be read.  (Marking the namespace as read before
+ * reading it hid its mounts: a volume in use looked free.)  Both names
+ * and both creation orders, so that whatever order readdir returns, one
+ * of the cases has the vanished process first. */
+static void test_vanished_first_of_namespace(void **state)
+{
+	static const char *const names[][2] = {{"10", "11"}, {"11", "10"}};
+	for (int order = 0; order < 2; order++) {
+		for (int n = 0; n < 2; n++) {
+			char *tmp = make_tmpdir();
+			char *ns = ut_path(tmp, "ns-inode");
+			char *proc = ut_path(tmp, "proc");
+			int fd = open(ns, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+			assert_true(fd >= 0);
+			close(fd);
+			assert_int_equal(mkdir(proc, 0755), 0);
+			const char *gone = names[n][0], *live = names[n][1];
+			if (order == 0) {
+				fake_pid(proc, gone, ns, NULL);
+				fake_pid(proc, live, ns, "container-a.mountinfo");
+			} else {
+				fake_pid(proc, live, ns, "container-a.mountinfo");
+				fake_pid(proc, gone, ns, NULL);
+			}
+			scan_expect(proc, "{\"ci-1\": 2, \"ci-2\": 1}", 0);
+			rm_tree(tmp);
+			free(ns);
+			free(proc);
+			free(tmp);
+		}
+	}
+}
+
+/* A process that is exiting (here: a zombie, exited and not reaped) has
+ * no mount namespace any more: /proc/PID/mountinfo gives EINVAL and
+ * ns/mnt ENOENT.  That is "gone", not "unreadable": counting it made the
+ * scan fail closed, and rm refused a free volume (about 1 in 1,700 under
+ * load).  The fake /proc links one entry to the real zombie. */
+static void test_zombie_is_gone(void **state)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(0);
+	/* Wait until it has exited, without reaping it. */
+	siginfo_t si;
+	assert_int_equal(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0);
+
+	char *tmp = make_tmpdir();
+	char *proc = ut_path(tmp, "proc");
+	assert_int_equal(mkdir(proc, 0755), 0);
+	char target[64], name[32], link_path[4200];
+	snprintf(target, sizeof(target), "/proc/%d", (int)pid);
+	snprintf(name, sizeof(name), "%d", (int)pid);
+	snprintf(link_path, sizeof(link_path), "%s/%s", proc, name);
+	assert_int_equal(symlink(target, link_path), 0);
+
+	json_t *counts = json_object();
+	assert_int_equal(vm_inuse_scan_pid(proc, name, POOL_DEV, "/volumes", counts, NULL), 0);
+	json_decref(counts);
+	scan_expect(proc, "{}", 0);
+	/* The race itself: its namespace was still there when looked at
+	 * (ns/mnt here a plain file), then it exited before its mountinfo
+	 * was opened (a link to the zombie's: EINVAL). */
+	char *ns = ut_path(tmp, "ns-inode");
+	int fd = open(ns, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	fake_pid(proc, "2", ns, NULL);
+	char zmi[64], *mi = ut_path(proc, "2/mountinfo");
+	snprintf(zmi, sizeof(zmi), "/proc/%d/mountinfo", (int)pid);
+	assert_int_equal(symlink(zmi, mi), 0);
+	counts = json_object();
+	assert_int_equal(vm_inuse_scan_pid(proc, "2", POOL_DEV, "/volumes", counts, NULL), 0);
+	json_decref(counts);
+	scan_expect(proc, "{}", 0);
+	free(mi);
+	free(ns);
+	/* A pid that never existed is gone too. */
+	char *never = ut_path(proc, "99999999");
+	assert_int_equal(symlink("/proc/no-such-pid", never), 0);
+	free(never);
+	scan_expect(proc, "{}", 0);
+
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	rm_tree(tmp);
+	free(proc);
+	free(tmp);
+}
+
+/* And a live process is read: this one. */
+static void test_self_is_read(void **state)
+{
+	char name[32];
+	snprintf(name, sizeof(name), "%d", (int)getpid());
+	json_t *counts = json_object();
+	assert_int_equal(vm_inuse_scan_pid("/proc", name, POOL_DEV, "/volumes", counts, NULL), 1);
+	json_decref(counts);
+}
+
 int main(int argc, char **argv)
 {
 	dir = ut_fixtures_dir(argc, argv, "mountinfo");
@@ -163,6 +323,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_subvol_pool),
 		cmocka_unit_test(test_broken_line),
 		cmocka_unit_test(test_empty_and_missing),
+		cmocka_unit_test(test_vanished_first_of_namespace),
+		cmocka_unit_test(test_zombie_is_gone),
+		cmocka_unit_test(test_self_is_read),
 	};
 	int failed = cmocka_run_group_tests_name("inuse", tests, NULL, NULL);
 	free((char *)dir);
