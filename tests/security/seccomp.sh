@@ -96,6 +96,9 @@ vt_log "ok: volmgrd has a network namespace of its own"
 read -r soft hard < <(awk '/^Max open files/ { print $4, $5 }' "/proc/$VT_DAEMON_PID/limits")
 vt_assert_eq "$hard" "$soft" "soft fd limit raised to the hard one (prlimit64 is allowed)"
 vt_assert_eq btrfs "$("$VOLMGR" status --json | jq -r .fstype)" "status"
+# io_uring is in @aio, which @system-service holds: the copy engine's
+# probe passes under the unit's filter.
+vt_assert_eq io_uring "$("$VOLMGR" status --json | jq -r .copy_io)" "copy io under the unit's system call filter"
 
 # A tree with everything a copy must not follow or must keep, beside a
 # directory it must never read.
