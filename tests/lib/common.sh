@@ -153,7 +153,7 @@ vt__on_exit() {
 			failed=1
 		fi
 	done
-	if vt__mounted_under "$VT_TMP" | grep -q .; then
+	if vt__mounted_under "$VT_TMP" | grep . >/dev/null; then
 		printf 'WARN: still mounted, keeping %s:\n' "$VT_TMP" >&2
 		vt__mounted_under "$VT_TMP" >&2
 		failed=1
@@ -350,6 +350,8 @@ vt_restart_daemon() {
 }
 
 # ----------------------------------------------------------- volmgr queries
+# (No `grep -q` behind a pipe here: it exits at the first match, the
+# writer gets SIGPIPE, and with pipefail the match reads as a failure.)
 
 # Names of the volumes volmgr lists (accepts a JSON array or {"volumes":[]}).
 vt_volmgr_names() {
@@ -362,7 +364,7 @@ vt_volmgr_field() {
 }
 
 vt_assert_listed() {
-	vt_volmgr_names | grep -qxF "$1" || vt_fail "volmgr ls does not list $1"
+	vt_volmgr_names | grep -xF "$1" >/dev/null || vt_fail "volmgr ls does not list $1"
 	vt_log "ok: volmgr ls lists $1"
 }
 
@@ -376,7 +378,7 @@ vt_assert_volume_gone() {
 	local name=$1
 	[[ ! -e $VT_POOL/volumes/$name ]] || vt_fail "$VT_POOL/volumes/$name still exists"
 	if [[ $(stat -f -c %T "$VT_POOL") == btrfs ]] &&
-		btrfs subvolume list "$VT_POOL" | grep -qE "path (.*/)?volumes/$name(/|\$)"; then
+		btrfs subvolume list "$VT_POOL" | grep -E "path (.*/)?volumes/$name(/|\$)" >/dev/null; then
 		vt_fail "btrfs subvolume list still shows volumes/$name"
 	fi
 	vt_assert_status 4 "$VOLMGR" inspect "$name"
