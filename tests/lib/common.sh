@@ -364,6 +364,8 @@ vt_restart_daemon() {
 }
 
 # ----------------------------------------------------------- volmgr queries
+# (No `grep -q` behind a pipe here: it exits at the first match, the
+# writer gets SIGPIPE, and with pipefail the match reads as a failure.)
 
 # Names of the volumes volmgr lists (accepts a JSON array or {"volumes":[]}).
 vt_volmgr_names() {
