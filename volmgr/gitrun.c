@@ -48,6 +48,14 @@ int vm_git_init(struct vm_git *g, const char *command, const char *user,
 	return 0;
 }
 
+void vm_git_done(struct vm_git *g)
+{
+	/* uid 0 means never initialised: config_fd is then 0, not ours. */
+	if (g->uid != 0 && g->config_fd > 2)
+		close(g->config_fd);
+	*g = (struct vm_git){0};
+}
+
 static int64_t mono_ms(void)
 {
 	struct timespec ts;

@@ -19,6 +19,10 @@ struct vm_git {
 int vm_git_init(struct vm_git *g, const char *command, const char *user,
 		unsigned timeout_s, struct vm_error *err);
 
+/* Release what vm_git_init made (its config memfd); safe on a g that
+ * vm_git_init never filled (all zero). */
+void vm_git_done(struct vm_git *g);
+
 /* Run `git ARGS...` (args NULL-terminated, without "git") in the
  * directory open at dirfd, as g->uid.  Fails with ETIMEDOUT when it runs
  * past the time limit (the whole process group is killed), and with EIO

@@ -423,6 +423,7 @@ void vm_manager_free(struct vm_manager *m)
 	free(m->vol_prefix);
 	json_decref(m->importing);
 	vm_readers_done(&m->readers);
+	vm_git_done(&m->git);
 	free(m);
 }
 
