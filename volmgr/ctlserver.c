@@ -154,37 +154,12 @@ static void send_nonblocking(void *userdata, json_t *msg)
 	free(text);
 }
 
-static int send_msg(int sock, const void *buf, size_t len, int fd)
-{
-	struct iovec iov = {(void *)buf, len};
-	union {
-		struct cmsghdr h;
-		char b[CMSG_SPACE(sizeof(int))];
-	} ctl;
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-	if (fd >= 0) {
-		memset(&ctl, 0, sizeof(ctl));
-		msg.msg_control = ctl.b;
-		msg.msg_controllen = sizeof(ctl.b);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
-	ssize_t n;
-	do
-		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	return n < 0 ? -errno : 0;
-}
-
 /* One reply: inline when short, else in a sealed memfd (control.h). */
 static int send_reply(int sock, const char *text)
 {
 	size_t len = strlen(text);
 	if (len <= VM_CONTROL_INLINE_MAX)
-		return send_msg(sock, text, len, -1);
+		return vm_send_with_fd(sock, text, len, -1);
 	if (len > VM_CONTROL_REPLY_MAX)
 		return -EMSGSIZE;
 	_cleanup_close_ int mfd = memfd_create("volmgr-reply", MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -197,7 +172,7 @@ static int send_reply(int sock, const char *text)
 		return -errno;
 	char head[64];
 	int hl = snprintf(head, sizeof(head), "{\"reply_fd\":%zu}", len);
-	return send_msg(sock, head, (size_t)hl, mfd);
+	return vm_send_with_fd(sock, head, (size_t)hl, mfd);
 }
 
 static void *client_main(void *arg)

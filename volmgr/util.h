@@ -69,6 +69,9 @@ int vm_error_errno(struct vm_error *err, int code, const char *fmt, ...)
 int64_t vm_now_ns(void);
 void vm_format_time(int64_t ns, char buf[static 40]);
 
+/* Send one message on a socket with at most one fd (SCM_RIGHTS; -1 for
+ * none), retrying on EINTR, without SIGPIPE.  0 or -errno. */
+int vm_send_with_fd(int sock, const void *buf, size_t len, int fd);
 /* Write a whole buffer, retrying on EINTR and short writes. */
 int vm_write_all(int fd, const void *buf, size_t len);
 /* Read a whole (small) file relative to dirfd into a NUL-terminated buffer,
