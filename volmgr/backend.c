@@ -175,9 +175,15 @@ static int copy_opts_with(const struct vm_backend *b, const struct vm_copy_opts 
 {
 	*out = in ? *in : (struct vm_copy_opts){0};
 	out->data = data;
-	/* A reflink clone is FICLONE per file: io_uring has no part in it,
-	 * and the engine refuses to be told to use it. */
-	out->io = data == VM_COPY_DATA_REFLINK && b->io == VM_COPY_IO_URING ? VM_COPY_IO_AUTO : b->io;
+	/* The engine gets what was asked for, not what the probe found:
+	 * under AUTO it picks per copy (copy_file_range where one file
+	 * system clones, syscalls for a caller's credentials, else
+	 * io_uring).  A reflink clone is FICLONE per file, and a copy read
+	 * with a caller's credentials cannot use io_uring: a forced
+	 * io_uring applies to neither. */
+	out->io = b->io_want;
+	if (out->io == VM_COPY_IO_URING && (data == VM_COPY_DATA_REFLINK || out->reader))
+		out->io = data == VM_COPY_DATA_REFLINK ? VM_COPY_IO_AUTO : VM_COPY_IO_SYSCALLS;
 	return 0;
 }
 

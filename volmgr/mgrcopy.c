@@ -93,7 +93,7 @@ void vm_mgr_copy_opts(struct vm_manager *m, int src_fd, const struct vm_create_o
 		      const struct vm_caller *caller, struct vm_reader *reader,
 		      struct vm_copy_opts *ret)
 {
-	*ret = (struct vm_copy_opts){.io = m->backend.io};
+	*ret = (struct vm_copy_opts){.io = m->backend.io_want};
 	if (caller && caller->uid != 0) {
 		*reader = (struct vm_reader){.uid = caller->uid, .gid = caller->gid,
 					     .ngroups = caller->ngroups};

@@ -47,7 +47,7 @@ vt_assert_eq 10 "$status" "copying a tree with a directory nobody cannot read"
 vt_assert_contains "$msg" "Permission denied" "message"
 vt_assert_status 4 "$VOLMGR" inspect leak
 vt_assert_eq 0 "$(find "$pool/staging" -mindepth 1 | wc -l)" "nothing left in staging"
-as_nobody snapshot "$VT_TMP/tree/open" fine >/dev/null 2>&1
+vt_assert_status 0 as_nobody snapshot "$VT_TMP/tree/open" fine
 vt_assert_eq readable "$(cat "$pool/volumes/fine/f")" "a readable tree is copied"
 "$VOLMGR" snapshot "$VT_TMP/tree" as-root >/dev/null 2>&1
 vt_assert_eq secret "$(cat "$pool/volumes/as-root/closed/shadow")" "root reads everything"
