@@ -84,6 +84,39 @@ static bool process_gone(int e)
 	return e == ENOENT || e == ESRCH || e == EINVAL;
 }
 
+/* A thread group whose leader has exited while other threads run (a
+ * zombie leader): the leader's ns link and mountinfo look gone, but the
+ * mounts live on in its threads' view.  Read the first live thread's.
+ * 1 if one was read, 0 if none is left, -errno if one cannot be read. */
+static int scan_threads(const char *proc, const char *pid, dev_t sb_dev,
+			const char *prefix, json_t *counts)
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/%s/task", proc, pid);
+	DIR *d = opendir(p);
+	if (!d)
+		return 0;
+	int r = 0;
+	struct dirent *de;
+	while (r == 0 && (de = readdir(d))) {
+		if (de->d_name[0] < '1' || de->d_name[0] > '9' || strcmp(de->d_name, pid) == 0)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s/task/%s/mountinfo", proc, pid, de->d_name);
+		int fd = open(p, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			r = process_gone(errno) ? 0 : -errno;
+			continue;
+		}
+		close(fd);
+		if (vm_inuse_scan_mountinfo(p, sb_dev, prefix, counts) == 0)
+			r = 1;
+		else if (access(p, R_OK) == 0)
+			r = -EIO; /* still there, and not parsed: do not guess */
+	}
+	closedir(d);
+	return r;
+}
+
 int vm_inuse_scan_pid(const char *proc, const char *pid, dev_t sb_dev,
 		      const char *prefix, json_t *counts, struct vm_inuse_seen *seen)
 {
@@ -96,18 +129,27 @@ int vm_inuse_scan_pid(const char *proc, const char *pid, dev_t sb_dev,
 			return 0; /* this namespace was read already */
 		have_ns = true;
 	} else if (process_gone(errno)) {
-		return 0; /* exited, or a kernel thread */
+		/* exited, a kernel thread, or a leader whose threads live on */
+		return scan_threads(proc, pid, sb_dev, prefix, counts);
 	}
 	/* Not allowed to follow the namespace link (PID 1 on some hosts):
 	 * read its mountinfo all the same, without dedup. */
 	snprintf(p, sizeof(p), "%s/%s/mountinfo", proc, pid);
 	int fd = open(p, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return process_gone(errno) ? 0 : -errno;
+		return process_gone(errno) ? scan_threads(proc, pid, sb_dev, prefix, counts) : -errno;
 	close(fd);
-	/* Gone between the open and the read: nothing left to count. */
-	if (vm_inuse_scan_mountinfo(p, sb_dev, prefix, counts) < 0)
-		return 0;
+	if (vm_inuse_scan_mountinfo(p, sb_dev, prefix, counts) < 0) {
+		/* Gone between the open and the read: nothing left to count.
+		 * Still there (out of memory, out of fds, a parse error):
+		 * unreadable, so the scan fails closed rather than call a
+		 * volume in use free. */
+		fd = open(p, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return process_gone(errno) ? scan_threads(proc, pid, sb_dev, prefix, counts) : -errno;
+		close(fd);
+		return -EIO;
+	}
 	/* Only a namespace actually read counts as seen: if the process we
 	 * looked at first exits before its mountinfo is read, another
 	 * process of the same namespace must still be read, or the

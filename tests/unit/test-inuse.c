@@ -300,6 +300,52 @@ static void test_zombie_is_gone(void **state)
 	free(tmp);
 }
 
+/* A thread group whose leader exited while a thread runs on: the
+ * leader's ns link and mountinfo are gone, its thread's mountinfo is not.
+ * The mounts must be read from the thread (skipping the group hid them). */
+static void test_zombie_leader_live_thread(void **state)
+{
+	char *tmp = make_tmpdir();
+	char *proc = ut_path(tmp, "proc");
+	char p[4096];
+	assert_int_equal(mkdir(proc, 0755), 0);
+	const char *const dirs[] = {"20", "20/task", "20/task/20", "20/task/21"};
+	for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+		snprintf(p, sizeof(p), "%s/%s", proc, dirs[i]);
+		assert_int_equal(mkdir(p, 0755), 0);
+	}
+	char *fixture = ut_path(dir, "container-a.mountinfo");
+	snprintf(p, sizeof(p), "%s/20/task/21/mountinfo", proc);
+	assert_int_equal(symlink(fixture, p), 0);
+	scan_expect(proc, "{\"ci-1\": 2, \"ci-2\": 1}", 0);
+	free(fixture);
+	rm_tree(tmp);
+	free(proc);
+	free(tmp);
+}
+
+/* A mountinfo that opens but cannot be parsed, from a process that is
+ * still there: unreadable (the scan fails closed), never "gone". */
+static void test_unparsable_is_unreadable(void **state)
+{
+	char *tmp = make_tmpdir();
+	char *ns = ut_path(tmp, "ns-inode");
+	char *proc = ut_path(tmp, "proc");
+	int fd = open(ns, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(mkdir(proc, 0755), 0);
+	fake_pid(proc, "30", ns, NULL);
+	char p[4096];
+	snprintf(p, sizeof(p), "%s/30/mountinfo", proc);
+	assert_int_equal(mkdir(p, 0755), 0); /* opens, does not read */
+	scan_expect(proc, "{}", 1);
+	rm_tree(tmp);
+	free(ns);
+	free(proc);
+	free(tmp);
+}
+
 /* And a live process is read: this one. */
 static void test_self_is_read(void **state)
 {
@@ -325,6 +371,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_empty_and_missing),
 		cmocka_unit_test(test_vanished_first_of_namespace),
 		cmocka_unit_test(test_zombie_is_gone),
+		cmocka_unit_test(test_zombie_leader_live_thread),
+		cmocka_unit_test(test_unparsable_is_unreadable),
 		cmocka_unit_test(test_self_is_read),
 	};
 	int failed = cmocka_run_group_tests_name("inuse", tests, NULL, NULL);
