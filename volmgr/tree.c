@@ -29,10 +29,37 @@ int vm_tree_copy(int src_fd, int dst_fd, const struct vm_reader *reader,
 	return r;
 }
 
-static int remove_children(int dirfd, unsigned depth, struct vm_error *err)
+/* Removal recurses at most this deep, holding one directory fd and
+ * stream per level; a deeper subtree is moved up to the top of the tree
+ * being removed and removed from there in a later pass, so any depth a
+ * job can make goes away with bounded fds and memory. */
+#define REMOVE_MAX_DEPTH 64
+
+struct remove_ctx {
+	int top_fd;        /* the directory being emptied */
+	unsigned long seq; /* names for hoisted subtrees */
+	unsigned hoisted;  /* moved up in this pass */
+	struct vm_error *err;
+};
+
+/* Move dirfd/name to the top of the tree under a fresh name. */
+static int hoist(struct remove_ctx *c, int dirfd, const char *name)
 {
-	if (depth >= VM_TREE_MAX_DEPTH * 4)
-		return vm_error_set(err, ELOOP, "tree too deep to remove");
+	for (;;) {
+		char to[64];
+		snprintf(to, sizeof(to), "volmgr-deep-%lu", c->seq++);
+		if (renameat2(dirfd, name, c->top_fd, to, RENAME_NOREPLACE) == 0) {
+			c->hoisted++;
+			return 0;
+		}
+		if (errno != EEXIST)
+			return vm_error_errno(c->err, errno, "cannot move %s up to remove it", name);
+	}
+}
+
+static int remove_children(int dirfd, unsigned depth, struct remove_ctx *c)
+{
+	struct vm_error *err = c->err;
 	int dfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
 	if (dfd < 0)
 		return vm_error_errno(err, errno, "cannot dup directory fd");
@@ -42,6 +69,9 @@ static int remove_children(int dirfd, unsigned depth, struct vm_error *err)
 		close(dfd);
 		return vm_error_errno(err, e, "cannot read directory");
 	}
+	/* The dup shares dirfd's offset: a later pass over the same
+	 * directory must start at its beginning again. */
+	rewinddir(d);
 	int r = 0;
 	struct dirent *de;
 	while ((de = readdir(d))) {
@@ -49,9 +79,23 @@ static int remove_children(int dirfd, unsigned depth, struct vm_error *err)
 			continue;
 		if (unlinkat(dirfd, de->d_name, 0) == 0)
 			continue;
-		if (errno != EISDIR && errno != EPERM) {
+		if (errno == EPERM) {
+			/* EPERM: a directory on some file systems, or a file that
+			 * may not be removed (immutable, append-only). */
+			struct stat st;
+			if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+			    !S_ISDIR(st.st_mode)) {
+				r = vm_error_errno(err, EPERM, "cannot remove %s", de->d_name);
+				break;
+			}
+		} else if (errno != EISDIR) {
 			r = vm_error_errno(err, errno, "cannot remove %s", de->d_name);
 			break;
+		}
+		if (depth + 1 >= REMOVE_MAX_DEPTH) {
+			if ((r = hoist(c, dirfd, de->d_name)) < 0)
+				break;
+			continue;
 		}
 		_cleanup_close_ int sub = vm_openat_beneath(
 			dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
@@ -59,7 +103,7 @@ static int remove_children(int dirfd, unsigned depth, struct vm_error *err)
 			r = vm_error_errno(err, -sub, "cannot open %s", de->d_name);
 			break;
 		}
-		r = remove_children(sub, depth + 1, err);
+		r = remove_children(sub, depth + 1, c);
 		if (r < 0)
 			break;
 		if (unlinkat(dirfd, de->d_name, AT_REMOVEDIR) < 0) {
@@ -81,11 +125,19 @@ int vm_tree_remove(int dirfd, const char *name, struct vm_error *err)
 		return vm_error_errno(err, errno, "cannot remove %s", name);
 	_cleanup_close_ int fd = vm_openat_beneath(
 		dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (fd == -ENOTDIR) /* EPERM on a file: immutable or append-only */
+		return vm_error_errno(err, EPERM, "cannot remove %s", name);
 	if (fd < 0)
 		return vm_error_errno(err, -fd, "cannot open %s", name);
-	int r = remove_children(fd, 0, err);
-	if (r < 0)
-		return r;
+	struct remove_ctx c = {.top_fd = fd, .err = err};
+	/* Passes until nothing was moved up: each pass removes what it
+	 * reached and hoists what lies deeper. */
+	do {
+		c.hoisted = 0;
+		int r = remove_children(fd, 0, &c);
+		if (r < 0)
+			return r;
+	} while (c.hoisted);
 	if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0)
 		return vm_error_errno(err, errno, "cannot remove %s", name);
 	return 0;

@@ -136,3 +136,19 @@ else
 	vt_assert_eq 11 "$status" "forced io_uring where it does not work"
 	vt_assert_contains "$(cat "$VT_TMP/uring.log")" "[copy] io = io_uring, but io_uring cannot be used here" "message"
 fi
+
+vt_step "removal off btrfs: a tree far deeper than removal recurses (3,000 levels) goes away whole"
+served ext4 copy probed
+pool=${dirs[ext4]}/pool
+# One process makes the chain (a fork per level is slow on a loaded
+# machine); each level is made relative to the last, so no path is long.
+python3 -c 'import os, sys
+os.chdir(sys.argv[1])
+for _ in range(3000):
+    os.mkdir("d"); os.chdir("d")
+open("f", "w").write("bottom\n")' "$pool/volumes/vv"
+"$VOLMGR" rm vv >/dev/null || vt_fail "cannot remove a 3,000-level volume"
+[[ ! -e $pool/volumes/vv ]] || vt_fail "the deep volume is still there"
+vt_assert_eq 0 "$(find "$pool/staging" -mindepth 1 -maxdepth 1 | wc -l)" "nothing left in staging"
+"$VOLMGR" cache rm cc >/dev/null
+vt_stop_daemon
