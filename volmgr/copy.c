@@ -772,8 +772,21 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 	struct vm_copy_dir root = {.src = src_fd, .dst = dst_fd, .is_root = true};
 	atomic_init(&root.refs, 1);
 	w->cur = &root;
+	/* The walk reads its own open file description of the top: the
+	 * caller's fd may have been read from already (its offset would hide
+	 * entries) and must not be moved.  "." follows no link; opened with
+	 * the reader's credentials, so a reader gets no more than it has. */
+	_cleanup_close_ int top = -1;
+	if (r == 0) {
+		r = vm_copy_as_reader(c);
+		if (r == 0 && (top = openat(src_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+			r = -errno;
+		vm_copy_as_root(c);
+		if (r < 0)
+			r = vm_copy_fail(c, -r, true, "cannot open the source");
+	}
 	if (r == 0)
-		r = walk_dir(w, src_fd, dst_fd, 0);
+		r = walk_dir(w, top, dst_fd, 0);
 
 	/* The walk is over: let the data path drain, reporting progress
 	 * meanwhile. */

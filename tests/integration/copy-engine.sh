@@ -207,6 +207,9 @@ for fs in btrfs xfs ext4 tmpfs; do
 	check_copy "$fs" "copy/uring" io_uring --data copy --io uring
 	check_copy "$fs" "copy/syscalls" syscalls --data copy --io syscalls
 	vt_assert_eq "syscalls requested" "$(jq -r .io_reason <<<"$LAST_OUT")" "io_reason"
+	# The caller's fd read to its end first: the engine reads its own.
+	check_copy "$fs" "copy/syscalls, source fd already read" syscalls --data copy \
+		--io syscalls --read-first
 
 	vt_step "$fs: the openat2 fallback, forced"
 	check_copy "$fs" "copy/uring, no openat2" io_uring --data copy --io uring --no-openat2
