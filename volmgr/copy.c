@@ -325,6 +325,14 @@ static int copy_file(struct walk *w, int src, const struct stat *st, int dst_dir
 	return submit_file(w, src, dst, st, name);
 }
 
+/* A name readdir listed is gone (a temp file of a live tree): leave it
+ * out, as if the walk had come a moment later. */
+static int skip_vanished(struct walk *w)
+{
+	w->st.skipped++;
+	return 0;
+}
+
 static int copy_symlink(struct walk *w, int src_dir, int dst_dir, const char *name,
 			const struct stat *st)
 {
@@ -334,6 +342,8 @@ static int copy_symlink(struct walk *w, int src_dir, int dst_dir, const char *na
 	ssize_t n = rr < 0 ? rr : readlinkat(src_dir, name, target, sizeof(target) - 1);
 	int e = errno;
 	vm_copy_as_root(c);
+	if (n < 0 && rr == 0 && e == ENOENT)
+		return skip_vanished(w);
 	if (n < 0)
 		return vm_copy_fail(c, rr < 0 ? -rr : e, true, "cannot read link %s", name);
 	target[n] = '\0';
@@ -511,11 +521,15 @@ static int copy_entry(struct walk *w, int src_dir, int dst_dir, const char *name
 			    (d_type == DT_REG && S_ISREG(st.st_mode)))
 				return copy_opened(w, fd, &st, foreign, dst_dir, name, depth);
 			close(fd);
+		} else if (fd == -ENOENT) {
+			return skip_vanished(w);
 		} else if (fd != -ELOOP && fd != -EXDEV && fd != -ENOTDIR && fd != -ENXIO) {
 			return vm_copy_fail(c, -fd, true, "cannot open %s", name);
 		}
 	}
 	int r = vm_copy_src_fstatat(c, src_dir, name, &st);
+	if (r == -ENOENT)
+		return skip_vanished(w);
 	if (r < 0)
 		return vm_copy_fail(c, -r, true, "cannot stat %s", name);
 	if (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)) {
@@ -526,6 +540,8 @@ static int copy_entry(struct walk *w, int src_dir, int dst_dir, const char *name
 				     &st2, &foreign);
 		if (fd == -EXDEV) /* openat2 at a mount point */
 			return copy_opened(w, -1, &st, true, dst_dir, name, depth);
+		if (fd == -ENOENT)
+			return skip_vanished(w);
 		if (fd < 0)
 			return vm_copy_fail(c, -fd, true, "cannot open %s", name);
 		if (st2.st_ino != st.st_ino || st2.st_dev != st.st_dev) {
