@@ -138,6 +138,8 @@ int vm_copy_as_reader(const struct vm_copy_ctx *c);
 void vm_copy_as_root(const struct vm_copy_ctx *c);
 int vm_copy_src_fstatat(struct vm_copy_ctx *c, int dir, const char *name, struct stat *st);
 int vm_copy_src_open(struct vm_copy_ctx *c, int dir, const char *name, int flags);
+/* Open for reading, as the reader, the inode an O_PATH fd holds. */
+int vm_copy_src_reopen(struct vm_copy_ctx *c, int path_fd, int flags);
 
 /* copy-links.c: the hard-link table. */
 struct vm_copy_link {

@@ -470,7 +470,9 @@ static int open_source(struct walk *w, int src_dir, const char *name, int flags,
 		       struct stat *ret_st, bool *ret_foreign)
 {
 	struct vm_copy_ctx *c = w->c;
-	int fd = vm_copy_src_open(c, src_dir, name, flags | O_CLOEXEC | O_NOCTTY);
+	/* openat2 refuses O_PATH with any flag but a few (EINVAL). */
+	int fd = vm_copy_src_open(c, src_dir, name,
+				  flags | O_CLOEXEC | ((flags & O_PATH) ? 0 : O_NOCTTY));
 	if (fd < 0)
 		return fd;
 	struct statx x;
@@ -499,8 +501,18 @@ static int copy_opened(struct walk *w, int fd, const struct stat *st, bool forei
 		w->st.skipped++;
 		return 0;
 	}
-	return S_ISDIR(st->st_mode) ? copy_dir(w, fd, st, dst_dir, name, depth)
-				    : copy_file(w, fd, st, dst_dir, name);
+	if (S_ISDIR(st->st_mode))
+		return copy_dir(w, fd, st, dst_dir, name, depth);
+	/* A regular file was opened O_PATH and its type checked on that fd:
+	 * only now is it opened for reading, through the fd itself, so a
+	 * device node renamed into its place is never opened by root. */
+	int rd = vm_copy_src_reopen(w->c, fd, O_RDONLY);
+	close(fd);
+	if (rd == -ENOENT)
+		return skip_vanished(w);
+	if (rd < 0)
+		return vm_copy_fail(w->c, -rd, true, "cannot open %s", name);
+	return copy_file(w, rd, st, dst_dir, name);
 }
 
 static int copy_entry(struct walk *w, int src_dir, int dst_dir, const char *name,
@@ -513,8 +525,10 @@ static int copy_entry(struct walk *w, int src_dir, int dst_dir, const char *name
 		/* The common cases: open first (never following a link,
 		 * never leaving the tree) and stat what was opened.  A name
 		 * that changed type since readdir falls through to lstat.
-		 * O_NONBLOCK: a fifo swapped in must not block the open. */
-		int flags = d_type == DT_DIR ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK;
+		 * A file is opened O_PATH (no fifo can block it, no device
+		 * can see an open) and reopened for reading once fstat says
+		 * it is regular (copy_opened). */
+		int flags = d_type == DT_DIR ? O_RDONLY | O_DIRECTORY : O_PATH;
 		int fd = open_source(w, src_dir, name, flags, &st, &foreign);
 		if (fd >= 0) {
 			if ((d_type == DT_DIR && S_ISDIR(st.st_mode)) ||
@@ -535,8 +549,7 @@ static int copy_entry(struct walk *w, int src_dir, int dst_dir, const char *name
 	if (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)) {
 		struct stat st2;
 		int fd = open_source(w, src_dir, name,
-				     S_ISDIR(st.st_mode) ? O_RDONLY | O_DIRECTORY
-							 : O_RDONLY | O_NONBLOCK,
+				     S_ISDIR(st.st_mode) ? O_RDONLY | O_DIRECTORY : O_PATH,
 				     &st2, &foreign);
 		if (fd == -EXDEV) /* openat2 at a mount point */
 			return copy_opened(w, -1, &st, true, dst_dir, name, depth);
