@@ -122,13 +122,6 @@ static void slot_start(struct uring_copy *u, struct vm_copy_job *j)
 	s->ext_end = j->sparse ? 0 : j->st.st_size;
 	if (vm_copy_job_open(u->c, j) < 0)
 		return slot_release(u, i, false);
-	/* The walker opened the source O_NONBLOCK (a fifo swapped in must
-	 * not hang it).  io_uring hands -EAGAIN back for such a file instead
-	 * of waiting for the disk: a cold cache would spin.  Clear it. */
-	if (j->st.st_size > 0 && fcntl(j->src, F_SETFL, 0) < 0) {
-		vm_copy_fail(u->c, errno, true, "cannot clear O_NONBLOCK on %s", j->name);
-		return slot_release(u, i, false);
-	}
 	if (j->sparse && ftruncate(j->dst, j->st.st_size) < 0) {
 		vm_copy_fail(u->c, errno, true, "cannot size %s", j->name);
 		return slot_release(u, i, false);

@@ -505,7 +505,9 @@ static int copy_opened(struct walk *w, int fd, const struct stat *st, bool forei
 		return copy_dir(w, fd, st, dst_dir, name, depth);
 	/* A regular file was opened O_PATH and its type checked on that fd:
 	 * only now is it opened for reading, through the fd itself, so a
-	 * device node renamed into its place is never opened by root. */
+	 * device node renamed into its place is never opened by root.  No
+	 * O_NONBLOCK on it, for any data path: io_uring would hand -EAGAIN
+	 * back for a cold page cache instead of waiting for the disk. */
 	int rd = vm_copy_src_reopen(w->c, fd, O_RDONLY);
 	close(fd);
 	if (rd == -ENOENT)
