@@ -342,8 +342,10 @@ static int copy_symlink(struct walk *w, int src_dir, int dst_dir, const char *na
 	ssize_t n = rr < 0 ? rr : readlinkat(src_dir, name, target, sizeof(target) - 1);
 	int e = errno;
 	vm_copy_as_root(c);
-	if (n < 0 && rr == 0 && e == ENOENT)
-		return skip_vanished(w);
+	if (n < 0 && rr == 0 && e == ENOENT) {
+		skip_vanished(w);
+		return 1; /* nothing for a later name to link to */
+	}
 	if (n < 0)
 		return vm_copy_fail(c, rr < 0 ? -rr : e, true, "cannot read link %s", name);
 	target[n] = '\0';
@@ -358,6 +360,7 @@ static int copy_symlink(struct walk *w, int src_dir, int dst_dir, const char *na
 	return 0;
 }
 
+/* 0 made, 1 left out, or -errno. */
 static int copy_node(struct walk *w, int dst_dir, const char *name, const struct stat *st)
 {
 	struct vm_copy_ctx *c = w->c;
@@ -366,7 +369,7 @@ static int copy_node(struct walk *w, int dst_dir, const char *name, const struct
 		 * leave them out rather than fail the copy. */
 		if (errno == EPERM && !S_ISFIFO(st->st_mode)) {
 			w->st.skipped++;
-			return 0;
+			return 1;
 		}
 		return vm_copy_fail(c, errno, true, "cannot create node %s", name);
 	}
@@ -573,13 +576,21 @@ static int copy_entry(struct walk *w, int src_dir, int dst_dir, const char *name
 	if (!(S_ISLNK(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) ||
 	      S_ISBLK(st.st_mode)))
 		return 0; /* sockets: meaningless in a copy, skipped like cp does */
+	/* A caller who is not root could not mknod a device node itself:
+	 * its copy gets none either (not even root's copy of one it may
+	 * read). */
+	if (c->reader && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))) {
+		w->st.skipped++;
+		return 0;
+	}
 	if ((r = try_hardlink(w, &st, dst_dir, name)) != 0)
 		return r < 0 ? r : 0;
 	r = S_ISLNK(st.st_mode) ? copy_symlink(w, src_dir, dst_dir, name, &st)
 				: copy_node(w, dst_dir, name, &st);
+	/* 1: left out; no later name may link to it. */
 	if (r == 0)
 		r = remember_link(w, &st, name);
-	return r;
+	return r < 0 ? r : 0;
 }
 
 struct linux_dirent64 {

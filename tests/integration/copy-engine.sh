@@ -257,6 +257,21 @@ for fs in btrfs xfs ext4 tmpfs; do
 	vt_assert_contains "$(jq -r .io_reason <<<"$out")" "uid 65534" "io_reason"
 	python3 "$TREECMP" --atime "$src/pub" "$dst" || vt_fail "$fs: the reader's copy differs"
 	rm -rf "$dst"
+	# Device nodes: a caller who is not root could not make them, so
+	# its copy leaves them out (counted as skipped); a fifo stays.
+	mkdir -p "$base/devsrc" "$dst"
+	printf 'kept\n' >"$base/devsrc/file"
+	mknod "$base/devsrc/chardev" c 1 3
+	mknod "$base/devsrc/blockdev" b 7 250
+	mkfifo "$base/devsrc/fifo"
+	chmod -R a+rX "$base/devsrc"
+	out=$(vm_copy --reader 65534:65534 "$base/devsrc" "$dst") ||
+		vt_fail "reader's copy of device nodes failed: $out"
+	vt_log "$out"
+	vt_assert_eq 2 "$(jq -r .stats.skipped <<<"$out")" "device nodes skipped in a reader's copy"
+	[[ -f $dst/file && -p $dst/fifo && ! -e $dst/chardev && ! -e $dst/blockdev ]] ||
+		vt_fail "$fs: a reader's copy made device nodes (or lost the rest)"
+	rm -rf "$dst" "$base/devsrc"
 	printf 'secret\n' >"$src/pub/private" && chmod 0600 "$src/pub/private"
 	touch -d '2001-02-03 04:05:06' "$src/pub"
 done
