@@ -11,12 +11,14 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <linux/magic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <time.h>
@@ -655,6 +657,33 @@ static void read_umask(struct vm_copy_ctx *c)
 	}
 }
 
+#ifndef CONFIGFS_MAGIC
+#define CONFIGFS_MAGIC 0x62656570 /* not in every linux/magic.h */
+#endif
+
+/* A reader's copy of a kernel file system (proc, sys...) would read with
+ * the capabilities root keeps beyond the fs ones setfsuid drops: refuse
+ * it.  The walk never crosses a mount, so the top's file system decides.
+ * The name of the file system refused, or NULL. */
+static const char *pseudo_fs(int fd)
+{
+	static const struct { unsigned long magic; const char *name; } fs[] = {
+		{PROC_SUPER_MAGIC, "proc"},     {SYSFS_MAGIC, "sysfs"},
+		{DEBUGFS_MAGIC, "debugfs"},     {TRACEFS_MAGIC, "tracefs"},
+		{SECURITYFS_MAGIC, "securityfs"}, {CGROUP_SUPER_MAGIC, "cgroup"},
+		{CGROUP2_SUPER_MAGIC, "cgroup2"}, {CONFIGFS_MAGIC, "configfs"},
+		{BPF_FS_MAGIC, "bpf"},          {EFIVARFS_MAGIC, "efivarfs"},
+		{PSTOREFS_MAGIC, "pstore"},
+	};
+	struct statfs sf;
+	if (fstatfs(fd, &sf) < 0)
+		return "an unknown file system (fstatfs failed)";
+	for (size_t i = 0; i < ELEMENTSOF(fs); i++)
+		if ((unsigned long)sf.f_type == fs[i].magic)
+			return fs[i].name;
+	return NULL;
+}
+
 /* Which data path, and why. */
 static int choose_io(struct vm_copy_ctx *c, const struct vm_copy_opts *o,
 		     int src_fd, int dst_fd, struct vm_copy_report *rep)
@@ -777,7 +806,15 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 
 	pthread_t threads[VM_COPY_REFLINK_THREADS];
 	int n_threads = 0;
-	int r = choose_io(c, opts, src_fd, dst_fd, rep);
+	int r = 0;
+	const char *pseudo = c->reader ? pseudo_fs(src_fd) : NULL;
+	if (pseudo)
+		r = vm_copy_fail(c, EXDEV, false,
+				 "cannot copy from %s for uid %u: a kernel file system is "
+				 "never copied for a caller who is not root",
+				 pseudo, (unsigned)c->reader->uid);
+	if (r == 0)
+		r = choose_io(c, opts, src_fd, dst_fd, rep);
 	if (r == 0 && !c->reader) {
 		/* A reader's copy stays in this thread, the one whose
 		 * credentials are switched. */

@@ -276,6 +276,22 @@ for fs in btrfs xfs ext4 tmpfs; do
 	touch -d '2001-02-03 04:05:06' "$src/pub"
 done
 
+vt_step "a reader's copy of proc or sysfs is refused"
+# setfsuid drops only the fs capabilities: reading a kernel file system
+# for a caller would still use root's others.
+for pseudo in /proc/sys /sys/kernel; do
+	dst=$VT_TMP/dst-pseudo
+	mkdir "$dst"
+	status=0
+	out=$(vm_copy --reader 65534:65534 "$pseudo" "$dst") || status=$?
+	vt_log "$out"
+	vt_assert_eq 1 "$status" "exit status of a reader's copy of $pseudo"
+	vt_assert_eq 18 "$(jq -r .errno <<<"$out")" "errno (EXDEV) for $pseudo"
+	vt_assert_contains "$(jq -r .error <<<"$out")" "kernel file system" "error for $pseudo"
+	[[ -z $(ls -A "$dst") ]] || vt_fail "the refused copy of $pseudo left files behind"
+	rm -rf "$dst"
+done
+
 vt_step "io_uring denied by seccomp (as in a podman container)"
 mkdir "$base/dst-seccomp"
 out=$(python3 "$SECCOMP_DENY" "$VM_COPY" --io auto "$src" "$base/dst-seccomp") ||
