@@ -228,6 +228,12 @@ static int remember_link(struct walk *w, const struct stat *st, const char *name
 	if (S_ISDIR(st->st_mode) || st->st_nlink < 2)
 		return 0;
 	int r = vm_copy_links_add(&w->links, st->st_dev, st->st_ino, w->path, name);
+	if (r == -E2BIG)
+		return vm_copy_fail(w->c, E2BIG, false,
+				    "too many hard-linked files to copy at %s%s%s: at most %u "
+				    "inodes with several names, %zu MiB of their paths",
+				    w->path, w->path[0] ? "/" : "", name, VM_COPY_LINKS_MAX,
+				    VM_COPY_LINKS_PATH_BYTES_MAX >> 20);
 	return r < 0 ? vm_copy_fail(w->c, -r, true, "cannot track hard link %s", name) : 0;
 }
 
