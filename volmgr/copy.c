@@ -205,6 +205,9 @@ static struct vm_copy_dir *dir_ref(struct vm_copy_dir *d)
 	return d;
 }
 
+/* An entry's path below the top, for error messages: "%s%s%s". */
+#define AT(w, name) (w)->path, (w)->path[0] ? "/" : "", (name)
+
 /* ------------------------------------------------------------ hard links */
 
 /* A later name of an inode already copied becomes a hard link to the
@@ -218,7 +221,7 @@ static int try_hardlink(struct walk *w, const struct stat *st, int dst_dir, cons
 		return 0;
 	int r = vm_copy_link_first(w->c->dst_root, first, dst_dir, name);
 	if (r < 0)
-		return vm_copy_fail(w->c, -r, true, "cannot link %s", name);
+		return vm_copy_fail(w->c, -r, true, "cannot link %s%s%s", AT(w, name));
 	w->st.hardlinks++;
 	return 1;
 }
@@ -234,7 +237,7 @@ static int remember_link(struct walk *w, const struct stat *st, const char *name
 				    "inodes with several names, %zu MiB of their paths",
 				    w->path, w->path[0] ? "/" : "", name, VM_COPY_LINKS_MAX,
 				    VM_COPY_LINKS_PATH_BYTES_MAX >> 20);
-	return r < 0 ? vm_copy_fail(w->c, -r, true, "cannot track hard link %s", name) : 0;
+	return r < 0 ? vm_copy_fail(w->c, -r, true, "cannot track hard link %s%s%s", AT(w, name)) : 0;
 }
 
 /* ------------------------------------------------------------- progress */
@@ -323,7 +326,7 @@ static int copy_file(struct walk *w, int src, const struct stat *st, int dst_dir
 			 st->st_mode & 0777);
 	if (dst < 0) {
 		close(src);
-		return vm_copy_fail(c, errno, true, "cannot create %s", name);
+		return vm_copy_fail(c, errno, true, "cannot create %s%s%s", AT(w, name));
 	}
 	if ((r = remember_link(w, st, name)) < 0) {
 		close(src);
@@ -355,15 +358,15 @@ static int copy_symlink(struct walk *w, int src_dir, int dst_dir, const char *na
 		return 1; /* nothing for a later name to link to */
 	}
 	if (n < 0)
-		return vm_copy_fail(c, rr < 0 ? -rr : e, true, "cannot read link %s", name);
+		return vm_copy_fail(c, rr < 0 ? -rr : e, true, "cannot read link %s%s%s", AT(w, name));
 	target[n] = '\0';
 	if (symlinkat(target, dst_dir, name) < 0)
-		return vm_copy_fail(c, errno, true, "cannot create link %s", name);
+		return vm_copy_fail(c, errno, true, "cannot create link %s%s%s", AT(w, name));
 	if (fchownat(dst_dir, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0)
-		return vm_copy_fail(c, errno, true, "cannot chown link %s", name);
+		return vm_copy_fail(c, errno, true, "cannot chown link %s%s%s", AT(w, name));
 	struct timespec ts[2] = {st->st_atim, st->st_mtim};
 	if (utimensat(dst_dir, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
-		return vm_copy_fail(c, errno, true, "cannot set times of link %s", name);
+		return vm_copy_fail(c, errno, true, "cannot set times of link %s%s%s", AT(w, name));
 	w->st.symlinks++;
 	return 0;
 }
@@ -379,20 +382,20 @@ static int copy_node(struct walk *w, int dst_dir, const char *name, const struct
 			w->st.skipped++;
 			return 1;
 		}
-		return vm_copy_fail(c, errno, true, "cannot create node %s", name);
+		return vm_copy_fail(c, errno, true, "cannot create node %s%s%s", AT(w, name));
 	}
 	_cleanup_close_ int d = vm_openat_beneath(dst_dir, name, O_PATH | O_CLOEXEC, 0);
 	if (d < 0)
-		return vm_copy_fail(c, -d, true, "cannot open node %s", name);
+		return vm_copy_fail(c, -d, true, "cannot open node %s%s%s", AT(w, name));
 	/* fchown/fchmod do not work on O_PATH fds: go through the fd's own
 	 * /proc entry, which names exactly this inode. */
 	char p[64];
 	snprintf(p, sizeof(p), "/proc/self/fd/%d", d);
 	if (chown(p, st->st_uid, st->st_gid) < 0 || chmod(p, st->st_mode & 07777) < 0)
-		return vm_copy_fail(c, errno, true, "cannot set owner of node %s", name);
+		return vm_copy_fail(c, errno, true, "cannot set owner of node %s%s%s", AT(w, name));
 	struct timespec ts[2] = {st->st_atim, st->st_mtim};
 	if (utimensat(dst_dir, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
-		return vm_copy_fail(c, errno, true, "cannot set times of node %s", name);
+		return vm_copy_fail(c, errno, true, "cannot set times of node %s%s%s", AT(w, name));
 	w->st.others++;
 	return 0;
 }
@@ -409,11 +412,11 @@ static int copy_dir(struct walk *w, int src, const struct stat *st, int dst_dir,
 		return vm_copy_fail(c, ELOOP, false, "tree is deeper than %d levels at %s",
 				    VM_TREE_MAX_DEPTH, name);
 	if (mkdirat(dst_dir, name, 0700) < 0)
-		return vm_copy_fail(c, errno, true, "cannot create directory %s", name);
+		return vm_copy_fail(c, errno, true, "cannot create directory %s%s%s", AT(w, name));
 	_cleanup_close_ int d = vm_openat_beneath(dst_dir, name,
 						  O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	if (d < 0)
-		return vm_copy_fail(c, -d, true, "cannot open new directory %s", name);
+		return vm_copy_fail(c, -d, true, "cannot open new directory %s%s%s", AT(w, name));
 	w->st.dirs++;
 	struct vm_copy_dir *h = calloc(1, sizeof(*h));
 	if (!h)
@@ -437,7 +440,7 @@ static int copy_dir(struct walk *w, int src, const struct stat *st, int dst_dir,
 				 len ? "/" : "", name);
 		if (n < 0 || (size_t)n >= sizeof(w->path) - len) {
 			w->path[len] = '\0';
-			r = vm_copy_fail(c, ENAMETOOLONG, false, "path too long below %s", name);
+			r = vm_copy_fail(c, ENAMETOOLONG, false, "path too long below %s%s%s", AT(w, name));
 		} else {
 			gid_t saved_gid = w->dir_gid;
 			struct vm_copy_dir *saved_cur = w->cur;
@@ -524,7 +527,7 @@ static int copy_opened(struct walk *w, int fd, const struct stat *st, bool forei
 	if (rd == -ENOENT)
 		return skip_vanished(w);
 	if (rd < 0)
-		return vm_copy_fail(w->c, -rd, true, "cannot open %s", name);
+		return vm_copy_fail(w->c, -rd, true, "cannot open %s%s%s", AT(w, name));
 	return copy_file(w, rd, st, dst_dir, name);
 }
 
@@ -551,14 +554,14 @@ static int copy_entry(struct walk *w, int src_dir, int dst_dir, const char *name
 		} else if (fd == -ENOENT) {
 			return skip_vanished(w);
 		} else if (fd != -ELOOP && fd != -EXDEV && fd != -ENOTDIR && fd != -ENXIO) {
-			return vm_copy_fail(c, -fd, true, "cannot open %s", name);
+			return vm_copy_fail(c, -fd, true, "cannot open %s%s%s", AT(w, name));
 		}
 	}
 	int r = vm_copy_src_fstatat(c, src_dir, name, &st);
 	if (r == -ENOENT)
 		return skip_vanished(w);
 	if (r < 0)
-		return vm_copy_fail(c, -r, true, "cannot stat %s", name);
+		return vm_copy_fail(c, -r, true, "cannot stat %s%s%s", AT(w, name));
 	if (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)) {
 		struct stat st2;
 		int fd = open_source(w, src_dir, name,
@@ -569,11 +572,11 @@ static int copy_entry(struct walk *w, int src_dir, int dst_dir, const char *name
 		if (fd == -ENOENT)
 			return skip_vanished(w);
 		if (fd < 0)
-			return vm_copy_fail(c, -fd, true, "cannot open %s", name);
+			return vm_copy_fail(c, -fd, true, "cannot open %s%s%s", AT(w, name));
 		if (st2.st_ino != st.st_ino || st2.st_dev != st.st_dev) {
 			close(fd);
-			return vm_copy_fail(c, EAGAIN, false, "%s changed while it was copied",
-					    name);
+			return vm_copy_fail(c, EAGAIN, false, "%s%s%s changed while it was copied",
+					    AT(w, name));
 		}
 		return copy_opened(w, fd, &st2, foreign, dst_dir, name, depth);
 	}

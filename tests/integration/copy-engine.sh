@@ -249,6 +249,7 @@ for fs in btrfs xfs ext4 tmpfs; do
 	vt_log "$out"
 	vt_assert_eq 1 "$status" "exit status of a reader's copy of a file it cannot read"
 	vt_assert_eq 13 "$(jq -r .errno <<<"$out")" "errno (EACCES)"
+	vt_assert_contains "$(jq -r .error <<<"$out")" "cannot open private" "error names the file"
 	rm -rf "$dst" "$src/pub/private"
 	mkdir "$dst"
 	out=$(vm_copy --reader 65534:65534 "$src/pub" "$dst") || vt_fail "reader's copy failed: $out"
