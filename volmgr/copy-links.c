@@ -31,6 +31,10 @@ const char *vm_copy_links_find(const struct vm_copy_links *l, dev_t dev, ino_t i
 int vm_copy_links_add(struct vm_copy_links *l, dev_t dev, ino_t ino, const char *dir,
 		      const char *name)
 {
+	size_t len = strlen(dir) + (dir[0] ? 1 : 0) + strlen(name) + 1;
+	if (l->n >= VM_COPY_LINKS_MAX ||
+	    len > VM_COPY_LINKS_PATH_BYTES_MAX - l->path_bytes)
+		return -E2BIG;
 	if (2 * (l->n + 1) > l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 256;
 		struct vm_copy_link *n = calloc(cap, sizeof(*n));
@@ -49,9 +53,11 @@ int vm_copy_links_add(struct vm_copy_links *l, dev_t dev, ino_t ino, const char 
 		l->slots = n;
 		l->cap = cap;
 	}
-	char *p;
-	if (asprintf(&p, "%s%s%s", dir, dir[0] ? "/" : "", name) < 0)
+	char *p = malloc(len);
+	if (!p)
 		return -ENOMEM;
+	snprintf(p, len, "%s%s%s", dir, dir[0] ? "/" : "", name);
+	l->path_bytes += len;
 	size_t k = link_hash(dev, ino, l->cap);
 	while (l->slots[k].relpath)
 		k = (k + 1) & (l->cap - 1);

@@ -138,6 +138,8 @@ int vm_copy_as_reader(const struct vm_copy_ctx *c);
 void vm_copy_as_root(const struct vm_copy_ctx *c);
 int vm_copy_src_fstatat(struct vm_copy_ctx *c, int dir, const char *name, struct stat *st);
 int vm_copy_src_open(struct vm_copy_ctx *c, int dir, const char *name, int flags);
+/* Open for reading, as the reader, the inode an O_PATH fd holds. */
+int vm_copy_src_reopen(struct vm_copy_ctx *c, int path_fd, int flags);
 
 /* copy-links.c: the hard-link table. */
 struct vm_copy_link {
@@ -148,10 +150,16 @@ struct vm_copy_link {
 struct vm_copy_links {
 	struct vm_copy_link *slots;
 	size_t n, cap;
+	size_t path_bytes; /* what the relpaths hold, NULs included */
 };
+/* A caller builds the source tree: bound what its hard links cost the
+ * daemon (slots ~24 bytes an entry at most half full, plus the paths). */
+#define VM_COPY_LINKS_MAX (1u << 20)
+#define VM_COPY_LINKS_PATH_BYTES_MAX ((size_t)256 << 20)
 /* The path (below the destination root) of the first copy, or NULL. */
 const char *vm_copy_links_find(const struct vm_copy_links *l, dev_t dev, ino_t ino);
-/* Remember dir/name (dir "" at the top) as the first copy. */
+/* Remember dir/name (dir "" at the top) as the first copy.  -E2BIG past
+ * VM_COPY_LINKS_MAX entries or VM_COPY_LINKS_PATH_BYTES_MAX of paths. */
 int vm_copy_links_add(struct vm_copy_links *l, dev_t dev, ino_t ino, const char *dir,
 		      const char *name);
 void vm_copy_links_free(struct vm_copy_links *l);

@@ -3,6 +3,7 @@
 #include "copy-private.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/syscall.h>
 
 /* Source-side lookups and opens run with the reader's file-system
@@ -49,6 +50,24 @@ int vm_copy_src_open(struct vm_copy_ctx *c, int dir, const char *name, int flags
 	int r = vm_copy_as_reader(c);
 	if (r == 0)
 		r = vm_openat_beneath(dir, name, flags, 0);
+	vm_copy_as_root(c);
+	return r;
+}
+
+int vm_copy_src_reopen(struct vm_copy_ctx *c, int path_fd, int flags)
+{
+	/* /proc/self/fd/N names exactly the inode behind path_fd: no name
+	 * is looked up again, so nothing renamed into place meanwhile can be
+	 * opened instead.  The open still checks the reader's permission. */
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", path_fd);
+	int r = vm_copy_as_reader(c);
+	if (r == 0) {
+		/* The magic link is the point: no O_NOFOLLOW here. */
+		r = open(p, flags | O_CLOEXEC | O_NOCTTY);
+		if (r < 0)
+			r = -errno;
+	}
 	vm_copy_as_root(c);
 	return r;
 }

@@ -11,12 +11,14 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <linux/magic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <time.h>
@@ -203,6 +205,9 @@ static struct vm_copy_dir *dir_ref(struct vm_copy_dir *d)
 	return d;
 }
 
+/* An entry's path below the top, for error messages: "%s%s%s". */
+#define AT(w, name) (w)->path, (w)->path[0] ? "/" : "", (name)
+
 /* ------------------------------------------------------------ hard links */
 
 /* A later name of an inode already copied becomes a hard link to the
@@ -216,7 +221,7 @@ static int try_hardlink(struct walk *w, const struct stat *st, int dst_dir, cons
 		return 0;
 	int r = vm_copy_link_first(w->c->dst_root, first, dst_dir, name);
 	if (r < 0)
-		return vm_copy_fail(w->c, -r, true, "cannot link %s", name);
+		return vm_copy_fail(w->c, -r, true, "cannot link %s%s%s", AT(w, name));
 	w->st.hardlinks++;
 	return 1;
 }
@@ -226,7 +231,13 @@ static int remember_link(struct walk *w, const struct stat *st, const char *name
 	if (S_ISDIR(st->st_mode) || st->st_nlink < 2)
 		return 0;
 	int r = vm_copy_links_add(&w->links, st->st_dev, st->st_ino, w->path, name);
-	return r < 0 ? vm_copy_fail(w->c, -r, true, "cannot track hard link %s", name) : 0;
+	if (r == -E2BIG)
+		return vm_copy_fail(w->c, E2BIG, false,
+				    "too many hard-linked files to copy at %s%s%s: at most %u "
+				    "inodes with several names, %zu MiB of their paths",
+				    w->path, w->path[0] ? "/" : "", name, VM_COPY_LINKS_MAX,
+				    VM_COPY_LINKS_PATH_BYTES_MAX >> 20);
+	return r < 0 ? vm_copy_fail(w->c, -r, true, "cannot track hard link %s%s%s", AT(w, name)) : 0;
 }
 
 /* ------------------------------------------------------------- progress */
@@ -315,7 +326,7 @@ static int copy_file(struct walk *w, int src, const struct stat *st, int dst_dir
 			 st->st_mode & 0777);
 	if (dst < 0) {
 		close(src);
-		return vm_copy_fail(c, errno, true, "cannot create %s", name);
+		return vm_copy_fail(c, errno, true, "cannot create %s%s%s", AT(w, name));
 	}
 	if ((r = remember_link(w, st, name)) < 0) {
 		close(src);
@@ -323,6 +334,14 @@ static int copy_file(struct walk *w, int src, const struct stat *st, int dst_dir
 		return r;
 	}
 	return submit_file(w, src, dst, st, name);
+}
+
+/* A name readdir listed is gone (a temp file of a live tree): leave it
+ * out, as if the walk had come a moment later. */
+static int skip_vanished(struct walk *w)
+{
+	w->st.skipped++;
+	return 0;
 }
 
 static int copy_symlink(struct walk *w, int src_dir, int dst_dir, const char *name,
@@ -334,20 +353,25 @@ static int copy_symlink(struct walk *w, int src_dir, int dst_dir, const char *na
 	ssize_t n = rr < 0 ? rr : readlinkat(src_dir, name, target, sizeof(target) - 1);
 	int e = errno;
 	vm_copy_as_root(c);
+	if (n < 0 && rr == 0 && e == ENOENT) {
+		skip_vanished(w);
+		return 1; /* nothing for a later name to link to */
+	}
 	if (n < 0)
-		return vm_copy_fail(c, rr < 0 ? -rr : e, true, "cannot read link %s", name);
+		return vm_copy_fail(c, rr < 0 ? -rr : e, true, "cannot read link %s%s%s", AT(w, name));
 	target[n] = '\0';
 	if (symlinkat(target, dst_dir, name) < 0)
-		return vm_copy_fail(c, errno, true, "cannot create link %s", name);
+		return vm_copy_fail(c, errno, true, "cannot create link %s%s%s", AT(w, name));
 	if (fchownat(dst_dir, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0)
-		return vm_copy_fail(c, errno, true, "cannot chown link %s", name);
+		return vm_copy_fail(c, errno, true, "cannot chown link %s%s%s", AT(w, name));
 	struct timespec ts[2] = {st->st_atim, st->st_mtim};
 	if (utimensat(dst_dir, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
-		return vm_copy_fail(c, errno, true, "cannot set times of link %s", name);
+		return vm_copy_fail(c, errno, true, "cannot set times of link %s%s%s", AT(w, name));
 	w->st.symlinks++;
 	return 0;
 }
 
+/* 0 made, 1 left out, or -errno. */
 static int copy_node(struct walk *w, int dst_dir, const char *name, const struct stat *st)
 {
 	struct vm_copy_ctx *c = w->c;
@@ -356,22 +380,22 @@ static int copy_node(struct walk *w, int dst_dir, const char *name, const struct
 		 * leave them out rather than fail the copy. */
 		if (errno == EPERM && !S_ISFIFO(st->st_mode)) {
 			w->st.skipped++;
-			return 0;
+			return 1;
 		}
-		return vm_copy_fail(c, errno, true, "cannot create node %s", name);
+		return vm_copy_fail(c, errno, true, "cannot create node %s%s%s", AT(w, name));
 	}
 	_cleanup_close_ int d = vm_openat_beneath(dst_dir, name, O_PATH | O_CLOEXEC, 0);
 	if (d < 0)
-		return vm_copy_fail(c, -d, true, "cannot open node %s", name);
+		return vm_copy_fail(c, -d, true, "cannot open node %s%s%s", AT(w, name));
 	/* fchown/fchmod do not work on O_PATH fds: go through the fd's own
 	 * /proc entry, which names exactly this inode. */
 	char p[64];
 	snprintf(p, sizeof(p), "/proc/self/fd/%d", d);
 	if (chown(p, st->st_uid, st->st_gid) < 0 || chmod(p, st->st_mode & 07777) < 0)
-		return vm_copy_fail(c, errno, true, "cannot set owner of node %s", name);
+		return vm_copy_fail(c, errno, true, "cannot set owner of node %s%s%s", AT(w, name));
 	struct timespec ts[2] = {st->st_atim, st->st_mtim};
 	if (utimensat(dst_dir, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
-		return vm_copy_fail(c, errno, true, "cannot set times of node %s", name);
+		return vm_copy_fail(c, errno, true, "cannot set times of node %s%s%s", AT(w, name));
 	w->st.others++;
 	return 0;
 }
@@ -388,11 +412,11 @@ static int copy_dir(struct walk *w, int src, const struct stat *st, int dst_dir,
 		return vm_copy_fail(c, ELOOP, false, "tree is deeper than %d levels at %s",
 				    VM_TREE_MAX_DEPTH, name);
 	if (mkdirat(dst_dir, name, 0700) < 0)
-		return vm_copy_fail(c, errno, true, "cannot create directory %s", name);
+		return vm_copy_fail(c, errno, true, "cannot create directory %s%s%s", AT(w, name));
 	_cleanup_close_ int d = vm_openat_beneath(dst_dir, name,
 						  O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	if (d < 0)
-		return vm_copy_fail(c, -d, true, "cannot open new directory %s", name);
+		return vm_copy_fail(c, -d, true, "cannot open new directory %s%s%s", AT(w, name));
 	w->st.dirs++;
 	struct vm_copy_dir *h = calloc(1, sizeof(*h));
 	if (!h)
@@ -416,7 +440,7 @@ static int copy_dir(struct walk *w, int src, const struct stat *st, int dst_dir,
 				 len ? "/" : "", name);
 		if (n < 0 || (size_t)n >= sizeof(w->path) - len) {
 			w->path[len] = '\0';
-			r = vm_copy_fail(c, ENAMETOOLONG, false, "path too long below %s", name);
+			r = vm_copy_fail(c, ENAMETOOLONG, false, "path too long below %s%s%s", AT(w, name));
 		} else {
 			gid_t saved_gid = w->dir_gid;
 			struct vm_copy_dir *saved_cur = w->cur;
@@ -460,7 +484,9 @@ static int open_source(struct walk *w, int src_dir, const char *name, int flags,
 		       struct stat *ret_st, bool *ret_foreign)
 {
 	struct vm_copy_ctx *c = w->c;
-	int fd = vm_copy_src_open(c, src_dir, name, flags | O_CLOEXEC | O_NOCTTY);
+	/* openat2 refuses O_PATH with any flag but a few (EINVAL). */
+	int fd = vm_copy_src_open(c, src_dir, name,
+				  flags | O_CLOEXEC | ((flags & O_PATH) ? 0 : O_NOCTTY));
 	if (fd < 0)
 		return fd;
 	struct statx x;
@@ -489,8 +515,20 @@ static int copy_opened(struct walk *w, int fd, const struct stat *st, bool forei
 		w->st.skipped++;
 		return 0;
 	}
-	return S_ISDIR(st->st_mode) ? copy_dir(w, fd, st, dst_dir, name, depth)
-				    : copy_file(w, fd, st, dst_dir, name);
+	if (S_ISDIR(st->st_mode))
+		return copy_dir(w, fd, st, dst_dir, name, depth);
+	/* A regular file was opened O_PATH and its type checked on that fd:
+	 * only now is it opened for reading, through the fd itself, so a
+	 * device node renamed into its place is never opened by root.  No
+	 * O_NONBLOCK on it, for any data path: io_uring would hand -EAGAIN
+	 * back for a cold page cache instead of waiting for the disk. */
+	int rd = vm_copy_src_reopen(w->c, fd, O_RDONLY);
+	close(fd);
+	if (rd == -ENOENT)
+		return skip_vanished(w);
+	if (rd < 0)
+		return vm_copy_fail(w->c, -rd, true, "cannot open %s%s%s", AT(w, name));
+	return copy_file(w, rd, st, dst_dir, name);
 }
 
 static int copy_entry(struct walk *w, int src_dir, int dst_dir, const char *name,
@@ -503,35 +541,42 @@ static int copy_entry(struct walk *w, int src_dir, int dst_dir, const char *name
 		/* The common cases: open first (never following a link,
 		 * never leaving the tree) and stat what was opened.  A name
 		 * that changed type since readdir falls through to lstat.
-		 * O_NONBLOCK: a fifo swapped in must not block the open. */
-		int flags = d_type == DT_DIR ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK;
+		 * A file is opened O_PATH (no fifo can block it, no device
+		 * can see an open) and reopened for reading once fstat says
+		 * it is regular (copy_opened). */
+		int flags = d_type == DT_DIR ? O_RDONLY | O_DIRECTORY : O_PATH;
 		int fd = open_source(w, src_dir, name, flags, &st, &foreign);
 		if (fd >= 0) {
 			if ((d_type == DT_DIR && S_ISDIR(st.st_mode)) ||
 			    (d_type == DT_REG && S_ISREG(st.st_mode)))
 				return copy_opened(w, fd, &st, foreign, dst_dir, name, depth);
 			close(fd);
+		} else if (fd == -ENOENT) {
+			return skip_vanished(w);
 		} else if (fd != -ELOOP && fd != -EXDEV && fd != -ENOTDIR && fd != -ENXIO) {
-			return vm_copy_fail(c, -fd, true, "cannot open %s", name);
+			return vm_copy_fail(c, -fd, true, "cannot open %s%s%s", AT(w, name));
 		}
 	}
 	int r = vm_copy_src_fstatat(c, src_dir, name, &st);
+	if (r == -ENOENT)
+		return skip_vanished(w);
 	if (r < 0)
-		return vm_copy_fail(c, -r, true, "cannot stat %s", name);
+		return vm_copy_fail(c, -r, true, "cannot stat %s%s%s", AT(w, name));
 	if (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)) {
 		struct stat st2;
 		int fd = open_source(w, src_dir, name,
-				     S_ISDIR(st.st_mode) ? O_RDONLY | O_DIRECTORY
-							 : O_RDONLY | O_NONBLOCK,
+				     S_ISDIR(st.st_mode) ? O_RDONLY | O_DIRECTORY : O_PATH,
 				     &st2, &foreign);
 		if (fd == -EXDEV) /* openat2 at a mount point */
 			return copy_opened(w, -1, &st, true, dst_dir, name, depth);
+		if (fd == -ENOENT)
+			return skip_vanished(w);
 		if (fd < 0)
-			return vm_copy_fail(c, -fd, true, "cannot open %s", name);
+			return vm_copy_fail(c, -fd, true, "cannot open %s%s%s", AT(w, name));
 		if (st2.st_ino != st.st_ino || st2.st_dev != st.st_dev) {
 			close(fd);
-			return vm_copy_fail(c, EAGAIN, false, "%s changed while it was copied",
-					    name);
+			return vm_copy_fail(c, EAGAIN, false, "%s%s%s changed while it was copied",
+					    AT(w, name));
 		}
 		return copy_opened(w, fd, &st2, foreign, dst_dir, name, depth);
 	}
@@ -542,13 +587,21 @@ static int copy_entry(struct walk *w, int src_dir, int dst_dir, const char *name
 	if (!(S_ISLNK(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) ||
 	      S_ISBLK(st.st_mode)))
 		return 0; /* sockets: meaningless in a copy, skipped like cp does */
+	/* A caller who is not root could not mknod a device node itself:
+	 * its copy gets none either (not even root's copy of one it may
+	 * read). */
+	if (c->reader && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))) {
+		w->st.skipped++;
+		return 0;
+	}
 	if ((r = try_hardlink(w, &st, dst_dir, name)) != 0)
 		return r < 0 ? r : 0;
 	r = S_ISLNK(st.st_mode) ? copy_symlink(w, src_dir, dst_dir, name, &st)
 				: copy_node(w, dst_dir, name, &st);
+	/* 1: left out; no later name may link to it. */
 	if (r == 0)
 		r = remember_link(w, &st, name);
-	return r;
+	return r < 0 ? r : 0;
 }
 
 struct linux_dirent64 {
@@ -611,6 +664,33 @@ static void read_umask(struct vm_copy_ctx *c)
 		c->umask = (mode_t)m;
 		c->umask_known = true;
 	}
+}
+
+#ifndef CONFIGFS_MAGIC
+#define CONFIGFS_MAGIC 0x62656570 /* not in every linux/magic.h */
+#endif
+
+/* A reader's copy of a kernel file system (proc, sys...) would read with
+ * the capabilities root keeps beyond the fs ones setfsuid drops: refuse
+ * it.  The walk never crosses a mount, so the top's file system decides.
+ * The name of the file system refused, or NULL. */
+static const char *pseudo_fs(int fd)
+{
+	static const struct { unsigned long magic; const char *name; } fs[] = {
+		{PROC_SUPER_MAGIC, "proc"},     {SYSFS_MAGIC, "sysfs"},
+		{DEBUGFS_MAGIC, "debugfs"},     {TRACEFS_MAGIC, "tracefs"},
+		{SECURITYFS_MAGIC, "securityfs"}, {CGROUP_SUPER_MAGIC, "cgroup"},
+		{CGROUP2_SUPER_MAGIC, "cgroup2"}, {CONFIGFS_MAGIC, "configfs"},
+		{BPF_FS_MAGIC, "bpf"},          {EFIVARFS_MAGIC, "efivarfs"},
+		{PSTOREFS_MAGIC, "pstore"},
+	};
+	struct statfs sf;
+	if (fstatfs(fd, &sf) < 0)
+		return "an unknown file system (fstatfs failed)";
+	for (size_t i = 0; i < ELEMENTSOF(fs); i++)
+		if ((unsigned long)sf.f_type == fs[i].magic)
+			return fs[i].name;
+	return NULL;
 }
 
 /* Which data path, and why. */
@@ -735,7 +815,15 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 
 	pthread_t threads[VM_COPY_REFLINK_THREADS];
 	int n_threads = 0;
-	int r = choose_io(c, opts, src_fd, dst_fd, rep);
+	int r = 0;
+	const char *pseudo = c->reader ? pseudo_fs(src_fd) : NULL;
+	if (pseudo)
+		r = vm_copy_fail(c, EXDEV, false,
+				 "cannot copy from %s for uid %u: a kernel file system is "
+				 "never copied for a caller who is not root",
+				 pseudo, (unsigned)c->reader->uid);
+	if (r == 0)
+		r = choose_io(c, opts, src_fd, dst_fd, rep);
 	if (r == 0 && !c->reader) {
 		/* A reader's copy stays in this thread, the one whose
 		 * credentials are switched. */
@@ -772,8 +860,21 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 	struct vm_copy_dir root = {.src = src_fd, .dst = dst_fd, .is_root = true};
 	atomic_init(&root.refs, 1);
 	w->cur = &root;
+	/* The walk reads its own open file description of the top: the
+	 * caller's fd may have been read from already (its offset would hide
+	 * entries) and must not be moved.  "." follows no link; opened with
+	 * the reader's credentials, so a reader gets no more than it has. */
+	_cleanup_close_ int top = -1;
+	if (r == 0) {
+		r = vm_copy_as_reader(c);
+		if (r == 0 && (top = openat(src_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+			r = -errno;
+		vm_copy_as_root(c);
+		if (r < 0)
+			r = vm_copy_fail(c, -r, true, "cannot open the source");
+	}
 	if (r == 0)
-		r = walk_dir(w, src_fd, dst_fd, 0);
+		r = walk_dir(w, top, dst_fd, 0);
 
 	/* The walk is over: let the data path drain, reporting progress
 	 * meanwhile. */

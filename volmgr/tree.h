@@ -13,7 +13,8 @@
 
 struct vm_copy_stats {
 	uint64_t files, dirs, symlinks, others, hardlinks, bytes;
-	uint64_t skipped; /* device nodes that could not be made */
+	uint64_t skipped; /* left out: device nodes that could not be made,
+			   * entries that vanished during the walk */
 };
 
 /* Whose permissions reading the source obeys: a caller that is not root

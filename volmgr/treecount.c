@@ -37,7 +37,10 @@ static int count_dir(int fd, unsigned depth, struct count_ctx *c)
 		return vm_error_errno(c->err, e, "cannot read a directory");
 	}
 	int r = 0;
-	struct dirent *de;
+	/* NULL, not garbage: a limit already passed on entry skips the loop
+	 * and the error check below must not read an unset pointer. */
+	struct dirent *de = NULL;
+	errno = 0;
 	while (!over(c) && (errno = 0, de = readdir(d))) {
 		if (!vm_is_plain_component(de->d_name))
 			continue;
@@ -71,7 +74,7 @@ static int count_dir(int fd, unsigned depth, struct count_ctx *c)
 		if (r < 0)
 			break;
 	}
-	if (r == 0 && !de && errno)
+	if (r == 0 && !over(c) && !de && errno)
 		r = vm_error_errno(c->err, errno, "cannot read a directory");
 	closedir(d);
 	return r;

@@ -207,6 +207,9 @@ for fs in btrfs xfs ext4 tmpfs; do
 	check_copy "$fs" "copy/uring" io_uring --data copy --io uring
 	check_copy "$fs" "copy/syscalls" syscalls --data copy --io syscalls
 	vt_assert_eq "syscalls requested" "$(jq -r .io_reason <<<"$LAST_OUT")" "io_reason"
+	# The caller's fd read to its end first: the engine reads its own.
+	check_copy "$fs" "copy/syscalls, source fd already read" syscalls --data copy \
+		--io syscalls --read-first
 
 	vt_step "$fs: the openat2 fallback, forced"
 	check_copy "$fs" "copy/uring, no openat2" io_uring --data copy --io uring --no-openat2
@@ -246,6 +249,7 @@ for fs in btrfs xfs ext4 tmpfs; do
 	vt_log "$out"
 	vt_assert_eq 1 "$status" "exit status of a reader's copy of a file it cannot read"
 	vt_assert_eq 13 "$(jq -r .errno <<<"$out")" "errno (EACCES)"
+	vt_assert_contains "$(jq -r .error <<<"$out")" "cannot open private" "error names the file"
 	rm -rf "$dst" "$src/pub/private"
 	mkdir "$dst"
 	out=$(vm_copy --reader 65534:65534 "$src/pub" "$dst") || vt_fail "reader's copy failed: $out"
@@ -254,8 +258,39 @@ for fs in btrfs xfs ext4 tmpfs; do
 	vt_assert_contains "$(jq -r .io_reason <<<"$out")" "uid 65534" "io_reason"
 	python3 "$TREECMP" --atime "$src/pub" "$dst" || vt_fail "$fs: the reader's copy differs"
 	rm -rf "$dst"
+	# Device nodes: a caller who is not root could not make them, so
+	# its copy leaves them out (counted as skipped); a fifo stays.
+	mkdir -p "$base/devsrc" "$dst"
+	printf 'kept\n' >"$base/devsrc/file"
+	mknod "$base/devsrc/chardev" c 1 3
+	mknod "$base/devsrc/blockdev" b 7 250
+	mkfifo "$base/devsrc/fifo"
+	chmod -R a+rX "$base/devsrc"
+	out=$(vm_copy --reader 65534:65534 "$base/devsrc" "$dst") ||
+		vt_fail "reader's copy of device nodes failed: $out"
+	vt_log "$out"
+	vt_assert_eq 2 "$(jq -r .stats.skipped <<<"$out")" "device nodes skipped in a reader's copy"
+	[[ -f $dst/file && -p $dst/fifo && ! -e $dst/chardev && ! -e $dst/blockdev ]] ||
+		vt_fail "$fs: a reader's copy made device nodes (or lost the rest)"
+	rm -rf "$dst" "$base/devsrc"
 	printf 'secret\n' >"$src/pub/private" && chmod 0600 "$src/pub/private"
 	touch -d '2001-02-03 04:05:06' "$src/pub"
+done
+
+vt_step "a reader's copy of proc or sysfs is refused"
+# setfsuid drops only the fs capabilities: reading a kernel file system
+# for a caller would still use root's others.
+for pseudo in /proc/sys /sys/kernel; do
+	dst=$VT_TMP/dst-pseudo
+	mkdir "$dst"
+	status=0
+	out=$(vm_copy --reader 65534:65534 "$pseudo" "$dst") || status=$?
+	vt_log "$out"
+	vt_assert_eq 1 "$status" "exit status of a reader's copy of $pseudo"
+	vt_assert_eq 18 "$(jq -r .errno <<<"$out")" "errno (EXDEV) for $pseudo"
+	vt_assert_contains "$(jq -r .error <<<"$out")" "kernel file system" "error for $pseudo"
+	[[ -z $(ls -A "$dst") ]] || vt_fail "the refused copy of $pseudo left files behind"
+	rm -rf "$dst"
 done
 
 vt_step "io_uring denied by seccomp (as in a podman container)"

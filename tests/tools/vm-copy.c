@@ -2,18 +2,23 @@
 /* A small driver of vm_copy_tree for the tests (built, not installed):
  *
  *   vm-copy [--data copy|reflink] [--io auto|uring|syscalls]
- *           [--no-openat2] [--reader UID:GID] [--progress] SRC DST
+ *           [--no-openat2] [--reader UID:GID] [--progress] [--read-first]
+ *           SRC DST
  *
  * copies the tree SRC into the empty directory DST and prints the report
  * as one JSON object on stdout.  Exit 0 on success, 1 if the copy failed
  * (the JSON then has "error" and "errno"), 2 on bad usage.
  * --no-openat2 forces the O_NOFOLLOW fallback of every fd-relative open;
- * --progress counts the progress calls and checks the last one is done. */
+ * --progress counts the progress calls and checks the last one is done;
+ * --read-first reads SRC's directory fd to its end before the copy (the
+ * engine must read its own open file description, not the caller's). */
 #include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "copy.h"
 
@@ -33,7 +38,7 @@ static void on_progress(const struct vm_copy_progress *p, void *userdata)
 static int usage(void)
 {
 	fprintf(stderr, "usage: vm-copy [--data copy|reflink] [--io auto|uring|syscalls] "
-			"[--no-openat2] [--reader UID:GID] [--progress] SRC DST\n");
+			"[--no-openat2] [--reader UID:GID] [--progress] [--read-first] SRC DST\n");
 	return 2;
 }
 
@@ -45,11 +50,13 @@ int main(int argc, char **argv)
 		{"no-openat2", no_argument, NULL, 'n'},
 		{"reader", required_argument, NULL, 'r'},
 		{"progress", no_argument, NULL, 'p'},
+		{"read-first", no_argument, NULL, 'f'},
 		{0},
 	};
 	struct vm_copy_opts opts = {0};
 	struct vm_reader reader = {0};
 	struct progress_seen seen = {0};
+	bool read_first = false;
 	int c;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
@@ -84,6 +91,9 @@ int main(int argc, char **argv)
 			opts.progress_userdata = &seen;
 			opts.progress_interval_ns = 1000000; /* 1 ms: see several */
 			break;
+		case 'f':
+			read_first = true;
+			break;
 		default:
 			return usage();
 		}
@@ -95,6 +105,16 @@ int main(int argc, char **argv)
 	if (src < 0 || dst < 0) {
 		perror("vm-copy: open");
 		return 2;
+	}
+	if (read_first) {
+		char buf[4096];
+		long n;
+		while ((n = syscall(SYS_getdents64, src, buf, sizeof(buf))) > 0)
+			;
+		if (n < 0) {
+			perror("vm-copy: getdents64");
+			return 2;
+		}
 	}
 	struct vm_copy_report rep;
 	struct vm_error err = {0};
