@@ -439,7 +439,7 @@ static int head_commit(int cache_fd, char commit[static 64])
 		*nl = '\0';
 	if (vm_rev_check(ref + 11, NULL) < 0)
 		return -EBADMSG;
-	_cleanup_close_ int fd = vm_open_path_beneath(git, ref, O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int fd = vm_open_path_beneath(git, ref, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd >= 0) {
 		_cleanup_free_ char *text = NULL;
 		if ((r = vm_read_fd(fd, 4096, &text, NULL)) < 0)

@@ -85,8 +85,10 @@ int vm_write_all(int fd, const void *buf, size_t len)
 int vm_read_file_at(int dirfd, const char *name, size_t max, char **ret,
 		    size_t *ret_len)
 {
+	/* O_NONBLOCK: a fifo planted under the name must not hang the
+	 * daemon before vm_read_fd refuses what is not a regular file. */
 	_cleanup_close_ int fd =
-		vm_openat_beneath(dirfd, name, O_RDONLY | O_CLOEXEC, 0);
+		vm_openat_beneath(dirfd, name, O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
 	if (fd < 0)
 		return fd;
 	return vm_read_fd(fd, max, ret, ret_len);
