@@ -254,6 +254,15 @@ int vm_cache_update(struct vm_manager *m, const char *name, json_t **ret,
 			r = refresh_index(m, fd, err);
 	}
 	VM_FAULT("update.fetched");
+	if (r < 0) {
+		/* A failed fetch or checkout: the new generation (a whole copy
+		 * off btrfs) goes without the lock, before the update is
+		 * marked done (so no other update reuses its staging name). */
+		vm_mgr_delete_staged(m, tmp, NULL);
+		LOCK_GUARD(m);
+		updating(m, name, 0);
+		return r;
+	}
 	{
 	LOCK_GUARD(m);
 	updating(m, name, 0);
@@ -385,6 +394,14 @@ int vm_volume_create_at_rev(struct vm_manager *m, const char *name,
 		const char *checkout[] = {"checkout", "--quiet", "-f", "--detach", rec.git_commit, "--", NULL};
 		if (r >= 0)
 			r = vm_git_run(&m->git, fd, checkout, NULL, err);
+	}
+	if (r < 0) {
+		/* Without the lock (a copy off btrfs can be big), while the
+		 * name is still reserved. */
+		vm_mgr_delete_staged(m, tmp, NULL);
+		LOCK_GUARD(m);
+		vm_mgr_reserve(m, VM_KIND_VOLUME, name, false);
+		return r;
 	}
 	LOCK_GUARD(m);
 	vm_mgr_reserve(m, VM_KIND_VOLUME, name, false);

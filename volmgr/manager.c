@@ -1072,6 +1072,15 @@ static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name, int s
 	/* The same crash points as the O(1) create for a clone, so one
 	 * crash test covers every backend. */
 	VM_FAULT(clone ? "create.staged" : "copy.copied");
+	if (r < 0) {
+		/* The partial tree can be big off btrfs: removed without the
+		 * lock, while the name is still reserved (so nobody else makes
+		 * this staging name meanwhile). */
+		vm_mgr_delete_staged(m, tmp, NULL);
+		LOCK_GUARD(m);
+		vm_mgr_reserve(m, k, name, false);
+		return r;
+	}
 	LOCK_GUARD(m);
 	vm_mgr_reserve(m, k, name, false);
 	if (r == 0)
