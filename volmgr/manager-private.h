@@ -5,6 +5,7 @@
 #pragma once
 
 #include <pthread.h>
+#include <semaphore.h>
 
 #include "backend.h"
 #include "config.h"
@@ -26,10 +27,15 @@ struct vm_manager {
 	struct vm_error quota_error;
 	struct vm_backend backend;
 	struct vm_readers readers; /* pool trees being read by copies */
+	sem_t copy_slots;          /* copies running at once (VM_MGR_COPIES_MAX) */
 	void (*log)(void *userdata, const char *line);
 	void *log_userdata;
 	char driver[64]; /* the engines' name for the plugin, for messages */
 };
+
+/* Copies run outside the lock; each costs threads, buffers and fds, so
+ * only this many run at once and the others wait their turn. */
+#define VM_MGR_COPIES_MAX 4
 
 struct vm_locked {
 	pthread_mutex_t *m;

@@ -343,6 +343,7 @@ int vm_manager_new(struct vm_pool *pool, const struct vm_manager_config *cfg,
 	}
 	m->pool = pool;
 	pthread_mutex_init(&m->lock, NULL);
+	sem_init(&m->copy_slots, 0, VM_MGR_COPIES_MAX);
 	m->proc = strdup(cfg && cfg->proc ? cfg->proc : "/proc");
 	if (cfg && cfg->config)
 		m->config = *cfg->config;
@@ -419,6 +420,7 @@ void vm_manager_free(struct vm_manager *m)
 		return;
 	vm_pool_free(m->pool);
 	pthread_mutex_destroy(&m->lock);
+	sem_destroy(&m->copy_slots);
 	free(m->proc);
 	free(m->vol_prefix);
 	json_decref(m->importing);
@@ -1060,8 +1062,11 @@ static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name, int s
 			VM_FAULT_PAUSE("copy.start");
 			/* A clone reads the pool as the daemon, like a snapshot. */
 			vm_mgr_copy_opts(m, src_fd, opts, clone ? NULL : caller, &reader, &co);
+			while (sem_wait(&m->copy_slots) < 0 && errno == EINTR)
+				;
 			r = clone ? vm_backend_clone_into(&m->backend, src_fd, dst, &co, &rep, err)
 				  : vm_backend_copy_into(&m->backend, src_fd, dst, &co, &rep, err);
+			sem_post(&m->copy_slots);
 		}
 	}
 	if (r == 0) {
