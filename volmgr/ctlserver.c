@@ -80,7 +80,9 @@ static bool evict_idlest(struct vm_ctlserver *s)
 		return false;
 	victim->evicted = true;
 	s->evicted++;
-	shutdown(victim->fd, SHUT_RDWR);
+	/* SHUT_RD only: a request it sent just before (received, not yet
+	 * marked busy) still gets its reply; its next recv returns 0. */
+	shutdown(victim->fd, SHUT_RD);
 	vm_log("control: too many clients, closing the longest idle (pid=%d uid=%u)",
 	       victim->caller.pid, victim->caller.uid);
 	return true;
