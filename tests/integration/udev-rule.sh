@@ -14,18 +14,24 @@ rule=/run/udev/rules.d/60-volmgr-pool-$VT_ID.rules
 mkdir -p /run/udev/rules.d
 install -m 0644 "$VT_SRCDIR/../udev/60-volmgr-pool.rules" "$rule"
 vt_on_exit rm -f "$rule"
-find /dev/disk -mindepth 1 2>/dev/null | sort >"$VT_TMP/dev-before"
+# A fresh machine without udevd has no /dev/disk at all: an empty list
+# then (find fails, and pipefail would make that the test's failure).
+disk_entries() { if [[ -d /dev/disk ]]; then find /dev/disk -mindepth 1; fi; }
+had_dev_disk=$([[ -d /dev/disk ]] && echo yes || echo no)
+disk_entries | sort >"$VT_TMP/dev-before"
 
 # Remove /dev/disk entries that appeared during the test: links to our
 # loop devices, and directories left empty.
 cleanup_links() {
 	local p
-	find /dev/disk -mindepth 1 2>/dev/null | sort | comm -13 "$VT_TMP/dev-before" - >"$VT_TMP/dev-new"
+	disk_entries | sort | comm -13 "$VT_TMP/dev-before" - >"$VT_TMP/dev-new"
 	while IFS= read -r p; do
 		[[ -L $p ]] || continue
 		case " ${ours[*]} " in *" $(readlink -f "$p") "*) rm -f "$p" ;; esac
 	done <"$VT_TMP/dev-new"
 	tac "$VT_TMP/dev-new" | while IFS= read -r p; do [[ -d $p ]] && rmdir "$p" 2>/dev/null; done
+	# /dev/disk itself, if this test's udevadm runs made it.
+	if [[ $had_dev_disk == no && -d /dev/disk ]]; then rmdir /dev/disk 2>/dev/null; fi
 	true
 }
 ours=()
