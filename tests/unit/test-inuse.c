@@ -171,6 +171,31 @@ static void rm_tree(const char *d)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* A fake /proc in a scratch directory: tmp/proc for the pid entries and
+ * tmp/ns-inode, a file whose hard links stand for one mount namespace. */
+struct fake_proc {
+	char *tmp, *proc, *ns;
+};
+
+static void fake_proc_make(struct fake_proc *f)
+{
+	f->tmp = make_tmpdir();
+	f->proc = ut_path(f->tmp, "proc");
+	f->ns = ut_path(f->tmp, "ns-inode");
+	int fd = open(f->ns, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(mkdir(f->proc, 0755), 0);
+}
+
+static void fake_proc_done(struct fake_proc *f)
+{
+	rm_tree(f->tmp);
+	free(f->ns);
+	free(f->proc);
+	free(f->tmp);
+}
+
 /* A pid entry PROC/PID with ns/mnt a hard link to NS (so every pid given
  * the same NS is in one namespace) and, unless mountinfo is NULL, a
  * mountinfo that is a symbolic link to that fixture. */
@@ -219,26 +244,18 @@ static void test_vanished_first_of_namespace(void **state)
 	static const char *const names[][2] = {{"10", "11"}, {"11", "10"}};
 	for (int order = 0; order < 2; order++) {
 		for (int n = 0; n < 2; n++) {
-			char *tmp = make_tmpdir();
-			char *ns = ut_path(tmp, "ns-inode");
-			char *proc = ut_path(tmp, "proc");
-			int fd = open(ns, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
-			assert_true(fd >= 0);
-			close(fd);
-			assert_int_equal(mkdir(proc, 0755), 0);
+			struct fake_proc f;
+			fake_proc_make(&f);
 			const char *gone = names[n][0], *live = names[n][1];
 			if (order == 0) {
-				fake_pid(proc, gone, ns, NULL);
-				fake_pid(proc, live, ns, "container-a.mountinfo");
+				fake_pid(f.proc, gone, f.ns, NULL);
+				fake_pid(f.proc, live, f.ns, "container-a.mountinfo");
 			} else {
-				fake_pid(proc, live, ns, "container-a.mountinfo");
-				fake_pid(proc, gone, ns, NULL);
+				fake_pid(f.proc, live, f.ns, "container-a.mountinfo");
+				fake_pid(f.proc, gone, f.ns, NULL);
 			}
-			scan_expect(proc, "{\"ci-1\": 2, \"ci-2\": 1}", 0);
-			rm_tree(tmp);
-			free(ns);
-			free(proc);
-			free(tmp);
+			scan_expect(f.proc, "{\"ci-1\": 2, \"ci-2\": 1}", 0);
+			fake_proc_done(&f);
 		}
 	}
 }
@@ -258,9 +275,9 @@ static void test_zombie_is_gone(void **state)
 	siginfo_t si;
 	assert_int_equal(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0);
 
-	char *tmp = make_tmpdir();
-	char *proc = ut_path(tmp, "proc");
-	assert_int_equal(mkdir(proc, 0755), 0);
+	struct fake_proc f;
+	fake_proc_make(&f);
+	const char *proc = f.proc;
 	char target[64], name[32], link_path[4200];
 	snprintf(target, sizeof(target), "/proc/%d", (int)pid);
 	snprintf(name, sizeof(name), "%d", (int)pid);
@@ -274,11 +291,7 @@ static void test_zombie_is_gone(void **state)
 	/* The race itself: its namespace was still there when looked at
 	 * (ns/mnt here a plain file), then it exited before its mountinfo
 	 * was opened (a link to the zombie's: EINVAL). */
-	char *ns = ut_path(tmp, "ns-inode");
-	int fd = open(ns, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
-	assert_true(fd >= 0);
-	close(fd);
-	fake_pid(proc, "2", ns, NULL);
+	fake_pid(proc, "2", f.ns, NULL);
 	char zmi[64], *mi = ut_path(proc, "2/mountinfo");
 	snprintf(zmi, sizeof(zmi), "/proc/%d/mountinfo", (int)pid);
 	assert_int_equal(symlink(zmi, mi), 0);
@@ -287,7 +300,6 @@ static void test_zombie_is_gone(void **state)
 	json_decref(counts);
 	scan_expect(proc, "{}", 0);
 	free(mi);
-	free(ns);
 	/* A pid that never existed is gone too. */
 	char *never = ut_path(proc, "99999999");
 	assert_int_equal(symlink("/proc/no-such-pid", never), 0);
@@ -295,9 +307,7 @@ static void test_zombie_is_gone(void **state)
 	scan_expect(proc, "{}", 0);
 
 	assert_int_equal(waitpid(pid, NULL, 0), pid);
-	rm_tree(tmp);
-	free(proc);
-	free(tmp);
+	fake_proc_done(&f);
 }
 
 /* A thread group whose leader exited while a thread runs on: the
@@ -305,45 +315,34 @@ static void test_zombie_is_gone(void **state)
  * The mounts must be read from the thread (skipping the group hid them). */
 static void test_zombie_leader_live_thread(void **state)
 {
-	char *tmp = make_tmpdir();
-	char *proc = ut_path(tmp, "proc");
+	struct fake_proc f;
+	fake_proc_make(&f);
 	char p[4096];
-	assert_int_equal(mkdir(proc, 0755), 0);
 	const char *const dirs[] = {"20", "20/task", "20/task/20", "20/task/21"};
 	for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
-		snprintf(p, sizeof(p), "%s/%s", proc, dirs[i]);
+		snprintf(p, sizeof(p), "%s/%s", f.proc, dirs[i]);
 		assert_int_equal(mkdir(p, 0755), 0);
 	}
 	char *fixture = ut_path(dir, "container-a.mountinfo");
-	snprintf(p, sizeof(p), "%s/20/task/21/mountinfo", proc);
+	snprintf(p, sizeof(p), "%s/20/task/21/mountinfo", f.proc);
 	assert_int_equal(symlink(fixture, p), 0);
-	scan_expect(proc, "{\"ci-1\": 2, \"ci-2\": 1}", 0);
+	scan_expect(f.proc, "{\"ci-1\": 2, \"ci-2\": 1}", 0);
 	free(fixture);
-	rm_tree(tmp);
-	free(proc);
-	free(tmp);
+	fake_proc_done(&f);
 }
 
 /* A mountinfo that opens but cannot be parsed, from a process that is
  * still there: unreadable (the scan fails closed), never "gone". */
 static void test_unparsable_is_unreadable(void **state)
 {
-	char *tmp = make_tmpdir();
-	char *ns = ut_path(tmp, "ns-inode");
-	char *proc = ut_path(tmp, "proc");
-	int fd = open(ns, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
-	assert_true(fd >= 0);
-	close(fd);
-	assert_int_equal(mkdir(proc, 0755), 0);
-	fake_pid(proc, "30", ns, NULL);
+	struct fake_proc f;
+	fake_proc_make(&f);
+	fake_pid(f.proc, "30", f.ns, NULL);
 	char p[4096];
-	snprintf(p, sizeof(p), "%s/30/mountinfo", proc);
+	snprintf(p, sizeof(p), "%s/30/mountinfo", f.proc);
 	assert_int_equal(mkdir(p, 0755), 0); /* opens, does not read */
-	scan_expect(proc, "{}", 1);
-	rm_tree(tmp);
-	free(ns);
-	free(proc);
-	free(tmp);
+	scan_expect(f.proc, "{}", 1);
+	fake_proc_done(&f);
 }
 
 /* And a live process is read: this one. */
