@@ -26,48 +26,25 @@ head -c 200000 /dev/urandom >"$src/d/blob" # a copy takes a moment: a wider wind
 
 vt_step "$races races of 5 volume creators (control and plugin sockets) and 2 cache imports"
 # Each creator connects first; all wait at a barrier, then send at once.
-python3 - "$VT_PLUGIN_SOCK" "$VT_CONTROL_SOCK" "$src" "$races" <<'PY' || vt_fail "volume races"
-import array, json, os, socket, sys, threading
+VT_LIBDIR=${VT_SRCDIR:-$(dirname "$0")/..}/lib \
+	python3 - "$VT_PLUGIN_SOCK" "$VT_CONTROL_SOCK" "$src" "$races" <<'PY' || vt_fail "volume races"
+import json, os, sys, threading
+sys.path.insert(0, os.environ["VT_LIBDIR"])
+from vtsock import control_connect, control_exchange, plugin_connect, plugin_exchange
 plugin, control, src, races = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 
-def ctl_conn():
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    s.settimeout(120)
-    s.connect(control)
-    return s
+ctl_conn = lambda: control_connect(control)
+plugin_conn = lambda: plugin_connect(plugin)
 
 def ctl_send(s, req, fd=None):
-    data = json.dumps(req).encode()
-    if fd is None:
-        s.send(data)
-    else:
-        s.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
-    r = json.loads(s.recv(1 << 20))
-    s.close()
+    r = control_exchange(s, req, fd)
     if r.get("ok"):
         return True, ""
     e = r.get("error", {})
     return False, f'{e.get("name")}: {e.get("message")}'
 
-def plugin_conn():
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(120)
-    s.connect(plugin)
-    return s
-
 def plugin_send(s, body):
-    b = json.dumps(body).encode()
-    s.sendall(b"POST /VolumeDriver.Create HTTP/1.1\r\nHost: plugin\r\nContent-Length: %d\r\n"
-              b"Connection: close\r\n\r\n" % len(b) + b)
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
-    head, _, payload = data.partition(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
+    status, payload = plugin_exchange(s, "/VolumeDriver.Create", json.dumps(body).encode())
     err = json.loads(payload).get("Err", "")
     if status == 200 and not err:
         return True, ""

@@ -17,7 +17,9 @@
 # Prints one JSON object: requests, errors_expected, rounds, fds and RSS
 # (KiB) of volmgrd at start, after the warm-up, max, and at the end
 # (after the load, once every connection has been closed), and samples.
-import argparse, array, json, os, socket, sys, threading, time
+import argparse, json, os, sys, threading, time
+
+from vtsock import control_connect, control_exchange, plugin_connect, plugin_exchange
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--pid", type=int, required=True)
@@ -48,25 +50,11 @@ class Bad(Exception):
     pass
 
 def http(path, body, raw=None):
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(120)
-    s.connect(a.plugin)
     b = raw if raw is not None else json.dumps(body).encode()
-    s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
-              % (path.encode(), len(b)) + b)
-    data = b""
-    while True:
-        c = s.recv(65536)
-        if not c:
-            break
-        data += c
-    s.close()
-    head, _, payload = data.partition(b"\r\n\r\n")
     try:
-        status = int(head.split(b" ")[1])
-    except Exception:
-        raise Bad(f"{path}: no HTTP reply: {data[:100]!r}")
-    return status, payload
+        return plugin_exchange(plugin_connect(a.plugin), path, b)
+    except ValueError as e:
+        raise Bad(str(e))
 
 def ok_http(path, body):
     status, payload = http(path, body)
@@ -81,17 +69,7 @@ def err_http(path, body=None, raw=None):
         raise Bad(f"{path} {body if raw is None else raw[:60]}: accepted")
 
 def ctl(req, fd=None):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    s.settimeout(120)
-    s.connect(a.control)
-    data = req if isinstance(req, bytes) else json.dumps(req).encode()
-    if fd is None:
-        s.send(data)
-    else:
-        s.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
-    r = json.loads(s.recv(1 << 20))
-    s.close()
-    return r
+    return control_exchange(control_connect(a.control), req, fd)
 
 def ok_ctl(req, fd=None):
     r = ctl(req, fd)
