@@ -117,6 +117,18 @@ make_tree() {
 # vm_copy ARGS... SRC DST — run the driver; its JSON on stdout.
 vm_copy() { "$VM_COPY" "$@"; }
 
+# refused_copy WHAT ERRNO MESSAGE ARGS... — vm-copy with ARGS must fail
+# (exit 1) with ERRNO and an error containing MESSAGE.
+refused_copy() {
+	local what=$1 errno=$2 msg=$3 status=0 out
+	shift 3
+	out=$(vm_copy "$@") || status=$?
+	vt_log "$out"
+	vt_assert_eq 1 "$status" "$what: exit status"
+	vt_assert_eq "$errno" "$(jq -r .errno <<<"$out")" "$what: errno"
+	vt_assert_contains "$(jq -r .error <<<"$out")" "$msg" "$what: error"
+}
+
 # check_copy FS WHAT EXPECTED_IO ARGS... — copy $src into a fresh
 # directory with ARGS, expect success on EXPECTED_IO, compare.
 check_copy() {
@@ -232,24 +244,15 @@ for fs in btrfs xfs ext4 tmpfs; do
 	else
 		dst=$base/dst-reflink
 		mkdir "$dst"
-		status=0
-		out=$(vm_copy --data reflink "$src" "$dst") || status=$?
-		vt_log "$out"
-		vt_assert_eq 1 "$status" "$fs: reflink copy exit status"
-		vt_assert_eq 95 "$(jq -r .errno <<<"$out")" "$fs: reflink copy errno (EOPNOTSUPP)"
-		vt_assert_contains "$(jq -r .error <<<"$out")" "cannot share extents" "$fs: reflink error"
+		refused_copy "$fs: reflink copy (EOPNOTSUPP)" 95 "cannot share extents" --data reflink "$src" "$dst"
 		rm -rf "$dst"
 	fi
 
 	vt_step "$fs: a copy read with a user's credentials"
 	dst=$base/dst-reader
 	mkdir "$dst"
-	status=0
-	out=$(vm_copy --reader 65534:65534 "$src/pub" "$dst") || status=$?
-	vt_log "$out"
-	vt_assert_eq 1 "$status" "exit status of a reader's copy of a file it cannot read"
-	vt_assert_eq 13 "$(jq -r .errno <<<"$out")" "errno (EACCES)"
-	vt_assert_contains "$(jq -r .error <<<"$out")" "cannot open private" "error names the file"
+	refused_copy "$fs: a reader's copy of a file it cannot read (EACCES; the error names the file)" \
+		13 "cannot open private" --reader 65534:65534 "$src/pub" "$dst"
 	rm -rf "$dst" "$src/pub/private"
 	mkdir "$dst"
 	out=$(vm_copy --reader 65534:65534 "$src/pub" "$dst") || vt_fail "reader's copy failed: $out"
@@ -283,12 +286,8 @@ vt_step "a reader's copy of proc or sysfs is refused"
 for pseudo in /proc/sys /sys/kernel; do
 	dst=$VT_TMP/dst-pseudo
 	mkdir "$dst"
-	status=0
-	out=$(vm_copy --reader 65534:65534 "$pseudo" "$dst") || status=$?
-	vt_log "$out"
-	vt_assert_eq 1 "$status" "exit status of a reader's copy of $pseudo"
-	vt_assert_eq 18 "$(jq -r .errno <<<"$out")" "errno (EXDEV) for $pseudo"
-	vt_assert_contains "$(jq -r .error <<<"$out")" "kernel file system" "error for $pseudo"
+	refused_copy "a reader's copy of $pseudo (EXDEV)" 18 "kernel file system" \
+		--reader 65534:65534 "$pseudo" "$dst"
 	[[ -z $(ls -A "$dst") ]] || vt_fail "the refused copy of $pseudo left files behind"
 	rm -rf "$dst"
 done
