@@ -170,8 +170,8 @@ int vm_backend_make_empty(const struct vm_backend *b, int parent_fd, const char 
 	return 0;
 }
 
-static int copy_opts_with(const struct vm_backend *b, const struct vm_copy_opts *in,
-			  enum vm_copy_data data, struct vm_copy_opts *out)
+static void copy_opts_with(const struct vm_backend *b, const struct vm_copy_opts *in,
+			   enum vm_copy_data data, struct vm_copy_opts *out)
 {
 	*out = in ? *in : (struct vm_copy_opts){0};
 	out->data = data;
@@ -184,7 +184,6 @@ static int copy_opts_with(const struct vm_backend *b, const struct vm_copy_opts 
 	out->io = b->io_want;
 	if (out->io == VM_COPY_IO_URING && (data == VM_COPY_DATA_REFLINK || out->reader))
 		out->io = data == VM_COPY_DATA_REFLINK ? VM_COPY_IO_AUTO : VM_COPY_IO_SYSCALLS;
-	return 0;
 }
 
 int vm_backend_copy_into(const struct vm_backend *b, int src_fd, int dst_fd,

@@ -530,9 +530,7 @@ static int create_locked(struct vm_manager *m, const char *name,
 			char what[VM_SOURCE_STR_MAX];
 			vm_source_format(source, what);
 			vm_mgr_log(m, "volume %s from %s: %s", name, what, e.msg);
-			vm_error_errno(err, -r, "cannot %s %s into volume %s",
-				       vm_backend_is_instant(&m->backend) ? "snapshot" : "copy",
-				       what, name);
+			vm_error_errno(err, -r, "cannot snapshot %s into volume %s", what, name);
 		}
 		rec.source = *source;
 	} else {

@@ -93,7 +93,8 @@ void vm_mgr_copy_opts(struct vm_manager *m, int src_fd, const struct vm_create_o
 		      const struct vm_caller *caller, struct vm_reader *reader,
 		      struct vm_copy_opts *ret)
 {
-	*ret = (struct vm_copy_opts){.io = m->backend.io_want};
+	/* Data and io are the backend's to set (vm_backend_*_into). */
+	*ret = (struct vm_copy_opts){0};
 	if (caller && caller->uid != 0) {
 		*reader = (struct vm_reader){.uid = caller->uid, .gid = caller->gid,
 					     .ngroups = caller->ngroups};
