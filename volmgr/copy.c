@@ -23,13 +23,6 @@
 #include <sys/sysmacros.h>
 #include <time.h>
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 const char *vm_copy_io_name(enum vm_copy_io io)
 {
 	switch (io) {
@@ -247,7 +240,7 @@ static void progress(struct walk *w, bool done)
 	struct vm_copy_ctx *c = w->c;
 	if (!c->opts->progress)
 		return;
-	uint64_t now = mono_ns();
+	uint64_t now = (uint64_t)vm_mono_ns();
 	if (!done && now - w->last_progress < w->interval)
 		return;
 	w->last_progress = now;
@@ -791,7 +784,7 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 		c->src_mnt_id = sx.stx_mnt_id;
 	c->dst_root = dst_fd;
 	c->err = err;
-	c->t0 = mono_ns();
+	c->t0 = (uint64_t)vm_mono_ns();
 	pthread_mutex_init(&c->err_lock, NULL);
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->not_empty, NULL);
@@ -912,7 +905,7 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 	rep->stats = w->st;
 	rep->stats.files = atomic_load(&c->files_done);
 	rep->stats.bytes = atomic_load(&c->bytes_done);
-	rep->elapsed_ns = mono_ns() - c->t0;
+	rep->elapsed_ns = (uint64_t)vm_mono_ns() - c->t0;
 	if (r == 0)
 		progress(w, true);
 

@@ -50,18 +50,11 @@ struct client {
 	int64_t idle_since_ns;
 };
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void set_busy(struct client *cl, bool busy)
 {
 	pthread_mutex_lock(&cl->s->lock);
 	cl->busy = busy;
-	cl->idle_since_ns = mono_ns();
+	cl->idle_since_ns = vm_mono_ns();
 	pthread_mutex_unlock(&cl->s->lock);
 }
 
@@ -287,7 +280,7 @@ static void *accept_main(void *arg)
 			 * once it exits, its pidfd never is. */
 			*cl = (struct client){s, fd, {cred.uid, cred.gid, cred.pid,
 						      vm_pidfd_open(cred.pid), "", {0}, 0}};
-			cl->idle_since_ns = mono_ns();
+			cl->idle_since_ns = vm_mono_ns();
 			vm_caller_find_container(&cl->caller, vm_manager_proc(s->m));
 			if (cl->caller.uid != 0)
 				vm_caller_find_groups(&cl->caller, vm_manager_proc(s->m));

@@ -56,13 +56,6 @@ void vm_git_done(struct vm_git *g)
 	*g = (struct vm_git){0};
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Read what is ready on fd into buf (bounded); false at EOF. */
 static bool drain(int fd, char *buf, size_t cap, size_t *len)
 {
@@ -155,9 +148,9 @@ int vm_git_run(const struct vm_git *g, int dirfd, const char *const *args,
 	char *out = malloc(OUT_MAX + 1), *errbuf = malloc(ERR_MAX + 1);
 	size_t olen = 0, elen = 0;
 	bool oopen = true, eopen = true, timed_out = false;
-	int64_t deadline = mono_ms() + (int64_t)g->timeout_s * 1000;
+	int64_t deadline = (vm_mono_ns() / 1000000) + (int64_t)g->timeout_s * 1000;
 	while ((oopen || eopen) && out && errbuf) {
-		int64_t left = deadline - mono_ms();
+		int64_t left = deadline - (vm_mono_ns() / 1000000);
 		if (left <= 0) {
 			timed_out = true;
 			break;

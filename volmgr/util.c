@@ -50,6 +50,13 @@ int vm_error_errno(struct vm_error *err, int code, const char *fmt, ...)
 	return r;
 }
 
+int64_t vm_mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 int64_t vm_now_ns(void)
 {
 	struct timespec ts;

@@ -66,6 +66,8 @@ int vm_error_errno(struct vm_error *err, int code, const char *fmt, ...)
 	_printf_(3, 4);
 
 /* Clock helpers: nanoseconds since the epoch, and RFC 3339 formatting. */
+/* CLOCK_MONOTONIC in nanoseconds: for durations and timeouts. */
+int64_t vm_mono_ns(void);
 int64_t vm_now_ns(void);
 void vm_format_time(int64_t ns, char buf[static 40]);
 
