@@ -64,7 +64,8 @@ int vm_copy_src_reopen(struct vm_copy_ctx *c, int path_fd, int flags)
 	int r = vm_copy_as_reader(c);
 	if (r == 0) {
 		/* The magic link is the point: no O_NOFOLLOW here. */
-		r = open(p, flags | O_CLOEXEC | O_NOCTTY);
+		/* O_NOATIME: see open_source (copy.c). */
+		r = open(p, flags | O_CLOEXEC | O_NOCTTY | (c->reader ? 0 : O_NOATIME));
 		if (r < 0)
 			r = -errno;
 	}

@@ -144,7 +144,8 @@ static void *consume(struct vm_copy_ctx *c, bool reflink)
 		vm_copy_fail(c, ENOMEM, false, "out of memory");
 	struct vm_copy_job *j;
 	bool ended = false;
-	while ((j = vm_copy_queue_pop(c, true, &ended))) {
+	unsigned id = vm_copy_consumer_id(c);
+	while ((j = vm_copy_queue_pop(c, id, true, &ended))) {
 		if (!vm_copy_failed(c)) {
 			int r = vm_copy_job_open(c, j);
 			if (r == 0)

@@ -28,6 +28,7 @@ struct uring_copy {
 	unsigned idle[VM_COPY_URING_SLOTS], n_idle;
 	unsigned inflight; /* requests prepared and not yet reaped */
 	struct vm_copy_scratch *scratch;
+	unsigned id; /* the consumer's, for vm_copy_queue_pop */
 };
 
 #define CLOSE_TAG 0 /* user_data of closes; slots are index + 1 */
@@ -212,7 +213,7 @@ static void run(struct uring_copy *u)
 		 * in flight. */
 		while (!ended && u->n_idle > 0) {
 			bool busy = u->n_idle < VM_COPY_URING_SLOTS;
-			struct vm_copy_job *j = vm_copy_queue_pop(c, !busy, &ended);
+			struct vm_copy_job *j = vm_copy_queue_pop(c, u->id, !busy, &ended);
 			if (!j)
 				break;
 			if (vm_copy_failed(c) || !u->scratch) {
@@ -281,12 +282,14 @@ static bool drain(struct uring_copy *u)
 void *vm_copy_uring_thread(void *ctx)
 {
 	struct vm_copy_ctx *c = ctx;
+	unsigned id = vm_copy_consumer_id(c);
 	struct uring_copy *u = calloc(1, sizeof(*u));
 	int r = u ? ring_init(&u->ring) : -ENOMEM;
 	if (r < 0) {
 		vm_copy_fail(c, -r, true, "cannot set up io_uring");
 	} else {
 		u->c = c;
+		u->id = id;
 		u->scratch = malloc(sizeof(*u->scratch));
 		for (unsigned i = 0; i < VM_COPY_URING_SLOTS; i++) {
 			u->slots[i].buf = malloc(VM_COPY_CHUNK);
@@ -315,7 +318,7 @@ void *vm_copy_uring_thread(void *ctx)
 	 * dropped here. */
 	struct vm_copy_job *j;
 	bool ended = false;
-	while ((j = vm_copy_queue_pop(c, true, &ended)))
+	while ((j = vm_copy_queue_pop(c, id, true, &ended)))
 		vm_copy_job_free(c, j, NULL);
 	free(u);
 	vm_copy_consumer_exit(c);

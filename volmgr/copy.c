@@ -96,7 +96,36 @@ static void queue_push(struct vm_copy_ctx *c, struct vm_copy_job *j)
 	pthread_mutex_unlock(&c->lock);
 }
 
-struct vm_copy_job *vm_copy_queue_pop(struct vm_copy_ctx *c, bool wait, bool *ret_ended)
+unsigned vm_copy_consumer_id(struct vm_copy_ctx *c)
+{
+	pthread_mutex_lock(&c->lock);
+	unsigned id = c->n_consumer_ids++;
+	pthread_mutex_unlock(&c->lock);
+	return id;
+}
+
+/* The queue slot to take: the first file of the directory this consumer
+ * fills or of one nobody fills, within VM_COPY_PICK_SCAN of the head;
+ * else the head. */
+static size_t pick_job(const struct vm_copy_ctx *c, unsigned id)
+{
+	size_t scan = c->q_len < VM_COPY_PICK_SCAN ? c->q_len : VM_COPY_PICK_SCAN;
+	for (size_t i = 0; i < scan; i++) {
+		size_t at = (c->q_head + i) % c->q_cap;
+		const struct vm_copy_dir *d = c->queue[at]->dir;
+		if (!d || id >= VM_COPY_CONSUMERS_MAX || c->filling[id] == d)
+			return at;
+		bool taken = false;
+		for (unsigned k = 0; k < c->n_consumer_ids && k < VM_COPY_CONSUMERS_MAX; k++)
+			taken |= k != id && c->filling[k] == d;
+		if (!taken)
+			return at;
+	}
+	return c->q_head;
+}
+
+struct vm_copy_job *vm_copy_queue_pop(struct vm_copy_ctx *c, unsigned id, bool wait,
+				      bool *ret_ended)
 {
 	struct vm_copy_job *j = NULL;
 	pthread_mutex_lock(&c->lock);
@@ -106,8 +135,12 @@ struct vm_copy_job *vm_copy_queue_pop(struct vm_copy_ctx *c, bool wait, bool *re
 		c->consumers_waiting--;
 	}
 	if (c->q_len > 0) {
-		j = c->queue[c->q_head];
+		size_t pick = pick_job(c, id);
+		j = c->queue[pick];
+		c->queue[pick] = c->queue[c->q_head];
 		c->q_head = (c->q_head + 1) % c->q_cap;
+		if (id < VM_COPY_CONSUMERS_MAX)
+			c->filling[id] = j->dir;
 		c->q_len--;
 		/* The walker refills from half empty: it and the data path
 		 * then run side by side instead of taking turns per job. */
@@ -190,6 +223,7 @@ struct walk {
 	bool dir_setgid;
 	struct vm_copy_dir *cur; /* the destination directory being filled */
 	bool inline_data; /* no consumer threads: copy the data right here */
+	bool uring;       /* the data path is io_uring */
 };
 
 static struct vm_copy_dir *dir_ref(struct vm_copy_dir *d)
@@ -477,9 +511,15 @@ static int open_source(struct walk *w, int src_dir, const char *name, int flags,
 		       struct stat *ret_st, bool *ret_foreign)
 {
 	struct vm_copy_ctx *c = w->c;
-	/* openat2 refuses O_PATH with any flag but a few (EINVAL). */
-	int fd = vm_copy_src_open(c, src_dir, name,
-				  flags | O_CLOEXEC | ((flags & O_PATH) ? 0 : O_NOCTTY));
+	/* openat2 refuses O_PATH with any flag but a few (EINVAL).  Root
+	 * reads with O_NOATIME: under relatime the first read a day after
+	 * the last would otherwise write every file's atime into the
+	 * source, a cache that a copy should leave alone (a reader may not
+	 * own the files: EPERM; root needs CAP_FOWNER, as it does to set
+	 * the times of files it gave another owner). */
+	if (!(flags & O_PATH))
+		flags |= O_NOCTTY | (c->reader ? 0 : O_NOATIME);
+	int fd = vm_copy_src_open(c, src_dir, name, flags | O_CLOEXEC);
 	if (fd < 0)
 		return fd;
 	struct statx x;
@@ -537,11 +577,29 @@ static int copy_entry(struct walk *w, int src_dir, int dst_dir, const char *name
 		 * A file is opened O_PATH (no fifo can block it, no device
 		 * can see an open) and reopened for reading once fstat says
 		 * it is regular (copy_opened). */
-		int flags = d_type == DT_DIR ? O_RDONLY | O_DIRECTORY : O_PATH;
+		/* Where no device node can appear (src_no_new_devices), a
+		 * file is opened for reading at once, O_NONBLOCK (a fifo
+		 * renamed into place must not hang the copy). */
+		bool direct = d_type == DT_REG && c->opts->src_no_new_devices;
+		int flags = d_type == DT_DIR ? O_RDONLY | O_DIRECTORY
+			    : direct	     ? O_RDONLY | O_NONBLOCK
+					     : O_PATH;
 		int fd = open_source(w, src_dir, name, flags, &st, &foreign);
 		if (fd >= 0) {
+			if (direct && S_ISREG(st.st_mode) && !foreign) {
+				/* io_uring would answer -EAGAIN for data not
+				 * in the page cache (see copy_opened).  Keep
+				 * O_NOATIME (open_source), which F_SETFL sets too. */
+				if (w->uring && fcntl(fd, F_SETFL, c->reader ? 0 : O_NOATIME) < 0) {
+					int e = errno;
+					close(fd);
+					return vm_copy_fail(c, e, true, "cannot open %s%s%s",
+							    AT(w, name));
+				}
+				return copy_file(w, fd, &st, dst_dir, name);
+			}
 			if ((d_type == DT_DIR && S_ISDIR(st.st_mode)) ||
-			    (d_type == DT_REG && S_ISREG(st.st_mode)))
+			    (d_type == DT_REG && S_ISREG(st.st_mode) && !direct))
 				return copy_opened(w, fd, &st, foreign, dst_dir, name, depth);
 			close(fd);
 		} else if (fd == -ENOENT) {
@@ -687,6 +745,14 @@ static const char *pseudo_fs(int fd)
 }
 
 /* Which data path, and why. */
+static int reflink_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < VM_COPY_REFLINK_THREADS_MIN)
+		return VM_COPY_REFLINK_THREADS_MIN;
+	return n > VM_COPY_REFLINK_THREADS_MAX ? VM_COPY_REFLINK_THREADS_MAX : (int)n;
+}
+
 static int choose_io(struct vm_copy_ctx *c, const struct vm_copy_opts *o,
 		     int src_fd, int dst_fd, struct vm_copy_report *rep)
 {
@@ -806,7 +872,7 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 						  : 200 * 1000000ull;
 	w->last_progress = c->t0;
 
-	pthread_t threads[VM_COPY_REFLINK_THREADS];
+	pthread_t threads[VM_COPY_CONSUMERS_MAX];
 	int n_threads = 0;
 	int r = 0;
 	const char *pseudo = c->reader ? pseudo_fs(src_fd) : NULL;
@@ -823,7 +889,7 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 		void *(*fn)(void *) = vm_copy_syscalls_thread;
 		int want = VM_COPY_SYSCALL_THREADS;
 		if (opts->data == VM_COPY_DATA_REFLINK)
-			fn = vm_copy_reflink_thread, want = VM_COPY_REFLINK_THREADS;
+			fn = vm_copy_reflink_thread, want = reflink_threads();
 		else if (rep->io_used == VM_COPY_IO_URING)
 			fn = vm_copy_uring_thread, want = VM_COPY_URING_THREADS;
 		for (int i = 0; i < want; i++) {
@@ -847,6 +913,8 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 		}
 	}
 	w->inline_data = n_threads == 0;
+	w->uring = n_threads > 0 && rep->io_used == VM_COPY_IO_URING &&
+		   opts->data == VM_COPY_DATA_COPY;
 
 	/* The top directory: the caller's fds, finished below once all is
 	 * done. */

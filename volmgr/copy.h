@@ -41,6 +41,15 @@ struct vm_copy_opts {
 	enum vm_copy_io io;
 	const struct vm_reader *reader; /* NULL: read as root; else reads with
 					 * its fs credentials, syscalls only */
+	/* No device node can appear in the source while it is read: only
+	 * volmgrd and unprivileged uids (git's) write it, as in a cache of
+	 * the pool, and only root of the host can make a device node.  A
+	 * file the directory lists as regular is then opened for reading at
+	 * once (O_NONBLOCK: a fifo put in its place cannot hang the copy),
+	 * not first as O_PATH to check its type and then reopened: two
+	 * system calls fewer per file.  Never for a volume, which a
+	 * container's root may fill with device nodes, or a caller's tree. */
+	bool src_no_new_devices;
 	uint64_t total_files, total_bytes; /* for progress, if counted before */
 	vm_copy_progress_fn progress;      /* NULL: none */
 	void *progress_userdata;

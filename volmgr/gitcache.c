@@ -37,6 +37,7 @@ static int clone_staged(struct vm_manager *m, int src, const char *tmp, const ch
 	struct vm_copy_opts co;
 	struct vm_copy_report rep;
 	vm_mgr_copy_opts(m, src, NULL, NULL, &reader, &co);
+	co.src_no_new_devices = true; /* volmgrd and git's uid write a cache */
 	r = vm_backend_clone_into(&m->backend, src, dst, &co, &rep, err);
 	if (r == 0)
 		vm_mgr_log_copy(m, what, name, &rep);

@@ -1060,6 +1060,9 @@ static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name, int s
 			VM_FAULT_PAUSE("copy.start");
 			/* A clone reads the pool as the daemon, like a snapshot. */
 			vm_mgr_copy_opts(m, src_fd, opts, clone ? NULL : caller, &reader, &co);
+			/* Into a cache only volmgrd and git's uid write; into a
+			 * volume a container's root may put device nodes. */
+			co.src_no_new_devices = clone && source && source->kind == VM_SOURCE_CACHE;
 			while (sem_wait(&m->copy_slots) < 0 && errno == EINTR)
 				;
 			r = clone ? vm_backend_clone_into(&m->backend, src_fd, dst, &co, &rep, err)

@@ -184,6 +184,12 @@ for fs in btrfs xfs ext4 tmpfs; do
 		umount "$base"
 		mount -o noatime "$dev" "$base"
 		check_copy "$fs" "copy/uring, cold cache" io_uring --data copy --io uring
+		# Opened for reading at once, O_NONBLOCK then cleared for
+		# io_uring: the same cold reads must wait, not fail.
+		umount "$base"
+		mount -o noatime "$dev" "$base"
+		check_copy "$fs" "copy/uring, no new devices, cold cache" io_uring --data copy \
+			--io uring --no-new-devices
 	fi
 	# A mount point inside the source: the copy stays on one file system.
 	mount -t tmpfs -o size=1M tmpfs "$src/mnt"
@@ -223,6 +229,11 @@ for fs in btrfs xfs ext4 tmpfs; do
 	check_copy "$fs" "copy/syscalls, source fd already read" syscalls --data copy \
 		--io syscalls --read-first
 
+	vt_step "$fs: a source where no device node can appear (a cache): files opened at once"
+	check_copy "$fs" "copy/uring, no new devices" io_uring --data copy --io uring --no-new-devices
+	check_copy "$fs" "copy/syscalls, no new devices" syscalls --data copy --io syscalls \
+		--no-new-devices
+
 	vt_step "$fs: the openat2 fallback, forced"
 	check_copy "$fs" "copy/uring, no openat2" io_uring --data copy --io uring --no-openat2
 	check_copy "$fs" "copy/syscalls, no openat2" syscalls --data copy --io syscalls --no-openat2
@@ -236,11 +247,29 @@ for fs in btrfs xfs ext4 tmpfs; do
 	want=$(jq -r '.stats | .files + .symlinks + .others + .hardlinks' <<<"$LAST_OUT")
 	vt_assert_eq "$want" "$(jq -r .progress.files <<<"$LAST_OUT")" "files in the last progress call"
 
+	vt_step "$fs: a copy leaves the source's atimes alone (relatime, O_NOATIME)"
+	# relatime updates an atime older than a day on the first read.
+	mount -o remount,relatime "$base"
+	for args in "--io uring" "--io syscalls" "--io uring --no-new-devices"; do
+		touch -a -d 2020-01-01 "$src/small-1" "$src/big"
+		dst=$base/dst-atime
+		mkdir "$dst"
+		# shellcheck disable=SC2086 # words on purpose
+		vm_copy $args "$src" "$dst" >/dev/null || vt_fail "$fs: copy ($args) failed"
+		for f in small-1 big; do
+			vt_assert_eq 2020-01-01 "$(stat -c %x "$src/$f" | cut -d' ' -f1)" \
+				"$fs: ($args) atime of the source's $f after the copy"
+		done
+		rm -rf "$dst"
+	done
+	mount -o remount,noatime "$base"
+
 	vt_step "$fs: data reflink"
 	if [[ $fs == @(btrfs|xfs) ]]; then
 		check_copy "$fs" "reflink/auto" syscalls --data reflink --io auto
 		check_copy "$fs" "reflink/syscalls" syscalls --data reflink --io syscalls
 		check_copy "$fs" "reflink, no openat2" syscalls --data reflink --no-openat2
+		check_copy "$fs" "reflink, no new devices" syscalls --data reflink --no-new-devices
 	else
 		dst=$base/dst-reflink
 		mkdir "$dst"

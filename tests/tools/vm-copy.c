@@ -3,7 +3,7 @@
  *
  *   vm-copy [--data copy|reflink] [--io auto|uring|syscalls]
  *           [--no-openat2] [--reader UID:GID] [--progress] [--read-first]
- *           SRC DST
+ *           [--no-new-devices] SRC DST
  *
  * copies the tree SRC into the empty directory DST and prints the report
  * as one JSON object on stdout.  Exit 0 on success, 1 if the copy failed
@@ -11,7 +11,8 @@
  * --no-openat2 forces the O_NOFOLLOW fallback of every fd-relative open;
  * --progress counts the progress calls and checks the last one is done;
  * --read-first reads SRC's directory fd to its end before the copy (the
- * engine must read its own open file description, not the caller's). */
+ * engine must read its own open file description, not the caller's);
+ * --no-new-devices: no device node can appear in SRC (src_no_new_devices). */
 #include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -38,7 +39,7 @@ static void on_progress(const struct vm_copy_progress *p, void *userdata)
 static int usage(void)
 {
 	fprintf(stderr, "usage: vm-copy [--data copy|reflink] [--io auto|uring|syscalls] "
-			"[--no-openat2] [--reader UID:GID] [--progress] [--read-first] SRC DST\n");
+			"[--no-openat2] [--reader UID:GID] [--progress] [--read-first] [--no-new-devices] SRC DST\n");
 	return 2;
 }
 
@@ -51,6 +52,7 @@ int main(int argc, char **argv)
 		{"reader", required_argument, NULL, 'r'},
 		{"progress", no_argument, NULL, 'p'},
 		{"read-first", no_argument, NULL, 'f'},
+		{"no-new-devices", no_argument, NULL, 'z'},
 		{0},
 	};
 	struct vm_copy_opts opts = {0};
@@ -93,6 +95,9 @@ int main(int argc, char **argv)
 			break;
 		case 'f':
 			read_first = true;
+			break;
+		case 'z':
+			opts.src_no_new_devices = true;
 			break;
 		default:
 			return usage();
