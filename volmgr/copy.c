@@ -576,10 +576,10 @@ static int copy_entry(struct walk *w, int src_dir, int dst_dir, const char *name
 		 * that changed type since readdir falls through to lstat.
 		 * A file is opened O_PATH (no fifo can block it, no device
 		 * can see an open) and reopened for reading once fstat says
-		 * it is regular (copy_opened). */
-		/* Where no device node can appear (src_no_new_devices), a
-		 * file is opened for reading at once, O_NONBLOCK (a fifo
-		 * renamed into place must not hang the copy). */
+		 * it is regular (copy_opened); where no device node can
+		 * appear (src_no_new_devices), it is opened for reading at
+		 * once, O_NONBLOCK (a fifo renamed into place must not hang
+		 * the copy). */
 		bool direct = d_type == DT_REG && c->opts->src_no_new_devices;
 		int flags = d_type == DT_DIR ? O_RDONLY | O_DIRECTORY
 			    : direct	     ? O_RDONLY | O_NONBLOCK
@@ -744,7 +744,6 @@ static const char *pseudo_fs(int fd)
 	return NULL;
 }
 
-/* Which data path, and why. */
 static int reflink_threads(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -753,6 +752,7 @@ static int reflink_threads(void)
 	return n > VM_COPY_REFLINK_THREADS_MAX ? VM_COPY_REFLINK_THREADS_MAX : (int)n;
 }
 
+/* Which data path, and why. */
 static int choose_io(struct vm_copy_ctx *c, const struct vm_copy_opts *o,
 		     int src_fd, int dst_fd, struct vm_copy_report *rep)
 {
