@@ -323,13 +323,43 @@ vt_podman_ensure() {
 	vt_fail "podman service not ready after 20 s"
 }
 
+# The pids of processes whose command line holds PATH (a test's own unique
+# directory), this shell excepted; read with builtins only, so no helper
+# process of ours is counted.
+vt__pids_mentioning() {
+	local f pid
+	local -a args
+	for f in /proc/[0-9]*/cmdline; do
+		pid=${f#/proc/}
+		pid=${pid%/cmdline}
+		[[ $pid != "$BASHPID" ]] || continue
+		mapfile -d '' args 2>/dev/null <"$f" || continue
+		[[ ${args[*]} != *"$1"* ]] || printf '%s\n' "$pid"
+	done
+	return 0
+}
+
 vt__podman_stop() {
-	local pid=$1 p=$2
+	local pid=$1 p=$2 i
 	if kill -0 "$pid" 2>/dev/null; then
 		# The private service holds only this test's containers.
 		vt_podman rm -af -t 0 >/dev/null || true
 		vt__stop_pid "$pid" 15
 	fi
+	# conmon and the `podman container cleanup` it starts outlive the
+	# service for a moment and may mount the storage again after we
+	# unmounted it (seen once on CI: rm then met a busy overlay).  Wait
+	# for every process started with this root (10 s at most), and
+	# unmount again if rm still meets a mount.
+	for ((i = 0; i < 50; i++)); do
+		[[ -n $(vt__pids_mentioning "$p") ]] || break
+		sleep 0.2
+	done
+	for i in 1 2 3; do
+		vt__umount_under "$p"
+		rm -rf "$p" 2>/dev/null && break
+		sleep 1
+	done
 	vt__umount_under "$p"
 	rm -rf "$p" "$VT_PODMAN_SOCK"
 }
