@@ -96,6 +96,12 @@ static void queue_push(struct vm_copy_ctx *c, struct vm_copy_job *j)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* Every consumer has a slot in filling[]: at most this many start. */
+_Static_assert(VM_COPY_SYSCALL_THREADS <= VM_COPY_CONSUMERS_MAX &&
+		       VM_COPY_URING_THREADS <= VM_COPY_CONSUMERS_MAX &&
+		       VM_COPY_REFLINK_THREADS_MAX <= VM_COPY_CONSUMERS_MAX,
+	       "a consumer without a filling[] slot");
+
 unsigned vm_copy_consumer_id(struct vm_copy_ctx *c)
 {
 	pthread_mutex_lock(&c->lock);
@@ -107,18 +113,22 @@ unsigned vm_copy_consumer_id(struct vm_copy_ctx *c)
 /* The queue slot to take: the first file of the directory this consumer
  * fills or of one nobody fills, within VM_COPY_PICK_SCAN of the head;
  * else the head. */
+static bool filled_by_another(const struct vm_copy_ctx *c, unsigned id,
+			      const struct vm_copy_dir *d)
+{
+	for (unsigned k = 0; k < c->n_consumer_ids; k++)
+		if (k != id && c->filling[k] == d)
+			return true;
+	return false;
+}
+
 static size_t pick_job(const struct vm_copy_ctx *c, unsigned id)
 {
 	size_t scan = c->q_len < VM_COPY_PICK_SCAN ? c->q_len : VM_COPY_PICK_SCAN;
 	for (size_t i = 0; i < scan; i++) {
 		size_t at = (c->q_head + i) % c->q_cap;
 		const struct vm_copy_dir *d = c->queue[at]->dir;
-		if (!d || id >= VM_COPY_CONSUMERS_MAX || c->filling[id] == d)
-			return at;
-		bool taken = false;
-		for (unsigned k = 0; k < c->n_consumer_ids && k < VM_COPY_CONSUMERS_MAX; k++)
-			taken |= k != id && c->filling[k] == d;
-		if (!taken)
+		if (!d || c->filling[id] == d || !filled_by_another(c, id, d))
 			return at;
 	}
 	return c->q_head;
@@ -139,8 +149,7 @@ struct vm_copy_job *vm_copy_queue_pop(struct vm_copy_ctx *c, unsigned id, bool w
 		j = c->queue[pick];
 		c->queue[pick] = c->queue[c->q_head];
 		c->q_head = (c->q_head + 1) % c->q_cap;
-		if (id < VM_COPY_CONSUMERS_MAX)
-			c->filling[id] = j->dir;
+		c->filling[id] = j->dir;
 		c->q_len--;
 		/* The walker refills from half empty: it and the data path
 		 * then run side by side instead of taking turns per job. */
@@ -599,7 +608,7 @@ static int copy_entry(struct walk *w, int src_dir, int dst_dir, const char *name
 				return copy_file(w, fd, &st, dst_dir, name);
 			}
 			if ((d_type == DT_DIR && S_ISDIR(st.st_mode)) ||
-			    (d_type == DT_REG && S_ISREG(st.st_mode) && !direct))
+			    (d_type == DT_REG && S_ISREG(st.st_mode)))
 				return copy_opened(w, fd, &st, foreign, dst_dir, name, depth);
 			close(fd);
 		} else if (fd == -ENOENT) {

@@ -179,17 +179,16 @@ for fs in btrfs xfs ext4 tmpfs; do
 	if [[ $fs != tmpfs ]]; then
 		vt_step "$fs: io_uring on a cold page cache (the file system mounted afresh)"
 		# Reads that must wait for the disk: io_uring must not hand
-		# -EAGAIN back (the sources are opened O_NONBLOCK) and spin.
+		# -EAGAIN back and spin (--no-new-devices opens files
+		# O_NONBLOCK, which must be cleared for io_uring).
 		dev=$(findmnt -no SOURCE "$base")
-		umount "$base"
-		mount -o noatime "$dev" "$base"
-		check_copy "$fs" "copy/uring, cold cache" io_uring --data copy --io uring
-		# Opened for reading at once, O_NONBLOCK then cleared for
-		# io_uring: the same cold reads must wait, not fail.
-		umount "$base"
-		mount -o noatime "$dev" "$base"
-		check_copy "$fs" "copy/uring, no new devices, cold cache" io_uring --data copy \
-			--io uring --no-new-devices
+		for args in "" --no-new-devices; do
+			umount "$base"
+			mount -o noatime "$dev" "$base"
+			# shellcheck disable=SC2086 # none or one word
+			check_copy "$fs" "copy/uring${args:+ $args}, cold cache" io_uring --data copy \
+				--io uring $args
+		done
 	fi
 	# A mount point inside the source: the copy stays on one file system.
 	mount -t tmpfs -o size=1M tmpfs "$src/mnt"

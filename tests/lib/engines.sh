@@ -355,12 +355,12 @@ vt__podman_stop() {
 		[[ -n $(vt__pids_mentioning "$p") ]] || break
 		sleep 0.2
 	done
-	for i in 1 2 3; do
+	for ((i = 1; i < 3; i++)); do
 		vt__umount_under "$p"
 		rm -rf "$p" 2>/dev/null && break
 		sleep 1
 	done
-	vt__umount_under "$p"
+	vt__umount_under "$p" # the last try says why it fails
 	rm -rf "$p" "$VT_PODMAN_SOCK"
 }
 
