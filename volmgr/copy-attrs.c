@@ -64,8 +64,10 @@ int vm_copy_attrs(struct vm_copy_ctx *c, int src, int dst, const struct stat *st
 	if (!owned && fchown(dst, st->st_uid, st->st_gid) < 0)
 		return vm_copy_fail(c, errno, true, "cannot chown %s", name);
 	int set = 0;
-	if (src >= 0 && (set = copy_xattrs(c, src, dst, name, s)) < 0)
+	if (src >= 0 && !c->opts->src_no_xattrs && (set = copy_xattrs(c, src, dst, name, s)) < 0)
 		return set;
+	if (set > 0)
+		atomic_fetch_add_explicit(&c->xattrs_done, (uint64_t)set, memory_order_relaxed);
 	mode_t mode = st->st_mode & 07777;
 	if ((set > 0 || !c->umask_known || (mode & 07000) ||
 	     mode != (created & ~c->umask)) &&
@@ -96,6 +98,7 @@ void vm_copy_dir_unref(struct vm_copy_ctx *c, struct vm_copy_dir *d,
 	if (d->src >= 0)
 		close(d->src);
 	close(d->dst);
+	free(d->path);
 	free(d);
 }
 

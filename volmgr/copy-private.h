@@ -45,6 +45,18 @@ struct vm_copy_dir {
 	mode_t created;
 	bool owned;
 	bool is_root; /* the caller's: vm_copy_tree finishes it */
+	/* What vm_copy_ctx's filling[] keeps apart: where the file system
+	 * takes the inodes of the files made in it from (an XFS allocation
+	 * group), or the directory itself, never 0; and on XFS the
+	 * allocation group of the source directory, where its files' data
+	 * usually is (a clone updates that group's reference counts), else
+	 * 0. */
+	uintptr_t group, src_group;
+	/* For the walker that takes it from vm_copy_ctx.dirs: its path below
+	 * the roots (malloc'ed), depth, and the gid files made in it get. */
+	char *path;
+	unsigned depth;
+	gid_t gid;
 	char name[NAME_MAX + 1];
 };
 
@@ -67,6 +79,22 @@ struct vm_copy_scratch {
 	char buf[VM_COPY_CHUNK];
 };
 
+/* copy-links.c: the hard-link table. */
+struct vm_copy_link {
+	dev_t dev;
+	ino_t ino;
+	char *relpath; /* NULL: empty slot */
+};
+struct vm_copy_links {
+	struct vm_copy_link *slots;
+	size_t n, cap;
+	size_t path_bytes; /* what the relpaths hold, NULs included */
+};
+/* A caller builds the source tree: bound what its hard links cost the
+ * daemon (slots ~24 bytes an entry at most half full, plus the paths). */
+#define VM_COPY_LINKS_MAX (1u << 20)
+#define VM_COPY_LINKS_PATH_BYTES_MAX ((size_t)256 << 20)
+
 struct vm_copy_ctx {
 	const struct vm_copy_opts *opts;
 	const struct vm_reader *reader; /* NULL: read as root */
@@ -86,7 +114,7 @@ struct vm_copy_ctx {
 	struct vm_error *err;
 
 	/* Counters the data path updates. */
-	atomic_uint_fast64_t files_done, bytes_done;
+	atomic_uint_fast64_t files_done, bytes_done, xattrs_done;
 
 	/* The queue from the walker to the data path. */
 	pthread_mutex_t lock;
@@ -99,13 +127,57 @@ struct vm_copy_ctx {
 	bool producer_waiting;
 	bool producing_done;
 	int live_consumers;
-	/* The directory each consumer last took a file of: consumers keep
-	 * to different directories where the queue allows, so they do not
-	 * queue on one directory's lock to create their files (and, on XFS,
-	 * on one allocation group's). */
-	const struct vm_copy_dir *filling[VM_COPY_CONSUMERS_MAX];
+	/* The groups (vm_copy_dir.group, src_group) each consumer last took
+	 * a file of, or each walker walks: they keep to different ones where
+	 * the queue allows, so they do not wait for one directory's lock to
+	 * create their files, nor, on XFS, for one allocation group's.
+	 * 0: none. */
+	uintptr_t filling[VM_COPY_CONSUMERS_MAX], filling_src[VM_COPY_CONSUMERS_MAX];
 	unsigned n_consumer_ids;
+	/* XFS: an inode number shifted right by this is its allocation
+	 * group; 0 where the group is the directory. */
+	unsigned group_shift, src_group_shift;
+
+	/* A walk shared by several walkers (copy-dirs.c), under lock:
+	 * directories made and not walked yet, the walkers walking one and
+	 * those waiting for one. */
+	pthread_cond_t dirs_ready;
+	struct vm_copy_dir **dirs;
+	size_t dirs_cap, dirs_len;
+	unsigned walkers_busy, walkers_waiting;
+
+	/* Names of inodes with several, and where their first copy is:
+	 * looked up and filled under links_lock, so two walkers meeting
+	 * two names of one inode make one copy and one link. */
+	pthread_mutex_t links_lock;
+	struct vm_copy_links links;
+
+	/* Progress: everything made that is not a regular file or a
+	 * directory (those count in files_done and the walkers' stats), and
+	 * one report at a time. */
+	atomic_uint_fast64_t others_done;
+	atomic_uint_fast64_t last_progress;
+	pthread_mutex_t progress_lock;
 };
+
+/* Is a group of d another consumer's or walker's (under lock)? */
+static inline bool vm_copy_groups_taken(const struct vm_copy_ctx *c, unsigned id,
+					const struct vm_copy_dir *d)
+{
+	for (unsigned k = 0; k < VM_COPY_CONSUMERS_MAX; k++)
+		if (k != id && (c->filling[k] == d->group ||
+				(d->src_group && c->filling_src[k] == d->src_group)))
+			return true;
+	return false;
+}
+
+/* Consumer or walker id now fills d (NULL: nothing). */
+static inline void vm_copy_groups_take(struct vm_copy_ctx *c, unsigned id,
+				       const struct vm_copy_dir *d)
+{
+	c->filling[id] = d ? d->group : 0;
+	c->filling_src[id] = d ? d->src_group : 0;
+}
 
 /* Record an error (the first one only) and make everybody stop. */
 int vm_copy_fail(struct vm_copy_ctx *c, int code, bool with_errno,
@@ -160,22 +232,23 @@ int vm_copy_src_open(struct vm_copy_ctx *c, int dir, const char *name, int flags
 /* Open for reading, as the reader, the inode an O_PATH fd holds. */
 int vm_copy_src_reopen(struct vm_copy_ctx *c, int path_fd, int flags);
 
-/* copy-links.c: the hard-link table. */
-struct vm_copy_link {
-	dev_t dev;
-	ino_t ino;
-	char *relpath; /* NULL: empty slot */
-};
-struct vm_copy_links {
-	struct vm_copy_link *slots;
-	size_t n, cap;
-	size_t path_bytes; /* what the relpaths hold, NULs included */
-};
-/* A caller builds the source tree: bound what its hard links cost the
- * daemon (slots ~24 bytes an entry at most half full, plus the paths). */
-#define VM_COPY_LINKS_MAX (1u << 20)
-#define VM_COPY_LINKS_PATH_BYTES_MAX ((size_t)256 << 20)
-/* The path (below the destination root) of the first copy, or NULL. */
+/* copy-groups.c: on XFS, the shift that turns an inode number into its
+ * allocation group; 0 elsewhere (or if the geometry cannot be read). */
+unsigned vm_copy_group_shift(int fd);
+
+/* copy-dirs.c: directories waiting for a walker.  init: room for cap,
+ * the first walker busy (with the top).  push: false if full (walk it
+ * yourself).  pop: the next directory to walk, waiting while others may
+ * still make one; NULL when the walk is over or failed.  done: after
+ * walking what pop gave.  free: unrefs what is left (after a failure). */
+int vm_copy_dirs_init(struct vm_copy_ctx *c, size_t cap);
+bool vm_copy_dirs_push(struct vm_copy_ctx *c, struct vm_copy_dir *d);
+struct vm_copy_dir *vm_copy_dirs_pop(struct vm_copy_ctx *c, unsigned id);
+void vm_copy_dirs_done(struct vm_copy_ctx *c, unsigned id);
+void vm_copy_dirs_free(struct vm_copy_ctx *c, struct vm_copy_scratch *s);
+
+/* copy-links.c, the hard-link table: the path (below the destination
+ * root) of the first copy, or NULL. */
 const char *vm_copy_links_find(const struct vm_copy_links *l, dev_t dev, ino_t ino);
 /* Remember dir/name (dir "" at the top) as the first copy.  -E2BIG past
  * VM_COPY_LINKS_MAX entries or VM_COPY_LINKS_PATH_BYTES_MAX of paths. */

@@ -4,8 +4,10 @@
  * RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV, or the O_NOFOLLOW fallback with
  * st_dev checks), makes directories, symlinks, special files and hard
  * links itself, and queues every regular file, both ends open, for the
- * data path running in other threads.  Directories get their owner,
- * mode and times once their contents are made. */
+ * data path running in other threads.  A reflink copy as root is walked
+ * by several threads instead, each cloning the files of the directories
+ * it walks (start_walkers).  Directories get their owner, mode and times
+ * once their contents are made. */
 #include "copy-private.h"
 
 #include <dirent.h>
@@ -110,25 +112,16 @@ unsigned vm_copy_consumer_id(struct vm_copy_ctx *c)
 	return id;
 }
 
-/* The queue slot to take: the first file of the directory this consumer
+/* The queue slot to take: the first file of the group this consumer
  * fills or of one nobody fills, within VM_COPY_PICK_SCAN of the head;
  * else the head. */
-static bool filled_by_another(const struct vm_copy_ctx *c, unsigned id,
-			      const struct vm_copy_dir *d)
-{
-	for (unsigned k = 0; k < c->n_consumer_ids; k++)
-		if (k != id && c->filling[k] == d)
-			return true;
-	return false;
-}
-
 static size_t pick_job(const struct vm_copy_ctx *c, unsigned id)
 {
 	size_t scan = c->q_len < VM_COPY_PICK_SCAN ? c->q_len : VM_COPY_PICK_SCAN;
 	for (size_t i = 0; i < scan; i++) {
 		size_t at = (c->q_head + i) % c->q_cap;
 		const struct vm_copy_dir *d = c->queue[at]->dir;
-		if (!d || c->filling[id] == d || !filled_by_another(c, id, d))
+		if (!d || c->filling[id] == d->group || !vm_copy_groups_taken(c, id, d))
 			return at;
 	}
 	return c->q_head;
@@ -149,7 +142,7 @@ struct vm_copy_job *vm_copy_queue_pop(struct vm_copy_ctx *c, unsigned id, bool w
 		j = c->queue[pick];
 		c->queue[pick] = c->queue[c->q_head];
 		c->q_head = (c->q_head + 1) % c->q_cap;
-		c->filling[id] = j->dir;
+		vm_copy_groups_take(c, id, j->dir);
 		c->q_len--;
 		/* The walker refills from half empty: it and the data path
 		 * then run side by side instead of taking turns per job. */
@@ -180,6 +173,10 @@ void vm_copy_job_free(struct vm_copy_ctx *c, struct vm_copy_job *j,
 {
 	if (!j)
 		return;
+	/* Opened one after the other, the two fds are usually neighbours:
+	 * one system call closes both. */
+	if (j->src >= 0 && j->dst == j->src + 1 && close_range((unsigned)j->src, (unsigned)j->dst, 0) == 0)
+		j->src = j->dst = -1;
 	if (j->src >= 0)
 		close(j->src);
 	if (j->dst >= 0)
@@ -221,11 +218,11 @@ int vm_copy_next_extent(int fd, off_t off, off_t size, off_t *ret_start, off_t *
 
 struct walk {
 	struct vm_copy_ctx *c;
+	unsigned id; /* its slot in c->filling */
 	struct vm_copy_stats st; /* what the walker made itself */
 	struct vm_copy_scratch *scratch;
-	struct vm_copy_links links;
 	char path[PATH_MAX]; /* current directory below the roots, "" at top */
-	uint64_t last_progress, interval, entries;
+	uint64_t interval, entries;
 	/* What a file made in the current destination directory is owned
 	 * by: our fsuid, and its gid if the directory is set-gid. */
 	gid_t dir_gid;
@@ -233,6 +230,8 @@ struct walk {
 	struct vm_copy_dir *cur; /* the destination directory being filled */
 	bool inline_data; /* no consumer threads: copy the data right here */
 	bool uring;       /* the data path is io_uring */
+	bool shared;      /* one of several walkers: leave new directories in
+			   * c->dirs for whoever is free */
 };
 
 static struct vm_copy_dir *dir_ref(struct vm_copy_dir *d)
@@ -246,19 +245,28 @@ static struct vm_copy_dir *dir_ref(struct vm_copy_dir *d)
 
 /* ------------------------------------------------------------ hard links */
 
+/* Count something made that progress counts but the data path does not. */
+static void made(struct walk *w, uint64_t *counter)
+{
+	(*counter)++;
+	atomic_fetch_add_explicit(&w->c->others_done, 1, memory_order_relaxed);
+}
+
 /* A later name of an inode already copied becomes a hard link to the
- * copy.  1 if linked, 0 if this is the first name. */
+ * copy.  1 if linked, 0 if this is the first name.  Under links_lock
+ * (lock_links), held until the first name's copy is made and
+ * remembered. */
 static int try_hardlink(struct walk *w, const struct stat *st, int dst_dir, const char *name)
 {
 	if (S_ISDIR(st->st_mode) || st->st_nlink < 2)
 		return 0;
-	const char *first = vm_copy_links_find(&w->links, st->st_dev, st->st_ino);
+	const char *first = vm_copy_links_find(&w->c->links, st->st_dev, st->st_ino);
 	if (!first)
 		return 0;
 	int r = vm_copy_link_first(w->c->dst_root, first, dst_dir, name);
 	if (r < 0)
 		return vm_copy_fail(w->c, -r, true, "cannot link %s%s%s", AT(w, name));
-	w->st.hardlinks++;
+	made(w, &w->st.hardlinks);
 	return 1;
 }
 
@@ -266,7 +274,7 @@ static int remember_link(struct walk *w, const struct stat *st, const char *name
 {
 	if (S_ISDIR(st->st_mode) || st->st_nlink < 2)
 		return 0;
-	int r = vm_copy_links_add(&w->links, st->st_dev, st->st_ino, w->path, name);
+	int r = vm_copy_links_add(&w->c->links, st->st_dev, st->st_ino, w->path, name);
 	if (r == -E2BIG)
 		return vm_copy_fail(w->c, E2BIG, false,
 				    "too many hard-linked files to copy at %s%s%s: at most %u "
@@ -276,20 +284,40 @@ static int remember_link(struct walk *w, const struct stat *st, const char *name
 	return r < 0 ? vm_copy_fail(w->c, -r, true, "cannot track hard link %s%s%s", AT(w, name)) : 0;
 }
 
+/* Only an inode with several names needs the table. */
+static bool lock_links(struct walk *w, const struct stat *st)
+{
+	if (S_ISDIR(st->st_mode) || st->st_nlink < 2)
+		return false;
+	pthread_mutex_lock(&w->c->links_lock);
+	return true;
+}
+
+static void unlock_links(struct walk *w, bool locked)
+{
+	if (locked)
+		pthread_mutex_unlock(&w->c->links_lock);
+}
+
 /* ------------------------------------------------------------- progress */
 
+/* From any walker, at most every interval; one report at a time (a
+ * walker finding another reporting skips its turn). */
 static void progress(struct walk *w, bool done)
 {
 	struct vm_copy_ctx *c = w->c;
 	if (!c->opts->progress)
 		return;
 	uint64_t now = (uint64_t)vm_mono_ns();
-	if (!done && now - w->last_progress < w->interval)
+	if (!done && now - atomic_load(&c->last_progress) < w->interval)
 		return;
-	w->last_progress = now;
+	if (done)
+		pthread_mutex_lock(&c->progress_lock);
+	else if (pthread_mutex_trylock(&c->progress_lock) != 0)
+		return;
+	atomic_store(&c->last_progress, now);
 	struct vm_copy_progress p = {
-		.files = atomic_load(&c->files_done) + w->st.symlinks + w->st.others +
-			 w->st.hardlinks,
+		.files = atomic_load(&c->files_done) + atomic_load(&c->others_done),
 		.bytes = atomic_load(&c->bytes_done),
 		.total_files = c->opts->total_files,
 		.total_bytes = c->opts->total_bytes,
@@ -297,6 +325,7 @@ static void progress(struct walk *w, bool done)
 		.done = done,
 	};
 	c->opts->progress(&p, c->opts->progress_userdata);
+	pthread_mutex_unlock(&c->progress_lock);
 }
 
 /* -------------------------------------------------------------- the walk */
@@ -349,24 +378,26 @@ static int copy_file(struct walk *w, int src, const struct stat *st, int dst_dir
 		     const char *name)
 {
 	struct vm_copy_ctx *c = w->c;
+	if (!lock_links(w, st)) /* the data path creates it */
+		return submit_file(w, src, -1, st, name);
 	int r = try_hardlink(w, st, dst_dir, name);
 	if (r != 0) {
+		unlock_links(w, true);
 		close(src);
 		return r < 0 ? r : 0;
 	}
-	if (st->st_nlink < 2) /* the data path creates it */
-		return submit_file(w, src, -1, st, name);
 	/* A later name may link to it before the data path gets to it:
-	 * make it here. */
+	 * make it here, before another walker can look for it. */
 	int dst = openat(dst_dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 			 st->st_mode & 0777);
 	if (dst < 0) {
-		close(src);
-		return vm_copy_fail(c, errno, true, "cannot create %s%s%s", AT(w, name));
-	}
-	if ((r = remember_link(w, st, name)) < 0) {
-		close(src);
+		r = vm_copy_fail(c, errno, true, "cannot create %s%s%s", AT(w, name));
+	} else if ((r = remember_link(w, st, name)) < 0) {
 		close(dst);
+	}
+	unlock_links(w, true);
+	if (r < 0) {
+		close(src);
 		return r;
 	}
 	return submit_file(w, src, dst, st, name);
@@ -403,7 +434,7 @@ static int copy_symlink(struct walk *w, int src_dir, int dst_dir, const char *na
 	struct timespec ts[2] = {st->st_atim, st->st_mtim};
 	if (utimensat(dst_dir, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
 		return vm_copy_fail(c, errno, true, "cannot set times of link %s%s%s", AT(w, name));
-	w->st.symlinks++;
+	made(w, &w->st.symlinks);
 	return 0;
 }
 
@@ -432,8 +463,26 @@ static int copy_node(struct walk *w, int dst_dir, const char *name, const struct
 	struct timespec ts[2] = {st->st_atim, st->st_mtim};
 	if (utimensat(dst_dir, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
 		return vm_copy_fail(c, errno, true, "cannot set times of node %s%s%s", AT(w, name));
-	w->st.others++;
+	made(w, &w->st.others);
 	return 0;
+}
+
+/* The group of a new destination directory (vm_copy_dir.group): on XFS
+ * its allocation group, where the files made in it get their inodes;
+ * else the directory itself. */
+static uintptr_t dir_group(const struct vm_copy_ctx *c, const struct vm_copy_dir *d)
+{
+	struct stat st;
+	if (c->group_shift && fstat(d->dst, &st) == 0)
+		return (uintptr_t)(st.st_ino >> c->group_shift) + 1;
+	return (uintptr_t)d;
+}
+
+/* The source directory's (d->st is its stat): where the data of the files
+ * in it usually is, on XFS. */
+static uintptr_t src_dir_group(const struct vm_copy_ctx *c, const struct vm_copy_dir *d)
+{
+	return c->src_group_shift ? (uintptr_t)(d->st.st_ino >> c->src_group_shift) + 1 : 0;
 }
 
 /* A directory: src is open, or -1 for a mount point (an empty directory;
@@ -463,12 +512,16 @@ static int copy_dir(struct walk *w, int src, const struct stat *st, int dst_dir,
 	 * parent has it. */
 	h->owned = st->st_uid == c->uid && st->st_gid == new_gid(w);
 	h->created = 0700 | (w->dir_setgid ? S_ISGID : 0);
+	h->gid = new_gid(w);
+	h->depth = depth + 1;
 	snprintf(h->name, sizeof(h->name), "%s", name);
 	/* One file system only: a mount point (or a btrfs subvolume on
 	 * another device) stays an empty directory, without xattrs. */
 	bool walk = s >= 0;
 	h->src = walk ? TAKE_FD(s) : -1;
 	h->dst = TAKE_FD(d);
+	h->group = dir_group(c, h);
+	h->src_group = src_dir_group(c, h);
 	int r = 0;
 	if (walk) {
 		size_t len = strlen(w->path);
@@ -477,10 +530,14 @@ static int copy_dir(struct walk *w, int src, const struct stat *st, int dst_dir,
 		if (n < 0 || (size_t)n >= sizeof(w->path) - len) {
 			w->path[len] = '\0';
 			r = vm_copy_fail(c, ENAMETOOLONG, false, "path too long below %s%s%s", AT(w, name));
+		} else if (w->shared && (h->path = strdup(w->path)) && vm_copy_dirs_push(c, h)) {
+			/* Another walker may take it; its reference goes with it. */
+			w->path[len] = '\0';
+			return vm_copy_failed(c) ? -ECANCELED : 0;
 		} else {
 			gid_t saved_gid = w->dir_gid;
 			struct vm_copy_dir *saved_cur = w->cur;
-			w->dir_gid = new_gid(w);
+			w->dir_gid = h->gid;
 			w->cur = h;
 			r = walk_dir(w, h->src, h->dst, depth + 1);
 			w->cur = saved_cur;
@@ -490,6 +547,30 @@ static int copy_dir(struct walk *w, int src, const struct stat *st, int dst_dir,
 	}
 	vm_copy_dir_unref(c, h, w->scratch);
 	return r < 0 ? r : (vm_copy_failed(c) ? -ECANCELED : 0);
+}
+
+/* A walker takes a directory another left in c->dirs, walks it and lets
+ * go of it, until the walk is over. */
+static void walk_shared(struct walk *w)
+{
+	struct vm_copy_ctx *c = w->c;
+	struct vm_copy_dir *d;
+	while ((d = vm_copy_dirs_pop(c, w->id))) {
+		snprintf(w->path, sizeof(w->path), "%s", d->path);
+		w->dir_gid = d->gid;
+		w->cur = d;
+		walk_dir(w, d->src, d->dst, d->depth); /* a failure is in c */
+		w->cur = NULL;
+		w->path[0] = '\0';
+		vm_copy_dir_unref(c, d, w->scratch);
+		vm_copy_dirs_done(c, w->id);
+	}
+}
+
+static void *walker_thread(void *arg)
+{
+	walk_shared(arg);
+	return NULL;
 }
 
 static void stat_from_statx(const struct statx *x, struct stat *st)
@@ -654,13 +735,16 @@ static int copy_entry(struct walk *w, int src_dir, int dst_dir, const char *name
 		w->st.skipped++;
 		return 0;
 	}
-	if ((r = try_hardlink(w, &st, dst_dir, name)) != 0)
-		return r < 0 ? r : 0;
-	r = S_ISLNK(st.st_mode) ? copy_symlink(w, src_dir, dst_dir, name, &st)
-				: copy_node(w, dst_dir, name, &st);
-	/* 1: left out; no later name may link to it. */
-	if (r == 0)
-		r = remember_link(w, &st, name);
+	bool locked = lock_links(w, &st);
+	r = try_hardlink(w, &st, dst_dir, name);
+	if (r == 0) {
+		r = S_ISLNK(st.st_mode) ? copy_symlink(w, src_dir, dst_dir, name, &st)
+					: copy_node(w, dst_dir, name, &st);
+		/* 1: left out; no later name may link to it. */
+		if (r == 0)
+			r = remember_link(w, &st, name);
+	}
+	unlock_links(w, locked);
 	return r < 0 ? r : 0;
 }
 
@@ -761,6 +845,57 @@ static int reflink_threads(void)
 	return n > VM_COPY_REFLINK_THREADS_MAX ? VM_COPY_REFLINK_THREADS_MAX : (int)n;
 }
 
+/* A reflink copy as root: FICLONE moves no data, so the cost is per file
+ * (the inode made, the extents shared, the times set), much of it spent
+ * waiting for the locks of one directory or allocation group.  Rather
+ * than one walker feeding a queue, every thread walks directories whole
+ * and clones their files itself, each where the others are not (measured
+ * on XFS, 2 CPUs: ~15% less time than walker + consumers).  The calling
+ * thread's walk w is the first; the others get walks of their own. */
+static int start_walkers(struct walk *w, pthread_t *threads, struct walk **walkers,
+			 int *n_threads, struct vm_copy_report *rep)
+{
+	struct vm_copy_ctx *c = w->c;
+	if (vm_copy_dirs_init(c, c->q_cap) < 0)
+		return vm_copy_fail(c, ENOMEM, false, "out of memory");
+	w->shared = true;
+	for (int i = 1; i < reflink_threads(); i++) {
+		struct walk *o = malloc(sizeof(*o));
+		if (!o)
+			break;
+		*o = (struct walk){.c = c, .id = (unsigned)i, .interval = w->interval,
+				   .dir_setgid = w->dir_setgid, .inline_data = true,
+				   .shared = true};
+		o->scratch = malloc(sizeof(*o->scratch));
+		if (!o->scratch || pthread_create(&threads[*n_threads], NULL, walker_thread, o) != 0) {
+			free(o->scratch);
+			free(o);
+			break; /* fewer walkers; the first walks everything if need be */
+		}
+		walkers[(*n_threads)++] = o;
+	}
+	snprintf(rep->io_reason, sizeof(rep->io_reason),
+		 "reflink: FICLONE in %d threads, each walking whole directories%s",
+		 *n_threads + 1, c->group_shift ? ", kept to different XFS allocation groups" : "");
+	return 0;
+}
+
+/* After the join: what the others made counts in w's stats. */
+static void end_walkers(struct walk *w, struct walk **walkers, int n)
+{
+	for (int i = 0; i < n; i++) {
+		const struct vm_copy_stats *o = &walkers[i]->st;
+		w->st.dirs += o->dirs;
+		w->st.symlinks += o->symlinks;
+		w->st.others += o->others;
+		w->st.hardlinks += o->hardlinks;
+		w->st.skipped += o->skipped;
+		free(walkers[i]->scratch);
+		free(walkers[i]);
+	}
+	vm_copy_dirs_free(w->c, w->scratch);
+}
+
 /* Which data path, and why. */
 static int choose_io(struct vm_copy_ctx *c, const struct vm_copy_opts *o,
 		     int src_fd, int dst_fd, struct vm_copy_report *rep)
@@ -773,7 +908,7 @@ static int choose_io(struct vm_copy_ctx *c, const struct vm_copy_opts *o,
 					    "no part in them");
 		rep->io_used = VM_COPY_IO_SYSCALLS;
 		snprintf(rep->io_reason, sizeof(rep->io_reason), "reflink: FICLONE%s",
-			 c->reader ? " with the caller's credentials" : " in threads");
+			 c->reader ? " with the caller's credentials" : "");
 		return 0;
 	}
 	if (c->reader) {
@@ -862,6 +997,8 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 	c->t0 = (uint64_t)vm_mono_ns();
 	pthread_mutex_init(&c->err_lock, NULL);
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->links_lock, NULL);
+	pthread_mutex_init(&c->progress_lock, NULL);
 	pthread_cond_init(&c->not_empty, NULL);
 	pthread_cond_init(&c->not_full, NULL);
 	pthread_cond_init(&c->drained, NULL);
@@ -869,19 +1006,25 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 	c->uid = geteuid();
 	c->gid = getegid();
 	w->c = c;
-	struct stat dst_st;
+	struct stat dst_st = {0};
 	if (fstat(dst_fd, &dst_st) == 0) {
 		w->dir_gid = dst_st.st_gid;
 		w->dir_setgid = dst_st.st_mode & S_ISGID;
 	} else {
 		w->dir_gid = (gid_t)-1; /* unknown: always chown */
 	}
+	c->group_shift = vm_copy_group_shift(dst_fd);
+	/* The source's groups matter where its data is cloned: on the
+	 * same file system. */
+	if (c->group_shift && opts->data == VM_COPY_DATA_REFLINK && dst_st.st_dev == st.st_dev)
+		c->src_group_shift = c->group_shift;
 	w->scratch = scratch;
 	w->interval = opts->progress_interval_ns ? opts->progress_interval_ns
 						  : 200 * 1000000ull;
-	w->last_progress = c->t0;
+	atomic_store(&c->last_progress, c->t0);
 
 	pthread_t threads[VM_COPY_CONSUMERS_MAX];
+	struct walk *walkers[VM_COPY_CONSUMERS_MAX];
 	int n_threads = 0;
 	int r = 0;
 	const char *pseudo = c->reader ? pseudo_fs(src_fd) : NULL;
@@ -892,14 +1035,14 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 				 pseudo, (unsigned)c->reader->uid);
 	if (r == 0)
 		r = choose_io(c, opts, src_fd, dst_fd, rep);
-	if (r == 0 && !c->reader) {
-		/* A reader's copy stays in this thread, the one whose
-		 * credentials are switched. */
+	/* A reader's copy stays in this thread, the one whose credentials
+	 * are switched. */
+	if (r == 0 && !c->reader && opts->data == VM_COPY_DATA_REFLINK) {
+		r = start_walkers(w, threads, walkers, &n_threads, rep);
+	} else if (r == 0 && !c->reader) {
 		void *(*fn)(void *) = vm_copy_syscalls_thread;
 		int want = VM_COPY_SYSCALL_THREADS;
-		if (opts->data == VM_COPY_DATA_REFLINK)
-			fn = vm_copy_reflink_thread, want = reflink_threads();
-		else if (rep->io_used == VM_COPY_IO_URING)
+		if (rep->io_used == VM_COPY_IO_URING)
 			fn = vm_copy_uring_thread, want = VM_COPY_URING_THREADS;
 		for (int i = 0; i < want; i++) {
 			pthread_mutex_lock(&c->lock);
@@ -921,8 +1064,8 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 				 "no thread could be started: syscalls inline");
 		}
 	}
-	w->inline_data = n_threads == 0;
-	w->uring = n_threads > 0 && rep->io_used == VM_COPY_IO_URING &&
+	w->inline_data = w->shared || n_threads == 0;
+	w->uring = !w->inline_data && rep->io_used == VM_COPY_IO_URING &&
 		   opts->data == VM_COPY_DATA_COPY;
 
 	/* The top directory: the caller's fds, finished below once all is
@@ -945,6 +1088,11 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 	}
 	if (r == 0)
 		r = walk_dir(w, top, dst_fd, 0);
+	if (w->shared) {
+		/* The top is walked: on to what the others left. */
+		vm_copy_dirs_done(c, w->id);
+		walk_shared(w);
+	}
 
 	/* The walk is over: let the data path drain, reporting progress
 	 * meanwhile. */
@@ -969,6 +1117,8 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 	pthread_mutex_unlock(&c->lock);
 	for (int i = 0; i < n_threads; i++)
 		pthread_join(threads[i], NULL);
+	if (w->shared)
+		end_walkers(w, walkers, n_threads);
 	vm_copy_dir_unref(c, &root, NULL); /* is_root: nothing to free */
 
 	if (vm_copy_failed(c))
@@ -982,12 +1132,16 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 	rep->stats = w->st;
 	rep->stats.files = atomic_load(&c->files_done);
 	rep->stats.bytes = atomic_load(&c->bytes_done);
+	rep->stats.xattrs = atomic_load(&c->xattrs_done);
+	rep->xattrs_unlisted = opts->src_no_xattrs;
 	rep->elapsed_ns = (uint64_t)vm_mono_ns() - c->t0;
 	if (r == 0)
 		progress(w, true);
 
-	vm_copy_links_free(&w->links);
+	vm_copy_links_free(&c->links);
 	free(scratch);
+	pthread_mutex_destroy(&c->links_lock);
+	pthread_mutex_destroy(&c->progress_lock);
 	pthread_mutex_destroy(&c->err_lock);
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->not_empty);

@@ -50,6 +50,11 @@ struct vm_copy_opts {
 	 * system calls fewer per file.  Never for a volume, which a
 	 * container's root may fill with device nodes, or a caller's tree. */
 	bool src_no_new_devices;
+	/* No file or directory in the source has an extended attribute (a
+	 * cache whose import set none, into a top directory that had none
+	 * to pass on): they are not listed, one system call less per file.
+	 * Where it is wrong, a copy only lacks attributes. */
+	bool src_no_xattrs;
 	uint64_t total_files, total_bytes; /* for progress, if counted before */
 	vm_copy_progress_fn progress;      /* NULL: none */
 	void *progress_userdata;
@@ -60,6 +65,7 @@ struct vm_copy_report {
 	struct vm_copy_stats stats;
 	enum vm_copy_io io_used; /* URING or SYSCALLS */
 	char io_reason[128];     /* why that io path */
+	bool xattrs_unlisted;    /* src_no_xattrs: none were looked for */
 	uint64_t elapsed_ns;
 };
 

@@ -359,7 +359,7 @@ int vm_volume_create_at_rev(struct vm_manager *m, const char *name,
 		struct vm_source plain = *src;
 		plain.rev[0] = '\0';
 		_cleanup_close_ int cur = -1;
-		if ((r = vm_mgr_open_source(m, &plain, &cur, err)) < 0)
+		if ((r = vm_mgr_open_source(m, &plain, &cur, NULL, err)) < 0)
 			return r;
 		if (vm_backend_is_instant(&m->backend)) {
 			if ((r = vm_backend_clone(&m->backend, cur, m->pool->staging_fd, tmp, NULL, &id,

@@ -72,8 +72,10 @@ int vm_mgr_discard_data(struct vm_manager *m, int dirfd, const char *name,
 /* Move staging/tmp to dir/name, unless name exists. */
 int vm_mgr_publish(struct vm_manager *m, const char *tmp, int dirfd,
 		   const char *name, struct vm_error *err);
+/* Open a ready cache or volume.  ret_no_xattrs (may be NULL): its record
+ * says it has no extended attributes (vm_record.no_xattrs). */
 int vm_mgr_open_source(struct vm_manager *m, const struct vm_source *src,
-		       int *ret_fd, struct vm_error *err);
+		       int *ret_fd, bool *ret_no_xattrs, struct vm_error *err);
 /* The name is taken: by a record, by data, or by work in flight. */
 bool vm_mgr_name_taken(struct vm_manager *m, enum vm_kind k, const char *name);
 void vm_mgr_reserve(struct vm_manager *m, enum vm_kind k, const char *name, bool on);

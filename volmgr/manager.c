@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 
 #include "btrfs.h"
 #include "copy.h"
@@ -474,7 +475,7 @@ static char *volume_path(struct vm_manager *m, const char *name)
 }
 
 int vm_mgr_open_source(struct vm_manager *m, const struct vm_source *src,
-		       int *ret_fd, struct vm_error *err)
+		       int *ret_fd, bool *ret_no_xattrs, struct vm_error *err)
 {
 	enum vm_kind k = src->kind == VM_SOURCE_CACHE ? VM_KIND_CACHE : VM_KIND_VOLUME;
 	_cleanup_(recordp) struct vm_record rec = {0};
@@ -489,6 +490,8 @@ int vm_mgr_open_source(struct vm_manager *m, const struct vm_source *src,
 		return vm_error_errno(err, -fd, "cannot open %s %s", vm_kind_str(k),
 				      src->name);
 	*ret_fd = fd;
+	if (ret_no_xattrs)
+		*ret_no_xattrs = rec.no_xattrs;
 	return 0;
 }
 
@@ -502,8 +505,9 @@ int vm_mgr_publish(struct vm_manager *m, const char *tmp, int dirfd,
 }
 
 static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name, int src_fd,
-		   const struct vm_source *source, bool clone, const struct vm_create_opts *opts,
-		   const struct vm_caller *caller, json_t **ret_stats, struct vm_error *err);
+		   const struct vm_source *source, bool clone, bool src_no_xattrs,
+		   const struct vm_create_opts *opts, const struct vm_caller *caller,
+		   json_t **ret_stats, struct vm_error *err);
 
 /* An empty volume, or a snapshot on btrfs: O(1), so done under the lock.
  * src is the open source or -1. */
@@ -596,7 +600,7 @@ int vm_volume_create(struct vm_manager *m, const char *name,
 	if (opts && (r = vm_labels_check(opts->labels, err)) < 0)
 		return r;
 	struct vm_source source = opts ? opts->source : (struct vm_source){0};
-	bool seeded = false;
+	bool seeded = false, src_no_xattrs = false;
 	_cleanup_close_ int src = -1;
 	struct vm_mgr_hold hold = {0};
 	{
@@ -613,13 +617,14 @@ int vm_volume_create(struct vm_manager *m, const char *name,
 				return r;
 			if (r == 1) {
 				_cleanup_close_ int probe = -1;
-				if (vm_mgr_open_source(m, &s, &probe, NULL) == 0) {
+				if (vm_mgr_open_source(m, &s, &probe, NULL, NULL) == 0) {
 					source = s;
 					seeded = true;
 				}
 			}
 		}
-		if (source.kind != VM_SOURCE_NONE && (r = vm_mgr_open_source(m, &source, &src, err)) < 0)
+		if (source.kind != VM_SOURCE_NONE &&
+		    (r = vm_mgr_open_source(m, &source, &src, &src_no_xattrs, err)) < 0)
 			return r;
 		if (src < 0 || vm_backend_is_instant(&m->backend))
 			return create_locked(m, name, opts, caller, &source, src, err);
@@ -630,7 +635,8 @@ int vm_volume_create(struct vm_manager *m, const char *name,
 	}
 	r = seeded ? implicit_check(m, name, &source, src, err) : 0;
 	if (r == 0)
-		r = copy_in(m, VM_KIND_VOLUME, name, src, &source, true, opts, caller, NULL, err);
+		r = copy_in(m, VM_KIND_VOLUME, name, src, &source, true, src_no_xattrs, opts, caller,
+			    NULL, err);
 	vm_mgr_release(m, &hold);
 	return r;
 }
@@ -778,9 +784,11 @@ static int list_kind(struct vm_manager *m, enum vm_kind k, json_t *counts,
 					 "created", created, "created_ns",
 					 (json_int_t)rec.created_ns, "labels", rec.labels,
 					 "subvol_id", (json_int_t)rec.subvol_id);
-			if (info)
+			if (info) {
 				json_object_set_new(info, "backend",
 						    json_string(vm_backend_name(m->backend.kind)));
+				json_object_set_new(info, "no_xattrs", json_boolean(rec.no_xattrs));
+			}
 			if (info && rec.git_url[0]) {
 				char updated[40];
 				vm_format_time(rec.updated_ns, updated);
@@ -1006,8 +1014,10 @@ static json_t *stats_json(const struct vm_copy_stats *s)
 			      "symlinks", (json_int_t)s->symlinks,
 			      "hardlinks", (json_int_t)s->hardlinks,
 			      "others", (json_int_t)s->others, "bytes", (json_int_t)s->bytes);
-	if (j)
+	if (j) {
 		json_object_set_new(j, "skipped", json_integer((json_int_t)s->skipped));
+		json_object_set_new(j, "xattrs", json_integer((json_int_t)s->xattrs));
+	}
 	return j;
 }
 
@@ -1018,8 +1028,9 @@ static json_t *stats_json(const struct vm_copy_stats *s)
  * on the reflink backend); else a caller's tree, copied as the caller
  * (copy_file_range shares data on the same file system where it can). */
 static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name, int src_fd,
-		   const struct vm_source *source, bool clone, const struct vm_create_opts *opts,
-		   const struct vm_caller *caller, json_t **ret_stats, struct vm_error *err)
+		   const struct vm_source *source, bool clone, bool src_no_xattrs,
+		   const struct vm_create_opts *opts, const struct vm_caller *caller,
+		   json_t **ret_stats, struct vm_error *err)
 {
 	json_t *labels = opts ? opts->labels : NULL;
 	int64_t ttl_ns = opts ? opts->ttl_ns : 0;
@@ -1047,6 +1058,7 @@ static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name, int s
 		vm_mgr_reserve(m, k, name, true);
 	}
 	struct vm_copy_report rep = {0};
+	bool top_bare = false;
 	int64_t t0 = vm_now_ns();
 	{
 		_cleanup_close_ int dst = vm_openat_beneath(
@@ -1063,6 +1075,11 @@ static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name, int s
 			/* Into a cache only volmgrd and git's uid write; into a
 			 * volume a container's root may put device nodes. */
 			co.src_no_new_devices = clone && source && source->kind == VM_SOURCE_CACHE;
+			co.src_no_xattrs = clone && src_no_xattrs;
+			/* An import into a top without attributes to pass on
+			 * (a default ACL, a security label) that sets none
+			 * makes a cache without any. */
+			top_bare = k == VM_KIND_CACHE && !clone && flistxattr(dst, NULL, 0) == 0;
 			while (sem_wait(&m->copy_slots) < 0 && errno == EINTR)
 				;
 			r = clone ? vm_backend_clone_into(&m->backend, src_fd, dst, &co, &rep, err)
@@ -1118,6 +1135,7 @@ static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name, int s
 	if (source)
 		rec.source = *source;
 	rec.quota_bytes = quota;
+	rec.no_xattrs = top_bare && rep.stats.xattrs == 0;
 	vm_mgr_record_birth(&rec, caller, labels, ttl_ns);
 	r = vm_mgr_store_record(m, &rec, err);
 	if (r < 0) {
@@ -1138,7 +1156,8 @@ int vm_cache_import(struct vm_manager *m, const char *name, int src_fd,
 		o.progress = opts->progress;
 		o.progress_userdata = opts->progress_userdata;
 	}
-	return copy_in(m, VM_KIND_CACHE, name, src_fd, NULL, false, &o, caller, ret_stats, err);
+	return copy_in(m, VM_KIND_CACHE, name, src_fd, NULL, false, false, &o, caller, ret_stats,
+		       err);
 }
 
 struct vol_top {
@@ -1339,7 +1358,7 @@ int vm_volume_create_from_fd(struct vm_manager *m, const char *name, int src_fd,
 	struct vm_source src = {.kind = VM_SOURCE_PATH};
 	snprintf(src.name, sizeof(src.name), "%s", path);
 	json_t *stats = NULL;
-	r = copy_in(m, VM_KIND_VOLUME, name, src_fd, &src, false, opts, caller, &stats, err);
+	r = copy_in(m, VM_KIND_VOLUME, name, src_fd, &src, false, false, opts, caller, &stats, err);
 	vm_mgr_release(m, &hold);
 	if (r == 0 && ret_how)
 		*ret_how = json_pack("{s:s, s:o}", "method", "copy", "stats", stats);

@@ -31,10 +31,16 @@ void vm_mgr_log_copy(struct vm_manager *m, const char *what, const char *name,
 	const struct vm_copy_stats *st = &rep->stats;
 	double s = (double)rep->elapsed_ns / 1e9;
 	double rate = s > 0 ? (double)st->bytes / s / 1e6 : 0;
-	vm_mgr_log(m, "copy: %s %s: %llu files, %llu dirs, %llu bytes in %.3f s (%.1f MB/s), backend %s, io %s (%s)",
+	char xattrs[64];
+	if (rep->xattrs_unlisted)
+		snprintf(xattrs, sizeof(xattrs), "none in the source, not listed");
+	else
+		snprintf(xattrs, sizeof(xattrs), "%llu", (unsigned long long)st->xattrs);
+	vm_mgr_log(m, "copy: %s %s: %llu files, %llu dirs, %llu bytes in %.3f s (%.1f MB/s), backend %s, io %s (%s), xattrs %s",
 		   what, name, (unsigned long long)(st->files + st->symlinks + st->others),
 		   (unsigned long long)st->dirs, (unsigned long long)st->bytes, s, rate,
-		   vm_backend_name(m->backend.kind), vm_copy_io_name(rep->io_used), rep->io_reason);
+		   vm_backend_name(m->backend.kind), vm_copy_io_name(rep->io_used), rep->io_reason,
+		   xattrs);
 }
 
 int vm_mgr_hold(struct vm_manager *m, int fd, struct vm_mgr_hold *ret, struct vm_error *err)

@@ -89,6 +89,8 @@ json_t *vm_record_to_json(const struct vm_record *rec)
 	if (rec->creator_cgroup[0])
 		json_object_set_new(json_object_get(j, "creator"), "cgroup",
 				    json_string(rec->creator_cgroup));
+	if (rec->no_xattrs)
+		json_object_set_new(j, "no_xattrs", json_true());
 	return j;
 }
 
@@ -178,15 +180,16 @@ int vm_record_from_json(json_t *j, enum vm_kind kind, struct vm_record *ret,
 	json_error_t jerr;
 	json_t *git = NULL, *gen = NULL, *upd = NULL, *exp = NULL, *quota = NULL;
 	const char *cgroup = "";
+	int no_xattrs = 0;
 	if (json_unpack_ex(j, &jerr, JSON_STRICT,
-			   "{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:{s:I, s:I, s?s}, s:o, s:o, s?o, s?o, s?o, s?o, s?o}",
+			   "{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:{s:I, s:I, s?s}, s:o, s:o, s?o, s?o, s?o, s?o, s?o, s?b}",
 			   "format", &format, "kind", &k, "name", &name,
 			   "state", &state, "source", &source,
 			   "created_ns", &created, "subvol_id", &subvol,
 			   "creator", "uid", &uid, "pid", &pid, "cgroup", &cgroup,
 			   "labels", &labels, "mounts", &mounts,
 			   "git", &git, "generation", &gen, "updated_ns", &upd,
-			   "expires_ns", &exp, "quota_bytes", &quota) < 0)
+			   "expires_ns", &exp, "quota_bytes", &quota, "no_xattrs", &no_xattrs) < 0)
 		return vm_error_set(err, EBADMSG, "record: %s", jerr.text);
 	if (format != VM_RECORD_FORMAT)
 		return vm_error_set(err, EBADMSG, "record: unknown format %lld",
@@ -259,6 +262,7 @@ int vm_record_from_json(json_t *j, enum vm_kind kind, struct vm_record *ret,
 		.creator_pid = (int32_t)pid,
 		.labels = json_deep_copy(labels),
 		.mounts = json_deep_copy(mounts),
+		.no_xattrs = no_xattrs,
 	};
 	memcpy(rec.name, name, strlen(name) + 1);
 	snprintf(rec.git_url, sizeof(rec.git_url), "%s", gurl);

@@ -46,6 +46,10 @@ struct vm_record {
 	/* The creator's cgroup ("controller:path" from /proc/PID/cgroup):
 	 * a job container's, gone when the container is; "" if unknown. */
 	char creator_cgroup[VM_CGROUP_MAX + 1];
+	/* Caches from an import: no file or directory in it has an extended
+	 * attribute (the import set none, and the top it was copied into had
+	 * none to pass on), so its clones need not list them. */
+	bool no_xattrs;
 };
 
 int vm_record_init(struct vm_record *rec, enum vm_kind kind, const char *name);

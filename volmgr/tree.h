@@ -13,6 +13,7 @@
 
 struct vm_copy_stats {
 	uint64_t files, dirs, symlinks, others, hardlinks, bytes;
+	uint64_t xattrs; /* extended attributes set */
 	uint64_t skipped; /* left out: device nodes that could not be made,
 			   * entries that vanished during the walk */
 };

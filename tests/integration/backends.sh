@@ -184,6 +184,27 @@ suite() {
 	vt_assert_eq "$want" "$(vt_volmgr_field v1 .backend)" "[$fs] inspect: backend"
 	cmp_trees "$pool/caches/proj" "$pool/volumes/v1" "[$fs] volume from the cache"
 
+	vt_step "[$fs] a cache imported without extended attributes: clones do not list any"
+	vt_assert_eq false "$("$VOLMGR" cache inspect proj | jq -r .no_xattrs)" \
+		"[$fs] no_xattrs of a cache with attributes"
+	"$VOLMGR" cache import bare "$many" >/dev/null
+	vt_assert_eq true "$("$VOLMGR" cache inspect bare | jq -r .no_xattrs)" \
+		"[$fs] no_xattrs of a cache without attributes"
+	if [[ $instant == false ]]; then
+		vt_assert_contains "$(grep "copy: clone into volume v1:" "$VT_TMP/volmgrd.log" | tail -n 1)" \
+			"xattrs 2" "[$fs] the attributes the clone of proj set (a file's and a directory's)"
+		# Set behind the daemon's back (root of the host): a clone that
+		# does not look for attributes does not copy it.
+		setx "$pool/caches/bare/f1" user.late yes
+		"$VOLMGR" snapshot cache:bare vbare >/dev/null
+		vt_assert_contains "$(grep "copy: clone into volume vbare:" "$VT_TMP/volmgrd.log" | tail -n 1)" \
+			"xattrs none in the source, not listed" "[$fs] the clone's summary line"
+		vt_assert_eq "[]" "$(python3 -c 'import os, sys; print(os.listxattr(sys.argv[1]))' \
+			"$pool/volumes/vbare/f1")" "[$fs] attributes of a file cloned without listing them"
+		"$VOLMGR" rm vbare >/dev/null
+	fi
+	"$VOLMGR" cache rm bare >/dev/null
+
 	vt_step "[$fs] writes to the volume never change the cache"
 	local v1=$pool/volumes/v1
 	echo more >>"$v1/big"

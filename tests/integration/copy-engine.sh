@@ -10,7 +10,7 @@
 source "${VT_SRCDIR:-$(dirname "$0")/..}/lib/common.sh"
 vt_init copy-engine
 vt_require_root
-vt_require_cmd python3 jq setfacl setcap setfattr mkfifo mknod findmnt filefrag
+vt_require_cmd python3 jq setfacl setcap setfattr getfattr mkfifo mknod findmnt filefrag
 VM_COPY=${VM_COPY:-./build/tests/vm-copy}
 [[ -x $VM_COPY ]] || vt_fail "vm-copy not found at $VM_COPY (build first, or set VM_COPY)"
 TREECMP=$VT_SRCDIR/tools/treecmp.py
@@ -153,6 +153,45 @@ check_copy() {
 	LAST_OUT=$out
 }
 
+# check_progress WHAT — the last copy (LAST_OUT, made with --progress)
+# reported progress that ends with its totals.
+check_progress() {
+	local what=$1 want
+	vt_assert_eq 1 "$(jq -r .progress.done_calls <<<"$LAST_OUT")" "$what: progress calls with done set"
+	vt_assert_eq true "$(jq -r .progress.last_done <<<"$LAST_OUT")" "$what: the last progress call is done"
+	vt_assert_eq "$(jq -r .stats.bytes <<<"$LAST_OUT")" "$(jq -r .progress.bytes <<<"$LAST_OUT")" \
+		"$what: bytes in the last progress call"
+	want=$(jq -r '.stats | .files + .symlinks + .others + .hardlinks' <<<"$LAST_OUT")
+	vt_assert_eq "$want" "$(jq -r .progress.files <<<"$LAST_OUT")" "$what: files in the last progress call"
+}
+
+# make_wide DIR — many directories side by side, and inodes with names
+# in ten of them each: walkers that share a reflink copy meet the names
+# of one inode at the same time, and the directories outnumber what the
+# walkers' stack holds under a low fd limit.
+make_wide() {
+	local w=$1 i k
+	mkdir -p "$w"
+	for i in $(seq -w 0 299); do
+		mkdir "$w/d$i"
+		printf 'a%s\n' "$i" >"$w/d$i/a"
+		printf 'b%s\n' "$i" >"$w/d$i/b"
+		ln -s a "$w/d$i/link"
+		mkdir "$w/d$i/sub"
+		printf 'c%s\n' "$i" >"$w/d$i/sub/c"
+	done
+	for i in $(seq 1 40); do
+		printf 'shared %s\n' "$i" >"$w/d$(printf %03d $((i * 7 % 300)))/shared-$i"
+		for k in $(seq 1 9); do
+			ln "$w/d$(printf %03d $((i * 7 % 300)))/shared-$i" \
+				"$w/d$(printf %03d $(((i * 7 + k * 31) % 300)))/also-$i-$k"
+		done
+	done
+	chmod 2775 "$w/d007" && chown 0:1000 "$w/d007" # its files' group: 1000
+	printf 'sgid\n' >"$w/d007/sgid-file"
+	touch -d '2001-02-03 04:05:06.5' "$w"/d*
+}
+
 # make_fs FS — a file system of type FS mounted noatime (so that reading
 # the source leaves its atimes alone and treecmp can compare them).
 make_fs() {
@@ -233,18 +272,29 @@ for fs in btrfs xfs ext4 tmpfs; do
 	check_copy "$fs" "copy/syscalls, no new devices" syscalls --data copy --io syscalls \
 		--no-new-devices
 
+	vt_step "$fs: attributes counted; a source said to have none is not asked"
+	jq -e '.stats.xattrs >= 5' <<<"$LAST_OUT" >/dev/null ||
+		vt_fail "$fs: attributes set by the last copy: $(jq -c .stats <<<"$LAST_OUT")"
+	for args in "--io syscalls" "--io uring" "--data reflink"; do
+		[[ $args != "--data reflink" || $fs == @(btrfs|xfs) ]] || continue
+		dst=$base/dst-noxattrs
+		mkdir "$dst"
+		# shellcheck disable=SC2086 # words on purpose
+		out=$(vm_copy $args --no-xattrs "$src" "$dst") || vt_fail "$fs: ($args) --no-xattrs: $out"
+		vt_assert_eq 0 "$(jq -r .stats.xattrs <<<"$out")" "$fs: ($args) attributes set with --no-xattrs"
+		[[ -z $(getfattr --absolute-names -d -m - "$dst/xattrs" "$dst/capped" "$dst/acl-file") ]] ||
+			vt_fail "$fs: ($args) --no-xattrs: attributes were copied"
+		[[ $(cat "$dst/big") == "$(cat "$src/big")" ]] || vt_fail "$fs: ($args) --no-xattrs: content"
+		rm -rf "$dst"
+	done
+
 	vt_step "$fs: the openat2 fallback, forced"
 	check_copy "$fs" "copy/uring, no openat2" io_uring --data copy --io uring --no-openat2
 	check_copy "$fs" "copy/syscalls, no openat2" syscalls --data copy --io syscalls --no-openat2
 
 	vt_step "$fs: progress"
 	check_copy "$fs" "copy/uring with progress" io_uring --data copy --io uring --progress
-	vt_assert_eq 1 "$(jq -r .progress.done_calls <<<"$LAST_OUT")" "progress calls with done set"
-	vt_assert_eq true "$(jq -r .progress.last_done <<<"$LAST_OUT")" "the last progress call is done"
-	vt_assert_eq "$(jq -r .stats.bytes <<<"$LAST_OUT")" "$(jq -r .progress.bytes <<<"$LAST_OUT")" \
-		"bytes in the last progress call"
-	want=$(jq -r '.stats | .files + .symlinks + .others + .hardlinks' <<<"$LAST_OUT")
-	vt_assert_eq "$want" "$(jq -r .progress.files <<<"$LAST_OUT")" "files in the last progress call"
+	check_progress "$fs: copy/uring"
 
 	vt_step "$fs: a copy leaves the source's atimes alone (relatime, O_NOATIME)"
 	# relatime updates an atime older than a day on the first read.
@@ -269,6 +319,37 @@ for fs in btrfs xfs ext4 tmpfs; do
 		check_copy "$fs" "reflink/syscalls" syscalls --data reflink --io syscalls
 		check_copy "$fs" "reflink, no openat2" syscalls --data reflink --no-openat2
 		check_copy "$fs" "reflink, no new devices" syscalls --data reflink --no-new-devices
+		# Root's reflink copy: several threads, each walking whole
+		# directories (the walkers share the tree).
+		reason=$(jq -r .io_reason <<<"$LAST_OUT")
+		[[ $reason =~ "FICLONE in "[2-8]" threads, each walking whole directories" ]] ||
+			vt_fail "$fs: reflink: io_reason: $reason"
+		if [[ $fs == xfs ]]; then
+			vt_assert_contains "$reason" "kept to different XFS allocation groups" "io_reason on XFS"
+		fi
+		check_copy "$fs" "reflink with progress" syscalls --data reflink --progress
+		check_progress "$fs: reflink"
+
+		vt_step "$fs: reflink walkers: hard links met by two walkers, a full directory stack"
+		make_wide "$base/wide"
+		# 64 fds: the stack of directories waiting for a walker holds
+		# 16 (the least); the rest a walker walks itself.
+		for limit in "" 64; do
+			dst=$base/dst-wide
+			mkdir "$dst"
+			out=$(${limit:+prlimit --nofile=$limit:$limit} "$VM_COPY" --data reflink \
+				--no-new-devices "$base/wide" "$dst") ||
+				vt_fail "$fs: wide tree (fd limit ${limit:-default}): copy failed: $out"
+			vt_log "$out"
+			vt_assert_eq 360 "$(jq -r .stats.hardlinks <<<"$out")" \
+				"$fs: hard links made (fd limit ${limit:-default})"
+			vt_assert_eq 600 "$(jq -r .stats.dirs <<<"$out")" \
+				"$fs: directories made (fd limit ${limit:-default})"
+			python3 "$TREECMP" --atime "$base/wide" "$dst" ||
+				vt_fail "$fs: wide tree (fd limit ${limit:-default}): the copy differs"
+			rm -rf "$dst"
+		done
+		rm -rf "$base/wide"
 	else
 		dst=$base/dst-reflink
 		mkdir "$dst"

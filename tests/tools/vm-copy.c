@@ -3,7 +3,7 @@
  *
  *   vm-copy [--data copy|reflink] [--io auto|uring|syscalls]
  *           [--no-openat2] [--reader UID:GID] [--progress] [--read-first]
- *           [--no-new-devices] SRC DST
+ *           [--no-new-devices] [--no-xattrs] SRC DST
  *
  * copies the tree SRC into the empty directory DST and prints the report
  * as one JSON object on stdout.  Exit 0 on success, 1 if the copy failed
@@ -12,7 +12,8 @@
  * --progress counts the progress calls and checks the last one is done;
  * --read-first reads SRC's directory fd to its end before the copy (the
  * engine must read its own open file description, not the caller's);
- * --no-new-devices: no device node can appear in SRC (src_no_new_devices). */
+ * --no-new-devices: no device node can appear in SRC (src_no_new_devices);
+ * --no-xattrs: SRC has no extended attributes (src_no_xattrs). */
 #include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -39,7 +40,8 @@ static void on_progress(const struct vm_copy_progress *p, void *userdata)
 static int usage(void)
 {
 	fprintf(stderr, "usage: vm-copy [--data copy|reflink] [--io auto|uring|syscalls] "
-			"[--no-openat2] [--reader UID:GID] [--progress] [--read-first] [--no-new-devices] SRC DST\n");
+			"[--no-openat2] [--reader UID:GID] [--progress] [--read-first] [--no-new-devices] "
+			"[--no-xattrs] SRC DST\n");
 	return 2;
 }
 
@@ -53,6 +55,7 @@ int main(int argc, char **argv)
 		{"progress", no_argument, NULL, 'p'},
 		{"read-first", no_argument, NULL, 'f'},
 		{"no-new-devices", no_argument, NULL, 'z'},
+		{"no-xattrs", no_argument, NULL, 'x'},
 		{0},
 	};
 	struct vm_copy_opts opts = {0};
@@ -99,6 +102,9 @@ int main(int argc, char **argv)
 		case 'z':
 			opts.src_no_new_devices = true;
 			break;
+		case 'x':
+			opts.src_no_xattrs = true;
+			break;
 		default:
 			return usage();
 		}
@@ -125,14 +131,14 @@ int main(int argc, char **argv)
 	struct vm_error err = {0};
 	int r = vm_copy_tree(src, dst, &opts, &rep, &err);
 	json_t *o = json_pack(
-		"{s:b, s:s, s:s, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
+		"{s:b, s:s, s:s, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
 		"ok", r == 0, "io_used", vm_copy_io_name(rep.io_used),
 		"io_reason", rep.io_reason, "elapsed_ns", (json_int_t)rep.elapsed_ns,
 		"stats", "files", (json_int_t)rep.stats.files, "dirs",
 		(json_int_t)rep.stats.dirs, "symlinks", (json_int_t)rep.stats.symlinks,
 		"others", (json_int_t)rep.stats.others, "hardlinks",
 		(json_int_t)rep.stats.hardlinks, "bytes", (json_int_t)rep.stats.bytes,
-		"skipped", (json_int_t)rep.stats.skipped);
+		"skipped", (json_int_t)rep.stats.skipped, "xattrs", (json_int_t)rep.stats.xattrs);
 	if (r < 0) {
 		json_object_set_new(o, "error", json_string(err.msg));
 		json_object_set_new(o, "errno", json_integer(-r));

@@ -34,6 +34,7 @@ static void assert_records_equal(const struct vm_record *a, const struct vm_reco
 	assert_non_null(b->mounts);
 	assert_true(json_equal(a->labels, b->labels));
 	assert_true(json_equal(a->mounts, b->mounts));
+	assert_int_equal(a->no_xattrs, b->no_xattrs);
 }
 
 /* dump, load back (as the same kind), compare; returns the dump. */
