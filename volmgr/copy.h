@@ -32,8 +32,9 @@ struct vm_copy_progress {
 	uint64_t elapsed_ns;
 	bool done;
 };
-/* Called from the copying thread at most every interval_ns, and once
- * with done set at the end of a copy that succeeded. */
+/* Called from one of the copying threads (one call at a time) at most
+ * every interval_ns, and once with done set, from the calling thread, at
+ * the end of a copy that succeeded. */
 typedef void (*vm_copy_progress_fn)(const struct vm_copy_progress *p, void *userdata);
 
 struct vm_copy_opts {
@@ -71,8 +72,10 @@ struct vm_copy_report {
 
 /* Copy src_fd's tree into the empty directory dst_fd.  0 or -errno with
  * err set; after a failure dst_fd holds a partial tree for the caller to
- * remove.  report may be NULL.  Uses a few threads of its own, and at
- * most about a quarter of RLIMIT_NOFILE in fds. */
+ * remove.  report may be NULL.  Uses a few threads of its own (at most 8)
+ * and in fds about a quarter of RLIMIT_NOFILE for files and directories
+ * waiting, plus two a level of the directories each thread is in (at most
+ * VM_TREE_MAX_DEPTH levels). */
 int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 		 struct vm_copy_report *report, struct vm_error *err);
 

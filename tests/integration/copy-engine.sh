@@ -10,7 +10,7 @@
 source "${VT_SRCDIR:-$(dirname "$0")/..}/lib/common.sh"
 vt_init copy-engine
 vt_require_root
-vt_require_cmd python3 jq setfacl setcap setfattr getfattr mkfifo mknod findmnt filefrag
+vt_require_cmd python3 jq setfacl setcap setfattr getfattr mkfifo mknod findmnt filefrag fallocate
 VM_COPY=${VM_COPY:-./build/tests/vm-copy}
 [[ -x $VM_COPY ]] || vt_fail "vm-copy not found at $VM_COPY (build first, or set VM_COPY)"
 TREECMP=$VT_SRCDIR/tools/treecmp.py
@@ -349,6 +349,19 @@ for fs in btrfs xfs ext4 tmpfs; do
 				vt_fail "$fs: wide tree (fd limit ${limit:-default}): the copy differs"
 			rm -rf "$dst"
 		done
+		if [[ $fs == xfs ]]; then
+			# One walker's failure stops them all, with its error and
+			# no hang: the file system filled, no room for new inodes.
+			dst=$base/dst-full
+			mkdir "$dst"
+			fallocate -l $(($(df --output=avail -B1 "$base" | tail -n 1) - 65536)) "$base/filler"
+			status=0
+			out=$(timeout 300 "$VM_COPY" --data reflink "$base/wide" "$dst") || status=$?
+			vt_log "$out"
+			vt_assert_eq 1 "$status" "$fs: exit status of a reflink copy into a full file system"
+			vt_assert_eq 28 "$(jq -r .errno <<<"$out")" "$fs: errno (ENOSPC) of the walkers' copy"
+			rm -rf "$dst" "$base/filler"
+		fi
 		rm -rf "$base/wide"
 	else
 		dst=$base/dst-reflink
