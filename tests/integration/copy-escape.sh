@@ -5,12 +5,13 @@
 # directories and files with symlinks out of the tree (renameat2
 # RENAME_EXCHANGE, the CVE-2018-15664 pattern) cannot steer a copy to a
 # canary outside the source, with openat2 and with the forced O_NOFOLLOW
-# fallback, with io_uring and with syscalls.  Copies may fail on a race;
-# none may escape.
+# fallback, with io_uring, with syscalls and with reflinks (where several
+# threads walk the source at once).  Copies may fail on a race; none may
+# escape.
 source "${VT_SRCDIR:-$(dirname "$0")/..}/lib/common.sh"
 vt_init copy-escape
 vt_require_root
-vt_require_cmd python3 jq
+vt_require_cmd python3 jq mkfs.xfs
 VM_COPY=${VM_COPY:-./build/tests/vm-copy}
 [[ -x $VM_COPY ]] || vt_fail "vm-copy not found at $VM_COPY (build first, or set VM_COPY)"
 TREECMP=$VT_SRCDIR/tools/treecmp.py
@@ -18,11 +19,9 @@ SWAP_LOOP=$VT_SRCDIR/tools/swap-loop.py
 ROUNDS=${VT_COPY_ESCAPE_ROUNDS:-25}
 
 # One file system for source, destinations and canaries: the engine's
-# one-file-system rule must not be what stops an escape.
-fs=$VT_TMP/fs
-mkdir "$fs"
-mount -t tmpfs -o size=256M tmpfs "$fs"
-vt_on_exit vt__umount "$fs"
+# one-file-system rule must not be what stops an escape.  XFS: reflink
+# copies need one that clones.
+fs=$(vt_make_pool xfs 1G)
 
 # Canaries: a file outside the source whose content must never appear in
 # a copy, and a directory outside every destination that must not change.
@@ -65,7 +64,8 @@ mkdir -p "$src/static"
 ln -s / "$src/static/to-root"
 ln -s /etc/shadow "$src/static/to-shadow"
 ln -s "$fs/outside" "$src/static/to-outside"
-for args in "--io uring" "--io syscalls" "--io uring --no-openat2" "--io syscalls --no-openat2"; do
+for args in "--io uring" "--io syscalls" "--io uring --no-openat2" "--io syscalls --no-openat2" \
+	"--data reflink" "--data reflink --no-openat2"; do
 	dst=$fs/dst-static
 	mkdir "$dst"
 	# shellcheck disable=SC2086 # words on purpose
@@ -120,10 +120,12 @@ swap_pid=$!
 
 declare -A ok=() failed=()
 # --no-new-devices: files are opened for reading at once (what volmgrd
-# does for a cache), not as O_PATH first.
+# does for a cache), not as O_PATH first.  --data reflink: root's reflink
+# copy, walked by several threads.
 for mode in "--io uring" "--io syscalls" "--io uring --no-openat2" \
 	"--io syscalls --no-openat2" "--io uring --no-new-devices" \
-	"--io syscalls --no-new-devices --no-openat2"; do
+	"--io syscalls --no-new-devices --no-openat2" "--data reflink" \
+	"--data reflink --no-openat2" "--data reflink --no-new-devices"; do
 	ok[$mode]=0 failed[$mode]=0
 	for ((round = 0; round < ROUNDS; round++)); do
 		dst=$fs/dst-race
