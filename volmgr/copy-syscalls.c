@@ -137,32 +137,32 @@ int vm_copy_same_cloning_fs(int src_fd, int dst_fd)
 	return vm_copy_probe_reflink(dst_fd); /* XFS without reflink=1: no */
 }
 
-static void *consume(struct vm_copy_ctx *c, bool reflink)
+int vm_copy_job_run(struct vm_copy_ctx *c, struct vm_copy_job *j, struct vm_copy_scratch *s)
 {
+	int r = vm_copy_failed(c) ? -ECANCELED : vm_copy_job_open(c, j);
+	if (r == 0)
+		r = c->opts->data == VM_COPY_DATA_REFLINK ? vm_copy_data_reflink(c, j)
+							  : vm_copy_data_syscalls(c, j, s);
+	if (r == 0)
+		r = vm_copy_finish_attrs(c, j, s);
+	if (r == 0)
+		atomic_fetch_add_explicit(&c->files_done, 1, memory_order_relaxed);
+	vm_copy_job_free(c, j, s);
+	return r;
+}
+
+void *vm_copy_syscalls_thread(void *ctx)
+{
+	struct vm_copy_ctx *c = ctx;
 	struct vm_copy_scratch *s = malloc(sizeof(*s));
 	if (!s)
 		vm_copy_fail(c, ENOMEM, false, "out of memory");
 	struct vm_copy_job *j;
 	bool ended = false;
 	unsigned id = vm_copy_consumer_id(c);
-	while ((j = vm_copy_queue_pop(c, id, true, &ended))) {
-		if (!vm_copy_failed(c)) {
-			int r = vm_copy_job_open(c, j);
-			if (r == 0)
-				r = reflink ? vm_copy_data_reflink(c, j)
-					    : vm_copy_data_syscalls(c, j, s);
-			if (r == 0)
-				r = vm_copy_finish_attrs(c, j, s);
-			if (r == 0)
-				atomic_fetch_add_explicit(&c->files_done, 1, memory_order_relaxed);
-		}
-		vm_copy_job_free(c, j, s);
-	}
+	while ((j = vm_copy_queue_pop(c, id, true, &ended)))
+		vm_copy_job_run(c, j, s); /* a failure is in c */
 	free(s);
 	vm_copy_consumer_exit(c);
 	return NULL;
 }
-
-void *vm_copy_syscalls_thread(void *ctx) { return consume(ctx, false); }
-
-void *vm_copy_reflink_thread(void *ctx) { return consume(ctx, true); }

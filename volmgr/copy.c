@@ -98,7 +98,8 @@ static void queue_push(struct vm_copy_ctx *c, struct vm_copy_job *j)
 	pthread_mutex_unlock(&c->lock);
 }
 
-/* Every consumer has a slot in filling[]: at most this many start. */
+/* Every consumer (or reflink walker) has a slot in filling[]: at most
+ * this many start. */
 _Static_assert(VM_COPY_SYSCALL_THREADS <= VM_COPY_CONSUMERS_MAX &&
 		       VM_COPY_URING_THREADS <= VM_COPY_CONSUMERS_MAX &&
 		       VM_COPY_REFLINK_THREADS_MAX <= VM_COPY_CONSUMERS_MAX,
@@ -360,17 +361,7 @@ static int submit_file(struct walk *w, int src, int dst, const struct stat *st,
 		queue_push(c, j);
 		return 0;
 	}
-	int r = vm_copy_job_open(c, j);
-	if (r == 0)
-		r = c->opts->data == VM_COPY_DATA_REFLINK
-			    ? vm_copy_data_reflink(c, j)
-			    : vm_copy_data_syscalls(c, j, w->scratch);
-	if (r == 0)
-		r = vm_copy_finish_attrs(c, j, w->scratch);
-	if (r == 0)
-		atomic_fetch_add_explicit(&c->files_done, 1, memory_order_relaxed);
-	vm_copy_job_free(c, j, w->scratch);
-	return r;
+	return vm_copy_job_run(c, j, w->scratch);
 }
 
 /* A regular file; src is open (and fstat'ed into st). Takes src. */

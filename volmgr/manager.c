@@ -1075,7 +1075,7 @@ static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name, int s
 			/* Into a cache only volmgrd and git's uid write; into a
 			 * volume a container's root may put device nodes. */
 			co.src_no_new_devices = clone && source && source->kind == VM_SOURCE_CACHE;
-			co.src_no_xattrs = clone && src_no_xattrs;
+			co.src_no_xattrs = src_no_xattrs; /* only a clone's source has the flag */
 			/* An import into a top without attributes to pass on
 			 * (a default ACL, a security label) that sets none
 			 * makes a cache without any. */
