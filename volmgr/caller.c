@@ -7,6 +7,7 @@
 
 #include <libmount/libmount.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <signal.h>
 #include <stdio.h>
@@ -92,27 +93,59 @@ int vm_caller_mount_of_fd(const struct vm_caller *caller, const char *proc,
 	return 0;
 }
 
-/* The host's mount namespace: PID 1's, or where that cannot be read,
- * the one volmgrd was started from — never volmgrd's own, which a
- * sandboxed unit makes private (so every caller would look like a
- * container, and gc would remove host users' volumes). */
+/* The host's pid namespace: PID 1's, or where that cannot be read, the
+ * one volmgrd was started from -- never volmgrd's own, which a sandboxed
+ * unit may make private. */
 static struct stat host_ns;
 static bool host_ns_known;
+static pthread_once_t host_ns_once = PTHREAD_ONCE_INIT;
 
 void vm_caller_set_host_ns(const char *proc, int32_t starter_pid)
 {
 	char p[PATH_MAX];
-	snprintf(p, sizeof(p), "%s/1/ns/mnt", proc);
+	snprintf(p, sizeof(p), "%s/1/ns/pid", proc);
 	if (stat(p, &host_ns) == 0) {
 		host_ns_known = true;
 		return;
 	}
-	snprintf(p, sizeof(p), "%s/%d/ns/mnt", proc, (int)starter_pid);
+	snprintf(p, sizeof(p), "%s/%d/ns/pid", proc, (int)starter_pid);
 	if (starter_pid > 0 && stat(p, &host_ns) == 0) {
 		host_ns_known = true;
 		return;
 	}
-	host_ns_known = stat("/proc/self/ns/mnt", &host_ns) == 0;
+	host_ns_known = stat("/proc/self/ns/pid", &host_ns) == 0;
+}
+
+static void host_ns_default(void)
+{
+	if (!host_ns_known)
+		vm_caller_set_host_ns("/proc", 0);
+}
+
+/* A component of a cgroup path that names a container: the engines put
+ * each container in a cgroup named by its 64-hex id -- Docker
+ * ".../docker/ID" (cgroupfs) or "docker-ID.scope" (systemd), Podman
+ * "libpod-ID[.scope]", CRI-O "crio-ID.scope", containerd
+ * "cri-containerd-ID.scope" or ".../kubepods/.../podUID/ID". */
+bool vm_cgroup_names_container(const char *path)
+{
+	static const char *const prefixes[] = {"", "docker-", "libpod-", "crio-", "cri-containerd-"};
+	for (const char *c = path; c && *c;) {
+		c += strspn(c, "/");
+		size_t n = strcspn(c, "/");
+		for (size_t i = 0; i < ELEMENTSOF(prefixes); i++) {
+			size_t pl = strlen(prefixes[i]);
+			if (n < pl + 64 || strncmp(c, prefixes[i], pl) != 0)
+				continue;
+			const char *id = c + pl;
+			size_t rest = n - pl - 64;
+			if (strspn(id, "0123456789abcdef") >= 64 &&
+			    (rest == 0 || (rest == 6 && strncmp(id + 64, ".scope", 6) == 0)))
+				return true;
+		}
+		c += n;
+	}
+	return false;
 }
 
 void vm_caller_find_container(struct vm_caller *caller, const char *proc)
@@ -120,14 +153,19 @@ void vm_caller_find_container(struct vm_caller *caller, const char *proc)
 	char p[PATH_MAX];
 	struct stat theirs;
 	caller->cgroup[0] = '\0';
-	if (!host_ns_known)
-		vm_caller_set_host_ns(proc, 0);
-	snprintf(p, sizeof(p), "%s/%d/ns/mnt", proc, (int)caller->pid);
+	pthread_once(&host_ns_once, host_ns_default);
+	/* What makes a container: a pid namespace of its own (a service
+	 * with PrivateTmp=, a snap, `unshare -m` share the host's) and an
+	 * engine's cgroup for it.  Anything less is a host process, whose
+	 * session or service cgroup comes and goes: gc must not take its
+	 * volumes as "creator gone". */
+	snprintf(p, sizeof(p), "%s/%d/ns/pid", proc, (int)caller->pid);
 	if (caller->pid <= 0 || !host_ns_known || stat(p, &theirs) < 0 ||
 	    (host_ns.st_ino == theirs.st_ino && host_ns.st_dev == theirs.st_dev))
 		return;
 	char cg[VM_CGROUP_MAX + 1];
-	if (vm_cgroup_of_pid(proc, caller->pid, cg) == 0 && pidfd_alive(caller->pidfd))
+	if (vm_cgroup_of_pid(proc, caller->pid, cg) == 0 && pidfd_alive(caller->pidfd) &&
+	    vm_cgroup_names_container(strchr(cg, ':') ? strchr(cg, ':') + 1 : cg))
 		snprintf(caller->cgroup, sizeof(caller->cgroup), "%s", cg);
 }
 

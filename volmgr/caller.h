@@ -17,15 +17,19 @@
 int vm_caller_mount_of_fd(const struct vm_caller *caller, const char *proc,
 			  int fd, json_t **ret, struct vm_error *err);
 
-/* Remember the host's mount namespace (PID 1's, else starter_pid's):
+/* Remember the host's pid namespace (PID 1's, else starter_pid's):
  * called once at start-up, before any sandbox hides PID 1. */
 void vm_caller_set_host_ns(const char *proc, int32_t starter_pid);
 
-/* Fill caller->cgroup when the caller runs in another mount namespace
- * than the host's (a container): gc may then remove what it made once that
- * cgroup is gone.  Host callers (shells, whose session scopes come and
- * go) are never treated so. */
+/* Fill caller->cgroup when the caller is in a container -- a pid
+ * namespace other than the host's, and a cgroup an engine made for a
+ * container (vm_cgroup_names_container): gc may then remove what it made
+ * once that cgroup is gone.  Host callers, sandboxed services and
+ * `unshare -m` shells, whose cgroups come and go, are never treated so. */
 void vm_caller_find_container(struct vm_caller *caller, const char *proc);
+/* Whether a cgroup path has a component naming a container by its
+ * 64-hex id, as Docker, Podman, CRI-O and containerd name them. */
+bool vm_cgroup_names_container(const char *path);
 
 /* Read the caller's supplementary groups from /proc/PID/status. */
 void vm_caller_find_groups(struct vm_caller *caller, const char *proc);

@@ -201,7 +201,8 @@ void vm_config_init(struct vm_config *cfg)
 	*cfg = (struct vm_config){.git_timeout = VM_GIT_TIMEOUT_DEFAULT, .gc_interval = 900,
 				  .quota_accounting = true,
 				  .implicit_max_files = VM_IMPLICIT_MAX_FILES_DEFAULT,
-				  .implicit_max_bytes = VM_IMPLICIT_MAX_BYTES_DEFAULT};
+				  .implicit_max_bytes = VM_IMPLICIT_MAX_BYTES_DEFAULT,
+				  .engine_timeout_ms = VM_ENGINE_TIMEOUT_MS_DEFAULT};
 	snprintf(cfg->git_user, sizeof(cfg->git_user), "nobody");
 	snprintf(cfg->git_command, sizeof(cfg->git_command), "/usr/bin/git");
 }
@@ -232,6 +233,70 @@ static int on_git(struct parse_ctx *c, const char *key, const char *value)
 	return 0;
 }
 
+static int on_engines(struct parse_ctx *c, const char *key, const char *value)
+{
+	struct vm_config *cfg = c->cfg;
+	if (strcmp(key, "timeout") == 0) {
+		int64_t ns = 0;
+		int r = vm_parse_duration(value, &ns, c->err);
+		if (r < 0)
+			return r;
+		if (ns > 600LL * 1000000000LL)
+			return vm_error_set(c->err, EINVAL, "[engines] timeout must be at most 10m");
+		cfg->engine_timeout_ms = (unsigned)(ns / 1000000);
+		return 0;
+	}
+	enum vm_engine_kind kind;
+	if (strcmp(key, "docker") == 0)
+		kind = VM_ENGINE_DOCKER;
+	else if (strcmp(key, "podman") == 0)
+		kind = VM_ENGINE_PODMAN;
+	else
+		return vm_error_set(c->err, EINVAL, "unknown key %.64s in [engines]", key);
+	if (value[0] != '/' || strlen(value) > VM_ENGINE_SOCKET_MAX)
+		return vm_error_set(c->err, EINVAL,
+				    "[engines] %s must be the absolute path of a socket (at most %d bytes)",
+				    key, VM_ENGINE_SOCKET_MAX);
+	if (cfg->n_engines >= VM_ENGINES_MAX)
+		return vm_error_set(c->err, EINVAL, "more than %d engines in [engines]",
+				    VM_ENGINES_MAX);
+	struct vm_engine *e = &cfg->engines[cfg->n_engines++];
+	e->kind = kind;
+	snprintf(e->socket, sizeof(e->socket), "%s", value);
+	return 0;
+}
+
+static int on_names(struct parse_ctx *c, const char *key, const char *value)
+{
+	struct vm_config *cfg = c->cfg;
+	if (strcmp(key, "reserved_prefix") != 0)
+		return vm_error_set(c->err, EINVAL, "unknown key %.64s in [names]", key);
+	size_t n = strlen(value);
+	/* A prefix of a valid name: the name rule's characters, not empty. */
+	if (n == 0 || n > VM_NAME_MAX || strspn(value, "abcdefghijklmnopqrstuvwxyz"
+					       "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != n ||
+	    value[0] == '.' || value[0] == '_' || value[0] == '-')
+		return vm_error_set(c->err, EINVAL,
+				    "[names] reserved_prefix \"%.64s\" is not the start of a volume name",
+				    value);
+	if (cfg->n_reserved >= VM_RESERVED_PREFIXES_MAX)
+		return vm_error_set(c->err, EINVAL, "more than %d reserved prefixes",
+				    VM_RESERVED_PREFIXES_MAX);
+	snprintf(cfg->reserved_prefix[cfg->n_reserved++], VM_NAME_MAX + 1, "%s", value);
+	return 0;
+}
+
+bool vm_config_name_reserved(const struct vm_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_reserved; i++)
+		if (strncmp(name, cfg->reserved_prefix[i], strlen(cfg->reserved_prefix[i])) == 0)
+			return true;
+	for (size_t i = 0; i < cfg->n_seed; i++)
+		if (vm_pattern_match(cfg->seed[i].pattern, name, NULL, 0, NULL))
+			return true;
+	return false;
+}
+
 static int on_entry(void *user, const char *section, const char *key,
 		    const char *value)
 {
@@ -244,6 +309,14 @@ static int on_entry(void *user, const char *section, const char *key,
 		return 1; /* a section header alone */
 	if (strcmp(section, "git") == 0) {
 		c->r = on_git(c, key, value);
+		return c->r == 0;
+	}
+	if (strcmp(section, "engines") == 0) {
+		c->r = on_engines(c, key, value);
+		return c->r == 0;
+	}
+	if (strcmp(section, "names") == 0) {
+		c->r = on_names(c, key, value);
 		return c->r == 0;
 	}
 	if (strcmp(section, "quota") == 0) {

@@ -38,6 +38,19 @@
  *   implicit_max_files = 20000
  *   implicit_max_bytes = 1G
  *
+ *   [engines]
+ *   # the engines' API sockets: asked (never a timer) whether a Mount
+ *   # they recorded without its Unmount still holds; each may repeat
+ *   docker = /var/run/docker.sock
+ *   podman = /run/podman/podman.sock
+ *   # how long one engine may take to answer
+ *   timeout = 5s
+ *
+ *   [names]
+ *   # volume names that only root (control socket) or the engines (plugin
+ *   # socket) may create, besides those a [seed] rule matches; may repeat
+ *   reserved_prefix = ci-
+ *
  * (A "#" after a value is part of the value: comments go on their own
  * lines.)
  */
@@ -46,6 +59,7 @@
 #include <stddef.h>
 
 #include "backend.h"
+#include "engines.h"
 #include "names.h"
 
 #define VM_SEED_RULES_MAX 64
@@ -57,6 +71,8 @@ struct vm_seed_rule {
 };
 
 #define VM_GIT_TIMEOUT_DEFAULT 600
+#define VM_RESERVED_PREFIXES_MAX 16
+#define VM_ENGINE_TIMEOUT_MS_DEFAULT 5000
 
 struct vm_config {
 	struct vm_seed_rule seed[VM_SEED_RULES_MAX];
@@ -75,6 +91,13 @@ struct vm_config {
 	enum vm_copy_io copy_io;           /* default auto */
 	uint64_t implicit_max_files;       /* default 20000 */
 	uint64_t implicit_max_bytes;       /* default 1G */
+	/* [engines]: API sockets asked about stale mounts; none by default. */
+	struct vm_engine engines[VM_ENGINES_MAX];
+	size_t n_engines;
+	unsigned engine_timeout_ms; /* default 5000 */
+	/* [names] reserved_prefix: names only root and the plugin may make. */
+	char reserved_prefix[VM_RESERVED_PREFIXES_MAX][VM_NAME_MAX + 1];
+	size_t n_reserved;
 };
 
 #define VM_IMPLICIT_MAX_FILES_DEFAULT 20000
@@ -97,6 +120,13 @@ int vm_config_load(const char *path, bool optional, struct vm_config *ret,
  * a valid source. */
 int vm_config_seed_for(const struct vm_config *cfg, const char *name,
 		       struct vm_source *ret, struct vm_error *err);
+
+/* Whether a volume of this name is reserved for root and the engines:
+ * a seed rule matches it, or it starts with a reserved prefix.  A
+ * non-root caller that made such a name first could fill it with its own
+ * tree, and both engines call Get before Create and adopt what exists:
+ * the next job would start from that tree. */
+bool vm_config_name_reserved(const struct vm_config *cfg, const char *name);
 
 /* The pattern matcher, exposed for tests: captures (name, value) pairs go
  * to caps (up to ncaps).  Returns true on a match. */

@@ -79,12 +79,18 @@ static uint64_t tree_blocks(int dirfd, unsigned depth)
 int vm_gc(struct vm_manager *m, bool dry_run, json_t *labels, json_t **ret,
 	  struct vm_error *err)
 {
-	_cleanup_json_ json_t *all = NULL;
-	int r = vm_volume_list(m, true, &all, err);
+	/* One scan of the machine's mounts for every decision of this run:
+	 * a mount that comes later comes after an engine's Mount, which the
+	 * removal sees under the lock. */
+	_cleanup_json_ json_t *all = NULL, *counts = NULL;
+	int r = vm_mgr_inuse_counts(m, &counts, err);
 	if (r < 0)
 		return r;
-	json_t *report = json_pack("{s:b, s:[], s:[], s:I}", "dry_run", dry_run, "removed",
-				   "kept_in_use", "bytes_freed", (json_int_t)0);
+	r = vm_volume_list(m, false, &all, err);
+	if (r < 0)
+		return r;
+	json_t *report = json_pack("{s:b, s:[], s:[], s:[], s:I}", "dry_run", dry_run, "removed",
+				   "kept_in_use", "mounts_dropped", "bytes_freed", (json_int_t)0);
 	if (!report)
 		return vm_error_set(err, ENOMEM, "out of memory");
 	int64_t now = vm_now_ns();
@@ -93,6 +99,17 @@ int vm_gc(struct vm_manager *m, bool dry_run, json_t *labels, json_t **ret,
 	json_t *info;
 	json_array_foreach(all, i, info) {
 		const char *name = json_string_value(json_object_get(info, "name"));
+		/* Recorded Mounts of a volume nothing mounts: gone if every
+		 * engine confirms (never by age). */
+		if (!dry_run && json_array_size(json_object_get(info, "mounts")) > 0 &&
+		    vm_mgr_prune_mounts(m, name, counts) == 1) {
+			json_array_append_new(json_object_get(report, "mounts_dropped"),
+					      json_string(name));
+			json_object_set_new(info, "in_use", json_false());
+		}
+		json_int_t kernel = json_integer_value(json_object_get(counts, name));
+		if (kernel > 0 || json_integer_value(json_object_get(counts, "")) > 0)
+			json_object_set_new(info, "in_use", json_true());
 		_cleanup_(recordp) struct vm_record rec = {0};
 		if (vm_mgr_load_record(m, VM_KIND_VOLUME, name, &rec, NULL) < 0)
 			continue;
@@ -120,7 +137,7 @@ int vm_gc(struct vm_manager *m, bool dry_run, json_t *labels, json_t **ret,
 			struct vm_error e = {0};
 			/* vm_volume_remove checks "in use" again under the
 			 * lock: a mount that came meanwhile wins. */
-			if (vm_volume_remove(m, name, &e) < 0) {
+			if (vm_mgr_remove_volume(m, name, NULL, counts, &e) < 0) {
 				json_object_set_new(entry, "error", json_string(e.msg));
 				json_array_append_new(json_object_get(report, "kept_in_use"), entry);
 				continue;

@@ -3,6 +3,7 @@
  * chunked bodies, header limits, timeouts); each connection gets its own
  * thread so a slow or stalled engine connection never holds up another. */
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -11,10 +12,98 @@
 #include "plugin.h"
 #include "server.h"
 
+/* At most this many connections (libmicrohttpd refuses more); from
+ * EVICT_AT on, each new one closes the longest idle keep-alive
+ * connection, so engines that hold connections open and say nothing
+ * cannot lock the others out for the idle timeout. */
+#define CONN_LIMIT 256
+#define EVICT_AT 240
+
+struct conn {
+	int fd;
+	bool busy;         /* between a request's first byte and its reply */
+	int64_t idle_since;
+	struct conn *prev, *next;
+};
+
 struct vm_httpd {
 	struct MHD_Daemon *d;
 	struct vm_manager *m;
+	pthread_mutex_t lock; /* the list of connections */
+	struct conn *conns;
+	unsigned n_conns;
 };
+
+/* Under h->lock.  libmicrohttpd reports a connection CLOSED before it
+ * closes its socket (daemon.c), and the entry leaves the list then:
+ * an fd on the list is never one closed and reused meanwhile. */
+static void evict_idlest(struct vm_httpd *h)
+{
+	struct conn *victim = NULL;
+	for (struct conn *c = h->conns; c; c = c->next)
+		if (!c->busy && c->fd >= 0 && (!victim || c->idle_since < victim->idle_since))
+			victim = c;
+	if (!victim)
+		return;
+	/* Its thread's next read sees the end, and libmicrohttpd closes it;
+	 * a request half received gets no reply, as after a timeout. */
+	shutdown(victim->fd, SHUT_RDWR);
+	victim->fd = -1;
+	vm_log("plugin: %u connections, closed the longest idle", h->n_conns);
+}
+
+static void notify_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
+			      enum MHD_ConnectionNotificationCode toe)
+{
+	struct vm_httpd *h = cls;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+		struct conn *c = calloc(1, sizeof(*c));
+		if (!c || !ci) {
+			free(c);
+			return;
+		}
+		c->fd = ci->connect_fd;
+		c->idle_since = vm_mono_ns();
+		pthread_mutex_lock(&h->lock);
+		if (h->n_conns >= EVICT_AT)
+			evict_idlest(h);
+		c->next = h->conns;
+		if (h->conns)
+			h->conns->prev = c;
+		h->conns = c;
+		h->n_conns++;
+		pthread_mutex_unlock(&h->lock);
+		*socket_context = c;
+	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+		struct conn *c = *socket_context;
+		pthread_mutex_lock(&h->lock);
+		if (c->prev)
+			c->prev->next = c->next;
+		else
+			h->conns = c->next;
+		if (c->next)
+			c->next->prev = c->prev;
+		h->n_conns--;
+		pthread_mutex_unlock(&h->lock);
+		free(c);
+		*socket_context = NULL;
+	}
+}
+
+static void set_busy(struct vm_httpd *h, struct MHD_Connection *mc, bool busy)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct conn *c = ci ? ci->socket_context : NULL;
+	if (!c)
+		return;
+	pthread_mutex_lock(&h->lock);
+	c->busy = busy;
+	c->idle_since = vm_mono_ns();
+	pthread_mutex_unlock(&h->lock);
+}
 
 struct request {
 	char *buf;
@@ -25,7 +114,8 @@ struct request {
 static void request_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			      enum MHD_RequestTerminationCode toe)
 {
-	(void)cls, (void)c, (void)toe;
+	(void)toe;
+	set_busy(cls, c, false);
 	struct request *r = *con_cls;
 	if (r) {
 		free(r->buf);
@@ -85,6 +175,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c,
 		if (!r)
 			return MHD_NO;
 		*con_cls = r;
+		set_busy(h, c, true);
 		return MHD_YES;
 	}
 	if (*upload_size > 0) {
@@ -142,18 +233,21 @@ int vm_httpd_start(struct vm_manager *m, int listen_fd, struct vm_httpd **ret,
 	if (!h)
 		return vm_error_set(err, ENOMEM, "out of memory");
 	h->m = m;
+	pthread_mutex_init(&h->lock, NULL);
 	h->d = MHD_start_daemon(
 		MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
 			MHD_USE_POLL | MHD_USE_ERROR_LOG,
 		0, NULL, NULL, access_handler, h,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 		MHD_OPTION_LISTEN_SOCKET, listen_fd,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONN_LIMIT,
+		MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
-		MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL,
+		MHD_OPTION_NOTIFY_COMPLETED, request_completed, h,
 		MHD_OPTION_END);
 	if (!h->d) {
+		pthread_mutex_destroy(&h->lock);
 		free(h);
 		return vm_error_set(err, EIO, "cannot start the HTTP server on the plugin socket");
 	}
@@ -166,5 +260,6 @@ void vm_httpd_stop(struct vm_httpd *h)
 	if (!h)
 		return;
 	MHD_stop_daemon(h->d);
+	pthread_mutex_destroy(&h->lock);
 	free(h);
 }

@@ -3,48 +3,223 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <libmount/libmount.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "names.h"
 
-int vm_inuse_scan_mountinfo(const char *path, dev_t sb_dev, const char *prefix,
-			    json_t *counts)
+/* ---- one mountinfo line ----
+ *
+ *   36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
+ *   id parent major:minor root mountpoint options [optional...] - fstype source superopts
+ *
+ * The kernel escapes space, tab, newline and backslash in paths as \ooo
+ * (fs/proc_namespace.c, seq_path_root and mangle); overlay's layer
+ * options escape more (',', '=' and ':' among them). */
+
+/* Undo \ooo escapes (and a backslash before any other character) in place. */
+static void unescape(char *s)
 {
-	struct libmnt_table *tb = mnt_new_table_from_file(path);
-	if (!tb)
-		return -ENOENT; /* the process is gone, or not readable */
-	struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
-	if (!it) {
-		mnt_unref_table(tb);
+	char *w = s;
+	for (const char *r = s; *r; r++) {
+		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
+		    r[3] >= '0' && r[3] <= '7') {
+			*w++ = (char)((r[1] - '0') << 6 | (r[2] - '0') << 3 | (r[3] - '0'));
+			r += 3;
+		} else if (r[0] == '\\' && r[1]) {
+			*w++ = *++r;
+		} else {
+			*w++ = *r;
+		}
+	}
+	*w = '\0';
+}
+
+static void add_count(json_t *counts, const char *name, size_t n)
+{
+	if (n == 0 || n > VM_NAME_MAX)
+		return;
+	char key[VM_NAME_MAX + 1];
+	memcpy(key, name, n);
+	key[n] = '\0';
+	if (vm_name_check("volume", key, NULL) < 0)
+		return; /* no volume can have that name */
+	json_t *c = json_object_get(counts, key);
+	json_object_set_new(counts, key, json_integer(c ? json_integer_value(c) + 1 : 1));
+}
+
+/* path is prefix/NAME or beneath it: count NAME. */
+static void count_beneath(const char *path, const char *prefix, json_t *counts)
+{
+	size_t pl = strlen(prefix);
+	if (strncmp(path, prefix, pl) != 0 || path[pl] != '/')
+		return;
+	const char *name = path + pl + 1;
+	add_count(counts, name, strcspn(name, "/"));
+}
+
+/* Split s at the first unescaped separator: returns the rest, or NULL. */
+static char *split_unescaped(char *s, char sep)
+{
+	for (char *p = s; *p; p++) {
+		if (*p == '\\' && p[1]) {
+			p++;
+			continue;
+		}
+		if (*p == sep) {
+			*p = '\0';
+			return p + 1;
+		}
+	}
+	return NULL;
+}
+
+/* Overlay layers (lowerdir, lowerdir+, datadir+, upperdir, workdir) that
+ * lie in a volume: the overlay holds that volume. */
+static void scan_overlay_options(char *opts, const char *layer_path, json_t *counts)
+{
+	static const char *const keys[] = {"lowerdir=", "lowerdir+=", "datadir+=", "upperdir=",
+					   "workdir="};
+	for (char *opt = opts, *next; opt; opt = next) {
+		next = split_unescaped(opt, ',');
+		for (size_t k = 0; k < ELEMENTSOF(keys); k++) {
+			size_t kl = strlen(keys[k]);
+			if (strncmp(opt, keys[k], kl) != 0)
+				continue;
+			for (char *layer = opt + kl, *more; layer; layer = more) {
+				more = split_unescaped(layer, ':');
+				unescape(layer);
+				count_beneath(layer, layer_path, counts);
+			}
+		}
+	}
+}
+
+void vm_inuse_scan_line(char *line, const struct vm_inuse_where *w, json_t *counts)
+{
+	char *f[6];
+	char *p = line;
+	for (size_t i = 0; i < ELEMENTSOF(f); i++) {
+		f[i] = p;
+		p = strchr(p, ' ');
+		if (!p)
+			return; /* not a mount line: skip it, never the lines after */
+		*p++ = '\0';
+	}
+	/* f[2] major:minor, f[3] root; then optional fields up to "-". */
+	char *colon = strchr(f[2], ':'), *end;
+	if (!colon)
+		return;
+	errno = 0;
+	unsigned long maj = strtoul(f[2], &end, 10), min;
+	if (end != colon || errno)
+		return;
+	min = strtoul(colon + 1, &end, 10);
+	if (*end || errno)
+		return;
+	if (makedev(maj, min) == w->sb_dev) {
+		unescape(f[3]);
+		count_beneath(f[3], w->prefix, counts);
+	}
+	if (!w->layer_path)
+		return;
+	/* The optional fields end with a lone "-": fstype, source, options. */
+	char *sep = strstr(p, "- ");
+	while (sep && sep != p && sep[-1] != ' ')
+		sep = strstr(sep + 1, "- ");
+	if (!sep)
+		return;
+	char *fstype = sep + 2, *source = strchr(fstype, ' ');
+	if (!source)
+		return;
+	*source++ = '\0';
+	char *opts = strchr(source, ' ');
+	if (opts && strcmp(fstype, "overlay") == 0)
+		scan_overlay_options(opts + 1, w->layer_path, counts);
+}
+
+int vm_inuse_scan_mountinfo(const char *path, const struct vm_inuse_where *w, json_t *counts)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	/* Lines are parsed where they were read; only a line cut by the
+	 * end of a read is gathered in `line` first. */
+	enum { CHUNK = 256 * 1024 };
+	_cleanup_free_ char *buf = malloc(CHUNK + 1);
+	_cleanup_free_ char *line = NULL;
+	size_t llen = 0, lcap = 0;
+	/* Counts go to a scratch object first: a read that fails half way
+	 * adds nothing (the caller then treats the process as unreadable). */
+	json_t *found = json_object();
+	if (!buf || !found) {
+		json_decref(found);
 		return -ENOMEM;
 	}
-	size_t pl = strlen(prefix);
-	struct libmnt_fs *fs;
-	while (mnt_table_next_fs(tb, it, &fs) == 0) {
-		if (mnt_fs_get_devno(fs) != sb_dev)
+	int r = 0;
+	for (;;) {
+		ssize_t n = read(fd, buf, CHUNK);
+		if (n < 0 && errno == EINTR)
 			continue;
-		const char *root = mnt_fs_get_root(fs);
-		if (!root || strncmp(root, prefix, pl) != 0 || root[pl] != '/')
-			continue;
-		const char *name = root + pl + 1;
-		size_t nl = strcspn(name, "/");
-		if (nl == 0 || nl > VM_NAME_MAX)
-			continue;
-		char key[VM_NAME_MAX + 1];
-		memcpy(key, name, nl);
-		key[nl] = '\0';
-		if (vm_name_check("volume", key, NULL) < 0)
-			continue; /* no volume can have that name */
-		json_t *c = json_object_get(counts, key);
-		json_object_set_new(counts, key,
-				    json_integer(c ? json_integer_value(c) + 1 : 1));
+		if (n < 0) {
+			r = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		buf[n] = '\0';
+		char *s = buf, *e = buf + n;
+		while (s < e) {
+			char *nl = memchr(s, '\n', (size_t)(e - s));
+			size_t part = (size_t)((nl ? nl : e) - s);
+			if (llen > 0 || !nl) {
+				/* A line spread over reads: gather it, bounded. */
+				if (llen + part > VM_INUSE_LINE_MAX) {
+					r = -E2BIG;
+					goto out;
+				}
+				if (llen + part + 1 > lcap) {
+					size_t cap = (llen + part + 1) * 2;
+					char *np = realloc(line, cap);
+					if (!np) {
+						r = -ENOMEM;
+						goto out;
+					}
+					line = np;
+					lcap = cap;
+				}
+				memcpy(line + llen, s, part);
+				llen += part;
+				line[llen] = '\0';
+				if (nl) {
+					vm_inuse_scan_line(line, w, found);
+					llen = 0;
+				}
+			} else {
+				*nl = '\0';
+				vm_inuse_scan_line(s, w, found);
+			}
+			s += part + (nl ? 1 : 0);
+		}
 	}
-	mnt_free_iter(it);
-	mnt_unref_table(tb);
-	return 0;
+	if (r == 0 && llen > 0)
+		vm_inuse_scan_line(line, w, found);
+out:
+	if (r == 0) {
+		const char *k;
+		json_t *v;
+		json_object_foreach(found, k, v) {
+			json_t *c = json_object_get(counts, k);
+			json_object_set_new(counts, k,
+					    json_integer(json_integer_value(v) +
+							 (c ? json_integer_value(c) : 0)));
+		}
+	}
+	json_decref(found);
+	return r;
 }
 
 /* Mount namespaces already read in this scan, by inode of ns/mnt. */
@@ -88,8 +263,8 @@ static bool process_gone(int e)
  * zombie leader): the leader's ns link and mountinfo look gone, but the
  * mounts live on in its threads' view.  Read the first live thread's.
  * 1 if one was read, 0 if none is left, -errno if one cannot be read. */
-static int scan_threads(const char *proc, const char *pid, dev_t sb_dev,
-			const char *prefix, json_t *counts)
+static int scan_threads(const char *proc, const char *pid, const struct vm_inuse_where *w,
+			json_t *counts)
 {
 	char p[PATH_MAX];
 	snprintf(p, sizeof(p), "%s/%s/task", proc, pid);
@@ -102,23 +277,18 @@ static int scan_threads(const char *proc, const char *pid, dev_t sb_dev,
 		if (de->d_name[0] < '1' || de->d_name[0] > '9' || strcmp(de->d_name, pid) == 0)
 			continue;
 		snprintf(p, sizeof(p), "%s/%s/task/%s/mountinfo", proc, pid, de->d_name);
-		int fd = open(p, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			r = process_gone(errno) ? 0 : -errno;
-			continue;
-		}
-		close(fd);
-		if (vm_inuse_scan_mountinfo(p, sb_dev, prefix, counts) == 0)
+		int e = vm_inuse_scan_mountinfo(p, w, counts);
+		if (e == 0)
 			r = 1;
-		else if (access(p, R_OK) == 0)
+		else if (!process_gone(-e) && access(p, R_OK) == 0)
 			r = -EIO; /* still there, and not parsed: do not guess */
 	}
 	closedir(d);
 	return r;
 }
 
-int vm_inuse_scan_pid(const char *proc, const char *pid, dev_t sb_dev,
-		      const char *prefix, json_t *counts, struct vm_inuse_seen *seen)
+int vm_inuse_scan_pid(const char *proc, const char *pid, const struct vm_inuse_where *w,
+		      json_t *counts, struct vm_inuse_seen *seen)
 {
 	char p[PATH_MAX];
 	struct stat st;
@@ -130,25 +300,24 @@ int vm_inuse_scan_pid(const char *proc, const char *pid, dev_t sb_dev,
 		have_ns = true;
 	} else if (process_gone(errno)) {
 		/* exited, a kernel thread, or a leader whose threads live on */
-		return scan_threads(proc, pid, sb_dev, prefix, counts);
+		return scan_threads(proc, pid, w, counts);
 	}
 	/* Not allowed to follow the namespace link (PID 1 on some hosts):
 	 * read its mountinfo all the same, without dedup. */
 	snprintf(p, sizeof(p), "%s/%s/mountinfo", proc, pid);
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return process_gone(errno) ? scan_threads(proc, pid, sb_dev, prefix, counts) : -errno;
-	close(fd);
-	if (vm_inuse_scan_mountinfo(p, sb_dev, prefix, counts) < 0) {
+	int r = vm_inuse_scan_mountinfo(p, w, counts);
+	if (r < 0) {
+		if (process_gone(-r))
+			return scan_threads(proc, pid, w, counts);
 		/* Gone between the open and the read: nothing left to count.
-		 * Still there (out of memory, out of fds, a parse error):
-		 * unreadable, so the scan fails closed rather than call a
-		 * volume in use free. */
-		fd = open(p, O_RDONLY | O_CLOEXEC);
+		 * Still there (out of memory, a line over the bound, a read
+		 * error): unreadable, so the scan fails closed rather than
+		 * call a volume in use free. */
+		int fd = open(p, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
-			return process_gone(errno) ? scan_threads(proc, pid, sb_dev, prefix, counts) : -errno;
+			return process_gone(errno) ? scan_threads(proc, pid, w, counts) : -errno;
 		close(fd);
-		return -EIO;
+		return r == -ENOMEM || r == -E2BIG ? r : -EIO;
 	}
 	/* Only a namespace actually read counts as seen: if the process we
 	 * looked at first exits before its mountinfo is read, another
@@ -160,8 +329,8 @@ int vm_inuse_scan_pid(const char *proc, const char *pid, dev_t sb_dev,
 	return 1;
 }
 
-int vm_inuse_scan(const char *proc, dev_t sb_dev, const char *prefix,
-		  json_t **ret, unsigned *ret_unreadable, struct vm_error *err)
+int vm_inuse_scan(const char *proc, const struct vm_inuse_where *w, json_t **ret,
+		  unsigned *ret_unreadable, struct vm_error *err)
 {
 	unsigned unreadable = 0;
 	json_t *counts = json_object();
@@ -177,7 +346,7 @@ int vm_inuse_scan(const char *proc, dev_t sb_dev, const char *prefix,
 	while ((de = readdir(d))) {
 		if (de->d_name[0] < '1' || de->d_name[0] > '9')
 			continue;
-		if (vm_inuse_scan_pid(proc, de->d_name, sb_dev, prefix, counts, &seen) < 0)
+		if (vm_inuse_scan_pid(proc, de->d_name, w, counts, &seen) < 0)
 			unreadable++;
 	}
 	closedir(d);

@@ -10,6 +10,7 @@
 #include "backend.h"
 #include "config.h"
 #include "gitrun.h"
+#include "holders.h"
 #include "manager.h"
 #include "readers.h"
 #include "record.h"
@@ -19,6 +20,7 @@ struct vm_manager {
 	pthread_mutex_t lock;
 	char *proc;
 	char *vol_prefix;  /* volumes/ as seen in mountinfo's root field */
+	char *vol_path;    /* volumes/ as a path (overlay layers name it so) */
 	json_t *importing; /* "kind:name" of work in flight */
 	struct vm_config config;
 	struct vm_git git; /* uid 0 when the git user is unusable */
@@ -106,6 +108,41 @@ void vm_mgr_copy_opts(struct vm_manager *m, int src_fd, const struct vm_create_o
 void vm_mgr_log_copy(struct vm_manager *m, const char *what, const char *name,
 		     const struct vm_copy_report *rep);
 void vm_mgr_log(struct vm_manager *m, const char *fmt, ...) _printf_(2, 3);
+/* The machine's mounts of volumes (inuse.h), scanned without the lock:
+ * NAME -> count, and "" -> processes whose mounts could not be read. */
+int vm_mgr_inuse_counts(struct vm_manager *m, json_t **ret, struct vm_error *err);
+
+/* What may still use a volume, looked at without the lock (mgrusage.c). */
+struct vm_mgr_usage {
+	json_t *counts;         /* vm_mgr_inuse_counts' answer */
+	int holder;             /* 1: a process holds it open, 0: none, <0: cannot tell */
+	struct vm_holder who;
+	unsigned hidden;        /* processes the holder scan may not look into */
+	struct vm_error holder_err;
+	json_t *mounts_asked;   /* the recorded Mounts the engines were asked about */
+	int engines;            /* vm_engines_use_volume's answer; -ENOENT: not asked */
+	struct vm_error engines_err;
+};
+/* Fill u for volume name: counts (a scan shared by several checks; NULL:
+ * scan now), then holders, then -- for recorded mounts (the record's
+ * mounts object, copied) and nothing else -- the engines. */
+int vm_mgr_usage_check(struct vm_manager *m, const char *name, json_t *counts, json_t *mounts,
+		       struct vm_mgr_usage *u, struct vm_error *err);
+/* Under the lock: 0 if rec may go, 1 if it may go once the engines'
+ * confirmed stale Mounts, now dropped from rec->mounts, are stored,
+ * -EBUSY with the reason otherwise. */
+int vm_mgr_usage_verdict(struct vm_manager *m, struct vm_record *rec, const struct vm_mgr_usage *u,
+			 struct vm_error *err);
+void vm_mgr_usage_done(struct vm_mgr_usage *u);
+/* Remove a volume for caller (NULL: the daemon itself) if nothing uses
+ * it; counts: a scan the caller made already (gc), or NULL. */
+int vm_mgr_remove_volume(struct vm_manager *m, const char *name, const struct vm_caller *caller,
+			 json_t *counts, struct vm_error *err);
+/* Drop the recorded Mounts of a volume that nothing mounts or holds,
+ * once every engine in [engines] confirms it does not use it.  1 if
+ * dropped, 0 if not (in use, no engine configured, or they cannot tell). */
+int vm_mgr_prune_mounts(struct vm_manager *m, const char *name, json_t *counts);
+
 /* Creation time, creator (uid, pid, container cgroup), labels, expiry. */
 void vm_mgr_record_birth(struct vm_record *rec, const struct vm_caller *caller,
 			 json_t *labels, int64_t ttl_ns);

@@ -11,7 +11,9 @@
 
 #include "btrfs.h"
 #include "copy.h"
+#include "engines.h"
 #include "fault.h"
+#include "holders.h"
 #include "inuse.h"
 #include "metrics.h"
 #include "quota.h"
@@ -390,7 +392,8 @@ int vm_manager_new(struct vm_pool *pool, const struct vm_manager_config *cfg,
 	bool slash = root[0] && root[strlen(root) - 1] == '/';
 	m->importing = json_object();
 	if (!m->proc || !m->importing ||
-	    asprintf(&m->vol_prefix, "%s%svolumes", root, slash ? "" : "/") < 0) {
+	    asprintf(&m->vol_prefix, "%s%svolumes", root, slash ? "" : "/") < 0 ||
+	    asprintf(&m->vol_path, "%s/volumes", pool->path) < 0) {
 		vm_manager_free(m);
 		return vm_error_set(err, ENOMEM, "out of memory");
 	}
@@ -424,6 +427,7 @@ void vm_manager_free(struct vm_manager *m)
 	sem_destroy(&m->copy_slots);
 	free(m->proc);
 	free(m->vol_prefix);
+	free(m->vol_path);
 	json_decref(m->importing);
 	vm_readers_done(&m->readers);
 	vm_git_done(&m->git);
@@ -588,10 +592,28 @@ static int implicit_check(struct vm_manager *m, const char *name, const struct v
 			    name);
 }
 
+/* Names a seed rule or a reserved prefix claims are root's and the
+ * engines' (config.h, vm_config_name_reserved): squatted by another
+ * user, the name's next job would start from that user's tree. */
+static int reserved_check(struct vm_manager *m, const char *name, const struct vm_caller *caller,
+			  struct vm_error *err)
+{
+	if (!caller || caller->uid == 0 || !vm_config_name_reserved(&m->config, name))
+		return 0;
+	return vm_error_set(err, EPERM,
+			    "volume name %s is reserved for the engines (a [seed] rule or [names] reserved_prefix of volmgr.conf matches it): only root may create it",
+			    name);
+}
+
 int vm_volume_create(struct vm_manager *m, const char *name,
 		     const struct vm_create_opts *opts,
 		     const struct vm_caller *caller, struct vm_error *err)
 {
+	int rc = vm_name_check("volume", name, err);
+	if (rc == 0)
+		rc = reserved_check(m, name, caller, err);
+	if (rc < 0)
+		return rc;
 	if (opts && opts->source.rev[0])
 		return vm_volume_create_at_rev(m, name, opts, caller, err);
 	int r = vm_name_check("volume", name, err);
@@ -641,38 +663,42 @@ int vm_volume_create(struct vm_manager *m, const char *name,
 	return r;
 }
 
-/* The machine's mounts of volumes.  When some processes' mounts cannot
- * be read, the scan is incomplete: every volume then counts as in use
- * (fail closed), marked by the key "" holding the number unread. */
-static int inuse_counts(struct vm_manager *m, json_t **ret, struct vm_error *err)
+/* The machine's mounts of volumes, read without the manager's lock (a
+ * namespace with 100,000 mounts must cost only the request that asks).
+ * When some processes' mounts cannot be read, the scan is incomplete:
+ * every volume then counts as in use (fail closed), marked by the key ""
+ * holding the number unread. */
+int vm_mgr_inuse_counts(struct vm_manager *m, json_t **ret, struct vm_error *err)
 {
 	unsigned unreadable = 0;
-	int r = vm_inuse_scan(m->proc, m->pool->sb_dev, m->vol_prefix, ret, &unreadable, err);
+	const struct vm_inuse_where where = {m->pool->sb_dev, m->vol_prefix, m->vol_path};
+	VM_FAULT_PAUSE("inuse.scan");
+	int r = vm_inuse_scan(m->proc, &where, ret, &unreadable, err);
 	if (r == 0 && unreadable)
 		json_object_set_new(*ret, "", json_integer(unreadable));
 	return r;
 }
 
-/* Recorded engine mounts still inside their grace period, and the kernel
- * mounts: either makes the volume in use. */
+static json_int_t mount_count(json_t *entry)
+{
+	json_t *c = json_object_get(entry, "count");
+	return c ? json_integer_value(c) : 1;
+}
+
+/* The kernel's mounts and the engines' recorded Mounts: either makes the
+ * volume in use. */
 static json_t *volume_info(struct vm_manager *m, const struct vm_record *rec,
 			   json_t *counts)
 {
-	int64_t now = vm_now_ns();
 	json_int_t kernel = json_integer_value(json_object_get(counts, rec->name));
-	bool pending = false;
 	json_t *mounts = json_array();
 	const char *id;
 	json_t *mt;
 	json_object_foreach(rec->mounts, id, mt) {
-		int64_t since = json_integer_value(json_object_get(mt, "since"));
 		char t[40];
-		vm_format_time(since, t);
-		bool fresh = now - since < VM_MOUNT_GRACE_NS;
-		pending |= fresh;
-		json_array_append_new(mounts, json_pack("{s:s, s:s, s:b}", "id", id,
-							"since", t, "stale",
-							!fresh && kernel == 0));
+		vm_format_time(json_integer_value(json_object_get(mt, "since")), t);
+		json_array_append_new(mounts, json_pack("{s:s, s:s, s:I}", "id", id, "since", t,
+							"count", mount_count(mt)));
 	}
 	char created[40], src[VM_SOURCE_STR_MAX];
 	vm_format_time(rec->created_ns, created);
@@ -708,12 +734,14 @@ static json_t *volume_info(struct vm_manager *m, const struct vm_record *rec,
 	if (info && rec->creator_cgroup[0])
 		json_object_set_new(json_object_get(info, "creator"), "cgroup",
 				    json_string(rec->creator_cgroup));
-	if (info && counts) {
+	if (info) {
 		/* "" is no volume name: it counts processes whose mounts could
 		 * not be read, and then nobody can say "not in use". */
 		json_int_t unread = json_integer_value(json_object_get(counts, ""));
-		json_object_set_new(info, "in_use", json_boolean(kernel > 0 || pending || unread > 0));
-		json_object_set_new(info, "kernel_mounts", json_integer(kernel));
+		bool recorded = json_object_size(rec->mounts) > 0;
+		json_object_set_new(info, "in_use", json_boolean(kernel > 0 || recorded || unread > 0));
+		if (counts)
+			json_object_set_new(info, "kernel_mounts", json_integer(kernel));
 		if (unread > 0)
 			json_object_set_new(info, "in_use_unknown", json_true());
 	}
@@ -737,14 +765,15 @@ static int volume_load_ready(struct vm_manager *m, const char *name,
 int vm_volume_get(struct vm_manager *m, const char *name, bool with_usage,
 		  json_t **ret, struct vm_error *err)
 {
-	LOCK_GUARD(m);
-	_cleanup_(recordp) struct vm_record rec = {0};
-	int r = volume_load_ready(m, name, &rec, err);
+	int r = vm_name_check("volume", name, err);
 	if (r < 0)
 		return r;
 	_cleanup_json_ json_t *counts = NULL;
-	if (with_usage)
-		r = inuse_counts(m, &counts, err);
+	if (with_usage && (r = vm_mgr_inuse_counts(m, &counts, err)) < 0)
+		return r;
+	LOCK_GUARD(m);
+	_cleanup_(recordp) struct vm_record rec = {0};
+	r = volume_load_ready(m, name, &rec, err);
 	if (r < 0)
 		return r;
 	json_t *info = volume_info(m, &rec, counts);
@@ -823,11 +852,11 @@ static int list_kind(struct vm_manager *m, enum vm_kind k, json_t *counts,
 int vm_volume_list(struct vm_manager *m, bool with_usage, json_t **ret,
 		   struct vm_error *err)
 {
-	LOCK_GUARD(m);
 	_cleanup_json_ json_t *counts = NULL;
-	int r = with_usage ? inuse_counts(m, &counts, err) : 0;
+	int r = with_usage ? vm_mgr_inuse_counts(m, &counts, err) : 0;
 	if (r < 0)
 		return r;
+	LOCK_GUARD(m);
 	return list_kind(m, VM_KIND_VOLUME, counts, ret, err);
 }
 
@@ -900,42 +929,63 @@ int vm_volume_remove(struct vm_manager *m, const char *name, struct vm_error *er
 	return vm_volume_remove_as(m, name, NULL, err);
 }
 
-int vm_volume_remove_as(struct vm_manager *m, const char *name, const struct vm_caller *caller,
-			struct vm_error *err)
+/* Under the lock: the record of a volume name that caller may remove. */
+static int load_removable(struct vm_manager *m, const char *name, const struct vm_caller *caller,
+			  struct vm_record *rec, struct vm_error *err)
 {
+	int r = volume_load_ready(m, name, rec, err);
+	if (r < 0)
+		return r;
+	if (caller && caller->uid != 0 && caller->uid != rec->creator_uid)
+		return vm_error_set(err, EPERM, "volume %s belongs to uid %u: only it or root may remove it",
+				    name, rec->creator_uid);
+	return 0;
+}
+
+int vm_mgr_remove_volume(struct vm_manager *m, const char *name, const struct vm_caller *caller,
+			 json_t *counts, struct vm_error *err)
+{
+	int r = vm_name_check("volume", name, err);
+	if (r < 0)
+		return r;
+	_cleanup_json_ json_t *mounts = NULL;
+	{
+		LOCK_GUARD(m);
+		_cleanup_(recordp) struct vm_record rec = {0};
+		if ((r = load_removable(m, name, caller, &rec, err)) < 0)
+			return r;
+		mounts = json_incref(rec.mounts);
+	}
+	/* What uses it, looked at without the lock; then decided under it
+	 * against the record as it is then: a Mount recorded meanwhile wins,
+	 * and any new kernel mount comes after one (engines call Mount
+	 * first). */
+	struct vm_mgr_usage u;
+	r = vm_mgr_usage_check(m, name, counts, mounts, &u, err);
+	if (r < 0)
+		return r;
 	char trash[VM_NAME_MAX + 64];
 	uint64_t id;
 	{
-	LOCK_GUARD(m);
-	_cleanup_(recordp) struct vm_record rec = {0};
-	int r = volume_load_ready(m, name, &rec, err);
-	if (r < 0)
-		return r;
-	if (caller && caller->uid != 0 && caller->uid != rec.creator_uid)
-		return vm_error_set(err, EPERM, "volume %s belongs to uid %u: only it or root may remove it",
-				    name, rec.creator_uid);
-	_cleanup_json_ json_t *counts = NULL;
-	r = inuse_counts(m, &counts, err);
-	if (r < 0)
-		return r;
-	_cleanup_json_ json_t *info = volume_info(m, &rec, counts);
-	if (!info)
-		return vm_error_set(err, ENOMEM, "out of memory");
-	if (json_is_true(json_object_get(info, "in_use_unknown")))
-		return vm_error_set(err, EBUSY,
-				    "cannot tell whether volume %s is in use: %lld processes' mounts are unreadable (volmgrd needs CAP_SYS_PTRACE)",
-				    name, (long long)json_integer_value(json_object_get(counts, "")));
-	if (json_is_true(json_object_get(info, "in_use")))
-		return vm_error_set(err, EBUSY,
-				    "volume %s is in use (%lld mount(s) by containers, %zu recorded engine mount(s))",
-				    name,
-				    (long long)json_integer_value(json_object_get(info, "kernel_mounts")),
-				    json_object_size(rec.mounts));
-	if ((r = remove_locked(m, VM_KIND_VOLUME, &rec, trash, err)) < 0)
-		return r;
-	id = rec.subvol_id;
+		LOCK_GUARD(m);
+		_cleanup_(recordp) struct vm_record rec = {0};
+		r = load_removable(m, name, caller, &rec, err);
+		if (r == 0)
+			r = vm_mgr_usage_verdict(m, &rec, &u, err);
+		vm_mgr_usage_done(&u);
+		if (r < 0)
+			return r;
+		if ((r = remove_locked(m, VM_KIND_VOLUME, &rec, trash, err)) < 0)
+			return r;
+		id = rec.subvol_id;
 	}
 	return remove_finish(m, trash, id, err);
+}
+
+int vm_volume_remove_as(struct vm_manager *m, const char *name, const struct vm_caller *caller,
+			struct vm_error *err)
+{
+	return vm_mgr_remove_volume(m, name, caller, NULL, err);
 }
 
 int vm_volume_mount(struct vm_manager *m, const char *name, const char *id,
@@ -949,14 +999,23 @@ int vm_volume_mount(struct vm_manager *m, const char *name, const char *id,
 	r = volume_load_ready(m, name, &rec, err);
 	if (r < 0)
 		return r;
-	if (!json_object_get(rec.mounts, id) &&
-	    json_object_size(rec.mounts) >= VM_MOUNTS_MAX)
-		return vm_error_set(err, EMFILE, "volume %s has too many mounts", name);
+	json_t *entry = json_object_get(rec.mounts, id);
+	if (!entry && json_object_size(rec.mounts) >= VM_MOUNTS_MAX)
+		return vm_error_set(err, EMFILE,
+				    "volume %s has %d engine mounts without Unmount, the most it records: an engine has lost track of its mounts (volmgr gc drops them once the engines in [engines] confirm)",
+				    name, VM_MOUNTS_MAX);
+	json_int_t count = entry ? mount_count(entry) : 0;
+	if (count >= VM_MOUNT_COUNT_MAX)
+		return vm_error_set(err, EMFILE, "volume %s: mount ID %s is mounted %d times already",
+				    name, id, VM_MOUNT_COUNT_MAX);
 	_cleanup_free_ char *path = volume_path(m, name);
 	if (!path)
 		return vm_error_set(err, ENOMEM, "out of memory");
-	if (json_object_set_new(rec.mounts, id,
-				json_pack("{s:I}", "since", (json_int_t)vm_now_ns())) < 0)
+	/* One entry per ID with a count: a second Mount of an ID (`docker
+	 * cp` into a running container) needs a second Unmount. */
+	json_t *e = entry ? json_incref(entry) : json_pack("{s:I}", "since", (json_int_t)vm_now_ns());
+	if (!e || json_object_set_new(e, "count", json_integer(count + 1)) < 0 ||
+	    json_object_set_new(rec.mounts, id, e) < 0)
 		return vm_error_set(err, ENOMEM, "out of memory");
 	r = vm_mgr_store_record(m, &rec, err);
 	if (r < 0)
@@ -978,8 +1037,14 @@ int vm_volume_unmount(struct vm_manager *m, const char *name, const char *id,
 		return r;
 	/* An unknown ID is not an error: the engine may retry an Unmount
 	 * whose reply it lost. */
-	if (json_object_del(rec.mounts, id) < 0)
+	json_t *entry = json_object_get(rec.mounts, id);
+	if (!entry)
 		return 0;
+	json_int_t count = mount_count(entry);
+	if (count > 1)
+		json_object_set_new(entry, "count", json_integer(count - 1));
+	else
+		json_object_del(rec.mounts, id);
 	return vm_mgr_store_record(m, &rec, err);
 }
 
@@ -1322,7 +1387,7 @@ int vm_volume_create_from_fd(struct vm_manager *m, const char *name, int src_fd,
 	if (r < 0)
 		return r;
 	if ((r = vm_source_path_check(path, err)) < 0 ||
-	    (r = vm_labels_check(labels, err)) < 0)
+	    (r = vm_labels_check(labels, err)) < 0 || (r = reserved_check(m, name, caller, err)) < 0)
 		return r;
 	char held[VM_NAME_MAX + 1];
 	bool root = false;

@@ -16,11 +16,6 @@
 #include "pool.h"
 #include "util.h"
 
-/* A mount ID recorded by Mount counts as "in use" for this long even
- * before the engine's own bind mount appears (Docker's Mount timeout is
- * 2 min); after that only a real mount does. */
-#define VM_MOUNT_GRACE_NS (120LL * 1000000000LL)
-
 struct vm_manager;
 
 struct vm_caller {
@@ -85,15 +80,23 @@ int vm_volume_remove(struct vm_manager *m, const char *name,
  * volumes it created (EPERM). */
 int vm_volume_remove_as(struct vm_manager *m, const char *name, const struct vm_caller *caller,
 			struct vm_error *err);
+/* An engine's Mount and Unmount: counted per ID (Docker mounts one ID
+ * twice for `docker cp` into a running container and unmounts it once),
+ * and kept until the matching Unmount, or until the engines configured
+ * in [engines] confirm that none of them uses the volume (gc, rm) --
+ * never dropped by a timer.  At most VM_MOUNTS_MAX IDs per volume: past
+ * that Mount fails (EMFILE) and the volume stays readable. */
 int vm_volume_mount(struct vm_manager *m, const char *name, const char *id,
 		    char **ret_path, struct vm_error *err);
 int vm_volume_unmount(struct vm_manager *m, const char *name, const char *id,
 		      struct vm_error *err);
 /* Info object: name, source, created, created_ns, labels, in_use,
- * mountpoint, mounts (recorded engine mount IDs), kernel_mounts, creator,
- * subvol_id. */
-/* with_usage: also scan the machine's mounts for in_use/kernel_mounts
- * (costs a walk over /proc; the plugin's Get and List do not need it). */
+ * mountpoint, mounts (recorded engine mounts: id, since, count),
+ * kernel_mounts, creator, subvol_id.
+ * with_usage: also scan the machine's mounts for in_use/kernel_mounts
+ * (costs a walk over /proc, done before the manager's lock is taken; the
+ * plugin's Get and List do not need it).  Without it, in_use says only
+ * whether engines recorded Mounts without their Unmount. */
 int vm_volume_get(struct vm_manager *m, const char *name, bool with_usage,
 		  json_t **ret, struct vm_error *err);
 int vm_volume_list(struct vm_manager *m, bool with_usage, json_t **ret,

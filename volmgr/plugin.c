@@ -192,7 +192,15 @@ static int handle(const struct vm_plugin_ops *ops, void *ctx,
 		return 0;
 	}
 	case EP_UNMOUNT:
-		if ((r = ops->unmount(ctx, name, id, err)) < 0)
+		/* A volume that is gone has nothing left to unmount: say so
+		 * with success, or podman keeps its own record of the volume
+		 * and `podman volume rm -f` fails until `volume reload`. */
+		r = ops->unmount(ctx, name, id, err);
+		if (r == -ENOENT && err) {
+			*err = (struct vm_error){0};
+			r = 0;
+		}
+		if (r < 0)
 			return r;
 		*ret = json_object();
 		return 0;

@@ -151,11 +151,27 @@ int vm_git_url_check(const char *url, struct vm_error *err)
 			    "git URL must be https://, http://, ssh://, git://, file:/// or host:path");
 }
 
+/* The worst case of a record as vm_record_dump writes it (JSON_INDENT(2)):
+ * every string at its longest with every character escaped.  No string
+ * a record holds may contain a control character (names, labels, paths,
+ * URLs and IDs are checked), and jansson writes other characters as they
+ * are, so an escape ('"', '\\') doubles a byte at most.  Plus the keys
+ * and punctuation of each entry.  Loading must accept what storing can
+ * produce. */
+#define ESC(n) (2 * (size_t)(n))
+#define RECORD_WORST                                                                   \
+	(4096 /* fixed fields and keys */ +                                             \
+	 (size_t)VM_MOUNTS_LOAD_MAX * (2 * VM_MOUNT_ID_MAX + 96) +                        \
+	 (size_t)VM_LABELS_MAX * (ESC(VM_LABEL_KEY_MAX) + ESC(VM_LABEL_VALUE_MAX) + 16) + \
+	 ESC(VM_SOURCE_STR_MAX) + ESC(VM_NAME_MAX) + 2 * VM_GIT_URL_MAX + 2 * VM_REV_MAX +  \
+	 ESC(VM_CGROUP_MAX))
+_Static_assert(RECORD_WORST < VM_RECORD_MAX_BYTES, "a record can outgrow what is read back");
+
 static int parse_mounts(json_t *mounts, struct vm_error *err)
 {
 	if (!json_is_object(mounts))
 		return vm_error_set(err, EBADMSG, "record: mounts is not an object");
-	if (json_object_size(mounts) > VM_MOUNTS_MAX)
+	if (json_object_size(mounts) > VM_MOUNTS_LOAD_MAX)
 		return vm_error_set(err, EBADMSG, "record: too many mounts");
 	const char *id;
 	json_t *m;
@@ -163,8 +179,11 @@ static int parse_mounts(json_t *mounts, struct vm_error *err)
 		int r = vm_mount_id_check(id, err);
 		if (r < 0)
 			return r;
-		json_t *since = json_object_get(m, "since");
-		if (!json_is_object(m) || !json_is_integer(since))
+		json_t *since = json_object_get(m, "since"), *count = json_object_get(m, "count");
+		if (!json_is_object(m) || !json_is_integer(since) ||
+		    json_object_size(m) != (count ? 2u : 1u) ||
+		    (count && (!json_is_integer(count) || json_integer_value(count) < 1 ||
+			       json_integer_value(count) > VM_MOUNT_COUNT_MAX)))
 			return vm_error_set(err, EBADMSG,
 					    "record: mount entry is malformed");
 	}

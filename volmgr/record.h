@@ -10,11 +10,22 @@
 #include "names.h"
 
 #define VM_RECORD_FORMAT 1
-#define VM_RECORD_MAX_BYTES (256 * 1024)
 #define VM_MOUNT_ID_MAX 256
-#define VM_MOUNTS_MAX 1024
+/* Engine mount IDs a Mount may add to a record; records written by
+ * older versions may hold up to VM_MOUNTS_LOAD_MAX and still load. */
+#define VM_MOUNTS_MAX 512
+#define VM_MOUNTS_LOAD_MAX 1024
+/* Mounts of one ID without Unmount (podman counts its own and sends one
+ * Mount; Docker sends a second one for `docker cp`). */
+#define VM_MOUNT_COUNT_MAX 65536
 #define VM_GIT_URL_MAX 1024
 #define VM_CGROUP_MAX 512
+/* The largest record volmgrd reads.  Everything a record holds is
+ * bounded, and the bound covers the worst case (checked by a static
+ * assertion in record.c), so a record volmgrd wrote can always be read
+ * back: an unreadable record would drop its volume out of `ls` and keep
+ * its space forever. */
+#define VM_RECORD_MAX_BYTES (1024 * 1024)
 
 enum vm_kind { VM_KIND_VOLUME, VM_KIND_CACHE };
 
@@ -33,7 +44,7 @@ struct vm_record {
 	uint32_t creator_uid;
 	int32_t creator_pid;
 	json_t *labels; /* object string->string, never NULL after init */
-	json_t *mounts; /* object mount-id -> {"since": ns}, never NULL */
+	json_t *mounts; /* object mount-id -> {"since": ns, "count": n}, never NULL */
 	/* Caches from git (git_url[0] != 0), and volumes made at a commit. */
 	char git_url[VM_GIT_URL_MAX + 1];
 	char git_branch[VM_REV_MAX + 1];

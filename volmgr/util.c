@@ -236,6 +236,40 @@ void vm_utf8_sanitize(char *s)
 	}
 }
 
+size_t vm_log_escape(const char *s, char *out, size_t cap)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s;
+	size_t o = 0;
+	if (cap == 0)
+		return 0;
+	while (*p) {
+		size_t n = utf8_seq(p);
+		bool escape = n == 0 || utf8_is_control(p, n);
+		size_t k = n ? n : 1;
+		size_t need = escape ? 4 * k : (*p == '\\' ? 2 : k);
+		if (o + need >= cap)
+			break;
+		if (escape) {
+			for (size_t i = 0; i < k; i++) {
+				out[o++] = '\\';
+				out[o++] = 'x';
+				out[o++] = hex[p[i] >> 4];
+				out[o++] = hex[p[i] & 15];
+			}
+		} else if (*p == '\\') {
+			out[o++] = '\\';
+			out[o++] = '\\';
+		} else {
+			memcpy(out + o, p, k);
+			o += k;
+		}
+		p += k;
+	}
+	out[o] = '\0';
+	return o;
+}
+
 bool vm_utf8_has_control(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s, *end = p + len;

@@ -106,6 +106,12 @@ bool vm_is_plain_component(const char *name);
  * character) with '?', in place: messages quote callers' strings, cut at
  * a byte count, and must still be valid JSON strings and one log line. */
 void vm_utf8_sanitize(char *s);
+/* A log line from any text: C0 and C1 controls, DEL and every byte that
+ * is not part of valid UTF-8 become \xNN, a backslash "\\", so a
+ * caller's string cannot end a line, forge another, drive a terminal
+ * (ESC, CSI) or hide what it was.  Writes at most cap bytes with the NUL,
+ * cutting at a whole character; returns the length. */
+size_t vm_log_escape(const char *s, char *out, size_t cap);
 /* Does s[0..len) hold a C0/C1 control character, DEL or invalid UTF-8? */
 bool vm_utf8_has_control(const char *s, size_t len);
 

@@ -28,16 +28,15 @@ static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void vm_log(const char *fmt, ...)
 {
-	char line[2048];
+	char raw[2048], line[4 * sizeof(raw)];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
-	/* Callers' strings end up in here: no control characters, so one
-	 * request is one log line and cannot forge another. */
-	for (char *p = line; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
+	/* Callers' strings end up in here, some before they are validated:
+	 * every control character (C0, DEL, C1) and invalid byte escaped,
+	 * so one request is one log line that shows what came. */
+	vm_log_escape(raw, line, sizeof(line));
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	struct tm tm;
@@ -109,6 +108,31 @@ int vm_listen_unix(const char *path, int type, mode_t mode, struct vm_error *err
 	if (listen(fd, 128) < 0)
 		return vm_error_errno(err, errno, "cannot listen on %s", path);
 	return TAKE_FD(fd);
+}
+
+/* A socket file volmgrd bound itself: removed at a clean stop, but only
+ * if the path still names that socket (a second daemon's, or one made
+ * by hand meanwhile, stays). */
+struct made_socket {
+	const char *path;
+	bool made;
+	dev_t dev;
+	ino_t ino;
+};
+
+static void remember_socket(struct made_socket *s)
+{
+	struct stat st;
+	if (lstat(s->path, &st) == 0 && S_ISSOCK(st.st_mode))
+		*s = (struct made_socket){s->path, true, st.st_dev, st.st_ino};
+}
+
+static void forget_socket(const struct made_socket *s)
+{
+	struct stat st;
+	if (s->made && lstat(s->path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == s->dev &&
+	    st.st_ino == s->ino && unlink(s->path) == 0)
+		vm_log("removed %s", s->path);
 }
 
 /* The periodic gc: a thread that sleeps on a condition variable, so that
@@ -357,6 +381,7 @@ int main(int argc, char **argv)
 		cmode = 0660;
 	}
 	int plugin_fd, control_fd;
+	struct made_socket made[2] = {{plugin_path}, {control_path}};
 	if (inherited_sockets(&plugin_fd, &control_fd) > 0)
 		vm_log("socket activation: plugin socket %s, control socket %s",
 		       plugin_fd >= 0 ? "inherited" : "made here",
@@ -367,6 +392,7 @@ int main(int argc, char **argv)
 			vm_log("error: %s", err.msg);
 			return vm_exit_from_errno(-plugin_fd);
 		}
+		remember_socket(&made[0]);
 	}
 	if (control_fd < 0) {
 		control_fd = vm_listen_unix(control_path, SOCK_SEQPACKET, cmode, &err);
@@ -374,6 +400,7 @@ int main(int argc, char **argv)
 			vm_log("error: %s", err.msg);
 			return vm_exit_from_errno(-control_fd);
 		}
+		remember_socket(&made[1]);
 		if (control_group && chown(control_path, 0, gid) < 0) {
 			vm_log("error: cannot chown %s: %m", control_path);
 			return VM_EXIT_FAILURE;
@@ -416,10 +443,13 @@ int main(int argc, char **argv)
 	vm_log("stopping on signal %d", sig);
 	bool busy = vm_ctlserver_stop(ctl) < 0;
 	vm_httpd_stop(httpd);
-	/* Leave the socket files: an engine keeps the path configured, and
-	 * the next start replaces them.  Everything else is freed, so that
-	 * LeakSanitizer and valgrind see a clean exit; not the manager while
-	 * a control request still uses it. */
+	/* The sockets volmgrd made go with it (an engine then sees no
+	 * plugin rather than a dead one; socket activation keeps its own).
+	 * Everything else is freed, so that LeakSanitizer and valgrind see a
+	 * clean exit; not the manager while a control request still uses
+	 * it. */
+	forget_socket(&made[0]);
+	forget_socket(&made[1]);
 	if (!busy)
 		vm_manager_free(m);
 	return 0;

@@ -37,6 +37,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					       "/srv/pool/volumes"};
 	const char *prefix = prefixes[data[0] & 3];
 	dev_t dev = (data[0] & 4) ? makedev(259, 2) : makedev(0, 45);
+	/* overlay layers are looked at (an absolute path) or not */
+	const struct vm_inuse_where where = {dev, prefix, (data[0] & 8) ? "/var/lib/volmgr/volumes" : NULL};
 	data++, size--;
 
 	if (memfd < 0) {
@@ -49,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", memfd);
 
 	_cleanup_fuzz_json_ json_t *counts = json_object();
-	int r = vm_inuse_scan_mountinfo(path, dev, prefix, counts);
+	int r = vm_inuse_scan_mountinfo(path, &where, counts);
 	FUZZ_CHECK(r == 0 || r == -ENOENT, "vm_inuse_scan_mountinfo returned %d", r);
 	if (r < 0) {
 		FUZZ_CHECK(json_object_size(counts) == 0, "counts after a failure");
@@ -78,7 +80,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* the same table again adds the same counts */
 	_cleanup_fuzz_json_ json_t *twice = json_deep_copy(counts);
 	FUZZ_CHECK(twice, "out of memory");
-	r = vm_inuse_scan_mountinfo(path, dev, prefix, twice);
+	r = vm_inuse_scan_mountinfo(path, &where, twice);
 	FUZZ_CHECK(r == 0, "the second scan returned %d", r);
 	FUZZ_CHECK(json_object_size(twice) == json_object_size(counts), "second scan: other names");
 	json_object_foreach(counts, name, c)

@@ -62,21 +62,31 @@ vt_assert_eq "forever long p7a p8" "$(names)" "p7a lacks x=y"
 vt_assert_eq "forever long p8" "$(names)" "labelled volumes gone"
 
 vt_step "a volume whose creator's container is gone"
-# A "container": its own mount namespace and its own cgroup, made here.
-cg=/sys/fs/cgroup/pids/vt-$VT_ID
-[[ -d /sys/fs/cgroup/pids ]] || cg=/sys/fs/cgroup/vt-$VT_ID
-mkdir "$cg"
-vt_on_exit sh -c "rmdir '$cg' 2>/dev/null; true"
-sh -c "echo \$\$ > '$cg/cgroup.procs' && exec unshare -m --propagation private '$VOLMGR' create from-job" >/dev/null
-sh -c "echo \$\$ > '$cg/cgroup.procs' && exec unshare -m --propagation private '$VOLMGR' create kept-job --label volmgr.keep=true" >/dev/null
-[[ $(vt_volmgr_field from-job .creator.cgroup) == *"vt-$VT_ID" ]] || vt_fail "creator cgroup not recorded"
+# A "container" as the engines make one: a pid namespace of its own, in a
+# cgroup named by a 64-hex container id (Docker's cgroupfs layout), made
+# here.  And a sandboxed host process -- its own mount namespace (what
+# `unshare -m`, PrivateTmp= or a snap give) in a transient cgroup of its
+# own: that is no container, and its volume must survive its cgroup.
+root=/sys/fs/cgroup/pids
+[[ -d $root ]] || root=/sys/fs/cgroup
+id=$(printf '%s' "$VT_ID" | sha256sum | cut -c1-64)
+cg=$root/vt-$VT_ID/docker/$id svc=$root/vt-$VT_ID-svc.scope
+mkdir -p "$cg" "$svc"
+vt_on_exit sh -c "rmdir '$cg' '$root/vt-$VT_ID/docker' '$root/vt-$VT_ID' '$svc' 2>/dev/null; true"
+in_container() { sh -c "echo \$\$ > '$cg/cgroup.procs' && exec unshare -m -p --fork --propagation private $*"; }
+in_container "'$VOLMGR' create from-job" >/dev/null
+in_container "'$VOLMGR' create kept-job --label volmgr.keep=true" >/dev/null
+sh -c "echo \$\$ > '$svc/cgroup.procs' && exec unshare -m --propagation private '$VOLMGR' create from-service" >/dev/null
+[[ $(vt_volmgr_field from-job .creator.cgroup) == *"vt-$VT_ID/docker/$id" ]] || vt_fail "creator cgroup not recorded"
 vt_assert_eq null "$(vt_volmgr_field forever .creator.cgroup)" "no cgroup recorded for a host caller"
+vt_assert_eq null "$(vt_volmgr_field from-service .creator.cgroup)" "no cgroup recorded for a sandboxed host process"
 vt_assert_eq "" "$("$VOLMGR" gc --dry-run --json | jq -r '.removed[].name')" "container still there"
-rmdir "$cg"
+rmdir "$cg" "$svc"
 rep=$("$VOLMGR" gc --json)
 vt_assert_eq from-job "$(jq -r '[.removed[].name] | join(" ")' <<<"$rep")" "removed once its cgroup is gone"
 vt_assert_eq '["creator gone"]' "$(jq -c '.removed[0].reasons' <<<"$rep")" "reason"
-vt_assert_eq "forever kept-job long p8" "$(names)" "volmgr.keep=true is kept"
+vt_assert_eq "forever from-service kept-job long p8" "$(names)" "volmgr.keep=true and the service's volume are kept"
+"$VOLMGR" rm from-service >/dev/null
 
 vt_step "the daemon collects periodically when configured"
 printf '[gc]\ninterval = 1s\n' >"$VT_TMP/volmgr.conf"

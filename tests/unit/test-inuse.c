@@ -21,6 +21,10 @@
 
 #include "inuse.h"
 
+/* The pool as the manager describes it; no overlay layers unless a test
+ * asks for them. */
+#define WHERE(dev, prefix) (&(const struct vm_inuse_where){(dev), (prefix), NULL})
+
 #define RUNNER_NAME                                                            \
 	"runner-abc123xy-project-42-concurrent-0-cache-3c3f060a0374fc8bc39395164f415a70"
 
@@ -43,7 +47,7 @@ static void check_scan(const char *const *files, dev_t dev, const char *prefix,
 	assert_non_null(counts);
 	for (const char *const *f = files; *f; f++) {
 		char *p = ut_path(dir, *f);
-		int r = vm_inuse_scan_mountinfo(p, dev, prefix, counts);
+		int r = vm_inuse_scan_mountinfo(p, WHERE(dev, prefix), counts);
 		if (r < 0)
 			fail_msg("%s: %s", p, strerror(-r));
 		free(p);
@@ -95,7 +99,7 @@ static void test_accumulate(void **state)
 	/* and an existing count is added to, not replaced */
 	json_t *counts = parse("{\"ci-1\": 5, \"other\": 1}");
 	char *p = ut_path(dir, "container-a.mountinfo");
-	assert_int_equal(vm_inuse_scan_mountinfo(p, POOL_DEV, "/volumes", counts), 0);
+	assert_int_equal(vm_inuse_scan_mountinfo(p, WHERE(POOL_DEV, "/volumes"), counts), 0);
 	json_t *want = parse("{\"ci-1\": 7, \"ci-2\": 1, \"other\": 1}");
 	assert_true(json_equal(counts, want));
 	json_decref(want);
@@ -146,7 +150,7 @@ static void test_empty_and_missing(void **state)
 	/* a process that is gone: its mountinfo cannot be read */
 	json_t *counts = parse("{\"ci-1\": 1}");
 	char *p = ut_path(dir, "no-such-process.mountinfo");
-	assert_int_equal(vm_inuse_scan_mountinfo(p, POOL_DEV, "/volumes", counts), -ENOENT);
+	assert_int_equal(vm_inuse_scan_mountinfo(p, WHERE(POOL_DEV, "/volumes"), counts), -ENOENT);
 	json_t *want = parse("{\"ci-1\": 1}");
 	assert_true(json_equal(counts, want));
 	json_decref(want);
@@ -222,7 +226,7 @@ static void scan_expect(const char *proc, const char *want_json, unsigned want_u
 	json_t *counts = NULL;
 	unsigned unreadable = 99;
 	struct vm_error err = {0};
-	assert_int_equal(vm_inuse_scan(proc, POOL_DEV, "/volumes", &counts, &unreadable, &err), 0);
+	assert_int_equal(vm_inuse_scan(proc, WHERE(POOL_DEV, "/volumes"), &counts, &unreadable, &err), 0);
 	json_t *want = parse(want_json);
 	if (!json_equal(counts, want)) {
 		char *got = json_dumps(counts, JSON_SORT_KEYS);
@@ -285,7 +289,7 @@ static void test_zombie_is_gone(void **state)
 	assert_int_equal(symlink(target, link_path), 0);
 
 	json_t *counts = json_object();
-	assert_int_equal(vm_inuse_scan_pid(proc, name, POOL_DEV, "/volumes", counts, NULL), 0);
+	assert_int_equal(vm_inuse_scan_pid(proc, name, WHERE(POOL_DEV, "/volumes"), counts, NULL), 0);
 	json_decref(counts);
 	scan_expect(proc, "{}", 0);
 	/* The race itself: its namespace was still there when looked at
@@ -296,7 +300,7 @@ static void test_zombie_is_gone(void **state)
 	snprintf(zmi, sizeof(zmi), "/proc/%d/mountinfo", (int)pid);
 	assert_int_equal(symlink(zmi, mi), 0);
 	counts = json_object();
-	assert_int_equal(vm_inuse_scan_pid(proc, "2", POOL_DEV, "/volumes", counts, NULL), 0);
+	assert_int_equal(vm_inuse_scan_pid(proc, "2", WHERE(POOL_DEV, "/volumes"), counts, NULL), 0);
 	json_decref(counts);
 	scan_expect(proc, "{}", 0);
 	free(mi);
@@ -351,7 +355,7 @@ static void test_self_is_read(void **state)
 	char name[32];
 	snprintf(name, sizeof(name), "%d", (int)getpid());
 	json_t *counts = json_object();
-	assert_int_equal(vm_inuse_scan_pid("/proc", name, POOL_DEV, "/volumes", counts, NULL), 1);
+	assert_int_equal(vm_inuse_scan_pid("/proc", name, WHERE(POOL_DEV, "/volumes"), counts, NULL), 1);
 	json_decref(counts);
 }
 

@@ -163,20 +163,39 @@ static void test_roundtrip_full(void **state)
 	vm_record_done(&rec);
 }
 
+/* The largest record volmgrd can write -- every bounded part at its
+ * bound, mount IDs full of characters that JSON escapes -- is read back:
+ * a record that outgrew the reader made its volume vanish from `ls`
+ * with its space never freed (issue 13, item 6). */
 static void test_roundtrip_many_mounts(void **state)
 {
 	struct vm_record rec;
 	assert_int_equal(vm_record_init(&rec, VM_KIND_VOLUME, "busy"), 0);
-	for (int i = 0; i < VM_MOUNTS_MAX; i++) {
-		char id[32];
-		snprintf(id, sizeof(id), "m%04d", i);
-		json_object_set_new(rec.mounts, id, json_pack("{s:I}", "since", (json_int_t)i));
+	char id[VM_MOUNT_ID_MAX + 1];
+	memset(id, '"', VM_MOUNT_ID_MAX);
+	id[VM_MOUNT_ID_MAX] = '\0';
+	for (int i = 0; i < VM_MOUNTS_LOAD_MAX; i++) {
+		snprintf(id, 8, "%07d", i);
+		id[7] = '\\';
+		json_object_set_new(rec.mounts, id,
+				    json_pack("{s:I, s:I}", "since", (json_int_t)INT64_MAX,
+					      "count", (json_int_t)VM_MOUNT_COUNT_MAX));
+	}
+	char key[VM_LABEL_KEY_MAX + 1], value[VM_LABEL_VALUE_MAX + 1];
+	memset(key, 'k', VM_LABEL_KEY_MAX);
+	key[VM_LABEL_KEY_MAX] = '\0';
+	memset(value, '"', VM_LABEL_VALUE_MAX);
+	value[VM_LABEL_VALUE_MAX] = '\0';
+	for (int i = 0; i < VM_LABELS_MAX; i++) {
+		snprintf(key, 8, "%07d", i);
+		key[7] = 'k';
+		json_object_set_new(rec.labels, key, json_string(value));
 	}
 	char *text = roundtrip(&rec);
 	assert_true(strlen(text) < VM_RECORD_MAX_BYTES);
 	free(text);
 
-	/* one more is refused on load */
+	/* one more than a record may hold is refused on load */
 	json_object_set_new(rec.mounts, "one-more", json_pack("{s:I}", "since", (json_int_t)1));
 	text = vm_record_dump(&rec);
 	assert_non_null(text);

@@ -3,6 +3,7 @@
  *
  * Usage: test-util FIXTURES-DIR (unused) */
 #include <fcntl.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "unit-util.h"
@@ -56,12 +57,46 @@ static void test_take_fd(void **state)
 	close(kept);
 }
 
+/* Every class of byte a caller can put into a log line (issue 13, item
+ * 7): C0 controls, DEL, C1 controls (U+0080..U+009F, as UTF-8), raw
+ * bytes that are no UTF-8 (a lone continuation byte, a cut sequence, an
+ * overlong form, a surrogate, 0xff), and a backslash. */
+static void check_escape(const char *in, const char *want)
+{
+	char out[256];
+	size_t n = vm_log_escape(in, out, sizeof(out));
+	if (strcmp(out, want) != 0)
+		fail_msg("escape of %zu bytes: got \"%s\", want \"%s\"", strlen(in), out, want);
+	assert_int_equal(n, strlen(want));
+}
+
+static void test_log_escape(void **state)
+{
+	check_escape("plain ascii", "plain ascii");
+	check_escape("tab\there\nnew\rline\x1b[31m", "tab\\x09here\\x0anew\\x0dline\\x1b[31m");
+	check_escape("del\x7f", "del\\x7f");
+	check_escape("c1 \xc2\x85 nel \xc2\x9b csi \xc2\x80", "c1 \\xc2\\x85 nel \\xc2\\x9b csi \\xc2\\x80");
+	check_escape("lone \x80 cut \xe2\x82 overlong \xc0\xaf ff \xff",
+		     "lone \\x80 cut \\xe2\\x82 overlong \\xc0\\xaf ff \\xff");
+	check_escape("surrogate \xed\xa0\x80", "surrogate \\xed\\xa0\\x80");
+	check_escape("back\\slash", "back\\\\slash");
+	/* valid UTF-8 outside the controls stays as it is */
+	check_escape("caf\xc3\xa9 \xc2\xa0 \xe2\x82\xac \xf0\x9f\x90\xb3", "caf\xc3\xa9 \xc2\xa0 \xe2\x82\xac \xf0\x9f\x90\xb3");
+	/* bounded, cut at a whole escape */
+	char small[8];
+	assert_int_equal(vm_log_escape("\x01\x02", small, sizeof(small)), 4);
+	assert_string_equal(small, "\\x01");
+	assert_int_equal(vm_log_escape("abc", small, 1), 0);
+	assert_string_equal(small, "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_closep_resets),
 		cmocka_unit_test(test_closep_negative),
 		cmocka_unit_test(test_take_fd),
+		cmocka_unit_test(test_log_escape),
 	};
 	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
