@@ -98,8 +98,7 @@ echo "hello from the cache" >"$src/README"
 "$VOLMGR" cache import proj "$src"
 
 vt_step "docker: a private dockerd, a container on a volmgr volume"
-VT_DOCKER=private
-vt_docker_ensure
+VT_DOCKER=private vt_docker_ensure # never the running engine here
 assert_own_netns "$VT_DOCKERD_PID" "the private dockerd"
 img=$(vt_docker_image)
 vol=dk-$VT_ID
