@@ -6,6 +6,14 @@
 #
 # Helpers that take an ENGINE argument accept `docker` or `vt_podman`, so a
 # cleanup registered with vt_on_exit names its engine explicitly.
+#
+# Each private engine runs in a network namespace of its own (vt__exec_netns):
+# whatever it does to links, addresses, routes, firewall rules or network
+# sysctls happens there, never on the host.  (A dockerd started with
+# --bridge=none deletes the link named docker0 in its namespace, moby
+# daemon/daemon_unix.go removeDefaultBridgeInterface: on the host, that is
+# the running Docker's bridge.)  Containers run with --network none
+# as before; the engines' sockets are files, reachable from any namespace.
 
 # Image config for imported root file systems (`docker import` sets none).
 VT_IMPORT_CHANGES=(-c 'ENV PATH=/usr/bin:/bin' -c 'CMD ["/bin/sh"]')
@@ -172,16 +180,20 @@ vt_docker_ensure() {
 vt__docker_start_private() {
 	local d=$VT_TMP/docker i
 	vt_require_root
-	vt_require_cmd dockerd containerd runc
+	vt_require_cmd dockerd containerd runc unshare ip
 	mkdir -p "$d"
 	# Our own (empty) daemon.json, so that the host's cannot add listeners.
 	echo '{}' >"$d/daemon.json"
 	VT_DOCKER_SOCK=$VT_TMP/docker.sock
 	vt_log_file "$d/dockerd.log"
-	# No bridge, no iptables, no sysctls: containers run with --network none
-	# and the host's network setup stays untouched.  Own containerd
-	# namespaces in case dockerd attaches to a shared containerd.
-	dockerd --config-file "$d/daemon.json" --data-root "$d/root" \
+	# Its own network namespace (see the top of this file), and in it no
+	# bridge, no iptables, no sysctls: containers run with --network none.
+	# Own containerd namespaces in case dockerd attaches to a shared
+	# containerd (it uses /run/containerd/containerd.sock whenever that
+	# file exists: moby cmd/dockerd/daemon.go, systemContainerdRunning);
+	# that containerd's shims stay in the host's network namespace, but a
+	# container's network namespace is a new one that dockerd makes.
+	vt__exec_netns dockerd --config-file "$d/daemon.json" --data-root "$d/root" \
 		--exec-root "$d/run" --pidfile "$d/dockerd.pid" \
 		-H "unix://$VT_DOCKER_SOCK" --bridge=none --iptables=false \
 		--ip-forward=false --ip-masq=false \
@@ -195,11 +207,35 @@ vt__docker_start_private() {
 		kill -0 "$VT_DOCKERD_PID" 2>/dev/null || vt_fail "private dockerd exited"
 		if docker version >/dev/null 2>&1; then
 			vt_log "docker: private dockerd (pid $VT_DOCKERD_PID) at $VT_DOCKER_SOCK"
+			vt__assert_own_netns "$VT_DOCKERD_PID" "private dockerd"
 			return 0
 		fi
 		sleep 0.5
 	done
 	vt_fail "private dockerd not ready after 60 s"
+}
+
+# vt__exec_netns CMD... — exec CMD in a new network namespace with only
+# the loopback link, up.  Run it in the background (`vt__exec_netns CMD &`):
+# unshare(1) and sh exec, so $! is CMD's pid.  The namespace has no name
+# and no mount: the kernel frees it when the last process in it exits (CMD
+# and what CMD starts: containerd and its shims, conmon), so stopping the
+# engine by its pid is all the cleanup it needs.
+# Anything that needs host networking (a published port, --network host)
+# does not work in it: the tests run containers with --network none.
+vt__exec_netns() {
+	exec unshare --net -- sh -c 'ip link set lo up && exec "$@"' vt-netns "$@"
+}
+
+# vt__assert_own_netns PID WHAT — PID (an engine) runs in a network
+# namespace other than this test's.
+vt__assert_own_netns() {
+	local ns mine
+	ns=$(readlink "/proc/$1/ns/net") || vt_fail "$2 (pid $1) is gone"
+	mine=$(readlink /proc/self/ns/net)
+	[[ $ns != "$mine" ]] ||
+		vt_fail "$2 (pid $1) runs in this test's network namespace ($mine)"
+	vt_log "$2 (pid $1): network namespace $ns (the test's: $mine)"
 }
 
 # vt__stop_pid PID SECONDS — SIGTERM our child PID, SIGKILL it after SECONDS.
@@ -297,7 +333,7 @@ EOF
 vt_podman_ensure() {
 	local driver=${1:?vt_podman_ensure DRIVER SOCKET} plugin_sock=${2:?} p=$VT_TMP/podman i
 	vt_require_root
-	vt_require_cmd podman runc conmon
+	vt_require_cmd podman runc conmon unshare ip
 	mkdir -p "$p/tmp" "$p/net"
 	vt__podman_conf "$p" "$driver" "$plugin_sock"
 	# Exported: `podman container cleanup`, which conmon runs when a
@@ -307,7 +343,11 @@ vt_podman_ensure() {
 	export CONTAINERS_STORAGE_CONF=$p/storage.conf
 	VT_PODMAN_SOCK=$VT_TMP/podman.sock
 	vt_log_file "$p/podman.log"
-	podman --log-level=info system service --time=0 "unix://$VT_PODMAN_SOCK" \
+	# In a network namespace of its own like dockerd: conmon and `podman
+	# container cleanup` are its children and stay in it.  (Containers
+	# on a bridge network would have netavark make podman0 and firewall
+	# rules there.)
+	vt__exec_netns podman --log-level=info system service --time=0 "unix://$VT_PODMAN_SOCK" \
 		>"$p/podman.log" 2>&1 &
 	VT_PODMAN_PID=$!
 	export VT_PODMAN_SOCK VT_PODMAN_PID
@@ -316,6 +356,7 @@ vt_podman_ensure() {
 		kill -0 "$VT_PODMAN_PID" 2>/dev/null || vt_fail "podman system service exited"
 		if [[ -S $VT_PODMAN_SOCK ]] && vt_podman version >/dev/null 2>&1; then
 			vt_log "podman: private service (pid $VT_PODMAN_PID) at $VT_PODMAN_SOCK"
+			vt__assert_own_netns "$VT_PODMAN_PID" "podman service"
 			return 0
 		fi
 		sleep 0.2
