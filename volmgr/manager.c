@@ -1299,45 +1299,34 @@ static int reopen_in_pool(struct vm_manager *m, int fd)
 
 #define VOLUME_WALK_MAX 4096
 
-/* Which volume holds the directory open at fd?  Its top has the inode of
- * volumes/NAME.  On btrfs every subvolume has its own device number, so a
- * file's st_dev names the subvolume it is in.  Plain-directory volumes
- * (other backends) share the pool's st_dev: walk up "..", fd-relative,
- * until a volume's top shows up.  The fd is what the caller opened in its
- * own mount namespace, so this works through bind mounts and never
- * resolves a path. */
-static int volume_of_fd(struct vm_manager *m, int fd, char ret_name[static VM_NAME_MAX + 1],
-			bool *ret_root, struct vm_error *err)
+/* Where a caller's directory is: its (device, inode) and, on the pool's
+ * own device (volumes that are plain directories), those of its
+ * ancestors up to the volumes directory.  Found without the manager's
+ * lock: these are system calls on the caller's fd, which a stalled FUSE
+ * or network file system can hold up for as long as it likes -- that
+ * may stall this request, never the others. */
+struct fd_place {
+	struct stat st;
+	struct { dev_t dev; ino_t ino; } *up;
+	size_t n_up;
+};
+
+static int place_of_fd(struct vm_manager *m, int fd, struct fd_place *p, struct vm_error *err)
 {
-	struct stat st, vst;
-	if (fstat(fd, &st) < 0)
+	struct stat vst;
+	*p = (struct fd_place){0};
+	if (fstat(fd, &p->st) < 0)
 		return vm_error_errno(err, errno, "cannot stat the caller's directory");
 	if (fstat(m->pool->volumes_fd, &vst) < 0)
 		return vm_error_errno(err, errno, "cannot stat the volumes directory");
-	_cleanup_free_ struct vol_top *tops = NULL;
-	size_t n = 0;
-	int r = volume_tops(m, &tops, &n, err);
-	if (r < 0)
-		return r;
-	const struct vol_top *t = top_find(tops, n, st.st_dev, st.st_ino);
-	if (t) {
-		snprintf(ret_name, VM_NAME_MAX + 1, "%s", t->name);
-		*ret_root = true;
-		return 0;
-	}
-	*ret_root = false;
-	for (size_t i = 0; i < n; i++)
-		if (tops[i].dev != vst.st_dev && tops[i].dev == st.st_dev) {
-			snprintf(ret_name, VM_NAME_MAX + 1, "%s", tops[i].name);
-			return 0; /* inside a subvolume volume */
-		}
-	if (st.st_dev != vst.st_dev)
-		return -ENOENT;
+	if (p->st.st_dev != vst.st_dev)
+		return 0; /* a subvolume (btrfs) or another file system: no walk */
 	int cur = reopen_in_pool(m, fd);
 	if (cur < 0)
 		cur = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	if (cur < 0)
 		return vm_error_errno(err, errno, "cannot dup the caller's directory");
+	struct stat st = p->st;
 	for (unsigned depth = 0; depth < VOLUME_WALK_MAX; depth++) {
 		int up = openat(cur, "..", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		struct stat us;
@@ -1347,28 +1336,67 @@ static int volume_of_fd(struct vm_manager *m, int fd, char ret_name[static VM_NA
 		}
 		close(cur);
 		cur = up;
-		if (us.st_dev != vst.st_dev || (us.st_dev == vst.st_dev && us.st_ino == vst.st_ino))
-			break; /* left the file system, or reached volumes/ itself */
-		t = top_find(tops, n, us.st_dev, us.st_ino);
-		if (t) {
-			snprintf(ret_name, VM_NAME_MAX + 1, "%s", t->name);
-			close(cur);
-			return 0;
+		if (us.st_dev != vst.st_dev || us.st_ino == vst.st_ino || us.st_ino == st.st_ino)
+			break; /* left the file system, reached volumes/ itself, or "/" */
+		if (p->n_up % 64 == 0) {
+			void *n = realloc(p->up, (p->n_up + 64) * sizeof(*p->up));
+			if (!n)
+				break; /* what was gathered still counts */
+			p->up = n;
 		}
-		if (us.st_ino == st.st_ino)
-			break;
-		st = us; /* "/" is its own parent: stop there */
+		p->up[p->n_up].dev = us.st_dev;
+		p->up[p->n_up].ino = us.st_ino;
+		p->n_up++;
+		st = us;
 	}
 	close(cur);
-	return -ENOENT;
+	return 0;
+}
+
+/* Which volume holds the directory described by p?  Its top has the inode
+ * of volumes/NAME.  On btrfs every subvolume has its own device number,
+ * so a file's st_dev names the subvolume it is in.  Plain-directory
+ * volumes (other backends) share the pool's st_dev: one of the ancestors
+ * gathered is a volume's top.  Under the lock; no system call on the
+ * caller's fd. */
+static int volume_of_place(struct vm_manager *m, const struct fd_place *p,
+			   char ret_name[static VM_NAME_MAX + 1], bool *ret_root,
+			   struct vm_error *err)
+{
+	struct stat vst;
+	if (fstat(m->pool->volumes_fd, &vst) < 0)
+		return vm_error_errno(err, errno, "cannot stat the volumes directory");
+	_cleanup_free_ struct vol_top *tops = NULL;
+	size_t n = 0;
+	int r = volume_tops(m, &tops, &n, err);
+	if (r < 0)
+		return r;
+	const struct vol_top *t = top_find(tops, n, p->st.st_dev, p->st.st_ino);
+	*ret_root = t != NULL;
+	for (size_t i = 0; !t && i < n; i++)
+		if (tops[i].dev != vst.st_dev && tops[i].dev == p->st.st_dev)
+			t = &tops[i]; /* inside a subvolume volume */
+	for (size_t i = 0; !t && i < p->n_up; i++)
+		t = top_find(tops, n, p->up[i].dev, p->up[i].ino);
+	if (!t)
+		return -ENOENT;
+	snprintf(ret_name, VM_NAME_MAX + 1, "%s", t->name);
+	return 0;
 }
 
 int vm_volume_which(struct vm_manager *m, int fd, json_t **ret, struct vm_error *err)
 {
-	LOCK_GUARD(m);
+	struct fd_place place;
+	int r = place_of_fd(m, fd, &place, err);
+	if (r < 0)
+		return r;
 	char name[VM_NAME_MAX + 1];
 	bool root = false;
-	int r = volume_of_fd(m, fd, name, &root, err);
+	{
+		LOCK_GUARD(m);
+		r = volume_of_place(m, &place, name, &root, err);
+	}
+	free(place.up);
 	if (r == -ENOENT)
 		return vm_error_set(err, ENOENT, "the directory is not on a volmgr volume");
 	if (r < 0)
@@ -1392,9 +1420,13 @@ int vm_volume_create_from_fd(struct vm_manager *m, const char *name, int src_fd,
 	char held[VM_NAME_MAX + 1];
 	bool root = false;
 	struct vm_mgr_hold hold = {0};
+	struct fd_place place;
+	if ((r = place_of_fd(m, src_fd, &place, err)) < 0)
+		return r;
 	{
 		LOCK_GUARD(m);
-		r = volume_of_fd(m, src_fd, held, &root, err);
+		r = volume_of_place(m, &place, held, &root, err);
+		free(place.up);
 		if (r < 0 && r != -ENOENT)
 			return r;
 		if (r == 0 && !root) {
