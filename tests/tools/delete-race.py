@@ -204,6 +204,12 @@ def attacker(top, pool, uid, shm, ready_w, max_s):
     os._exit(0)
 
 
+def seconds(xs):
+    """min, median and max of xs, for the log (nothing is asserted)."""
+    xs = sorted(xs)
+    return [round(xs[0], 3), round(xs[len(xs) // 2], 3), round(xs[-1], 3)] if xs else []
+
+
 def main(argv):
     ap = argparse.ArgumentParser(usage=__doc__)
     ap.add_argument("--pool", required=True)
@@ -224,7 +230,9 @@ def main(argv):
     base_fp = {v: fingerprint(v) for v in a.victim}
     deleted = left = exchanges = raced = 0
     messages = {}
+    delete_s, round_s = [], []
     for rnd in range(a.rounds):
+        t_round = time.monotonic()
         name = f"race-{rnd}"
         if a.volmgr:
             subprocess.run([a.volmgr, "create", name], check=True, stdout=subprocess.DEVNULL)
@@ -252,7 +260,9 @@ def main(argv):
             cmd = [a.volmgr, "rm", name]
         else:
             cmd = [a.tool, *a.tool_arg, a.scratch, name]
+        t0 = time.monotonic()
         p = subprocess.run(cmd, capture_output=True, text=True)
+        delete_s.append(time.monotonic() - t0)
         during = struct.unpack("Q", shm[0:8])[0] - before
         os.kill(pid, signal.SIGTERM)
         _, status = os.waitpid(pid, 0)
@@ -298,9 +308,11 @@ def main(argv):
             msg = p.stderr.strip()
             messages[msg] = messages.get(msg, 0) + 1
             print(f"# round {rnd}: left {rest}: {msg}", file=sys.stderr)
+        round_s.append(time.monotonic() - t_round)
     print(json.dumps({"rounds": a.rounds, "deleted": deleted, "left": left,
                       "exchanges_during_deletes": exchanges,
-                      "rounds_raced": raced, "left_messages": messages}))
+                      "rounds_raced": raced, "left_messages": messages,
+                      "delete_s": seconds(delete_s), "round_s": seconds(round_s)}))
     if left > a.max_left:
         fail(f"{left} of {a.rounds} deletes gave up (at most {a.max_left} may)")
     return 0
