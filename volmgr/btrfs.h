@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The btrfs backend: thin wrappers over libbtrfsutil's fd forms that turn
- * its error enum into a negative errno and a message. */
+ * its error enum into a negative errno and a message, and a recursive
+ * delete of its own (libbtrfsutil's follows symlinks). */
 #pragma once
 
 #include <stdbool.h>
@@ -15,8 +16,14 @@ int vm_btrfs_snapshot(int src_fd, int parent_fd, const char *name,
 int vm_btrfs_create(int parent_fd, const char *name, uint64_t *ret_id,
 		    struct vm_error *err);
 /* Delete parent_fd/name and every subvolume beneath it (a nested podman on
- * btrfs creates those inside a workspace). */
+ * btrfs creates those inside a workspace, some read-only), following no
+ * symlink and touching nothing outside it while others still write in it
+ * (btrfs-delete.c).  Gives up with EBUSY if it keeps losing races or the
+ * tree keeps growing; the tree is then left as it is. */
 int vm_btrfs_delete(int parent_fd, const char *name, struct vm_error *err);
+/* Test hook: destroy by name in the verified directory, as on kernels
+ * before 5.7, instead of by id. */
+void vm_btrfs_delete_force_by_name(bool on);
 int vm_btrfs_set_read_only(int fd, bool ro, struct vm_error *err);
 int vm_btrfs_subvolume_id(int fd, uint64_t *ret_id);
 /* 1 if fd is the root of a subvolume, 0 if not, negative errno on error. */

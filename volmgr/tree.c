@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "tree.h"
 
+#include "btrfs.h"
 #include "copy.h"
 
 #include <dirent.h>
@@ -34,6 +35,8 @@ int vm_tree_copy(int src_fd, int dst_fd, const struct vm_reader *reader,
  * being removed and removed from there in a later pass, so any depth a
  * job can make goes away with bounded fds and memory. */
 #define REMOVE_MAX_DEPTH 64
+/* The root directory of every btrfs subvolume has this inode number. */
+#define BTRFS_SUBVOL_ROOT_INO 256
 
 struct remove_ctx {
 	int top_fd;        /* the directory being emptied */
@@ -102,6 +105,17 @@ static int remove_children(int dirfd, unsigned depth, struct remove_ctx *c)
 		if (sub < 0) {
 			r = vm_error_errno(err, -sub, "cannot open %s", de->d_name);
 			break;
+		}
+		/* A btrfs subvolume (a nested podman's, in a plain-directory
+		 * volume): deleted with what is nested in it, read-only ones
+		 * too, by the subvolume walk (btrfs-delete.c). */
+		struct stat st;
+		if (fstat(sub, &st) == 0 && st.st_ino == BTRFS_SUBVOL_ROOT_INO &&
+		    vm_btrfs_is_subvolume(sub) == 1) {
+			closep(&sub);
+			if ((r = vm_btrfs_delete(dirfd, de->d_name, err)) < 0)
+				break;
+			continue;
 		}
 		r = remove_children(sub, depth + 1, c);
 		if (r < 0)

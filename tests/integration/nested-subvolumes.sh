@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A nested podman on btrfs creates subvolumes inside a workspace (some
-# read-only, some nested in others): rm deletes them all with the volume.
+# read-only, some nested in others): rm deletes them all with the volume,
+# a subvolume volume or (backend copy) a plain directory.
 source "${VT_SRCDIR:-$(dirname "$0")/..}/lib/common.sh"
 vt_init nested-subvolumes
 vt_require_root
@@ -24,5 +25,20 @@ vt_assert_eq 6 "$(btrfs subvolume list "$pool" | grep -c 'volumes/ws/')" "nested
 vt_step "rm deletes the volume and every subvolume beneath it"
 "$VOLMGR" rm ws
 vt_assert_volume_gone ws
+vt_assert_eq 0 "$(btrfs subvolume list "$pool" | grep -c 'volumes/' || true)" "no subvolume left under volumes/"
+vt_assert_eq 0 "$(find "$pool/staging" -mindepth 1 | wc -l)" "staging empty"
+
+vt_step "the same in a plain-directory volume (backend copy on btrfs)"
+VT_DAEMON_EXTRA="--backend copy" vt_restart_daemon
+"$VOLMGR" create plain
+v=$pool/volumes/plain
+[[ $(stat -c %i "$v") != 256 ]] || vt_fail "volume plain is a subvolume: not the copy backend"
+mkdir -p "$v/dir"
+btrfs -q subvolume create "$v/dir/sub" >/dev/null
+btrfs -q subvolume create "$v/dir/sub/child" >/dev/null
+echo data >"$v/dir/sub/child/file"
+btrfs property set -ts "$v/dir/sub" ro true
+"$VOLMGR" rm plain
+vt_assert_volume_gone plain
 vt_assert_eq 0 "$(btrfs subvolume list "$pool" | grep -c 'volumes/' || true)" "no subvolume left under volumes/"
 vt_assert_eq 0 "$(find "$pool/staging" -mindepth 1 | wc -l)" "staging empty"
