@@ -379,3 +379,65 @@ int vm_btrfs_delete(int parent_fd, const char *name, struct vm_error *err)
 			return vm_error_errno(err, -r, "cannot delete subvolume %s", name);
 	}
 }
+
+/* ---- the device numbers of the subvolumes nested in one ---- */
+
+struct devs_ctx {
+	dev_t *devs;
+	size_t n, max;
+	unsigned searches;
+};
+
+static int collect(struct devs_ctx *c, int fd, uint64_t id, dev_t dev, unsigned depth)
+{
+	if (depth >= DELETE_MAX_DEPTH)
+		return -E2BIG;
+	_cleanup_free_ struct child *batch = calloc(DELETE_BATCH, sizeof(*batch));
+	if (!batch)
+		return -ENOMEM;
+	for (uint64_t from = BTRFS_FIRST_FREE_OBJECTID;;) {
+		if (++c->searches > DELETE_MAX_SEARCHES)
+			return -E2BIG;
+		int n = list_children(fd, id, from, batch, DELETE_BATCH);
+		if (n <= 0)
+			return n;
+		for (int i = 0; i < n; i++) {
+			/* Reached as a delete reaches it; one that moved
+			 * meanwhile is skipped (the caller only looks). */
+			_cleanup_close_ int dir = open_dir(fd, id, dev, batch[i].dirid);
+			_cleanup_close_ int sub = dir < 0 ? -1 : vm_openat_beneath(dir, batch[i].name,
+					O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+			struct stat st;
+			uint64_t sub_id;
+			if (sub < 0 || fstat(sub, &st) < 0 || st.st_ino != BTRFS_FIRST_FREE_OBJECTID ||
+			    st.st_dev == dev || vm_btrfs_subvolume_id(sub, &sub_id) < 0 ||
+			    sub_id != batch[i].id)
+				continue;
+			if (c->n >= c->max)
+				return -E2BIG;
+			c->devs[c->n++] = st.st_dev;
+			int r = collect(c, sub, sub_id, st.st_dev, depth + 1);
+			if (r < 0)
+				return r;
+		}
+		if (batch[n - 1].id == UINT64_MAX)
+			return 0;
+		from = batch[n - 1].id + 1;
+	}
+}
+
+int vm_btrfs_nested_devs(int fd, dev_t *devs, size_t max, size_t *ret_n)
+{
+	struct stat st;
+	uint64_t id;
+	*ret_n = 0;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	int r = vm_btrfs_subvolume_id(fd, &id);
+	if (r < 0)
+		return r;
+	struct devs_ctx c = {devs, 0, max, 0};
+	r = collect(&c, fd, id, st.st_dev, 0);
+	*ret_n = c.n;
+	return r;
+}

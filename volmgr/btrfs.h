@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "util.h"
 
@@ -24,6 +25,12 @@ int vm_btrfs_delete(int parent_fd, const char *name, struct vm_error *err);
 /* Test hook: destroy by name in the verified directory, as on kernels
  * before 5.7, instead of by id. */
 void vm_btrfs_delete_force_by_name(bool on);
+/* The device numbers of the subvolumes nested in the one open at fd, at
+ * any depth (up to the delete's depth), reached as the delete reaches
+ * them: at most max into devs, *ret_n of them.  -E2BIG past max or the
+ * bounds (what was found is still in devs); a subvolume that moves
+ * meanwhile is skipped. */
+int vm_btrfs_nested_devs(int fd, dev_t *devs, size_t max, size_t *ret_n);
 int vm_btrfs_set_read_only(int fd, bool ro, struct vm_error *err);
 int vm_btrfs_subvolume_id(int fd, uint64_t *ret_id);
 /* 1 if fd is the root of a subvolume, 0 if not, negative errno on error. */

@@ -15,10 +15,15 @@
 #include "holders.h"
 #include "manager-private.h"
 
+/* Nested subvolumes whose files mark a volume as held (a nested podman
+ * makes a few dozen); past this the ones beyond are not looked for. */
+#define HOLDER_DEVS_MAX 1024
+
 /* The device numbers that mark the volume's files: on btrfs its
- * subvolume's (every subvolume has its own); elsewhere the pool's, with
- * the top's inode to walk up to. */
-static int holders_target(struct vm_manager *m, const char *name, dev_t devs[static 1],
+ * subvolume's and those of the subvolumes nested in it (every subvolume
+ * has its own); elsewhere the pool's, with the top's inode to walk up
+ * to. */
+static int holders_target(struct vm_manager *m, const char *name, dev_t *devs,
 			  struct vm_holders_target *t)
 {
 	_cleanup_close_ int fd = vm_openat_beneath(m->pool->volumes_fd, name,
@@ -27,8 +32,11 @@ static int holders_target(struct vm_manager *m, const char *name, dev_t devs[sta
 	if (fd < 0 || fstat(fd, &st) < 0)
 		return fd < 0 ? fd : -errno;
 	devs[0] = st.st_dev;
-	*t = (struct vm_holders_target){.devs = devs, .n_devs = 1,
-					.by_dev = m->backend.kind == VM_BACKEND_BTRFS,
+	bool btrfs = m->backend.kind == VM_BACKEND_BTRFS;
+	size_t nested = 0;
+	if (btrfs && vm_btrfs_is_subvolume(fd) > 0)
+		(void)vm_btrfs_nested_devs(fd, devs + 1, HOLDER_DEVS_MAX - 1, &nested);
+	*t = (struct vm_holders_target){.devs = devs, .n_devs = 1 + nested, .by_dev = btrfs,
 					.top_ino = st.st_ino};
 	return 0;
 }
@@ -47,9 +55,9 @@ int vm_mgr_usage_check(struct vm_manager *m, const char *name, json_t *counts, j
 	if (json_integer_value(json_object_get(u->counts, name)) > 0 ||
 	    json_integer_value(json_object_get(u->counts, "")) > 0)
 		return 0; /* mounted, or cannot tell: nothing else changes that */
-	dev_t devs[1];
+	_cleanup_free_ dev_t *devs = calloc(HOLDER_DEVS_MAX, sizeof(*devs));
 	struct vm_holders_target t;
-	if (holders_target(m, name, devs, &t) == 0)
+	if (devs && holders_target(m, name, devs, &t) == 0)
 		u->holder = vm_holders_find(m->proc, &t, getpid(), &u->who, &u->hidden,
 					    &u->holder_err);
 	if (u->holder != 0 || json_object_size(mounts) == 0)
