@@ -52,6 +52,15 @@ static void kill_children(void)
 	close(fd);
 }
 
+/* Wait for a signal of set (blocked) for at most ms milliseconds, or
+ * without a limit if ms < 0: the system call itself, which is
+ * async-signal-safe (glibc's sigwaitinfo wrapper is not listed as such). */
+static int wait_signal(const sigset_t *set, long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	return (int)syscall(SYS_rt_sigtimedwait, set, NULL, ms < 0 ? NULL : &ts, _NSIG / 8);
+}
+
 /* Reap what has exited; note git's status.  True once no child is left. */
 static bool reap(pid_t git, int *status, bool *git_done)
 {
@@ -94,8 +103,9 @@ static _Noreturn void run_git(const struct vm_git_child *c, pid_t supervisor)
 _Noreturn void vm_git_supervise(const struct vm_git_child *c)
 {
 	/* Every signal blocked: SIGCHLD and SIGTERM are taken with
-	 * sigwaitinfo, any other would only end the supervisor early and
-	 * set git's descendants free. */
+	 * wait_signal, any other would only end the supervisor early and set
+	 * git's descendants free.  (volmgrd's threads block SIGTERM already,
+	 * so one sent before this line waits too.) */
 	sigset_t all, wake, chld;
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
@@ -132,7 +142,7 @@ _Noreturn void vm_git_supervise(const struct vm_git_child *c)
 	int status = 0;
 	bool git_done = false;
 	while (!git_done) {
-		int sig = sigwaitinfo(&wake, NULL);
+		int sig = wait_signal(&wake, -1);
 		if (sig == SIGTERM || (sig < 0 && errno != EINTR))
 			break;
 		reap(git, &status, &git_done);
@@ -148,8 +158,7 @@ _Noreturn void vm_git_supervise(const struct vm_git_child *c)
 		kill_children();
 		if (reap(git, &status, &git_done))
 			break;
-		struct timespec tick = {0, 20 * 1000 * 1000};
-		sigtimedwait(&chld, NULL, &tick);
+		wait_signal(&chld, 20);
 	}
 	if (WIFEXITED(status))
 		_exit(WEXITSTATUS(status));
