@@ -182,9 +182,11 @@ plant_sshcommand() {
 	gitcfg remote.origin.url "ssh://volmgr-hostile.invalid/x.git"
 	gitcfg core.sshCommand "$payload sshCommand"
 }
-plant_gitproxy() {
+plant_gitproxy() { # git runs core.gitProxy as a program, without a shell
+	printf '#!/bin/sh\nexec %s gitProxy "$@"\n' "$payload" >"$VT_TMP/payload-gitproxy"
+	chmod 0755 "$VT_TMP/payload-gitproxy"
 	gitcfg remote.origin.url "git://volmgr-hostile.invalid/x.git"
-	gitcfg core.gitProxy "$payload gitProxy"
+	gitcfg core.gitProxy "$VT_TMP/payload-gitproxy"
 }
 plant_pager_editor() {
 	gitcfg core.pager "$payload pager"
