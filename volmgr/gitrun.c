@@ -45,13 +45,15 @@ static const char global_config[] =
 
 /* The upload-pack command for a file:/// remote, run by git through the
  * shell: git itself, with the ownership check off for the one repository
- * upload-pack serves.  That repository is the remote the cache's creator
- * named (the URL), not the checkout: since 2.39.4 git refuses to serve a
- * local repository of another user (CVE-2024-32004), and an upstream
- * owned by root or by a hosting account is what file:/// usually names.
- * upload-pack does not fetch missing objects lazily (GIT_NO_LAZY_FETCH,
- * also set in the environment below), the way CVE-2024-32004 ran a
- * command from the served repository's configuration. */
+ * upload-pack serves.  Since 2.39.4 git refuses by default to serve a
+ * local repository of another user (CVE-2024-32004: such a repository's
+ * configuration could run commands during a local clone), and the
+ * upstream of a file:/// URL is usually root's or a hosting account's.
+ * That repository is the remote named by the cache's creator, who is
+ * root (only uid 0 may make caches from git, control.c): it is trusted
+ * like the URL.  The checkouts keep git's check.  upload-pack does not
+ * fetch missing objects from the served repository's remotes
+ * (GIT_NO_LAZY_FETCH, set below for every git process). */
 static int make_upload_pack(const char *command, char *buf, size_t size)
 {
 	size_t n = 0;
