@@ -60,15 +60,15 @@ static int open_staged(struct vm_manager *m, const char *tmp, struct vm_error *e
 	return fd;
 }
 
-/* "HEAD" -> full commit id, via git rev-parse in dirfd. */
-static int rev_parse(struct vm_manager *m, int dirfd, const char *rev,
+/* "HEAD" -> full commit id, via git rev-parse in t's checkout. */
+static int rev_parse(struct vm_manager *m, const struct vm_git_target *t, const char *rev,
 		     char ret[static 64], struct vm_error *err)
 {
 	char spec[VM_REV_MAX + 16];
 	snprintf(spec, sizeof(spec), "%s^{commit}", rev);
 	_cleanup_free_ char *out = NULL;
 	const char *args[] = {"rev-parse", "--verify", "--quiet", "--end-of-options", spec, NULL};
-	int r = vm_git_run(&m->git, dirfd, args, &out, err);
+	int r = vm_git_run(&m->git, t, args, &out, err);
 	if (r < 0)
 		return r;
 	if (strlen(out) < 7 || strlen(out) > 63 || strspn(out, "0123456789abcdef") != strlen(out))
@@ -77,12 +77,12 @@ static int rev_parse(struct vm_manager *m, int dirfd, const char *rev,
 	return 0;
 }
 
-static int current_branch(struct vm_manager *m, int dirfd, char ret[static VM_REV_MAX + 1],
-			  struct vm_error *err)
+static int current_branch(struct vm_manager *m, const struct vm_git_target *t,
+			  char ret[static VM_REV_MAX + 1], struct vm_error *err)
 {
 	_cleanup_free_ char *out = NULL;
 	const char *args[] = {"symbolic-ref", "--short", "HEAD", NULL};
-	int r = vm_git_run(&m->git, dirfd, args, &out, err);
+	int r = vm_git_run(&m->git, t, args, &out, err);
 	if (r < 0)
 		return r;
 	if (vm_rev_check(out, NULL) < 0)
@@ -96,7 +96,8 @@ static int current_branch(struct vm_manager *m, int dirfd, char ret[static VM_RE
  * compares whole seconds), and git would re-read all of them on each
  * checkout in each snapshot of the cache.  Wait for the next second,
  * then let git refresh the index once, here. */
-static int refresh_index(struct vm_manager *m, int dirfd, struct vm_error *err)
+static int refresh_index(struct vm_manager *m, const struct vm_git_target *t,
+			 struct vm_error *err)
 {
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
@@ -105,7 +106,7 @@ static int refresh_index(struct vm_manager *m, int dirfd, struct vm_error *err)
 		wait.tv_nsec = 999999999L;
 	nanosleep(&wait, NULL);
 	const char *args[] = {"update-index", "-q", "--refresh", NULL};
-	return vm_git_run(&m->git, dirfd, args, NULL, err);
+	return vm_git_run(&m->git, t, args, NULL, err);
 }
 
 static json_t *cache_result(const struct vm_record *rec)
@@ -147,14 +148,18 @@ int vm_cache_create_git(struct vm_manager *m, const char *name, const char *url,
 					      branch ? "--branch" : "--", branch ? branch : url,
 					      branch ? "--" : ".", branch ? url : NULL, branch ? "." : NULL,
 					      NULL};
-			r = vm_git_run(&m->git, fd, args, NULL, err);
+			struct vm_git_target empty = {fd, url, NULL, true};
+			r = vm_git_run(&m->git, &empty, args, NULL, err);
 		}
+		/* From here on git works in the clone, whose config volmgr
+		 * rewrites before each run (the branch once it is known). */
+		struct vm_git_target t = {fd, rec.git_url, rec.git_branch, false};
 		if (r >= 0)
-			r = rev_parse(m, fd, "HEAD", rec.git_commit, err);
+			r = rev_parse(m, &t, "HEAD", rec.git_commit, err);
 		if (r >= 0)
-			r = current_branch(m, fd, rec.git_branch, err);
+			r = current_branch(m, &t, rec.git_branch, err);
 		if (r >= 0)
-			r = refresh_index(m, fd, err);
+			r = refresh_index(m, &t, err);
 	}
 	LOCK_GUARD(m);
 	vm_mgr_reserve(m, VM_KIND_CACHE, name, false);
@@ -245,14 +250,17 @@ int vm_cache_update(struct vm_manager *m, const char *name, json_t **ret,
 		const char *fetch[] = {"fetch", "--quiet", "--prune", "origin", NULL};
 		const char *checkout[] = {"checkout", "--quiet", "-f", "-B", rec.git_branch,
 					  remote_ref, "--", NULL};
+		/* The config in the new generation is the record's, not
+		 * whatever the current generation's .git holds. */
+		struct vm_git_target t = {fd, rec.git_url, rec.git_branch, false};
 		if (r >= 0)
-			r = vm_git_run(&m->git, fd, fetch, NULL, err);
+			r = vm_git_run(&m->git, &t, fetch, NULL, err);
 		if (r >= 0)
-			r = vm_git_run(&m->git, fd, checkout, NULL, err);
+			r = vm_git_run(&m->git, &t, checkout, NULL, err);
 		if (r >= 0)
-			r = rev_parse(m, fd, "HEAD", commit, err);
+			r = rev_parse(m, &t, "HEAD", commit, err);
 		if (r >= 0)
-			r = refresh_index(m, fd, err);
+			r = refresh_index(m, &t, err);
 	}
 	VM_FAULT("update.fetched");
 	if (r < 0) {
@@ -310,23 +318,28 @@ int vm_cache_update(struct vm_manager *m, const char *name, json_t **ret,
 	return r;
 }
 
-/* Find REV in the checkout at dirfd: as given, as a branch of origin, or
- * fetched from origin. */
-static int resolve_rev(struct vm_manager *m, int dirfd, const char *rev, char commit[static 64],
-		       struct vm_error *err)
+/* Find REV in t's checkout: as given, as a branch of origin, or fetched
+ * from origin. */
+static int resolve_rev(struct vm_manager *m, const struct vm_git_target *t, const char *rev,
+		       char commit[static 64], struct vm_error *err)
 {
-	if (rev_parse(m, dirfd, rev, commit, NULL) == 0)
+	struct vm_error perr = {0};
+	if (rev_parse(m, t, rev, commit, &perr) == 0)
 		return 0;
+	/* A checkout volmgr refuses to run git in: say why, not "unknown
+	 * revision". */
+	if (perr.code != EIO)
+		return vm_error_set(err, perr.code, "%s", perr.msg);
 	/* A full commit id is no branch name: skip the origin/ guess. */
 	bool full_sha = strlen(rev) == 40 && strspn(rev, "0123456789abcdef") == 40;
 	char remote[VM_REV_MAX + 16];
 	snprintf(remote, sizeof(remote), "origin/%s", rev);
-	if (!full_sha && rev_parse(m, dirfd, remote, commit, NULL) == 0)
+	if (!full_sha && rev_parse(m, t, remote, commit, NULL) == 0)
 		return 0;
 	struct vm_error ferr = {0};
 	const char *fetch[] = {"fetch", "--quiet", "origin", "--end-of-options", rev, NULL};
-	if (vm_git_run(&m->git, dirfd, fetch, NULL, &ferr) == 0 &&
-	    rev_parse(m, dirfd, "FETCH_HEAD", commit, NULL) == 0)
+	if (vm_git_run(&m->git, t, fetch, NULL, &ferr) == 0 &&
+	    rev_parse(m, t, "FETCH_HEAD", commit, NULL) == 0)
 		return 0;
 	return vm_error_set(err, ENOENT, "unknown revision \"%s\"%s%s", rev,
 			    ferr.msg[0] ? ": " : "", ferr.msg);
@@ -356,6 +369,13 @@ int vm_volume_create_at_rev(struct vm_manager *m, const char *name,
 			return vm_error_set(err, EEXIST, "volume %s already exists", name);
 		if ((r = vm_mgr_load_record(m, VM_KIND_CACHE, src->name, &cache, err)) < 0)
 			return r;
+		/* Only a cache volmgr cloned has a repository whose remote it
+		 * knows: an imported tree's .git is whatever its author put
+		 * there. */
+		if (!cache.git_url[0])
+			return vm_error_set(err, EINVAL,
+					    "cache %s was imported, not made from git: it has no revisions",
+					    src->name);
 		struct vm_source plain = *src;
 		plain.rev[0] = '\0';
 		_cleanup_close_ int cur = -1;
@@ -390,11 +410,12 @@ int vm_volume_create_at_rev(struct vm_manager *m, const char *name,
 	if (r >= 0) {
 		_cleanup_close_ int fd = open_staged(m, tmp, err);
 		r = fd;
+		struct vm_git_target t = {fd, cache.git_url, cache.git_branch, false};
 		if (r >= 0)
-			r = resolve_rev(m, fd, src->rev, rec.git_commit, err);
+			r = resolve_rev(m, &t, src->rev, rec.git_commit, err);
 		const char *checkout[] = {"checkout", "--quiet", "-f", "--detach", rec.git_commit, "--", NULL};
 		if (r >= 0)
-			r = vm_git_run(&m->git, fd, checkout, NULL, err);
+			r = vm_git_run(&m->git, &t, checkout, NULL, err);
 	}
 	if (r < 0) {
 		/* Without the lock (a copy off btrfs can be big), while the

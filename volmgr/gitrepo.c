@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* What git reads from a repository besides objects and refs, and what
+ * volmgr does about each (git 2.39: setup.c, config.c, attr.c,
+ * object-file.c, remote.c; Documentation/gitrepository-layout.txt):
+ *
+ *  .git a file ("gitdir: PATH") or a link  git works in PATH: refused
+ *  config, and what it includes            replaced (include.path,
+ *      (include.path, includeIf.*.path)     core.worktree, extensions.*,
+ *                                           filters, hooksPath, fsmonitor,
+ *                                           sshCommand, remote commands,
+ *                                           credential helpers, aliases,
+ *                                           url.*.insteadOf, submodule.*
+ *                                           all go with it)
+ *  config.worktree                          read with
+ *                                           extensions.worktreeConfig:
+ *                                           removed (and the new config
+ *                                           has no extension)
+ *  commondir                                config, objects and refs from
+ *                                           another directory: removed
+ *  objects/info/alternates, http-alternates objects from elsewhere:
+ *                                           removed
+ *  info/attributes                          attributes (filter= and the
+ *                                           like name drivers, which only
+ *                                           config defines): removed
+ *  hooks/                                   never run: core.hooksPath is
+ *                                           /dev/null (gitrun.c)
+ *  remotes/, branches/                      read only for a remote the
+ *                                           config does not define:
+ *                                           origin always is
+ *  modules/ (submodules' repositories)      never entered: no recursion
+ *                                           (gitrun.c)
+ *
+ * The tree belongs to the git user, who may change it at any time; root
+ * only opens directories beneath treefd without following links, removes
+ * names (unlinkat never follows a link), and creates one new file with
+ * O_EXCL | O_NOFOLLOW whose owner it sets through its own fd before it
+ * renames it over "config": it never writes to, or changes the owner of,
+ * anything the git user made. */
+#include "gitrepo.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "names.h"
+#include "record.h"
+
+/* The config volmgr gives every checkout: "origin" at url (checked when
+ * the record was read, checked again here), with the standard refspec, and
+ * the branch's upstream.  No other setting. */
+static int config_text(const char *url, const char *branch, char **ret, struct vm_error *err)
+{
+	int r;
+	if ((r = vm_git_url_check(url, err)) < 0 || (branch && branch[0] && (r = vm_rev_check(branch, err)) < 0))
+		return r;
+	/* A quoted value: only '"' and '\' need a backslash (the URL is
+	 * printable ASCII without spaces). */
+	char quoted[2 * VM_GIT_URL_MAX + 1];
+	size_t q = 0;
+	for (const char *p = url; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			quoted[q++] = '\\';
+		quoted[q++] = *p;
+	}
+	quoted[q] = '\0';
+	char *text = NULL;
+	int n;
+	if (branch && branch[0])
+		n = asprintf(&text,
+			     "# Written by volmgr before each git run; any other setting is removed.\n"
+			     "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n"
+			     "\tbare = false\n\tlogallrefupdates = true\n"
+			     "[remote \"origin\"]\n\turl = \"%s\"\n"
+			     "\tfetch = +refs/heads/*:refs/remotes/origin/*\n"
+			     "[branch \"%s\"]\n\tremote = origin\n\tmerge = refs/heads/%s\n",
+			     quoted, branch, branch);
+	else
+		n = asprintf(&text,
+			     "# Written by volmgr before each git run; any other setting is removed.\n"
+			     "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n"
+			     "\tbare = false\n\tlogallrefupdates = true\n"
+			     "[remote \"origin\"]\n\turl = \"%s\"\n"
+			     "\tfetch = +refs/heads/*:refs/remotes/origin/*\n",
+			     quoted);
+	if (n < 0)
+		return vm_error_set(err, ENOMEM, "out of memory");
+	*ret = text;
+	return 0;
+}
+
+/* dirfd/name as a directory: *ret = -1 if it does not exist; refused if
+ * it is anything but a directory on the same file system. */
+static int open_dir(int dirfd, const char *name, const char *what, int *ret, struct vm_error *err)
+{
+	int fd = vm_openat_beneath(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (fd == -ENOENT) {
+		*ret = -1;
+		return 0;
+	}
+	if (fd == -ELOOP || fd == -ENOTDIR || fd == -EXDEV)
+		return vm_error_set(err, EINVAL,
+				    "the checkout's %s is not a directory (a symbolic link, a file or "
+				    "a mount point): refused",
+				    what);
+	if (fd < 0)
+		return vm_error_errno(err, -fd, "cannot open the checkout's %s", what);
+	*ret = fd;
+	return 0;
+}
+
+static int drop(int dirfd, const char *name, const char *what, struct vm_error *err)
+{
+	if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+		return vm_error_errno(err, errno, "cannot remove the checkout's %s", what);
+	return 0;
+}
+
+static int write_config(int git, const char *text, uid_t uid, gid_t gid, struct vm_error *err)
+{
+	char tmp[64], rnd[17];
+	vm_random_hex(rnd, 16);
+	snprintf(tmp, sizeof(tmp), ".volmgr-config-%s", rnd);
+	_cleanup_close_ int fd = openat(git, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+					0644);
+	if (fd < 0)
+		return vm_error_errno(err, errno, "cannot write the checkout's .git/config");
+	int r = vm_write_all(fd, text, strlen(text));
+	if (r == 0 && (fchown(fd, uid, gid) < 0 || fchmod(fd, 0644) < 0))
+		r = -errno;
+	if (r == 0 && renameat(git, tmp, git, "config") < 0)
+		r = -errno;
+	if (r < 0) {
+		unlinkat(git, tmp, 0);
+		return vm_error_errno(err, -r, "cannot replace the checkout's .git/config");
+	}
+	return 0;
+}
+
+int vm_git_repo_prepare(int treefd, const char *url, const char *branch, uid_t uid, gid_t gid,
+			struct vm_error *err)
+{
+	_cleanup_free_ char *text = NULL;
+	int r = config_text(url, branch, &text, err);
+	if (r < 0)
+		return r;
+	/* git's own ownership check (safe.directory is not set) wants the
+	 * checkout and its .git to be the git user's: say so plainly. */
+	struct stat st;
+	if (fstat(treefd, &st) < 0)
+		return vm_error_errno(err, errno, "cannot stat the checkout");
+	if (st.st_uid != uid)
+		return vm_error_set(err, EPERM,
+				    "the checkout belongs to uid %u, not to the git user (uid %u): refused",
+				    (unsigned)st.st_uid, (unsigned)uid);
+	_cleanup_close_ int git = -1, objects = -1, objinfo = -1, info = -1;
+	if ((r = open_dir(treefd, ".git", ".git", &git, err)) < 0)
+		return r;
+	if (git < 0)
+		return vm_error_set(err, ENOENT, "the checkout has no .git: refused");
+	if (fstat(git, &st) < 0)
+		return vm_error_errno(err, errno, "cannot stat the checkout's .git");
+	if (st.st_uid != uid)
+		return vm_error_set(err, EPERM,
+				    "the checkout's .git belongs to uid %u, not to the git user (uid %u): "
+				    "refused",
+				    (unsigned)st.st_uid, (unsigned)uid);
+	if ((r = open_dir(git, "objects", ".git/objects", &objects, err)) < 0)
+		return r;
+	if (objects < 0)
+		return vm_error_set(err, ENOENT, "the checkout has no .git/objects: refused");
+	if ((r = open_dir(objects, "info", ".git/objects/info", &objinfo, err)) < 0 ||
+	    (r = open_dir(git, "info", ".git/info", &info, err)) < 0)
+		return r;
+	if ((r = drop(git, "commondir", ".git/commondir", err)) < 0 ||
+	    (r = drop(git, "config.worktree", ".git/config.worktree", err)) < 0 ||
+	    (info >= 0 && (r = drop(info, "attributes", ".git/info/attributes", err)) < 0) ||
+	    (objinfo >= 0 &&
+	     ((r = drop(objinfo, "alternates", ".git/objects/info/alternates", err)) < 0 ||
+	      (r = drop(objinfo, "http-alternates", ".git/objects/info/http-alternates", err)) < 0)))
+		return r;
+	return write_config(git, text, uid, gid, err);
+}

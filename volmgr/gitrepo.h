@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The repository of a cache's checkout as git gets to see it: before
+ * every git run in it, volmgrd (root) makes .git hold only settings that
+ * volmgrd wrote, from the cache's record.  The checkout belongs to the
+ * git user, so anything in it may have been planted (by a compromised
+ * git user, or by whatever wrote the tree): git must not run a command,
+ * read another directory's settings or objects, or write elsewhere
+ * because of it. */
+#pragma once
+
+#include <sys/types.h>
+
+#include "util.h"
+
+/* In the checkout open at treefd, owned by uid:
+ *  - refuse a .git that is not a real directory of uid's on the same
+ *    file system (a symbolic link, a "gitdir:" file), and .git/objects,
+ *    .git/objects/info or .git/info that are not directories;
+ *  - remove what would send git elsewhere or give it settings:
+ *    .git/commondir, .git/config.worktree, .git/info/attributes,
+ *    .git/objects/info/alternates and http-alternates;
+ *  - replace .git/config (whatever it is: a file, a symbolic link, a hard
+ *    link) with one that names only the remote "origin" at url and the
+ *    branch (NULL or "" if not known yet), owned by uid:gid.
+ * Every open is fd-relative and follows no symbolic link; the new config
+ * is written to a new file and renamed over the old name. */
+int vm_git_repo_prepare(int treefd, const char *url, const char *branch, uid_t uid, gid_t gid,
+			struct vm_error *err);
+
