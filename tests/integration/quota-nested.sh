@@ -180,3 +180,36 @@ bytes=$(jq -r '.removed[] | select(.name == "qg") | .bytes' <<<"$report")
 ((bytes >= 12 * MiB)) || vt_fail "gc: bytes freed for qg: $bytes (12M were written in its nested subvolume)"
 vt_log "ok: gc counted $bytes bytes for qg"
 vt_assert_volume_gone qg
+
+vt_step "a pool with full accounting on already (an older volmgr's): kept, and said"
+vt_stop_daemon
+# (Disabling drops every qgroup and limit: the volumes that exist keep
+# running without one.)
+btrfs quota disable "$pool"
+btrfs quota enable "$pool"
+btrfs quota rescan -w "$pool" >/dev/null
+vt_start_daemon "$pool"
+vt_assert_eq full "$("$VOLMGR" status --json | jq -r .quota_accounting)" "quota_accounting"
+vt_assert_contains "$("$VOLMGR" status)" "subvolumes made inside a volume are not counted" "volmgr status"
+grep -q "quota: full qgroup accounting (on already: kept)" "$VT_TMP/volmgrd.log" ||
+	vt_fail "the log does not say the pool's full accounting was kept"
+"$VOLMGR" create fa --quota 20M >/dev/null
+fa=$(vt_volmgr_field fa .subvol_id)
+vt_assert_eq $((20 * MiB)) "$(btrfs qgroup show -e --raw "$pool" | awk -v q="0/$fa" '$1 == q { print $4 }')" \
+	"the limit is on 0/$fa"
+# No level-1 qgroup on a pool with full accounting: a job naming one in a
+# snapshot's qgroup_inherit would stop all accounting on the pool.
+vt_assert_eq "" "$(btrfs qgroup show --raw "$pool" | awk '$1 ~ /^1\// { print $1 }')" "level-1 qgroups"
+fill_past_limit "$pool/volumes/fa/big"
+"$VOLMGR" rm fa >/dev/null
+
+vt_step "accounting = simple on that pool: quotas off, with the reason"
+printf '[quota]\naccounting = simple\n' >"$VT_TMP/simple.conf"
+VT_CONFIG_FILE=$VT_TMP/simple.conf
+vt_restart_daemon
+vt_assert_eq false "$("$VOLMGR" status --json | jq -r .quotas)" "quotas"
+vt_assert_contains "$("$VOLMGR" status --json | jq -r .quotas_reason)" "full qgroup accounting" "the reason"
+status=0
+msg=$("$VOLMGR" create fb --quota 1G 2>&1) || status=$?
+vt_assert_eq 9 "$status" "exit status of a create with a quota"
+vt_assert_contains "$msg" "full qgroup accounting" "its message"
