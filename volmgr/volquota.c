@@ -87,6 +87,27 @@ static void memo_insert(struct vm_volquota_memo *tab, size_t cap, uint64_t id, u
 	}
 }
 
+/* Forget the subvolumes found in volume owner (it is being removed):
+ * the others stay (a table rebuilt without them, or cleared if there is
+ * no memory for one). */
+static void memo_forget_owner(struct vm_volquota *vq, uint64_t owner)
+{
+	if (!vq->memo || vq->memo_n == 0)
+		return;
+	struct vm_volquota_memo *tab = calloc(vq->memo_cap, sizeof(*tab));
+	if (!tab) {
+		memo_clear(vq);
+		return;
+	}
+	size_t n = 0;
+	for (size_t i = 0; i < vq->memo_cap; i++)
+		if (vq->memo[i].id && vq->memo[i].owner != owner)
+			memo_insert(tab, vq->memo_cap, vq->memo[i].id, vq->memo[i].owner, &n);
+	free(vq->memo);
+	vq->memo = tab;
+	vq->memo_n = n;
+}
+
 /* Best effort: without memory the walks are only slower. */
 static void memo_put(struct vm_volquota *vq, uint64_t id, uint64_t owner)
 {
@@ -528,7 +549,7 @@ int vm_volquota_destroy(struct vm_volquota *vq, uint64_t subvol_id, struct vm_er
 		/* Its subvolumes are deleted; a live member would be one made
 		 * elsewhere that named this qgroup (the sweep moves those to
 		 * their own volume's): it leaves this qgroup, nothing else. */
-		memo_clear(vq);
+		memo_forget_owner(vq, subvol_id);
 		r = empty_group(vq, group, err);
 		if (r == -ENOTCONN)
 			r = 0;
