@@ -39,16 +39,22 @@ qgroup_parents() {
 }
 
 # The ioctl that `btrfs subvolume create -i` makes, with any list of
-# qgroups, the empty one included (btrfs-progs cannot send that one).
-# Any user may make it: the kernel asks no privilege for a qgroup_inherit.
+# qgroups, the empty one included (btrfs-progs cannot send that one), and
+# with LIMIT=BYTES in the environment also an exclusive limit of the
+# creator's choosing on the new subvolume's qgroup
+# (BTRFS_QGROUP_INHERIT_SET_LIMITS).  Any user may make it: the kernel
+# asks no privilege for a qgroup_inherit.
 subvol_create_inherit() { # DIR NAME [QGROUPID...]
 	/usr/bin/python3 - "$@" <<-'EOF'
 	import ctypes, fcntl, os, struct, sys
 	parent, name, groups = sys.argv[1], sys.argv[2], sys.argv[3:]
 	ids = [int(l) << 48 | int(i) for l, i in (g.split("/") for g in groups)]
+	limit = int(os.environ.get("LIMIT", "0"))
 	# struct btrfs_qgroup_inherit: flags, num_qgroups, num_ref_copies,
-	# num_excl_copies, struct btrfs_qgroup_limit (5 x u64), qgroups[]
-	raw = struct.pack("<4Q5Q", 0, len(ids), 0, 0, 0, 0, 0, 0, 0)
+	# num_excl_copies, struct btrfs_qgroup_limit (flags, max_rfer,
+	# max_excl, rsv_rfer, rsv_excl), qgroups[]
+	raw = struct.pack("<4Q5Q", 1 if limit else 0, len(ids), 0, 0,
+	                  1 << 1 if limit else 0, 0, limit, 0, 0)
 	raw += b"".join(struct.pack("<Q", i) for i in ids)
 	inherit = ctypes.create_string_buffer(raw, len(raw))
 	# struct btrfs_ioctl_vol_args_v2: fd, transid, flags,
@@ -136,6 +142,22 @@ dd if=/dev/zero of="$pool/volumes/qf/sixteen" bs=1M count=16 conv=fsync status=n
 dd if=/dev/zero of="$pool/volumes/qfree/big" bs=1M count=64 conv=fsync status=none ||
 	vt_fail "qfree (no quota) refused 64M"
 vt_log "ok: qf took 16M, qfree 64M"
+
+vt_step "a volume is removed even at its limit, and with a subvolume the job limited itself"
+"$VOLMGR" create qh --quota 20M >/dev/null
+v=$pool/volumes/qh
+# Deleting a subvolume reserves metadata in the qgroups of the one that
+# holds it: inside a volume at its limit, or inside a subvolume whose
+# creator gave it a small limit of its own, that fails with EDQUOT unless
+# volmgrd clears those limits first.
+LIMIT=$((2 * MiB)) subvol_create_inherit "$v" own
+btrfs -q subvolume create "$v/own/inner"
+dd if=/dev/zero of="$v/own/fill" bs=1M count=8 conv=fsync status=none 2>/dev/null || true
+btrfs -q subvolume create "$v/n1"
+btrfs -q subvolume create "$v/n1/n2"
+fill_past_limit "$v/n1/big"
+"$VOLMGR" rm qh >/dev/null
+vt_assert_volume_gone qh
 
 vt_step "status and qgroups: simple quotas, a level-1 qgroup per volume"
 vt_assert_eq simple "$("$VOLMGR" status --json | jq -r .quota_accounting)" "quota_accounting"
