@@ -7,13 +7,18 @@
  * volume V gets a level-1 qgroup 1/V (V: the volume's subvolume id) that
  * holds 0/V, made, assigned and limited while the volume is still in
  * staging/.  The limit is on 1/V, so it covers every subvolume made
- * inside the volume: the kernel makes a new subvolume (or snapshot) a
- * member of every qgroup that the subvolume holding its directory is a
- * direct member of (fs/btrfs/qgroup.c, btrfs_qgroup_inherit ->
- * qgroup_auto_inherit, in simple mode and when the creator passed no
- * qgroup_inherit of its own), so one made inside V joins 1/V, one made
- * inside that joins 1/V too, at any depth, and so does a snapshot a job
- * takes of its own subvolume into V.  A creator may pass its own
+ * inside the volume: in simple mode, when the creator passed no
+ * qgroup_inherit of its own, the kernel makes a new subvolume a member of
+ * every qgroup that the subvolume holding its directory is a direct
+ * member of (fs/btrfs/qgroup.c: btrfs_qgroup_inherit calls
+ * qgroup_auto_inherit with inode_rootid, which is the directory's root:
+ * fs/btrfs/ioctl.c create_subvol passes btrfs_root_id(root) of the
+ * directory, fs/btrfs/transaction.c create_pending_snapshot passes
+ * btrfs_root_id(parent_root), where the snapshot is placed -- not its
+ * source).  So one made inside V joins 1/V, one made inside that joins
+ * 1/V too (its directory's subvolume is a member of 1/V), at any depth,
+ * and a snapshot a job takes of its own subvolume joins the qgroups of
+ * where it puts it: 1/V when inside V.  A creator may pass its own
  * qgroup_inherit, though (BTRFS_IOC_SUBVOL_CREATE_V2 and SNAP_CREATE_V2
  * with BTRFS_SUBVOL_QGROUP_INHERIT need no privilege, and
  * btrfs_qgroup_check_inherit accepts an empty list or any existing
