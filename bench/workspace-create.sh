@@ -393,7 +393,7 @@ scale_one_mode() { # MODE
 }
 
 scale_report() {
-	local mode point cli raw dmn
+	local mode point v med min max
 	echo "## volmgr snapshot time against the number of volumes in the pool, per quota mode"
 	echo
 	printf '%s\n' "${SCALE_INFO[${SCALE_MODES[0]}]}"

@@ -45,7 +45,7 @@ qgroup_parents() {
 # (BTRFS_QGROUP_INHERIT_SET_LIMITS).  Any user may make it: the kernel
 # asks no privilege for a qgroup_inherit.
 subvol_create_inherit() { # DIR NAME [QGROUPID...]
-	/usr/bin/python3 - "$@" <<-'EOF'
+	python3 - "$@" <<-'EOF'
 	import ctypes, fcntl, os, struct, sys
 	parent, name, groups = sys.argv[1], sys.argv[2], sys.argv[3:]
 	ids = [int(l) << 48 | int(i) for l, i in (g.split("/") for g in groups)]
@@ -227,6 +227,8 @@ fill_past_limit "$pool/volumes/fa/big"
 
 vt_step "accounting = simple on that pool: quotas off, with the reason"
 printf '[quota]\naccounting = simple\n' >"$VT_TMP/simple.conf"
+# vt_restart_daemon starts volmgrd again with this configuration.
+# shellcheck disable=SC2034
 VT_CONFIG_FILE=$VT_TMP/simple.conf
 vt_restart_daemon
 vt_assert_eq false "$("$VOLMGR" status --json | jq -r .quotas)" "quotas"
