@@ -14,10 +14,21 @@
 # subset of it with a tenth of the files.  Only the creation is timed;
 # removing the result (volmgr rm, rm -rf, git worktree remove) is not.
 #
-# Usage: sudo bench/workspace-create.sh [--runs N] [--quick] [--out FILE]
+# With --scale it measures something else: whether `volmgr snapshot` stays
+# O(1) with quotas on as the pool fills up.  For each quota mode (btrfs
+# simple quotas, and full qgroup accounting for comparison) it starts on an
+# empty pool with one small cache, then fills the pool with volumes
+# (snapshots of that cache, as CI jobs would make them) and, with 0, 500,
+# 1,000 and 2,000 volumes in it, times RUNS snapshots (through the CLI,
+# and volmgrd's own time from its log) and as many raw `btrfs subvolume
+# snapshot`s of the cache, each removed again untimed.  It needs no kernel
+# tarball.  SCALE_POINTS="0 50 100" (the volume counts) makes a quick run.
+#
+# Usage: sudo bench/workspace-create.sh [--runs N] [--quick] [--scale] [--out FILE]
 #   --runs N    timed runs per tree and method (default 7)
 #   --quick     smoke test: two small trees (Documentation/admin-guide and
 #               Documentation/process of the kernel tree), a few seconds
+#   --scale     snapshot time against the number of volumes, per quota mode
 #   --out FILE  also write the report to FILE
 #
 # The volmgr binaries default to build/volmgr/{volmgrd,volmgr} next to this
@@ -305,10 +316,147 @@ report() {
 	done
 }
 
+# ------------------------------------------------------------------ scale
+
+SCALE=false
+SCALE_POINTS=${SCALE_POINTS:-0 500 1000 2000}
+SCALE_MODES=(simple full)
+
+# Stop the daemon and take the pool down, so that the next mode starts on
+# a fresh file system (quota modes are per file system).
+teardown_pool() {
+	local i
+	if [[ -n $DAEMON_PID ]] && kill -0 "$DAEMON_PID" 2>/dev/null; then
+		kill -TERM "$DAEMON_PID"
+		for ((i = 0; i < 50; i++)); do
+			kill -0 "$DAEMON_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		wait "$DAEMON_PID" 2>/dev/null || true
+	fi
+	DAEMON_PID=''
+	umount "$MNT"
+	losetup --detach "$LOOP_DEV"
+	LOOP_DEV=''
+	rm -f "$IMG"
+	rmdir "$MNT"
+	MNT=''
+}
+
+# The volumes the pool holds so far, up to N (untimed).
+fill_to() { # N
+	local n=$1
+	while ((FILLED < n)); do
+		"$VOLMGR" --socket "$CTL" snapshot cache:scale "fill-$FILLED" >/dev/null
+		FILLED=$((FILLED + 1))
+	done
+}
+
+scale_one_mode() { # MODE
+	local mode=$1 point i t0 dest
+	make_btrfs 8G
+	printf '[quota]\naccounting = %s\n' "$mode" >"$SCRATCH/scale-$mode.conf"
+	start_daemon --config "$SCRATCH/scale-$mode.conf"
+	local got
+	got=$("$VOLMGR" --socket "$CTL" status --json | jq -r .quota_accounting)
+	[[ $got == "$mode" ]] || die "volmgrd runs with quota accounting '$got', not $mode"
+	mkdir "$WORK/src-scale"
+	for ((i = 0; i < 200; i++)); do
+		head -c $((i * 97 + 1)) /dev/urandom >"$WORK/src-scale/f$i"
+	done
+	"$VOLMGR" --socket "$CTL" cache import scale "$WORK/src-scale" >/dev/null
+	local cache=$POOL/caches/scale
+	mkdir "$WORK/raw"
+	FILLED=0
+	for point in $SCALE_POINTS; do
+		fill_to "$point"
+		btrfs filesystem sync "$POOL" >/dev/null
+		log "$mode: $FILLED volumes; timing $RUNS snapshots"
+		for ((i = 1; i <= RUNS; i++)); do
+			dest=probe-$mode-$point-$i
+			t0=$EPOCHREALTIME
+			"$VOLMGR" --socket "$CTL" snapshot cache:scale "$dest" >/dev/null
+			SCALE_CLI[$mode,$point]+="$(elapsed_ms "$t0" "$EPOCHREALTIME") "
+			destroy_snapshot scale "$dest" >>"$SCRATCH/runs.log" 2>&1
+			t0=$EPOCHREALTIME
+			btrfs subvolume snapshot "$cache" "$WORK/raw/$dest" >/dev/null
+			SCALE_RAW[$mode,$point]+="$(elapsed_ms "$t0" "$EPOCHREALTIME") "
+			btrfs subvolume delete "$WORK/raw/$dest" >/dev/null
+			btrfs filesystem sync "$POOL" >/dev/null
+			btrfs subvolume sync "$POOL" >/dev/null
+		done
+		SCALE_DAEMON[$mode,$point]=$(daemon_times "probe-$mode-$point-[0-9]+")
+		log "$mode, $point volumes: CLI $(stats "${SCALE_CLI[$mode,$point]}" | cut -d' ' -f1) ms, raw $(stats "${SCALE_RAW[$mode,$point]}" | cut -d' ' -f1) ms (medians)"
+	done
+	SCALE_INFO[$mode]=$(machine_info "$(jq --version)")
+	teardown_pool
+}
+
+scale_report() {
+	local mode point v med min max
+	echo "## volmgr snapshot time against the number of volumes in the pool, per quota mode"
+	echo
+	printf '%s\n' "${SCALE_INFO[${SCALE_MODES[0]}]}"
+	echo "- Method: per mode a fresh loop-backed btrfs (8G) and volmgrd with" \
+		"\`[quota] accounting\` set to the mode; one cache of 200 small files;" \
+		"the pool filled with volumes (snapshots of the cache, made through the CLI, untimed)" \
+		"up to each count, then $RUNS timed \`volmgr snapshot cache:scale VOL\` (the whole CLI" \
+		"process; volmgrd's own time from its log) and $RUNS raw \`btrfs subvolume snapshot\`" \
+		"of the cache (the btrfs-progs process), each followed untimed by its removal," \
+		"\`btrfs filesystem sync\` and \`btrfs subvolume sync\`. Times are medians (min-max) in ms."
+	echo "- simple: btrfs simple quotas (each volume's limit on its level-1 qgroup 1/ID, made, assigned and limited in staging/);" \
+		"full: full qgroup accounting (the limit on 0/ID)."
+	echo
+	echo "| Volumes in the pool | simple: volmgr snapshot (CLI) | simple: volmgrd | simple: raw btrfs snapshot | full: volmgr snapshot (CLI) | full: volmgrd | full: raw btrfs snapshot |"
+	echo "|---:|---:|---:|---:|---:|---:|---:|"
+	for point in $SCALE_POINTS; do
+		printf '| %s ' "$point"
+		for mode in "${SCALE_MODES[@]}"; do
+			for v in "${SCALE_CLI[$mode,$point]}" "${SCALE_DAEMON[$mode,$point]}" "${SCALE_RAW[$mode,$point]}"; do
+				read -r med min max < <(stats "$v")
+				printf '| %.1f (%.1f-%.1f) ' "$med" "$min" "$max"
+			done
+		done
+		echo "|"
+	done
+	echo
+	echo "Raw times (ms, in run order):"
+	echo
+	for mode in "${SCALE_MODES[@]}"; do
+		for point in $SCALE_POINTS; do
+			echo "- $mode, $point volumes: CLI ${SCALE_CLI[$mode,$point]% }; volmgrd ${SCALE_DAEMON[$mode,$point]% }; raw ${SCALE_RAW[$mode,$point]% }"
+		done
+	done
+}
+
+scale_main() {
+	bench_start btrfs-progs jq util-linux coreutils
+	declare -gA SCALE_CLI=() SCALE_RAW=() SCALE_DAEMON=() SCALE_INFO=()
+	local mode
+	for mode in "${SCALE_MODES[@]}"; do
+		scale_one_mode "$mode"
+	done
+	log "done"
+	emit_report scale_report
+}
+
 # ------------------------------------------------------------------- main
 
 main() {
-	parse_args "$@"
+	local -a args=()
+	local a
+	for a in "$@"; do
+		if [[ $a == --scale ]]; then
+			SCALE=true
+		else
+			args+=("$a")
+		fi
+	done
+	parse_args "${args[@]}"
+	if $SCALE; then
+		scale_main
+		return
+	fi
 	bench_start linux-source-6.1 git btrfs-progs xz-utils jq util-linux coreutils
 
 	declare -gA DESC=() FILES=() IMPORT_S=() TIMES=() SHARED=()

@@ -196,10 +196,25 @@ struct parse_ctx {
 	int r;
 };
 
+const char *vm_quota_accounting_name(enum vm_quota_accounting a)
+{
+	switch (a) {
+	case VM_QUOTA_ACCOUNTING_NO:
+		return "no";
+	case VM_QUOTA_ACCOUNTING_AUTO:
+		return "auto";
+	case VM_QUOTA_ACCOUNTING_SIMPLE:
+		return "simple";
+	case VM_QUOTA_ACCOUNTING_FULL:
+		return "full";
+	}
+	return "?";
+}
+
 void vm_config_init(struct vm_config *cfg)
 {
 	*cfg = (struct vm_config){.git_timeout = VM_GIT_TIMEOUT_DEFAULT, .gc_interval = 900,
-				  .quota_accounting = true,
+				  .quota_accounting = VM_QUOTA_ACCOUNTING_AUTO,
 				  .implicit_max_files = VM_IMPLICIT_MAX_FILES_DEFAULT,
 				  .implicit_max_bytes = VM_IMPLICIT_MAX_BYTES_DEFAULT,
 				  .engine_timeout_ms = VM_ENGINE_TIMEOUT_MS_DEFAULT};
@@ -321,19 +336,25 @@ static int on_entry(void *user, const char *section, const char *key,
 	}
 	if (strcmp(section, "quota") == 0) {
 		if (strcmp(key, "accounting") == 0) {
-			if (!strcmp(value, "yes") || !strcmp(value, "true") || !strcmp(value, "on"))
-				c->cfg->quota_accounting = true;
+			if (!strcmp(value, "yes") || !strcmp(value, "true") || !strcmp(value, "on") ||
+			    !strcmp(value, "auto"))
+				c->cfg->quota_accounting = VM_QUOTA_ACCOUNTING_AUTO;
+			else if (!strcmp(value, "simple"))
+				c->cfg->quota_accounting = VM_QUOTA_ACCOUNTING_SIMPLE;
+			else if (!strcmp(value, "full"))
+				c->cfg->quota_accounting = VM_QUOTA_ACCOUNTING_FULL;
 			else if (!strcmp(value, "no") || !strcmp(value, "false") || !strcmp(value, "off"))
-				c->cfg->quota_accounting = false;
+				c->cfg->quota_accounting = VM_QUOTA_ACCOUNTING_NO;
 			else
-				c->r = vm_error_set(c->err, EINVAL, "[quota] accounting must be yes or no");
+				c->r = vm_error_set(c->err, EINVAL,
+						    "[quota] accounting must be auto (or yes), simple, full or no");
 		} else if (strcmp(key, "default") == 0) {
 			c->r = vm_parse_size(value, &c->cfg->quota_default, c->err);
 		} else {
 			c->r = vm_error_set(c->err, EINVAL, "unknown key %.64s in [quota]", key);
 		}
 		if (c->r == 0 && c->cfg->quota_default && !c->cfg->quota_accounting)
-			c->r = vm_error_set(c->err, EINVAL, "[quota] default needs accounting = yes");
+			c->r = vm_error_set(c->err, EINVAL, "[quota] default needs accounting on (auto, simple or full)");
 		return c->r == 0;
 	}
 	if (strcmp(section, "pool") == 0) {

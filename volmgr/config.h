@@ -20,9 +20,11 @@
  *   interval = 15m
  *
  *   [quota]
- *   # btrfs qgroups on the pool (usage in inspect, limits), and each
- *   # volume's exclusive limit unless it asks otherwise
- *   accounting = yes
+ *   # btrfs qgroups on the pool (usage in inspect, limits): auto (= yes:
+ *   # simple quotas where the kernel has them, else full accounting; a
+ *   # pool's mode, once on, is kept), simple, full or no; and each
+ *   # volume's limit unless it asks otherwise
+ *   accounting = auto
  *   default = 20G
  *
  *   [pool]
@@ -74,6 +76,16 @@ struct vm_seed_rule {
 #define VM_RESERVED_PREFIXES_MAX 16
 #define VM_ENGINE_TIMEOUT_MS_DEFAULT 5000
 
+/* [quota] accounting.  NO is 0: "accounting is on" reads as a truth
+ * value. */
+enum vm_quota_accounting {
+	VM_QUOTA_ACCOUNTING_NO = 0,
+	VM_QUOTA_ACCOUNTING_AUTO,   /* yes: simple where the kernel has it, else full */
+	VM_QUOTA_ACCOUNTING_SIMPLE, /* simple quotas or none */
+	VM_QUOTA_ACCOUNTING_FULL,   /* full qgroup accounting or none */
+};
+const char *vm_quota_accounting_name(enum vm_quota_accounting a);
+
 struct vm_config {
 	struct vm_seed_rule seed[VM_SEED_RULES_MAX];
 	size_t n_seed;
@@ -84,7 +96,7 @@ struct vm_config {
 	/* [gc] interval: seconds between collections, 0 = never. */
 	unsigned gc_interval;
 	/* [quota]: btrfs quota accounting on the pool, and a default limit. */
-	bool quota_accounting;        /* default on */
+	enum vm_quota_accounting quota_accounting; /* default auto */
 	uint64_t quota_default;       /* exclusive bytes per volume, 0: none */
 	/* [pool] backend and [copy]. */
 	enum vm_backend_kind pool_backend; /* default auto */

@@ -13,6 +13,7 @@
 #include "gc.h"
 #include "manager-private.h"
 #include "quota.h"
+#include "volquota.h"
 
 int vm_gc_reasons(json_t *info, int64_t now_ns, json_t *labels, bool creator_gone,
 		  json_t **ret)
@@ -44,9 +45,10 @@ int vm_gc_reasons(json_t *info, int64_t now_ns, json_t *labels, bool creator_gon
 	return 0;
 }
 
-/* Bytes a removal frees: the volume's exclusive bytes where btrfs
- * accounts them; else the blocks of its files (an upper bound: extents
- * shared with the cache are counted too). */
+/* Bytes a removal frees: with simple quotas, what the volume and the
+ * subvolumes made inside it wrote (its level-1 qgroup: every extent they
+ * own); else the blocks of its files (an upper bound: extents shared with
+ * the cache are counted too). */
 static uint64_t tree_blocks(int dirfd, unsigned depth)
 {
 	if (depth > VM_GC_WALK_DEPTH)
@@ -79,10 +81,17 @@ static uint64_t tree_blocks(int dirfd, unsigned depth)
 int vm_gc(struct vm_manager *m, bool dry_run, json_t *labels, json_t **ret,
 	  struct vm_error *err)
 {
+	_cleanup_json_ json_t *all = NULL, *counts = NULL;
+	bool simple = m->vq.mode == VM_QUOTA_MODE_SIMPLE;
+	/* Subvolumes made inside volumes are in their volume's qgroup, and
+	 * the numbers are as of now. */
+	if (simple) {
+		vm_volquota_sweep(&m->vq, false, NULL, NULL, NULL);
+		vm_quota_sync(m->pool->fd, NULL);
+	}
 	/* One scan of the machine's mounts for every decision of this run:
 	 * a mount that comes later comes after an engine's Mount, which the
 	 * removal sees under the lock. */
-	_cleanup_json_ json_t *all = NULL, *counts = NULL;
 	int r = vm_mgr_inuse_counts(m, &counts, err);
 	if (r < 0)
 		return r;
@@ -126,7 +135,10 @@ int vm_gc(struct vm_manager *m, bool dry_run, json_t *labels, json_t **ret,
 			continue;
 		}
 		uint64_t bytes = 0;
-		{
+		json_t *usage = json_object_get(info, "usage");
+		if (simple && usage) {
+			bytes = (uint64_t)json_integer_value(json_object_get(usage, "exclusive"));
+		} else {
 			_cleanup_close_ int fd = vm_openat_beneath(m->pool->volumes_fd, name,
 								   O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 			if (fd >= 0)
@@ -148,10 +160,11 @@ int vm_gc(struct vm_manager *m, bool dry_run, json_t *labels, json_t **ret,
 	}
 	json_object_set_new(report, "bytes_freed", json_integer((json_int_t)freed));
 	/* qgroups of subvolumes btrfs has dropped since (the kernel removes
-	 * most itself; what it left is stale). */
+	 * most level-0 ones itself; what it left is stale), and level-1
+	 * qgroups of volumes gone whose members are all gone. */
 	if (!dry_run && m->quotas) {
 		unsigned skipped = 0;
-		int n = vm_quota_clear_stale(m->pool->fd, &skipped, NULL);
+		int n = vm_volquota_clear_stale(&m->vq, &skipped, NULL);
 		if (n > 0)
 			json_object_set_new(report, "stale_qgroups_cleared", json_integer(n));
 	}

@@ -14,6 +14,7 @@
 #include "manager.h"
 #include "readers.h"
 #include "record.h"
+#include "volquota.h"
 
 struct vm_manager {
 	struct vm_pool *pool;
@@ -27,6 +28,7 @@ struct vm_manager {
 	struct vm_error git_error;
 	bool quotas;       /* btrfs quota accounting is on */
 	struct vm_error quota_error;
+	struct vm_volquota vq; /* its mode, and the volumes' qgroups */
 	struct vm_backend backend;
 	struct vm_readers readers; /* pool trees being read by copies */
 	sem_t copy_slots;          /* copies running at once (VM_MGR_COPIES_MAX) */
@@ -81,8 +83,10 @@ int vm_mgr_open_source(struct vm_manager *m, const struct vm_source *src,
 /* The name is taken: by a record, by data, or by work in flight. */
 bool vm_mgr_name_taken(struct vm_manager *m, enum vm_kind k, const char *name);
 void vm_mgr_reserve(struct vm_manager *m, enum vm_kind k, const char *name, bool on);
-/* Set the exclusive limit of a new subvolume (still in staging) from the
- * options or the pool default; ret_bytes gets the limit (0: none). */
+/* Set the limit of a new volume's subvolume (still in staging) from the
+ * options or the pool default (vm_volquota_apply: with simple quotas its
+ * level-1 qgroup, made even without a limit); ret_bytes gets the limit
+ * (0: none). */
 int vm_mgr_apply_quota(struct vm_manager *m, uint64_t subvol_id,
 		       const struct vm_create_opts *opts, uint64_t *ret_bytes,
 		       struct vm_error *err);

@@ -16,7 +16,6 @@
 #include "holders.h"
 #include "inuse.h"
 #include "metrics.h"
-#include "quota.h"
 #include "treecount.h"
 
 #include "manager-private.h"
@@ -59,6 +58,8 @@ int vm_manager_status(struct vm_manager *m, json_t **ret, struct vm_error *err)
 		return vm_error_set(err, ENOMEM, "out of memory");
 	if (!m->quotas)
 		json_object_set_new(j, "quotas_reason", json_string(m->quota_error.msg));
+	/* simple: limits cover subvolumes made inside a volume; full: not. */
+	json_object_set_new(j, "quota_accounting", json_string(vm_quota_mode_name(m->vq.mode)));
 	*ret = j;
 	return 0;
 }
@@ -145,6 +146,8 @@ void vm_mgr_staging_name(const char *what, const char *name,
 int vm_mgr_delete_staged(struct vm_manager *m, const char *name,
 			 struct vm_error *err)
 {
+	/* A subvolume inside a volume at its limit cannot be deleted. */
+	vm_volquota_release_at(&m->vq, m->pool->staging_fd, name);
 	return vm_backend_delete(&m->backend, m->pool->staging_fd, name, err);
 }
 
@@ -379,11 +382,16 @@ int vm_manager_new(struct vm_pool *pool, const struct vm_manager_config *cfg,
 		vm_error_set(&m->quota_error, EOPNOTSUPP,
 			     "quotas are btrfs qgroups, and this pool's backend is %s",
 			     vm_backend_name(m->backend.kind));
-	} else if (m->config.quota_accounting) {
-		m->quotas = vm_quota_enable(pool->fd, &m->quota_error) == 0;
 	} else {
-		vm_error_set(&m->quota_error, EOPNOTSUPP,
-			     "quota accounting is off ([quota] accounting = no)");
+		char note[512];
+		if (vm_volquota_init(&m->vq, pool->fd, pool->volumes_fd, m->config.quota_accounting,
+				     &m->quota_error, note, sizeof(note)) < 0) {
+			vm_manager_free(m);
+			return vm_error_set(err, ENOMEM, "out of memory");
+		}
+		m->quotas = m->vq.mode != VM_QUOTA_MODE_OFF;
+		if (note[0])
+			vm_mgr_log(m, "%s", note);
 	}
 	/* A missing git user only disables caches from git; say why then. */
 	vm_git_init(&m->git, m->config.git_command, m->config.git_user,
@@ -414,6 +422,9 @@ int vm_manager_new(struct vm_pool *pool, const struct vm_manager_config *cfg,
 		*ret_report = report;
 	else
 		json_decref(report);
+	/* Simple quotas: subvolumes a job makes with a qgroup of its own
+	 * choosing are put back into their volume's. */
+	vm_volquota_watch(&m->vq, VM_VOLQUOTA_INTERVAL_MS, m->log, m->log_userdata);
 	*ret = m;
 	return 0;
 }
@@ -422,6 +433,7 @@ void vm_manager_free(struct vm_manager *m)
 {
 	if (!m)
 		return;
+	vm_volquota_done(&m->vq); /* its thread uses the pool */
 	vm_pool_free(m->pool);
 	pthread_mutex_destroy(&m->lock);
 	sem_destroy(&m->copy_slots);
@@ -442,11 +454,11 @@ int vm_mgr_apply_quota(struct vm_manager *m, uint64_t subvol_id,
 {
 	uint64_t bytes = opts && opts->quota_set ? opts->quota_bytes : m->config.quota_default;
 	*ret_bytes = 0;
-	if (bytes == 0)
-		return 0;
-	if (!m->quotas)
+	if (bytes && !m->quotas)
 		return vm_error_set(err, EOPNOTSUPP, "cannot set a quota: %s", m->quota_error.msg);
-	int r = vm_quota_limit_exclusive(m->pool->fd, subvol_id, bytes, err);
+	if (!m->quotas || !subvol_id)
+		return 0;
+	int r = vm_volquota_apply(&m->vq, subvol_id, bytes, err);
 	if (r == 0)
 		*ret_bytes = bytes;
 	return r;
@@ -726,7 +738,7 @@ static json_t *volume_info(struct vm_manager *m, const struct vm_record *rec,
 	}
 	uint64_t referenced, exclusive, limit;
 	if (info && m->quotas && rec->subvol_id &&
-	    vm_quota_usage(m->pool->fd, rec->subvol_id, &referenced, &exclusive, &limit, NULL) == 0)
+	    vm_volquota_usage(&m->vq, rec->subvol_id, &referenced, &exclusive, &limit, NULL) == 0)
 		json_object_set_new(info, "usage",
 				    json_pack("{s:I, s:I, s:I}", "referenced", (json_int_t)referenced,
 					      "exclusive", (json_int_t)exclusive,
@@ -768,6 +780,8 @@ int vm_volume_get(struct vm_manager *m, const char *name, bool with_usage,
 	int r = vm_name_check("volume", name, err);
 	if (r < 0)
 		return r;
+	/* Usage counts the subvolumes made inside up to now. */
+	vm_volquota_sweep(&m->vq, false, NULL, NULL, NULL);
 	_cleanup_json_ json_t *counts = NULL;
 	if (with_usage && (r = vm_mgr_inuse_counts(m, &counts, err)) < 0)
 		return r;
@@ -879,6 +893,7 @@ static int remove_without_mark(struct vm_manager *m, enum vm_kind k,
 	if (r == 0 || r == -ENOENT)
 		return 0;
 	trash[0] = '\0';
+	vm_volquota_release_at(&m->vq, vm_mgr_data_fd(m, k), rec->name);
 	return vm_backend_delete(&m->backend, vm_mgr_data_fd(m, k), rec->name, err);
 }
 
@@ -917,10 +932,10 @@ static int remove_finish(struct vm_manager *m, const char *trash, uint64_t subvo
 			 struct vm_error *err)
 {
 	int r = vm_mgr_delete_trash(m, trash, err);
-	/* Its qgroup goes once btrfs's cleaner has dropped the subvolume:
-	 * try now, and gc clears what is left (vm_quota_clear_stale). */
+	/* Its qgroups: 1/ at once, 0/ once btrfs's cleaner has dropped the
+	 * subvolume; gc clears what is left (vm_volquota_clear_stale). */
 	if (r == 0 && m->quotas && subvol_id)
-		vm_quota_destroy(m->pool->fd, subvol_id, NULL);
+		vm_volquota_destroy(&m->vq, subvol_id, NULL);
 	return r;
 }
 

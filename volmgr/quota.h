@@ -37,6 +37,16 @@
 #define VM_QUOTA_FLAG_INCONSISTENT (UINT64_C(1) << 2) /* numbers unreliable */
 #define VM_QUOTA_FLAG_SIMPLE_MODE (UINT64_C(1) << 3)  /* "squota" (6.7+) */
 
+/* A qgroup id: its level in the top 16 bits, an id in the low 48 (the
+ * kernel's BTRFS_QGROUP_LEVEL_SHIFT; "1/300" is VM_QGROUP(1, 300)).
+ * Level 0 is a subvolume's own qgroup, 0/<subvolume id>, made by the
+ * kernel with the subvolume; a higher level groups qgroups of lower
+ * levels, and its limits hold for all its members together. */
+#define VM_QGROUP_LEVEL_SHIFT 48
+#define VM_QGROUP(level, id) (((uint64_t)(level) << VM_QGROUP_LEVEL_SHIFT) | (uint64_t)(id))
+#define VM_QGROUP_LEVEL(q) ((uint64_t)(q) >> VM_QGROUP_LEVEL_SHIFT)
+#define VM_QGROUP_ID(q) ((uint64_t)(q) & ((UINT64_C(1) << VM_QGROUP_LEVEL_SHIFT) - 1))
+
 /* Turn on full qgroup accounting (BTRFS_IOC_QUOTA_CTL ENABLE) unless it
  * is already on (probed with vm_quota_status_flags first, so that an
  * already enabled read-only pool is fine too), then wait for the initial
@@ -44,6 +54,16 @@
  * numbers are consistent.  Quota left on in simple mode by someone else
  * counts as enabled.  Errors: the common ones; -EINTR is retried. */
 int vm_quota_enable(int fs_fd, struct vm_error *err);
+
+/* Turn on simple quotas (BTRFS_IOC_QUOTA_CTL with
+ * BTRFS_QUOTA_CTL_ENABLE_SIMPLE_QUOTA, Linux 6.7+) unless quota is on
+ * already, in either mode (read the flags to know which).  Simple quotas
+ * charge an extent to the subvolume that wrote it, for as long as it
+ * lives, whoever shares it later; they never rescan and are never
+ * inconsistent, and a snapshot costs no accounting work.  Extents written
+ * before they were turned on are not counted.
+ *   -EOPNOTSUPP the kernel has no simple quotas (it answers EINVAL) */
+int vm_quota_enable_simple(int fs_fd, struct vm_error *err);
 
 /* Whether quota is enabled: reads the quota tree's status item with a
  * read-only tree search (no transaction, works on read-only mounts, no
@@ -69,6 +89,8 @@ int vm_quota_status_flags(int fs_fd, uint64_t *ret_flags, struct vm_error *err);
  *   -ERANGE   bytes > VM_SIZE_MAX */
 int vm_quota_limit_exclusive(int fs_fd, uint64_t subvol_id, uint64_t bytes,
 			     struct vm_error *err);
+/* The same for any qgroup (VM_QGROUP(level, id)). */
+int vm_quota_group_limit(int fs_fd, uint64_t qgroupid, uint64_t bytes, struct vm_error *err);
 
 /* Usage of qgroup 0/subvol_id as of the last transaction commit (see
  * vm_quota_sync), read from the quota tree (BTRFS_QGROUP_INFO_KEY and
@@ -83,6 +105,11 @@ int vm_quota_limit_exclusive(int fs_fd, uint64_t subvol_id, uint64_t bytes,
 int vm_quota_usage(int fs_fd, uint64_t subvol_id, uint64_t *ret_referenced,
 		   uint64_t *ret_exclusive, uint64_t *ret_limit_excl,
 		   struct vm_error *err);
+/* The same for any qgroup.  A higher-level qgroup's numbers are those of
+ * its members together (an extent shared by two members counts once). */
+int vm_quota_group_usage(int fs_fd, uint64_t qgroupid, uint64_t *ret_referenced,
+			 uint64_t *ret_exclusive, uint64_t *ret_limit_excl,
+			 struct vm_error *err);
 
 /* Flush delayed allocation, wait for it and commit the transaction
  * (BTRFS_IOC_SYNC), which is when btrfs accounts qgroups: afterwards
@@ -115,4 +142,61 @@ int vm_quota_destroy(int fs_fd, uint64_t subvol_id, struct vm_error *err);
  * qgroups left by older kernels or made by hand. */
 int vm_quota_clear_stale(int fs_fd, unsigned *ret_skipped, struct vm_error *err);
 
+/* ---- higher-level qgroups and their members ---- */
 
+/* Make the empty qgroup qgroupid (level >= 1: level-0 qgroups come with
+ * their subvolumes).  -EEXIST if it exists, -ENOTCONN if quota is off. */
+int vm_quota_group_create(int fs_fd, uint64_t qgroupid, struct vm_error *err);
+/* Remove the qgroup qgroupid (level >= 1).  1 removed, 0 no such qgroup,
+ * -EBUSY it still has members. */
+int vm_quota_group_remove(int fs_fd, uint64_t qgroupid, struct vm_error *err);
+/* Make member (of a lower level) a member of parent, or (assign false)
+ * no longer one.  0 done; 1 done, but full accounting could not move the
+ * member's numbers (some of its extents are shared outside it) and
+ * marked all numbers inconsistent, which stops its accounting until a
+ * rescan (simple quotas never answer 1).  -EEXIST already a member,
+ * -ENOENT (unassign) not a member or no such qgroup. */
+int vm_quota_group_assign(int fs_fd, uint64_t member, uint64_t parent, bool assign,
+			  struct vm_error *err);
+/* The direct parents (parents true) or direct members of qgroupid, in
+ * increasing order, from the id from on: at most max of them to ret_ids,
+ * their number to *ret_n.  Returns 1 if there may be more (call again
+ * with from one past the last), 0 if that was all. */
+int vm_quota_group_relations(int fs_fd, uint64_t qgroupid, bool parents, uint64_t from,
+			     uint64_t *ret_ids, size_t max, size_t *ret_n, struct vm_error *err);
+/* The qgroups of one level, from the qgroup id from on, like
+ * vm_quota_group_relations. */
+int vm_quota_groups(int fs_fd, unsigned level, uint64_t from, uint64_t *ret_ids, size_t max,
+		    size_t *ret_n, struct vm_error *err);
+/* 1 if the qgroup exists, 0 if not. */
+int vm_quota_group_exists(int fs_fd, uint64_t qgroupid, struct vm_error *err);
+
+/* Clear both the referenced and the exclusive limit of a qgroup. */
+int vm_quota_group_unlimit(int fs_fd, uint64_t qgroupid, struct vm_error *err);
+
+/* ---- subvolumes (read from the root tree, no side effects) ---- */
+
+/* A subvolume linked into the directory dirid (an inode number) of the
+ * subvolume parent. */
+struct vm_subvol_link {
+	uint64_t id;
+	uint64_t parent;
+	uint64_t dirid;
+};
+/* The links of the subvolumes with ids from from on, in increasing id
+ * order (a deleted subvolume has none), like vm_quota_group_relations:
+ * 1 if there may be more (call again from the last id + 1), else 0. */
+int vm_quota_subvol_links(int fs_fd, uint64_t from, struct vm_subvol_link *ret, size_t max,
+			  size_t *ret_n, struct vm_error *err);
+/* The subvolume (and the inode number of the directory in it) that holds
+ * subvolume subvol_id: 1 (and *ret_parent, *ret_dirid; either may be
+ * NULL) if it is linked somewhere, 0 if not (the top level 5, or
+ * deleted). */
+int vm_quota_subvol_parent(int fs_fd, uint64_t subvol_id, uint64_t *ret_parent,
+			   uint64_t *ret_dirid, struct vm_error *err);
+/* The subvolumes linked in directories of subvolume subvol_id (directly),
+ * from the id from on, like vm_quota_group_relations. */
+int vm_quota_subvol_children(int fs_fd, uint64_t subvol_id, uint64_t from, uint64_t *ret_ids,
+			     size_t max, size_t *ret_n, struct vm_error *err);
+/* Whether subvolume subvol_id exists and is not deleted. */
+int vm_quota_subvol_live(int fs_fd, uint64_t subvol_id, bool *ret_live, struct vm_error *err);

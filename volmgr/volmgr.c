@@ -740,7 +740,12 @@ static int cmd_status(int argc, char **argv)
 						 ? "snapshots, in O(1)"
 						 : "copies of their source (time grows with its size)");
 		printf("copy io:  %s (%s)\n", str(res, "copy_io"), str(res, "copy_io_reason"));
-		if (json_is_true(json_object_get(res, "quotas")))
+		const char *acct = str(res, "quota_accounting");
+		if (json_is_true(json_object_get(res, "quotas")) && !strcmp(acct, "simple"))
+			printf("quotas:   yes (simple quotas: a volume's limit covers the subvolumes made inside it)\n");
+		else if (json_is_true(json_object_get(res, "quotas")) && !strcmp(acct, "full"))
+			printf("quotas:   yes (full accounting: subvolumes made inside a volume are not counted)\n");
+		else if (json_is_true(json_object_get(res, "quotas")))
 			printf("quotas:   yes\n");
 		else
 			printf("quotas:   no (%s)\n", str(res, "quotas_reason"));

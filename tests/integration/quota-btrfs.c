@@ -424,6 +424,152 @@ static void expect_usage(uint64_t id, uint64_t *rfer, uint64_t *excl,
 	     (unsigned long long)*excl, (unsigned long long)*limit);
 }
 
+static void expect_ids(const char *what, const uint64_t *got, size_t n, const uint64_t *want,
+		       size_t nwant)
+{
+	bool same = n == nwant;
+	for (size_t i = 0; same && i < n; i++)
+		same = got[i] == want[i];
+	if (!same) {
+		fprintf(stderr, "got:");
+		for (size_t i = 0; i < n; i++)
+			fprintf(stderr, " %llu/%llu", (unsigned long long)VM_QGROUP_LEVEL(got[i]),
+				(unsigned long long)VM_QGROUP_ID(got[i]));
+		fprintf(stderr, "\n");
+		fail("%s: not the %zu expected", what, nwant);
+	}
+	note("ok: %s (%zu)", what, n);
+}
+
+/* Level-1 qgroups, relations and subvolume links on simple quotas
+ * (Linux 6.7+): what volquota.c builds a volume's limit from. */
+static void simple_quotas(int pool)
+{
+	uint64_t flags, rfer, excl, limit, written, ids[16];
+	size_t n;
+	int r;
+
+	step("simple quotas: enable (quota disabled first)");
+	const char *disable_argv[] = { "btrfs", "quota", "disable", T.mnt, NULL };
+	progs(disable_argv);
+	{
+		struct vm_error e = {0};
+		r = vm_quota_enable_simple(pool, &e);
+		/* A feature probe decides whether this may be missing. */
+		if (r == -EOPNOTSUPP && access("/sys/fs/btrfs/features/simple_quota", F_OK) < 0) {
+			note("this kernel has no simple quotas: their part is not run (%s)", e.msg);
+			CHECK_OK(vm_quota_enable(pool, err));
+			return;
+		}
+		if (r < 0)
+			fail("vm_quota_enable_simple: %s", e.msg);
+	}
+	CHECK_OK(vm_quota_enable_simple(pool, err)); /* on already: fine */
+	CHECK_OK(vm_quota_enable(pool, err));        /* simple counts as enabled */
+	CHECK_OK(vm_quota_status_flags(pool, &flags, err));
+	if ((flags & (VM_QUOTA_FLAG_ON | VM_QUOTA_FLAG_SIMPLE_MODE)) !=
+	    (VM_QUOTA_FLAG_ON | VM_QUOTA_FLAG_SIMPLE_MODE))
+		fail("status flags %#llx: not on in simple mode", (unsigned long long)flags);
+
+	step("level-1 qgroups: argument checks, create, exists");
+	uint64_t v_id, n1_id, n2_id;
+	CHECK_OK(vm_btrfs_create(pool, "vol", &v_id, err));
+	uint64_t g = VM_QGROUP(1, v_id), v0 = VM_QGROUP(0, v_id);
+	CHECK_ERR(EINVAL, vm_quota_group_create(pool, v0, err));
+	CHECK_ERR(EINVAL, vm_quota_group_remove(pool, v0, err));
+	CHECK_ERR(EINVAL, vm_quota_group_assign(pool, g, v0, true, err));
+	CHECK_ERR(EINVAL, vm_quota_group_assign(pool, VM_QGROUP(0, 1), g, true, err));
+	CHECK_OK(vm_quota_group_create(pool, g, err));
+	CHECK_ERR(EEXIST, vm_quota_group_create(pool, g, err));
+	CHECK_OK(r = vm_quota_group_exists(pool, g, err));
+	if (r != 1 || vm_quota_group_exists(pool, VM_QGROUP(1, 4242), NULL) != 0)
+		fail("vm_quota_group_exists: 1/%llu -> %d, 1/4242 not 0", (unsigned long long)v_id, r);
+
+	step("assign, then subvolumes made inside join by themselves (qgroup_auto_inherit)");
+	CHECK_OK(r = vm_quota_group_assign(pool, v0, g, true, err));
+	if (r != 0)
+		fail("assign on simple quotas returned %d (simple quotas never need a rescan)", r);
+	CHECK_ERR(EEXIST, vm_quota_group_assign(pool, v0, g, true, err));
+	CHECK_OK(vm_quota_group_limit(pool, g, 16 * MiB, err));
+	_cleanup_close_ int v_fd = open_dir("vol");
+	CHECK_OK(vm_btrfs_create(v_fd, "n1", &n1_id, err));
+	_cleanup_close_ int n1_fd = openat(v_fd, "n1", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (n1_fd < 0)
+		fail("open vol/n1: %m");
+	CHECK_OK(vm_btrfs_create(n1_fd, "n2", &n2_id, err));
+	CHECK_OK(vm_quota_group_relations(pool, VM_QGROUP(0, n2_id), true, 0, ids, 16, &n, err));
+	expect_ids("parents of 0/n2", ids, n, &g, 1);
+	CHECK_OK(vm_quota_group_relations(pool, g, false, 0, ids, 16, &n, err));
+	uint64_t members[] = { v0, VM_QGROUP(0, n1_id), VM_QGROUP(0, n2_id) };
+	expect_ids("members of 1/vol", ids, n, members, 3);
+	/* Paged: two at a time, then from one past the last. */
+	CHECK_OK(r = vm_quota_group_relations(pool, g, false, 0, ids, 2, &n, err));
+	if (r != 1 || n != 2)
+		fail("a page of 2 members: returned %d with %zu", r, n);
+	CHECK_OK(r = vm_quota_group_relations(pool, g, false, ids[1] + 1, ids, 2, &n, err));
+	if (r != 0 || n != 1 || ids[0] != members[2])
+		fail("the second page: returned %d with %zu", r, n);
+	CHECK_OK(vm_quota_groups(pool, 1, 0, ids, 16, &n, err));
+	expect_ids("level-1 qgroups", ids, n, &g, 1);
+
+	step("subvolume links: parent, directory, children, listing");
+	uint64_t parent, dirid;
+	CHECK_OK(r = vm_quota_subvol_parent(pool, n2_id, &parent, &dirid, err));
+	if (r != 1 || parent != n1_id || dirid != 256) /* the top directory of n1 */
+		fail("parent of n2: %d, %llu dir %llu", r, (unsigned long long)parent,
+		     (unsigned long long)dirid);
+	CHECK_OK(r = vm_quota_subvol_parent(pool, 5, &parent, &dirid, err));
+	if (r != 0)
+		fail("the top level has a parent?");
+	CHECK_OK(vm_quota_subvol_children(pool, v_id, 0, ids, 16, &n, err));
+	expect_ids("subvolumes in vol", ids, n, &n1_id, 1);
+	struct vm_subvol_link links[64];
+	CHECK_OK(vm_quota_subvol_links(pool, v_id, links, ELEMENTSOF(links), &n, err));
+	if (n != 3 || links[0].id != v_id || links[0].parent != 5 || links[1].id != n1_id ||
+	    links[1].parent != v_id || links[2].id != n2_id || links[2].parent != n1_id)
+		fail("vm_quota_subvol_links from vol: %zu links", n);
+	note("ok: links vol <- 5, n1 <- vol, n2 <- n1");
+	bool live;
+	CHECK_OK(vm_quota_subvol_live(pool, n2_id, &live, err));
+	if (!live || vm_quota_subvol_live(pool, 4242, &live, NULL) < 0 || live)
+		fail("vm_quota_subvol_live");
+
+	step("the level-1 limit stops writes two subvolumes deep");
+	_cleanup_close_ int n2_fd = openat(n1_fd, "n2", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (n2_fd < 0)
+		fail("open vol/n1/n2: %m");
+	r = write_zeros(n2_fd, "big", 40 * MiB, &written);
+	note("write: %s after %llu MiB", r < 0 ? strerror(-r) : "no error",
+	     (unsigned long long)(written / MiB));
+	if (r != -EDQUOT || written > 16 * MiB)
+		fail("expected EDQUOT within 16 MiB, got %d after %llu bytes", r,
+		     (unsigned long long)written);
+	CHECK_OK(vm_quota_sync(pool, err));
+	CHECK_OK(vm_quota_group_usage(pool, g, &rfer, &excl, &limit, err));
+	note("1/vol: referenced %llu, exclusive %llu, limit %llu", (unsigned long long)rfer,
+	     (unsigned long long)excl, (unsigned long long)limit);
+	if (limit != 16 * MiB || excl > 16 * MiB || excl < 8 * MiB || rfer != excl)
+		fail("1/vol's numbers (simple quotas: referenced = exclusive = what was written)");
+
+	step("unlimit: writing works again; remove: busy with members, then gone");
+	CHECK_OK(vm_quota_group_unlimit(pool, g, err));
+	CHECK_OK(vm_quota_group_usage(pool, g, NULL, NULL, &limit, err));
+	if (limit != 0)
+		fail("limit %llu after unlimit", (unsigned long long)limit);
+	if ((r = write_zeros(n2_fd, "more", 4 * MiB, &written)) < 0)
+		fail("write after unlimit: %s", strerror(-r));
+	CHECK_ERR(EBUSY, vm_quota_group_remove(pool, g, err));
+	for (size_t i = 0; i < ELEMENTSOF(members); i++)
+		CHECK_OK(vm_quota_group_assign(pool, members[i], g, false, err));
+	CHECK_OK(vm_quota_group_relations(pool, g, false, 0, ids, 16, &n, err));
+	expect_ids("members of 1/vol after unassigning", ids, n, NULL, 0);
+	CHECK_OK(r = vm_quota_group_remove(pool, g, err));
+	if (r != 1 || vm_quota_group_remove(pool, g, NULL) != 0)
+		fail("remove 1/vol: %d, then not 0", r);
+	CHECK_OK(vm_quota_groups(pool, 1, 0, ids, 16, &n, err));
+	expect_ids("level-1 qgroups after removal", ids, n, NULL, 0);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -609,12 +755,28 @@ int main(void)
 	CHECK_OK(vm_quota_sync(pool, err));
 	const char *sync_argv[] = { "btrfs", "subvolume", "sync", T.mnt, NULL };
 	progs(sync_argv);
-	bool kernel_removed = !progs_qgroup(b_id, NULL, NULL, 0);
+	/* Since Linux 6.10 the kernel removes a dropped subvolume's qgroup
+	 * itself (btrfs_drop_snapshot -> btrfs_qgroup_cleanup_dropped_subvolume),
+	 * but in a transaction after the one that deleted the root item,
+	 * which is what `btrfs subvolume sync` waits for: the qgroup can
+	 * still be there when it returns and go a moment later (counting on
+	 * it made this test fail about one run in three).  Wait for that
+	 * event itself, bounded; a kernel that does not remove it leaves the
+	 * qgroup for clear_stale. */
+	bool kernel_removed = false;
+	for (int i = 0; i < 200 && !kernel_removed; i++) {
+		kernel_removed = vm_quota_usage(pool, b_id, NULL, NULL, NULL, NULL) == -ENOENT;
+		if (!kernel_removed)
+			sleep_ms(50);
+	}
+	if (kernel_removed == progs_qgroup(b_id, NULL, NULL, 0))
+		fail("btrfs qgroup show disagrees on whether 0/%llu is there",
+		     (unsigned long long)b_id);
 	note("after btrfs subvolume sync, qgroup 0/%llu %s",
 	     (unsigned long long)b_id,
-	     kernel_removed ? "is gone already (the kernel removes a dropped "
-			      "subvolume's qgroup itself since Linux 6.10)"
-			    : "is still there");
+	     kernel_removed ? "went (the kernel removes a dropped subvolume's "
+			      "qgroup itself since Linux 6.10)"
+			    : "is still there after 10 s: this kernel leaves it");
 
 	step("clear_stale removes level-0 qgroups without a subvolume");
 	const char *create_argv[] = { "btrfs", "qgroup", "create", "0/100", T.mnt, NULL };
@@ -670,6 +832,8 @@ int main(void)
 		fail("after the rescan: exclusive %llu (was %llu), limit %llu (limits "
 		     "go with the quota tree)", (unsigned long long)excl,
 		     (unsigned long long)excl_before, (unsigned long long)limit);
+
+	simple_quotas(pool);
 
 	step("read-only pool: enable is still fine (probed), changes are EROFS");
 	snap_fd = (close(snap_fd), -1);

@@ -158,6 +158,52 @@ static void test_pool_and_copy(void **state)
 	}
 }
 
+static void test_quota_accounting(void **state)
+{
+	(void)state;
+	struct vm_config cfg;
+	struct vm_error err = {0};
+	assert_int_equal(vm_config_parse_string("", &cfg, &err), 0);
+	assert_int_equal(cfg.quota_accounting, VM_QUOTA_ACCOUNTING_AUTO);
+	static const struct {
+		const char *value;
+		enum vm_quota_accounting want;
+	} ok[] = {
+		{ "yes", VM_QUOTA_ACCOUNTING_AUTO },     { "true", VM_QUOTA_ACCOUNTING_AUTO },
+		{ "on", VM_QUOTA_ACCOUNTING_AUTO },      { "auto", VM_QUOTA_ACCOUNTING_AUTO },
+		{ "simple", VM_QUOTA_ACCOUNTING_SIMPLE }, { "full", VM_QUOTA_ACCOUNTING_FULL },
+		{ "no", VM_QUOTA_ACCOUNTING_NO },        { "off", VM_QUOTA_ACCOUNTING_NO },
+		{ "false", VM_QUOTA_ACCOUNTING_NO },
+	};
+	for (size_t i = 0; i < ELEMENTSOF(ok); i++) {
+		char text[64];
+		snprintf(text, sizeof(text), "[quota]\naccounting = %s\n", ok[i].value);
+		assert_int_equal(vm_config_parse_string(text, &cfg, &err), 0);
+		assert_int_equal(cfg.quota_accounting, ok[i].want);
+		assert_string_equal(vm_quota_accounting_name(cfg.quota_accounting),
+				    ok[i].want == VM_QUOTA_ACCOUNTING_AUTO	 ? "auto"
+				    : ok[i].want == VM_QUOTA_ACCOUNTING_SIMPLE ? "simple"
+				    : ok[i].want == VM_QUOTA_ACCOUNTING_FULL	 ? "full"
+										 : "no");
+	}
+	/* A default limit needs accounting, whichever mode. */
+	assert_int_equal(vm_config_parse_string("[quota]\naccounting = simple\ndefault = 1G\n",
+						&cfg, &err),
+			 0);
+	assert_int_equal(cfg.quota_default, 1ULL << 30);
+	static const char *bad[] = {
+		"[quota]\naccounting = squota\n",
+		"[quota]\naccounting = \n",
+		"[quota]\naccounting = no\ndefault = 1G\n",
+	};
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		memset(&err, 0, sizeof(err));
+		if (vm_config_parse_string(bad[i], &cfg, &err) != -EINVAL)
+			fail_msg("config %zu parsed: %s", i, bad[i]);
+		assert_true(err.msg[0] != '\0');
+	}
+}
+
 static void test_load(void **state)
 {
 	(void)state;
@@ -177,6 +223,7 @@ int main(void)
 		cmocka_unit_test(test_parse_and_seed),
 		cmocka_unit_test(test_parse_errors),
 		cmocka_unit_test(test_pool_and_copy),
+		cmocka_unit_test(test_quota_accounting),
 		cmocka_unit_test(test_load),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
