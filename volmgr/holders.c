@@ -24,7 +24,17 @@ static bool dev_in(const struct vm_holders_target *t, dev_t dev)
  * directory itself, so nothing runs on the file system's behalf). */
 static bool dir_under_top(const char *link, const struct vm_holders_target *t)
 {
-	int cur = open(link, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int cur = -1;
+	union {
+		struct file_handle h;
+		char buf[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+	} u = {.h.handle_bytes = MAX_HANDLE_SZ};
+	int mount_id;
+	if (t->pool_fd >= 0 &&
+	    name_to_handle_at(AT_FDCWD, link, &u.h, &mount_id, AT_SYMLINK_FOLLOW) == 0)
+		cur = open_by_handle_at(t->pool_fd, &u.h, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (cur < 0)
+		cur = open(link, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (cur < 0)
 		return false;
 	bool found = false;

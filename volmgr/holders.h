@@ -27,6 +27,10 @@ struct vm_holders_target {
 	size_t n_devs;
 	bool by_dev;
 	ino_t top_ino;
+	/* A directory of the pool's own mount: a held directory is reopened
+	 * through it by file handle (CAP_DAC_READ_SEARCH), so the walk up is
+	 * not stopped by the root of the bind mount that led to it. */
+	int pool_fd;
 };
 
 struct vm_holder {

@@ -37,7 +37,7 @@ static int holders_target(struct vm_manager *m, const char *name, dev_t *devs,
 	if (btrfs && vm_btrfs_is_subvolume(fd) > 0)
 		(void)vm_btrfs_nested_devs(fd, devs + 1, HOLDER_DEVS_MAX - 1, &nested);
 	*t = (struct vm_holders_target){.devs = devs, .n_devs = 1 + nested, .by_dev = btrfs,
-					.top_ino = st.st_ino};
+					.top_ino = st.st_ino, .pool_fd = m->pool->volumes_fd};
 	return 0;
 }
 
