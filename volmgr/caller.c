@@ -12,7 +12,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <fcntl.h>
 
 int vm_pidfd_open(int32_t pid)
 {
@@ -33,6 +35,78 @@ static int pidfd_alive(int pidfd)
 #else
 	return 1;
 #endif
+}
+
+/* The pid a pidfd refers to, in our pid namespace, from its fdinfo:
+ * -1 once the process has been reaped. */
+static int pidfd_pid(int pidfd)
+{
+	char p[64], line[128];
+	snprintf(p, sizeof(p), "/proc/self/fdinfo/%d", pidfd);
+	FILE *f = fopen(p, "re");
+	if (!f)
+		return -1;
+	int pid = -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Pid: %d", &pid) == 1)
+			break;
+	fclose(f);
+	return pid;
+}
+
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77 /* Linux 6.5 */
+#endif
+
+int vm_caller_from_socket(int fd, const char *proc, struct vm_caller *ret)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	*ret = (struct vm_caller){.pidfd = -1};
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return -errno;
+	ret->uid = cred.uid;
+	ret->gid = cred.gid;
+	ret->pid = cred.pid;
+	/* The process that connected, pinned by the kernel at connect: its
+	 * pid may have been reused by the time we accept, its pidfd never. */
+	int pidfd = -1;
+	len = sizeof(pidfd);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0) {
+		fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+		if (pidfd_pid(pidfd) == cred.pid) {
+			ret->pidfd = pidfd;
+		} else {
+			close(pidfd); /* gone (and reaped) before we looked */
+			ret->pid = 0;
+		}
+	} else if (errno == ESRCH) {
+		ret->pid = 0; /* gone before we looked */
+	} else {
+		/* Kernels before 6.5: pin it now, and make sure the pid still
+		 * is the one that connected (not a sure thing: between its
+		 * exit and our pidfd_open the pid may have been reused). */
+		ret->pidfd = vm_pidfd_open(cred.pid);
+		if (ret->pidfd < 0 && errno == ESRCH)
+			ret->pid = 0;
+	}
+	/* Supplementary groups as of connect (SO_PEERGROUPS, 4.13+), else
+	 * from /proc while the pidfd says it is the caller. */
+	if (ret->uid != 0) {
+		gid_t groups[ELEMENTSOF(ret->groups)];
+		len = sizeof(groups);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0) {
+			ret->ngroups = (int)(len / sizeof(gid_t));
+			for (int i = 0; i < ret->ngroups; i++)
+				ret->groups[i] = groups[i];
+		} else if (errno != ERANGE) {
+			vm_caller_find_groups(ret, proc);
+		}
+		/* ERANGE: more groups than we keep; none are used (a copy as
+		 * the caller then reads with fewer rights, never more). */
+	}
+	vm_caller_find_container(ret, proc);
+	return 0;
 }
 
 static int fd_mount_id(int fd, int *ret)

@@ -34,5 +34,14 @@ bool vm_cgroup_names_container(const char *path);
 /* Read the caller's supplementary groups from /proc/PID/status. */
 void vm_caller_find_groups(struct vm_caller *caller, const char *proc);
 
+/* The caller at the other end of a connected unix socket, from the
+ * kernel: uid, gid and pid (SO_PEERCRED); the process pinned as of its
+ * connect (SO_PEERPIDFD, Linux 6.5+; before that pidfd_open at accept,
+ * which a pid reused in between would fool); supplementary groups as of
+ * its connect (SO_PEERGROUPS; else /proc); its container (cgroup).  A
+ * caller whose process is gone already keeps its uid and gid, and its
+ * pid reads 0: nothing is looked up by it, nothing attributed to it. */
+int vm_caller_from_socket(int fd, const char *proc, struct vm_caller *ret);
+
 /* Open a pidfd for pid, or -1 where the kernel has none. */
 int vm_pidfd_open(int32_t pid);

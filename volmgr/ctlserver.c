@@ -14,10 +14,13 @@
 #include <time.h>
 
 #include "caller.h"
+#include "fault.h"
 #include "control.h"
 #include "server.h"
 
 #define MAX_CLIENTS 64
+/* The most one user other than root may hold of them. */
+#define MAX_PER_UID 16
 #define IDLE_TIMEOUT_S 300
 /* A client that does not read its replies is dropped after this. */
 #define SEND_TIMEOUT_S 60
@@ -58,15 +61,27 @@ static void set_busy(struct client *cl, bool busy)
 	pthread_mutex_unlock(&cl->s->lock);
 }
 
-/* Under s->lock, with every slot taken: wake the client that has been
- * idle longest (its recv returns 0 and its thread ends), so that clients
- * which connect and say nothing cannot lock everyone else out for the
- * idle timeout.  False if every client is in the middle of a request. */
-static bool evict_idlest(struct vm_ctlserver *s)
+/* Under s->lock, with every slot taken (of uid's, or of all with
+ * ANY_UID): wake the client that has been idle longest (its recv returns
+ * 0 and its thread ends), so that clients which connect and say nothing
+ * cannot lock everyone else out for the idle timeout.  False if every
+ * such client is in the middle of a request. */
+#define ANY_UID UINT32_MAX
+
+/* Under s->lock: the live (not evicted) clients of uid. */
+static unsigned clients_of(struct vm_ctlserver *s, uint32_t uid)
+{
+	unsigned n = 0;
+	for (struct client *cl = s->list; cl; cl = cl->next)
+		n += cl->caller.uid == uid && !cl->evicted;
+	return n;
+}
+
+static bool evict_idlest(struct vm_ctlserver *s, uint32_t uid)
 {
 	struct client *victim = NULL;
 	for (struct client *cl = s->list; cl; cl = cl->next)
-		if (!cl->busy && !cl->evicted &&
+		if (!cl->busy && !cl->evicted && (uid == ANY_UID || cl->caller.uid == uid) &&
 		    (!victim || cl->idle_since_ns < victim->idle_since_ns))
 			victim = cl;
 	if (!victim)
@@ -252,21 +267,29 @@ static void *accept_main(void *arg)
 		int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
-		struct ucred cred;
-		socklen_t len = sizeof(cred);
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+		/* Tests hold an accepted connection here to reuse its
+		 * caller's pid before the caller is identified. */
+		VM_FAULT_PAUSE("control.accepted");
+		struct vm_caller caller;
+		if (vm_caller_from_socket(fd, vm_manager_proc(s->m), &caller) < 0) {
 			close(fd);
 			continue;
 		}
 		pthread_mutex_lock(&s->lock);
-		bool full = s->clients >= MAX_THREADS ||
-			    (s->clients - s->evicted >= MAX_CLIENTS && !evict_idlest(s));
+		/* One user (not root, which is the administrator and the
+		 * engines) gets at most MAX_PER_UID of the slots: past that
+		 * its own longest idle connection makes room, or it waits. */
+		bool full = caller.uid != 0 && clients_of(s, caller.uid) >= MAX_PER_UID &&
+			    !evict_idlest(s, caller.uid);
+		full = full || s->clients >= MAX_THREADS ||
+		       (s->clients - s->evicted >= MAX_CLIENTS && !evict_idlest(s, ANY_UID));
 		if (!full)
 			s->clients++;
 		pthread_mutex_unlock(&s->lock);
 		if (full) {
 			const char *busy = "{\"ok\":false,\"error\":{\"errno\":16,\"name\":\"EBUSY\",\"message\":\"too many clients\"}}";
 			send(fd, busy, strlen(busy), MSG_NOSIGNAL | MSG_DONTWAIT);
+			closep(&caller.pidfd);
 			close(fd);
 			continue;
 		}
@@ -276,14 +299,8 @@ static void *accept_main(void *arg)
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 		if (cl) {
-			/* Pin the caller's process now: its pid may be reused
-			 * once it exits, its pidfd never is. */
-			*cl = (struct client){s, fd, {cred.uid, cred.gid, cred.pid,
-						      vm_pidfd_open(cred.pid), "", {0}, 0}};
+			*cl = (struct client){s, fd, caller};
 			cl->idle_since_ns = vm_mono_ns();
-			vm_caller_find_container(&cl->caller, vm_manager_proc(s->m));
-			if (cl->caller.uid != 0)
-				vm_caller_find_groups(&cl->caller, vm_manager_proc(s->m));
 			pthread_mutex_lock(&s->lock);
 			client_link(s, cl);
 			pthread_mutex_unlock(&s->lock);
@@ -294,9 +311,9 @@ static void *accept_main(void *arg)
 			pthread_mutex_lock(&s->lock);
 			client_unlink(s, cl);
 			pthread_mutex_unlock(&s->lock);
-			closep(&cl->caller.pidfd);
 			free(cl);
 		}
+		closep(&caller.pidfd);
 		pthread_attr_destroy(&attr);
 		close(fd);
 		pthread_mutex_lock(&s->lock);

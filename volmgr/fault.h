@@ -11,7 +11,10 @@ void vm_fault_point(const char *name);
 #define VM_FAULT(name) vm_fault_point(name)
 /* $VOLMGR_FAULT_PAUSE = "name:DIR": at that point, once, make
  * DIR/name.paused and wait (at most 5 min) until DIR/name.resume exists,
- * so a test can act while, say, a copy is under way. */
+ * so a test can act while, say, a copy is under way.  "+name:DIR": the
+ * same, but only once DIR/name.arm exists (earlier passes go on).
+ * "*name:DIR": every pass waits while DIR/name.hold exists (at most 5
+ * min), so a test can hold several requests at one point. */
 void vm_fault_pause(const char *name);
 #define VM_FAULT_PAUSE(name) vm_fault_pause(name)
 #else

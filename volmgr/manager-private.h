@@ -32,6 +32,13 @@ struct vm_manager {
 	struct vm_backend backend;
 	struct vm_readers readers; /* pool trees being read by copies */
 	sem_t copy_slots;          /* copies running at once (VM_MGR_COPIES_MAX) */
+	/* Under the lock: copies in their slots, copies waiting for one, and
+	 * per uid both together (at most VM_MGR_COPIES_PER_UID but root's). */
+	unsigned copies_running, copies_waiting;
+	struct vm_copy_uid {
+		uint32_t uid;
+		unsigned n;
+	} copy_uids[64];
 	void (*log)(void *userdata, const char *line);
 	void *log_userdata;
 	char driver[64]; /* the engines' name for the plugin, for messages */
@@ -40,6 +47,14 @@ struct vm_manager {
 /* Copies run outside the lock; each costs threads, buffers and fds, so
  * only this many run at once and the others wait their turn. */
 #define VM_MGR_COPIES_MAX 4
+/* Copies one user other than root may have running or waiting. */
+#define VM_MGR_COPIES_PER_UID 2
+
+/* A copy for caller: counted (EBUSY past the caller's share), then
+ * waits for a slot (start), then gives it back (leave). */
+int vm_mgr_copy_enter(struct vm_manager *m, const struct vm_caller *caller, struct vm_error *err);
+void vm_mgr_copy_start(struct vm_manager *m);
+void vm_mgr_copy_leave(struct vm_manager *m, const struct vm_caller *caller);
 
 struct vm_locked {
 	pthread_mutex_t *m;

@@ -40,9 +40,12 @@ int vm_manager_status(struct vm_manager *m, json_t **ret, struct vm_error *err)
 {
 	const struct vm_backend *b = &m->backend;
 	size_t reading;
+	unsigned running, waiting;
 	{
 		LOCK_GUARD(m);
 		reading = vm_readers_count(&m->readers);
+		running = m->copies_running;
+		waiting = m->copies_waiting;
 	}
 	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:s, s:b, s:I}",
 			      "version", VOLMGR_VERSION, "pool", m->pool->path,
@@ -58,6 +61,9 @@ int vm_manager_status(struct vm_manager *m, json_t **ret, struct vm_error *err)
 		return vm_error_set(err, ENOMEM, "out of memory");
 	if (!m->quotas)
 		json_object_set_new(j, "quotas_reason", json_string(m->quota_error.msg));
+	json_object_set_new(j, "copies", json_pack("{s:I, s:I, s:I}", "running", (json_int_t)running,
+						   "waiting", (json_int_t)waiting, "max",
+						   (json_int_t)VM_MGR_COPIES_MAX));
 	/* simple: limits cover subvolumes made inside a volume; full: not. */
 	json_object_set_new(j, "quota_accounting", json_string(vm_quota_mode_name(m->vq.mode)));
 	*ret = j;
@@ -1162,11 +1168,15 @@ static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name, int s
 			 * (a default ACL, a security label) that sets none
 			 * makes a cache without any. */
 			top_bare = k == VM_KIND_CACHE && !clone && flistxattr(dst, NULL, 0) == 0;
-			while (sem_wait(&m->copy_slots) < 0 && errno == EINTR)
-				;
-			r = clone ? vm_backend_clone_into(&m->backend, src_fd, dst, &co, &rep, err)
-				  : vm_backend_copy_into(&m->backend, src_fd, dst, &co, &rep, err);
-			sem_post(&m->copy_slots);
+			r = vm_mgr_copy_enter(m, caller, err);
+			if (r == 0) {
+				vm_mgr_copy_start(m);
+				/* Tests hold copies in their slots here. */
+				VM_FAULT_PAUSE("copy.slot");
+				r = clone ? vm_backend_clone_into(&m->backend, src_fd, dst, &co, &rep, err)
+					  : vm_backend_copy_into(&m->backend, src_fd, dst, &co, &rep, err);
+				vm_mgr_copy_leave(m, caller);
+			}
 		}
 	}
 	if (r == 0) {

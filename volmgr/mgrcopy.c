@@ -121,3 +121,52 @@ void vm_mgr_copy_opts(struct vm_manager *m, int src_fd, const struct vm_create_o
 		}
 	}
 }
+
+/* ---- how many copies run and wait, and whose ---- */
+
+int vm_mgr_copy_enter(struct vm_manager *m, const struct vm_caller *caller, struct vm_error *err)
+{
+	uint32_t uid = caller ? caller->uid : 0;
+	LOCK_GUARD(m);
+	struct vm_copy_uid *slot = NULL, *free_slot = NULL;
+	for (size_t i = 0; i < ELEMENTSOF(m->copy_uids); i++) {
+		if (m->copy_uids[i].n && m->copy_uids[i].uid == uid)
+			slot = &m->copy_uids[i];
+		else if (!m->copy_uids[i].n && !free_slot)
+			free_slot = &m->copy_uids[i];
+	}
+	/* Root is the administrator and the engines: only the global slots
+	 * bound it.  Anyone else may have a few copies running or queued. */
+	if (uid != 0 && slot && slot->n >= VM_MGR_COPIES_PER_UID)
+		return vm_error_set(err, EBUSY,
+				    "uid %u has %d copies running or waiting already: wait for one to end",
+				    uid, VM_MGR_COPIES_PER_UID);
+	if (!slot && !(slot = free_slot))
+		return vm_error_set(err, EBUSY, "too many users' copies running or waiting");
+	slot->uid = uid;
+	slot->n++;
+	m->copies_waiting++;
+	return 0;
+}
+
+void vm_mgr_copy_start(struct vm_manager *m)
+{
+	while (sem_wait(&m->copy_slots) < 0 && errno == EINTR)
+		;
+	LOCK_GUARD(m);
+	m->copies_waiting--;
+	m->copies_running++;
+}
+
+void vm_mgr_copy_leave(struct vm_manager *m, const struct vm_caller *caller)
+{
+	uint32_t uid = caller ? caller->uid : 0;
+	sem_post(&m->copy_slots);
+	LOCK_GUARD(m);
+	m->copies_running--;
+	for (size_t i = 0; i < ELEMENTSOF(m->copy_uids); i++)
+		if (m->copy_uids[i].n && m->copy_uids[i].uid == uid) {
+			m->copy_uids[i].n--;
+			break;
+		}
+}
