@@ -160,6 +160,8 @@ int vm_cache_create_git(struct vm_manager *m, const char *name, const char *url,
 			r = current_branch(m, &t, rec.git_branch, err);
 		if (r >= 0)
 			r = refresh_index(m, &t, err);
+		if (r >= 0) /* on disk before the record names it */
+			r = vm_mgr_make_durable(fd, NULL, err);
 	}
 	LOCK_GUARD(m);
 	vm_mgr_reserve(m, VM_KIND_CACHE, name, false);
@@ -261,6 +263,8 @@ int vm_cache_update(struct vm_manager *m, const char *name, json_t **ret,
 			r = rev_parse(m, &t, "HEAD", commit, err);
 		if (r >= 0)
 			r = refresh_index(m, &t, err);
+		if (r >= 0) /* on disk before the swap and the record */
+			r = vm_mgr_make_durable(fd, NULL, err);
 	}
 	VM_FAULT("update.fetched");
 	if (r < 0) {
@@ -416,6 +420,8 @@ int vm_volume_create_at_rev(struct vm_manager *m, const char *name,
 		const char *checkout[] = {"checkout", "--quiet", "-f", "--detach", rec.git_commit, "--", NULL};
 		if (r >= 0)
 			r = vm_git_run(&m->git, &t, checkout, NULL, err);
+		if (r >= 0)
+			r = vm_mgr_make_durable(fd, NULL, err);
 	}
 	if (r < 0) {
 		/* Without the lock (a copy off btrfs can be big), while the

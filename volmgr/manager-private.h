@@ -123,6 +123,12 @@ int vm_mgr_delete_trash(struct vm_manager *m, const char *name, struct vm_error 
 void vm_mgr_copy_opts(struct vm_manager *m, int src_fd, const struct vm_create_opts *opts,
 		      const struct vm_caller *caller, struct vm_reader *reader,
 		      struct vm_copy_opts *ret);
+/* Make a tree written into the pool (by a copy, by git) durable before
+ * the record that commits it is written: after a power loss the record
+ * must never name files that were only in the page cache.  syncfs of
+ * the pool (one transaction commit on btrfs, a journal commit on ext4
+ * and XFS) -- cheaper than an fsync per file.  ret_ns: how long. */
+int vm_mgr_make_durable(int fd, uint64_t *ret_ns, struct vm_error *err);
 /* The summary line of one copy, to the front end's log. */
 void vm_mgr_log_copy(struct vm_manager *m, const char *what, const char *name,
 		     const struct vm_copy_report *rep);

@@ -1177,6 +1177,8 @@ static int copy_in(struct vm_manager *m, enum vm_kind k, const char *name, int s
 					  : vm_backend_copy_into(&m->backend, src_fd, dst, &co, &rep, err);
 				vm_mgr_copy_leave(m, caller);
 			}
+			if (r == 0)
+				r = vm_mgr_make_durable(dst, &rep.durable_ns, err);
 		}
 	}
 	if (r == 0) {

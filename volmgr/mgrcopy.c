@@ -36,11 +36,11 @@ void vm_mgr_log_copy(struct vm_manager *m, const char *what, const char *name,
 		snprintf(xattrs, sizeof(xattrs), "none in the source, not listed");
 	else
 		snprintf(xattrs, sizeof(xattrs), "%llu", (unsigned long long)st->xattrs);
-	vm_mgr_log(m, "copy: %s %s: %llu files, %llu dirs, %llu bytes in %.3f s (%.1f MB/s), backend %s, io %s (%s), xattrs %s",
+	vm_mgr_log(m, "copy: %s %s: %llu files, %llu dirs, %llu bytes in %.3f s (%.1f MB/s), backend %s, io %s (%s), xattrs %s, durable in %.3f s",
 		   what, name, (unsigned long long)(st->files + st->symlinks + st->others),
 		   (unsigned long long)st->dirs, (unsigned long long)st->bytes, s, rate,
 		   vm_backend_name(m->backend.kind), vm_copy_io_name(rep->io_used), rep->io_reason,
-		   xattrs);
+		   xattrs, (double)rep->durable_ns / 1e9);
 }
 
 int vm_mgr_hold(struct vm_manager *m, int fd, struct vm_mgr_hold *ret, struct vm_error *err)
@@ -169,4 +169,14 @@ void vm_mgr_copy_leave(struct vm_manager *m, const struct vm_caller *caller)
 			m->copy_uids[i].n--;
 			break;
 		}
+}
+
+int vm_mgr_make_durable(int fd, uint64_t *ret_ns, struct vm_error *err)
+{
+	int64_t t0 = vm_mono_ns();
+	if (syncfs(fd) < 0)
+		return vm_error_errno(err, errno, "cannot write the new tree to disk");
+	if (ret_ns)
+		*ret_ns = (uint64_t)(vm_mono_ns() - t0);
+	return 0;
 }

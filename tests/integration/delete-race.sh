@@ -26,7 +26,12 @@ TOOL_ROUNDS=${VT_DELETE_RACE_TOOL_ROUNDS:-100}
 JOB_UID=4242
 
 pool=$(vt_make_pool btrfs 2G)/pool
-vt_start_daemon "$pool"
+# volmgrd refuses to remove a volume whose files a process holds open
+# (holders.h): the job's fds would stop every rm below.  Here volmgrd
+# runs in a pid namespace of its own, where the job is hidden from it as
+# a process it may not look into would be, and the delete itself must
+# hold.  (The refusal is checked at the end, with volmgrd seeing all.)
+VT_DAEMON_PIDNS=1 vt_start_daemon "$pool"
 
 vt_step "victims: volumes (one mounted, one with a nested subvolume), a cache, a snapshot of it"
 "$VOLMGR" create victim-a >/dev/null
@@ -64,7 +69,7 @@ vt_assert_eq "victim-a victim-b victim-d" "$("$VOLMGR" ls -q | xargs)" "volumes 
 
 [[ -x $VM_SUBVOL_DELETE ]] || vt_fail "vm-subvol-delete not found at $VM_SUBVOL_DELETE (build first, or set VM_SUBVOL_DELETE)"
 mkdir "$pool/scratch"
-for mode in "--by-name" "--by-name --no-openat2" "--no-openat2"; do
+for mode in "" "--by-name" "--by-name --no-openat2" "--no-openat2"; do
 	vt_step "$TOOL_ROUNDS x vm_btrfs_delete $mode, raced"
 	args=()
 	for a in $mode; do args+=(--tool-arg="$a"); done
@@ -96,3 +101,25 @@ vt_assert_eq "caches/victim-c volumes/victim-a volumes/victim-b volumes/victim-b
 vt_assert_eq a "$(cat "$VT_TMP/mnt-a/file-a")" "the mounted victim, through its mount"
 vt_assert_eq inner "$(cat "$pool/volumes/victim-b/inner/file-inner")" "the nested subvolume of victim-b"
 vt_assert_eq c "$(cat "$pool/volumes/victim-d/file-c")" "the snapshot of the cache"
+
+vt_step "volmgrd that sees the job refuses to remove what it holds open"
+# (volmgrd runs in the test's pid namespace again since the restart.)
+"$VOLMGR" create held >/dev/null
+btrfs -q subvolume create "$pool/volumes/held/n" >/dev/null
+chown "$JOB_UID" "$pool/volumes/held/n"
+python3 -c "
+import os, signal
+fd = os.open('$pool/volumes/held/n', os.O_RDONLY | os.O_DIRECTORY)
+os.setgroups([]); os.setgid($JOB_UID); os.setuid($JOB_UID)  # the job, with an fd it had
+open('$VT_TMP/held.ready', 'w').close()
+signal.pause()" &
+job=$!
+vt_on_exit sh -c "kill $job 2>/dev/null; wait $job 2>/dev/null; true"
+chmod 0733 "$VT_TMP" # the job writes its ready file
+for _ in $(seq 100); do [[ -e $VT_TMP/held.ready ]] && break; sleep 0.1; done
+err=$("$VOLMGR" rm held 2>&1) && vt_fail "rm removed a volume a job holds open"
+vt_assert_contains "$err" "process $job (python3) holds it open" "rm refused, naming the job"
+kill "$job"
+wait "$job" 2>/dev/null || true
+"$VOLMGR" rm held >/dev/null
+vt_assert_volume_gone held

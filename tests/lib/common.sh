@@ -282,11 +282,29 @@ vt__spawn_daemon() {
 		VT_CONFIG_FILE=${VT_DAEMON_CONFIG:-$VT_TMP/empty.conf}
 		[[ -e $VT_CONFIG_FILE ]] || : >"$VT_CONFIG_FILE"
 	fi
-	"$VOLMGRD" --pool "$VT_POOL" --plugin-socket "$VT_PLUGIN_SOCK" \
+	# VT_DAEMON_PIDNS=1: volmgrd in a pid namespace of its own (and its
+	# own /proc), where the test's processes are hidden from it, as a
+	# process it may not look into is.  VT_DAEMON_PID is then unshare,
+	# which waits for volmgrd and exits with its status, and
+	# VT_DAEMON_SIGNAL_PID volmgrd itself (unshare ignores SIGTERM).
+	local -a wrap=()
+	[[ ${VT_DAEMON_PIDNS:-} != 1 ]] ||
+		wrap=(unshare --pid --fork --mount-proc --propagation slave --)
+	"${wrap[@]}" "$VOLMGRD" --pool "$VT_POOL" --plugin-socket "$VT_PLUGIN_SOCK" \
 		--control-socket "$VT_CONTROL_SOCK" \
 		--config "$VT_CONFIG_FILE" ${VT_DAEMON_EXTRA:-} >>"$VT_TMP/volmgrd.log" 2>&1 &
 	VT_DAEMON_PID=$!
-	export VT_DAEMON_PID
+	VT_DAEMON_SIGNAL_PID=$VT_DAEMON_PID
+	if ((${#wrap[@]})); then
+		local i
+		for ((i = 0; i < 100; i++)); do
+			VT_DAEMON_SIGNAL_PID=$(pgrep -P "$VT_DAEMON_PID" -x volmgrd || true)
+			[[ -n $VT_DAEMON_SIGNAL_PID ]] && break
+			sleep 0.05
+		done
+		[[ -n $VT_DAEMON_SIGNAL_PID ]] || vt_fail "volmgrd did not start in its pid namespace"
+	fi
+	export VT_DAEMON_PID VT_DAEMON_SIGNAL_PID
 }
 
 vt__wait_daemon() {
@@ -317,14 +335,14 @@ vt__stop_daemon() {
 	local i status=0 wait_ds=50
 	vt__daemon_alive || return 0
 	[[ -n ${ASAN_OPTIONS:-}${UBSAN_OPTIONS:-} ]] && wait_ds=300
-	kill -TERM "$VT_DAEMON_PID"
+	kill -TERM "${VT_DAEMON_SIGNAL_PID:-$VT_DAEMON_PID}"
 	for ((i = 0; i < wait_ds; i++)); do
 		vt__daemon_alive || break
 		sleep 0.1
 	done
 	if vt__daemon_alive; then
 		printf 'WARN: volmgrd ignored SIGTERM for %s s, killing it\n' $((wait_ds / 10)) >&2
-		kill -KILL "$VT_DAEMON_PID"
+		kill -KILL "${VT_DAEMON_SIGNAL_PID:-$VT_DAEMON_PID}" "$VT_DAEMON_PID"
 	fi
 	wait "$VT_DAEMON_PID" 2>/dev/null || status=$?
 	if [[ $status != 0 ]]; then
@@ -350,7 +368,7 @@ vt_stop_daemon() {
 # Crash the daemon: SIGKILL, reaped, sockets left behind as after a crash.
 vt_kill_daemon() {
 	vt__daemon_alive || vt_fail "vt_kill_daemon: volmgrd is not running"
-	kill -KILL "$VT_DAEMON_PID"
+	kill -KILL "${VT_DAEMON_SIGNAL_PID:-$VT_DAEMON_PID}"
 	wait "$VT_DAEMON_PID" 2>/dev/null || true
 	vt_log "volmgrd (pid $VT_DAEMON_PID) killed with SIGKILL"
 }
