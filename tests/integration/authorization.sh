@@ -55,3 +55,33 @@ vt_assert_eq secret "$(cat "$pool/volumes/as-root/closed/shadow")" "root reads e
 vt_step "every request is logged with its caller"
 vt_assert_contains "$(cat "$VT_TMP/volmgrd.log")" "uid=65534 request={\"op\":\"volume.remove\"" "log"
 "$VOLMGR" rm by-root fine as-root >/dev/null
+
+vt_step "names a seed rule or a reserved prefix claims are root's and the engines'"
+# Both engines call Get before Create and adopt a volume that exists: a
+# name squatted by another user would give the next job that user's tree.
+cat >"$VT_CONFIG_FILE" <<'CONF'
+[seed]
+runner-*-project-{id}-concurrent-*-cache-* = cache:project-{id}
+[names]
+reserved_prefix = ci-
+CONF
+VT_DAEMON_EXTRA="--control-group nogroup" vt_restart_daemon
+"$VOLMGR" cache import project-42 "$VT_TMP/src" >/dev/null
+for name in runner-abc-project-42-concurrent-0-cache-0123 ci-7; do
+	status=0
+	err=$(as_nobody create "$name" 2>&1) || status=$?
+	vt_assert_eq 10 "$status" "nobody creating $name"
+	vt_assert_contains "$err" "reserved for the engines" "message"
+	status=0
+	as_nobody snapshot "$VT_TMP/src" "$name" >/dev/null 2>&1 || status=$?
+	vt_assert_eq 10 "$status" "nobody copying a tree into $name"
+	vt_assert_status 4 "$VOLMGR" inspect "$name"
+done
+vt_assert_eq "" "$(ls -A "$pool/staging")" "nothing made"
+vt_assert_status 0 as_nobody create mine-1
+"$VOLMGR" create ci-8 >/dev/null
+out=$(curl -sS --unix-socket "$VT_PLUGIN_SOCK" -X POST -w ' %{http_code}' \
+	http://plugin/VolumeDriver.Create -d '{"Name":"runner-abc-project-42-concurrent-1-cache-0123"}')
+vt_assert_eq '{"Err":""} 200' "$out" "the engines may"
+vt_assert_eq "cache:project-42" "$(vt_volmgr_field runner-abc-project-42-concurrent-1-cache-0123 .source)" "and the seed rule fills it"
+"$VOLMGR" rm mine-1 ci-8 runner-abc-project-42-concurrent-1-cache-0123 >/dev/null

@@ -74,3 +74,30 @@ sleep 0.5
 vt_assert_contains "$(req /VolumeDriver.Get '{"Name":"chunky"}')" " 200" "Get while another client stalls"
 vt_assert_eq '{"Err":""} 200' "$(req /VolumeDriver.Remove '{"Name":"chunky"}')" "Remove while another client stalls"
 "$VOLMGR" rm h2
+
+vt_step "every control character and invalid byte is escaped in the log"
+# Logged as it came, before the JSON is parsed or the name checked: C0
+# (ESC, CR, LF), DEL, C1 (U+009B CSI, as UTF-8), raw bytes that are no
+# UTF-8, and a backslash; on both sockets.
+python3 - "$VT_PLUGIN_SOCK" "$VT_CONTROL_SOCK" <<'PY'
+import socket, sys
+body = b'{"Name":"evil\x1b[2J\rforged line\nDEL\x7f C1\xc2\x9b INV\xff\xfe back\\x"}'
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.sendall(b"POST /VolumeDriver.Get HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+          % len(body) + body)
+while s.recv(65536):
+    pass
+c = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); c.connect(sys.argv[2])
+c.send(b'{"op":"volume.inspect","args":{"name":"ctl\x1b]0;x\x07\xc2\x85\xc0\xaf"}}')
+c.recv(65536)
+PY
+log=$VT_TMP/volmgrd.log
+for raw in $'\x1b' $'\x7f' $'\xc2\x9b' $'\xc2\x85' $'\xff' $'\x07' $'\r'; do
+	! LC_ALL=C grep -qF "$raw" "$log" || vt_fail "a raw $(printf '%q' "$raw") reached the log"
+done
+[[ $(grep -c 'forged line' "$log") == 1 ]] || vt_fail "the LF in the body started a line of its own"
+grep -q 'evil\\x1b\[2J\\x0dforged line\\x0aDEL\\x7f C1\\xc2\\x9b INV\\xff\\xfe back\\\\x' "$log" ||
+	vt_fail "the plugin request is not logged escaped: $(grep -a 'evil' "$log")"
+grep -q 'ctl\\x1b\]0;x\\x07\\xc2\\x85\\xc0\\xaf' "$log" ||
+	vt_fail "the control request is not logged escaped: $(grep -a '"ctl' "$log")"
+vt_log "ok: C0, DEL, C1, invalid bytes and backslashes are escaped on both sockets"

@@ -204,6 +204,62 @@ static void test_quota_accounting(void **state)
 	}
 }
 
+/* [engines]: the engines' API sockets asked about stale Mounts; [names]:
+ * the prefixes only root and the engines may create (issue 13). */
+static void test_engines_and_names(void **state)
+{
+	(void)state;
+	struct vm_config cfg;
+	struct vm_error err = {0};
+	assert_int_equal(vm_config_parse_string("[engines]\ndocker = /var/run/docker.sock\n"
+						"podman = /run/podman/podman.sock\n"
+						"docker = /run/other/docker.sock\ntimeout = 2s\n"
+						"[names]\nreserved_prefix = ci-\nreserved_prefix = runner-\n"
+						"[seed]\nproj-{id}-* = cache:p-{id}\n",
+						&cfg, &err),
+			 0);
+	assert_int_equal(cfg.n_engines, 3);
+	assert_int_equal(cfg.engines[0].kind, VM_ENGINE_DOCKER);
+	assert_string_equal(cfg.engines[1].socket, "/run/podman/podman.sock");
+	assert_int_equal(cfg.engines[1].kind, VM_ENGINE_PODMAN);
+	assert_int_equal(cfg.engine_timeout_ms, 2000);
+	assert_int_equal(cfg.n_reserved, 2);
+	/* reserved: by a prefix, or because a seed rule matches */
+	assert_true(vm_config_name_reserved(&cfg, "ci-1234"));
+	assert_true(vm_config_name_reserved(&cfg, "runner-x"));
+	assert_true(vm_config_name_reserved(&cfg, "proj-42-main"));
+	assert_false(vm_config_name_reserved(&cfg, "scratch-1"));
+	assert_false(vm_config_name_reserved(&cfg, "c-1"));
+	assert_false(vm_config_name_reserved(&cfg, "proj-42"));
+
+	vm_config_init(&cfg);
+	assert_int_equal(cfg.n_engines, 0);
+	assert_int_equal(cfg.engine_timeout_ms, VM_ENGINE_TIMEOUT_MS_DEFAULT);
+	assert_false(vm_config_name_reserved(&cfg, "ci-1"));
+
+	static const char *bad[] = {
+		"[engines]\ndocker = relative.sock\n",
+		"[engines]\ncontainerd = /run/containerd.sock\n",
+		"[engines]\ntimeout = 11m\n",
+		"[engines]\ntimeout = soon\n",
+		"[names]\nreserved_prefix = \n",
+		"[names]\nreserved_prefix = a/b\n",
+		"[names]\nreserved_prefix = .hidden\n",
+		"[names]\nprefix = ci-\n",
+	};
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		err = (struct vm_error){0};
+		if (vm_config_parse_string(bad[i], &cfg, &err) != -EINVAL)
+			fail_msg("config %zu parsed: %s", i, bad[i]);
+		assert_true(err.msg[0] != '\0');
+	}
+	/* too many engines */
+	char text[4096] = "[engines]\n";
+	for (int i = 0; i <= VM_ENGINES_MAX; i++)
+		sprintf(text + strlen(text), "docker = /run/d%d.sock\n", i);
+	assert_int_equal(vm_config_parse_string(text, &cfg, &err), -EINVAL);
+}
+
 static void test_load(void **state)
 {
 	(void)state;
@@ -224,6 +280,7 @@ int main(void)
 		cmocka_unit_test(test_parse_errors),
 		cmocka_unit_test(test_pool_and_copy),
 		cmocka_unit_test(test_quota_accounting),
+		cmocka_unit_test(test_engines_and_names),
 		cmocka_unit_test(test_load),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
