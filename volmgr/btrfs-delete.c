@@ -29,6 +29,7 @@
  * the tree in staging, to be retried at the next start. */
 #include "btrfs.h"
 
+#include "btrfs-le.h"
 #include <endian.h>
 #include <fcntl.h>
 #include <linux/btrfs.h>
@@ -73,20 +74,6 @@ struct del_ctx {
 	struct vm_error *err;
 };
 
-static uint64_t get_le64(const unsigned char *p)
-{
-	uint64_t v;
-	memcpy(&v, p, sizeof(v));
-	return le64toh(v);
-}
-
-static uint16_t get_le16(const unsigned char *p)
-{
-	uint16_t v;
-	memcpy(&v, p, sizeof(v));
-	return le16toh(v);
-}
-
 /* Errors that mean "the tree changed under us": look again. */
 static bool is_race(int e)
 {
@@ -127,14 +114,14 @@ static int list_children(int fd, uint64_t id, uint64_t from, struct child *out, 
 			return -EBADMSG;
 		if (sh.len < sizeof(struct btrfs_root_ref))
 			return -EBADMSG;
-		uint16_t len = get_le16(item + offsetof(struct btrfs_root_ref, name_len));
+		uint16_t len = vm_get_le16(item + offsetof(struct btrfs_root_ref, name_len));
 		const char *name = (const char *)item + sizeof(struct btrfs_root_ref);
 		if (len == 0 || len > BTRFS_VOL_NAME_MAX ||
 		    len > sh.len - sizeof(struct btrfs_root_ref) || memchr(name, '\0', len))
 			return -EBADMSG;
 		struct child *c = &out[n++];
 		c->id = sh.offset;
-		c->dirid = get_le64(item + offsetof(struct btrfs_root_ref, dirid));
+		c->dirid = vm_get_le64(item + offsetof(struct btrfs_root_ref, dirid));
 		memcpy(c->name, name, len);
 		c->name[len] = '\0';
 		if (!vm_is_plain_component(c->name) || c->id < BTRFS_FIRST_FREE_OBJECTID)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "quota.h"
 
+#include "btrfs-le.h"
 #include <endian.h>
 #include <linux/btrfs.h>
 #include <linux/btrfs_tree.h>
@@ -69,20 +70,6 @@ static int check_subvol_id(uint64_t id, struct vm_error *err)
 	return 0;
 }
 
-static uint64_t get_le64(const unsigned char *p)
-{
-	uint64_t v;
-	memcpy(&v, p, sizeof(v));
-	return le64toh(v);
-}
-
-static uint32_t get_le32(const unsigned char *p)
-{
-	uint32_t v;
-	memcpy(&v, p, sizeof(v));
-	return le32toh(v);
-}
-
 /* Look up the first item of tree in [(objectid, type, min_offset),
  * (objectid, type, max_offset)] and copy up to bufsize bytes of it.
  * Returns 1 (found; *ret_len is the full item length), 0 (not found), or
@@ -139,7 +126,7 @@ int vm_quota_status_flags(int fs_fd, uint64_t *ret_flags, struct vm_error *err)
 	if (len < offsetof(struct btrfs_qgroup_status_item, flags) + sizeof(uint64_t))
 		return vm_error_set(err, EBADMSG, "quota status item too short (%zu bytes)",
 				    len);
-	*ret_flags = get_le64(item + offsetof(struct btrfs_qgroup_status_item, flags));
+	*ret_flags = vm_get_le64(item + offsetof(struct btrfs_qgroup_status_item, flags));
 	return 0;
 }
 
@@ -312,8 +299,8 @@ int vm_quota_group_usage(int fs_fd, uint64_t qgroupid, uint64_t *ret_referenced,
 	if (len < sizeof(info))
 		return vm_error_set(err, EBADMSG, "qgroup " QG_FMT ": info item too short",
 				    QG_ARGS(qgroupid));
-	uint64_t rfer = get_le64(info + offsetof(struct btrfs_qgroup_info_item, rfer));
-	uint64_t excl = get_le64(info + offsetof(struct btrfs_qgroup_info_item, excl));
+	uint64_t rfer = vm_get_le64(info + offsetof(struct btrfs_qgroup_info_item, rfer));
+	uint64_t excl = vm_get_le64(info + offsetof(struct btrfs_qgroup_info_item, excl));
 
 	/* The kernel writes the limit item together with the info item; a
 	 * missing one means no limit. */
@@ -330,9 +317,9 @@ int vm_quota_group_usage(int fs_fd, uint64_t qgroupid, uint64_t *ret_referenced,
 			return vm_error_set(err, EBADMSG,
 					    "qgroup " QG_FMT ": limit item too short",
 					    QG_ARGS(qgroupid));
-		uint64_t flags = get_le64(lim + offsetof(struct btrfs_qgroup_limit_item, flags));
+		uint64_t flags = vm_get_le64(lim + offsetof(struct btrfs_qgroup_limit_item, flags));
 		if (flags & BTRFS_QGROUP_LIMIT_MAX_EXCL)
-			limit = get_le64(lim + offsetof(struct btrfs_qgroup_limit_item,
+			limit = vm_get_le64(lim + offsetof(struct btrfs_qgroup_limit_item,
 							max_excl));
 	}
 
@@ -403,7 +390,7 @@ static int subvol_state(int fs_fd, uint64_t id, enum subvol_state *ret,
 	if (len < sizeof(item))
 		return vm_error_set(err, EBADMSG, "root item of %llu too short",
 				    (unsigned long long)id);
-	if (get_le32(item + refs_at) == 0) {
+	if (vm_get_le32(item + refs_at) == 0) {
 		*ret = SUBVOL_DELETED;
 		return 0;
 	}
@@ -859,7 +846,7 @@ static int links_cb(void *ctx, const struct key3 *k, const unsigned char *item, 
 		.id = k->objectid,
 		.parent = k->offset,
 		/* struct btrfs_root_ref starts with the directory's inode */
-		.dirid = len >= sizeof(uint64_t) ? get_le64(item) : 0,
+		.dirid = len >= sizeof(uint64_t) ? vm_get_le64(item) : 0,
 	};
 	return 0;
 }
@@ -915,7 +902,7 @@ static int parent_cb(void *ctx, const struct key3 *k, const unsigned char *item,
 	if (k->objectid != c->id || k->type != BTRFS_ROOT_BACKREF_KEY)
 		return 0;
 	c->parent = k->offset;
-	c->dirid = len >= sizeof(uint64_t) ? get_le64(item) : 0;
+	c->dirid = len >= sizeof(uint64_t) ? vm_get_le64(item) : 0;
 	c->found = true;
 	return 1;
 }
