@@ -147,12 +147,12 @@ int vm_engine_uses_volume(const struct vm_engine *e, const char *name, unsigned 
 	int r = vm_name_check("volume", name, err);
 	if (r < 0)
 		return r;
-	if (e->kind == VM_ENGINE_PODMAN) {
-		r = podman_mount_count(e, name, timeout_ms, err);
-		if (r != 0)
-			return r;
-	}
-	return containers_using(e, name, timeout_ms, err);
+	/* The container list first: it takes no lock of the volume's, while
+	 * Podman's volume inspect waits for the volume's lock. */
+	r = containers_using(e, name, timeout_ms, err);
+	if (r != 0 || e->kind != VM_ENGINE_PODMAN)
+		return r;
+	return podman_mount_count(e, name, timeout_ms, err);
 }
 
 int vm_engines_use_volume(const struct vm_engine *engines, size_t n, const char *name,

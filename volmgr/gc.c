@@ -149,7 +149,7 @@ int vm_gc(struct vm_manager *m, bool dry_run, json_t *labels, json_t **ret,
 			struct vm_error e = {0};
 			/* vm_volume_remove checks "in use" again under the
 			 * lock: a mount that came meanwhile wins. */
-			if (vm_mgr_remove_volume(m, name, NULL, counts, &e) < 0) {
+			if (vm_mgr_remove_volume(m, name, NULL, counts, true, &e) < 0) {
 				json_object_set_new(entry, "error", json_string(e.msg));
 				json_array_append_new(json_object_get(report, "kept_in_use"), entry);
 				continue;

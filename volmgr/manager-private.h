@@ -160,9 +160,11 @@ int vm_mgr_usage_verdict(struct vm_manager *m, struct vm_record *rec, const stru
 			 struct vm_error *err);
 void vm_mgr_usage_done(struct vm_mgr_usage *u);
 /* Remove a volume for caller (NULL: the daemon itself) if nothing uses
- * it; counts: a scan the caller made already (gc), or NULL. */
+ * it; counts: a scan the caller made already (gc), or NULL.  ask_engines:
+ * recorded Mounts without kernel mounts are put to the engines of
+ * [engines] (rm and gc; an engine's own Remove does not wait on them). */
 int vm_mgr_remove_volume(struct vm_manager *m, const char *name, const struct vm_caller *caller,
-			 json_t *counts, struct vm_error *err);
+			 json_t *counts, bool ask_engines, struct vm_error *err);
 /* Drop the recorded Mounts of a volume that nothing mounts or holds,
  * once every engine in [engines] confirms it does not use it.  1 if
  * dropped, 0 if not (in use, no engine configured, or they cannot tell). */

@@ -949,7 +949,11 @@ static int remove_finish(struct vm_manager *m, const char *trash, uint64_t subvo
 
 int vm_volume_remove(struct vm_manager *m, const char *name, struct vm_error *err)
 {
-	return vm_volume_remove_as(m, name, NULL, err);
+	/* An engine's Remove (the plugin socket) never waits on the
+	 * engines' answers: Podman holds the volume's lock while it calls
+	 * Remove, and its inspect of the volume would wait for that lock
+	 * until Podman's 5 s are up.  Stale Mounts go by rm and gc. */
+	return vm_mgr_remove_volume(m, name, NULL, NULL, false, err);
 }
 
 /* Under the lock: the record of a volume name that caller may remove. */
@@ -966,7 +970,7 @@ static int load_removable(struct vm_manager *m, const char *name, const struct v
 }
 
 int vm_mgr_remove_volume(struct vm_manager *m, const char *name, const struct vm_caller *caller,
-			 json_t *counts, struct vm_error *err)
+			 json_t *counts, bool ask_engines, struct vm_error *err)
 {
 	int r = vm_name_check("volume", name, err);
 	if (r < 0)
@@ -984,7 +988,7 @@ int vm_mgr_remove_volume(struct vm_manager *m, const char *name, const struct vm
 	 * and any new kernel mount comes after one (engines call Mount
 	 * first). */
 	struct vm_mgr_usage u;
-	r = vm_mgr_usage_check(m, name, counts, mounts, &u, err);
+	r = vm_mgr_usage_check(m, name, counts, ask_engines ? mounts : NULL, &u, err);
 	if (r < 0)
 		return r;
 	char trash[VM_NAME_MAX + 64];
@@ -1008,7 +1012,7 @@ int vm_mgr_remove_volume(struct vm_manager *m, const char *name, const struct vm
 int vm_volume_remove_as(struct vm_manager *m, const char *name, const struct vm_caller *caller,
 			struct vm_error *err)
 {
-	return vm_mgr_remove_volume(m, name, caller, NULL, err);
+	return vm_mgr_remove_volume(m, name, caller, NULL, true, err);
 }
 
 int vm_volume_mount(struct vm_manager *m, const char *name, const char *id,

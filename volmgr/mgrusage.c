@@ -108,9 +108,12 @@ int vm_mgr_usage_verdict(struct vm_manager *m, struct vm_record *rec, const stru
 		return 1;
 	}
 	char why[sizeof(u->engines_err.msg)];
-	if (u->engines > 0)
+	if (!u->mounts_asked)
+		snprintf(why, sizeof(why),
+			 "if they are stale, volmgr rm and gc drop them once the engines in [engines] confirm");
+	else if (u->engines > 0)
 		snprintf(why, sizeof(why), "an engine still uses it");
-	else if (u->engines < 0 && u->mounts_asked)
+	else if (u->engines < 0)
 		snprintf(why, sizeof(why), "%s", u->engines_err.msg);
 	else
 		snprintf(why, sizeof(why), "a Mount came meanwhile");
