@@ -123,6 +123,11 @@ int vm_client_call_progress(int sock, const char *op, json_t *args, int fd,
 			    vm_client_progress_fn fn, void *userdata, json_t **ret_reply,
 			    struct vm_error *err)
 {
+	/* The fd goes with the request and is closed here once sent: the
+	 * daemon has its own copy, and this process keeps nothing open in
+	 * the tree while the daemon works (a removal would count it as a
+	 * process holding the volume). */
+	_cleanup_close_ int passed = fd;
 	json_t *req = json_pack("{s:s, s:o}", "op", op, "args", args ? args : json_object());
 	if (req && fn)
 		json_object_set_new(req, "progress", json_true());
@@ -130,8 +135,9 @@ int vm_client_call_progress(int sock, const char *op, json_t *args, int fd,
 	json_decref(req);
 	if (!text)
 		return vm_error_set(err, ENOMEM, "out of memory");
-	int r = send_request(sock, text, fd);
+	int r = send_request(sock, text, passed);
 	free(text);
+	closep(&passed);
 	if (r < 0)
 		return vm_error_errno(err, -r, "cannot send the request to volmgrd");
 	/* Progress messages (if asked for) come first, then the reply. */

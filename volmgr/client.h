@@ -8,7 +8,8 @@
 
 int vm_client_connect(const char *path, struct vm_error *err);
 /* Send {"op": op, "args": args} (args may be NULL; its reference is
- * taken), passing fd along if >= 0, and wait for the reply object. */
+ * taken), passing fd along if >= 0, and wait for the reply object.  fd
+ * is taken too: closed once sent (or on failure). */
 int vm_client_call(int sock, const char *op, json_t *args, int fd,
 		   json_t **ret_reply, struct vm_error *err);
 

@@ -184,6 +184,8 @@ static int call_progress(const char *op, json_t *args, int fd, vm_client_progres
 	struct vm_error err = {0};
 	int sock = vm_client_connect(socket_path, &err);
 	if (sock < 0) {
+		if (fd >= 0)
+			close(fd);
 		json_decref(args);
 		fprintf(stderr, "volmgr: %s\n", err.msg);
 		return VM_EXIT_UNREACHABLE;
@@ -322,8 +324,7 @@ static int cmd_create(int argc, char **argv, bool snapshot)
 		json_object_set_new(args, "path", json_string(abs ? abs : pos[0]));
 		free(abs);
 		json_t *res = NULL;
-		r = call_progress("volume.create", args, fd, progress_fn(), &res);
-		close(fd);
+		r = call_progress("volume.create", args, fd, progress_fn(), &res); /* takes fd */
 		if (r == 0 && opt_json) {
 			print_created_event("volume", name, res);
 		} else if (r == 0) {
@@ -471,8 +472,7 @@ static int cmd_cache_import(int argc, char **argv)
 	}
 	json_t *res = NULL;
 	int r = call_progress("cache.import", json_pack("{s:s}", "name", argv[0]), fd,
-			      progress_fn(), &res);
-	close(fd);
+			      progress_fn(), &res); /* takes fd */
 	if (r == 0 && opt_json)
 		print_created_event("cache", argv[0], res);
 	else if (r == 0)
@@ -598,8 +598,7 @@ static int cmd_which(int argc, char **argv)
 		return errno == ENOENT ? VM_EXIT_NOT_FOUND : VM_EXIT_INVALID;
 	}
 	json_t *res = NULL;
-	int r = call("volume.which", NULL, fd, &res);
-	close(fd);
+	int r = call("volume.which", NULL, fd, &res); /* takes fd */
 	json_t *mt = json_object_get(res, "mount");
 	if (r == 0 && mount && !json_is_true(json_object_get(mt, "volume_top"))) {
 		fprintf(stderr, "volmgr: %s is on the volume %s, but what is mounted there is %s, not the volume's top\n",
