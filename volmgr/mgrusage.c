@@ -32,11 +32,13 @@ static int holders_target(struct vm_manager *m, const char *name, dev_t *devs,
 	if (fd < 0 || fstat(fd, &st) < 0)
 		return fd < 0 ? fd : -errno;
 	devs[0] = st.st_dev;
-	bool btrfs = m->backend.kind == VM_BACKEND_BTRFS;
+	/* A subvolume has a device number of its own; a plain directory (a
+	 * pool that changed backends) shares the pool's. */
+	bool subvol = vm_btrfs_is_subvolume(fd) > 0;
 	size_t nested = 0;
-	if (btrfs && vm_btrfs_is_subvolume(fd) > 0)
+	if (subvol)
 		(void)vm_btrfs_nested_devs(fd, devs + 1, HOLDER_DEVS_MAX - 1, &nested);
-	*t = (struct vm_holders_target){.devs = devs, .n_devs = 1 + nested, .by_dev = btrfs,
+	*t = (struct vm_holders_target){.devs = devs, .n_devs = 1 + nested, .by_dev = subvol,
 					.top_ino = st.st_ino, .pool_fd = m->pool->volumes_fd};
 	return 0;
 }
