@@ -86,7 +86,7 @@ int vm_gc(struct vm_manager *m, bool dry_run, json_t *labels, json_t **ret,
 	/* Subvolumes made inside volumes are in their volume's qgroup, and
 	 * the numbers are as of now. */
 	if (simple) {
-		vm_volquota_sweep(&m->vq, false, NULL, NULL, NULL);
+		vm_volquota_sweep_bounded(&m->vq, false, 4096, NULL, NULL, NULL);
 		vm_quota_sync(m->pool->fd, NULL);
 	}
 	/* One scan of the machine's mounts for every decision of this run:

@@ -38,27 +38,69 @@ static void unescape(char *s)
 	*w = '\0';
 }
 
-static void add_count(json_t *counts, const char *name, size_t n)
+/* One namespace's table as it is read: the counts, the overlay layers
+ * that name a volume's path, and the mounts that may decide what such a
+ * path is in that namespace. */
+struct ns_ctx {
+	const struct vm_inuse_where *w;
+	json_t *found;
+	struct layer {
+		char *path;
+	} layers[VM_INUSE_LAYERS_MAX];
+	size_t n_layers;
+	struct mnt {
+		char *mountpoint, *root;
+		dev_t dev;
+	} *mnts;
+	size_t n_mnts, cap_mnts;
+	bool mnts_full; /* more mounts on the way to volumes/ than kept */
+};
+
+static void ns_ctx_done(struct ns_ctx *c)
+{
+	for (size_t i = 0; i < c->n_layers; i++)
+		free(c->layers[i].path);
+	for (size_t i = 0; i < c->n_mnts; i++) {
+		free(c->mnts[i].mountpoint);
+		free(c->mnts[i].root);
+	}
+	free(c->mnts);
+}
+
+/* NAME, n bytes: counted if it can be a volume's name (and is one, when
+ * the caller says which are): what a namespace's table can make us
+ * count is bounded by the volumes, not by its mounts. */
+static bool countable(const struct vm_inuse_where *w, const char *name, size_t n,
+		      char key[static VM_NAME_MAX + 1])
 {
 	if (n == 0 || n > VM_NAME_MAX)
-		return;
-	char key[VM_NAME_MAX + 1];
+		return false;
 	memcpy(key, name, n);
 	key[n] = '\0';
 	if (vm_name_check("volume", key, NULL) < 0)
-		return; /* no volume can have that name */
+		return false; /* no volume can have that name */
+	return !w->names || json_object_get(w->names, key);
+}
+
+static void add_count(const struct vm_inuse_where *w, json_t *counts, const char *name,
+		      size_t n)
+{
+	char key[VM_NAME_MAX + 1];
+	if (!countable(w, name, n, key))
+		return;
 	json_t *c = json_object_get(counts, key);
 	json_object_set_new(counts, key, json_integer(c ? json_integer_value(c) + 1 : 1));
 }
 
-/* path is prefix/NAME or beneath it: count NAME. */
-static void count_beneath(const char *path, const char *prefix, json_t *counts)
+/* path is prefix/NAME or beneath it: its NAME (length), else NULL. */
+static const char *name_beneath(const char *path, const char *prefix, size_t *ret_len)
 {
 	size_t pl = strlen(prefix);
 	if (strncmp(path, prefix, pl) != 0 || path[pl] != '/')
-		return;
+		return NULL;
 	const char *name = path + pl + 1;
-	add_count(counts, name, strcspn(name, "/"));
+	*ret_len = strcspn(name, "/");
+	return name;
 }
 
 /* Split s at the first unescaped separator: returns the rest, or NULL. */
@@ -77,9 +119,104 @@ static char *split_unescaped(char *s, char sep)
 	return NULL;
 }
 
-/* Overlay layers (lowerdir, lowerdir+, datadir+, upperdir, workdir) that
- * lie in a volume: the overlay holds that volume. */
-static void scan_overlay_options(char *opts, const char *layer_path, json_t *counts)
+/* Is mount point m a path prefix of p ("/a" of "/a" and "/a/b", not of
+ * "/ab")?  Then the length of the rest of p. */
+static bool path_prefix(const char *m, const char *p, size_t *ret_rest)
+{
+	size_t ml = strcmp(m, "/") == 0 ? 0 : strlen(m);
+	if (strncmp(p, m, ml) != 0 || (p[ml] != '/' && p[ml] != '\0'))
+		return false;
+	*ret_rest = ml;
+	return true;
+}
+
+/* An overlay layer whose path is in the volumes directory: kept until the
+ * namespace's whole table is read, then counted only if that namespace's
+ * own mounts put the path on the pool, inside a volume (which one is what
+ * the mounts say, not the path) --
+ * a path string alone proves nothing (anyone may mount a tmpfs there in
+ * a user namespace of their own). */
+static void note_layer(struct ns_ctx *c, const char *path)
+{
+	size_t n;
+	if (!name_beneath(path, c->w->layer_path, &n) || n == 0 ||
+	    c->n_layers >= VM_INUSE_LAYERS_MAX)
+		return;
+	char *copy = strdup(path);
+	if (copy)
+		c->layers[c->n_layers++].path = copy;
+}
+
+/* A mount that may cover a layer path: on the way to the volumes
+ * directory, or beneath it. */
+static void note_mount(struct ns_ctx *c, const char *mountpoint, const char *root, dev_t dev)
+{
+	size_t rest;
+	const char *lp = c->w->layer_path;
+	bool on_the_way = path_prefix(mountpoint, lp, &rest);
+	bool beneath = path_prefix(lp, mountpoint, &rest);
+	if (!on_the_way && !beneath)
+		return;
+	if (c->n_mnts == c->cap_mnts) {
+		if (c->cap_mnts >= VM_INUSE_COVER_MAX) {
+			c->mnts_full = true;
+			return;
+		}
+		size_t cap = c->cap_mnts ? c->cap_mnts * 2 : 16;
+		struct mnt *n = realloc(c->mnts, cap * sizeof(*n));
+		if (!n) {
+			c->mnts_full = true;
+			return;
+		}
+		c->mnts = n;
+		c->cap_mnts = cap;
+	}
+	struct mnt *m = &c->mnts[c->n_mnts];
+	m->mountpoint = strdup(mountpoint);
+	m->root = strdup(root);
+	m->dev = dev;
+	if (!m->mountpoint || !m->root) {
+		free(m->mountpoint);
+		free(m->root);
+		c->mnts_full = true;
+		return;
+	}
+	c->n_mnts++;
+}
+
+/* After the table: each layer resolved through the mount that covers
+ * its path there (the longest mount point on its way; of mounts stacked
+ * on one point, the last). */
+static void resolve_layers(struct ns_ctx *c)
+{
+	if (c->mnts_full)
+		return; /* cannot tell what covers them: the engines' Mount does */
+	for (size_t i = 0; i < c->n_layers; i++) {
+		const char *p = c->layers[i].path;
+		const struct mnt *best = NULL;
+		size_t best_len = 0, rest;
+		for (size_t k = 0; k < c->n_mnts; k++)
+			if (path_prefix(c->mnts[k].mountpoint, p, &rest) &&
+			    (!best || rest >= best_len)) {
+				best = &c->mnts[k];
+				best_len = rest;
+			}
+		if (!best || best->dev != c->w->sb_dev)
+			continue;
+		char fs_path[PATH_MAX * 2];
+		const char *root = strcmp(best->root, "/") == 0 ? "" : best->root;
+		if (snprintf(fs_path, sizeof(fs_path), "%s%s", root, p + best_len) >=
+		    (int)sizeof(fs_path))
+			continue;
+		size_t n;
+		const char *name = name_beneath(fs_path, c->w->prefix, &n);
+		if (name)
+			add_count(c->w, c->found, name, n);
+	}
+}
+
+/* Overlay layers (lowerdir, lowerdir+, datadir+, upperdir, workdir). */
+static void scan_overlay_options(struct ns_ctx *c, char *opts)
 {
 	static const char *const keys[] = {"lowerdir=", "lowerdir+=", "datadir+=", "upperdir=",
 					   "workdir="};
@@ -92,14 +229,15 @@ static void scan_overlay_options(char *opts, const char *layer_path, json_t *cou
 			for (char *layer = opt + kl, *more; layer; layer = more) {
 				more = split_unescaped(layer, ':');
 				unescape(layer);
-				count_beneath(layer, layer_path, counts);
+				note_layer(c, layer);
 			}
 		}
 	}
 }
 
-void vm_inuse_scan_line(char *line, const struct vm_inuse_where *w, json_t *counts)
+static void scan_line(struct ns_ctx *c, char *line)
 {
+	const struct vm_inuse_where *w = c->w;
 	char *f[6];
 	char *p = line;
 	for (size_t i = 0; i < ELEMENTSOF(f); i++) {
@@ -109,7 +247,8 @@ void vm_inuse_scan_line(char *line, const struct vm_inuse_where *w, json_t *coun
 			return; /* not a mount line: skip it, never the lines after */
 		*p++ = '\0';
 	}
-	/* f[2] major:minor, f[3] root; then optional fields up to "-". */
+	/* f[2] major:minor, f[3] root, f[4] mount point; then optional
+	 * fields up to "-". */
 	char *colon = strchr(f[2], ':'), *end;
 	if (!colon)
 		return;
@@ -120,12 +259,18 @@ void vm_inuse_scan_line(char *line, const struct vm_inuse_where *w, json_t *coun
 	min = strtoul(colon + 1, &end, 10);
 	if (*end || errno)
 		return;
-	if (makedev(maj, min) == w->sb_dev) {
-		unescape(f[3]);
-		count_beneath(f[3], w->prefix, counts);
+	dev_t dev = makedev(maj, min);
+	unescape(f[3]);
+	if (dev == w->sb_dev) {
+		size_t n;
+		const char *name = name_beneath(f[3], w->prefix, &n);
+		if (name)
+			add_count(w, c->found, name, n);
 	}
 	if (!w->layer_path)
 		return;
+	unescape(f[4]);
+	note_mount(c, f[4], f[3], dev);
 	/* The optional fields end with a lone "-": fstype, source, options. */
 	char *sep = strstr(p, "- ");
 	while (sep && sep != p && sep[-1] != ' ')
@@ -138,7 +283,15 @@ void vm_inuse_scan_line(char *line, const struct vm_inuse_where *w, json_t *coun
 	*source++ = '\0';
 	char *opts = strchr(source, ' ');
 	if (opts && strcmp(fstype, "overlay") == 0)
-		scan_overlay_options(opts + 1, w->layer_path, counts);
+		scan_overlay_options(c, opts + 1);
+}
+
+void vm_inuse_scan_line(char *line, const struct vm_inuse_where *w, json_t *counts)
+{
+	struct ns_ctx c = {.w = w, .found = counts};
+	scan_line(&c, line);
+	resolve_layers(&c);
+	ns_ctx_done(&c);
 }
 
 int vm_inuse_scan_mountinfo(const char *path, const struct vm_inuse_where *w, json_t *counts)
@@ -154,9 +307,9 @@ int vm_inuse_scan_mountinfo(const char *path, const struct vm_inuse_where *w, js
 	size_t llen = 0, lcap = 0;
 	/* Counts go to a scratch object first: a read that fails half way
 	 * adds nothing (the caller then treats the process as unreadable). */
-	json_t *found = json_object();
-	if (!buf || !found) {
-		json_decref(found);
+	struct ns_ctx c = {.w = w, .found = json_object()};
+	if (!buf || !c.found) {
+		json_decref(c.found);
 		return -ENOMEM;
 	}
 	int r = 0;
@@ -195,30 +348,32 @@ int vm_inuse_scan_mountinfo(const char *path, const struct vm_inuse_where *w, js
 				llen += part;
 				line[llen] = '\0';
 				if (nl) {
-					vm_inuse_scan_line(line, w, found);
+					scan_line(&c, line);
 					llen = 0;
 				}
 			} else {
 				*nl = '\0';
-				vm_inuse_scan_line(s, w, found);
+				scan_line(&c, s);
 			}
 			s += part + (nl ? 1 : 0);
 		}
 	}
 	if (r == 0 && llen > 0)
-		vm_inuse_scan_line(line, w, found);
+		scan_line(&c, line);
 out:
 	if (r == 0) {
+		resolve_layers(&c);
 		const char *k;
 		json_t *v;
-		json_object_foreach(found, k, v) {
-			json_t *c = json_object_get(counts, k);
+		json_object_foreach(c.found, k, v) {
+			json_t *have = json_object_get(counts, k);
 			json_object_set_new(counts, k,
 					    json_integer(json_integer_value(v) +
-							 (c ? json_integer_value(c) : 0)));
+							 (have ? json_integer_value(have) : 0)));
 		}
 	}
-	json_decref(found);
+	json_decref(c.found);
+	ns_ctx_done(&c);
 	return r;
 }
 

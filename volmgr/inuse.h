@@ -24,7 +24,19 @@ struct vm_inuse_where {
 	dev_t sb_dev;           /* the pool's file system (mountinfo's major:minor) */
 	const char *prefix;     /* volumes/ inside that file system, e.g. "/volumes" */
 	const char *layer_path; /* volumes/ as a path, for overlay layers; NULL: not looked at */
+	/* The volumes there are (an object whose keys are their names): only
+	 * those are counted, so what a table can make a scan hold is bounded
+	 * by the volumes.  NULL: any name a volume could have. */
+	const json_t *names;
 };
+
+/* Overlay layers naming a volume's path kept per namespace (beyond, the
+ * engines' recorded Mount is what marks such a use), and mounts kept to
+ * tell what such a path is in that namespace (beyond, its layers are not
+ * counted: a table that mounts this much on the pool's path is no
+ * engine's). */
+#define VM_INUSE_LAYERS_MAX 64
+#define VM_INUSE_COVER_MAX 4096
 
 /* A mountinfo line longer than this (an overlay with hundreds of layers
  * of long paths) makes its namespace unreadable: fail closed. */

@@ -686,10 +686,45 @@ int vm_volume_create(struct vm_manager *m, const char *name,
  * When some processes' mounts cannot be read, the scan is incomplete:
  * every volume then counts as in use (fail closed), marked by the key ""
  * holding the number unread. */
+/* The names of the volumes with a record, read without the lock through
+ * a directory fd of its own (a dup would share the listing's offset). */
+static json_t *volume_names(struct vm_manager *m)
+{
+	int fd = openat(m->pool->vol_meta_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	json_t *names = json_object();
+	if (!d || !names) {
+		if (d)
+			closedir(d);
+		else
+			closep(&fd);
+		json_decref(names);
+		return NULL;
+	}
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		if (de->d_name[0] == '.' || l < 6 || l - 5 > VM_NAME_MAX ||
+		    strcmp(de->d_name + l - 5, ".json") != 0)
+			continue;
+		char name[VM_NAME_MAX + 1];
+		memcpy(name, de->d_name, l - 5);
+		name[l - 5] = '\0';
+		json_object_set_new(names, name, json_true());
+	}
+	closedir(d);
+	return names;
+}
+
 int vm_mgr_inuse_counts(struct vm_manager *m, json_t **ret, struct vm_error *err)
 {
 	unsigned unreadable = 0;
-	const struct vm_inuse_where where = {m->pool->sb_dev, m->vol_prefix, m->vol_path};
+	/* Only volumes are counted: no mount table can make the scan hold
+	 * more names than there are volumes. */
+	_cleanup_json_ json_t *names = volume_names(m);
+	if (!names)
+		return vm_error_set(err, ENOMEM, "cannot list the volumes");
+	const struct vm_inuse_where where = {m->pool->sb_dev, m->vol_prefix, m->vol_path, names};
 	int r = vm_inuse_scan(m->proc, &where, ret, &unreadable, err);
 	if (r == 0 && unreadable)
 		json_object_set_new(*ret, "", json_integer(unreadable));
@@ -779,14 +814,20 @@ static int volume_load_ready(struct vm_manager *m, const char *name,
 	return 0;
 }
 
+/* What an inspect's sweep may change before it answers (the watcher
+ * thread goes on with the rest). */
+#define VM_SWEEP_REQUEST_BUDGET 1024
+
 int vm_volume_get(struct vm_manager *m, const char *name, bool with_usage,
 		  json_t **ret, struct vm_error *err)
 {
 	int r = vm_name_check("volume", name, err);
 	if (r < 0)
 		return r;
-	/* Usage counts the subvolumes made inside up to now. */
-	vm_volquota_sweep(&m->vq, false, NULL, NULL, NULL);
+	/* Usage counts the subvolumes made inside up to now (inspect only:
+	 * the engines' Get must not wait on a sweep). */
+	if (with_usage)
+		vm_volquota_sweep_bounded(&m->vq, false, VM_SWEEP_REQUEST_BUDGET, NULL, NULL, NULL);
 	_cleanup_json_ json_t *counts = NULL;
 	/* Tests hold an inspect here, in its scan, to show that nothing else
 	 * waits for it. */

@@ -2,6 +2,7 @@
 #include "volquota.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,11 @@
 #define CHAIN_MAX (1u << 20)
 /* Qgroup ids read per call. */
 #define BATCH 256
+/* The sweep lets go of vq->lock after this many qgroup operations, so
+ * that volmgrd's other users of it (a new volume's apply, under the
+ * manager's lock) wait at most that long, whatever a job made: a job can
+ * give each of a thousand subvolumes hundreds of memberships to drop. */
+#define SWEEP_YIELD_OPS 64
 
 const char *vm_quota_mode_name(enum vm_quota_mode m)
 {
@@ -350,13 +356,18 @@ static void settle(struct vm_volquota *vq, uint64_t next)
 	}
 }
 
-static int sweep_locked(struct vm_volquota *vq, bool full, unsigned *joined, unsigned *moved,
-			struct vm_error *err)
+/* Called with vq->lock held; lets go of it now and then (above).  budget:
+ * the most qgroup changes this call makes (0: no bound); past it the rest
+ * waits for the next sweep. */
+static int sweep_locked(struct vm_volquota *vq, bool full, unsigned budget, unsigned *joined,
+			unsigned *moved, struct vm_error *err)
 {
 	struct vm_subvol_link links[BATCH];
 	size_t n;
 	uint64_t from = full ? FIRST_SUBVOL : vq->low, next = vq->low;
 	int more, first_r = 0;
+	unsigned ops_since_yield = 0;
+	bool stopped = false;
 	/* Every step's error is kept (the first one is returned) but does not
 	 * stop the others from being put right. */
 	struct vm_error e = {0};
@@ -365,6 +376,11 @@ static int sweep_locked(struct vm_volquota *vq, bool full, unsigned *joined, uns
 		if (more < 0)
 			return more;
 		for (size_t i = 0; i < n; i++) {
+			unsigned before = *joined + *moved;
+			if (budget && before >= budget) {
+				stopped = true; /* the rest from links[i] on: next time */
+				break;
+			}
 			uint64_t owner = 0;
 			int r = owner_of(vq, links[i].id, links[i].parent, links[i].dirid, &owner,
 					 &e);
@@ -378,11 +394,19 @@ static int sweep_locked(struct vm_volquota *vq, bool full, unsigned *joined, uns
 			e = (struct vm_error){0};
 			if (links[i].id + 1 > next)
 				next = links[i].id + 1;
+			ops_since_yield += 1 + (*joined + *moved - before);
+			if (ops_since_yield >= SWEEP_YIELD_OPS) {
+				pthread_mutex_unlock(&vq->lock);
+				sched_yield();
+				pthread_mutex_lock(&vq->lock);
+				ops_since_yield = 0;
+			}
 		}
-		if (n > 0)
+		if (n > 0 && !stopped)
 			from = links[n - 1].id + 1;
-	} while (more > 0);
-	settle(vq, next);
+	} while (more > 0 && !stopped);
+	if (!stopped)
+		settle(vq, next);
 	vq->sweeps++;
 	return first_r;
 }
@@ -390,12 +414,18 @@ static int sweep_locked(struct vm_volquota *vq, bool full, unsigned *joined, uns
 int vm_volquota_sweep(struct vm_volquota *vq, bool full, unsigned *ret_joined,
 		      unsigned *ret_moved, struct vm_error *err)
 {
+	return vm_volquota_sweep_bounded(vq, full, 0, ret_joined, ret_moved, err);
+}
+
+int vm_volquota_sweep_bounded(struct vm_volquota *vq, bool full, unsigned budget,
+			      unsigned *ret_joined, unsigned *ret_moved, struct vm_error *err)
+{
 	unsigned joined = 0, moved = 0;
 	if (vq->mode != VM_QUOTA_MODE_SIMPLE)
 		return 0;
 	pthread_mutex_lock(&vq->lock);
 	/* The first one goes over everything made while volmgrd was away. */
-	int r = sweep_locked(vq, full || vq->sweeps == 0, &joined, &moved, err);
+	int r = sweep_locked(vq, full || vq->sweeps == 0, budget, &joined, &moved, err);
 	vq->joined += joined;
 	vq->moved += moved;
 	pthread_mutex_unlock(&vq->lock);
@@ -440,7 +470,9 @@ int vm_volquota_apply(struct vm_volquota *vq, uint64_t subvol_id, uint64_t bytes
 		return vm_error_set(err, EINVAL, "invalid subvolume id %llu",
 				    (unsigned long long)subvol_id);
 	uint64_t group = group_of(subvol_id);
-	pthread_mutex_lock(&vq->lock);
+	/* Only the memo needs vq->lock: this runs under the manager's lock,
+	 * and must not wait for a sweep.  A sweep meanwhile finds the new
+	 * subvolume in staging/, in no volume, and leaves it alone. */
 	bool reused = false;
 	int r = vm_quota_group_create(vq->fs_fd, group, err);
 	if (r == -EEXIST) {
@@ -460,13 +492,14 @@ int vm_volquota_apply(struct vm_volquota *vq, uint64_t subvol_id, uint64_t bytes
 	if (r == 0 && (bytes || reused))
 		r = vm_quota_group_limit(vq->fs_fd, group, bytes, err);
 	if (r == 0) {
+		pthread_mutex_lock(&vq->lock);
 		memo_put(vq, subvol_id, subvol_id);
+		pthread_mutex_unlock(&vq->lock);
 	} else {
 		/* The caller deletes the subvolume: leave nothing behind. */
 		empty_group(vq, group, NULL);
 		vm_quota_group_remove(vq->fs_fd, group, NULL);
 	}
-	pthread_mutex_unlock(&vq->lock);
 	return r;
 }
 
@@ -478,7 +511,8 @@ void vm_volquota_release_at(struct vm_volquota *vq, int dirfd, const char *name)
 	uint64_t id;
 	if (fd < 0 || vm_btrfs_is_subvolume(fd) != 1 || vm_btrfs_subvolume_id(fd, &id) < 0)
 		return;
-	pthread_mutex_lock(&vq->lock);
+	/* Limits only: no memo, so no vq->lock (this may run under the
+	 * manager's lock, and a job decides how many subvolumes it holds). */
 	if (vq->mode == VM_QUOTA_MODE_SIMPLE)
 		vm_quota_group_unlimit(vq->fs_fd, group_of(id), NULL);
 	/* Depth first over the subvolumes inside, with an explicit stack
@@ -515,8 +549,7 @@ void vm_volquota_release_at(struct vm_volquota *vq, int dirfd, const char *name)
 			break;
 		cur = stack[--n];
 	}
-out:
-	pthread_mutex_unlock(&vq->lock);
+out:;
 }
 
 int vm_volquota_usage(struct vm_volquota *vq, uint64_t subvol_id, uint64_t *ret_referenced,
@@ -546,10 +579,11 @@ int vm_volquota_destroy(struct vm_volquota *vq, uint64_t subvol_id, struct vm_er
 	if (vq->mode == VM_QUOTA_MODE_SIMPLE && subvol_id >= FIRST_SUBVOL) {
 		uint64_t group = group_of(subvol_id);
 		pthread_mutex_lock(&vq->lock);
+		memo_forget_owner(vq, subvol_id);
+		pthread_mutex_unlock(&vq->lock);
 		/* Its subvolumes are deleted; a live member would be one made
 		 * elsewhere that named this qgroup (the sweep moves those to
 		 * their own volume's): it leaves this qgroup, nothing else. */
-		memo_forget_owner(vq, subvol_id);
 		r = empty_group(vq, group, err);
 		if (r == -ENOTCONN)
 			r = 0;
@@ -558,7 +592,6 @@ int vm_volquota_destroy(struct vm_volquota *vq, uint64_t subvol_id, struct vm_er
 			if (r > 0)
 				r = 0;
 		}
-		pthread_mutex_unlock(&vq->lock);
 	}
 	/* 0/subvol_id goes once btrfs's cleaner has dropped the subvolume
 	 * (the kernel removes it itself since 6.10; gc clears what is
@@ -580,16 +613,16 @@ int vm_volquota_clear_stale(struct vm_volquota *vq, unsigned *ret_skipped,
 	if (vq->mode == VM_QUOTA_MODE_SIMPLE) {
 		pthread_mutex_lock(&vq->lock);
 		memo_clear(vq);
+		pthread_mutex_unlock(&vq->lock);
+		/* The rest without vq->lock: qgroup operations only. */
 		uint64_t groups[BATCH], from = 0;
 		size_t n;
 		int more;
 		do {
 			more = vm_quota_groups(vq->fs_fd, 1, from, groups, ELEMENTSOF(groups), &n,
 					       err);
-			if (more < 0) {
-				pthread_mutex_unlock(&vq->lock);
+			if (more < 0)
 				return more;
-			}
 			for (size_t i = 0; i < n; i++) {
 				uint64_t x = VM_QGROUP_ID(groups[i]);
 				bool live = false;
@@ -626,7 +659,6 @@ int vm_volquota_clear_stale(struct vm_volquota *vq, unsigned *ret_skipped,
 			if (n > 0)
 				from = groups[n - 1] + 1;
 		} while (more > 0);
-		pthread_mutex_unlock(&vq->lock);
 	}
 	if (ret_skipped)
 		*ret_skipped = skipped;

@@ -164,6 +164,10 @@ int vm_volquota_destroy(struct vm_volquota *vq, uint64_t subvol_id, struct vm_er
  * other qgroups were dropped.  A no-op in other modes. */
 int vm_volquota_sweep(struct vm_volquota *vq, bool full, unsigned *ret_joined,
 		      unsigned *ret_moved, struct vm_error *err);
+/* The same, making at most budget qgroup changes (0: no bound): what a
+ * request waits for before it reads usage; the watcher does the rest. */
+int vm_volquota_sweep_bounded(struct vm_volquota *vq, bool full, unsigned budget,
+			      unsigned *ret_joined, unsigned *ret_moved, struct vm_error *err);
 
 /* gc: the stale level-0 qgroups (vm_quota_clear_stale), and in simple
  * mode the level-1 qgroups 1/X of volumes gone (no live subvolume X)

@@ -88,6 +88,25 @@ hold lower sh -c "mount -t overlay overlay -o 'lowerdir=$pool/volumes/lower/data
 vt_assert_eq 1 "$(vt_volmgr_field lower .kernel_mounts)" "the overlay counts as a mount"
 refused lower "an overlay uses it as a layer"
 
+vt_step "an overlay of a fake volume on a tmpfs over the pool's path holds nothing"
+# Anyone with a user namespace can mount a tmpfs over the pool's path in
+# it and make an overlay whose layer path names a volume: the path string
+# proves nothing, the mount under it is not the pool.
+"$VOLMGR" create victim >/dev/null
+pooldir=${pool%/pool}
+chmod 0711 "$VT_TMP"
+mkdir "$VT_TMP/nb"
+chown 65534:65534 "$VT_TMP/nb"
+hold nb/victim setpriv --reuid=65534 --regid=65534 --clear-groups unshare -Urm --propagation private sh -c "
+	mount -t tmpfs vt '$pooldir' && mkdir -p '$pool/volumes/victim' '$pooldir/u' '$pooldir/w' '$pooldir/m' &&
+	mount -t overlay overlay -o 'lowerdir=$pool/volumes/victim,upperdir=$pooldir/u,workdir=$pooldir/w' '$pooldir/m' &&
+	touch '$VT_TMP/nb/victim.ready' && exec sleep 600"
+vt_assert_eq 0 "$(vt_volmgr_field victim .kernel_mounts)" "the fake overlay is not a mount of victim"
+"$VOLMGR" rm victim >/dev/null
+vt_assert_volume_gone victim
+kill "$holder"
+wait "$holder" 2>/dev/null || true
+
 vt_step "a pool that is not btrfs: a working directory deep in a lazily unmounted volume"
 vt_stop_daemon
 pool=$(vt_make_pool ext4)/pool

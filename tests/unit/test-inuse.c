@@ -158,6 +158,75 @@ static void test_empty_and_missing(void **state)
 	free(p);
 }
 
+/* ---- overlay layers (podman's -v VOL:/dst:O) ---- */
+
+static json_t *scan_where(const char *file, const struct vm_inuse_where *w)
+{
+	json_t *counts = json_object();
+	char *p = ut_path(dir, file);
+	int r = vm_inuse_scan_mountinfo(p, w, counts);
+	if (r < 0)
+		fail_msg("%s: %s", p, strerror(-r));
+	free(p);
+	return counts;
+}
+
+static void expect_counts(json_t *counts, const char *want_json, const char *what)
+{
+	json_t *want = parse(want_json);
+	if (!json_equal(counts, want))
+		fail_msg("%s: counts %s, expected %s", what, json_dumps(counts, JSON_SORT_KEYS),
+			 want_json);
+	json_decref(want);
+	json_decref(counts);
+}
+
+#define LAYERS "/var/lib/volmgr/volumes"
+
+/* Layers in volumes, on the pool's own mount: counted; escaped ':' and
+ * ',' in layer paths; a cache's directory is no volume. */
+static void test_overlay_layers(void **state)
+{
+	const struct vm_inuse_where w = {POOL_DEV, "/volumes", LAYERS, NULL};
+	expect_counts(scan_where("overlay-podman.mountinfo", &w),
+		      "{\"ci-1\": 1, \"ci-2\": 1}", "podman's overlays");
+	/* without layer_path, overlays are not looked at */
+	expect_counts(scan_where("overlay-podman.mountinfo", WHERE(POOL_DEV, "/volumes")), "{}",
+		      "layers not asked for");
+}
+
+/* A namespace that mounted a tmpfs over the pool's path (anyone can, in
+ * a user namespace of their own) and made overlays of fake "volumes"
+ * there: the path string names a volume, the mount under it is not the
+ * pool -- nothing counts (issue 13 review: a volume pinned in use). */
+static void test_overlay_on_fake_pool(void **state)
+{
+	const struct vm_inuse_where w = {POOL_DEV, "/volumes", LAYERS, NULL};
+	expect_counts(scan_where("overlay-fake.mountinfo", &w), "{}", "layers on a tmpfs");
+}
+
+/* The path of a layer is what the namespace's mounts make of it: here
+ * volumes/ci-1 is a bind mount of ci-3. */
+static void test_overlay_through_bind(void **state)
+{
+	const struct vm_inuse_where w = {POOL_DEV, "/volumes", LAYERS, NULL};
+	expect_counts(scan_where("overlay-bind.mountinfo", &w), "{\"ci-3\": 2}",
+		      "a layer through a bind mount");
+}
+
+/* Only known volumes are counted when the caller says which there are:
+ * a table cannot make the scan hold more names than there are volumes. */
+static void test_names_filter(void **state)
+{
+	json_t *names = parse("{\"ci-2\": true, \"ci-10\": true}");
+	const struct vm_inuse_where w = {POOL_DEV, "/volumes", LAYERS, names};
+	expect_counts(scan_where("container-b.mountinfo", &w), "{\"ci-10\": 1}",
+		      "container-b, two known volumes");
+	expect_counts(scan_where("overlay-podman.mountinfo", &w), "{\"ci-2\": 1}",
+		      "overlays, two known volumes");
+	json_decref(names);
+}
+
 /* ---- the whole scan over a fake /proc (a directory of pid entries) ---- */
 
 static char *make_tmpdir(void)
@@ -372,6 +441,10 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_subvol_pool),
 		cmocka_unit_test(test_broken_line),
 		cmocka_unit_test(test_empty_and_missing),
+		cmocka_unit_test(test_overlay_layers),
+		cmocka_unit_test(test_overlay_on_fake_pool),
+		cmocka_unit_test(test_overlay_through_bind),
+		cmocka_unit_test(test_names_filter),
 		cmocka_unit_test(test_vanished_first_of_namespace),
 		cmocka_unit_test(test_zombie_is_gone),
 		cmocka_unit_test(test_zombie_leader_live_thread),
