@@ -35,6 +35,8 @@
 #include <linux/btrfs.h>
 #include <linux/btrfs_tree.h>
 #include <stdio.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -54,6 +56,10 @@
 #define DELETE_MAX_STALLS 64
 /* Children looked up per search. */
 #define DELETE_BATCH 16
+/* Directories between a subvolume's root and a subvolume nested in it,
+ * when their path is longer than the kernel hands out: a job cannot make
+ * its space impossible to free by hiding a subvolume deep down. */
+#define DELETE_MAX_DIR_DEPTH 65536
 
 static bool force_by_name;
 
@@ -130,6 +136,88 @@ static int list_children(int fd, uint64_t id, uint64_t from, struct child *out, 
 	return n;
 }
 
+/* The name of directory ino in its parent (the parent's inode number in
+ * *ret_parent), from its INODE_REF item in subvolume tree: 0, or a
+ * negative errno (-ENOENT: no such directory now). */
+static int inode_ref(int fd, uint64_t tree, uint64_t ino, uint64_t *ret_parent,
+		     char name[static BTRFS_VOL_NAME_MAX + 1])
+{
+	struct btrfs_ioctl_search_args args;
+	memset(&args.key, 0, sizeof(args.key));
+	args.key.tree_id = tree;
+	args.key.min_objectid = args.key.max_objectid = ino;
+	args.key.min_type = args.key.max_type = BTRFS_INODE_REF_KEY;
+	args.key.max_offset = UINT64_MAX;
+	args.key.max_transid = UINT64_MAX;
+	args.key.nr_items = 1;
+	if (ioctl(fd, BTRFS_IOC_TREE_SEARCH, &args) < 0)
+		return -errno;
+	if (args.key.nr_items == 0)
+		return -ENOENT;
+	struct btrfs_ioctl_search_header sh;
+	memcpy(&sh, args.buf, sizeof(sh));
+	const unsigned char *item = (const unsigned char *)args.buf + sizeof(sh);
+	if (sh.objectid != ino || sh.type != BTRFS_INODE_REF_KEY ||
+	    sh.len < sizeof(struct btrfs_inode_ref) || sh.len > sizeof(args.buf) - sizeof(sh))
+		return -EBADMSG;
+	uint16_t len = vm_get_le16(item + offsetof(struct btrfs_inode_ref, name_len));
+	if (len == 0 || len > BTRFS_VOL_NAME_MAX || len > sh.len - sizeof(struct btrfs_inode_ref))
+		return -EBADMSG;
+	memcpy(name, item + sizeof(struct btrfs_inode_ref), len);
+	name[len] = '\0';
+	if (!vm_is_plain_component(name) || memchr(name, '\0', len))
+		return -EBADMSG;
+	*ret_parent = sh.offset;
+	return 0;
+}
+
+/* Directory dirid of subvolume id, open at fd, deeper than a path the
+ * kernel can hand out (BTRFS_IOC_INO_LOOKUP stops at 4,080 bytes): its
+ * names collected up the INODE_REF items to the subvolume's root, then
+ * walked down beneath fd one at a time.  Bounded by
+ * DELETE_MAX_DIR_DEPTH levels. */
+static int open_deep_dir(int fd, uint64_t id, uint64_t dirid)
+{
+	size_t n = 0, cap = 0;
+	char (*names)[BTRFS_VOL_NAME_MAX + 1] = NULL;
+	int r = 0;
+	for (uint64_t cur = dirid; cur != BTRFS_FIRST_FREE_OBJECTID;) {
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			void *nn = ncap <= DELETE_MAX_DIR_DEPTH ? realloc(names, ncap * sizeof(*names)) : NULL;
+			if (!nn) {
+				r = ncap > DELETE_MAX_DIR_DEPTH ? -ENAMETOOLONG : -ENOMEM;
+				goto out;
+			}
+			names = nn;
+			cap = ncap;
+		}
+		uint64_t parent = 0;
+		if ((r = inode_ref(fd, id, cur, &parent, names[n])) < 0)
+			goto out;
+		n++;
+		cur = parent;
+	}
+	int dir = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (dir < 0) {
+		r = -errno;
+		goto out;
+	}
+	while (n > 0) {
+		int next = vm_openat_beneath(dir, names[--n], O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+		close(dir);
+		if (next < 0) {
+			r = next;
+			goto out;
+		}
+		dir = next;
+	}
+	r = dir;
+out:
+	free(names);
+	return r;
+}
+
 /* Open directory dirid of subvolume id (open at fd, on device dev):
  * its path from the kernel, walked beneath fd without following links,
  * and checked to be that very directory. */
@@ -142,8 +230,15 @@ static int open_dir(int fd, uint64_t id, dev_t dev, uint64_t dirid)
 			return -errno;
 	} else {
 		struct btrfs_ioctl_ino_lookup_args a = {.treeid = id, .objectid = dirid};
-		if (ioctl(fd, BTRFS_IOC_INO_LOOKUP, &a) < 0)
-			return -errno;
+		if (ioctl(fd, BTRFS_IOC_INO_LOOKUP, &a) < 0) {
+			if (errno != ENAMETOOLONG)
+				return -errno;
+			/* Deeper than a path can say: name by name. */
+			dir = open_deep_dir(fd, id, dirid);
+			if (dir < 0)
+				return dir;
+			goto check;
+		}
 		a.name[sizeof(a.name) - 1] = '\0';
 		size_t len = strlen(a.name);
 		/* "a/b/": every component ends in a slash. */
@@ -154,6 +249,7 @@ static int open_dir(int fd, uint64_t id, dev_t dev, uint64_t dirid)
 		if (dir < 0)
 			return dir;
 	}
+check:;
 	struct stat st;
 	if (fstat(dir, &st) < 0)
 		return -errno;
@@ -195,10 +291,14 @@ static int destroy(struct del_ctx *c, int dir, uint64_t id, const char *name, de
 		if (ioctl(dir, BTRFS_IOC_SNAP_DESTROY_V2, &a) == 0)
 			return 0;
 		/* ENOTTY: no SNAP_DESTROY_V2 (before 5.7); EOPNOTSUPP: no
-		 * SPEC_BY_ID flag.  Anything else is the real answer. */
-		if (errno != ENOTTY && errno != EOPNOTSUPP)
+		 * SPEC_BY_ID flag; ENAMETOOLONG: by id, the kernel builds the
+		 * subvolume's whole path, which a job can make longer than it
+		 * takes -- by name in the verified directory then, this one
+		 * only.  Anything else is the real answer. */
+		if (errno == ENOTTY || errno == EOPNOTSUPP)
+			c->no_by_id = true;
+		else if (errno != ENAMETOOLONG)
 			return -errno;
-		c->no_by_id = true;
 	}
 	/* One more look right before (it narrows the window, no more). */
 	struct stat st;

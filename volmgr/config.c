@@ -306,9 +306,16 @@ bool vm_config_name_reserved(const struct vm_config *cfg, const char *name)
 	for (size_t i = 0; i < cfg->n_reserved; i++)
 		if (strncmp(name, cfg->reserved_prefix[i], strlen(cfg->reserved_prefix[i])) == 0)
 			return true;
-	for (size_t i = 0; i < cfg->n_seed; i++)
+	for (size_t i = 0; i < cfg->n_seed; i++) {
 		if (vm_pattern_match(cfg->seed[i].pattern, name, NULL, 0, NULL))
 			return true;
+		/* A rule's volume:SOURCE too: whoever made it first would give
+		 * every job the rule seeds its tree.  The template's "{x}" is
+		 * the pattern syntax's capture: any name it can expand to. */
+		if (strncmp(cfg->seed[i].source, "volume:", 7) == 0 &&
+		    vm_pattern_match(cfg->seed[i].source + 7, name, NULL, 0, NULL))
+			return true;
+	}
 	return false;
 }
 

@@ -134,7 +134,8 @@ int vm_config_seed_for(const struct vm_config *cfg, const char *name,
 		       struct vm_source *ret, struct vm_error *err);
 
 /* Whether a volume of this name is reserved for root and the engines:
- * a seed rule matches it, or it starts with a reserved prefix.  A
+ * a seed rule matches it or names it as its volume: source, or it starts
+ * with a reserved prefix.  A
  * non-root caller that made such a name first could fill it with its own
  * tree, and both engines call Get before Create and adopt what exists:
  * the next job would start from that tree. */

@@ -16,8 +16,10 @@
 #include "manager-private.h"
 
 /* Nested subvolumes whose files mark a volume as held (a nested podman
- * makes a few dozen); past this the ones beyond are not looked for. */
-#define HOLDER_DEVS_MAX 1024
+ * makes a few dozen; the delete walks as many); past this, or deeper
+ * than the delete holds open, the ones beyond are not looked for: a job
+ * that hides a holder there hides it from itself only. */
+#define HOLDER_DEVS_MAX 65536
 
 /* The device numbers that mark the volume's files: on btrfs its
  * subvolume's and those of the subvolumes nested in it (every subvolume

@@ -28,6 +28,19 @@ vt_assert_volume_gone ws
 vt_assert_eq 0 "$(btrfs subvolume list "$pool" | grep -c 'volumes/' || true)" "no subvolume left under volumes/"
 vt_assert_eq 0 "$(find "$pool/staging" -mindepth 1 | wc -l)" "staging empty"
 
+vt_step "a subvolume deeper than a path can name is deleted too"
+# 20 directories of 250 characters: the kernel hands out no path to the
+# subvolume at the bottom (BTRFS_IOC_INO_LOOKUP stops at 4,080 bytes).
+"$VOLMGR" create deep
+long=$(printf 'd%.0s' $(seq 250))
+(cd "$pool/volumes/deep" && for _ in $(seq 20); do mkdir "$long" && cd "$long"; done &&
+	btrfs -q subvolume create inner >/dev/null && btrfs -q subvolume create inner/more >/dev/null &&
+	echo data >inner/more/file)
+"$VOLMGR" rm deep
+vt_assert_volume_gone deep
+vt_assert_eq 0 "$(btrfs subvolume list "$pool" | grep -c 'volumes/' || true)" "no subvolume left under volumes/"
+vt_assert_eq 0 "$(find "$pool/staging" -mindepth 1 | wc -l)" "staging empty"
+
 vt_step "the same in a plain-directory volume (backend copy on btrfs)"
 VT_DAEMON_EXTRA="--backend copy" vt_restart_daemon
 "$VOLMGR" create plain

@@ -215,7 +215,8 @@ static void test_engines_and_names(void **state)
 						"podman = /run/podman/podman.sock\n"
 						"docker = /run/other/docker.sock\ntimeout = 2s\n"
 						"[names]\nreserved_prefix = ci-\nreserved_prefix = runner-\n"
-						"[seed]\nproj-{id}-* = cache:p-{id}\n",
+						"[seed]\nproj-{id}-* = cache:p-{id}\n"
+						"base-* = volume:golden\nx-{n}-* = volume:tpl-{n}\n",
 						&cfg, &err),
 			 0);
 	assert_int_equal(cfg.n_engines, 3);
@@ -231,6 +232,10 @@ static void test_engines_and_names(void **state)
 	assert_false(vm_config_name_reserved(&cfg, "scratch-1"));
 	assert_false(vm_config_name_reserved(&cfg, "c-1"));
 	assert_false(vm_config_name_reserved(&cfg, "proj-42"));
+	/* a rule's volume: source is reserved too, templates included */
+	assert_true(vm_config_name_reserved(&cfg, "golden"));
+	assert_true(vm_config_name_reserved(&cfg, "tpl-7"));
+	assert_false(vm_config_name_reserved(&cfg, "golden-2"));
 
 	vm_config_init(&cfg);
 	assert_int_equal(cfg.n_engines, 0);
