@@ -2,7 +2,6 @@
 #include "volquota.h"
 
 #include <fcntl.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +25,7 @@
  * manager's lock) wait at most that long, whatever a job made: a job can
  * give each of a thousand subvolumes hundreds of memberships to drop. */
 #define SWEEP_YIELD_OPS 64
+#define SWEEP_PAUSE_NS (5 * 1000 * 1000)
 
 const char *vm_quota_mode_name(enum vm_quota_mode m)
 {
@@ -396,8 +396,11 @@ static int sweep_locked(struct vm_volquota *vq, bool full, unsigned budget, unsi
 				next = links[i].id + 1;
 			ops_since_yield += 1 + (*joined + *moved - before);
 			if (ops_since_yield >= SWEEP_YIELD_OPS) {
+				/* A pause, not only a yield: each qgroup change is a
+				 * transaction of the pool's, and a stream of them
+				 * holds back the commits a new volume waits for. */
 				pthread_mutex_unlock(&vq->lock);
-				sched_yield();
+				nanosleep(&(struct timespec){0, SWEEP_PAUSE_NS}, NULL);
 				pthread_mutex_lock(&vq->lock);
 				ops_since_yield = 0;
 			}
@@ -470,7 +473,7 @@ int vm_volquota_apply(struct vm_volquota *vq, uint64_t subvol_id, uint64_t bytes
 		return vm_error_set(err, EINVAL, "invalid subvolume id %llu",
 				    (unsigned long long)subvol_id);
 	uint64_t group = group_of(subvol_id);
-	/* Only the memo needs vq->lock: this runs under the manager's lock,
+	/* No vq->lock for the qgroups: this runs under the manager's lock,
 	 * and must not wait for a sweep.  A sweep meanwhile finds the new
 	 * subvolume in staging/, in no volume, and leaves it alone. */
 	bool reused = false;
@@ -492,9 +495,13 @@ int vm_volquota_apply(struct vm_volquota *vq, uint64_t subvol_id, uint64_t bytes
 	if (r == 0 && (bytes || reused))
 		r = vm_quota_group_limit(vq->fs_fd, group, bytes, err);
 	if (r == 0) {
-		pthread_mutex_lock(&vq->lock);
-		memo_put(vq, subvol_id, subvol_id);
-		pthread_mutex_unlock(&vq->lock);
+		/* The memo only saves the sweep a lookup: never wait for it
+		 * here (the manager's lock is held, and a sweep holds vq->lock
+		 * in long runs, handing it back only to waiters that win). */
+		if (pthread_mutex_trylock(&vq->lock) == 0) {
+			memo_put(vq, subvol_id, subvol_id);
+			pthread_mutex_unlock(&vq->lock);
+		}
 	} else {
 		/* The caller deletes the subvolume: leave nothing behind. */
 		empty_group(vq, group, NULL);
