@@ -38,11 +38,12 @@ RUNS=5
 FS_LIST=(btrfs xfs ext4 tmpfs)
 QUICK_DIR=Documentation/admin-guide
 declare -A BACKEND=([btrfs]=btrfs [xfs]=reflink [ext4]=copy [tmpfs]=copy)
-METHODS=(volmgr cp-a cp-reflink tar rsync)
+METHODS=(volmgr cp-a cp-a-sync cp-reflink tar rsync)
 # shellcheck disable=SC2016 # backquotes are Markdown
 declare -A LABEL=(
 	[volmgr]='`volmgr snapshot cache:src VOL`'
 	[cp-a]='`cp -a`'
+	[cp-a-sync]='`cp -a`, then `sync -f` (on disk, as volmgr leaves it)'
 	[cp-reflink]='`cp -a --reflink=always`'
 	[tar]='`tar -cf - \| tar -xf -`' # \| : a | inside a table cell
 	[rsync]='`rsync -a`'
@@ -141,6 +142,9 @@ create_volmgr() { "$VOLMGR" --socket "$CTL" snapshot cache:src "$1" >/dev/null; 
 destroy_volmgr() { "$VOLMGR" --socket "$CTL" rm "$1" >/dev/null; }
 path_volmgr() { echo "$POOL/volumes/$1"; }
 create_cp-a() { cp -a "$SRC" "$1"; }
+# volmgr makes a copy durable before its record commits (syncfs): the
+# same for cp, for a like-for-like time.
+create_cp-a-sync() { cp -a "$SRC" "$1" && sync -f "$1"; }
 create_cp-reflink() { cp -a --reflink=always "$SRC" "$1"; }
 create_tar() { mkdir "$1" && tar -C "$SRC" -cf - . | tar -C "$1" -xf -; }
 create_rsync() { rsync -a "$SRC/" "$1/"; }
