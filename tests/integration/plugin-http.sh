@@ -101,3 +101,9 @@ grep -q 'evil\\x1b\[2J\\x0dforged line\\x0aDEL\\x7f C1\\xc2\\x9b INV\\xff\\xfe b
 grep -q 'ctl\\x1b\]0;x\\x07\\xc2\\x85\\xc0\\xaf' "$log" ||
 	vt_fail "the control request is not logged escaped: $(grep -a '"ctl' "$log")"
 vt_log "ok: C0, DEL, C1, invalid bytes and backslashes are escaped on both sockets"
+
+vt_step "a clean stop removes the sockets volmgrd made"
+vt__stop_daemon # (vt_stop_daemon would remove the sockets itself)
+[[ ! -e $VT_PLUGIN_SOCK ]] || vt_fail "the plugin socket outlived volmgrd"
+[[ ! -e $VT_CONTROL_SOCK ]] || vt_fail "the control socket outlived volmgrd"
+vt_log "ok: both sockets are gone"

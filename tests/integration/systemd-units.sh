@@ -59,7 +59,10 @@ vt_assert_contains "$(cat "$VT_TMP/act1.log")" "socket activation: plugin socket
 [[ ! -e $VT_TMP/unused.sock ]] || vt_fail "volmgrd made a plugin socket of its own"
 vt_assert_status 0 "$VOLMGR" --socket "$VT_TMP/control.sock" status
 stop_activated
-rm -f "$VT_TMP/control.sock"
+# A clean stop removes the socket volmgrd made, not the one it was given.
+[[ -S $VT_TMP/plugin.sock ]] || vt_fail "the inherited plugin socket went with volmgrd"
+[[ ! -e $VT_TMP/control.sock ]] || vt_fail "the control socket volmgrd made outlived it"
+vt_log "ok: the socket it made is gone, the inherited one stays"
 
 vt_step "the control socket (SOCK_SEQPACKET): the first CLI call starts volmgrd"
 start_activated "$VT_TMP/act2.log" --seqpacket -l "$VT_TMP/control2.sock" --fdname=control \
