@@ -4,7 +4,7 @@
 #     per command and globally, and no option in one that the other lacks;
 #   - `volmgrd --help` against volmgrd.8: the same options;
 #   - the arguments volmgr.c and volmgrd.c accept against --help;
-#   - every section and key that volmgr/config.c accepts against
+#   - every section and key that volmgr/lib/config/config.c accepts against
 #     volmgr.conf.5, both ways, and the example configuration of
 #     volmgr.conf.5 accepted by volmgrd.
 #
@@ -124,8 +124,8 @@ man_all=$(roff_bolds "$man" | only_options)
 compare "volmgr options anywhere" "--help" "$help_all" "volmgr.8" "$man_all"
 
 vt_step "what volmgr.c (and volmgr-pool.c) accept against volmgr --help"
-src=$srcdir/volmgr/volmgr.c
-psrc=$srcdir/volmgr/volmgr-pool.c
+src=$srcdir/volmgr/cli/volmgr.c
+psrc=$srcdir/volmgr/pool-helper/volmgr-pool.c
 getopt_options() {
 	grep -oE '\{"[a-z][a-z-]*", *(no|required|optional)_argument' "$1" | sed -E 's/^\{"([^"]*)".*/--\1/'
 	grep -oE 'getopt_long\(argc, argv, "[^"]*"' "$1" | sed -E 's/.*"(.*)"/\1/' | tr -d ':' | grep -o . | sed 's/^/-/' || true
@@ -159,12 +159,12 @@ compare "volmgrd options anywhere" "--help" "$(help_all_options <<<"$dhelp")" \
 	"volmgrd.8" "$(roff_bolds "$dman" | only_options)"
 
 vt_step "what volmgrd.c accepts against volmgrd --help"
-compare "volmgrd options" "volmgrd.c" "$(getopt_options "$srcdir/volmgr/volmgrd.c")" "--help" "$dhelp_opts"
+compare "volmgrd options" "volmgrd.c" "$(getopt_options "$srcdir/volmgr/daemon/volmgrd.c")" "--help" "$dhelp_opts"
 
 # ================================================================= config
 
-vt_step "volmgr/config.c against volmgr.conf.5"
-csrc=$srcdir/volmgr/config.c
+vt_step "volmgr/lib/config/config.c against volmgr.conf.5"
+csrc=$srcdir/volmgr/lib/config/config.c
 conf=$mandir/volmgr.conf.5
 code_sections=$(grep -oE 'strcmp\(section, "[a-z]+"' "$csrc" | sed -E 's/.*"(.*)"/\1/' | sort -u)
 code_keys=$(awk '

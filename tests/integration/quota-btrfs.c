@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* btrfs quota support (volmgr/quota.c) against a real btrfs: a loop-backed
+/* btrfs quota support (volmgr/lib/fs/quota.c) against a real btrfs: a loop-backed
  * image that this program makes and removes itself.
  *
  * Exit status: 0 pass, 77 skipped (not root, no loop devices, no

@@ -11,7 +11,7 @@
 #   - a caller in the host's mount namespace is not taken for a container:
 #     no creator cgroup is recorded, so gc does not remove its volume when
 #     the caller's cgroup (a login session, a cron job) goes away.
-# The last two fail while volmgr/caller.c compares the caller's mount
+# The last two fail while volmgr/lib/host/caller.c compares the caller's mount
 # namespace with volmgrd's own (/proc/self/ns/mnt) instead of the host's
 # (PID 1's, or where PID 1's cannot be read, that of the process that
 # started volmgrd): see SECURITY.md, "What the unit needs from volmgrd".

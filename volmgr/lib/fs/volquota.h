@@ -47,8 +47,17 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config.h"
 #include "util.h"
+
+/* [quota] accounting.  NO is 0: "accounting is on" reads as a truth
+ * value. */
+enum vm_quota_accounting {
+	VM_QUOTA_ACCOUNTING_NO = 0,
+	VM_QUOTA_ACCOUNTING_AUTO,   /* yes: simple where the kernel has it, else full */
+	VM_QUOTA_ACCOUNTING_SIMPLE, /* simple quotas or none */
+	VM_QUOTA_ACCOUNTING_FULL,   /* full qgroup accounting or none */
+};
+const char *vm_quota_accounting_name(enum vm_quota_accounting a);
 
 enum vm_quota_mode {
 	VM_QUOTA_MODE_OFF = 0,

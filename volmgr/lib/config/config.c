@@ -196,21 +196,6 @@ struct parse_ctx {
 	int r;
 };
 
-const char *vm_quota_accounting_name(enum vm_quota_accounting a)
-{
-	switch (a) {
-	case VM_QUOTA_ACCOUNTING_NO:
-		return "no";
-	case VM_QUOTA_ACCOUNTING_AUTO:
-		return "auto";
-	case VM_QUOTA_ACCOUNTING_SIMPLE:
-		return "simple";
-	case VM_QUOTA_ACCOUNTING_FULL:
-		return "full";
-	}
-	return "?";
-}
-
 void vm_config_init(struct vm_config *cfg)
 {
 	*cfg = (struct vm_config){.git_timeout = VM_GIT_TIMEOUT_DEFAULT, .gc_interval = 900,

@@ -7,25 +7,8 @@
 
 #include <stdint.h>
 
+#include "copy.h"
 #include "util.h"
-
-#define VM_TREE_MAX_DEPTH 256
-
-struct vm_copy_stats {
-	uint64_t files, dirs, symlinks, others, hardlinks, bytes;
-	uint64_t xattrs; /* extended attributes set */
-	uint64_t skipped; /* left out: device nodes that could not be made,
-			   * entries that vanished during the walk */
-};
-
-/* Whose permissions reading the source obeys: a caller that is not root
- * must not make the daemon read what the caller could not. */
-#define VM_READER_GROUPS_MAX 64
-struct vm_reader {
-	uint32_t uid, gid;
-	uint32_t groups[VM_READER_GROUPS_MAX];
-	int ngroups;
-};
 
 /* Copy the tree open at src_fd into the empty directory dst_fd with the
  * copy engine (copy.h: data copied, io auto): regular files, dirs,

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
-#include "control.h"
+#include "control-wire.h"
 
 int vm_client_connect(const char *path, struct vm_error *err)
 {

@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "cgroup.h"
 #include "names.h"
 
 #define VM_RECORD_FORMAT 1
@@ -19,7 +20,6 @@
  * Mount; Docker sends a second one for `docker cp`). */
 #define VM_MOUNT_COUNT_MAX 65536
 #define VM_GIT_URL_MAX 1024
-#define VM_CGROUP_MAX 512
 /* The largest record volmgrd reads.  Everything a record holds is
  * bounded, and the bound covers the worst case (checked by a static
  * assertion in record.c), so a record volmgrd wrote can always be read

@@ -1,11 +1,30 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* What a caller of the control socket sees: its mount of a directory it
- * opened and passed to us, looked up in its own mount namespace. */
+/* Who called: the identity of the process at the other end of a socket
+ * (uid, gid, groups, pid pinned by a pidfd, its container's cgroup), and
+ * what that caller sees: its mount of a directory it opened and passed
+ * to us, looked up in its own mount namespace. */
 #pragma once
 
 #include <jansson.h>
+#include <stdint.h>
 
-#include "manager.h"
+#include "cgroup.h"
+#include "util.h"
+
+/* Who is at the other end of a socket, as the kernel told it. */
+struct vm_caller {
+	uint32_t uid;
+	uint32_t gid;
+	int32_t pid;   /* in volmgrd's pid namespace */
+	int pidfd;     /* pins that process (pidfd_open), -1 if unavailable */
+	/* For a caller in a container (another mount namespace): its
+	 * cgroup, "controller:path"; "" for callers on the host. */
+	char cgroup[VM_CGROUP_MAX + 1];
+	/* Supplementary groups (control socket callers): a copy made for a
+	 * caller that is not root reads with its uid, gid and groups. */
+	uint32_t groups[64];
+	int ngroups;
+};
 
 /* Find the mount that holds fd (an fd the caller passed) in the caller's
  * /proc/PID/mountinfo, read with libmount.  The mount ID comes from our

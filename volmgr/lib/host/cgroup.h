@@ -5,7 +5,10 @@
 
 #include <sys/types.h>
 
-#include "record.h"
+#include "util.h"
+
+/* A cgroup as "controller:path", at most this long. */
+#define VM_CGROUP_MAX 512
 
 /* The most specific cgroup of pid as "controller:path" (the unified
  * hierarchy as ":path"), "" when it is the root.  Reads

@@ -8,8 +8,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tree.h"
 #include "util.h"
+
+/* Deepest tree a walk descends into. */
+#define VM_TREE_MAX_DEPTH 256
+
+struct vm_copy_stats {
+	uint64_t files, dirs, symlinks, others, hardlinks, bytes;
+	uint64_t xattrs; /* extended attributes set */
+	uint64_t skipped; /* left out: device nodes that could not be made,
+			   * entries that vanished during the walk */
+};
+
+/* Whose permissions reading the source obeys: a caller that is not root
+ * must not make the daemon read what the caller could not. */
+#define VM_READER_GROUPS_MAX 64
+struct vm_reader {
+	uint32_t uid, gid;
+	uint32_t groups[VM_READER_GROUPS_MAX];
+	int ngroups;
+};
 
 enum vm_copy_data {
 	VM_COPY_DATA_COPY,    /* copy the bytes */

@@ -12,25 +12,13 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "caller.h"
 #include "names.h"
 #include "pool.h"
 #include "util.h"
 
 struct vm_manager;
 
-struct vm_caller {
-	uint32_t uid;
-	uint32_t gid;
-	int32_t pid;   /* in volmgrd's pid namespace */
-	int pidfd;     /* pins that process (pidfd_open), -1 if unavailable */
-	/* For a caller in a container (another mount namespace): its
-	 * cgroup, "controller:path"; "" for callers on the host. */
-	char cgroup[512 + 1];
-	/* Supplementary groups (control socket callers): a copy made for a
-	 * caller that is not root reads with its uid, gid and groups. */
-	uint32_t groups[64];
-	int ngroups;
-};
 
 struct vm_config;
 

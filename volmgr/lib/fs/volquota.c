@@ -27,6 +27,21 @@
 #define SWEEP_YIELD_OPS 64
 #define SWEEP_PAUSE_NS (5 * 1000 * 1000)
 
+const char *vm_quota_accounting_name(enum vm_quota_accounting a)
+{
+	switch (a) {
+	case VM_QUOTA_ACCOUNTING_NO:
+		return "no";
+	case VM_QUOTA_ACCOUNTING_AUTO:
+		return "auto";
+	case VM_QUOTA_ACCOUNTING_SIMPLE:
+		return "simple";
+	case VM_QUOTA_ACCOUNTING_FULL:
+		return "full";
+	}
+	return "?";
+}
+
 const char *vm_quota_mode_name(enum vm_quota_mode m)
 {
 	switch (m) {

@@ -63,6 +63,7 @@
 #include "backend.h"
 #include "engines.h"
 #include "names.h"
+#include "volquota.h"
 
 #define VM_SEED_RULES_MAX 64
 #define VM_SEED_PATTERN_MAX 256
@@ -75,16 +76,6 @@ struct vm_seed_rule {
 #define VM_GIT_TIMEOUT_DEFAULT 600
 #define VM_RESERVED_PREFIXES_MAX 16
 #define VM_ENGINE_TIMEOUT_MS_DEFAULT 5000
-
-/* [quota] accounting.  NO is 0: "accounting is on" reads as a truth
- * value. */
-enum vm_quota_accounting {
-	VM_QUOTA_ACCOUNTING_NO = 0,
-	VM_QUOTA_ACCOUNTING_AUTO,   /* yes: simple where the kernel has it, else full */
-	VM_QUOTA_ACCOUNTING_SIMPLE, /* simple quotas or none */
-	VM_QUOTA_ACCOUNTING_FULL,   /* full qgroup accounting or none */
-};
-const char *vm_quota_accounting_name(enum vm_quota_accounting a);
 
 struct vm_config {
 	struct vm_seed_rule seed[VM_SEED_RULES_MAX];

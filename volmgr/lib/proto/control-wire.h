@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The control protocol between `volmgr` and volmgrd: one JSON object per
- * SOCK_SEQPACKET message each way (the kernel keeps message boundaries,
+/* The control protocol's wire format, shared by volmgrd and the CLI (the
+ * only header of the library's protocol side the CLI includes).
+ *
+ * Between `volmgr` and volmgrd: one JSON object per SOCK_SEQPACKET
+ * message each way (the kernel keeps message boundaries,
  * so there is no framing to parse), an optional file descriptor passed
  * with SCM_RIGHTS, and the caller identified by SO_PEERCRED.
  *
@@ -21,26 +24,6 @@
  */
 #pragma once
 
-#include <jansson.h>
-
-#include "manager.h"
-
 #define VM_CONTROL_REQUEST_MAX (64 * 1024)
 #define VM_CONTROL_REPLY_MAX (16 * 1024 * 1024)
 #define VM_CONTROL_INLINE_MAX (32 * 1024)
-
-/* Where progress messages go: send must not block (drop instead), and
- * takes no reference to msg. */
-struct vm_control_sink {
-	void (*send)(void *userdata, json_t *msg);
-	void *userdata;
-};
-
-/* Handle one request.  fd is a descriptor the caller passed along (or -1);
- * the handler never keeps it.  sink may be NULL (no progress messages).
- * Always returns a reply object. */
-json_t *vm_control_handle(struct vm_manager *m, const struct vm_caller *caller,
-			  const char *body, size_t len, int fd,
-			  const struct vm_control_sink *sink);
-
-#include "exitcode.h"
