@@ -90,6 +90,57 @@ static void test_log_escape(void **state)
 	assert_string_equal(small, "");
 }
 
+/* Context added on the way up keeps the inner words and code; an error
+ * not set yet is made from r; NULL is allowed. */
+static void test_error_wrap(void **state)
+{
+	(void)state;
+	struct vm_error e = {0};
+	vm_error_set(&e, ENOENT, "no such cache: c1");
+	assert_int_equal(vm_error_wrap(&e, -ENOENT, "volume %s", "v1"), -ENOENT);
+	assert_int_equal(e.code, ENOENT);
+	assert_string_equal(e.msg, "volume v1: no such cache: c1");
+
+	struct vm_error unset = {0};
+	assert_int_equal(vm_error_wrap(&unset, -EACCES, "open %s", "x"), -EACCES);
+	assert_int_equal(unset.code, EACCES);
+	assert_string_equal(unset.msg, "open x: Permission denied");
+
+	assert_int_equal(vm_error_wrap(NULL, -EINVAL, "nothing"), -EINVAL);
+	/* A success handed in by mistake never reads as one. */
+	struct vm_error z = {0};
+	assert_int_equal(vm_error_wrap(&z, 0, "odd"), -EIO);
+
+	/* Cut to fit, and still valid UTF-8 where the cut split "é". */
+	struct vm_error big = {0};
+	char inner[600];
+	memset(inner, 'a', sizeof(inner));
+	inner[sizeof(inner) - 1] = '\0';
+	vm_error_set(&big, EIO, "%s", inner);
+	char ctx[sizeof(big.msg)];
+	memset(ctx, 'b', sizeof(ctx) - 3);
+	memcpy(ctx + sizeof(ctx) - 3, "\xc3\xa9", 3);
+	vm_error_wrap(&big, -EIO, "%s", ctx);
+	assert_int_equal(strlen(big.msg), sizeof(big.msg) - 1);
+	assert_false(vm_utf8_has_control(big.msg, strlen(big.msg)));
+}
+
+static void test_error_copy(void **state)
+{
+	(void)state;
+	struct vm_error src = {0}, dst = {0};
+	vm_error_set(&src, EBUSY, "volume v1 is in use");
+	assert_int_equal(vm_error_copy(&dst, &src), -EBUSY);
+	assert_int_equal(dst.code, EBUSY);
+	assert_string_equal(dst.msg, "volume v1 is in use");
+	/* The first error wins: a set dst keeps its own. */
+	struct vm_error other = {0};
+	vm_error_set(&other, ENOENT, "gone");
+	vm_error_copy(&dst, &other);
+	assert_string_equal(dst.msg, "volume v1 is in use");
+	assert_int_equal(vm_error_copy(NULL, &other), -ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -97,6 +148,8 @@ int main(void)
 		cmocka_unit_test(test_closep_negative),
 		cmocka_unit_test(test_take_fd),
 		cmocka_unit_test(test_log_escape),
+		cmocka_unit_test(test_error_wrap),
+		cmocka_unit_test(test_error_copy),
 	};
 	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }

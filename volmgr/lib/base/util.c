@@ -3,6 +3,7 @@
 
 #include "fault.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <stdio.h>
@@ -47,6 +48,37 @@ int vm_error_errno(struct vm_error *err, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	int r = error_vset(err, code, true, fmt, ap);
 	va_end(ap);
+	return r;
+}
+
+int vm_error_copy(struct vm_error *dst, const struct vm_error *src)
+{
+	return vm_error_set(dst, src->code, "%s", src->msg);
+}
+
+int vm_error_wrap(struct vm_error *err, int r, const char *fmt, ...)
+{
+	if (r >= 0)
+		r = -EIO;
+	char ctx[sizeof(err->msg)];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(ctx, sizeof(ctx), fmt, ap);
+	va_end(ap);
+	if (!err)
+		return r;
+	if (err->code == 0)
+		return vm_error_errno(err, -r, "%s", ctx);
+	char inner[sizeof(err->msg)];
+	memcpy(inner, err->msg, sizeof(inner));
+	size_t cap = sizeof(err->msg) - 1, n = strnlen(ctx, cap);
+	memcpy(err->msg, ctx, n);
+	for (const char *p = ": "; *p && n < cap; p++)
+		err->msg[n++] = *p;
+	size_t m = strnlen(inner, cap - n);
+	memcpy(err->msg + n, inner, m);
+	err->msg[n + m] = '\0';
+	vm_utf8_sanitize(err->msg); /* a cut may split a character */
 	return r;
 }
 
@@ -363,4 +395,17 @@ int vm_send_with_fd(int sock, const void *buf, size_t len, int fd)
 		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
 	return n < 0 ? -errno : 0;
+}
+
+DIR *vm_opendir_at(int fd)
+{
+	int d = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (d < 0)
+		return NULL;
+	DIR *dir = fdopendir(d);
+	if (!dir)
+		close(d);
+	else
+		rewinddir(dir);
+	return dir;
 }

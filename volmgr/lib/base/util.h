@@ -4,6 +4,7 @@
  * deep inside the library up to the front end that logs it. */
 #pragma once
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -65,6 +66,14 @@ int vm_error_set(struct vm_error *err, int code, const char *fmt, ...)
 int vm_error_errno(struct vm_error *err, int code, const char *fmt, ...)
 	_printf_(3, 4);
 
+/* Pass an error up unchanged: dst (if not NULL, and not already set)
+ * gets src's code and message.  Returns -src's code (-EIO if unset). */
+int vm_error_copy(struct vm_error *dst, const struct vm_error *src);
+/* Add context on the way up: err's message becomes "CONTEXT: message"
+ * (cut to fit, code kept); an err not set yet gets code -r and
+ * "CONTEXT: strerror(-r)".  Returns r, a negative errno. */
+int vm_error_wrap(struct vm_error *err, int r, const char *fmt, ...) _printf_(3, 4);
+
 /* Clock helpers: nanoseconds since the epoch, and RFC 3339 formatting. */
 /* CLOCK_MONOTONIC in nanoseconds: for durations and timeouts. */
 int64_t vm_mono_ns(void);
@@ -98,6 +107,10 @@ int vm_openat_beneath(int dirfd, const char *name, int flags, mode_t mode);
 int vm_open_path_beneath(int dirfd, const char *relpath, int flags);
 /* Test hook: force the openat fallback. */
 void vm_openat_force_fallback(bool on);
+
+/* A directory stream over a dup of fd, rewound to the start.  The dup
+ * shares fd's offset: callers serialize the listings of one fd. */
+DIR *vm_opendir_at(int fd);
 
 /* True if name is a plain directory entry name (not "", ".", "..", no '/'). */
 bool vm_is_plain_component(const char *name);

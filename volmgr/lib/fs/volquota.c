@@ -179,7 +179,7 @@ int vm_volquota_init(struct vm_volquota *vq, int fs_fd, int volumes_fd,
 	}
 	vq->volumes_dirid = st.st_ino;
 	if (vm_quota_status_flags(fs_fd, &flags, &e) < 0) {
-		vm_error_set(why, e.code, "%s", e.msg);
+		vm_error_copy(why, &e);
 		return 0;
 	}
 	bool was_on = flags & VM_QUOTA_FLAG_ON;
@@ -205,7 +205,7 @@ int vm_volquota_init(struct vm_volquota *vq, int fs_fd, int volumes_fd,
 					 e.msg);
 			e = (struct vm_error){0};
 		} else if (r < 0) {
-			vm_error_set(why, e.code, "%s", e.msg);
+			vm_error_copy(why, &e);
 			return 0;
 		} else if (note) {
 			snprintf(note, notesz,
@@ -216,7 +216,7 @@ int vm_volquota_init(struct vm_volquota *vq, int fs_fd, int volumes_fd,
 	if (!simple) {
 		/* Also waits for a rescan that enabling started or that runs. */
 		if (vm_quota_enable(fs_fd, &e) < 0) {
-			vm_error_set(why, e.code, "%s", e.msg);
+			vm_error_copy(why, &e);
 			return 0;
 		}
 		if (note && (!note[0] || was_on))

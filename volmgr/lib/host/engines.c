@@ -168,7 +168,7 @@ int vm_engines_use_volume(const struct vm_engine *engines, size_t n, const char 
 			return 1;
 		if (r < 0 && unknown == 0) {
 			unknown = r;
-			vm_error_set(err, e.code, "%s", e.msg);
+			vm_error_copy(err, &e);
 		}
 	}
 	return unknown;

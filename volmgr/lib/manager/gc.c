@@ -82,12 +82,12 @@ int vm_gc(struct vm_manager *m, bool dry_run, json_t *labels, json_t **ret,
 	  struct vm_error *err)
 {
 	_cleanup_json_ json_t *all = NULL, *counts = NULL;
-	bool simple = m->vq.mode == VM_QUOTA_MODE_SIMPLE;
+	bool simple = m->store.vq.mode == VM_QUOTA_MODE_SIMPLE;
 	/* Subvolumes made inside volumes are in their volume's qgroup, and
 	 * the numbers are as of now. */
 	if (simple) {
-		vm_volquota_sweep_bounded(&m->vq, false, 4096, NULL, NULL, NULL);
-		vm_quota_sync(m->pool->fd, NULL);
+		vm_volquota_sweep_bounded(&m->store.vq, false, 4096, NULL, NULL, NULL);
+		vm_quota_sync(m->store.pool->fd, NULL);
 	}
 	/* One scan of the machine's mounts for every decision of this run:
 	 * a mount that comes later comes after an engine's Mount, which the
@@ -119,8 +119,8 @@ int vm_gc(struct vm_manager *m, bool dry_run, json_t *labels, json_t **ret,
 		json_int_t kernel = json_integer_value(json_object_get(counts, name));
 		if (kernel > 0 || json_integer_value(json_object_get(counts, "")) > 0)
 			json_object_set_new(info, "in_use", json_true());
-		_cleanup_(recordp) struct vm_record rec = {0};
-		if (vm_mgr_load_record(m, VM_KIND_VOLUME, name, &rec, NULL) < 0)
+		_cleanup_record_ struct vm_record rec = {0};
+		if (vm_store_load_record(&m->store, VM_KIND_VOLUME, name, &rec, NULL) < 0)
 			continue;
 		json_object_set_new(info, "expires_ns", json_integer(rec.expires_ns));
 		bool gone = rec.creator_cgroup[0] && vm_cgroup_exists(rec.creator_cgroup) == 0;
@@ -139,7 +139,7 @@ int vm_gc(struct vm_manager *m, bool dry_run, json_t *labels, json_t **ret,
 		if (simple && usage) {
 			bytes = (uint64_t)json_integer_value(json_object_get(usage, "exclusive"));
 		} else {
-			_cleanup_close_ int fd = vm_openat_beneath(m->pool->volumes_fd, name,
+			_cleanup_close_ int fd = vm_openat_beneath(m->store.pool->volumes_fd, name,
 								   O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 			if (fd >= 0)
 				bytes = tree_blocks(fd, 0);
@@ -162,9 +162,9 @@ int vm_gc(struct vm_manager *m, bool dry_run, json_t *labels, json_t **ret,
 	/* qgroups of subvolumes btrfs has dropped since (the kernel removes
 	 * most level-0 ones itself; what it left is stale), and level-1
 	 * qgroups of volumes gone whose members are all gone. */
-	if (!dry_run && m->quotas) {
+	if (!dry_run && m->store.quotas) {
 		unsigned skipped = 0;
-		int n = vm_volquota_clear_stale(&m->vq, &skipped, NULL);
+		int n = vm_volquota_clear_stale(&m->store.vq, &skipped, NULL);
 		if (n > 0)
 			json_object_set_new(report, "stale_qgroups_cleared", json_integer(n));
 	}

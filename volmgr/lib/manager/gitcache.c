@@ -26,21 +26,21 @@
 static int clone_staged(struct vm_manager *m, int src, const char *tmp, const char *what,
 			const char *name, struct vm_error *err)
 {
-	int r = vm_backend_make_empty(&m->backend, m->pool->staging_fd, tmp, NULL, err);
+	int r = vm_backend_make_empty(&m->store.backend, m->store.pool->staging_fd, tmp, NULL, err);
 	if (r < 0)
 		return r;
-	_cleanup_close_ int dst = vm_openat_beneath(m->pool->staging_fd, tmp,
+	_cleanup_close_ int dst = vm_openat_beneath(m->store.pool->staging_fd, tmp,
 						    O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	if (dst < 0)
 		return vm_error_errno(err, -dst, "cannot open staging/%s", tmp);
 	struct vm_reader reader;
 	struct vm_copy_opts co;
 	struct vm_copy_report rep;
-	vm_mgr_copy_opts(m, src, NULL, NULL, &reader, &co);
+	vm_store_copy_opts(&m->store, src, NULL, NULL, &reader, &co);
 	co.src_no_new_devices = true; /* volmgrd and git's uid write a cache */
-	r = vm_backend_clone_into(&m->backend, src, dst, &co, &rep, err);
+	r = vm_backend_clone_into(&m->store.backend, src, dst, &co, &rep, err);
 	if (r == 0)
-		vm_mgr_log_copy(m, what, name, &rep);
+		vm_store_log_copy(&m->store, what, name, &rep);
 	return r;
 }
 
@@ -54,7 +54,7 @@ static int git_ready(struct vm_manager *m, struct vm_error *err)
 
 static int open_staged(struct vm_manager *m, const char *tmp, struct vm_error *err)
 {
-	int fd = vm_openat_beneath(m->pool->staging_fd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	int fd = vm_openat_beneath(m->store.pool->staging_fd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	if (fd < 0)
 		return vm_error_errno(err, -fd, "cannot open staging/%s", tmp);
 	return fd;
@@ -125,16 +125,16 @@ int vm_cache_create_git(struct vm_manager *m, const char *name, const char *url,
 	    (branch && (r = vm_rev_check(branch, err)) < 0) || (r = git_ready(m, err)) < 0)
 		return r;
 	char tmp[VM_NAME_MAX + 64];
-	vm_mgr_staging_name("clone", name, tmp);
+	vm_store_staging_name("clone", name, tmp);
 	{
-		LOCK_GUARD(m);
-		if (vm_mgr_name_taken(m, VM_KIND_CACHE, name))
+		VM_STORE_LOCK(&m->store);
+		if (vm_store_name_taken(&m->store, VM_KIND_CACHE, name))
 			return vm_error_set(err, EEXIST, "cache %s already exists", name);
-		if ((r = vm_backend_make_empty(&m->backend, m->pool->staging_fd, tmp, NULL, err)) < 0)
+		if ((r = vm_backend_make_empty(&m->store.backend, m->store.pool->staging_fd, tmp, NULL, err)) < 0)
 			return r;
-		vm_mgr_reserve(m, VM_KIND_CACHE, name, true);
+		vm_store_reserve(&m->store, VM_KIND_CACHE, name, true);
 	}
-	_cleanup_(recordp) struct vm_record rec = {0};
+	_cleanup_record_ struct vm_record rec = {0};
 	vm_record_init(&rec, VM_KIND_CACHE, name);
 	snprintf(rec.git_url, sizeof(rec.git_url), "%s", url);
 	{
@@ -161,28 +161,28 @@ int vm_cache_create_git(struct vm_manager *m, const char *name, const char *url,
 		if (r >= 0)
 			r = refresh_index(m, &t, err);
 		if (r >= 0) /* on disk before the record names it */
-			r = vm_mgr_make_durable(fd, NULL, err);
+			r = vm_store_make_durable(fd, NULL, err);
 	}
-	LOCK_GUARD(m);
-	vm_mgr_reserve(m, VM_KIND_CACHE, name, false);
+	VM_STORE_LOCK(&m->store);
+	vm_store_reserve(&m->store, VM_KIND_CACHE, name, false);
 	if (r >= 0)
-		r = vm_mgr_publish(m, tmp, m->pool->caches_fd, name, err);
+		r = vm_store_publish(&m->store, tmp, m->store.pool->caches_fd, name, err);
 	if (r < 0) {
-		vm_mgr_delete_staged(m, tmp, NULL);
+		vm_store_delete_staged(&m->store, tmp, NULL);
 		return r;
 	}
-	_cleanup_close_ int fd = vm_openat_beneath(m->pool->caches_fd, name,
+	_cleanup_close_ int fd = vm_openat_beneath(m->store.pool->caches_fd, name,
 						   O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	r = fd < 0 ? vm_error_errno(err, -fd, "cannot open cache %s", name)
-		   : vm_backend_set_read_only(&m->backend, fd, true, err);
+		   : vm_backend_set_read_only(&m->store.backend, fd, true, err);
 	if (r == 0) {
 		rec.generation = 1;
-		vm_mgr_record_birth(&rec, caller, NULL, 0);
+		vm_store_record_birth(&rec, caller, NULL, 0);
 		rec.updated_ns = rec.created_ns;
-		r = vm_mgr_store_record(m, &rec, err);
+		r = vm_store_store_record(&m->store, &rec, err);
 	}
 	if (r < 0) {
-		vm_mgr_discard_data(m, m->pool->caches_fd, name, NULL);
+		vm_store_discard_data(&m->store, m->store.pool->caches_fd, name, NULL);
 		return r;
 	}
 	*ret = cache_result(&rec);
@@ -193,12 +193,7 @@ static bool updating(struct vm_manager *m, const char *name, int on)
 {
 	char key[VM_NAME_MAX + 16];
 	snprintf(key, sizeof(key), "update:%s", name);
-	bool was = json_object_get(m->importing, key) != NULL;
-	if (on > 0)
-		json_object_set_new(m->importing, key, json_true());
-	else if (on == 0)
-		json_object_del(m->importing, key);
-	return was;
+	return vm_store_busy(&m->store, key, on);
 }
 
 int vm_cache_update(struct vm_manager *m, const char *name, json_t **ret,
@@ -208,13 +203,13 @@ int vm_cache_update(struct vm_manager *m, const char *name, json_t **ret,
 	if ((r = vm_name_check("cache", name, err)) < 0 || (r = git_ready(m, err)) < 0)
 		return r;
 	char tmp[VM_NAME_MAX + 64];
-	vm_mgr_staging_name("update", name, tmp);
-	_cleanup_(recordp) struct vm_record rec = {0};
-	struct vm_mgr_hold hold = {0};
+	vm_store_staging_name("update", name, tmp);
+	_cleanup_record_ struct vm_record rec = {0};
+	struct vm_store_hold hold = {0};
 	_cleanup_close_ int to_copy = -1;
 	{
-		LOCK_GUARD(m);
-		if ((r = vm_mgr_load_record(m, VM_KIND_CACHE, name, &rec, err)) < 0)
+		VM_STORE_LOCK(&m->store);
+		if ((r = vm_store_load_record(&m->store, VM_KIND_CACHE, name, &rec, err)) < 0)
 			return r;
 		if (!rec.git_url[0])
 			return vm_error_set(err, EINVAL,
@@ -222,16 +217,16 @@ int vm_cache_update(struct vm_manager *m, const char *name, json_t **ret,
 					    name);
 		if (updating(m, name, -1))
 			return vm_error_set(err, EBUSY, "cache %s is being updated already", name);
-		_cleanup_close_ int cur = vm_openat_beneath(m->pool->caches_fd, name,
+		_cleanup_close_ int cur = vm_openat_beneath(m->store.pool->caches_fd, name,
 							    O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 		if (cur < 0)
 			return vm_error_errno(err, -cur, "cannot open cache %s", name);
-		if (vm_backend_is_instant(&m->backend)) {
-			if ((r = vm_backend_clone(&m->backend, cur, m->pool->staging_fd, tmp, NULL, NULL,
+		if (vm_backend_is_instant(&m->store.backend)) {
+			if ((r = vm_backend_clone(&m->store.backend, cur, m->store.pool->staging_fd, tmp, NULL, NULL,
 						  NULL, err)) < 0)
 				return r;
 		} else {
-			if ((r = vm_mgr_hold(m, cur, &hold, err)) < 0)
+			if ((r = vm_store_hold(&m->store, cur, &hold, err)) < 0)
 				return r;
 			to_copy = TAKE_FD(cur);
 		}
@@ -241,7 +236,7 @@ int vm_cache_update(struct vm_manager *m, const char *name, json_t **ret,
 		r = clone_staged(m, to_copy, tmp, "new generation of cache", name, err);
 		closep(&to_copy);
 		to_copy = -1;
-		vm_mgr_release(m, &hold);
+		vm_store_release(&m->store, &hold);
 	}
 	char commit[64] = "";
 	if (r >= 0) {
@@ -264,53 +259,53 @@ int vm_cache_update(struct vm_manager *m, const char *name, json_t **ret,
 		if (r >= 0)
 			r = refresh_index(m, &t, err);
 		if (r >= 0) /* on disk before the swap and the record */
-			r = vm_mgr_make_durable(fd, NULL, err);
+			r = vm_store_make_durable(fd, NULL, err);
 	}
 	VM_FAULT("update.fetched");
 	if (r < 0) {
 		/* A failed fetch or checkout: the new generation (a whole copy
 		 * off btrfs) goes without the lock, before the update is
 		 * marked done (so no other update reuses its staging name). */
-		vm_mgr_delete_staged(m, tmp, NULL);
-		LOCK_GUARD(m);
+		vm_store_delete_staged(&m->store, tmp, NULL);
+		VM_STORE_LOCK(&m->store);
 		updating(m, name, 0);
 		return r;
 	}
 	{
-	LOCK_GUARD(m);
+	VM_STORE_LOCK(&m->store);
 	updating(m, name, 0);
-	_cleanup_(recordp) struct vm_record now = {0};
+	_cleanup_record_ struct vm_record now = {0};
 	if (r >= 0)
-		r = vm_mgr_load_record(m, VM_KIND_CACHE, name, &now, err); /* removed meanwhile? */
+		r = vm_store_load_record(&m->store, VM_KIND_CACHE, name, &now, err); /* removed meanwhile? */
 	_cleanup_close_ int cur = -1;
 	if (r >= 0) {
-		cur = vm_openat_beneath(m->pool->caches_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+		cur = vm_openat_beneath(m->store.pool->caches_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 		if (cur < 0)
 			r = vm_error_errno(err, -cur, "cannot open cache %s", name);
 	}
 	/* Swap the generations: both must be writable to move (their ".."
 	 * changes); nobody can snapshot in between, we hold the lock. */
-	if (r >= 0 && (r = vm_backend_set_read_only(&m->backend, cur, false, err)) == 0) {
+	if (r >= 0 && (r = vm_backend_set_read_only(&m->store.backend, cur, false, err)) == 0) {
 		VM_FAULT("update.writable");
-		if (renameat2(m->pool->staging_fd, tmp, m->pool->caches_fd, name, RENAME_EXCHANGE) < 0)
+		if (renameat2(m->store.pool->staging_fd, tmp, m->store.pool->caches_fd, name, RENAME_EXCHANGE) < 0)
 			r = vm_error_errno(err, errno, "cannot publish the new generation of %s", name);
 		VM_FAULT("update.swapped");
 		/* cur follows its inode: the new generation is at cur's old
 		 * place now, so reopen by name. */
 		closep(&cur);
-		cur = vm_openat_beneath(m->pool->caches_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+		cur = vm_openat_beneath(m->store.pool->caches_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 		if (cur >= 0)
-			vm_backend_set_read_only(&m->backend, cur, true, r == 0 ? err : NULL);
+			vm_backend_set_read_only(&m->store.backend, cur, true, r == 0 ? err : NULL);
 	}
 	if (r < 0) {
-		vm_mgr_delete_staged(m, tmp, NULL);
+		vm_store_delete_staged(&m->store, tmp, NULL);
 		return r;
 	}
 	VM_FAULT("update.readonly");
 	snprintf(now.git_commit, sizeof(now.git_commit), "%s", commit);
 	now.generation++;
 	now.updated_ns = vm_now_ns();
-	r = vm_mgr_store_record(m, &now, err);
+	r = vm_store_store_record(&m->store, &now, err);
 	if (r == 0) {
 		*ret = cache_result(&now);
 		json_object_set_new(*ret, "previous_commit", json_string(rec.git_commit));
@@ -318,7 +313,7 @@ int vm_cache_update(struct vm_manager *m, const char *name, json_t **ret,
 	}
 	/* staging/tmp now holds the old generation: no volume refers to it,
 	 * but a copy may still read it (then it goes when that ends). */
-	vm_mgr_delete_trash(m, tmp, NULL);
+	vm_store_delete_trash(&m->store, tmp, NULL);
 	return r;
 }
 
@@ -333,7 +328,7 @@ static int resolve_rev(struct vm_manager *m, const struct vm_git_target *t, cons
 	/* A checkout volmgr refuses to run git in: say why, not "unknown
 	 * revision". */
 	if (perr.code != EIO)
-		return vm_error_set(err, perr.code, "%s", perr.msg);
+		return vm_error_copy(err, &perr);
 	/* A full commit id is no branch name: skip the origin/ guess. */
 	bool full_sha = strlen(rev) == 40 && strspn(rev, "0123456789abcdef") == 40;
 	char remote[VM_REV_MAX + 16];
@@ -362,16 +357,16 @@ int vm_volume_create_at_rev(struct vm_manager *m, const char *name,
 	if (src->kind != VM_SOURCE_CACHE)
 		return vm_error_set(err, EINVAL, "only a cache has revisions");
 	char tmp[VM_NAME_MAX + 64];
-	vm_mgr_staging_name("rev", name, tmp);
+	vm_store_staging_name("rev", name, tmp);
 	uint64_t id = 0, quota = 0;
-	_cleanup_(recordp) struct vm_record cache = {0};
-	struct vm_mgr_hold hold = {0};
+	_cleanup_record_ struct vm_record cache = {0};
+	struct vm_store_hold hold = {0};
 	_cleanup_close_ int to_copy = -1;
 	{
-		LOCK_GUARD(m);
-		if (vm_mgr_name_taken(m, VM_KIND_VOLUME, name))
+		VM_STORE_LOCK(&m->store);
+		if (vm_store_name_taken(&m->store, VM_KIND_VOLUME, name))
 			return vm_error_set(err, EEXIST, "volume %s already exists", name);
-		if ((r = vm_mgr_load_record(m, VM_KIND_CACHE, src->name, &cache, err)) < 0)
+		if ((r = vm_store_load_record(&m->store, VM_KIND_CACHE, src->name, &cache, err)) < 0)
 			return r;
 		/* Only a cache volmgr cloned has a repository whose remote it
 		 * knows: an imported tree's .git is whatever its author put
@@ -383,32 +378,32 @@ int vm_volume_create_at_rev(struct vm_manager *m, const char *name,
 		struct vm_source plain = *src;
 		plain.rev[0] = '\0';
 		_cleanup_close_ int cur = -1;
-		if ((r = vm_mgr_open_source(m, &plain, &cur, NULL, err)) < 0)
+		if ((r = vm_store_open_source(&m->store, &plain, &cur, NULL, err)) < 0)
 			return r;
-		if (vm_backend_is_instant(&m->backend)) {
-			if ((r = vm_backend_clone(&m->backend, cur, m->pool->staging_fd, tmp, NULL, &id,
+		if (vm_backend_is_instant(&m->store.backend)) {
+			if ((r = vm_backend_clone(&m->store.backend, cur, m->store.pool->staging_fd, tmp, NULL, &id,
 						  NULL, err)) < 0)
 				return r;
-			if ((r = vm_mgr_apply_quota(m, id, opts, &quota, err)) < 0) {
-				vm_mgr_delete_staged(m, tmp, NULL);
+			if ((r = vm_store_apply_quota(&m->store, id, opts, &quota, err)) < 0) {
+				vm_store_delete_staged(&m->store, tmp, NULL);
 				return r;
 			}
 		} else {
 			/* No subvolume, no quota: refuse one before copying. */
-			if ((r = vm_mgr_apply_quota(m, 0, opts, &quota, err)) < 0 ||
-			    (r = vm_mgr_hold(m, cur, &hold, err)) < 0)
+			if ((r = vm_store_apply_quota(&m->store, 0, opts, &quota, err)) < 0 ||
+			    (r = vm_store_hold(&m->store, cur, &hold, err)) < 0)
 				return r;
 			to_copy = TAKE_FD(cur);
 		}
-		vm_mgr_reserve(m, VM_KIND_VOLUME, name, true);
+		vm_store_reserve(&m->store, VM_KIND_VOLUME, name, true);
 	}
 	if (to_copy >= 0) {
 		r = clone_staged(m, to_copy, tmp, "clone into volume", name, err);
 		closep(&to_copy);
 		to_copy = -1;
-		vm_mgr_release(m, &hold);
+		vm_store_release(&m->store, &hold);
 	}
-	_cleanup_(recordp) struct vm_record rec = {0};
+	_cleanup_record_ struct vm_record rec = {0};
 	vm_record_init(&rec, VM_KIND_VOLUME, name);
 	rec.quota_bytes = quota;
 	if (r >= 0) {
@@ -421,31 +416,31 @@ int vm_volume_create_at_rev(struct vm_manager *m, const char *name,
 		if (r >= 0)
 			r = vm_git_run(&m->git, &t, checkout, NULL, err);
 		if (r >= 0)
-			r = vm_mgr_make_durable(fd, NULL, err);
+			r = vm_store_make_durable(fd, NULL, err);
 	}
 	if (r < 0) {
 		/* Without the lock (a copy off btrfs can be big), while the
 		 * name is still reserved. */
-		vm_mgr_delete_staged(m, tmp, NULL);
-		LOCK_GUARD(m);
-		vm_mgr_reserve(m, VM_KIND_VOLUME, name, false);
+		vm_store_delete_staged(&m->store, tmp, NULL);
+		VM_STORE_LOCK(&m->store);
+		vm_store_reserve(&m->store, VM_KIND_VOLUME, name, false);
 		return r;
 	}
-	LOCK_GUARD(m);
-	vm_mgr_reserve(m, VM_KIND_VOLUME, name, false);
+	VM_STORE_LOCK(&m->store);
+	vm_store_reserve(&m->store, VM_KIND_VOLUME, name, false);
 	if (r >= 0)
-		r = vm_mgr_publish(m, tmp, m->pool->volumes_fd, name, err);
+		r = vm_store_publish(&m->store, tmp, m->store.pool->volumes_fd, name, err);
 	if (r < 0) {
-		vm_mgr_delete_staged(m, tmp, NULL);
+		vm_store_delete_staged(&m->store, tmp, NULL);
 		return r;
 	}
 	rec.subvol_id = id;
 	rec.source = *src;
 	snprintf(rec.git_url, sizeof(rec.git_url), "%s", cache.git_url);
-	vm_mgr_record_birth(&rec, caller, opts->labels, opts->ttl_ns);
-	r = vm_mgr_store_record(m, &rec, err);
+	vm_store_record_birth(&rec, caller, opts->labels, opts->ttl_ns);
+	r = vm_store_store_record(&m->store, &rec, err);
 	if (r < 0) {
-		vm_mgr_discard_data(m, m->pool->volumes_fd, name, NULL);
+		vm_store_discard_data(&m->store, m->store.pool->volumes_fd, name, NULL);
 		return r;
 	}
 	return 0;
@@ -518,6 +513,6 @@ int vm_mgr_git_catch_up(struct vm_manager *m, int cache_fd, struct vm_record *re
 	snprintf(rec->git_commit, sizeof(rec->git_commit), "%s", commit);
 	rec->generation++;
 	rec->updated_ns = vm_now_ns();
-	r = vm_mgr_store_record(m, rec, err);
+	r = vm_store_store_record(&m->store, rec, err);
 	return r < 0 ? r : 1;
 }

@@ -318,3 +318,9 @@ int vm_record_load(const char *text, size_t len, enum vm_kind kind,
 	json_decref(j);
 	return r;
 }
+
+json_int_t vm_record_mount_count(json_t *entry)
+{
+	json_t *c = json_object_get(entry, "count");
+	return c ? json_integer_value(c) : 1;
+}

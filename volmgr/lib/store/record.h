@@ -9,6 +9,7 @@
 
 #include "cgroup.h"
 #include "names.h"
+#include "util.h"
 
 #define VM_RECORD_FORMAT 1
 #define VM_MOUNT_ID_MAX 256
@@ -65,6 +66,11 @@ struct vm_record {
 
 int vm_record_init(struct vm_record *rec, enum vm_kind kind, const char *name);
 void vm_record_done(struct vm_record *rec);
+/* The count of one entry of a record's mounts (1 in records written
+ * before counts were kept). */
+json_int_t vm_record_mount_count(json_t *entry);
+/* Free a record at the end of the enclosing block. */
+#define _cleanup_record_ _cleanup_(vm_record_done)
 
 /* Serialise to a JSON object (new reference) / parse with full validation. */
 json_t *vm_record_to_json(const struct vm_record *rec);

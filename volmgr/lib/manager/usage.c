@@ -13,6 +13,7 @@
 #include "btrfs.h"
 #include "engines.h"
 #include "holders.h"
+#include "inuse.h"
 #include "manager-private.h"
 
 /* Nested subvolumes whose files mark a volume as held (a nested podman
@@ -28,7 +29,7 @@
 static int holders_target(struct vm_manager *m, const char *name, dev_t *devs,
 			  struct vm_holders_target *t)
 {
-	_cleanup_close_ int fd = vm_openat_beneath(m->pool->volumes_fd, name,
+	_cleanup_close_ int fd = vm_openat_beneath(m->store.pool->volumes_fd, name,
 						   O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) < 0)
@@ -41,7 +42,7 @@ static int holders_target(struct vm_manager *m, const char *name, dev_t *devs,
 	if (subvol)
 		(void)vm_btrfs_nested_devs(fd, devs + 1, HOLDER_DEVS_MAX - 1, &nested);
 	*t = (struct vm_holders_target){.devs = devs, .n_devs = 1 + nested, .by_dev = subvol,
-					.top_ino = st.st_ino, .pool_fd = m->pool->volumes_fd};
+					.top_ino = st.st_ino, .pool_fd = m->store.pool->volumes_fd};
 	return 0;
 }
 
@@ -106,7 +107,7 @@ int vm_mgr_usage_verdict(struct vm_manager *m, struct vm_record *rec, const stru
 	/* The engines' word counts only for the Mounts they were asked
 	 * about: one that came meanwhile is theirs and live. */
 	if (u->engines == 0 && json_equal(rec->mounts, u->mounts_asked)) {
-		vm_mgr_log(m, "volume %s: dropped %zu engine mount(s) without Unmount: no engine uses it",
+		vm_store_log(&m->store, "volume %s: dropped %zu engine mount(s) without Unmount: no engine uses it",
 			   name, n);
 		json_object_clear(rec->mounts);
 		return 1;
@@ -130,9 +131,9 @@ int vm_mgr_prune_mounts(struct vm_manager *m, const char *name, json_t *counts)
 {
 	_cleanup_json_ json_t *mounts = NULL;
 	{
-		LOCK_GUARD(m);
-		_cleanup_(recordp) struct vm_record rec = {0};
-		if (vm_mgr_load_record(m, VM_KIND_VOLUME, name, &rec, NULL) < 0 ||
+		VM_STORE_LOCK(&m->store);
+		_cleanup_record_ struct vm_record rec = {0};
+		if (vm_store_load_record(&m->store, VM_KIND_VOLUME, name, &rec, NULL) < 0 ||
 		    rec.state != VM_STATE_READY || json_object_size(rec.mounts) == 0)
 			return 0;
 		mounts = json_incref(rec.mounts);
@@ -140,13 +141,33 @@ int vm_mgr_prune_mounts(struct vm_manager *m, const char *name, json_t *counts)
 	struct vm_mgr_usage u;
 	if (vm_mgr_usage_check(m, name, counts, mounts, &u, NULL) < 0)
 		return 0;
-	LOCK_GUARD(m);
-	_cleanup_(recordp) struct vm_record rec = {0};
-	int r = vm_mgr_load_record(m, VM_KIND_VOLUME, name, &rec, NULL);
+	VM_STORE_LOCK(&m->store);
+	_cleanup_record_ struct vm_record rec = {0};
+	int r = vm_store_load_record(&m->store, VM_KIND_VOLUME, name, &rec, NULL);
 	if (r == 0 && rec.state == VM_STATE_READY)
 		r = vm_mgr_usage_verdict(m, &rec, &u, NULL);
 	vm_mgr_usage_done(&u);
 	if (r != 1)
 		return 0;
-	return vm_mgr_store_record(m, &rec, NULL) == 0;
+	return vm_store_store_record(&m->store, &rec, NULL) == 0;
+}
+
+/* The machine's mounts of volumes, read without the manager's lock (a
+ * namespace with 100,000 mounts must cost only the request that asks).
+ * When some processes' mounts cannot be read, the scan is incomplete:
+ * every volume then counts as in use (fail closed), marked by the key ""
+ * holding the number unread. */
+int vm_mgr_inuse_counts(struct vm_manager *m, json_t **ret, struct vm_error *err)
+{
+	unsigned unreadable = 0;
+	/* Only volumes are counted: no mount table can make the scan hold
+	 * more names than there are volumes. */
+	_cleanup_json_ json_t *names = vm_store_names(&m->store, VM_KIND_VOLUME);
+	if (!names)
+		return vm_error_set(err, ENOMEM, "cannot list the volumes");
+	const struct vm_inuse_where where = {m->store.pool->sb_dev, m->vol_prefix, m->vol_path, names};
+	int r = vm_inuse_scan(m->proc, &where, ret, &unreadable, err);
+	if (r == 0 && unreadable)
+		json_object_set_new(*ret, "", json_integer(unreadable));
+	return r;
 }
