@@ -11,6 +11,7 @@
 #include "config.h"
 #include "gitrun.h"
 #include "holders.h"
+#include "json-util.h"
 #include "manager.h"
 #include "readers.h"
 #include "record.h"
@@ -67,8 +68,6 @@ void vm_unlockp(struct vm_locked *l);
 
 static inline void vm_recordp(struct vm_record *r) { vm_record_done(r); }
 #define recordp vm_recordp
-static inline void vm_jsonp(json_t **j) { json_decref(*j); }
-#define _cleanup_json_ _cleanup_(vm_jsonp)
 
 int vm_mgr_data_fd(struct vm_manager *m, enum vm_kind k);
 int vm_mgr_meta_fd(struct vm_manager *m, enum vm_kind k);

@@ -9,11 +9,9 @@
 #include "caller.h"
 #include "copy.h"
 #include "gc.h"
+#include "json-util.h"
 #include "metrics.h"
 #include "names.h"
-
-static void jsonp(json_t **j) { json_decref(*j); }
-#define _cleanup_json_ _cleanup_(jsonp)
 
 static json_t *reply_ok(json_t *result)
 {

@@ -1,13 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "plugin.h"
 
+#include "json-util.h"
 #include "metrics.h"
 
 #include <strings.h>
 #include <string.h>
-
-static void jsonp(json_t **j) { json_decref(*j); }
-#define _cleanup_json_ _cleanup_(jsonp)
 
 enum endpoint {
 	EP_ACTIVATE,
