@@ -149,38 +149,51 @@ static int fake_unmount(void *ctx, const char *name, const char *id,
 	return 0;
 }
 
-/* An info object like vm_volume_get()'s, with keys the plugin must not
- * pass on to Docker. */
-static json_t *fake_info(const char *name, json_t *v)
+/* An info like vm_volume_get()'s, with fields the plugin must not pass
+ * on to Docker (mounts, creator, labels, in_use...). */
+static int fake_info(const char *name, json_t *v, struct vm_volume_info *ret)
 {
-	char *p = fake_path(name);
-	json_t *ids = json_array();
+	*ret = (struct vm_volume_info){
+		.created_ns = 1767225600000000000LL, /* FAKE_CREATED */
+		.labels = json_pack("{s:s}", "job", "1"),
+		.mountpoint = fake_path(name),
+		.creator_uid = 0,
+		.creator_pid = 1,
+		.subvol_id = 256,
+		.backend = VM_BACKEND_BTRFS,
+	};
+	snprintf(ret->name, sizeof(ret->name), "%s", name);
+	assert_int_equal(vm_source_parse_recorded(json_string_value(json_object_get(v, "source")),
+						  &ret->source, NULL), 0);
+	json_t *ids = json_object_get(v, "ids");
+	ret->mounts = calloc(json_object_size(ids) + 1, sizeof(*ret->mounts));
+	assert_non_null(ret->mounts);
 	const char *id;
 	json_t *x;
-	json_object_foreach(json_object_get(v, "ids"), id, x)
-		json_array_append_new(ids, json_pack("{s:s, s:s, s:b}", "id", id,
-						     "since", FAKE_CREATED, "stale", 0));
-	json_t *info = json_pack("{s:s, s:s, s:s, s:O, s:I, s:{}, s:o, s:{s:i, s:i}, s:i}",
-				 "name", name, "mountpoint", p, "created", FAKE_CREATED,
-				 "source", json_object_get(v, "source"),
-				 "created_ns", (json_int_t)1767225600000000000LL,
-				 "labels", "mounts", ids, "creator", "uid", 0, "pid", 1,
-				 "subvol_id", 256);
-	free(p);
-	return info;
+	json_object_foreach(ids, id, x) {
+		struct vm_mount_info *m = &ret->mounts[ret->n_mounts++];
+		snprintf(m->id, sizeof(m->id), "%s", id);
+		m->since_ns = ret->created_ns;
+		m->count = 1;
+	}
+	ret->in_use = ret->n_mounts > 0;
+	if (!ret->labels || !ret->mountpoint)
+		return -ENOMEM;
+	return 0;
 }
 
-static int fake_get(void *ctx, const char *name, json_t **ret, struct vm_error *err)
+static int fake_get(void *ctx, const char *name, struct vm_volume_info *ret,
+		    struct vm_error *err)
 {
 	struct fake *f = ctx;
 	fake_enter(f, name);
 	json_t *v = fake_find(f, name, err);
 	if (!v)
 		return -ENOENT;
-	json_t *info = fake_info(name, v);
-	if (!info)
+	if (fake_info(name, v, ret) < 0) {
+		vm_volume_info_done(ret);
 		return vm_error_set(err, ENOMEM, "out of memory");
-	*ret = info;
+	}
 	return 0;
 }
 
@@ -189,7 +202,7 @@ static int cmp_key(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static int fake_list(void *ctx, json_t **ret, struct vm_error *err)
+static int fake_list(void *ctx, struct vm_volume_info_list *ret, struct vm_error *err)
 {
 	struct fake *f = ctx;
 	f->calls++;
@@ -201,9 +214,11 @@ static int fake_list(void *ctx, json_t **ret, struct vm_error *err)
 	json_object_foreach(f->vols, name, v)
 		names[i++] = name;
 	qsort(names, n, sizeof(*names), cmp_key); /* sorted, as the manager does */
-	json_t *all = json_array();
-	for (i = 0; i < n; i++)
-		json_array_append_new(all, fake_info(names[i], json_object_get(f->vols, names[i])));
+	struct vm_volume_info_list all = {.items = calloc(n ? n : 1, sizeof(*all.items))};
+	assert_non_null(all.items);
+	for (i = 0; i < n; i++, all.n++)
+		assert_int_equal(fake_info(names[i], json_object_get(f->vols, names[i]),
+					   &all.items[i]), 0);
 	free(names);
 	*ret = all;
 	return 0;
