@@ -522,66 +522,7 @@ static json_t *call(struct fake *f, uint32_t uid, bool with_fd, const char *body
 	return msgs;
 }
 
-/* json_equal, except that a string ending in '*' in want matches any
- * string starting with what precedes the '*'.  On a mismatch, *where
- * says where. */
-static bool matches(json_t *want, json_t *got, const char *key, char *where, size_t wsz)
-{
-	if (json_is_string(want) && json_string_length(want) > 0 &&
-	    json_string_value(want)[json_string_length(want) - 1] == '*') {
-		size_t n = json_string_length(want) - 1;
-		if (json_is_string(got) && json_string_length(got) >= n &&
-		    memcmp(json_string_value(got), json_string_value(want), n) == 0)
-			return true;
-		snprintf(where, wsz, "\"%s\" does not start with \"%.*s\"", key ? key : "(element)",
-			 (int)n, json_string_value(want));
-		return false;
-	}
-	if (json_is_object(want) && json_is_object(got)) {
-		const char *k;
-		json_t *w;
-		json_object_foreach(want, k, w) {
-			json_t *g = json_object_get(got, k);
-			if (!g) {
-				snprintf(where, wsz, "key \"%s\" missing", k);
-				return false;
-			}
-			if (!matches(w, g, k, where, wsz))
-				return false;
-		}
-		json_object_foreach(got, k, w)
-			if (!json_object_get(want, k)) {
-				snprintf(where, wsz, "unexpected key \"%s\"", k);
-				return false;
-			}
-		return true;
-	}
-	if (json_is_array(want) && json_is_array(got)) {
-		if (json_array_size(want) != json_array_size(got)) {
-			snprintf(where, wsz, "array of %zu elements, expected %zu",
-				 json_array_size(got), json_array_size(want));
-			return false;
-		}
-		for (size_t i = 0; i < json_array_size(want); i++)
-			if (!matches(json_array_get(want, i), json_array_get(got, i), key, where, wsz))
-				return false;
-		return true;
-	}
-	if (!json_equal(want, got)) {
-		snprintf(where, wsz, "value of \"%s\" differs", key ? key : "(element)");
-		return false;
-	}
-	return true;
-}
-
 /* ---- the fixture pairs ---- */
-
-struct pair {
-	char *name;
-	char *request;
-	char *reply;
-	struct fake *fake;
-};
 
 static void parse_header(const char *file, char *line, uint32_t *ret_uid, bool *ret_fd)
 {
@@ -629,7 +570,7 @@ static json_t *load_expected(const char *file)
 
 static void test_pair(void **state)
 {
-	const struct pair *p = *state;
+	const struct ut_pair *p = *state;
 	size_t rlen;
 	char *req = ut_read_file(p->request, &rlen);
 	if (!req)
@@ -645,9 +586,9 @@ static void test_pair(void **state)
 	size_t blen = rlen - (size_t)(body - req);
 
 	_cleanup_json_ json_t *want = load_expected(p->reply);
-	_cleanup_json_ json_t *got = call(p->fake, uid, with_fd, body, blen);
+	_cleanup_json_ json_t *got = call(p->state, uid, with_fd, body, blen);
 	char where[256] = "";
-	if (!matches(want, got, NULL, where, sizeof(where)))
+	if (!ut_json_matches(want, got, where, sizeof(where)))
 		fail_msg("%s: %.*s\n  got:      %s\n  expected: %s\n  %s", p->name, (int)blen, body,
 			 json_dumps(got, JSON_COMPACT | JSON_SORT_KEYS),
 			 json_dumps(want, JSON_COMPACT | JSON_SORT_KEYS), where);
@@ -818,29 +759,6 @@ static void test_hostile_bodies(void **state)
 int main(int argc, char **argv)
 {
 	const char *dir = ut_fixtures_dir(argc, argv, "control");
-	size_t nreq, nrep;
-	char **reqs = ut_list_dir(dir, ".request", &nreq);
-	char **reps = ut_list_dir(dir, ".reply", &nrep);
-	if (!reqs || !reps) {
-		fprintf(stderr, "cannot list %s\n", dir);
-		return 1;
-	}
-	/* every request has its reply and the other way round */
-	bool paired = nreq == nrep;
-	for (size_t i = 0; paired && i < nreq; i++) {
-		size_t a = strlen(reqs[i]) - strlen(".request");
-		size_t b = strlen(reps[i]) - strlen(".reply");
-		paired = a == b && strncmp(reqs[i], reps[i], a) == 0;
-	}
-	if (!paired) {
-		fprintf(stderr, "%s: .request and .reply files do not pair up\n", dir);
-		return 1;
-	}
-	if (nreq < 40) {
-		fprintf(stderr, "%s: only %zu pairs\n", dir, nreq);
-		return 1;
-	}
-
 	static const struct CMUnitTest fixed[] = {
 		cmocka_unit_test(test_refused_reach_nothing),
 		cmocka_unit_test(test_every_op),
@@ -850,36 +768,8 @@ int main(int argc, char **argv)
 	};
 	struct fake story;
 	fake_init(&story);
-	size_t nt = nreq + ELEMENTSOF(fixed);
-	struct CMUnitTest *tests = calloc(nt, sizeof(*tests));
-	struct pair *pairs = calloc(nreq, sizeof(*pairs));
-	if (!tests || !pairs)
-		return 1;
-	for (size_t i = 0; i < nreq; i++) {
-		struct pair *p = &pairs[i];
-		p->name = strndup(reqs[i], strlen(reqs[i]) - strlen(".request"));
-		p->request = ut_path(dir, reqs[i]);
-		p->reply = ut_path(dir, reps[i]);
-		p->fake = &story;
-		tests[i] = (struct CMUnitTest){
-			.name = p->name,
-			.test_func = test_pair,
-			.initial_state = p,
-		};
-	}
-	memcpy(tests + nreq, fixed, sizeof(fixed));
-	int failed = _cmocka_run_group_tests("control", tests, nt, NULL, NULL);
-
-	for (size_t i = 0; i < nreq; i++) {
-		free(pairs[i].name);
-		free(pairs[i].request);
-		free(pairs[i].reply);
-	}
-	free(pairs);
-	free(tests);
+	int failed = ut_run_pairs("control", dir, 40, test_pair, &story, fixed, ELEMENTSOF(fixed));
 	fake_done(&story);
-	ut_strv_free(reqs);
-	ut_strv_free(reps);
 	free((char *)dir);
 	return failed;
 }

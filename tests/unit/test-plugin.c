@@ -237,56 +237,6 @@ static const struct vm_caller test_caller = {.uid = 1000, .pid = 4242};
 
 /* ---- comparing replies ---- */
 
-/* json_equal, except that "Err": "*" in want matches any non-empty
- * string.  On a mismatch, *where says where. */
-static bool reply_matches(json_t *want, json_t *got, const char *key, char *where,
-			  size_t wsz)
-{
-	if (key && strcmp(key, "Err") == 0 && json_is_string(want) &&
-	    strcmp(json_string_value(want), "*") == 0) {
-		if (json_is_string(got) && json_string_length(got) > 0)
-			return true;
-		snprintf(where, wsz, "\"Err\" must be a non-empty string");
-		return false;
-	}
-	if (json_is_object(want) && json_is_object(got)) {
-		const char *k;
-		json_t *w;
-		json_object_foreach(want, k, w) {
-			json_t *g = json_object_get(got, k);
-			if (!g) {
-				snprintf(where, wsz, "key \"%s\" missing", k);
-				return false;
-			}
-			if (!reply_matches(w, g, k, where, wsz))
-				return false;
-		}
-		json_object_foreach(got, k, w)
-			if (!json_object_get(want, k)) {
-				snprintf(where, wsz, "unexpected key \"%s\"", k);
-				return false;
-			}
-		return true;
-	}
-	if (json_is_array(want) && json_is_array(got)) {
-		if (json_array_size(want) != json_array_size(got)) {
-			snprintf(where, wsz, "array of %zu elements, expected %zu",
-				 json_array_size(got), json_array_size(want));
-			return false;
-		}
-		for (size_t i = 0; i < json_array_size(want); i++)
-			if (!reply_matches(json_array_get(want, i), json_array_get(got, i),
-					   NULL, where, wsz))
-				return false;
-		return true;
-	}
-	if (!json_equal(want, got)) {
-		snprintf(where, wsz, "value of \"%s\" differs", key ? key : "(element)");
-		return false;
-	}
-	return true;
-}
-
 /* What every reply must be, whatever the request: a JSON object; on an
  * error exactly {"Err": non-empty}. */
 static json_t *check_reply_shape(int status, const char *body, const char *what)
@@ -313,16 +263,9 @@ static json_t *check_reply_shape(int status, const char *body, const char *what)
 
 /* ---- the fixture pairs ---- */
 
-struct pair {
-	char *name;
-	char *request;
-	char *reply;
-	struct fake *fake;
-};
-
 static void test_pair(void **state)
 {
-	const struct pair *p = *state;
+	const struct ut_pair *p = *state;
 	size_t rlen;
 	char *req = ut_read_file(p->request, &rlen);
 	if (!req)
@@ -353,11 +296,11 @@ static void test_pair(void **state)
 		fail_msg("%s: bad JSON: %s (line %d)", p->reply, jerr.text, jerr.line + 1);
 
 	char *out = NULL;
-	int status = vm_plugin_handle(&fake_ops, p->fake, &test_caller, method, path,
+	int status = vm_plugin_handle(&fake_ops, p->state, &test_caller, method, path,
 				      body, blen, &out);
 	json_t *got = check_reply_shape(status, out, p->name);
 	char where[256] = "";
-	if (status != want_status || !reply_matches(want, got, NULL, where, sizeof(where)))
+	if (status != want_status || !ut_json_matches(want, got, where, sizeof(where)))
 		fail_msg("%s: %s %s\n  got:      %d %s\n  expected: %ld %s\n  %s",
 			 p->name, method, path, status, out, want_status,
 			 json_dumps(want, JSON_COMPACT | JSON_SORT_KEYS), where);
@@ -598,29 +541,6 @@ static void test_opts_key_utf8(void **state)
 int main(int argc, char **argv)
 {
 	const char *dir = ut_fixtures_dir(argc, argv, "plugin");
-	size_t nreq, nrep;
-	char **reqs = ut_list_dir(dir, ".request", &nreq);
-	char **reps = ut_list_dir(dir, ".reply", &nrep);
-	if (!reqs || !reps) {
-		fprintf(stderr, "cannot list %s\n", dir);
-		return 1;
-	}
-	/* every request has its reply and the other way round */
-	bool paired = nreq == nrep;
-	for (size_t i = 0; paired && i < nreq; i++) {
-		size_t a = strlen(reqs[i]) - strlen(".request");
-		size_t b = strlen(reps[i]) - strlen(".reply");
-		paired = a == b && strncmp(reqs[i], reps[i], a) == 0;
-	}
-	if (!paired) {
-		fprintf(stderr, "%s: .request and .reply files do not pair up\n", dir);
-		return 1;
-	}
-	if (nreq < 40) {
-		fprintf(stderr, "%s: only %zu pairs\n", dir, nreq);
-		return 1;
-	}
-
 	static const struct CMUnitTest fixed[] = {
 		cmocka_unit_test(test_body_limit),
 		cmocka_unit_test(test_body_nul),
@@ -631,36 +551,8 @@ int main(int argc, char **argv)
 	};
 	struct fake story;
 	fake_init(&story);
-	size_t nt = nreq + ELEMENTSOF(fixed);
-	struct CMUnitTest *tests = calloc(nt, sizeof(*tests));
-	struct pair *pairs = calloc(nreq, sizeof(*pairs));
-	if (!tests || !pairs)
-		return 1;
-	for (size_t i = 0; i < nreq; i++) {
-		struct pair *p = &pairs[i];
-		p->name = strndup(reqs[i], strlen(reqs[i]) - strlen(".request"));
-		p->request = ut_path(dir, reqs[i]);
-		p->reply = ut_path(dir, reps[i]);
-		p->fake = &story;
-		tests[i] = (struct CMUnitTest){
-			.name = p->name,
-			.test_func = test_pair,
-			.initial_state = p,
-		};
-	}
-	memcpy(tests + nreq, fixed, sizeof(fixed));
-	int failed = _cmocka_run_group_tests("plugin", tests, nt, NULL, NULL);
-
-	for (size_t i = 0; i < nreq; i++) {
-		free(pairs[i].name);
-		free(pairs[i].request);
-		free(pairs[i].reply);
-	}
-	free(pairs);
-	free(tests);
+	int failed = ut_run_pairs("plugin", dir, 40, test_pair, &story, fixed, ELEMENTSOF(fixed));
 	fake_done(&story);
-	ut_strv_free(reqs);
-	ut_strv_free(reps);
 	free((char *)dir);
 	return failed;
 }
