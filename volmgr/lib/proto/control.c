@@ -140,11 +140,17 @@ struct arg {
 	bool required;
 };
 
-#define A_STRING(key, field) {key, ARG_STRING, offsetof(struct args, field), false}
-#define A_STRING_REQUIRED(key, field) {key, ARG_STRING, offsetof(struct args, field), true}
-#define A_BOOL(key, field) {key, ARG_BOOL, offsetof(struct args, field), false}
+/* The offset of a field of struct args, which must be of the type the
+ * argument's type is parsed into (else the table does not compile). */
+#define FIELD(field, type)                                                     \
+	(offsetof(struct args, field) +                                        \
+	 0 * sizeof(char[__builtin_types_compatible_p(                         \
+				 __typeof__(((struct args *)0)->field), type) ? 1 : -1]))
+#define A_STRING(key, field) {key, ARG_STRING, FIELD(field, const char *), false}
+#define A_STRING_REQUIRED(key, field) {key, ARG_STRING, FIELD(field, const char *), true}
+#define A_BOOL(key, field) {key, ARG_BOOL, FIELD(field, bool), false}
 #define A_NAME A_STRING_REQUIRED("name", name)
-#define A_LABELS {"labels", ARG_LABELS, offsetof(struct args, labels), false}
+#define A_LABELS {"labels", ARG_LABELS, FIELD(labels, json_t *), false}
 #define ARGS(...) ((const struct arg[]){__VA_ARGS__, {NULL}})
 #define NOARGS ((const struct arg[]){{NULL}})
 
