@@ -163,23 +163,37 @@ static int fake_unmount(void *ctx, const char *name, const char *id, struct vm_e
 	return 0;
 }
 
-/* An info object like vm_volume_get()'s, with keys the plugin must not
- * pass on to Docker. */
-static json_t *fake_info(const char *name, json_t *v)
+/* An info like vm_volume_get()'s, with fields the plugin must not pass
+ * on to Docker (mounts, creator, labels, in_use...). */
+static void fake_info(const char *name, json_t *v, struct vm_volume_info *ret)
 {
-	char *p = fake_path(name);
-	json_t *info = json_pack("{s:s, s:s, s:s, s:O, s:I, s:{}, s:O, s:{s:i, s:i}, s:i}",
-				 "name", name, "mountpoint", p, "created", FAKE_CREATED,
-				 "source", json_object_get(v, "source"),
-				 "created_ns", (json_int_t)1767225600000000000LL, "labels",
-				 "mounts", json_object_get(v, "ids"), "creator", "uid", 0, "pid", 1,
-				 "subvol_id", 256);
-	free(p);
-	FUZZ_CHECK(info, "fake info");
-	return info;
+	*ret = (struct vm_volume_info){
+		.created_ns = 1767225600000000000LL, /* FAKE_CREATED */
+		.labels = json_object(),
+		.mountpoint = fake_path(name),
+		.creator_pid = 1,
+		.subvol_id = 256,
+	};
+	FUZZ_CHECK(ret->labels, "fake info");
+	snprintf(ret->name, sizeof(ret->name), "%s", name);
+	FUZZ_CHECK(vm_source_parse_recorded(json_string_value(json_object_get(v, "source")),
+					    &ret->source, NULL) == 0,
+		   "fake info: source");
+	json_t *ids = json_object_get(v, "ids");
+	ret->mounts = fuzz_xmalloc((json_object_size(ids) + 1) * sizeof(*ret->mounts));
+	const char *id;
+	json_t *x;
+	json_object_foreach(ids, id, x) {
+		struct vm_mount_info *m = &ret->mounts[ret->n_mounts++];
+		snprintf(m->id, sizeof(m->id), "%s", id);
+		m->since_ns = ret->created_ns;
+		m->count = 1;
+	}
+	ret->in_use = ret->n_mounts > 0;
 }
 
-static int fake_get(void *ctx, const char *name, json_t **ret, struct vm_error *err)
+static int fake_get(void *ctx, const char *name, struct vm_volume_info *ret,
+		    struct vm_error *err)
 {
 	struct fake *f = ctx;
 	fake_enter(f, name);
@@ -189,19 +203,20 @@ static int fake_get(void *ctx, const char *name, json_t **ret, struct vm_error *
 	json_t *v = fake_find(f, name, err);
 	if (!v)
 		return -ENOENT;
-	*ret = fake_info(name, v);
+	fake_info(name, v, ret);
 	return 0;
 }
 
-static int fake_list(void *ctx, json_t **ret, struct vm_error *err)
+static int fake_list(void *ctx, struct vm_volume_info_list *ret, struct vm_error *err)
 {
 	struct fake *f = ctx;
 	f->calls++;
-	json_t *all = json_array();
+	size_t n = json_object_size(f->vols);
+	struct vm_volume_info_list all = {.items = fuzz_xmalloc((n + 1) * sizeof(*all.items))};
 	const char *name;
 	json_t *v;
 	json_object_foreach(f->vols, name, v)
-		json_array_append_new(all, fake_info(name, v));
+		fake_info(name, v, &all.items[all.n++]);
 	*ret = all;
 	return 0;
 }

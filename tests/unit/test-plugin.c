@@ -149,38 +149,51 @@ static int fake_unmount(void *ctx, const char *name, const char *id,
 	return 0;
 }
 
-/* An info object like vm_volume_get()'s, with keys the plugin must not
- * pass on to Docker. */
-static json_t *fake_info(const char *name, json_t *v)
+/* An info like vm_volume_get()'s, with fields the plugin must not pass
+ * on to Docker (mounts, creator, labels, in_use...). */
+static int fake_info(const char *name, json_t *v, struct vm_volume_info *ret)
 {
-	char *p = fake_path(name);
-	json_t *ids = json_array();
+	*ret = (struct vm_volume_info){
+		.created_ns = 1767225600000000000LL, /* FAKE_CREATED */
+		.labels = json_pack("{s:s}", "job", "1"),
+		.mountpoint = fake_path(name),
+		.creator_uid = 0,
+		.creator_pid = 1,
+		.subvol_id = 256,
+		.backend = VM_BACKEND_BTRFS,
+	};
+	snprintf(ret->name, sizeof(ret->name), "%s", name);
+	assert_int_equal(vm_source_parse_recorded(json_string_value(json_object_get(v, "source")),
+						  &ret->source, NULL), 0);
+	json_t *ids = json_object_get(v, "ids");
+	ret->mounts = calloc(json_object_size(ids) + 1, sizeof(*ret->mounts));
+	assert_non_null(ret->mounts);
 	const char *id;
 	json_t *x;
-	json_object_foreach(json_object_get(v, "ids"), id, x)
-		json_array_append_new(ids, json_pack("{s:s, s:s, s:b}", "id", id,
-						     "since", FAKE_CREATED, "stale", 0));
-	json_t *info = json_pack("{s:s, s:s, s:s, s:O, s:I, s:{}, s:o, s:{s:i, s:i}, s:i}",
-				 "name", name, "mountpoint", p, "created", FAKE_CREATED,
-				 "source", json_object_get(v, "source"),
-				 "created_ns", (json_int_t)1767225600000000000LL,
-				 "labels", "mounts", ids, "creator", "uid", 0, "pid", 1,
-				 "subvol_id", 256);
-	free(p);
-	return info;
+	json_object_foreach(ids, id, x) {
+		struct vm_mount_info *m = &ret->mounts[ret->n_mounts++];
+		snprintf(m->id, sizeof(m->id), "%s", id);
+		m->since_ns = ret->created_ns;
+		m->count = 1;
+	}
+	ret->in_use = ret->n_mounts > 0;
+	if (!ret->labels || !ret->mountpoint)
+		return -ENOMEM;
+	return 0;
 }
 
-static int fake_get(void *ctx, const char *name, json_t **ret, struct vm_error *err)
+static int fake_get(void *ctx, const char *name, struct vm_volume_info *ret,
+		    struct vm_error *err)
 {
 	struct fake *f = ctx;
 	fake_enter(f, name);
 	json_t *v = fake_find(f, name, err);
 	if (!v)
 		return -ENOENT;
-	json_t *info = fake_info(name, v);
-	if (!info)
+	if (fake_info(name, v, ret) < 0) {
+		vm_volume_info_done(ret);
 		return vm_error_set(err, ENOMEM, "out of memory");
-	*ret = info;
+	}
 	return 0;
 }
 
@@ -189,7 +202,7 @@ static int cmp_key(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static int fake_list(void *ctx, json_t **ret, struct vm_error *err)
+static int fake_list(void *ctx, struct vm_volume_info_list *ret, struct vm_error *err)
 {
 	struct fake *f = ctx;
 	f->calls++;
@@ -201,9 +214,11 @@ static int fake_list(void *ctx, json_t **ret, struct vm_error *err)
 	json_object_foreach(f->vols, name, v)
 		names[i++] = name;
 	qsort(names, n, sizeof(*names), cmp_key); /* sorted, as the manager does */
-	json_t *all = json_array();
-	for (i = 0; i < n; i++)
-		json_array_append_new(all, fake_info(names[i], json_object_get(f->vols, names[i])));
+	struct vm_volume_info_list all = {.items = calloc(n ? n : 1, sizeof(*all.items))};
+	assert_non_null(all.items);
+	for (i = 0; i < n; i++, all.n++)
+		assert_int_equal(fake_info(names[i], json_object_get(f->vols, names[i]),
+					   &all.items[i]), 0);
 	free(names);
 	*ret = all;
 	return 0;
@@ -221,56 +236,6 @@ static const struct vm_plugin_ops fake_ops = {
 static const struct vm_caller test_caller = {.uid = 1000, .pid = 4242};
 
 /* ---- comparing replies ---- */
-
-/* json_equal, except that "Err": "*" in want matches any non-empty
- * string.  On a mismatch, *where says where. */
-static bool reply_matches(json_t *want, json_t *got, const char *key, char *where,
-			  size_t wsz)
-{
-	if (key && strcmp(key, "Err") == 0 && json_is_string(want) &&
-	    strcmp(json_string_value(want), "*") == 0) {
-		if (json_is_string(got) && json_string_length(got) > 0)
-			return true;
-		snprintf(where, wsz, "\"Err\" must be a non-empty string");
-		return false;
-	}
-	if (json_is_object(want) && json_is_object(got)) {
-		const char *k;
-		json_t *w;
-		json_object_foreach(want, k, w) {
-			json_t *g = json_object_get(got, k);
-			if (!g) {
-				snprintf(where, wsz, "key \"%s\" missing", k);
-				return false;
-			}
-			if (!reply_matches(w, g, k, where, wsz))
-				return false;
-		}
-		json_object_foreach(got, k, w)
-			if (!json_object_get(want, k)) {
-				snprintf(where, wsz, "unexpected key \"%s\"", k);
-				return false;
-			}
-		return true;
-	}
-	if (json_is_array(want) && json_is_array(got)) {
-		if (json_array_size(want) != json_array_size(got)) {
-			snprintf(where, wsz, "array of %zu elements, expected %zu",
-				 json_array_size(got), json_array_size(want));
-			return false;
-		}
-		for (size_t i = 0; i < json_array_size(want); i++)
-			if (!reply_matches(json_array_get(want, i), json_array_get(got, i),
-					   NULL, where, wsz))
-				return false;
-		return true;
-	}
-	if (!json_equal(want, got)) {
-		snprintf(where, wsz, "value of \"%s\" differs", key ? key : "(element)");
-		return false;
-	}
-	return true;
-}
 
 /* What every reply must be, whatever the request: a JSON object; on an
  * error exactly {"Err": non-empty}. */
@@ -298,16 +263,9 @@ static json_t *check_reply_shape(int status, const char *body, const char *what)
 
 /* ---- the fixture pairs ---- */
 
-struct pair {
-	char *name;
-	char *request;
-	char *reply;
-	struct fake *fake;
-};
-
 static void test_pair(void **state)
 {
-	const struct pair *p = *state;
+	const struct ut_pair *p = *state;
 	size_t rlen;
 	char *req = ut_read_file(p->request, &rlen);
 	if (!req)
@@ -338,11 +296,11 @@ static void test_pair(void **state)
 		fail_msg("%s: bad JSON: %s (line %d)", p->reply, jerr.text, jerr.line + 1);
 
 	char *out = NULL;
-	int status = vm_plugin_handle(&fake_ops, p->fake, &test_caller, method, path,
+	int status = vm_plugin_handle(&fake_ops, p->state, &test_caller, method, path,
 				      body, blen, &out);
 	json_t *got = check_reply_shape(status, out, p->name);
 	char where[256] = "";
-	if (status != want_status || !reply_matches(want, got, NULL, where, sizeof(where)))
+	if (status != want_status || !ut_json_matches(want, got, where, sizeof(where)))
 		fail_msg("%s: %s %s\n  got:      %d %s\n  expected: %ld %s\n  %s",
 			 p->name, method, path, status, out, want_status,
 			 json_dumps(want, JSON_COMPACT | JSON_SORT_KEYS), where);
@@ -583,29 +541,6 @@ static void test_opts_key_utf8(void **state)
 int main(int argc, char **argv)
 {
 	const char *dir = ut_fixtures_dir(argc, argv, "plugin");
-	size_t nreq, nrep;
-	char **reqs = ut_list_dir(dir, ".request", &nreq);
-	char **reps = ut_list_dir(dir, ".reply", &nrep);
-	if (!reqs || !reps) {
-		fprintf(stderr, "cannot list %s\n", dir);
-		return 1;
-	}
-	/* every request has its reply and the other way round */
-	bool paired = nreq == nrep;
-	for (size_t i = 0; paired && i < nreq; i++) {
-		size_t a = strlen(reqs[i]) - strlen(".request");
-		size_t b = strlen(reps[i]) - strlen(".reply");
-		paired = a == b && strncmp(reqs[i], reps[i], a) == 0;
-	}
-	if (!paired) {
-		fprintf(stderr, "%s: .request and .reply files do not pair up\n", dir);
-		return 1;
-	}
-	if (nreq < 40) {
-		fprintf(stderr, "%s: only %zu pairs\n", dir, nreq);
-		return 1;
-	}
-
 	static const struct CMUnitTest fixed[] = {
 		cmocka_unit_test(test_body_limit),
 		cmocka_unit_test(test_body_nul),
@@ -616,36 +551,8 @@ int main(int argc, char **argv)
 	};
 	struct fake story;
 	fake_init(&story);
-	size_t nt = nreq + ELEMENTSOF(fixed);
-	struct CMUnitTest *tests = calloc(nt, sizeof(*tests));
-	struct pair *pairs = calloc(nreq, sizeof(*pairs));
-	if (!tests || !pairs)
-		return 1;
-	for (size_t i = 0; i < nreq; i++) {
-		struct pair *p = &pairs[i];
-		p->name = strndup(reqs[i], strlen(reqs[i]) - strlen(".request"));
-		p->request = ut_path(dir, reqs[i]);
-		p->reply = ut_path(dir, reps[i]);
-		p->fake = &story;
-		tests[i] = (struct CMUnitTest){
-			.name = p->name,
-			.test_func = test_pair,
-			.initial_state = p,
-		};
-	}
-	memcpy(tests + nreq, fixed, sizeof(fixed));
-	int failed = _cmocka_run_group_tests("plugin", tests, nt, NULL, NULL);
-
-	for (size_t i = 0; i < nreq; i++) {
-		free(pairs[i].name);
-		free(pairs[i].request);
-		free(pairs[i].reply);
-	}
-	free(pairs);
-	free(tests);
+	int failed = ut_run_pairs("plugin", dir, 40, test_pair, &story, fixed, ELEMENTSOF(fixed));
 	fake_done(&story);
-	ut_strv_free(reqs);
-	ut_strv_free(reps);
 	free((char *)dir);
 	return failed;
 }

@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,4 +138,118 @@ const char *ut_fixtures_dir(int argc, char **argv, const char *sub)
 		exit(1);
 	}
 	return p;
+}
+
+int ut_run_pairs(const char *group, const char *dir, size_t min,
+		 void (*test_func)(void **state), void *state, const struct CMUnitTest *fixed,
+		 size_t nfixed)
+{
+	size_t nreq, nrep;
+	char **reqs = ut_list_dir(dir, ".request", &nreq);
+	char **reps = ut_list_dir(dir, ".reply", &nrep);
+	if (!reqs || !reps) {
+		fprintf(stderr, "cannot list %s\n", dir);
+		exit(1);
+	}
+	/* every request has its reply and the other way round */
+	bool paired = nreq == nrep;
+	for (size_t i = 0; paired && i < nreq; i++) {
+		size_t a = strlen(reqs[i]) - strlen(".request");
+		size_t b = strlen(reps[i]) - strlen(".reply");
+		paired = a == b && strncmp(reqs[i], reps[i], a) == 0;
+	}
+	if (!paired) {
+		fprintf(stderr, "%s: .request and .reply files do not pair up\n", dir);
+		exit(1);
+	}
+	if (nreq < min) {
+		fprintf(stderr, "%s: only %zu pairs\n", dir, nreq);
+		exit(1);
+	}
+	size_t nt = nreq + nfixed;
+	struct CMUnitTest *tests = xmalloc(nt * sizeof(*tests));
+	struct ut_pair *pairs = xmalloc(nreq * sizeof(*pairs));
+	for (size_t i = 0; i < nreq; i++) {
+		struct ut_pair *p = &pairs[i];
+		p->name = strndup(reqs[i], strlen(reqs[i]) - strlen(".request"));
+		if (!p->name)
+			abort();
+		p->request = ut_path(dir, reqs[i]);
+		p->reply = ut_path(dir, reps[i]);
+		p->state = state;
+		tests[i] = (struct CMUnitTest){
+			.name = p->name,
+			.test_func = test_func,
+			.initial_state = p,
+		};
+	}
+	memcpy(tests + nreq, fixed, nfixed * sizeof(*fixed));
+	int failed = _cmocka_run_group_tests(group, tests, nt, NULL, NULL);
+	for (size_t i = 0; i < nreq; i++) {
+		free(pairs[i].name);
+		free(pairs[i].request);
+		free(pairs[i].reply);
+	}
+	free(pairs);
+	free(tests);
+	ut_strv_free(reqs);
+	ut_strv_free(reps);
+	return failed;
+}
+
+/* json_equal, except that a string ending in '*' in want matches any
+ * string starting with what precedes the '*'.  On a mismatch, *where
+ * says where. */
+static bool matches(json_t *want, json_t *got, const char *key, char *where, size_t wsz)
+{
+	if (json_is_string(want) && json_string_length(want) > 0 &&
+	    json_string_value(want)[json_string_length(want) - 1] == '*') {
+		size_t n = json_string_length(want) - 1;
+		if (json_is_string(got) && json_string_length(got) >= n &&
+		    memcmp(json_string_value(got), json_string_value(want), n) == 0)
+			return true;
+		snprintf(where, wsz, "\"%s\" does not start with \"%.*s\"", key ? key : "(element)",
+			 (int)n, json_string_value(want));
+		return false;
+	}
+	if (json_is_object(want) && json_is_object(got)) {
+		const char *k;
+		json_t *w;
+		json_object_foreach(want, k, w) {
+			json_t *g = json_object_get(got, k);
+			if (!g) {
+				snprintf(where, wsz, "key \"%s\" missing", k);
+				return false;
+			}
+			if (!matches(w, g, k, where, wsz))
+				return false;
+		}
+		json_object_foreach(got, k, w)
+			if (!json_object_get(want, k)) {
+				snprintf(where, wsz, "unexpected key \"%s\"", k);
+				return false;
+			}
+		return true;
+	}
+	if (json_is_array(want) && json_is_array(got)) {
+		if (json_array_size(want) != json_array_size(got)) {
+			snprintf(where, wsz, "array of %zu elements, expected %zu",
+				 json_array_size(got), json_array_size(want));
+			return false;
+		}
+		for (size_t i = 0; i < json_array_size(want); i++)
+			if (!matches(json_array_get(want, i), json_array_get(got, i), key, where, wsz))
+				return false;
+		return true;
+	}
+	if (!json_equal(want, got)) {
+		snprintf(where, wsz, "value of \"%s\" differs", key ? key : "(element)");
+		return false;
+	}
+	return true;
+}
+
+bool ut_json_matches(json_t *want, json_t *got, char *where, size_t wsz)
+{
+	return matches(want, got, NULL, where, wsz);
 }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
@@ -44,3 +45,25 @@ const char *ut_fixtures_dir(int argc, char **argv, const char *sub);
 			fail();                                                \
 		}                                                              \
 	} while (0)
+
+/* A fixture pair: NAME.request and NAME.reply in one directory. */
+struct ut_pair {
+	char *name;    /* NAME */
+	char *request; /* the two files' paths */
+	char *reply;
+	void *state;   /* the test program's, the same for every pair */
+};
+
+/* Run every pair in dir (sorted by name) with test_func, whose *state is
+ * the struct ut_pair, then the fixed tests, as one cmocka group; the
+ * number of failed tests.  Exits 1 saying why when the directory cannot
+ * be read, a .request has no .reply or the other way round, or there are
+ * fewer than min pairs. */
+int ut_run_pairs(const char *group, const char *dir, size_t min,
+		 void (*test_func)(void **state), void *state, const struct CMUnitTest *fixed,
+		 size_t nfixed);
+
+/* json_equal, except that a string ending in '*' in want matches any
+ * string in got that starts with what precedes the '*' ("*" alone: any
+ * string).  On a mismatch, where says where. */
+bool ut_json_matches(json_t *want, json_t *got, char *where, size_t wsz);

@@ -16,6 +16,7 @@
 #include "caller.h"
 #include "fault.h"
 #include "control.h"
+#include "manager-ops.h"
 #include "server.h"
 
 #define MAX_CLIENTS 64
@@ -210,7 +211,8 @@ static void *client_main(void *arg)
 							 : "cannot read the request");
 		} else {
 			struct vm_control_sink sink = {send_nonblocking, cl};
-			reply = vm_control_handle(s->m, &cl->caller, buf, (size_t)n, passed, &sink);
+			reply = vm_control_handle(&vm_control_manager_ops, s->m, &cl->caller, buf,
+						  (size_t)n, passed, &sink);
 		}
 		closep(&passed);
 		char *text = reply ? json_dumps(reply, JSON_COMPACT) : NULL;

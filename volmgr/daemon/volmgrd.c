@@ -21,6 +21,7 @@
 #include "caller.h"
 #include "config.h"
 #include "control.h"
+#include "exitcode.h"
 #include "gc.h"
 #include "server.h"
 
@@ -415,9 +416,9 @@ int main(int argc, char **argv)
 		return VM_EXIT_FAILURE;
 	}
 	vm_log("ready: plugin socket %s, control socket %s", plugin_path, control_path);
-	json_t *vols = NULL;
-	size_t nvol = vm_volume_list(m, false, &vols, NULL) == 0 ? json_array_size(vols) : 0;
-	json_decref(vols);
+	struct vm_volume_info_list vols = {0};
+	size_t nvol = vm_volume_list(m, false, &vols, NULL) == 0 ? vols.n : 0;
+	vm_volume_info_list_done(&vols);
 	/* Type=notify: the engines' requests may come now. */
 	sd_notifyf(0, "READY=1\nSTATUS=serving %zu volume(s) from %s\nMAINPID=%d", nvol,
 		   vm_manager_pool(m)->path, (int)getpid());

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* jansson with the cleanup convention of util.h. */
+/* The cleanup attribute for jansson values, for the whole library and
+ * its front ends: one definition, so every file drops its reference the
+ * same way. */
 #pragma once
 
 #include <jansson.h>
@@ -7,5 +9,4 @@
 #include "util.h"
 
 static inline void vm_json_decrefp(json_t **j) { json_decref(*j); }
-/* Drop the reference at the end of the enclosing block. */
 #define _cleanup_json_ _cleanup_(vm_json_decrefp)

@@ -15,17 +15,16 @@
 #include "quota.h"
 #include "volquota.h"
 
-int vm_gc_reasons(json_t *info, int64_t now_ns, json_t *labels, bool creator_gone,
-		  json_t **ret)
+int vm_gc_reasons(const struct vm_volume_info *info, int64_t now_ns, json_t *labels,
+		  bool creator_gone, json_t **ret)
 {
 	json_t *reasons = json_array();
 	if (!reasons)
 		return -ENOMEM;
-	json_t *lbl = json_object_get(info, "labels");
+	json_t *lbl = info->labels;
 	bool keep = json_is_string(json_object_get(lbl, "volmgr.keep")) &&
 		    strcmp(json_string_value(json_object_get(lbl, "volmgr.keep")), "true") == 0;
-	json_int_t expires = json_integer_value(json_object_get(info, "expires_ns"));
-	if (expires > 0 && now_ns >= expires)
+	if (info->expires_ns > 0 && now_ns >= info->expires_ns)
 		json_array_append_new(reasons, json_string("expired"));
 	if (creator_gone && !keep)
 		json_array_append_new(reasons, json_string("creator gone"));
@@ -81,7 +80,8 @@ static uint64_t tree_blocks(int dirfd, unsigned depth)
 int vm_gc(struct vm_manager *m, bool dry_run, json_t *labels, json_t **ret,
 	  struct vm_error *err)
 {
-	_cleanup_json_ json_t *all = NULL, *counts = NULL;
+	_cleanup_json_ json_t *counts = NULL;
+	_cleanup_(vm_volume_info_list_done) struct vm_volume_info_list all = {0};
 	bool simple = m->store.vq.mode == VM_QUOTA_MODE_SIMPLE;
 	/* Subvolumes made inside volumes are in their volume's qgroup, and
 	 * the numbers are as of now. */
@@ -104,25 +104,23 @@ int vm_gc(struct vm_manager *m, bool dry_run, json_t *labels, json_t **ret,
 		return vm_error_set(err, ENOMEM, "out of memory");
 	int64_t now = vm_now_ns();
 	uint64_t freed = 0;
-	size_t i;
-	json_t *info;
-	json_array_foreach(all, i, info) {
-		const char *name = json_string_value(json_object_get(info, "name"));
+	for (size_t i = 0; i < all.n; i++) {
+		struct vm_volume_info *info = &all.items[i];
+		const char *name = info->name;
 		/* Recorded Mounts of a volume nothing mounts: gone if every
 		 * engine confirms (never by age). */
-		if (!dry_run && json_array_size(json_object_get(info, "mounts")) > 0 &&
-		    vm_mgr_prune_mounts(m, name, counts) == 1) {
+		if (!dry_run && info->n_mounts > 0 && vm_mgr_prune_mounts(m, name, counts) == 1) {
 			json_array_append_new(json_object_get(report, "mounts_dropped"),
 					      json_string(name));
-			json_object_set_new(info, "in_use", json_false());
+			info->in_use = false;
 		}
 		json_int_t kernel = json_integer_value(json_object_get(counts, name));
 		if (kernel > 0 || json_integer_value(json_object_get(counts, "")) > 0)
-			json_object_set_new(info, "in_use", json_true());
+			info->in_use = true;
 		_cleanup_record_ struct vm_record rec = {0};
 		if (vm_store_load_record(&m->store, VM_KIND_VOLUME, name, &rec, NULL) < 0)
 			continue;
-		json_object_set_new(info, "expires_ns", json_integer(rec.expires_ns));
+		info->expires_ns = rec.expires_ns;
 		bool gone = rec.creator_cgroup[0] && vm_cgroup_exists(rec.creator_cgroup) == 0;
 		_cleanup_json_ json_t *reasons = NULL;
 		if (vm_gc_reasons(info, now, labels, gone, &reasons) < 0)
@@ -130,14 +128,13 @@ int vm_gc(struct vm_manager *m, bool dry_run, json_t *labels, json_t **ret,
 		if (json_array_size(reasons) == 0)
 			continue;
 		json_t *entry = json_pack("{s:s, s:O}", "name", name, "reasons", reasons);
-		if (json_is_true(json_object_get(info, "in_use"))) {
+		if (info->in_use) {
 			json_array_append_new(json_object_get(report, "kept_in_use"), entry);
 			continue;
 		}
 		uint64_t bytes = 0;
-		json_t *usage = json_object_get(info, "usage");
-		if (simple && usage) {
-			bytes = (uint64_t)json_integer_value(json_object_get(usage, "exclusive"));
+		if (simple && info->has_usage) {
+			bytes = info->usage_exclusive;
 		} else {
 			_cleanup_close_ int fd = vm_openat_beneath(m->store.pool->volumes_fd, name,
 								   O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);

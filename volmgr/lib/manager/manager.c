@@ -172,66 +172,55 @@ void vm_manager_free(struct vm_manager *m)
 }
 
 /* The kernel's mounts and the engines' recorded Mounts: either makes the
- * volume in use. */
-static json_t *volume_info(struct vm_manager *m, const struct vm_record *rec,
-			   json_t *counts)
+ * volume in use.  counts: the scan of the machine's mounts, or NULL. */
+static int volume_info(struct vm_manager *m, const struct vm_record *rec,
+		       json_t *counts, struct vm_volume_info *ret)
 {
-	json_int_t kernel = json_integer_value(json_object_get(counts, rec->name));
-	json_t *mounts = json_array();
+	_cleanup_(vm_volume_info_done) struct vm_volume_info v = {
+		.source = rec->source,
+		.created_ns = rec->created_ns,
+		.labels = json_incref(rec->labels),
+		.creator_uid = rec->creator_uid,
+		.creator_pid = rec->creator_pid,
+		.subvol_id = rec->subvol_id,
+		.backend = m->store.backend.kind,
+		.quota_bytes = rec->quota_bytes,
+		.expires_ns = rec->expires_ns,
+	};
+	snprintf(v.name, sizeof(v.name), "%s", rec->name);
+	snprintf(v.creator_cgroup, sizeof(v.creator_cgroup), "%s", rec->creator_cgroup);
+	snprintf(v.commit, sizeof(v.commit), "%s", rec->git_commit);
+	v.mountpoint = vm_store_volume_path(&m->store, rec->name);
+	size_t n = json_object_size(rec->mounts);
+	v.mounts = calloc(n ? n : 1, sizeof(*v.mounts));
+	if (!v.labels || !v.mountpoint || !v.mounts)
+		return -ENOMEM;
 	const char *id;
 	json_t *mt;
 	json_object_foreach(rec->mounts, id, mt) {
-		char t[40];
-		vm_format_time(json_integer_value(json_object_get(mt, "since")), t);
-		json_array_append_new(mounts, json_pack("{s:s, s:s, s:I}", "id", id, "since", t,
-							"count", vm_record_mount_count(mt)));
-	}
-	char created[40], src[VM_SOURCE_STR_MAX];
-	vm_format_time(rec->created_ns, created);
-	vm_source_format(&rec->source, src);
-	_cleanup_free_ char *path = vm_store_volume_path(&m->store, rec->name);
-	json_t *info = json_pack("{s:s, s:s, s:s, s:I, s:O, s:s, s:o, s:{s:I, s:I}, s:I}",
-				 "name", rec->name, "source", src, "created", created,
-				 "created_ns", (json_int_t)rec->created_ns,
-				 "labels", rec->labels, "mountpoint", path ? path : "",
-				 "mounts", mounts,
-				 "creator", "uid", (json_int_t)rec->creator_uid,
-				 "pid", (json_int_t)rec->creator_pid,
-				 "subvol_id", (json_int_t)rec->subvol_id);
-	/* The pool's backend made it (a subvolume or a directory). */
-	if (info)
-		json_object_set_new(info, "backend", json_string(vm_backend_name(m->store.backend.kind)));
-	if (info && rec->git_commit[0])
-		json_object_set_new(info, "commit", json_string(rec->git_commit));
-	if (info && rec->quota_bytes)
-		json_object_set_new(info, "quota", json_integer((json_int_t)rec->quota_bytes));
-	if (info && rec->expires_ns) {
-		char t[40];
-		vm_format_time(rec->expires_ns, t);
-		json_object_set_new(info, "expires", json_string(t));
+		struct vm_mount_info *e = &v.mounts[v.n_mounts++];
+		snprintf(e->id, sizeof(e->id), "%s", id);
+		e->since_ns = json_integer_value(json_object_get(mt, "since"));
+		e->count = vm_record_mount_count(mt);
 	}
 	uint64_t referenced, exclusive, limit;
-	if (info && m->store.quotas && rec->subvol_id &&
-	    vm_volquota_usage(&m->store.vq, rec->subvol_id, &referenced, &exclusive, &limit, NULL) == 0)
-		json_object_set_new(info, "usage",
-				    json_pack("{s:I, s:I, s:I}", "referenced", (json_int_t)referenced,
-					      "exclusive", (json_int_t)exclusive,
-					      "limit", (json_int_t)limit));
-	if (info && rec->creator_cgroup[0])
-		json_object_set_new(json_object_get(info, "creator"), "cgroup",
-				    json_string(rec->creator_cgroup));
-	if (info) {
-		/* "" is no volume name: it counts processes whose mounts could
-		 * not be read, and then nobody can say "not in use". */
-		json_int_t unread = json_integer_value(json_object_get(counts, ""));
-		bool recorded = json_object_size(rec->mounts) > 0;
-		json_object_set_new(info, "in_use", json_boolean(kernel > 0 || recorded || unread > 0));
-		if (counts)
-			json_object_set_new(info, "kernel_mounts", json_integer(kernel));
-		if (unread > 0)
-			json_object_set_new(info, "in_use_unknown", json_true());
+	if (m->store.quotas && rec->subvol_id &&
+	    vm_volquota_usage(&m->store.vq, rec->subvol_id, &referenced, &exclusive, &limit, NULL) == 0) {
+		v.has_usage = true;
+		v.usage_referenced = referenced;
+		v.usage_exclusive = exclusive;
+		v.usage_limit = limit;
 	}
-	return info;
+	/* "" is no volume name: it counts processes whose mounts could not
+	 * be read, and then nobody can say "not in use". */
+	json_int_t unread = json_integer_value(json_object_get(counts, ""));
+	v.scanned = counts != NULL;
+	v.kernel_mounts = json_integer_value(json_object_get(counts, rec->name));
+	v.in_use_unknown = unread > 0;
+	v.in_use = v.kernel_mounts > 0 || n > 0 || v.in_use_unknown;
+	*ret = v;
+	v = (struct vm_volume_info){0};
+	return 0;
 }
 
 /* What an inspect's sweep may change before it answers (the watcher
@@ -239,7 +228,7 @@ static json_t *volume_info(struct vm_manager *m, const struct vm_record *rec,
 #define VM_SWEEP_REQUEST_BUDGET 1024
 
 int vm_volume_get(struct vm_manager *m, const char *name, bool with_usage,
-		  json_t **ret, struct vm_error *err)
+		  struct vm_volume_info *ret, struct vm_error *err)
 {
 	int r = vm_name_check("volume", name, err);
 	if (r < 0)
@@ -259,113 +248,149 @@ int vm_volume_get(struct vm_manager *m, const char *name, bool with_usage,
 	r = vm_store_load_ready(&m->store, VM_KIND_VOLUME, name, &rec, err);
 	if (r < 0)
 		return r;
-	json_t *info = volume_info(m, &rec, counts);
-	if (!info)
+	if (volume_info(m, &rec, counts, ret) < 0)
 		return vm_error_set(err, ENOMEM, "out of memory");
-	*ret = info;
 	return 0;
 }
 
+static void cache_info(struct vm_manager *m, const struct vm_record *rec,
+		       struct vm_cache_info *ret)
+{
+	*ret = (struct vm_cache_info){
+		.created_ns = rec->created_ns,
+		.labels = json_incref(rec->labels),
+		.subvol_id = rec->subvol_id,
+		.backend = m->store.backend.kind,
+		.no_xattrs = rec->no_xattrs,
+	};
+	snprintf(ret->name, sizeof(ret->name), "%s", rec->name);
+	if (rec->git_url[0]) {
+		snprintf(ret->git_url, sizeof(ret->git_url), "%s", rec->git_url);
+		snprintf(ret->git_branch, sizeof(ret->git_branch), "%s", rec->git_branch);
+		snprintf(ret->git_commit, sizeof(ret->git_commit), "%s", rec->git_commit);
+		ret->generation = rec->generation;
+		ret->updated_ns = rec->updated_ns;
+	}
+}
+
+/* Room for one more element in *items (of size each), grown by half. */
+static void *grow(void **items, size_t n, size_t *cap, size_t size)
+{
+	if (n == *cap) {
+		size_t c = *cap ? *cap + *cap / 2 : 16;
+		void *p = reallocarray(*items, c, size);
+		if (!p)
+			return NULL;
+		*items = p;
+		*cap = c;
+	}
+	return (char *)*items + n * size;
+}
+
+static int cmp_volume_info(const void *a, const void *b)
+{
+	return strcmp(((const struct vm_volume_info *)a)->name,
+		      ((const struct vm_volume_info *)b)->name);
+}
+
+static int cmp_cache_info(const void *a, const void *b)
+{
+	return strcmp(((const struct vm_cache_info *)a)->name,
+		      ((const struct vm_cache_info *)b)->name);
+}
+
+/* Under the lock: the ready records of kind k, as infos (volumes with
+ * counts, the scan of the machine's mounts or NULL), sorted by name. */
 static int list_kind(struct vm_manager *m, enum vm_kind k, json_t *counts,
-		     json_t **ret, struct vm_error *err)
+		     struct vm_volume_info_list *ret_volumes,
+		     struct vm_cache_info_list *ret_caches, struct vm_error *err)
 {
 	DIR *d = vm_opendir_at(vm_store_meta_fd(&m->store, k));
 	if (!d)
 		return vm_error_errno(err, errno, "cannot read the records");
-	json_t *out = json_array();
+	_cleanup_(vm_volume_info_list_done) struct vm_volume_info_list vols = {0};
+	_cleanup_(vm_cache_info_list_done) struct vm_cache_info_list caches = {0};
+	size_t cap = 0;
+	int r = 0;
 	struct dirent *de;
 	while ((de = readdir(d))) {
-		size_t l = strlen(de->d_name);
-		if (de->d_name[0] == '.' || l < 6 || l - 5 > VM_NAME_MAX ||
-		    strcmp(de->d_name + l - 5, ".json") != 0)
-			continue;
 		char name[VM_NAME_MAX + 1];
-		memcpy(name, de->d_name, l - 5);
-		name[l - 5] = '\0';
+		if (!vm_store_record_name(de->d_name, name))
+			continue;
 		_cleanup_record_ struct vm_record rec = {0};
 		if (vm_store_load_record(&m->store, k, name, &rec, NULL) < 0 ||
 		    rec.state != VM_STATE_READY)
 			continue;
-		json_t *info;
 		if (k == VM_KIND_VOLUME) {
-			info = volume_info(m, &rec, counts);
+			struct vm_volume_info *v = grow((void **)&vols.items, vols.n, &cap,
+							sizeof(*vols.items));
+			if (!v || (r = volume_info(m, &rec, counts, v)) < 0) {
+				r = -ENOMEM;
+				break;
+			}
+			vols.n++;
 		} else {
-			char created[40];
-			vm_format_time(rec.created_ns, created);
-			info = json_pack("{s:s, s:s, s:I, s:O, s:I}", "name", rec.name,
-					 "created", created, "created_ns",
-					 (json_int_t)rec.created_ns, "labels", rec.labels,
-					 "subvol_id", (json_int_t)rec.subvol_id);
-			if (info) {
-				json_object_set_new(info, "backend",
-						    json_string(vm_backend_name(m->store.backend.kind)));
-				json_object_set_new(info, "no_xattrs", json_boolean(rec.no_xattrs));
+			struct vm_cache_info *c = grow((void **)&caches.items, caches.n, &cap,
+						       sizeof(*caches.items));
+			if (!c) {
+				r = -ENOMEM;
+				break;
 			}
-			if (info && rec.git_url[0]) {
-				char updated[40];
-				vm_format_time(rec.updated_ns, updated);
-				json_object_set_new(info, "git",
-						    json_pack("{s:s, s:s, s:s}", "url", rec.git_url,
-							      "branch", rec.git_branch,
-							      "commit", rec.git_commit));
-				json_object_set_new(info, "generation",
-						    json_integer((json_int_t)rec.generation));
-				json_object_set_new(info, "updated", json_string(updated));
-			}
+			cache_info(m, &rec, c);
+			caches.n++;
 		}
-		json_array_append_new(out, info);
 	}
 	closedir(d);
+	if (r < 0)
+		return vm_error_set(err, ENOMEM, "out of memory");
 	/* readdir order is arbitrary: sort by name for stable output. */
-	size_t n = json_array_size(out);
-	for (size_t i = 1; i < n; i++)
-		for (size_t j = i; j > 0; j--) {
-			json_t *a = json_array_get(out, j - 1), *b = json_array_get(out, j);
-			if (strcmp(json_string_value(json_object_get(a, "name")),
-				   json_string_value(json_object_get(b, "name"))) <= 0)
-				break;
-			json_incref(a);
-			json_array_set(out, j - 1, b);
-			json_array_set_new(out, j, a);
-		}
-	*ret = out;
+	if (ret_volumes) {
+		qsort(vols.items, vols.n, sizeof(*vols.items), cmp_volume_info);
+		*ret_volumes = vols;
+		vols = (struct vm_volume_info_list){0};
+	}
+	if (ret_caches) {
+		qsort(caches.items, caches.n, sizeof(*caches.items), cmp_cache_info);
+		*ret_caches = caches;
+		caches = (struct vm_cache_info_list){0};
+	}
 	return 0;
 }
 
-int vm_volume_list(struct vm_manager *m, bool with_usage, json_t **ret,
-		   struct vm_error *err)
+int vm_volume_list(struct vm_manager *m, bool with_usage,
+		   struct vm_volume_info_list *ret, struct vm_error *err)
 {
 	_cleanup_json_ json_t *counts = NULL;
 	int r = with_usage ? vm_mgr_inuse_counts(m, &counts, err) : 0;
 	if (r < 0)
 		return r;
 	VM_STORE_LOCK(&m->store);
-	return list_kind(m, VM_KIND_VOLUME, counts, ret, err);
+	return list_kind(m, VM_KIND_VOLUME, counts, ret, NULL, err);
 }
 
-int vm_cache_list(struct vm_manager *m, json_t **ret, struct vm_error *err)
+int vm_cache_list(struct vm_manager *m, struct vm_cache_info_list *ret,
+		  struct vm_error *err)
 {
 	VM_STORE_LOCK(&m->store);
-	return list_kind(m, VM_KIND_CACHE, NULL, ret, err);
+	return list_kind(m, VM_KIND_CACHE, NULL, NULL, ret, err);
 }
 
-int vm_cache_get(struct vm_manager *m, const char *name, json_t **ret,
+int vm_cache_get(struct vm_manager *m, const char *name, struct vm_cache_info *ret,
 		 struct vm_error *err)
 {
 	int r = vm_name_check("cache", name, err);
 	if (r < 0)
 		return r;
-	_cleanup_json_ json_t *all = NULL;
+	_cleanup_(vm_cache_info_list_done) struct vm_cache_info_list all = {0};
 	r = vm_cache_list(m, &all, err);
 	if (r < 0)
 		return r;
-	size_t i;
-	json_t *c;
-	json_array_foreach(all, i, c) {
-		if (strcmp(json_string_value(json_object_get(c, "name")), name) == 0) {
-			*ret = json_incref(c);
+	for (size_t i = 0; i < all.n; i++)
+		if (strcmp(all.items[i].name, name) == 0) {
+			*ret = all.items[i];
+			/* the list lets go of it */
+			all.items[i].labels = NULL;
 			return 0;
 		}
-	}
 	return vm_error_set(err, ENOENT, "no such cache: %s", name);
 }

@@ -16,6 +16,7 @@
 #include "names.h"
 #include "pool.h"
 #include "util.h"
+#include "volinfo.h"
 
 struct vm_manager;
 
@@ -78,17 +79,17 @@ int vm_volume_mount(struct vm_manager *m, const char *name, const char *id,
 		    char **ret_path, struct vm_error *err);
 int vm_volume_unmount(struct vm_manager *m, const char *name, const char *id,
 		      struct vm_error *err);
-/* Info object: name, source, created, created_ns, labels, in_use,
- * mountpoint, mounts (recorded engine mounts: id, since, count),
- * kernel_mounts, creator, subvol_id.
+/* What the manager knows of a volume (volinfo.h); release it with
+ * vm_volume_info_done / vm_volume_info_list_done.
  * with_usage: also scan the machine's mounts for in_use/kernel_mounts
  * (costs a walk over /proc, done before the manager's lock is taken; the
  * plugin's Get and List do not need it).  Without it, in_use says only
- * whether engines recorded Mounts without their Unmount. */
+ * whether engines recorded Mounts without their Unmount.  ret is not
+ * touched on failure. */
 int vm_volume_get(struct vm_manager *m, const char *name, bool with_usage,
-		  json_t **ret, struct vm_error *err);
-int vm_volume_list(struct vm_manager *m, bool with_usage, json_t **ret,
-		   struct vm_error *err);
+		  struct vm_volume_info *ret, struct vm_error *err);
+int vm_volume_list(struct vm_manager *m, bool with_usage,
+		   struct vm_volume_info_list *ret, struct vm_error *err);
 
 /* Create volume name from the directory a caller opened (src_fd): when it
  * is the root of a volume, a snapshot of that volume; otherwise a copy of
@@ -126,8 +127,12 @@ int vm_volume_create_at_rev(struct vm_manager *m, const char *name,
 int vm_cache_import(struct vm_manager *m, const char *name, int src_fd,
 		    const struct vm_create_opts *opts, const struct vm_caller *caller,
 		    json_t **ret_stats, struct vm_error *err);
-int vm_cache_list(struct vm_manager *m, json_t **ret, struct vm_error *err);
-int vm_cache_get(struct vm_manager *m, const char *name, json_t **ret,
+/* What the manager knows of a cache (volinfo.h); release it with
+ * vm_cache_info_done / vm_cache_info_list_done.  ret is not touched on
+ * failure. */
+int vm_cache_list(struct vm_manager *m, struct vm_cache_info_list *ret,
+		  struct vm_error *err);
+int vm_cache_get(struct vm_manager *m, const char *name, struct vm_cache_info *ret,
 		 struct vm_error *err);
 int vm_cache_remove(struct vm_manager *m, const char *name,
 		    struct vm_error *err);

@@ -1,19 +1,23 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The control protocol: one table lists every operation once -- its
+ * name, who may call it, the arguments it takes and its handler -- and
+ * vm_control_handle() checks a request against it before any handler
+ * runs.  The manager's answers are spelled as JSON here and nowhere
+ * else. */
 #include "control.h"
 
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "backend.h"
 #include "caller.h"
 #include "copy.h"
-#include "gc.h"
+#include "exitcode.h"
+#include "json-util.h"
 #include "metrics.h"
 #include "names.h"
-
-static void jsonp(json_t **j) { json_decref(*j); }
-#define _cleanup_json_ _cleanup_(jsonp)
 
 static json_t *reply_ok(json_t *result)
 {
@@ -30,37 +34,184 @@ static json_t *reply_err(const struct vm_error *err)
 			 "name", vm_errno_name(code), "message", msg);
 }
 
-static int arg_string(json_t *args, const char *key, bool required,
-		      const char **ret, struct vm_error *err)
+/* ---- the manager's answers on the wire ---- */
+
+static json_t *volume_json(const struct vm_volume_info *v)
 {
-	json_t *v = json_object_get(args, key);
-	if (!v || json_is_null(v)) {
-		*ret = NULL;
-		return required ? vm_error_set(err, EINVAL, "missing argument \"%s\"", key) : 0;
+	json_t *mounts = json_array();
+	for (size_t i = 0; mounts && i < v->n_mounts; i++) {
+		char t[40];
+		vm_format_time(v->mounts[i].since_ns, t);
+		json_array_append_new(mounts, json_pack("{s:s, s:s, s:I}", "id", v->mounts[i].id,
+							"since", t, "count",
+							(json_int_t)v->mounts[i].count));
 	}
-	if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
-		return vm_error_set(err, EINVAL, "argument \"%s\" must be a string", key);
-	*ret = json_string_value(v);
+	char created[40], src[VM_SOURCE_STR_MAX];
+	vm_format_time(v->created_ns, created);
+	vm_source_format(&v->source, src);
+	json_t *info = json_pack("{s:s, s:s, s:s, s:I, s:O, s:s, s:o, s:{s:I, s:I}, s:I}",
+				 "name", v->name, "source", src, "created", created,
+				 "created_ns", (json_int_t)v->created_ns, "labels", v->labels,
+				 "mountpoint", v->mountpoint, "mounts", mounts,
+				 "creator", "uid", (json_int_t)v->creator_uid,
+				 "pid", (json_int_t)v->creator_pid,
+				 "subvol_id", (json_int_t)v->subvol_id);
+	if (!info)
+		return NULL;
+	/* The pool's backend made it (a subvolume or a directory). */
+	json_object_set_new(info, "backend", json_string(vm_backend_name(v->backend)));
+	if (v->commit[0])
+		json_object_set_new(info, "commit", json_string(v->commit));
+	if (v->quota_bytes)
+		json_object_set_new(info, "quota", json_integer((json_int_t)v->quota_bytes));
+	if (v->expires_ns) {
+		char t[40];
+		vm_format_time(v->expires_ns, t);
+		json_object_set_new(info, "expires", json_string(t));
+	}
+	if (v->has_usage)
+		json_object_set_new(info, "usage",
+				    json_pack("{s:I, s:I, s:I}",
+					      "referenced", (json_int_t)v->usage_referenced,
+					      "exclusive", (json_int_t)v->usage_exclusive,
+					      "limit", (json_int_t)v->usage_limit));
+	if (v->creator_cgroup[0])
+		json_object_set_new(json_object_get(info, "creator"), "cgroup",
+				    json_string(v->creator_cgroup));
+	json_object_set_new(info, "in_use", json_boolean(v->in_use));
+	if (v->scanned)
+		json_object_set_new(info, "kernel_mounts", json_integer(v->kernel_mounts));
+	if (v->in_use_unknown)
+		json_object_set_new(info, "in_use_unknown", json_true());
+	return info;
+}
+
+static json_t *cache_json(const struct vm_cache_info *c)
+{
+	char created[40];
+	vm_format_time(c->created_ns, created);
+	json_t *info = json_pack("{s:s, s:s, s:I, s:O, s:I}", "name", c->name, "created", created,
+				 "created_ns", (json_int_t)c->created_ns, "labels", c->labels,
+				 "subvol_id", (json_int_t)c->subvol_id);
+	if (!info)
+		return NULL;
+	json_object_set_new(info, "backend", json_string(vm_backend_name(c->backend)));
+	json_object_set_new(info, "no_xattrs", json_boolean(c->no_xattrs));
+	if (c->git_url[0]) {
+		char updated[40];
+		vm_format_time(c->updated_ns, updated);
+		json_object_set_new(info, "git",
+				    json_pack("{s:s, s:s, s:s}", "url", c->git_url, "branch",
+					      c->git_branch, "commit", c->git_commit));
+		json_object_set_new(info, "generation", json_integer((json_int_t)c->generation));
+		json_object_set_new(info, "updated", json_string(updated));
+	}
+	return info;
+}
+
+static int volume_reply(const struct vm_volume_info *v, json_t **ret, struct vm_error *err)
+{
+	json_t *j = volume_json(v);
+	if (!j)
+		return vm_error_set(err, ENOMEM, "out of memory");
+	*ret = j;
 	return 0;
 }
 
-/* Only the listed keys may appear in args. */
-static int args_only(json_t *args, const char *const *keys, struct vm_error *err)
+/* ---- the arguments ---- */
+
+/* Every argument any operation takes, once parsed. */
+struct args {
+	const char *name, *source, *path, *ttl, *quota, *git, *branch;
+	json_t *labels; /* an object of labels (vm_labels_check), or NULL */
+	bool dry_run;
+};
+
+enum arg_type {
+	ARG_STRING, /* a string without a NUL in it */
+	ARG_BOOL,   /* true or false */
+	ARG_LABELS, /* an object of string -> string (vm_labels_check) */
+};
+
+struct arg {
+	const char *key; /* NULL ends a list */
+	enum arg_type type;
+	size_t offset;   /* of the field in struct args */
+	bool required;
+};
+
+/* The offset of a field of struct args, which must be of the type the
+ * argument's type is parsed into (else the table does not compile). */
+#define FIELD(field, type)                                                     \
+	(offsetof(struct args, field) +                                        \
+	 0 * sizeof(char[__builtin_types_compatible_p(                         \
+				 __typeof__(((struct args *)0)->field), type) ? 1 : -1]))
+#define A_STRING(key, field) {key, ARG_STRING, FIELD(field, const char *), false}
+#define A_STRING_REQUIRED(key, field) {key, ARG_STRING, FIELD(field, const char *), true}
+#define A_BOOL(key, field) {key, ARG_BOOL, FIELD(field, bool), false}
+#define A_NAME A_STRING_REQUIRED("name", name)
+#define A_LABELS {"labels", ARG_LABELS, FIELD(labels, json_t *), false}
+#define ARGS(...) ((const struct arg[]){__VA_ARGS__, {NULL}})
+#define NOARGS ((const struct arg[]){{NULL}})
+
+/* Check args against an operation's list: no key it does not list, each
+ * of the right type, the required ones there; null counts as absent. */
+static int args_parse(json_t *args, const struct arg *list, struct args *ret,
+		      struct vm_error *err)
 {
 	const char *k;
 	json_t *v;
 	json_object_foreach(args, k, v) {
-		bool ok = false;
-		for (const char *const *p = keys; *p && !ok; p++)
-			ok = strcmp(k, *p) == 0;
-		if (!ok)
+		const struct arg *a = list;
+		while (a->key && strcmp(a->key, k) != 0)
+			a++;
+		if (!a->key)
 			return vm_error_set(err, EINVAL, "unknown argument \"%.64s\"", k);
+	}
+	for (const struct arg *a = list; a->key; a++) {
+		void *field = (char *)ret + a->offset;
+		v = json_object_get(args, a->key);
+		if (!v || json_is_null(v)) {
+			if (a->required)
+				return vm_error_set(err, EINVAL, "missing argument \"%s\"", a->key);
+			continue;
+		}
+		switch (a->type) {
+		case ARG_STRING:
+			if (!json_is_string(v) ||
+			    strlen(json_string_value(v)) != json_string_length(v))
+				return vm_error_set(err, EINVAL, "argument \"%s\" must be a string",
+						    a->key);
+			*(const char **)field = json_string_value(v);
+			break;
+		case ARG_BOOL:
+			if (!json_is_boolean(v))
+				return vm_error_set(err, EINVAL, "%s must be true or false", a->key);
+			*(bool *)field = json_is_true(v);
+			break;
+		case ARG_LABELS: {
+			int r = vm_labels_check(v, err);
+			if (r < 0)
+				return r;
+			*(json_t **)field = v;
+			break;
+		}
+		}
 	}
 	return 0;
 }
 
-#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
-#define NOARGS ((const char *const[]){NULL})
+/* ---- the operations ---- */
+
+/* One request, as its handler sees it. */
+struct call {
+	const struct vm_control_ops *ops;
+	void *ctx;
+	const struct vm_caller *caller;
+	int fd; /* passed along; -1 if none, never -1 where the table needs one */
+	const struct vm_control_sink *sink; /* NULL: no progress asked for */
+	struct args a;
+};
 
 /* A copy's progress, as one message to the client. */
 static void send_progress(const struct vm_copy_progress *p, void *userdata)
@@ -84,70 +235,258 @@ static void want_progress(const struct vm_control_sink *sink, struct vm_create_o
 	o->progress_userdata = (void *)sink;
 }
 
-/* With a passed fd: a volume from what the caller sees at "path". */
-static int op_volume_create(struct vm_manager *m, const struct vm_caller *c,
-			    json_t *args, int fd, const struct vm_control_sink *sink,
-			    json_t **ret, struct vm_error *err)
+static int op_ping(const struct call *c, json_t **ret, struct vm_error *err)
 {
-	const char *name, *source, *path, *ttl, *quota;
+	struct vm_control_pool p = {0};
+	c->ops->pool(c->ctx, &p);
+	json_t *j = json_pack("{s:s, s:s, s:s, s:s}", "version", VOLMGR_VERSION, "pool", p.path,
+			      "fstype", p.fstype, "backend", vm_backend_name(p.backend));
+	if (!j)
+		return vm_error_set(err, ENOMEM, "out of memory");
+	*ret = j;
+	return 0;
+}
+
+static int op_status(const struct call *c, json_t **ret, struct vm_error *err)
+{
+	return c->ops->status(c->ctx, ret, err);
+}
+
+/* From a source by name, or with a passed fd from what the caller sees at
+ * "path"; the answer is the new volume's info (and for a path, how it was
+ * made). */
+static int op_volume_create(const struct call *c, json_t **ret, struct vm_error *err)
+{
+	const struct args *a = &c->a;
 	int r;
-	if ((r = args_only(args, ARGS("name", "source", "path", "labels", "ttl", "quota"), err)) < 0 ||
-	    (r = arg_string(args, "quota", false, &quota, err)) < 0 ||
-	    (r = arg_string(args, "name", true, &name, err)) < 0 ||
-	    (r = arg_string(args, "source", false, &source, err)) < 0 ||
-	    (r = arg_string(args, "path", false, &path, err)) < 0 ||
-	    (r = arg_string(args, "ttl", false, &ttl, err)) < 0)
-		return r;
-	if ((fd >= 0) != (path != NULL) || (path && source))
+	if ((c->fd >= 0) != (a->path != NULL) || (a->path && a->source))
 		return vm_error_set(err, EINVAL,
 				    "give either a source by name, or a path with its directory passed as a file descriptor");
-	if (path) {
-		json_t *labels = json_object_get(args, "labels");
-		json_t *how = NULL;
-		struct vm_create_opts po = {.labels = json_is_object(labels) ? labels : NULL};
-		want_progress(sink, &po);
-		if (ttl && (r = vm_parse_duration(ttl, &po.ttl_ns, err)) < 0)
-			return r;
-		if (quota && (r = vm_parse_size(quota, &po.quota_bytes, err)) < 0)
-			return r;
-		po.quota_set = quota != NULL;
-		r = vm_volume_create_from_fd(m, name, fd, path, &po, c, &how, err);
-		if (r < 0)
-			return r;
-		r = vm_volume_get(m, name, true, ret, err);
-		if (r == 0)
-			json_object_set_new(*ret, "created_by", how);
-		else
-			json_decref(how);
+	struct vm_create_opts o = {.labels = a->labels};
+	want_progress(c->sink, &o);
+	if (!a->path && (r = vm_source_parse(a->source, &o.source, err)) < 0)
 		return r;
-	}
-	struct vm_create_opts o = {0};
-	want_progress(sink, &o);
-	if ((r = vm_source_parse(source, &o.source, err)) < 0)
+	if (a->ttl && (r = vm_parse_duration(a->ttl, &o.ttl_ns, err)) < 0)
 		return r;
-	if (ttl && (r = vm_parse_duration(ttl, &o.ttl_ns, err)) < 0)
+	if (a->quota && (r = vm_parse_size(a->quota, &o.quota_bytes, err)) < 0)
 		return r;
-	if (quota && (r = vm_parse_size(quota, &o.quota_bytes, err)) < 0)
+	o.quota_set = a->quota != NULL;
+	_cleanup_json_ json_t *how = NULL;
+	if (a->path)
+		r = c->ops->volume_create_from_fd(c->ctx, a->name, c->fd, a->path, &o, c->caller,
+						  &how, err);
+	else
+		r = c->ops->volume_create(c->ctx, a->name, &o, c->caller, err);
+	if (r < 0)
 		return r;
-	o.quota_set = quota != NULL;
-	json_t *labels = json_object_get(args, "labels");
-	if ((r = vm_labels_check(labels, err)) < 0)
+	_cleanup_(vm_volume_info_done) struct vm_volume_info info = {0};
+	if ((r = c->ops->volume_get(c->ctx, a->name, &info, err)) < 0 ||
+	    (r = volume_reply(&info, ret, err)) < 0)
 		return r;
-	o.labels = json_is_object(labels) ? labels : NULL;
-	if ((r = vm_volume_create(m, name, &o, c, err)) < 0)
-		return r;
-	return vm_volume_get(m, name, true, ret, err);
+	if (a->path)
+		json_object_set_new(*ret, "created_by", TAKE_PTR(how));
+	return 0;
 }
 
-static int op_name(json_t *args, const char **name, struct vm_error *err)
+/* The volume holding the passed directory, and where the caller has that
+ * directory mounted (informative, best effort). */
+static int op_volume_which(const struct call *c, json_t **ret, struct vm_error *err)
 {
-	int r = args_only(args, ARGS("name"), err);
-	return r < 0 ? r : arg_string(args, "name", true, name, err);
+	_cleanup_json_ json_t *result = NULL, *mount = NULL;
+	int r = c->ops->volume_which(c->ctx, c->fd, &result, err);
+	if (r < 0)
+		return r;
+	struct vm_error merr = {0};
+	if (c->ops->mount_of_fd(c->ctx, c->caller, c->fd, &mount, &merr) == 0) {
+		/* Is the volume's top what is mounted there?  Then an engine
+		 * can mount the volume by name at the same place (volmgr-run
+		 * does). */
+		struct vm_control_pool p = {0};
+		c->ops->pool(c->ctx, &p);
+		char top[PATH_MAX];
+		snprintf(top, sizeof(top), "%s/%s", p.volumes_fs_path,
+			 json_string_value(json_object_get(result, "volume")) ?: "");
+		const char *root = json_string_value(json_object_get(mount, "root"));
+		json_object_set_new(mount, "volume_top", json_boolean(root && strcmp(root, top) == 0));
+		json_object_set_new(result, "mount", TAKE_PTR(mount));
+	}
+	*ret = TAKE_PTR(result);
+	return 0;
 }
 
-json_t *vm_control_handle(struct vm_manager *m, const struct vm_caller *caller,
-			  const char *body, size_t len, int fd,
-			  const struct vm_control_sink *sink)
+static int op_volume_list(const struct call *c, json_t **ret, struct vm_error *err)
+{
+	_cleanup_(vm_volume_info_list_done) struct vm_volume_info_list all = {0};
+	int r = c->ops->volume_list(c->ctx, &all, err);
+	if (r < 0)
+		return r;
+	_cleanup_json_ json_t *list = json_array();
+	for (size_t i = 0; list && i < all.n; i++)
+		if (json_array_append_new(list, volume_json(&all.items[i])) < 0)
+			return vm_error_set(err, ENOMEM, "out of memory");
+	if (!list)
+		return vm_error_set(err, ENOMEM, "out of memory");
+	*ret = TAKE_PTR(list);
+	return 0;
+}
+
+static int op_volume_inspect(const struct call *c, json_t **ret, struct vm_error *err)
+{
+	_cleanup_(vm_volume_info_done) struct vm_volume_info info = {0};
+	int r = c->ops->volume_get(c->ctx, c->a.name, &info, err);
+	return r < 0 ? r : volume_reply(&info, ret, err);
+}
+
+static int op_volume_remove(const struct call *c, json_t **ret, struct vm_error *err)
+{
+	return c->ops->volume_remove(c->ctx, c->a.name, c->caller, err);
+}
+
+static int op_cache_import(const struct call *c, json_t **ret, struct vm_error *err)
+{
+	struct vm_create_opts o = {0};
+	want_progress(c->sink, &o);
+	return c->ops->cache_import(c->ctx, c->a.name, c->fd, &o, c->caller, ret, err);
+}
+
+static int op_cache_create(const struct call *c, json_t **ret, struct vm_error *err)
+{
+	return c->ops->cache_create_git(c->ctx, c->a.name, c->a.git, c->a.branch, c->caller,
+					ret, err);
+}
+
+static int op_cache_update(const struct call *c, json_t **ret, struct vm_error *err)
+{
+	return c->ops->cache_update(c->ctx, c->a.name, ret, err);
+}
+
+static int op_cache_list(const struct call *c, json_t **ret, struct vm_error *err)
+{
+	_cleanup_(vm_cache_info_list_done) struct vm_cache_info_list all = {0};
+	int r = c->ops->cache_list(c->ctx, &all, err);
+	if (r < 0)
+		return r;
+	_cleanup_json_ json_t *list = json_array();
+	for (size_t i = 0; list && i < all.n; i++)
+		if (json_array_append_new(list, cache_json(&all.items[i])) < 0)
+			return vm_error_set(err, ENOMEM, "out of memory");
+	if (!list)
+		return vm_error_set(err, ENOMEM, "out of memory");
+	*ret = TAKE_PTR(list);
+	return 0;
+}
+
+static int op_cache_inspect(const struct call *c, json_t **ret, struct vm_error *err)
+{
+	_cleanup_(vm_cache_info_done) struct vm_cache_info info = {0};
+	int r = c->ops->cache_get(c->ctx, c->a.name, &info, err);
+	if (r < 0)
+		return r;
+	json_t *j = cache_json(&info);
+	if (!j)
+		return vm_error_set(err, ENOMEM, "out of memory");
+	*ret = j;
+	return 0;
+}
+
+static int op_cache_remove(const struct call *c, json_t **ret, struct vm_error *err)
+{
+	return c->ops->cache_remove(c->ctx, c->a.name, err);
+}
+
+static int op_gc(const struct call *c, json_t **ret, struct vm_error *err)
+{
+	return c->ops->gc(c->ctx, c->a.dry_run, c->a.labels, ret, err);
+}
+
+/* Prometheus text: the request counters and the pool's gauges. */
+static int op_metrics(const struct call *c, json_t **ret, struct vm_error *err)
+{
+	_cleanup_(vm_volume_info_list_done) struct vm_volume_info_list vols = {0};
+	_cleanup_(vm_cache_info_list_done) struct vm_cache_info_list caches = {0};
+	int r = c->ops->volume_list(c->ctx, &vols, err);
+	if (r < 0 || (r = c->ops->cache_list(c->ctx, &caches, err)) < 0)
+		return r;
+	uint64_t in_use = 0, excl = 0, ref = 0;
+	for (size_t i = 0; i < vols.n; i++) {
+		const struct vm_volume_info *v = &vols.items[i];
+		in_use += v->in_use;
+		if (v->has_usage) {
+			excl += v->usage_exclusive;
+			ref += v->usage_referenced;
+		}
+	}
+	_cleanup_free_ char *text = vm_metrics_render(vols.n, caches.n, in_use, excl, ref);
+	json_t *j = text ? json_string(text) : NULL;
+	if (!j)
+		return vm_error_set(err, ENOMEM, "out of memory");
+	*ret = j;
+	return 0;
+}
+
+/* Who may call an operation.  The socket's group (--control-group) may
+ * use volumes; caches and gc are the administrator's. */
+enum who { ANYONE, ROOT_ONLY };
+
+static const struct op {
+	const char *name;
+	enum who who;
+	const struct arg *args;
+	/* What the op needs passed as a file descriptor (for the message
+	 * when it is not), or NULL: then any passed one is the handler's
+	 * to use or ignore. */
+	const char *fd_needed;
+	int (*handle)(const struct call *c, json_t **ret, struct vm_error *err);
+} operations[] = {
+	{"ping", ANYONE, NOARGS, NULL, op_ping},
+	{"status", ANYONE, NOARGS, NULL, op_status},
+	{"volume.create", ANYONE,
+	 ARGS(A_NAME, A_STRING("source", source), A_STRING("path", path), A_LABELS,
+	      A_STRING("ttl", ttl), A_STRING("quota", quota)),
+	 NULL, op_volume_create},
+	{"volume.which", ANYONE, NOARGS, "the directory", op_volume_which},
+	{"volume.list", ANYONE, NOARGS, NULL, op_volume_list},
+	{"volume.inspect", ANYONE, ARGS(A_NAME), NULL, op_volume_inspect},
+	{"volume.remove", ANYONE, ARGS(A_NAME), NULL, op_volume_remove},
+	{"cache.import", ROOT_ONLY, ARGS(A_NAME), "the source directory", op_cache_import},
+	{"cache.create", ROOT_ONLY,
+	 ARGS(A_NAME, A_STRING_REQUIRED("git", git), A_STRING("branch", branch)),
+	 NULL, op_cache_create},
+	{"cache.update", ROOT_ONLY, ARGS(A_NAME), NULL, op_cache_update},
+	{"cache.list", ANYONE, NOARGS, NULL, op_cache_list},
+	{"cache.inspect", ANYONE, ARGS(A_NAME), NULL, op_cache_inspect},
+	{"cache.remove", ROOT_ONLY, ARGS(A_NAME), NULL, op_cache_remove},
+	{"gc", ROOT_ONLY, ARGS(A_BOOL("dry_run", dry_run), A_LABELS), NULL, op_gc},
+	{"metrics", ANYONE, NOARGS, NULL, op_metrics},
+};
+
+static const struct op *op_find(const char *name)
+{
+	for (size_t i = 0; i < ELEMENTSOF(operations); i++)
+		if (strcmp(name, operations[i].name) == 0)
+			return &operations[i];
+	return NULL;
+}
+
+/* Check the request against op's entry, then run its handler. */
+static int dispatch(const struct op *op, struct call *c, json_t *args, json_t **ret,
+		    struct vm_error *err)
+{
+	/* A caller of NULL is volmgrd itself. */
+	if (op->who == ROOT_ONLY && c->caller && c->caller->uid != 0)
+		return vm_error_set(err, EPERM, "%s is for root only", op->name);
+	int r = args_parse(args, op->args, &c->a, err);
+	if (r < 0)
+		return r;
+	if (op->fd_needed && c->fd < 0)
+		return vm_error_set(err, EINVAL, "%s needs %s passed as a file descriptor", op->name,
+				    op->fd_needed);
+	return op->handle(c, ret, err);
+}
+
+json_t *vm_control_handle(const struct vm_control_ops *ops, void *ctx,
+			  const struct vm_caller *caller, const char *body, size_t len,
+			  int fd, const struct vm_control_sink *sink)
 {
 	struct vm_error err = {0};
 	json_error_t jerr;
@@ -156,10 +495,10 @@ json_t *vm_control_handle(struct vm_manager *m, const struct vm_caller *caller,
 		vm_error_set(&err, EINVAL, "invalid JSON request: %s", jerr.text);
 		return reply_err(&err);
 	}
-	const char *op;
+	const char *name;
 	json_t *args = NULL;
 	int progress = 0;
-	if (json_unpack_ex(req, &jerr, JSON_STRICT, "{s:s, s?o, s?b}", "op", &op, "args",
+	if (json_unpack_ex(req, &jerr, JSON_STRICT, "{s:s, s?o, s?b}", "op", &name, "args",
 			   &args, "progress", &progress) < 0) {
 		vm_error_set(&err, EINVAL, "malformed request: %s", jerr.text);
 		return reply_err(&err);
@@ -172,148 +511,20 @@ json_t *vm_control_handle(struct vm_manager *m, const struct vm_caller *caller,
 		return reply_err(&err);
 	}
 
-	json_t *result = NULL;
-	const char *name = NULL;
-	int r;
-	if (!progress)
-		sink = NULL;
-	/* Callers that are not root (the socket's group, --control-group)
-	 * may use volumes; caches and gc are the administrator's. */
-	static const char *const root_only[] = {"cache.import", "cache.create", "cache.update",
-						"cache.remove", "gc"};
-	for (size_t k = 0; caller && caller->uid != 0 && k < ELEMENTSOF(root_only); k++)
-		if (strcmp(op, root_only[k]) == 0) {
-			vm_error_set(&err, EPERM, "%s is for root only", op);
-			vm_metrics_request("control", root_only[k], EPERM);
-			return reply_err(&err);
-		}
-	if (strcmp(op, "ping") == 0) {
-		r = args_only(args, NOARGS, &err);
-		if (r == 0) {
-			const struct vm_pool *p = vm_manager_pool(m);
-			result = json_pack("{s:s, s:s, s:s, s:s}", "version", VOLMGR_VERSION,
-					   "pool", p->path, "fstype", p->fstype,
-					   "backend", vm_backend_name(vm_manager_backend(m)->kind));
-		}
-	} else if (strcmp(op, "status") == 0) {
-		r = args_only(args, NOARGS, &err);
-		if (r == 0)
-			r = vm_manager_status(m, &result, &err);
-	} else if (strcmp(op, "volume.create") == 0) {
-		r = op_volume_create(m, caller, args, fd, sink, &result, &err);
-	} else if (strcmp(op, "volume.which") == 0) {
-		r = args_only(args, NOARGS, &err);
-		if (r == 0 && fd < 0)
-			r = vm_error_set(&err, EINVAL, "volume.which needs the directory passed as a file descriptor");
-		if (r == 0)
-			r = vm_volume_which(m, fd, &result, &err);
-		json_t *mount = NULL;
-		struct vm_error merr = {0};
-		/* Where the caller has it mounted: informative, best effort. */
-		if (r == 0 && vm_caller_mount_of_fd(caller, vm_manager_proc(m), fd, &mount, &merr) == 0) {
-			/* Is the volume's top what is mounted there?  Then an
-			 * engine can mount the volume by name at the same
-			 * place (volmgr-run does). */
-			char top[PATH_MAX];
-			snprintf(top, sizeof(top), "%s/%s", vm_manager_volumes_fs_path(m),
-				 json_string_value(json_object_get(result, "volume")));
-			json_object_set_new(mount, "volume_top",
-					    json_boolean(strcmp(json_string_value(json_object_get(mount, "root")),
-								top) == 0));
-			json_object_set_new(result, "mount", mount);
-		}
-	} else if (strcmp(op, "volume.list") == 0) {
-		r = args_only(args, NOARGS, &err);
-		if (r == 0)
-			r = vm_volume_list(m, true, &result, &err);
-	} else if (strcmp(op, "volume.inspect") == 0) {
-		if ((r = op_name(args, &name, &err)) == 0)
-			r = vm_volume_get(m, name, true, &result, &err);
-	} else if (strcmp(op, "volume.remove") == 0) {
-		if ((r = op_name(args, &name, &err)) == 0)
-			r = vm_volume_remove_as(m, name, caller, &err);
-	} else if (strcmp(op, "cache.import") == 0) {
-		if ((r = op_name(args, &name, &err)) == 0) {
-			if (fd < 0)
-				r = vm_error_set(&err, EINVAL,
-						 "cache.import needs the source directory passed as a file descriptor");
-			else {
-				struct vm_create_opts o = {0};
-				want_progress(sink, &o);
-				r = vm_cache_import(m, name, fd, &o, caller, &result, &err);
-			}
-		}
-	} else if (strcmp(op, "cache.create") == 0) {
-		const char *url = NULL, *branch = NULL;
-		if ((r = args_only(args, ARGS("name", "git", "branch"), &err)) == 0 &&
-		    (r = arg_string(args, "name", true, &name, &err)) == 0 &&
-		    (r = arg_string(args, "git", true, &url, &err)) == 0 &&
-		    (r = arg_string(args, "branch", false, &branch, &err)) == 0)
-			r = vm_cache_create_git(m, name, url, branch, caller, &result, &err);
-	} else if (strcmp(op, "cache.update") == 0) {
-		if ((r = op_name(args, &name, &err)) == 0)
-			r = vm_cache_update(m, name, &result, &err);
-	} else if (strcmp(op, "gc") == 0) {
-		json_t *dry = json_object_get(args, "dry_run");
-		json_t *labels = json_object_get(args, "labels");
-		if ((r = args_only(args, ARGS("dry_run", "labels"), &err)) == 0 &&
-		    dry && !json_is_boolean(dry))
-			r = vm_error_set(&err, EINVAL, "dry_run must be true or false");
-		if (r == 0)
-			r = vm_labels_check(labels, &err);
-		if (r == 0)
-			r = vm_gc(m, json_is_true(dry), json_is_object(labels) ? labels : NULL,
-				  &result, &err);
-	} else if (strcmp(op, "metrics") == 0) {
-		r = args_only(args, NOARGS, &err);
-		_cleanup_json_ json_t *vols = NULL, *caches = NULL;
-		if (r == 0)
-			r = vm_volume_list(m, true, &vols, &err);
-		if (r == 0)
-			r = vm_cache_list(m, &caches, &err);
-		if (r == 0) {
-			uint64_t in_use = 0, excl = 0, ref = 0;
-			size_t k;
-			json_t *v;
-			json_array_foreach(vols, k, v) {
-				in_use += json_is_true(json_object_get(v, "in_use"));
-				json_t *u = json_object_get(v, "usage");
-				excl += (uint64_t)json_integer_value(json_object_get(u, "exclusive"));
-				ref += (uint64_t)json_integer_value(json_object_get(u, "referenced"));
-			}
-			char *text = vm_metrics_render(json_array_size(vols), json_array_size(caches),
-						       in_use, excl, ref);
-			result = text ? json_string(text) : NULL;
-			free(text);
-			if (!result)
-				r = vm_error_set(&err, ENOMEM, "out of memory");
-		}
-	} else if (strcmp(op, "cache.list") == 0) {
-		r = args_only(args, NOARGS, &err);
-		if (r == 0)
-			r = vm_cache_list(m, &result, &err);
-	} else if (strcmp(op, "cache.inspect") == 0) {
-		if ((r = op_name(args, &name, &err)) == 0)
-			r = vm_cache_get(m, name, &result, &err);
-	} else if (strcmp(op, "cache.remove") == 0) {
-		if ((r = op_name(args, &name, &err)) == 0)
-			r = vm_cache_remove(m, name, &err);
-	} else {
-		r = vm_error_set(&err, EINVAL, "unknown operation \"%.64s\"", op);
-	}
-	/* Count by operation, from the closed set handled above. */
-	static const char *const known[] = {"ping", "status", "volume.create", "volume.which", "volume.list",
-					    "volume.inspect", "volume.remove", "cache.import",
-					    "cache.create", "cache.update", "cache.list",
-					    "cache.inspect", "cache.remove", "gc", "metrics"};
-	const char *what = "unknown";
-	for (size_t k = 0; k < ELEMENTSOF(known); k++)
-		if (strcmp(op, known[k]) == 0)
-			what = known[k];
-	vm_metrics_request("control", what, r < 0 ? err.code : 0);
-	if (r < 0) {
-		json_decref(result);
+	const struct op *op = op_find(name);
+	struct call c = {
+		.ops = ops,
+		.ctx = ctx,
+		.caller = caller,
+		.fd = fd,
+		.sink = progress ? sink : NULL,
+	};
+	_cleanup_json_ json_t *result = NULL;
+	int r = op ? dispatch(op, &c, args, &result, &err)
+		   : vm_error_set(&err, EINVAL, "unknown operation \"%.64s\"", name);
+	/* Counted by operation: the table's names, a closed set. */
+	vm_metrics_request("control", op ? op->name : "unknown", r < 0 ? err.code : 0);
+	if (r < 0)
 		return reply_err(&err);
-	}
-	return reply_ok(result);
+	return reply_ok(TAKE_PTR(result));
 }

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The control protocol as a function: a request and the caller in, a
- * reply out (control-wire.h has the wire format). */
+/* The control protocol as a pure function: a request and the caller in, a
+ * reply out (control-wire.h has the wire format).  The volume manager is
+ * plugged in from outside through vm_control_ops (volmgrd's bridge to the
+ * manager is daemon/manager-ops.c), so the same handler runs in volmgrd
+ * and against fixture files in the unit tests. */
 #pragma once
 
 #include <jansson.h>
@@ -15,11 +18,62 @@ struct vm_control_sink {
 	void *userdata;
 };
 
+/* The pool the manager serves (strings owned by it, valid as long as it
+ * is). */
+struct vm_control_pool {
+	const char *path;
+	const char *fstype;
+	enum vm_backend_kind backend;
+	/* The volumes directory as mountinfo's root field shows it
+	 * (vm_manager_volumes_fs_path). */
+	const char *volumes_fs_path;
+};
+
+/* The manager as the control protocol uses it: each op is the manager
+ * function of the same name (manager.h, gc.h), called with ctx.  Names
+ * reach them checked only as far as the manager checks them itself; the
+ * caller is the one the kernel named (SO_PEERCRED). */
+struct vm_control_ops {
+	void (*pool)(void *ctx, struct vm_control_pool *ret);
+	/* vm_manager_status's object */
+	int (*status)(void *ctx, json_t **ret, struct vm_error *err);
+	int (*volume_create)(void *ctx, const char *name, const struct vm_create_opts *o,
+			     const struct vm_caller *caller, struct vm_error *err);
+	int (*volume_create_from_fd)(void *ctx, const char *name, int fd, const char *path,
+				     const struct vm_create_opts *o,
+				     const struct vm_caller *caller, json_t **ret_how,
+				     struct vm_error *err);
+	/* vm_volume_which's {"volume", "root"} */
+	int (*volume_which)(void *ctx, int fd, json_t **ret, struct vm_error *err);
+	/* Where the caller has the directory open at fd mounted
+	 * (vm_caller_mount_of_fd's {"target", "root", "fstype"}). */
+	int (*mount_of_fd)(void *ctx, const struct vm_caller *caller, int fd, json_t **ret,
+			   struct vm_error *err);
+	/* with usage: the machine's mounts scanned */
+	int (*volume_get)(void *ctx, const char *name, struct vm_volume_info *ret,
+			  struct vm_error *err);
+	int (*volume_list)(void *ctx, struct vm_volume_info_list *ret, struct vm_error *err);
+	/* vm_volume_remove_as: a caller that is not root removes only its own */
+	int (*volume_remove)(void *ctx, const char *name, const struct vm_caller *caller,
+			     struct vm_error *err);
+	int (*cache_import)(void *ctx, const char *name, int fd, const struct vm_create_opts *o,
+			    const struct vm_caller *caller, json_t **ret_stats,
+			    struct vm_error *err);
+	int (*cache_create_git)(void *ctx, const char *name, const char *url,
+				const char *branch, const struct vm_caller *caller, json_t **ret,
+				struct vm_error *err);
+	int (*cache_update)(void *ctx, const char *name, json_t **ret, struct vm_error *err);
+	int (*cache_get)(void *ctx, const char *name, struct vm_cache_info *ret,
+			 struct vm_error *err);
+	int (*cache_list)(void *ctx, struct vm_cache_info_list *ret, struct vm_error *err);
+	int (*cache_remove)(void *ctx, const char *name, struct vm_error *err);
+	/* labels: an object of string -> string, or NULL */
+	int (*gc)(void *ctx, bool dry_run, json_t *labels, json_t **ret, struct vm_error *err);
+};
+
 /* Handle one request.  fd is a descriptor the caller passed along (or -1);
  * the handler never keeps it.  sink may be NULL (no progress messages).
- * Always returns a reply object. */
-json_t *vm_control_handle(struct vm_manager *m, const struct vm_caller *caller,
-			  const char *body, size_t len, int fd,
-			  const struct vm_control_sink *sink);
-
-#include "exitcode.h"
+ * Always returns a reply object (NULL only when out of memory). */
+json_t *vm_control_handle(const struct vm_control_ops *ops, void *ctx,
+			  const struct vm_caller *caller, const char *body, size_t len,
+			  int fd, const struct vm_control_sink *sink);

@@ -1,13 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "plugin.h"
 
+#include "json-util.h"
 #include "metrics.h"
 
 #include <strings.h>
 #include <string.h>
-
-static void jsonp(json_t **j) { json_decref(*j); }
-#define _cleanup_json_ _cleanup_(jsonp)
 
 enum endpoint {
 	EP_ACTIVATE,
@@ -117,16 +115,17 @@ static const char *get_string(json_t *req, const char *key, char *msg, size_t ms
 	return json_string_value(v);
 }
 
-static json_t *docker_volume(json_t *info)
+/* A volume as Docker's Get and List show it: the source, if any, as its
+ * Status. */
+static json_t *docker_volume(const struct vm_volume_info *info)
 {
-	json_t *v = json_pack("{s:O, s:O, s:O}", "Name", json_object_get(info, "name"),
-			      "Mountpoint", json_object_get(info, "mountpoint"),
-			      "CreatedAt", json_object_get(info, "created"));
-	const char *src = json_string_value(json_object_get(info, "source"));
-	if (v && src && src[0])
-		json_object_set_new(v, "Status",
-				    json_pack("{s:O}", "source",
-					      json_object_get(info, "source")));
+	char created[40], src[VM_SOURCE_STR_MAX];
+	vm_format_time(info->created_ns, created);
+	vm_source_format(&info->source, src);
+	json_t *v = json_pack("{s:s, s:s, s:s}", "Name", info->name, "Mountpoint",
+			      info->mountpoint, "CreatedAt", created);
+	if (v && src[0])
+		json_object_set_new(v, "Status", json_pack("{s:s}", "source", src));
 	return v;
 }
 
@@ -181,10 +180,10 @@ static int handle(const struct vm_plugin_ops *ops, void *ctx,
 		if (ep == EP_MOUNT) {
 			r = ops->mount(ctx, name, id, &path, err);
 		} else {
-			_cleanup_json_ json_t *info = NULL;
+			_cleanup_(vm_volume_info_done) struct vm_volume_info info = {0};
 			r = ops->get(ctx, name, &info, err);
-			if (r == 0)
-				path = strdup(json_string_value(json_object_get(info, "mountpoint")) ?: "");
+			if (r == 0 && !(path = strdup(info.mountpoint)))
+				r = vm_error_set(err, ENOMEM, "out of memory");
 		}
 		if (r < 0)
 			return r;
@@ -205,21 +204,19 @@ static int handle(const struct vm_plugin_ops *ops, void *ctx,
 		*ret = json_object();
 		return 0;
 	case EP_GET: {
-		_cleanup_json_ json_t *info = NULL;
+		_cleanup_(vm_volume_info_done) struct vm_volume_info info = {0};
 		if ((r = ops->get(ctx, name, &info, err)) < 0)
 			return r;
-		*ret = json_pack("{s:o}", "Volume", docker_volume(info));
+		*ret = json_pack("{s:o}", "Volume", docker_volume(&info));
 		return 0;
 	}
 	case EP_LIST: {
-		_cleanup_json_ json_t *all = NULL;
+		_cleanup_(vm_volume_info_list_done) struct vm_volume_info_list all = {0};
 		if ((r = ops->list(ctx, &all, err)) < 0)
 			return r;
 		json_t *vols = json_array();
-		size_t i;
-		json_t *info;
-		json_array_foreach(all, i, info)
-			json_array_append_new(vols, docker_volume(info));
+		for (size_t i = 0; i < all.n; i++)
+			json_array_append_new(vols, docker_volume(&all.items[i]));
 		*ret = json_pack("{s:o}", "Volumes", vols);
 		return 0;
 	}
@@ -272,46 +269,3 @@ int vm_plugin_handle(const struct vm_plugin_ops *ops, void *ctx,
 	*ret_body = dump(reply);
 	return 200;
 }
-
-/* ---- the real manager behind the ops ---- */
-
-static int m_create(void *ctx, const char *name, const struct vm_create_opts *o,
-		    const struct vm_caller *caller, struct vm_error *err)
-{
-	/* Engines cannot name a source per job (gitlab-runner passes the
-	 * same driver options to every volume): let the seed rules pick. */
-	struct vm_create_opts seeded = *o;
-	seeded.seed_by_rules = true;
-	return vm_volume_create(ctx, name, &seeded, caller, err);
-}
-static int m_remove(void *ctx, const char *name, struct vm_error *err)
-{
-	return vm_volume_remove(ctx, name, err);
-}
-static int m_mount(void *ctx, const char *name, const char *id, char **ret_path,
-		   struct vm_error *err)
-{
-	return vm_volume_mount(ctx, name, id, ret_path, err);
-}
-static int m_unmount(void *ctx, const char *name, const char *id,
-		     struct vm_error *err)
-{
-	return vm_volume_unmount(ctx, name, id, err);
-}
-static int m_get(void *ctx, const char *name, json_t **ret, struct vm_error *err)
-{
-	return vm_volume_get(ctx, name, false, ret, err);
-}
-static int m_list(void *ctx, json_t **ret, struct vm_error *err)
-{
-	return vm_volume_list(ctx, false, ret, err);
-}
-
-const struct vm_plugin_ops vm_plugin_manager_ops = {
-	.create = m_create,
-	.remove = m_remove,
-	.mount = m_mount,
-	.unmount = m_unmount,
-	.get = m_get,
-	.list = m_list,
-};

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The Docker volume plugin protocol as a pure function: method, path and
  * body in; HTTP status and JSON body out.  The HTTP server and the
- * volume manager are plugged in from outside, so the same handler runs
+ * volume manager are plugged in from outside (volmgrd's bridge to the
+ * manager is daemon/manager-ops.c), so the same handler runs
  * in volmgrd and against fixture files in the unit tests.
  *
  * Errors are answered with 500 and {"Err": "..."}: Podman ignores Err on a
@@ -23,14 +24,12 @@ struct vm_plugin_ops {
 		     struct vm_error *err);
 	int (*unmount)(void *ctx, const char *name, const char *id,
 		       struct vm_error *err);
-	/* info objects as vm_volume_get() makes them (name, mountpoint,
-	 * created, source, ...) */
-	int (*get)(void *ctx, const char *name, json_t **ret, struct vm_error *err);
-	int (*list)(void *ctx, json_t **ret, struct vm_error *err);
+	/* What vm_volume_get() and vm_volume_list() answer (volinfo.h);
+	 * the handler releases it.  Not touched on failure. */
+	int (*get)(void *ctx, const char *name, struct vm_volume_info *ret,
+		   struct vm_error *err);
+	int (*list)(void *ctx, struct vm_volume_info_list *ret, struct vm_error *err);
 };
-
-/* The ops backed by a real vm_manager (ctx = the manager). */
-extern const struct vm_plugin_ops vm_plugin_manager_ops;
 
 /* Handle one request.  Returns the HTTP status; *ret_body is a malloc'ed
  * JSON text (never NULL unless out of memory). */
