@@ -97,6 +97,15 @@ struct vm_copy_links {
 #define VM_COPY_LINKS_MAX (1u << 20)
 #define VM_COPY_LINKS_PATH_BYTES_MAX ((size_t)256 << 20)
 
+/* How the copy failed (copy-fail.c): the first error wins, everyone
+ * stops at the next check. */
+struct vm_copy_failure {
+	atomic_bool failed;
+	pthread_mutex_t lock;
+	int code;             /* the first error's errno */
+	struct vm_error *err; /* the caller's */
+};
+
 struct vm_copy_ctx {
 	const struct vm_copy_opts *opts;
 	const struct vm_reader *reader; /* NULL: read as root */
@@ -109,11 +118,7 @@ struct vm_copy_ctx {
 	gid_t gid;
 	uint64_t t0;
 
-	/* The first error wins; everyone stops at the next check. */
-	atomic_bool failed;
-	pthread_mutex_t err_lock;
-	int code; /* the first error's errno */
-	struct vm_error *err;
+	struct vm_copy_failure fail; /* copy-fail.c's */
 
 	/* Counters the data path updates. */
 	atomic_uint_fast64_t files_done, bytes_done, xattrs_done;
@@ -181,13 +186,22 @@ static inline void vm_copy_groups_take(struct vm_copy_ctx *c, unsigned id,
 	c->filling_src[id] = d ? d->src_group : 0;
 }
 
-/* Record an error (the first one only) and make everybody stop. */
+/* copy-fail.c, the bottom of the engine (it calls nothing else of it):
+ * the first error wins.  init before any thread starts, with the
+ * caller's err (may be NULL); fini after they have all ended. */
+void vm_copy_fail_init(struct vm_copy_ctx *c, struct vm_error *err);
+void vm_copy_fail_fini(struct vm_copy_ctx *c);
+/* Record an error (the first one only) and make everybody stop.
+ * Returns -code, as vm_error_set does. */
 int vm_copy_fail(struct vm_copy_ctx *c, int code, bool with_errno,
 		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static inline bool vm_copy_failed(struct vm_copy_ctx *c)
 {
-	return atomic_load_explicit(&c->failed, memory_order_relaxed);
+	return atomic_load_explicit(&c->fail.failed, memory_order_relaxed);
 }
+/* 0 if nothing failed, else the first error as -errno (-EIO if it had
+ * no errno). */
+int vm_copy_fail_code(struct vm_copy_ctx *c);
 
 /* A consumer thread's number, for vm_copy_queue_pop; called once as it
  * starts. */

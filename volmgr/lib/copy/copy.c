@@ -14,7 +14,6 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <linux/magic.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -62,23 +61,6 @@ int vm_copy_probe_reflink(int dirfd)
 out_a:
 	close(fa);
 	unlinkat(dirfd, a, 0);
-	return r;
-}
-
-int vm_copy_fail(struct vm_copy_ctx *c, int code, bool with_errno, const char *fmt, ...)
-{
-	char msg[400];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	pthread_mutex_lock(&c->err_lock);
-	int r = with_errno ? vm_error_errno(c->err, code, "%s", msg)
-			   : vm_error_set(c->err, code, "%s", msg);
-	if (!c->code)
-		c->code = code < 0 ? -code : code;
-	atomic_store(&c->failed, true);
-	pthread_mutex_unlock(&c->err_lock);
 	return r;
 }
 
@@ -984,9 +966,8 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 	    (sx.stx_mask & STATX_MNT_ID))
 		c->src_mnt_id = sx.stx_mnt_id;
 	c->dst_root = dst_fd;
-	c->err = err;
 	c->t0 = (uint64_t)vm_mono_ns();
-	pthread_mutex_init(&c->err_lock, NULL);
+	vm_copy_fail_init(c, err);
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->links_lock, NULL);
 	pthread_mutex_init(&c->progress_lock, NULL);
@@ -1113,7 +1094,7 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 	vm_copy_dir_unref(c, &root, NULL); /* is_root: nothing to free */
 
 	if (vm_copy_failed(c))
-		r = -(c->code ? c->code : EIO);
+		r = vm_copy_fail_code(c);
 	if (r == 0)
 		r = vm_copy_attrs(c, src_fd, dst_fd, &st, "the top directory", scratch,
 			       07777 + 1, false);
@@ -1133,7 +1114,7 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 	free(scratch);
 	pthread_mutex_destroy(&c->links_lock);
 	pthread_mutex_destroy(&c->progress_lock);
-	pthread_mutex_destroy(&c->err_lock);
+	vm_copy_fail_fini(c);
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->not_empty);
 	pthread_cond_destroy(&c->not_full);
