@@ -12,12 +12,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <linux/fs.h>
 #include <linux/magic.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -32,169 +29,6 @@ const char *vm_copy_io_name(enum vm_copy_io io)
 	case VM_COPY_IO_SYSCALLS: return "syscalls";
 	}
 	return "?";
-}
-
-int vm_copy_probe_reflink(int dirfd)
-{
-	char a[64], b[64];
-	snprintf(a, sizeof(a), ".volmgr-reflink-probe-%d-a", (int)getpid());
-	snprintf(b, sizeof(b), ".volmgr-reflink-probe-%d-b", (int)getpid());
-	int fa = openat(dirfd, a, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fa < 0)
-		return -errno;
-	int r = -EIO;
-	if (write(fa, "volmgr", 6) != 6)
-		goto out_a;
-	int fb = openat(dirfd, b, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fb < 0) {
-		r = -errno;
-		goto out_a;
-	}
-	if (ioctl(fb, FICLONE, fa) == 0)
-		r = 1;
-	else if (errno == EOPNOTSUPP || errno == ENOTTY || errno == EXDEV || errno == EINVAL)
-		r = 0;
-	else
-		r = -errno;
-	close(fb);
-	unlinkat(dirfd, b, 0);
-out_a:
-	close(fa);
-	unlinkat(dirfd, a, 0);
-	return r;
-}
-
-/* ------------------------------------------------------------ the queue */
-
-static void queue_push(struct vm_copy_ctx *c, struct vm_copy_job *j)
-{
-	pthread_mutex_lock(&c->lock);
-	while (c->q_len == c->q_cap) {
-		c->producer_waiting = true;
-		pthread_cond_wait(&c->not_full, &c->lock);
-	}
-	c->queue[(c->q_head + c->q_len) % c->q_cap] = j;
-	c->q_len++;
-	if (c->consumers_waiting > 0)
-		pthread_cond_signal(&c->not_empty);
-	pthread_mutex_unlock(&c->lock);
-}
-
-/* Every consumer (or reflink walker) has a slot in filling[]: at most
- * this many start. */
-_Static_assert(VM_COPY_SYSCALL_THREADS <= VM_COPY_CONSUMERS_MAX &&
-		       VM_COPY_URING_THREADS <= VM_COPY_CONSUMERS_MAX &&
-		       VM_COPY_REFLINK_THREADS_MAX <= VM_COPY_CONSUMERS_MAX,
-	       "a consumer without a filling[] slot");
-
-unsigned vm_copy_consumer_id(struct vm_copy_ctx *c)
-{
-	pthread_mutex_lock(&c->lock);
-	unsigned id = c->n_consumer_ids++;
-	pthread_mutex_unlock(&c->lock);
-	return id;
-}
-
-/* The queue slot to take: the first file of the group this consumer
- * fills or of one nobody fills, within VM_COPY_PICK_SCAN of the head;
- * else the head. */
-static size_t pick_job(const struct vm_copy_ctx *c, unsigned id)
-{
-	size_t scan = c->q_len < VM_COPY_PICK_SCAN ? c->q_len : VM_COPY_PICK_SCAN;
-	for (size_t i = 0; i < scan; i++) {
-		size_t at = (c->q_head + i) % c->q_cap;
-		const struct vm_copy_dir *d = c->queue[at]->dir;
-		if (!d || c->filling[id] == d->group || !vm_copy_groups_taken(c, id, d))
-			return at;
-	}
-	return c->q_head;
-}
-
-struct vm_copy_job *vm_copy_queue_pop(struct vm_copy_ctx *c, unsigned id, bool wait,
-				      bool *ret_ended)
-{
-	struct vm_copy_job *j = NULL;
-	pthread_mutex_lock(&c->lock);
-	while (wait && c->q_len == 0 && !c->producing_done) {
-		c->consumers_waiting++;
-		pthread_cond_wait(&c->not_empty, &c->lock);
-		c->consumers_waiting--;
-	}
-	if (c->q_len > 0) {
-		size_t pick = pick_job(c, id);
-		j = c->queue[pick];
-		c->queue[pick] = c->queue[c->q_head];
-		c->q_head = (c->q_head + 1) % c->q_cap;
-		vm_copy_groups_take(c, id, j->dir);
-		c->q_len--;
-		/* The walker refills from half empty: it and the data path
-		 * then run side by side instead of taking turns per job. */
-		if (c->producer_waiting && c->q_len <= c->q_cap / 2) {
-			c->producer_waiting = false;
-			pthread_cond_signal(&c->not_full);
-		}
-	} else if (c->producing_done) {
-		*ret_ended = true;
-	}
-	pthread_mutex_unlock(&c->lock);
-	return j;
-}
-
-void vm_copy_consumer_exit(struct vm_copy_ctx *c)
-{
-	pthread_mutex_lock(&c->lock);
-	c->live_consumers--;
-	c->producer_waiting = false;
-	pthread_cond_broadcast(&c->drained);
-	/* A walker blocked on a full queue must see the end too. */
-	pthread_cond_broadcast(&c->not_full);
-	pthread_mutex_unlock(&c->lock);
-}
-
-void vm_copy_job_free(struct vm_copy_ctx *c, struct vm_copy_job *j,
-		      struct vm_copy_scratch *s)
-{
-	if (!j)
-		return;
-	/* Opened one after the other, the two fds are usually neighbours:
-	 * one system call closes both. */
-	if (j->src >= 0 && j->dst == j->src + 1 && close_range((unsigned)j->src, (unsigned)j->dst, 0) == 0)
-		j->src = j->dst = -1;
-	if (j->src >= 0)
-		close(j->src);
-	if (j->dst >= 0)
-		close(j->dst);
-	if (j->dir)
-		vm_copy_dir_unref(c, j->dir, s);
-	free(j);
-}
-
-int vm_copy_job_open(struct vm_copy_ctx *c, struct vm_copy_job *j)
-{
-	if (j->dst >= 0)
-		return 0;
-	/* O_EXCL|O_NOFOLLOW: never through anything already there. */
-	j->dst = openat(j->dir->dst, j->name,
-			O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-			j->st.st_mode & 0777);
-	if (j->dst < 0)
-		return vm_copy_fail(c, errno, true, "cannot create %s", j->name);
-	return 0;
-}
-
-int vm_copy_next_extent(int fd, off_t off, off_t size, off_t *ret_start, off_t *ret_end)
-{
-	off_t start = lseek(fd, off, SEEK_DATA);
-	if (start < 0)
-		return errno == ENXIO ? 0 : -errno; /* ENXIO: only a hole is left */
-	if (start >= size)
-		return 0;
-	off_t end = lseek(fd, start, SEEK_HOLE);
-	if (end < 0)
-		return -errno;
-	*ret_start = start;
-	*ret_end = end > size ? size : end;
-	return 1;
 }
 
 /* ------------------------------------------------------------ the walker */
@@ -216,12 +50,6 @@ struct walk {
 	bool shared;      /* one of several walkers: leave new directories in
 			   * c->dirs for whoever is free */
 };
-
-static struct vm_copy_dir *dir_ref(struct vm_copy_dir *d)
-{
-	atomic_fetch_add(&d->refs, 1);
-	return d;
-}
 
 /* An entry's path below the top, for error messages: "%s%s%s". */
 #define AT(w, name) (w)->path, (w)->path[0] ? "/" : "", (name)
@@ -320,27 +148,19 @@ static gid_t new_gid(const struct walk *w)
 	return w->dir_setgid ? w->dir_gid : w->c->gid;
 }
 
-/* Hand a regular file, both ends open, to the data path. */
+/* Hand a regular file, both ends open (or dst -1: to be made in the
+ * current directory), to the data path. */
 static int submit_file(struct walk *w, int src, int dst, const struct stat *st,
 		       const char *name)
 {
 	struct vm_copy_ctx *c = w->c;
-	struct vm_copy_job *j = malloc(sizeof(*j));
-	if (!j) {
-		close(src);
-		if (dst >= 0)
-			close(dst);
-		return vm_copy_fail(c, ENOMEM, false, "out of memory");
-	}
-	j->src = src;
-	j->dst = dst;
-	j->dir = dst < 0 ? dir_ref(w->cur) : NULL;
-	j->st = *st;
-	j->sparse = st->st_size > 0 && (off_t)st->st_blocks * 512 < st->st_size;
-	j->owned = st->st_uid == c->uid && st->st_gid == new_gid(w);
-	snprintf(j->name, sizeof(j->name), "%s", name);
+	struct vm_copy_job *j;
+	int r = vm_copy_job_new(c, src, dst, w->cur, st, name,
+				st->st_uid == c->uid && st->st_gid == new_gid(w), &j);
+	if (r < 0)
+		return r;
 	if (!w->inline_data) {
-		queue_push(c, j);
+		vm_copy_queue_push(c, j);
 		return 0;
 	}
 	return vm_copy_job_run(c, j, w->scratch);
@@ -945,14 +765,7 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 		free(scratch);
 		return vm_error_set(err, ENOMEM, "out of memory");
 	}
-	/* The queue holds two fds a job: a quarter of the fd limit for it,
-	 * the rest for the walk, the files in flight and the process. */
-	struct rlimit nofile;
-	rlim_t q = getrlimit(RLIMIT_NOFILE, &nofile) == 0 ? nofile.rlim_cur / 8 : 0;
-	c->q_cap = q < VM_COPY_QUEUE_MIN ? VM_COPY_QUEUE_MIN
-		 : q > VM_COPY_QUEUE_MAX ? VM_COPY_QUEUE_MAX : (size_t)q;
-	c->queue = calloc(c->q_cap, sizeof(*c->queue));
-	if (!c->queue) {
+	if (vm_copy_queue_init(c) < 0) {
 		free(c);
 		free(w);
 		free(scratch);
@@ -968,12 +781,8 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 	c->dst_root = dst_fd;
 	c->t0 = (uint64_t)vm_mono_ns();
 	vm_copy_fail_init(c, err);
-	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->links_lock, NULL);
 	pthread_mutex_init(&c->progress_lock, NULL);
-	pthread_cond_init(&c->not_empty, NULL);
-	pthread_cond_init(&c->not_full, NULL);
-	pthread_cond_init(&c->drained, NULL);
 	read_umask(c);
 	c->uid = geteuid();
 	c->gid = getegid();
@@ -1016,18 +825,7 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 		int want = VM_COPY_SYSCALL_THREADS;
 		if (rep->io_used == VM_COPY_IO_URING)
 			fn = vm_copy_uring_thread, want = VM_COPY_URING_THREADS;
-		for (int i = 0; i < want; i++) {
-			pthread_mutex_lock(&c->lock);
-			c->live_consumers++;
-			pthread_mutex_unlock(&c->lock);
-			if (pthread_create(&threads[n_threads], NULL, fn, c) != 0) {
-				pthread_mutex_lock(&c->lock);
-				c->live_consumers--;
-				pthread_mutex_unlock(&c->lock);
-				break;
-			}
-			n_threads++;
-		}
+		n_threads = vm_copy_queue_start_consumers(c, fn, want, threads);
 		if (n_threads == 0) {
 			if (rep->io_used == VM_COPY_IO_URING && opts->io == VM_COPY_IO_URING)
 				r = vm_copy_fail(c, EAGAIN, false, "cannot start the io_uring thread");
@@ -1068,25 +866,9 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 
 	/* The walk is over: let the data path drain, reporting progress
 	 * meanwhile. */
-	pthread_mutex_lock(&c->lock);
-	c->producing_done = true;
-	pthread_cond_broadcast(&c->not_empty);
-	while (c->live_consumers > 0) {
-		if (opts->progress) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			uint64_t ns = (uint64_t)ts.tv_nsec + w->interval;
-			ts.tv_sec += (time_t)(ns / 1000000000u);
-			ts.tv_nsec = (long)(ns % 1000000000u);
-			pthread_cond_timedwait(&c->drained, &c->lock, &ts);
-			pthread_mutex_unlock(&c->lock);
-			progress(w, false);
-			pthread_mutex_lock(&c->lock);
-		} else {
-			pthread_cond_wait(&c->drained, &c->lock);
-		}
-	}
-	pthread_mutex_unlock(&c->lock);
+	vm_copy_queue_end(c);
+	while (vm_copy_queue_wait(c, opts->progress ? w->interval : 0))
+		progress(w, false); /* without opts->progress: nothing */
 	for (int i = 0; i < n_threads; i++)
 		pthread_join(threads[i], NULL);
 	if (w->shared)
@@ -1115,12 +897,8 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 	pthread_mutex_destroy(&c->links_lock);
 	pthread_mutex_destroy(&c->progress_lock);
 	vm_copy_fail_fini(c);
-	pthread_mutex_destroy(&c->lock);
-	pthread_cond_destroy(&c->not_empty);
-	pthread_cond_destroy(&c->not_full);
-	pthread_cond_destroy(&c->drained);
+	vm_copy_queue_free(c);
 	free(w);
-	free(c->queue);
 	free(c);
 	return r;
 }
