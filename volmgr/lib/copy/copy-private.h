@@ -2,10 +2,11 @@
 /* Inside the tree copy engine: the walker (copy.c) makes directories,
  * links and special files itself and hands every regular file, both ends
  * open, to a data path (copy-uring.c or copy-syscalls.c) through a
- * bounded queue.  The data path moves the bytes, then finishes the file
- * (owner, xattrs, mode, times) and closes both fds.  A reflink copy as
- * root has no queue: several walkers share the tree (copy-dirs.c) and
- * run each file's job themselves. */
+ * bounded queue (copy-queue.c).  The data path moves the bytes, then
+ * finishes the file (owner, xattrs, mode, times) and closes both fds.  A
+ * reflink copy as root has no queue: several walkers share the tree
+ * (copy-dirs.c) and run each file's job themselves.  Every file records
+ * its errors in copy-fail.c, the bottom. */
 #pragma once
 
 #include <limits.h>
