@@ -130,7 +130,8 @@ struct vm_copy_ctx {
 	/* Counters the data path updates. */
 	atomic_uint_fast64_t files_done, bytes_done, xattrs_done;
 
-	/* The queue from the walker to the data path. */
+	/* The queue from the walker to the data path (copy-queue.c; the
+	 * shared walk of copy-dirs.c takes the same lock). */
 	pthread_mutex_t lock;
 	pthread_cond_t not_empty, not_full, drained;
 	struct vm_copy_job **queue;
@@ -212,7 +213,7 @@ static inline void vm_copy_groups_take(struct vm_copy_ctx *c, unsigned id,
 void vm_copy_fail_init(struct vm_copy_ctx *c, struct vm_error *err);
 void vm_copy_fail_fini(struct vm_copy_ctx *c);
 /* Record an error (the first one only) and make everybody stop.
- * Returns -code, as vm_error_set does. */
+ * Returns -code (-EIO for 0), as vm_error_set does. */
 int vm_copy_fail(struct vm_copy_ctx *c, int code, bool with_errno,
 		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static inline bool vm_copy_failed(struct vm_copy_ctx *c)
