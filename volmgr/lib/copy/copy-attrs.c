@@ -101,10 +101,3 @@ void vm_copy_dir_unref(struct vm_copy_ctx *c, struct vm_copy_dir *d,
 	free(d->path);
 	free(d);
 }
-
-int vm_copy_finish_attrs(struct vm_copy_ctx *c, struct vm_copy_job *j,
-			 struct vm_copy_scratch *s)
-{
-	return vm_copy_attrs(c, j->src, j->dst, &j->st, j->name, s, j->st.st_mode & 0777,
-			  j->owned);
-}

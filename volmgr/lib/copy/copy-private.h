@@ -2,10 +2,11 @@
 /* Inside the tree copy engine: the walker (copy.c) makes directories,
  * links and special files itself and hands every regular file, both ends
  * open, to a data path (copy-uring.c or copy-syscalls.c) through a
- * bounded queue.  The data path moves the bytes, then finishes the file
- * (owner, xattrs, mode, times) and closes both fds.  A reflink copy as
- * root has no queue: several walkers share the tree (copy-dirs.c) and
- * run each file's job themselves. */
+ * bounded queue (copy-queue.c).  The data path moves the bytes, then
+ * finishes the file (owner, xattrs, mode, times) and closes both fds.  A
+ * reflink copy as root has no queue: several walkers share the tree
+ * (copy-dirs.c) and run each file's job themselves.  Every file records
+ * its errors in copy-fail.c, the bottom. */
 #pragma once
 
 #include <limits.h>
@@ -30,6 +31,12 @@
 #define VM_COPY_REFLINK_THREADS_MIN 2
 #define VM_COPY_REFLINK_THREADS_MAX 8
 #define VM_COPY_CONSUMERS_MAX VM_COPY_REFLINK_THREADS_MAX /* the most of the three */
+/* Every consumer (or reflink walker) has a slot in filling[]: at most
+ * this many start. */
+_Static_assert(VM_COPY_SYSCALL_THREADS <= VM_COPY_CONSUMERS_MAX &&
+		       VM_COPY_URING_THREADS <= VM_COPY_CONSUMERS_MAX &&
+		       VM_COPY_REFLINK_THREADS_MAX <= VM_COPY_CONSUMERS_MAX,
+	       "a consumer without a filling[] slot");
 /* How far down the queue a consumer looks for a file of a directory no
  * other consumer is filling. */
 #define VM_COPY_PICK_SCAN 64
@@ -97,6 +104,15 @@ struct vm_copy_links {
 #define VM_COPY_LINKS_MAX (1u << 20)
 #define VM_COPY_LINKS_PATH_BYTES_MAX ((size_t)256 << 20)
 
+/* How the copy failed (copy-fail.c): the first error wins, everyone
+ * stops at the next check. */
+struct vm_copy_failure {
+	atomic_bool failed;
+	pthread_mutex_t lock;
+	int code;             /* the first error's errno */
+	struct vm_error *err; /* the caller's */
+};
+
 struct vm_copy_ctx {
 	const struct vm_copy_opts *opts;
 	const struct vm_reader *reader; /* NULL: read as root */
@@ -109,16 +125,13 @@ struct vm_copy_ctx {
 	gid_t gid;
 	uint64_t t0;
 
-	/* The first error wins; everyone stops at the next check. */
-	atomic_bool failed;
-	pthread_mutex_t err_lock;
-	int code; /* the first error's errno */
-	struct vm_error *err;
+	struct vm_copy_failure fail; /* copy-fail.c's */
 
 	/* Counters the data path updates. */
 	atomic_uint_fast64_t files_done, bytes_done, xattrs_done;
 
-	/* The queue from the walker to the data path. */
+	/* The queue from the walker to the data path (copy-queue.c; the
+	 * shared walk of copy-dirs.c takes the same lock). */
 	pthread_mutex_t lock;
 	pthread_cond_t not_empty, not_full, drained;
 	struct vm_copy_job **queue;
@@ -181,48 +194,39 @@ static inline void vm_copy_groups_take(struct vm_copy_ctx *c, unsigned id,
 	c->filling_src[id] = d ? d->src_group : 0;
 }
 
-/* Record an error (the first one only) and make everybody stop. */
+/* The files below call each other only downwards, in this order from
+ * the top (tests/unit/layering.py checks that no circle comes back):
+ *
+ *   copy.c           the walker, and vm_copy_tree
+ *   copy-uring.c     the data paths, the consumers of the queue
+ *   copy-syscalls.c
+ *   copy-queue.c     the queue and the jobs on it
+ *   copy-dirs.c      directories waiting for a walker
+ *   copy-attrs.c     owner, xattrs, mode, times; directories finished
+ *   copy-links.c, copy-reader.c, copy-groups.c   (call nothing here)
+ *   copy-fail.c      the first error, which every other file records
+ */
+
+/* copy-fail.c, the bottom of the engine (it calls nothing else of it):
+ * the first error wins.  init before any thread starts, with the
+ * caller's err (may be NULL); fini after they have all ended. */
+void vm_copy_fail_init(struct vm_copy_ctx *c, struct vm_error *err);
+void vm_copy_fail_fini(struct vm_copy_ctx *c);
+/* Record an error (the first one only) and make everybody stop.
+ * Returns -code (-EIO for 0), as vm_error_set does. */
 int vm_copy_fail(struct vm_copy_ctx *c, int code, bool with_errno,
 		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static inline bool vm_copy_failed(struct vm_copy_ctx *c)
 {
-	return atomic_load_explicit(&c->failed, memory_order_relaxed);
+	return atomic_load_explicit(&c->fail.failed, memory_order_relaxed);
 }
+/* 0 if nothing failed, else the first error as -errno (-EIO if it had
+ * no errno). */
+int vm_copy_fail_code(struct vm_copy_ctx *c);
 
-/* A consumer thread's number, for vm_copy_queue_pop; called once as it
- * starts. */
-unsigned vm_copy_consumer_id(struct vm_copy_ctx *c);
-/* The data path takes jobs: blocking when wait is set, else NULL if none
- * is ready.  NULL with *ret_ended set: the walker is done, the queue empty.
- * Not strictly in order: a file of a directory that another consumer is
- * not filling comes first. */
-struct vm_copy_job *vm_copy_queue_pop(struct vm_copy_ctx *c, unsigned id, bool wait,
-				      bool *ret_ended);
-/* A consumer thread ends: the walker waits for the last one. */
-void vm_copy_consumer_exit(struct vm_copy_ctx *c);
-
-/* copy-attrs.c.  Owner (unless owned: creation gave the right one),
- * xattrs, mode (unless created with it already), times; src -1: no
- * xattrs to copy. */
-int vm_copy_attrs(struct vm_copy_ctx *c, int src, int dst, const struct stat *st,
-		  const char *name, struct vm_copy_scratch *s, mode_t created, bool owned);
-/* After the data: owner, xattrs (capabilities after the chown that
- * would clear them), mode, times.  Does not close. */
-int vm_copy_finish_attrs(struct vm_copy_ctx *c, struct vm_copy_job *j,
-			 struct vm_copy_scratch *s);
-/* Create the destination file if the walker left that to the data path. */
-int vm_copy_job_open(struct vm_copy_ctx *c, struct vm_copy_job *j);
-/* Close both fds, drop the directory reference (s: scratch for the
- * directory's xattrs, may be NULL) and free the job. */
-void vm_copy_job_free(struct vm_copy_ctx *c, struct vm_copy_job *j,
-		      struct vm_copy_scratch *s);
-void vm_copy_dir_unref(struct vm_copy_ctx *c, struct vm_copy_dir *d,
-		       struct vm_copy_scratch *s);
-
-/* The data extents of a sparse file, one at a time: the next [start, end)
- * at or after off, or 0 at the end. */
-int vm_copy_next_extent(int fd, off_t off, off_t size, off_t *ret_start,
-			off_t *ret_end);
+/* copy-groups.c: on XFS, the shift that turns an inode number into its
+ * allocation group; 0 elsewhere (or if the geometry cannot be read). */
+unsigned vm_copy_group_shift(int fd);
 
 /* copy-reader.c: the source as the reader (c->reader; root if NULL).
  * vm_copy_as_reader switches this thread's fs credentials, as_root
@@ -234,9 +238,27 @@ int vm_copy_src_open(struct vm_copy_ctx *c, int dir, const char *name, int flags
 /* Open for reading, as the reader, the inode an O_PATH fd holds. */
 int vm_copy_src_reopen(struct vm_copy_ctx *c, int path_fd, int flags);
 
-/* copy-groups.c: on XFS, the shift that turns an inode number into its
- * allocation group; 0 elsewhere (or if the geometry cannot be read). */
-unsigned vm_copy_group_shift(int fd);
+/* copy-links.c, the hard-link table: the path (below the destination
+ * root) of the first copy, or NULL. */
+const char *vm_copy_links_find(const struct vm_copy_links *l, dev_t dev, ino_t ino);
+/* Remember dir/name (dir "" at the top) as the first copy.  -E2BIG past
+ * VM_COPY_LINKS_MAX entries or VM_COPY_LINKS_PATH_BYTES_MAX of paths. */
+int vm_copy_links_add(struct vm_copy_links *l, dev_t dev, ino_t ino, const char *dir,
+		      const char *name);
+void vm_copy_links_free(struct vm_copy_links *l);
+/* Link the first copy at relpath below dst_root as dst_dir/name. */
+int vm_copy_link_first(int dst_root, const char *relpath, int dst_dir, const char *name);
+
+/* copy-attrs.c.  Owner (unless owned: creation gave the right one),
+ * xattrs, mode (unless created with it already), times; src -1: no
+ * xattrs to copy. */
+int vm_copy_attrs(struct vm_copy_ctx *c, int src, int dst, const struct stat *st,
+		  const char *name, struct vm_copy_scratch *s, mode_t created, bool owned);
+/* Let go of a directory; the last reference gives it its attributes
+ * (unless the copy failed) and frees it.  s: scratch for its xattrs, may
+ * be NULL. */
+void vm_copy_dir_unref(struct vm_copy_ctx *c, struct vm_copy_dir *d,
+		       struct vm_copy_scratch *s);
 
 /* copy-dirs.c: directories waiting for a walker.  init: room for cap,
  * the first walker busy (with the top).  push: false if full (walk it
@@ -249,16 +271,57 @@ struct vm_copy_dir *vm_copy_dirs_pop(struct vm_copy_ctx *c, unsigned id);
 void vm_copy_dirs_done(struct vm_copy_ctx *c, unsigned id);
 void vm_copy_dirs_free(struct vm_copy_ctx *c, struct vm_copy_scratch *s);
 
-/* copy-links.c, the hard-link table: the path (below the destination
- * root) of the first copy, or NULL. */
-const char *vm_copy_links_find(const struct vm_copy_links *l, dev_t dev, ino_t ino);
-/* Remember dir/name (dir "" at the top) as the first copy.  -E2BIG past
- * VM_COPY_LINKS_MAX entries or VM_COPY_LINKS_PATH_BYTES_MAX of paths. */
-int vm_copy_links_add(struct vm_copy_links *l, dev_t dev, ino_t ino, const char *dir,
-		      const char *name);
-void vm_copy_links_free(struct vm_copy_links *l);
-/* Link the first copy at relpath below dst_root as dst_dir/name. */
-int vm_copy_link_first(int dst_root, const char *relpath, int dst_dir, const char *name);
+/* copy-queue.c, the queue from the walker to the data path.  init: the
+ * queue sized from RLIMIT_NOFILE, its lock (which copy-dirs.c shares) and
+ * conditions; -ENOMEM.  free: after init, and after every thread ended
+ * (accepts a queue never set up). */
+int vm_copy_queue_init(struct vm_copy_ctx *c);
+void vm_copy_queue_free(struct vm_copy_ctx *c);
+/* The walker hands a job over, waiting while the queue is full. */
+void vm_copy_queue_push(struct vm_copy_ctx *c, struct vm_copy_job *j);
+/* Start up to want consumer threads running fn(c) into threads[];
+ * returns how many started.  Each must end with vm_copy_consumer_exit. */
+int vm_copy_queue_start_consumers(struct vm_copy_ctx *c, void *(*fn)(void *), int want,
+				  pthread_t *threads);
+/* A consumer thread's number, for vm_copy_queue_pop; called once as it
+ * starts. */
+unsigned vm_copy_consumer_id(struct vm_copy_ctx *c);
+/* The data path takes jobs: blocking when wait is set, else NULL if none
+ * is ready.  NULL with *ret_ended set: the walker is done, the queue empty.
+ * Not strictly in order: a file of a directory that another consumer is
+ * not filling comes first. */
+struct vm_copy_job *vm_copy_queue_pop(struct vm_copy_ctx *c, unsigned id, bool wait,
+				      bool *ret_ended);
+/* A consumer thread ends: the walker waits for the last one. */
+void vm_copy_consumer_exit(struct vm_copy_ctx *c);
+/* The walker is done: no more jobs come. */
+void vm_copy_queue_end(struct vm_copy_ctx *c);
+/* After vm_copy_queue_end: false at once if no consumer is left, else
+ * true after waiting for one to exit, at most timeout_ns (0: no limit). */
+bool vm_copy_queue_wait(struct vm_copy_ctx *c, uint64_t timeout_ns);
+
+/* copy-queue.c, a job's life.  new: a job for the regular file src,
+ * with dst open, or -1 for the data path to create it in dir (the job
+ * then holds a reference to dir); takes both fds, and closes them if it
+ * fails.  0 or -errno (recorded in c). */
+int vm_copy_job_new(struct vm_copy_ctx *c, int src, int dst, struct vm_copy_dir *dir,
+		    const struct stat *st, const char *name, bool owned,
+		    struct vm_copy_job **ret_job);
+/* Create the destination file if the walker left that to the data path. */
+int vm_copy_job_open(struct vm_copy_ctx *c, struct vm_copy_job *j);
+/* The data extents of a sparse file, one at a time: the next [start, end)
+ * at or after off, or 0 at the end. */
+int vm_copy_next_extent(int fd, off_t off, off_t size, off_t *ret_start,
+			off_t *ret_end);
+/* After the data: owner, xattrs (capabilities after the chown that
+ * would clear them), mode, times; then the file counts as done.  Does
+ * not close. */
+int vm_copy_job_finish(struct vm_copy_ctx *c, struct vm_copy_job *j,
+		       struct vm_copy_scratch *s);
+/* Close both fds, drop the directory reference (s: scratch for the
+ * directory's xattrs, may be NULL) and free the job. */
+void vm_copy_job_free(struct vm_copy_ctx *c, struct vm_copy_job *j,
+		      struct vm_copy_scratch *s);
 
 /* copy-syscalls.c: copy one job's data with copy_file_range (then
  * read/write), or clone it with FICLONE. */
@@ -275,5 +338,6 @@ void *vm_copy_syscalls_thread(void *ctx);
  * an import into the pool from the pool wants); 0 if not, or -errno. */
 int vm_copy_same_cloning_fs(int src_fd, int dst_fd);
 
-/* copy-uring.c: the io_uring consumer thread, and its probe. */
+/* copy-uring.c: the io_uring consumer thread (its probe,
+ * vm_copy_probe_uring, is public: copy.h). */
 void *vm_copy_uring_thread(void *ctx);

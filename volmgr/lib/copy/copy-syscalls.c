@@ -2,9 +2,12 @@
 /* The data path without io_uring: copy_file_range (which shares extents
  * or copies in the kernel), read/write where it cannot, and FICLONE for
  * reflink copies.  Used where io_uring is not allowed (a seccomp filter,
- * a reader's credentials) and for reflinks, which move no data. */
+ * a reader's credentials) and for reflinks, which move no data.  Here
+ * too: whether a directory's file system clones at all (the probe the
+ * backends and the choice of data path ask). */
 #include "copy-private.h"
 
+#include <fcntl.h>
 #include <linux/btrfs.h>
 #include <linux/fs.h>
 #include <linux/magic.h>
@@ -109,6 +112,36 @@ int vm_copy_data_reflink(struct vm_copy_ctx *c, struct vm_copy_job *j)
 	return vm_copy_fail(c, e, true, "cannot reflink %s", j->name);
 }
 
+int vm_copy_probe_reflink(int dirfd)
+{
+	char a[64], b[64];
+	snprintf(a, sizeof(a), ".volmgr-reflink-probe-%d-a", (int)getpid());
+	snprintf(b, sizeof(b), ".volmgr-reflink-probe-%d-b", (int)getpid());
+	int fa = openat(dirfd, a, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fa < 0)
+		return -errno;
+	int r = -EIO;
+	if (write(fa, "volmgr", 6) != 6)
+		goto out_a;
+	int fb = openat(dirfd, b, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fb < 0) {
+		r = -errno;
+		goto out_a;
+	}
+	if (ioctl(fb, FICLONE, fa) == 0)
+		r = 1;
+	else if (errno == EOPNOTSUPP || errno == ENOTTY || errno == EXDEV || errno == EINVAL)
+		r = 0;
+	else
+		r = -errno;
+	close(fb);
+	unlinkat(dirfd, b, 0);
+out_a:
+	close(fa);
+	unlinkat(dirfd, a, 0);
+	return r;
+}
+
 int vm_copy_same_cloning_fs(int src_fd, int dst_fd)
 {
 	struct statfs a, b;
@@ -144,9 +177,7 @@ int vm_copy_job_run(struct vm_copy_ctx *c, struct vm_copy_job *j, struct vm_copy
 		r = c->opts->data == VM_COPY_DATA_REFLINK ? vm_copy_data_reflink(c, j)
 							  : vm_copy_data_syscalls(c, j, s);
 	if (r == 0)
-		r = vm_copy_finish_attrs(c, j, s);
-	if (r == 0)
-		atomic_fetch_add_explicit(&c->files_done, 1, memory_order_relaxed);
+		r = vm_copy_job_finish(c, j, s);
 	vm_copy_job_free(c, j, s);
 	return r;
 }

@@ -60,9 +60,8 @@ static void slot_release(struct uring_copy *u, unsigned i, bool ok)
 {
 	struct slot *s = &u->slots[i];
 	struct vm_copy_job *j = s->job;
-	if (ok && !vm_copy_failed(u->c) &&
-	    vm_copy_finish_attrs(u->c, j, u->scratch) == 0)
-		atomic_fetch_add_explicit(&u->c->files_done, 1, memory_order_relaxed);
+	if (ok && !vm_copy_failed(u->c))
+		vm_copy_job_finish(u->c, j, u->scratch); /* a failure is in c */
 	/* Closing costs a system call each: queue them with the next batch. */
 	int fds[2] = {j->src, j->dst};
 	for (int k = 0; k < 2; k++) {

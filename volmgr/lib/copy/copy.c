@@ -1,24 +1,22 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The tree copy engine: the walk.  The calling thread walks the source
- * fd-relative (one component at a time, openat2 RESOLVE_BENEATH |
- * RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV, or the O_NOFOLLOW fallback with
- * st_dev checks), makes directories, symlinks, special files and hard
- * links itself, and queues every regular file, both ends open, for the
- * data path running in other threads.  A reflink copy as root is walked
- * by several threads instead, each cloning the files of the directories
- * it walks (start_walkers).  Directories get their owner, mode and times
- * once their contents are made. */
+/* The tree copy engine: the walk, the top of the engine.  The calling
+ * thread walks the source fd-relative (one component at a time, openat2
+ * RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV, or the
+ * O_NOFOLLOW fallback with st_dev checks), makes directories, symlinks,
+ * special files and hard links itself, and queues every regular file,
+ * both ends open, for the data path running in other threads.  A reflink
+ * copy as root is walked by several threads instead, each cloning the
+ * files of the directories it walks (start_walkers).  Directories get
+ * their owner, mode and times once their contents are made.
+ * vm_copy_tree runs the phases in order: set-up, start, the walk, drain,
+ * tear-down. */
 #include "copy-private.h"
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <linux/fs.h>
 #include <linux/magic.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -33,186 +31,6 @@ const char *vm_copy_io_name(enum vm_copy_io io)
 	case VM_COPY_IO_SYSCALLS: return "syscalls";
 	}
 	return "?";
-}
-
-int vm_copy_probe_reflink(int dirfd)
-{
-	char a[64], b[64];
-	snprintf(a, sizeof(a), ".volmgr-reflink-probe-%d-a", (int)getpid());
-	snprintf(b, sizeof(b), ".volmgr-reflink-probe-%d-b", (int)getpid());
-	int fa = openat(dirfd, a, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fa < 0)
-		return -errno;
-	int r = -EIO;
-	if (write(fa, "volmgr", 6) != 6)
-		goto out_a;
-	int fb = openat(dirfd, b, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fb < 0) {
-		r = -errno;
-		goto out_a;
-	}
-	if (ioctl(fb, FICLONE, fa) == 0)
-		r = 1;
-	else if (errno == EOPNOTSUPP || errno == ENOTTY || errno == EXDEV || errno == EINVAL)
-		r = 0;
-	else
-		r = -errno;
-	close(fb);
-	unlinkat(dirfd, b, 0);
-out_a:
-	close(fa);
-	unlinkat(dirfd, a, 0);
-	return r;
-}
-
-int vm_copy_fail(struct vm_copy_ctx *c, int code, bool with_errno, const char *fmt, ...)
-{
-	char msg[400];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	pthread_mutex_lock(&c->err_lock);
-	int r = with_errno ? vm_error_errno(c->err, code, "%s", msg)
-			   : vm_error_set(c->err, code, "%s", msg);
-	if (!c->code)
-		c->code = code < 0 ? -code : code;
-	atomic_store(&c->failed, true);
-	pthread_mutex_unlock(&c->err_lock);
-	return r;
-}
-
-/* ------------------------------------------------------------ the queue */
-
-static void queue_push(struct vm_copy_ctx *c, struct vm_copy_job *j)
-{
-	pthread_mutex_lock(&c->lock);
-	while (c->q_len == c->q_cap) {
-		c->producer_waiting = true;
-		pthread_cond_wait(&c->not_full, &c->lock);
-	}
-	c->queue[(c->q_head + c->q_len) % c->q_cap] = j;
-	c->q_len++;
-	if (c->consumers_waiting > 0)
-		pthread_cond_signal(&c->not_empty);
-	pthread_mutex_unlock(&c->lock);
-}
-
-/* Every consumer (or reflink walker) has a slot in filling[]: at most
- * this many start. */
-_Static_assert(VM_COPY_SYSCALL_THREADS <= VM_COPY_CONSUMERS_MAX &&
-		       VM_COPY_URING_THREADS <= VM_COPY_CONSUMERS_MAX &&
-		       VM_COPY_REFLINK_THREADS_MAX <= VM_COPY_CONSUMERS_MAX,
-	       "a consumer without a filling[] slot");
-
-unsigned vm_copy_consumer_id(struct vm_copy_ctx *c)
-{
-	pthread_mutex_lock(&c->lock);
-	unsigned id = c->n_consumer_ids++;
-	pthread_mutex_unlock(&c->lock);
-	return id;
-}
-
-/* The queue slot to take: the first file of the group this consumer
- * fills or of one nobody fills, within VM_COPY_PICK_SCAN of the head;
- * else the head. */
-static size_t pick_job(const struct vm_copy_ctx *c, unsigned id)
-{
-	size_t scan = c->q_len < VM_COPY_PICK_SCAN ? c->q_len : VM_COPY_PICK_SCAN;
-	for (size_t i = 0; i < scan; i++) {
-		size_t at = (c->q_head + i) % c->q_cap;
-		const struct vm_copy_dir *d = c->queue[at]->dir;
-		if (!d || c->filling[id] == d->group || !vm_copy_groups_taken(c, id, d))
-			return at;
-	}
-	return c->q_head;
-}
-
-struct vm_copy_job *vm_copy_queue_pop(struct vm_copy_ctx *c, unsigned id, bool wait,
-				      bool *ret_ended)
-{
-	struct vm_copy_job *j = NULL;
-	pthread_mutex_lock(&c->lock);
-	while (wait && c->q_len == 0 && !c->producing_done) {
-		c->consumers_waiting++;
-		pthread_cond_wait(&c->not_empty, &c->lock);
-		c->consumers_waiting--;
-	}
-	if (c->q_len > 0) {
-		size_t pick = pick_job(c, id);
-		j = c->queue[pick];
-		c->queue[pick] = c->queue[c->q_head];
-		c->q_head = (c->q_head + 1) % c->q_cap;
-		vm_copy_groups_take(c, id, j->dir);
-		c->q_len--;
-		/* The walker refills from half empty: it and the data path
-		 * then run side by side instead of taking turns per job. */
-		if (c->producer_waiting && c->q_len <= c->q_cap / 2) {
-			c->producer_waiting = false;
-			pthread_cond_signal(&c->not_full);
-		}
-	} else if (c->producing_done) {
-		*ret_ended = true;
-	}
-	pthread_mutex_unlock(&c->lock);
-	return j;
-}
-
-void vm_copy_consumer_exit(struct vm_copy_ctx *c)
-{
-	pthread_mutex_lock(&c->lock);
-	c->live_consumers--;
-	c->producer_waiting = false;
-	pthread_cond_broadcast(&c->drained);
-	/* A walker blocked on a full queue must see the end too. */
-	pthread_cond_broadcast(&c->not_full);
-	pthread_mutex_unlock(&c->lock);
-}
-
-void vm_copy_job_free(struct vm_copy_ctx *c, struct vm_copy_job *j,
-		      struct vm_copy_scratch *s)
-{
-	if (!j)
-		return;
-	/* Opened one after the other, the two fds are usually neighbours:
-	 * one system call closes both. */
-	if (j->src >= 0 && j->dst == j->src + 1 && close_range((unsigned)j->src, (unsigned)j->dst, 0) == 0)
-		j->src = j->dst = -1;
-	if (j->src >= 0)
-		close(j->src);
-	if (j->dst >= 0)
-		close(j->dst);
-	if (j->dir)
-		vm_copy_dir_unref(c, j->dir, s);
-	free(j);
-}
-
-int vm_copy_job_open(struct vm_copy_ctx *c, struct vm_copy_job *j)
-{
-	if (j->dst >= 0)
-		return 0;
-	/* O_EXCL|O_NOFOLLOW: never through anything already there. */
-	j->dst = openat(j->dir->dst, j->name,
-			O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-			j->st.st_mode & 0777);
-	if (j->dst < 0)
-		return vm_copy_fail(c, errno, true, "cannot create %s", j->name);
-	return 0;
-}
-
-int vm_copy_next_extent(int fd, off_t off, off_t size, off_t *ret_start, off_t *ret_end)
-{
-	off_t start = lseek(fd, off, SEEK_DATA);
-	if (start < 0)
-		return errno == ENXIO ? 0 : -errno; /* ENXIO: only a hole is left */
-	if (start >= size)
-		return 0;
-	off_t end = lseek(fd, start, SEEK_HOLE);
-	if (end < 0)
-		return -errno;
-	*ret_start = start;
-	*ret_end = end > size ? size : end;
-	return 1;
 }
 
 /* ------------------------------------------------------------ the walker */
@@ -234,12 +52,6 @@ struct walk {
 	bool shared;      /* one of several walkers: leave new directories in
 			   * c->dirs for whoever is free */
 };
-
-static struct vm_copy_dir *dir_ref(struct vm_copy_dir *d)
-{
-	atomic_fetch_add(&d->refs, 1);
-	return d;
-}
 
 /* An entry's path below the top, for error messages: "%s%s%s". */
 #define AT(w, name) (w)->path, (w)->path[0] ? "/" : "", (name)
@@ -338,27 +150,19 @@ static gid_t new_gid(const struct walk *w)
 	return w->dir_setgid ? w->dir_gid : w->c->gid;
 }
 
-/* Hand a regular file, both ends open, to the data path. */
+/* Hand a regular file, both ends open (or dst -1: to be made in the
+ * current directory), to the data path. */
 static int submit_file(struct walk *w, int src, int dst, const struct stat *st,
 		       const char *name)
 {
 	struct vm_copy_ctx *c = w->c;
-	struct vm_copy_job *j = malloc(sizeof(*j));
-	if (!j) {
-		close(src);
-		if (dst >= 0)
-			close(dst);
-		return vm_copy_fail(c, ENOMEM, false, "out of memory");
-	}
-	j->src = src;
-	j->dst = dst;
-	j->dir = dst < 0 ? dir_ref(w->cur) : NULL;
-	j->st = *st;
-	j->sparse = st->st_size > 0 && (off_t)st->st_blocks * 512 < st->st_size;
-	j->owned = st->st_uid == c->uid && st->st_gid == new_gid(w);
-	snprintf(j->name, sizeof(j->name), "%s", name);
+	struct vm_copy_job *j;
+	int r = vm_copy_job_new(c, src, dst, w->cur, st, name,
+				st->st_uid == c->uid && st->st_gid == new_gid(w), &j);
+	if (r < 0)
+		return r;
 	if (!w->inline_data) {
-		queue_push(c, j);
+		vm_copy_queue_push(c, j);
 		return 0;
 	}
 	return vm_copy_job_run(c, j, w->scratch);
@@ -938,44 +742,96 @@ static int choose_io(struct vm_copy_ctx *c, const struct vm_copy_opts *o,
 	return 0;
 }
 
-int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
-		 struct vm_copy_report *report, struct vm_error *err)
-{
-	static const struct vm_copy_opts none = {0};
-	if (!opts)
-		opts = &none;
-	struct vm_copy_report rep_local;
-	struct vm_copy_report *rep = report ? report : &rep_local;
-	memset(rep, 0, sizeof(*rep));
+/* One vm_copy_tree call, from its set-up to its tear-down. */
+struct tree_copy {
+	struct vm_copy_ctx *c;
+	struct walk w; /* the calling thread's walk */
+	const struct vm_copy_opts *opts;
+	struct vm_copy_report *rep;
+	struct vm_error *err;
+	int src_fd, dst_fd; /* the caller's */
+	struct stat src_st; /* the top's, for its attributes at the end */
+	/* The top directory: the caller's fds, finished by the tear-down
+	 * once all is done. */
+	struct vm_copy_dir root;
+	/* The threads started: the consumers, or the other reflink walkers
+	 * (and their walks). */
+	pthread_t threads[VM_COPY_CONSUMERS_MAX];
+	struct walk *walkers[VM_COPY_CONSUMERS_MAX];
+	int n_threads;
+};
 
+/* The context with its locks, or NULL: out of memory. */
+static struct vm_copy_ctx *ctx_new(struct vm_error *err)
+{
+	struct vm_copy_ctx *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	vm_copy_fail_init(c, err);
+	pthread_mutex_init(&c->links_lock, NULL);
+	pthread_mutex_init(&c->progress_lock, NULL);
+	return c;
+}
+
+/* After every thread has ended.  NULL: nothing. */
+static void ctx_free(struct vm_copy_ctx *c)
+{
+	if (!c)
+		return;
+	vm_copy_links_free(&c->links);
+	pthread_mutex_destroy(&c->links_lock);
+	pthread_mutex_destroy(&c->progress_lock);
+	vm_copy_fail_fini(c);
+	vm_copy_queue_free(c);
+	free(c);
+}
+
+static void tree_copy_free(struct tree_copy *t)
+{
+	if (!t)
+		return;
+	ctx_free(t->c);
+	free(t->w.scratch);
+	free(t);
+}
+
+static void tree_copy_freep(struct tree_copy **t)
+{
+	tree_copy_free(*t);
+}
+
+/* Set-up: check the source, make the context, the queue and the calling
+ * thread's walk, and learn what the copy needs before it starts (the
+ * reader, the source's device and mount, the umask, our ids, the
+ * destination's group, the XFS allocation groups).  Starts no thread.
+ * 0 with *ret_t for the other phases, or -errno with err set and
+ * nothing to tear down. */
+static int copy_setup(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
+		      struct vm_copy_report *rep, struct vm_error *err,
+		      struct tree_copy **ret_t)
+{
+	memset(rep, 0, sizeof(*rep));
 	struct stat st;
 	if (fstat(src_fd, &st) < 0)
 		return vm_error_errno(err, errno, "cannot stat the source");
 	if (!S_ISDIR(st.st_mode))
 		return vm_error_set(err, ENOTDIR, "the source is not a directory");
 
-	struct vm_copy_ctx *c = calloc(1, sizeof(*c));
-	struct walk *w = calloc(1, sizeof(*w));
-	struct vm_copy_scratch *scratch = malloc(sizeof(*scratch));
-	if (!c || !w || !scratch) {
-		free(c);
-		free(w);
-		free(scratch);
-		return vm_error_set(err, ENOMEM, "out of memory");
+	_cleanup_(tree_copy_freep) struct tree_copy *t = calloc(1, sizeof(*t));
+	if (t) {
+		t->c = ctx_new(err);
+		t->w.scratch = malloc(sizeof(*t->w.scratch));
 	}
-	/* The queue holds two fds a job: a quarter of the fd limit for it,
-	 * the rest for the walk, the files in flight and the process. */
-	struct rlimit nofile;
-	rlim_t q = getrlimit(RLIMIT_NOFILE, &nofile) == 0 ? nofile.rlim_cur / 8 : 0;
-	c->q_cap = q < VM_COPY_QUEUE_MIN ? VM_COPY_QUEUE_MIN
-		 : q > VM_COPY_QUEUE_MAX ? VM_COPY_QUEUE_MAX : (size_t)q;
-	c->queue = calloc(c->q_cap, sizeof(*c->queue));
-	if (!c->queue) {
-		free(c);
-		free(w);
-		free(scratch);
+	if (!t || !t->c || !t->w.scratch || vm_copy_queue_init(t->c) < 0)
 		return vm_error_set(err, ENOMEM, "out of memory");
-	}
+	t->opts = opts;
+	t->rep = rep;
+	t->err = err;
+	t->src_fd = src_fd;
+	t->dst_fd = dst_fd;
+	t->src_st = st;
+
+	struct vm_copy_ctx *c = t->c;
 	c->opts = opts;
 	c->reader = opts->reader && opts->reader->uid != 0 ? opts->reader : NULL;
 	c->src_dev = st.st_dev;
@@ -984,18 +840,12 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 	    (sx.stx_mask & STATX_MNT_ID))
 		c->src_mnt_id = sx.stx_mnt_id;
 	c->dst_root = dst_fd;
-	c->err = err;
 	c->t0 = (uint64_t)vm_mono_ns();
-	pthread_mutex_init(&c->err_lock, NULL);
-	pthread_mutex_init(&c->lock, NULL);
-	pthread_mutex_init(&c->links_lock, NULL);
-	pthread_mutex_init(&c->progress_lock, NULL);
-	pthread_cond_init(&c->not_empty, NULL);
-	pthread_cond_init(&c->not_full, NULL);
-	pthread_cond_init(&c->drained, NULL);
 	read_umask(c);
 	c->uid = geteuid();
 	c->gid = getegid();
+
+	struct walk *w = &t->w;
 	w->c = c;
 	struct stat dst_st = {0};
 	if (fstat(dst_fd, &dst_st) == 0) {
@@ -1009,45 +859,47 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 	 * same file system. */
 	if (c->group_shift && opts->data == VM_COPY_DATA_REFLINK && dst_st.st_dev == st.st_dev)
 		c->src_group_shift = c->group_shift;
-	w->scratch = scratch;
 	w->interval = opts->progress_interval_ns ? opts->progress_interval_ns
 						  : 200 * 1000000ull;
 	atomic_store(&c->last_progress, c->t0);
 
-	pthread_t threads[VM_COPY_CONSUMERS_MAX];
-	struct walk *walkers[VM_COPY_CONSUMERS_MAX];
-	int n_threads = 0;
+	t->root = (struct vm_copy_dir){.src = src_fd, .dst = dst_fd, .is_root = true};
+	atomic_init(&t->root.refs, 1);
+	w->cur = &t->root;
+	*ret_t = TAKE_PTR(t);
+	return 0;
+}
+
+/* Start: refuse what must not be copied, choose the data path, and
+ * start its threads: the consumers of the queue, or the other walkers
+ * of a reflink copy as root.  0 or -errno (recorded in c); the drain
+ * and the tear-down follow either way. */
+static int copy_start(struct tree_copy *t)
+{
+	struct vm_copy_ctx *c = t->c;
+	const struct vm_copy_opts *opts = t->opts;
+	struct vm_copy_report *rep = t->rep;
+	struct walk *w = &t->w;
 	int r = 0;
-	const char *pseudo = c->reader ? pseudo_fs(src_fd) : NULL;
+	const char *pseudo = c->reader ? pseudo_fs(t->src_fd) : NULL;
 	if (pseudo)
 		r = vm_copy_fail(c, EXDEV, false,
 				 "cannot copy from %s for uid %u: a kernel file system is "
 				 "never copied for a caller who is not root",
 				 pseudo, (unsigned)c->reader->uid);
 	if (r == 0)
-		r = choose_io(c, opts, src_fd, dst_fd, rep);
+		r = choose_io(c, opts, t->src_fd, t->dst_fd, rep);
 	/* A reader's copy stays in this thread, the one whose credentials
 	 * are switched. */
 	if (r == 0 && !c->reader && opts->data == VM_COPY_DATA_REFLINK) {
-		r = start_walkers(w, threads, walkers, &n_threads, rep);
+		r = start_walkers(w, t->threads, t->walkers, &t->n_threads, rep);
 	} else if (r == 0 && !c->reader) {
 		void *(*fn)(void *) = vm_copy_syscalls_thread;
 		int want = VM_COPY_SYSCALL_THREADS;
 		if (rep->io_used == VM_COPY_IO_URING)
 			fn = vm_copy_uring_thread, want = VM_COPY_URING_THREADS;
-		for (int i = 0; i < want; i++) {
-			pthread_mutex_lock(&c->lock);
-			c->live_consumers++;
-			pthread_mutex_unlock(&c->lock);
-			if (pthread_create(&threads[n_threads], NULL, fn, c) != 0) {
-				pthread_mutex_lock(&c->lock);
-				c->live_consumers--;
-				pthread_mutex_unlock(&c->lock);
-				break;
-			}
-			n_threads++;
-		}
-		if (n_threads == 0) {
+		t->n_threads = vm_copy_queue_start_consumers(c, fn, want, t->threads);
+		if (t->n_threads == 0) {
 			if (rep->io_used == VM_COPY_IO_URING && opts->io == VM_COPY_IO_URING)
 				r = vm_copy_fail(c, EAGAIN, false, "cannot start the io_uring thread");
 			rep->io_used = VM_COPY_IO_SYSCALLS;
@@ -1055,91 +907,100 @@ int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
 				 "no thread could be started: syscalls inline");
 		}
 	}
-	w->inline_data = w->shared || n_threads == 0;
+	w->inline_data = w->shared || t->n_threads == 0;
 	w->uring = !w->inline_data && rep->io_used == VM_COPY_IO_URING &&
 		   opts->data == VM_COPY_DATA_COPY;
+	return r;
+}
 
-	/* The top directory: the caller's fds, finished below once all is
-	 * done. */
-	struct vm_copy_dir root = {.src = src_fd, .dst = dst_fd, .is_root = true};
-	atomic_init(&root.refs, 1);
-	w->cur = &root;
+/* The walk, in the calling thread, after a start that succeeded: the
+ * top, then (a shared walk) whatever directories the others left.
+ * 0 or -errno (recorded in c). */
+static int copy_walk(struct tree_copy *t)
+{
+	struct vm_copy_ctx *c = t->c;
+	struct walk *w = &t->w;
 	/* The walk reads its own open file description of the top: the
 	 * caller's fd may have been read from already (its offset would hide
 	 * entries) and must not be moved.  "." follows no link; opened with
 	 * the reader's credentials, so a reader gets no more than it has. */
 	_cleanup_close_ int top = -1;
-	if (r == 0) {
-		r = vm_copy_as_reader(c);
-		if (r == 0 && (top = openat(src_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-			r = -errno;
-		vm_copy_as_root(c);
-		if (r < 0)
-			r = vm_copy_fail(c, -r, true, "cannot open the source");
-	}
+	int r = vm_copy_as_reader(c);
+	if (r == 0 && (top = openat(t->src_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		r = -errno;
+	vm_copy_as_root(c);
+	if (r < 0)
+		r = vm_copy_fail(c, -r, true, "cannot open the source");
 	if (r == 0)
-		r = walk_dir(w, top, dst_fd, 0);
+		r = walk_dir(w, top, t->dst_fd, 0);
 	if (w->shared) {
 		/* The top is walked: on to what the others left. */
 		vm_copy_dirs_done(c, w->id);
 		walk_shared(w);
 	}
+	return r;
+}
 
-	/* The walk is over: let the data path drain, reporting progress
-	 * meanwhile. */
-	pthread_mutex_lock(&c->lock);
-	c->producing_done = true;
-	pthread_cond_broadcast(&c->not_empty);
-	while (c->live_consumers > 0) {
-		if (opts->progress) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			uint64_t ns = (uint64_t)ts.tv_nsec + w->interval;
-			ts.tv_sec += (time_t)(ns / 1000000000u);
-			ts.tv_nsec = (long)(ns % 1000000000u);
-			pthread_cond_timedwait(&c->drained, &c->lock, &ts);
-			pthread_mutex_unlock(&c->lock);
-			progress(w, false);
-			pthread_mutex_lock(&c->lock);
-		} else {
-			pthread_cond_wait(&c->drained, &c->lock);
-		}
-	}
-	pthread_mutex_unlock(&c->lock);
-	for (int i = 0; i < n_threads; i++)
-		pthread_join(threads[i], NULL);
+/* Drain: the walk is over.  Let the data path finish what is queued,
+ * reporting progress meanwhile; join every thread; count what the other
+ * walkers made; let go of the top directory. */
+static void copy_drain(struct tree_copy *t)
+{
+	struct vm_copy_ctx *c = t->c;
+	struct walk *w = &t->w;
+	vm_copy_queue_end(c);
+	while (vm_copy_queue_wait(c, t->opts->progress ? w->interval : 0))
+		progress(w, false); /* without opts->progress: nothing */
+	for (int i = 0; i < t->n_threads; i++)
+		pthread_join(t->threads[i], NULL);
 	if (w->shared)
-		end_walkers(w, walkers, n_threads);
-	vm_copy_dir_unref(c, &root, NULL); /* is_root: nothing to free */
+		end_walkers(w, t->walkers, t->n_threads);
+	vm_copy_dir_unref(c, &t->root, NULL); /* is_root: nothing to free */
+}
 
+/* Tear-down, after the drain: the result (the first error, else the top
+ * directory's own attributes, last of all), the report, the final
+ * progress call of a copy that succeeded; then everything is freed,
+ * t too.  Returns the copy's result: 0 or -errno with err set. */
+static int copy_teardown(struct tree_copy *t, int r)
+{
+	struct vm_copy_ctx *c = t->c;
+	struct vm_copy_report *rep = t->rep;
+	struct walk *w = &t->w;
 	if (vm_copy_failed(c))
-		r = -(c->code ? c->code : EIO);
+		r = vm_copy_fail_code(c);
 	if (r == 0)
-		r = vm_copy_attrs(c, src_fd, dst_fd, &st, "the top directory", scratch,
-			       07777 + 1, false);
-	if (r < 0 && err && !err->code)
-		vm_error_set(err, -r, "copy failed");
+		r = vm_copy_attrs(c, t->src_fd, t->dst_fd, &t->src_st, "the top directory",
+				  w->scratch, 07777 + 1, false);
+	if (r < 0 && t->err && !t->err->code)
+		vm_error_set(t->err, -r, "copy failed");
 
 	rep->stats = w->st;
 	rep->stats.files = atomic_load(&c->files_done);
 	rep->stats.bytes = atomic_load(&c->bytes_done);
 	rep->stats.xattrs = atomic_load(&c->xattrs_done);
-	rep->xattrs_unlisted = opts->src_no_xattrs;
+	rep->xattrs_unlisted = t->opts->src_no_xattrs;
 	rep->elapsed_ns = (uint64_t)vm_mono_ns() - c->t0;
 	if (r == 0)
 		progress(w, true);
 
-	vm_copy_links_free(&c->links);
-	free(scratch);
-	pthread_mutex_destroy(&c->links_lock);
-	pthread_mutex_destroy(&c->progress_lock);
-	pthread_mutex_destroy(&c->err_lock);
-	pthread_mutex_destroy(&c->lock);
-	pthread_cond_destroy(&c->not_empty);
-	pthread_cond_destroy(&c->not_full);
-	pthread_cond_destroy(&c->drained);
-	free(w);
-	free(c->queue);
-	free(c);
+	tree_copy_free(t);
 	return r;
+}
+
+int vm_copy_tree(int src_fd, int dst_fd, const struct vm_copy_opts *opts,
+		 struct vm_copy_report *report, struct vm_error *err)
+{
+	static const struct vm_copy_opts none = {0};
+	struct vm_copy_report rep_local;
+	struct tree_copy *t;
+	int r = copy_setup(src_fd, dst_fd, opts ? opts : &none, report ? report : &rep_local,
+			   err, &t);
+	if (r < 0)
+		return r;
+	r = copy_start(t);
+	if (r == 0)
+		r = copy_walk(t);
+	copy_drain(t);
+	return copy_teardown(t, r);
 }
