@@ -170,12 +170,18 @@ static void f_pool(void *ctx, struct vm_control_pool *ret)
 					.volumes_fs_path = "/volumes"};
 }
 
-static int f_status(void *ctx, json_t **ret, struct vm_error *err)
+static void f_status(void *ctx, struct vm_manager_status *ret)
 {
 	enter(ctx);
-	*ret = json_pack("{s:s, s:s, s:s, s:s}", "pool", "/pool", "fstype", "btrfs", "backend",
-			 "btrfs", "backend_chosen", "probed");
-	return 0;
+	*ret = (struct vm_manager_status){
+		.pool = "/pool", .fstype = "btrfs", .mount = "/pool",
+		.backend = VM_BACKEND_BTRFS, .instant = true,
+		.backend_reason = "subvolumes can be made in the pool",
+		.copy_io = VM_COPY_IO_URING, .copy_io_reason = "io_uring probe passed",
+		.quotas = false, .quotas_reason = "quota accounting is off",
+		.quota_accounting = VM_QUOTA_MODE_OFF,
+		.copies_reading = 1, .copies_running = 2, .copies_waiting = 3, .copies_max = 4,
+	};
 }
 
 static int create(struct fake *f, const char *name, const struct vm_source *src,
@@ -218,7 +224,7 @@ static int f_volume_create(void *ctx, const char *name, const struct vm_create_o
 
 static int f_volume_create_from_fd(void *ctx, const char *name, int fd, const char *path,
 				   const struct vm_create_opts *o,
-				   const struct vm_caller *caller, json_t **ret_how,
+				   const struct vm_caller *caller, struct vm_create_how *ret_how,
 				   struct vm_error *err)
 {
 	struct fake *f = enter(ctx);
@@ -229,18 +235,20 @@ static int f_volume_create_from_fd(void *ctx, const char *name, int fd, const ch
 	int r = create(f, name, &src, o, caller, err);
 	if (r < 0)
 		return r;
-	*ret_how = json_pack("{s:s, s:{s:i}}", "method", "copy", "stats", "files", 2);
+	*ret_how = (struct vm_create_how){.method = VM_CREATE_COPY,
+					  .stats = {.files = 2, .dirs = 1, .bytes = 5, .xattrs = 1}};
 	return 0;
 }
 
-static int f_volume_which(void *ctx, int fd, json_t **ret, struct vm_error *err)
+static int f_volume_which(void *ctx, int fd, struct vm_volume_place *ret, struct vm_error *err)
 {
 	struct fake *f = enter(ctx);
 	assert_int_equal(fd, f->fd);
 	/* the fake's directory is always the top of its newest volume */
 	if (f->nvols == 0)
 		return vm_error_set(err, ENOENT, "not in a volume");
-	*ret = json_pack("{s:s, s:b}", "volume", f->vols[f->nvols - 1].name, "root", 1);
+	*ret = (struct vm_volume_place){.root = true};
+	snprintf(ret->volume, sizeof(ret->volume), "%s", f->vols[f->nvols - 1].name);
 	return 0;
 }
 
@@ -339,7 +347,7 @@ static void check_root(struct fake *f, const struct vm_caller *caller)
 }
 
 static int f_cache_import(void *ctx, const char *name, int fd, const struct vm_create_opts *o,
-			  const struct vm_caller *caller, json_t **ret_stats,
+			  const struct vm_caller *caller, struct vm_copy_stats *ret_stats,
 			  struct vm_error *err)
 {
 	struct fake *f = enter(ctx);
@@ -352,13 +360,13 @@ static int f_cache_import(void *ctx, const char *name, int fd, const struct vm_c
 		return vm_error_set(err, EEXIST, "cache %s already exists", name);
 	fake_progress(o);
 	cache_add(f, name)->no_xattrs = true;
-	*ret_stats = json_pack("{s:i, s:i, s:i}", "files", 2, "dirs", 1, "bytes", 5);
+	*ret_stats = (struct vm_copy_stats){.files = 2, .dirs = 1, .symlinks = 1, .bytes = 5};
 	return 0;
 }
 
 static int f_cache_create_git(void *ctx, const char *name, const char *url,
-			      const char *branch, const struct vm_caller *caller, json_t **ret,
-			      struct vm_error *err)
+			      const char *branch, const struct vm_caller *caller,
+			      struct vm_git_result *ret, struct vm_error *err)
 {
 	struct fake *f = enter(ctx);
 	check_root(f, caller);
@@ -373,12 +381,16 @@ static int f_cache_create_git(void *ctx, const char *name, const char *url,
 	snprintf(c->git_commit, sizeof(c->git_commit), "%s", "fedcba9876543210fedcba9876543210fedcba98");
 	c->generation = 1;
 	c->updated_ns = c->created_ns;
-	*ret = json_pack("{s:s, s:s, s:s, s:s, s:I}", "name", name, "url", url, "branch",
-			 c->git_branch, "commit", c->git_commit, "generation", (json_int_t)1);
+	*ret = (struct vm_git_result){.generation = 1};
+	snprintf(ret->name, sizeof(ret->name), "%s", name);
+	snprintf(ret->url, sizeof(ret->url), "%s", url);
+	snprintf(ret->branch, sizeof(ret->branch), "%s", c->git_branch);
+	snprintf(ret->commit, sizeof(ret->commit), "%s", c->git_commit);
 	return 0;
 }
 
-static int f_cache_update(void *ctx, const char *name, json_t **ret, struct vm_error *err)
+static int f_cache_update(void *ctx, const char *name, struct vm_git_result *ret,
+			  struct vm_error *err)
 {
 	enter(ctx);
 	struct fake *f = ctx;
@@ -390,9 +402,14 @@ static int f_cache_update(void *ctx, const char *name, json_t **ret, struct vm_e
 		return vm_error_set(err, ENOENT, "no such cache: %s", name);
 	if (!c->git_url[0])
 		return vm_error_set(err, EINVAL, "cache %s is not from git", name);
-	c->generation++;
-	*ret = json_pack("{s:s, s:s, s:I}", "name", name, "commit", c->git_commit, "generation",
-			 (json_int_t)c->generation);
+	*ret = (struct vm_git_result){0};
+	snprintf(ret->previous_commit, sizeof(ret->previous_commit), "%s", c->git_commit);
+	c->generation++; /* the fake's remote has no new commit */
+	ret->generation = c->generation;
+	snprintf(ret->name, sizeof(ret->name), "%s", name);
+	snprintf(ret->url, sizeof(ret->url), "%s", c->git_url);
+	snprintf(ret->branch, sizeof(ret->branch), "%s", c->git_branch);
+	snprintf(ret->commit, sizeof(ret->commit), "%s", c->git_commit);
 	return 0;
 }
 
@@ -445,13 +462,43 @@ static int f_cache_remove(void *ctx, const char *name, struct vm_error *err)
 }
 
 /* gc answers with what it was asked, so the fixtures see it. */
-static int f_gc(void *ctx, bool dry_run, json_t *labels, json_t **ret, struct vm_error *err)
+/* gc's report: with labels, held (every label asked for) would go and
+ * hidden stays in use; without, one removed for two reasons, one whose
+ * removal failed, one volume's stale Mounts dropped. */
+static int f_gc(void *ctx, bool dry_run, json_t *labels, struct vm_gc_report *ret,
+		struct vm_error *err)
 {
 	struct fake *f = enter(ctx);
 	check_root(f, f->caller);
 	assert_true(!labels || json_is_object(labels));
-	*ret = json_pack("{s:b, s:O?, s:[], s:[]}", "dry_run", dry_run, "labels", labels,
-			 "removed", "kept_in_use");
+	*ret = (struct vm_gc_report){.dry_run = dry_run};
+	ret->removed = calloc(1, sizeof(*ret->removed));
+	ret->kept = calloc(2, sizeof(*ret->kept));
+	assert_non_null(ret->removed);
+	assert_non_null(ret->kept);
+	if (labels) {
+		ret->n_removed = ret->n_kept = 1;
+		ret->removed[0] = (struct vm_gc_entry){.name = "held", .reasons = VM_GC_LABELS_MATCH,
+						       .has_bytes = true, .bytes = 4096};
+		ret->kept[0] = (struct vm_gc_entry){.name = "hidden", .reasons = VM_GC_LABELS_MATCH};
+		ret->bytes_freed = 4096; /* what it would free */
+		return 0;
+	}
+	ret->n_removed = 1;
+	ret->n_kept = 2;
+	ret->removed[0] = (struct vm_gc_entry){.name = "old",
+					       .reasons = VM_GC_EXPIRED | VM_GC_CREATOR_GONE,
+					       .has_bytes = true, .bytes = 1 << 20};
+	ret->kept[0] = (struct vm_gc_entry){.name = "busy", .reasons = VM_GC_CREATOR_GONE};
+	ret->kept[1] = (struct vm_gc_entry){.name = "raced", .reasons = VM_GC_EXPIRED,
+					    .has_bytes = true, .bytes = 0,
+					    .error = "volume raced is in use: mounted 1 time(s)"};
+	ret->mounts_dropped = calloc(1, sizeof(*ret->mounts_dropped));
+	assert_non_null(ret->mounts_dropped);
+	snprintf(ret->mounts_dropped[0], VM_NAME_MAX + 1, "%s", "stale");
+	ret->n_mounts_dropped = 1;
+	ret->bytes_freed = 1 << 20;
+	ret->stale_qgroups_cleared = 2;
 	return 0;
 }
 

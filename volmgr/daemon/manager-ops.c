@@ -67,9 +67,9 @@ static void c_pool(void *ctx, struct vm_control_pool *ret)
 	};
 }
 
-static int c_status(void *ctx, json_t **ret, struct vm_error *err)
+static void c_status(void *ctx, struct vm_manager_status *ret)
 {
-	return vm_manager_status(ctx, ret, err);
+	vm_manager_status(ctx, ret);
 }
 
 static int c_volume_create(void *ctx, const char *name, const struct vm_create_opts *o,
@@ -80,13 +80,13 @@ static int c_volume_create(void *ctx, const char *name, const struct vm_create_o
 
 static int c_volume_create_from_fd(void *ctx, const char *name, int fd, const char *path,
 				   const struct vm_create_opts *o,
-				   const struct vm_caller *caller, json_t **ret_how,
+				   const struct vm_caller *caller, struct vm_create_how *ret_how,
 				   struct vm_error *err)
 {
 	return vm_volume_create_from_fd(ctx, name, fd, path, o, caller, ret_how, err);
 }
 
-static int c_volume_which(void *ctx, int fd, json_t **ret, struct vm_error *err)
+static int c_volume_which(void *ctx, int fd, struct vm_volume_place *ret, struct vm_error *err)
 {
 	return vm_volume_which(ctx, fd, ret, err);
 }
@@ -116,19 +116,21 @@ static int c_volume_remove(void *ctx, const char *name, const struct vm_caller *
 }
 
 static int c_cache_import(void *ctx, const char *name, int fd, const struct vm_create_opts *o,
-			  const struct vm_caller *caller, json_t **ret_stats,
+			  const struct vm_caller *caller, struct vm_copy_stats *ret_stats,
 			  struct vm_error *err)
 {
 	return vm_cache_import(ctx, name, fd, o, caller, ret_stats, err);
 }
 
 static int c_cache_create_git(void *ctx, const char *name, const char *url, const char *branch,
-			      const struct vm_caller *caller, json_t **ret, struct vm_error *err)
+			      const struct vm_caller *caller, struct vm_git_result *ret,
+			      struct vm_error *err)
 {
 	return vm_cache_create_git(ctx, name, url, branch, caller, ret, err);
 }
 
-static int c_cache_update(void *ctx, const char *name, json_t **ret, struct vm_error *err)
+static int c_cache_update(void *ctx, const char *name, struct vm_git_result *ret,
+			  struct vm_error *err)
 {
 	return vm_cache_update(ctx, name, ret, err);
 }
@@ -149,7 +151,8 @@ static int c_cache_remove(void *ctx, const char *name, struct vm_error *err)
 	return vm_cache_remove(ctx, name, err);
 }
 
-static int c_gc(void *ctx, bool dry_run, json_t *labels, json_t **ret, struct vm_error *err)
+static int c_gc(void *ctx, bool dry_run, json_t *labels, struct vm_gc_report *ret,
+		struct vm_error *err)
 {
 	return vm_gc(ctx, dry_run, labels, ret, err);
 }

@@ -161,21 +161,21 @@ static void *gc_main(void *arg)
 			break;
 		pthread_mutex_unlock(&g->lock);
 		struct vm_error err = {0};
-		json_t *report = NULL;
-		if (vm_gc(g->m, false, NULL, &report, &err) < 0) {
+		struct vm_gc_report report = {0};
+		if (vm_gc(g->m, false, NULL, &report, &err) < 0)
 			vm_log("gc: %s", err.msg);
-		} else {
-			size_t i;
-			json_t *e;
-			json_array_foreach(json_object_get(report, "removed"), i, e) {
-				char *reasons = json_dumps(json_object_get(e, "reasons"), JSON_COMPACT);
-				vm_log("gc: removed %s %s (%lld bytes)",
-				       json_string_value(json_object_get(e, "name")), reasons ? reasons : "",
-				       (long long)json_integer_value(json_object_get(e, "bytes")));
-				free(reasons);
-			}
-			json_decref(report);
+		for (size_t i = 0; i < report.n_removed; i++) {
+			const struct vm_gc_entry *e = &report.removed[i];
+			char reasons[128] = "[";
+			for (unsigned bit = 1; bit & VM_GC_REASONS_ALL; bit <<= 1)
+				if (e->reasons & bit)
+					snprintf(reasons + strlen(reasons), sizeof(reasons) - strlen(reasons),
+						 "%s\"%s\"", reasons[1] ? "," : "",
+						 vm_gc_reason_name((enum vm_gc_reason)bit));
+			vm_log("gc: removed %s %s] (%llu bytes)", e->name, reasons,
+			       (unsigned long long)e->bytes);
 		}
+		vm_gc_report_done(&report);
 		pthread_mutex_lock(&g->lock);
 	}
 	pthread_mutex_unlock(&g->lock);

@@ -11,20 +11,6 @@
 
 #include "manager-private.h"
 
-static json_t *stats_json(const struct vm_copy_stats *s)
-{
-	json_t *j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
-			      "files", (json_int_t)s->files, "dirs", (json_int_t)s->dirs,
-			      "symlinks", (json_int_t)s->symlinks,
-			      "hardlinks", (json_int_t)s->hardlinks,
-			      "others", (json_int_t)s->others, "bytes", (json_int_t)s->bytes);
-	if (j) {
-		json_object_set_new(j, "skipped", json_integer((json_int_t)s->skipped));
-		json_object_set_new(j, "xattrs", json_integer((json_int_t)s->xattrs));
-	}
-	return j;
-}
-
 /* Copy the tree open at src_fd into a new volume or cache k/name: reserve
  * the name, copy into staging/ without holding the lock (other requests go
  * on meanwhile), then publish and commit the record under the lock.
@@ -34,7 +20,7 @@ static json_t *stats_json(const struct vm_copy_stats *s)
 int vm_mgr_copy_in(struct vm_manager *m, enum vm_kind k, const char *name, int src_fd,
 		   const struct vm_source *source, bool clone, bool src_no_xattrs,
 		   const struct vm_create_opts *opts, const struct vm_caller *caller,
-		   json_t **ret_stats, struct vm_error *err)
+		   struct vm_copy_stats *ret_stats, struct vm_error *err)
 {
 	json_t *labels = opts ? opts->labels : NULL;
 	int64_t ttl_ns = opts ? opts->ttl_ns : 0;
@@ -153,13 +139,13 @@ int vm_mgr_copy_in(struct vm_manager *m, enum vm_kind k, const char *name, int s
 		return r;
 	}
 	if (ret_stats)
-		*ret_stats = stats_json(&rep.stats);
+		*ret_stats = rep.stats;
 	return 0;
 }
 
 int vm_cache_import(struct vm_manager *m, const char *name, int src_fd,
 		    const struct vm_create_opts *opts, const struct vm_caller *caller,
-		    json_t **ret_stats, struct vm_error *err)
+		    struct vm_copy_stats *ret_stats, struct vm_error *err)
 {
 	struct vm_create_opts o = {0};
 	if (opts) {

@@ -15,19 +15,17 @@
 #include "quota.h"
 #include "volquota.h"
 
-int vm_gc_reasons(const struct vm_volume_info *info, int64_t now_ns, json_t *labels,
-		  bool creator_gone, json_t **ret)
+unsigned vm_gc_reasons(const struct vm_volume_info *info, int64_t now_ns, json_t *labels,
+		       bool creator_gone)
 {
-	json_t *reasons = json_array();
-	if (!reasons)
-		return -ENOMEM;
+	unsigned reasons = 0;
 	json_t *lbl = info->labels;
 	bool keep = json_is_string(json_object_get(lbl, "volmgr.keep")) &&
 		    strcmp(json_string_value(json_object_get(lbl, "volmgr.keep")), "true") == 0;
 	if (info->expires_ns > 0 && now_ns >= info->expires_ns)
-		json_array_append_new(reasons, json_string("expired"));
+		reasons |= VM_GC_EXPIRED;
 	if (creator_gone && !keep)
-		json_array_append_new(reasons, json_string("creator gone"));
+		reasons |= VM_GC_CREATOR_GONE;
 	if (labels && json_object_size(labels) > 0) {
 		bool all = true;
 		const char *k;
@@ -38,10 +36,9 @@ int vm_gc_reasons(const struct vm_volume_info *info, int64_t now_ns, json_t *lab
 				all = false;
 		}
 		if (all)
-			json_array_append_new(reasons, json_string("labels match"));
+			reasons |= VM_GC_LABELS_MATCH;
 	}
-	*ret = reasons;
-	return 0;
+	return reasons;
 }
 
 /* Bytes a removal frees: with simple quotas, what the volume and the
@@ -77,11 +74,27 @@ static uint64_t tree_blocks(int dirfd, unsigned depth)
 	return sum;
 }
 
-int vm_gc(struct vm_manager *m, bool dry_run, json_t *labels, json_t **ret,
+/* Room for n entries of size bytes in *items (cap: what is there). */
+static int grow(void **items, size_t n, size_t *cap, size_t size)
+{
+	if (n < *cap)
+		return 0;
+	size_t want = *cap ? *cap * 2 : 16;
+	void *p = reallocarray(*items, want, size);
+	if (!p)
+		return -ENOMEM;
+	*items = p;
+	*cap = want;
+	return 0;
+}
+
+int vm_gc(struct vm_manager *m, bool dry_run, json_t *labels, struct vm_gc_report *ret,
 	  struct vm_error *err)
 {
 	_cleanup_json_ json_t *counts = NULL;
 	_cleanup_(vm_volume_info_list_done) struct vm_volume_info_list all = {0};
+	_cleanup_(vm_gc_report_done) struct vm_gc_report rep = {.dry_run = dry_run};
+	size_t cap_removed = 0, cap_kept = 0, cap_dropped = 0;
 	bool simple = m->store.vq.mode == VM_QUOTA_MODE_SIMPLE;
 	/* Subvolumes made inside volumes are in their volume's qgroup, and
 	 * the numbers are as of now. */
@@ -98,20 +111,18 @@ int vm_gc(struct vm_manager *m, bool dry_run, json_t *labels, json_t **ret,
 	r = vm_volume_list(m, false, &all, err);
 	if (r < 0)
 		return r;
-	json_t *report = json_pack("{s:b, s:[], s:[], s:[], s:I}", "dry_run", dry_run, "removed",
-				   "kept_in_use", "mounts_dropped", "bytes_freed", (json_int_t)0);
-	if (!report)
-		return vm_error_set(err, ENOMEM, "out of memory");
 	int64_t now = vm_now_ns();
-	uint64_t freed = 0;
 	for (size_t i = 0; i < all.n; i++) {
 		struct vm_volume_info *info = &all.items[i];
 		const char *name = info->name;
 		/* Recorded Mounts of a volume nothing mounts: gone if every
 		 * engine confirms (never by age). */
 		if (!dry_run && info->n_mounts > 0 && vm_mgr_prune_mounts(m, name, counts) == 1) {
-			json_array_append_new(json_object_get(report, "mounts_dropped"),
-					      json_string(name));
+			if (grow((void **)&rep.mounts_dropped, rep.n_mounts_dropped, &cap_dropped,
+				 sizeof(*rep.mounts_dropped)) < 0)
+				return vm_error_set(err, ENOMEM, "out of memory");
+			snprintf(rep.mounts_dropped[rep.n_mounts_dropped++], VM_NAME_MAX + 1, "%s",
+				 name);
 			info->in_use = false;
 		}
 		json_int_t kernel = json_integer_value(json_object_get(counts, name));
@@ -122,40 +133,38 @@ int vm_gc(struct vm_manager *m, bool dry_run, json_t *labels, json_t **ret,
 			continue;
 		info->expires_ns = rec.expires_ns;
 		bool gone = rec.creator_cgroup[0] && vm_cgroup_exists(rec.creator_cgroup) == 0;
-		_cleanup_json_ json_t *reasons = NULL;
-		if (vm_gc_reasons(info, now, labels, gone, &reasons) < 0)
-			break;
-		if (json_array_size(reasons) == 0)
+		unsigned reasons = vm_gc_reasons(info, now, labels, gone);
+		if (!reasons)
 			continue;
-		json_t *entry = json_pack("{s:s, s:O}", "name", name, "reasons", reasons);
-		if (info->in_use) {
-			json_array_append_new(json_object_get(report, "kept_in_use"), entry);
-			continue;
-		}
-		uint64_t bytes = 0;
-		if (simple && info->has_usage) {
-			bytes = info->usage_exclusive;
-		} else {
-			_cleanup_close_ int fd = vm_openat_beneath(m->store.pool->volumes_fd, name,
-								   O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-			if (fd >= 0)
-				bytes = tree_blocks(fd, 0);
-		}
-		json_object_set_new(entry, "bytes", json_integer((json_int_t)bytes));
-		if (!dry_run) {
+		struct vm_gc_entry entry = {.reasons = reasons};
+		snprintf(entry.name, sizeof(entry.name), "%s", name);
+		bool kept = info->in_use;
+		if (!kept) {
+			if (simple && info->has_usage) {
+				entry.bytes = info->usage_exclusive;
+			} else {
+				_cleanup_close_ int fd = vm_openat_beneath(
+					m->store.pool->volumes_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+				if (fd >= 0)
+					entry.bytes = tree_blocks(fd, 0);
+			}
+			entry.has_bytes = true;
 			struct vm_error e = {0};
 			/* vm_volume_remove checks "in use" again under the
 			 * lock: a mount that came meanwhile wins. */
-			if (vm_mgr_remove_volume(m, name, NULL, counts, true, &e) < 0) {
-				json_object_set_new(entry, "error", json_string(e.msg));
-				json_array_append_new(json_object_get(report, "kept_in_use"), entry);
-				continue;
+			if (!dry_run && vm_mgr_remove_volume(m, name, NULL, counts, true, &e) < 0) {
+				snprintf(entry.error, sizeof(entry.error), "%s", e.msg);
+				kept = true;
 			}
 		}
-		freed += bytes;
-		json_array_append_new(json_object_get(report, "removed"), entry);
+		struct vm_gc_entry **list = kept ? &rep.kept : &rep.removed;
+		size_t *n = kept ? &rep.n_kept : &rep.n_removed;
+		if (grow((void **)list, *n, kept ? &cap_kept : &cap_removed, sizeof(**list)) < 0)
+			return vm_error_set(err, ENOMEM, "out of memory");
+		(*list)[(*n)++] = entry;
+		if (!kept)
+			rep.bytes_freed += entry.bytes;
 	}
-	json_object_set_new(report, "bytes_freed", json_integer((json_int_t)freed));
 	/* qgroups of subvolumes btrfs has dropped since (the kernel removes
 	 * most level-0 ones itself; what it left is stale), and level-1
 	 * qgroups of volumes gone whose members are all gone. */
@@ -163,8 +172,9 @@ int vm_gc(struct vm_manager *m, bool dry_run, json_t *labels, json_t **ret,
 		unsigned skipped = 0;
 		int n = vm_volquota_clear_stale(&m->store.vq, &skipped, NULL);
 		if (n > 0)
-			json_object_set_new(report, "stale_qgroups_cleared", json_integer(n));
+			rep.stale_qgroups_cleared = n;
 	}
-	*ret = report;
+	*ret = rep;
+	rep = (struct vm_gc_report){0};
 	return 0;
 }

@@ -109,16 +109,18 @@ static int refresh_index(struct vm_manager *m, const struct vm_git_target *t,
 	return vm_git_run(&m->git, t, args, NULL, err);
 }
 
-static json_t *cache_result(const struct vm_record *rec)
+static void cache_result(const struct vm_record *rec, struct vm_git_result *ret)
 {
-	return json_pack("{s:s, s:s, s:s, s:s, s:I}", "name", rec->name, "url", rec->git_url,
-			 "branch", rec->git_branch, "commit", rec->git_commit,
-			 "generation", (json_int_t)rec->generation);
+	*ret = (struct vm_git_result){.generation = rec->generation};
+	snprintf(ret->name, sizeof(ret->name), "%s", rec->name);
+	snprintf(ret->url, sizeof(ret->url), "%s", rec->git_url);
+	snprintf(ret->branch, sizeof(ret->branch), "%s", rec->git_branch);
+	snprintf(ret->commit, sizeof(ret->commit), "%s", rec->git_commit);
 }
 
 int vm_cache_create_git(struct vm_manager *m, const char *name, const char *url,
-			const char *branch, const struct vm_caller *caller, json_t **ret,
-			struct vm_error *err)
+			const char *branch, const struct vm_caller *caller,
+			struct vm_git_result *ret, struct vm_error *err)
 {
 	int r;
 	if ((r = vm_name_check("cache", name, err)) < 0 || (r = vm_git_url_check(url, err)) < 0 ||
@@ -185,7 +187,7 @@ int vm_cache_create_git(struct vm_manager *m, const char *name, const char *url,
 		vm_store_discard_data(&m->store, m->store.pool->caches_fd, name, NULL);
 		return r;
 	}
-	*ret = cache_result(&rec);
+	cache_result(&rec, ret);
 	return 0;
 }
 
@@ -196,7 +198,7 @@ static bool updating(struct vm_manager *m, const char *name, int on)
 	return vm_store_busy(&m->store, key, on);
 }
 
-int vm_cache_update(struct vm_manager *m, const char *name, json_t **ret,
+int vm_cache_update(struct vm_manager *m, const char *name, struct vm_git_result *ret,
 		    struct vm_error *err)
 {
 	int r;
@@ -307,8 +309,8 @@ int vm_cache_update(struct vm_manager *m, const char *name, json_t **ret,
 	now.updated_ns = vm_now_ns();
 	r = vm_store_store_record(&m->store, &now, err);
 	if (r == 0) {
-		*ret = cache_result(&now);
-		json_object_set_new(*ret, "previous_commit", json_string(rec.git_commit));
+		cache_result(&now, ret);
+		snprintf(ret->previous_commit, sizeof(ret->previous_commit), "%s", rec.git_commit);
 	}
 	}
 	/* staging/tmp now holds the old generation: no volume refers to it,

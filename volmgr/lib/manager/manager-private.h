@@ -49,7 +49,7 @@ int vm_mgr_reserved_check(struct vm_manager *m, const char *name, const struct v
 int vm_mgr_copy_in(struct vm_manager *m, enum vm_kind k, const char *name, int src_fd,
 		   const struct vm_source *source, bool clone, bool src_no_xattrs,
 		   const struct vm_create_opts *opts, const struct vm_caller *caller,
-		   json_t **ret_stats, struct vm_error *err);
+		   struct vm_copy_stats *ret_stats, struct vm_error *err);
 
 /* gitcache.c: at start-up, if a git cache's checkout is at another commit than its
  * record says (a crash between an update's swap and its record), bring

@@ -25,38 +25,29 @@ const struct vm_backend *vm_manager_backend(const struct vm_manager *m)
 	return &m->store.backend;
 }
 
-int vm_manager_status(struct vm_manager *m, json_t **ret, struct vm_error *err)
+void vm_manager_status(struct vm_manager *m, struct vm_manager_status *ret)
 {
 	const struct vm_backend *b = &m->store.backend;
-	size_t reading;
-	unsigned running, waiting;
-	{
-		VM_STORE_LOCK(&m->store);
-		reading = vm_readers_count(&m->store.readers);
-		running = m->store.copies_running;
-		waiting = m->store.copies_waiting;
-	}
-	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:s, s:b, s:I}",
-			      "version", VOLMGR_VERSION, "pool", m->store.pool->path,
-			      "fstype", m->store.pool->fstype, "mount", m->store.pool->mount_target,
-			      "backend", vm_backend_name(b->kind),
-			      "backend_chosen", b->forced ? "forced" : "probed",
-			      "instant", vm_backend_is_instant(b),
-			      "backend_reason", b->why,
-			      "copy_io", vm_copy_io_name(b->io),
-			      "copy_io_reason", b->io_why, "quotas", m->store.quotas,
-			      "copies_reading", (json_int_t)reading);
-	if (!j)
-		return vm_error_set(err, ENOMEM, "out of memory");
-	if (!m->store.quotas)
-		json_object_set_new(j, "quotas_reason", json_string(m->store.quota_error.msg));
-	json_object_set_new(j, "copies", json_pack("{s:I, s:I, s:I}", "running", (json_int_t)running,
-						   "waiting", (json_int_t)waiting, "max",
-						   (json_int_t)VM_STORE_COPIES_MAX));
-	/* simple: limits cover subvolumes made inside a volume; full: not. */
-	json_object_set_new(j, "quota_accounting", json_string(vm_quota_mode_name(m->store.vq.mode)));
-	*ret = j;
-	return 0;
+	*ret = (struct vm_manager_status){
+		.pool = m->store.pool->path,
+		.fstype = m->store.pool->fstype,
+		.mount = m->store.pool->mount_target,
+		.backend = b->kind,
+		.backend_forced = b->forced,
+		.instant = vm_backend_is_instant(b),
+		.backend_reason = b->why,
+		.copy_io = b->io,
+		.copy_io_reason = b->io_why,
+		.quotas = m->store.quotas,
+		.quotas_reason = m->store.quotas ? NULL : m->store.quota_error.msg,
+		/* simple: limits cover subvolumes made inside a volume */
+		.quota_accounting = m->store.vq.mode,
+		.copies_max = VM_STORE_COPIES_MAX,
+	};
+	VM_STORE_LOCK(&m->store);
+	ret->copies_reading = vm_readers_count(&m->store.readers);
+	ret->copies_running = m->store.copies_running;
+	ret->copies_waiting = m->store.copies_waiting;
 }
 
 const char *vm_manager_proc(const struct vm_manager *m)

@@ -16,6 +16,7 @@
 #include "names.h"
 #include "pool.h"
 #include "util.h"
+#include "results.h"
 #include "volinfo.h"
 
 struct vm_manager;
@@ -51,10 +52,8 @@ void vm_manager_free(struct vm_manager *m);
 const struct vm_pool *vm_manager_pool(const struct vm_manager *m);
 const struct vm_backend *vm_manager_backend(const struct vm_manager *m);
 /* The pool, its backend and how it was chosen, the copy io and why,
- * quotas: {"pool", "fstype", "mount", "backend", "backend_chosen":
- * "probed"|"forced", "backend_reason", "instant", "copy_io",
- * "copy_io_reason", "quotas", "copies_reading"}. */
-int vm_manager_status(struct vm_manager *m, json_t **ret, struct vm_error *err);
+ * quotas, the copies (results.h). */
+void vm_manager_status(struct vm_manager *m, struct vm_manager_status *ret);
 const char *vm_manager_proc(const struct vm_manager *m);
 /* The volumes directory as mountinfo's root field shows it ("/volumes"
  * for a pool at the top of its file system). */
@@ -94,26 +93,28 @@ int vm_volume_list(struct vm_manager *m, bool with_usage,
 /* Create volume name from the directory a caller opened (src_fd): when it
  * is the root of a volume, a snapshot of that volume; otherwise a copy of
  * the tree (data shared with clones where the file system can).  path is
- * the caller's name for it, recorded as source "path:PATH".  ret_how says
- * which: {"method": "snapshot", "of": NAME} ("clone" off btrfs) or
- * {"method": "copy", ...}. */
+ * the caller's name for it, recorded as source "path:PATH".  ret_how (may
+ * be NULL) says which (results.h): a snapshot of a volume (a clone off
+ * btrfs), or a copy with its counts. */
 int vm_volume_create_from_fd(struct vm_manager *m, const char *name, int src_fd,
 			     const char *path, const struct vm_create_opts *opts,
-			     const struct vm_caller *caller, json_t **ret_how,
+			     const struct vm_caller *caller, struct vm_create_how *ret_how,
 			     struct vm_error *err);
-/* The volume holding the directory a caller opened:
- * {"volume": NAME, "root": true if fd is the volume's top}. ENOENT if none. */
-int vm_volume_which(struct vm_manager *m, int fd, json_t **ret, struct vm_error *err);
+/* The volume holding the directory a caller opened, and whether fd is its
+ * top.  ENOENT if none. */
+int vm_volume_which(struct vm_manager *m, int fd, struct vm_volume_place *ret,
+		    struct vm_error *err);
 
 /* A cache from git: clone URL (branch, or the default branch) as the git
- * user.  ret: {name, url, branch, commit, generation}. */
+ * user; ret gets its git state. */
 int vm_cache_create_git(struct vm_manager *m, const char *name, const char *url,
-			const char *branch, const struct vm_caller *caller, json_t **ret,
-			struct vm_error *err);
+			const char *branch, const struct vm_caller *caller,
+			struct vm_git_result *ret, struct vm_error *err);
 /* Fetch and check out the branch into a new generation and publish it
  * atomically; on failure the current generation stays.  EBUSY while
- * another update of the cache runs. */
-int vm_cache_update(struct vm_manager *m, const char *name, json_t **ret,
+ * another update of the cache runs.  ret: the new state and the commit
+ * before. */
+int vm_cache_update(struct vm_manager *m, const char *name, struct vm_git_result *ret,
 		    struct vm_error *err);
 /* A volume from cache:NAME@REV: a snapshot of the current generation,
  * then REV checked out in it (fetched first if missing).  An unknown REV
@@ -126,7 +127,7 @@ int vm_volume_create_at_rev(struct vm_manager *m, const char *name,
  * its progress callback is used; may be NULL. */
 int vm_cache_import(struct vm_manager *m, const char *name, int src_fd,
 		    const struct vm_create_opts *opts, const struct vm_caller *caller,
-		    json_t **ret_stats, struct vm_error *err);
+		    struct vm_copy_stats *ret_stats, struct vm_error *err);
 /* What the manager knows of a cache (volinfo.h); release it with
  * vm_cache_info_done / vm_cache_info_list_done.  ret is not touched on
  * failure. */

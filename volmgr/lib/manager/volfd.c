@@ -166,7 +166,8 @@ static int volume_of_place(struct vm_manager *m, const struct fd_place *p,
 	return 0;
 }
 
-int vm_volume_which(struct vm_manager *m, int fd, json_t **ret, struct vm_error *err)
+int vm_volume_which(struct vm_manager *m, int fd, struct vm_volume_place *ret,
+		    struct vm_error *err)
 {
 	struct fd_place place;
 	int r = place_of_fd(m, fd, &place, err);
@@ -183,13 +184,14 @@ int vm_volume_which(struct vm_manager *m, int fd, json_t **ret, struct vm_error 
 		return vm_error_set(err, ENOENT, "the directory is not on a volmgr volume");
 	if (r < 0)
 		return r;
-	*ret = json_pack("{s:s, s:b}", "volume", name, "root", root);
-	return *ret ? 0 : vm_error_set(err, ENOMEM, "out of memory");
+	*ret = (struct vm_volume_place){.root = root};
+	snprintf(ret->volume, sizeof(ret->volume), "%s", name);
+	return 0;
 }
 
 int vm_volume_create_from_fd(struct vm_manager *m, const char *name, int src_fd,
 			     const char *path, const struct vm_create_opts *opts,
-			     const struct vm_caller *caller, json_t **ret_how,
+			     const struct vm_caller *caller, struct vm_create_how *ret_how,
 			     struct vm_error *err)
 {
 	json_t *labels = opts ? opts->labels : NULL;
@@ -228,20 +230,21 @@ int vm_volume_create_from_fd(struct vm_manager *m, const char *name, int src_fd,
 		o.labels = labels;
 		snprintf(o.source.name, sizeof(o.source.name), "%s", held);
 		r = vm_volume_create(m, name, &o, caller, err);
-		if (r == 0 && ret_how)
-			*ret_how = json_pack("{s:s, s:s}", "method",
-					     vm_backend_is_instant(&m->store.backend) ? "snapshot" : "clone",
-					     "of", held);
+		if (r == 0 && ret_how) {
+			*ret_how = (struct vm_create_how){
+				.method = vm_backend_is_instant(&m->store.backend) ? VM_CREATE_SNAPSHOT
+										   : VM_CREATE_CLONE};
+			snprintf(ret_how->of, sizeof(ret_how->of), "%s", held);
+		}
 		return r;
 	}
 	struct vm_source src = {.kind = VM_SOURCE_PATH};
 	snprintf(src.name, sizeof(src.name), "%s", path);
-	json_t *stats = NULL;
-	r = vm_mgr_copy_in(m, VM_KIND_VOLUME, name, src_fd, &src, false, false, opts, caller, &stats, err);
+	struct vm_copy_stats stats = {0};
+	r = vm_mgr_copy_in(m, VM_KIND_VOLUME, name, src_fd, &src, false, false, opts, caller, &stats,
+			   err);
 	vm_store_release(&m->store, &hold);
 	if (r == 0 && ret_how)
-		*ret_how = json_pack("{s:s, s:o}", "method", "copy", "stats", stats);
-	else
-		json_decref(stats);
+		*ret_how = (struct vm_create_how){.method = VM_CREATE_COPY, .stats = stats};
 	return r;
 }

@@ -109,13 +109,110 @@ static json_t *cache_json(const struct vm_cache_info *c)
 	return info;
 }
 
-static int volume_reply(const struct vm_volume_info *v, json_t **ret, struct vm_error *err)
+static json_t *status_json(const struct vm_manager_status *s)
 {
-	json_t *j = volume_json(v);
+	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:s, s:b, s:I}",
+			      "version", VOLMGR_VERSION, "pool", s->pool, "fstype", s->fstype,
+			      "mount", s->mount, "backend", vm_backend_name(s->backend),
+			      "backend_chosen", s->backend_forced ? "forced" : "probed",
+			      "instant", s->instant, "backend_reason", s->backend_reason,
+			      "copy_io", vm_copy_io_name(s->copy_io),
+			      "copy_io_reason", s->copy_io_reason, "quotas", s->quotas,
+			      "copies_reading", (json_int_t)s->copies_reading);
+	if (!j)
+		return NULL;
+	if (!s->quotas)
+		json_object_set_new(j, "quotas_reason", json_string(s->quotas_reason));
+	json_object_set_new(j, "copies",
+			    json_pack("{s:I, s:I, s:I}", "running", (json_int_t)s->copies_running,
+				      "waiting", (json_int_t)s->copies_waiting,
+				      "max", (json_int_t)s->copies_max));
+	json_object_set_new(j, "quota_accounting",
+			    json_string(vm_quota_mode_name(s->quota_accounting)));
+	return j;
+}
+
+static json_t *stats_json(const struct vm_copy_stats *s)
+{
+	json_t *j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
+			      "files", (json_int_t)s->files, "dirs", (json_int_t)s->dirs,
+			      "symlinks", (json_int_t)s->symlinks,
+			      "hardlinks", (json_int_t)s->hardlinks,
+			      "others", (json_int_t)s->others, "bytes", (json_int_t)s->bytes);
+	if (j) {
+		json_object_set_new(j, "skipped", json_integer((json_int_t)s->skipped));
+		json_object_set_new(j, "xattrs", json_integer((json_int_t)s->xattrs));
+	}
+	return j;
+}
+
+static json_t *how_json(const struct vm_create_how *h)
+{
+	if (h->method == VM_CREATE_COPY)
+		return json_pack("{s:s, s:o}", "method", "copy", "stats", stats_json(&h->stats));
+	return json_pack("{s:s, s:s}", "method",
+			 h->method == VM_CREATE_SNAPSHOT ? "snapshot" : "clone", "of", h->of);
+}
+
+static json_t *git_json(const struct vm_git_result *g, bool update)
+{
+	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I}", "name", g->name, "url", g->url,
+			      "branch", g->branch, "commit", g->commit,
+			      "generation", (json_int_t)g->generation);
+	if (j && update)
+		json_object_set_new(j, "previous_commit", json_string(g->previous_commit));
+	return j;
+}
+
+static json_t *gc_entries_json(const struct vm_gc_entry *e, size_t n)
+{
+	json_t *list = json_array();
+	for (size_t i = 0; list && i < n; i++) {
+		json_t *reasons = json_array();
+		for (unsigned bit = 1; reasons && bit & VM_GC_REASONS_ALL; bit <<= 1)
+			if (e[i].reasons & bit)
+				json_array_append_new(reasons,
+						      json_string(vm_gc_reason_name((enum vm_gc_reason)bit)));
+		json_t *j = json_pack("{s:s, s:o}", "name", e[i].name, "reasons", reasons);
+		if (j && e[i].has_bytes)
+			json_object_set_new(j, "bytes", json_integer((json_int_t)e[i].bytes));
+		if (j && e[i].error[0])
+			json_object_set_new(j, "error", json_string(e[i].error));
+		if (json_array_append_new(list, j) < 0) {
+			json_decref(list);
+			return NULL;
+		}
+	}
+	return list;
+}
+
+static json_t *gc_json(const struct vm_gc_report *r)
+{
+	json_t *dropped = json_array();
+	for (size_t i = 0; dropped && i < r->n_mounts_dropped; i++)
+		json_array_append_new(dropped, json_string(r->mounts_dropped[i]));
+	json_t *j = json_pack("{s:b, s:o, s:o, s:o, s:I}", "dry_run", r->dry_run, "removed",
+			      gc_entries_json(r->removed, r->n_removed), "kept_in_use",
+			      gc_entries_json(r->kept, r->n_kept), "mounts_dropped", dropped,
+			      "bytes_freed", (json_int_t)r->bytes_freed);
+	if (j && r->stale_qgroups_cleared > 0)
+		json_object_set_new(j, "stale_qgroups_cleared",
+				    json_integer(r->stale_qgroups_cleared));
+	return j;
+}
+
+/* A reply object built from a result, or ENOMEM. */
+static int reply_of(json_t *j, json_t **ret, struct vm_error *err)
+{
 	if (!j)
 		return vm_error_set(err, ENOMEM, "out of memory");
 	*ret = j;
 	return 0;
+}
+
+static int volume_reply(const struct vm_volume_info *v, json_t **ret, struct vm_error *err)
+{
+	return reply_of(volume_json(v), ret, err);
 }
 
 /* ---- the arguments ---- */
@@ -249,7 +346,9 @@ static int op_ping(const struct call *c, json_t **ret, struct vm_error *err)
 
 static int op_status(const struct call *c, json_t **ret, struct vm_error *err)
 {
-	return c->ops->status(c->ctx, ret, err);
+	struct vm_manager_status s;
+	c->ops->status(c->ctx, &s);
+	return reply_of(status_json(&s), ret, err);
 }
 
 /* From a source by name, or with a passed fd from what the caller sees at
@@ -271,7 +370,7 @@ static int op_volume_create(const struct call *c, json_t **ret, struct vm_error 
 	if (a->quota && (r = vm_parse_size(a->quota, &o.quota_bytes, err)) < 0)
 		return r;
 	o.quota_set = a->quota != NULL;
-	_cleanup_json_ json_t *how = NULL;
+	struct vm_create_how how = {0};
 	if (a->path)
 		r = c->ops->volume_create_from_fd(c->ctx, a->name, c->fd, a->path, &o, c->caller,
 						  &how, err);
@@ -284,7 +383,7 @@ static int op_volume_create(const struct call *c, json_t **ret, struct vm_error 
 	    (r = volume_reply(&info, ret, err)) < 0)
 		return r;
 	if (a->path)
-		json_object_set_new(*ret, "created_by", TAKE_PTR(how));
+		json_object_set_new(*ret, "created_by", how_json(&how));
 	return 0;
 }
 
@@ -292,10 +391,15 @@ static int op_volume_create(const struct call *c, json_t **ret, struct vm_error 
  * directory mounted (informative, best effort). */
 static int op_volume_which(const struct call *c, json_t **ret, struct vm_error *err)
 {
-	_cleanup_json_ json_t *result = NULL, *mount = NULL;
-	int r = c->ops->volume_which(c->ctx, c->fd, &result, err);
+	_cleanup_json_ json_t *mount = NULL;
+	struct vm_volume_place place;
+	int r = c->ops->volume_which(c->ctx, c->fd, &place, err);
 	if (r < 0)
 		return r;
+	_cleanup_json_ json_t *result = json_pack("{s:s, s:b}", "volume", place.volume, "root",
+						  place.root);
+	if (!result)
+		return vm_error_set(err, ENOMEM, "out of memory");
 	struct vm_error merr = {0};
 	if (c->ops->mount_of_fd(c->ctx, c->caller, c->fd, &mount, &merr) == 0) {
 		/* Is the volume's top what is mounted there?  Then an engine
@@ -304,8 +408,7 @@ static int op_volume_which(const struct call *c, json_t **ret, struct vm_error *
 		struct vm_control_pool p = {0};
 		c->ops->pool(c->ctx, &p);
 		char top[PATH_MAX];
-		snprintf(top, sizeof(top), "%s/%s", p.volumes_fs_path,
-			 json_string_value(json_object_get(result, "volume")) ?: "");
+		snprintf(top, sizeof(top), "%s/%s", p.volumes_fs_path, place.volume);
 		const char *root = json_string_value(json_object_get(mount, "root"));
 		json_object_set_new(mount, "volume_top", json_boolean(root && strcmp(root, top) == 0));
 		json_object_set_new(result, "mount", TAKE_PTR(mount));
@@ -346,18 +449,24 @@ static int op_cache_import(const struct call *c, json_t **ret, struct vm_error *
 {
 	struct vm_create_opts o = {0};
 	want_progress(c->sink, &o);
-	return c->ops->cache_import(c->ctx, c->a.name, c->fd, &o, c->caller, ret, err);
+	struct vm_copy_stats stats;
+	int r = c->ops->cache_import(c->ctx, c->a.name, c->fd, &o, c->caller, &stats, err);
+	return r < 0 ? r : reply_of(stats_json(&stats), ret, err);
 }
 
 static int op_cache_create(const struct call *c, json_t **ret, struct vm_error *err)
 {
-	return c->ops->cache_create_git(c->ctx, c->a.name, c->a.git, c->a.branch, c->caller,
-					ret, err);
+	struct vm_git_result g;
+	int r = c->ops->cache_create_git(c->ctx, c->a.name, c->a.git, c->a.branch, c->caller, &g,
+					 err);
+	return r < 0 ? r : reply_of(git_json(&g, false), ret, err);
 }
 
 static int op_cache_update(const struct call *c, json_t **ret, struct vm_error *err)
 {
-	return c->ops->cache_update(c->ctx, c->a.name, ret, err);
+	struct vm_git_result g;
+	int r = c->ops->cache_update(c->ctx, c->a.name, &g, err);
+	return r < 0 ? r : reply_of(git_json(&g, true), ret, err);
 }
 
 static int op_cache_list(const struct call *c, json_t **ret, struct vm_error *err)
@@ -396,7 +505,9 @@ static int op_cache_remove(const struct call *c, json_t **ret, struct vm_error *
 
 static int op_gc(const struct call *c, json_t **ret, struct vm_error *err)
 {
-	return c->ops->gc(c->ctx, c->a.dry_run, c->a.labels, ret, err);
+	_cleanup_(vm_gc_report_done) struct vm_gc_report rep = {0};
+	int r = c->ops->gc(c->ctx, c->a.dry_run, c->a.labels, &rep, err);
+	return r < 0 ? r : reply_of(gc_json(&rep), ret, err);
 }
 
 /* Prometheus text: the request counters and the pool's gauges. */

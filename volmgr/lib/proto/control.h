@@ -35,16 +35,14 @@ struct vm_control_pool {
  * caller is the one the kernel named (SO_PEERCRED). */
 struct vm_control_ops {
 	void (*pool)(void *ctx, struct vm_control_pool *ret);
-	/* vm_manager_status's object */
-	int (*status)(void *ctx, json_t **ret, struct vm_error *err);
+	void (*status)(void *ctx, struct vm_manager_status *ret);
 	int (*volume_create)(void *ctx, const char *name, const struct vm_create_opts *o,
 			     const struct vm_caller *caller, struct vm_error *err);
 	int (*volume_create_from_fd)(void *ctx, const char *name, int fd, const char *path,
 				     const struct vm_create_opts *o,
-				     const struct vm_caller *caller, json_t **ret_how,
+				     const struct vm_caller *caller, struct vm_create_how *ret_how,
 				     struct vm_error *err);
-	/* vm_volume_which's {"volume", "root"} */
-	int (*volume_which)(void *ctx, int fd, json_t **ret, struct vm_error *err);
+	int (*volume_which)(void *ctx, int fd, struct vm_volume_place *ret, struct vm_error *err);
 	/* Where the caller has the directory open at fd mounted
 	 * (vm_caller_mount_of_fd's {"target", "root", "fstype"}). */
 	int (*mount_of_fd)(void *ctx, const struct vm_caller *caller, int fd, json_t **ret,
@@ -57,18 +55,20 @@ struct vm_control_ops {
 	int (*volume_remove)(void *ctx, const char *name, const struct vm_caller *caller,
 			     struct vm_error *err);
 	int (*cache_import)(void *ctx, const char *name, int fd, const struct vm_create_opts *o,
-			    const struct vm_caller *caller, json_t **ret_stats,
+			    const struct vm_caller *caller, struct vm_copy_stats *ret_stats,
 			    struct vm_error *err);
 	int (*cache_create_git)(void *ctx, const char *name, const char *url,
-				const char *branch, const struct vm_caller *caller, json_t **ret,
-				struct vm_error *err);
-	int (*cache_update)(void *ctx, const char *name, json_t **ret, struct vm_error *err);
+				const char *branch, const struct vm_caller *caller,
+				struct vm_git_result *ret, struct vm_error *err);
+	int (*cache_update)(void *ctx, const char *name, struct vm_git_result *ret,
+			    struct vm_error *err);
 	int (*cache_get)(void *ctx, const char *name, struct vm_cache_info *ret,
 			 struct vm_error *err);
 	int (*cache_list)(void *ctx, struct vm_cache_info_list *ret, struct vm_error *err);
 	int (*cache_remove)(void *ctx, const char *name, struct vm_error *err);
 	/* labels: an object of string -> string, or NULL */
-	int (*gc)(void *ctx, bool dry_run, json_t *labels, json_t **ret, struct vm_error *err);
+	int (*gc)(void *ctx, bool dry_run, json_t *labels, struct vm_gc_report *ret,
+		  struct vm_error *err);
 };
 
 /* Handle one request.  fd is a descriptor the caller passed along (or -1);
