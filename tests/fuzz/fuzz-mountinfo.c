@@ -50,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", memfd);
 
-	_cleanup_fuzz_json_ json_t *counts = json_object();
+	_cleanup_json_ json_t *counts = json_object();
 	int r = vm_inuse_scan_mountinfo(path, &where, counts);
 	FUZZ_CHECK(r == 0 || r == -ENOENT, "vm_inuse_scan_mountinfo returned %d", r);
 	if (r < 0) {
@@ -78,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		   lines);
 
 	/* the same table again adds the same counts */
-	_cleanup_fuzz_json_ json_t *twice = json_deep_copy(counts);
+	_cleanup_json_ json_t *twice = json_deep_copy(counts);
 	FUZZ_CHECK(twice, "out of memory");
 	r = vm_inuse_scan_mountinfo(path, &where, twice);
 	FUZZ_CHECK(r == 0, "the second scan returned %d", r);

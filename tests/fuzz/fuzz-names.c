@@ -450,7 +450,7 @@ static void fuzz_size(const char *s)
 static void fuzz_opts(const char *text, size_t len)
 {
 	json_error_t jerr;
-	_cleanup_fuzz_json_ json_t *opts =
+	_cleanup_json_ json_t *opts =
 		json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
 	struct vm_error err = {0};
 	struct vm_create_opts o;
@@ -531,7 +531,7 @@ static void fuzz_labels(const char *text, size_t len)
 	json_error_t jerr;
 	/* JSON_ALLOW_NUL: labels reach vm_labels_check from records and
 	 * requests; let NUL bytes in values through to it here. */
-	_cleanup_fuzz_json_ json_t *labels = json_loadb(
+	_cleanup_json_ json_t *labels = json_loadb(
 		text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
 	struct vm_error err = {0};
 	int r = vm_labels_check(labels, &err);
@@ -543,13 +543,13 @@ static void fuzz_labels(const char *text, size_t len)
 /* Lines of KEY=VALUE into one object, as repeated --label options do. */
 static void fuzz_label_kv(const char *text)
 {
-	_cleanup_fuzz_json_ json_t *labels = json_object();
+	_cleanup_json_ json_t *labels = json_object();
 	char *copy = fuzz_strndup(text, strlen(text));
 	for (char *line = copy, *next; line; line = next) {
 		next = strchr(line, '\n');
 		if (next)
 			*next++ = '\0';
-		_cleanup_fuzz_json_ json_t *before = json_deep_copy(labels);
+		_cleanup_json_ json_t *before = json_deep_copy(labels);
 		struct vm_error err = {0};
 		int r = vm_label_parse_into(labels, line, &err);
 		check_error(r, &err, "vm_label_parse_into", line);

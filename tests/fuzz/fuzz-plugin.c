@@ -274,7 +274,7 @@ static void one_request(struct fake *f, const char *method, const char *path,
 
 	FUZZ_CHECK(out, "%s: no reply body (status %d)", shown, status);
 	json_error_t jerr;
-	_cleanup_fuzz_json_ json_t *reply = json_loads(out, JSON_REJECT_DUPLICATES, &jerr);
+	_cleanup_json_ json_t *reply = json_loads(out, JSON_REJECT_DUPLICATES, &jerr);
 	FUZZ_CHECK(reply && json_is_object(reply), "%s: the reply is not a JSON object (%s): %s",
 		   shown, jerr.text, out);
 
@@ -360,7 +360,7 @@ static void one_request(struct fake *f, const char *method, const char *path,
 	 * known one only in case. */
 	if (ep >= E_CREATE && ep <= E_GET) {
 		FUZZ_CHECK(f->calls == calls + 1, "%s: 200 after %u calls", shown, f->calls - calls);
-		_cleanup_fuzz_json_ json_t *req = body_object(body, len);
+		_cleanup_json_ json_t *req = body_object(body, len);
 		const char *name = json_string_value(json_object_get(req, "Name"));
 		FUZZ_CHECK(name && strcmp(name, f->last_name) == 0, "%s: the manager was asked about %s",
 			   shown, fuzz_show(f->last_name));

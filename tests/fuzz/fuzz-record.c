@@ -134,8 +134,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* the dump says what the input said */
 	json_error_t jerr;
-	_cleanup_fuzz_json_ json_t *in = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-	_cleanup_fuzz_json_ json_t *out = json_loads(dump, JSON_REJECT_DUPLICATES, &jerr);
+	_cleanup_json_ json_t *in = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	_cleanup_json_ json_t *out = json_loads(dump, JSON_REJECT_DUPLICATES, &jerr);
 	FUZZ_CHECK(in && out, "cannot re-read the input or the dump");
 	normalise(in);
 	if (!json_equal(in, out)) {

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json-util.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Abort with a message when cond does not hold. */
@@ -78,5 +80,3 @@ static inline const char *fuzz_show(const char *s)
 	return buf;
 }
 
-static inline void fuzz_json_decrefp(json_t **j) { json_decref(*j); }
-#define _cleanup_fuzz_json_ __attribute__((cleanup(fuzz_json_decrefp)))
