@@ -3,7 +3,7 @@
 #   - `volmgr --help` against volmgr.8: the same commands, the same options
 #     per command and globally, and no option in one that the other lacks;
 #   - `volmgrd --help` against volmgrd.8: the same options;
-#   - the arguments volmgr.c and volmgrd.c accept against --help;
+#   - the arguments volmgr.c and volmgrd's settings.c accept against --help;
 #   - every section and key that volmgr/lib/config/config.c accepts against
 #     volmgr.conf.5, both ways, and the example configuration of
 #     volmgr.conf.5 accepted by volmgrd.
@@ -41,7 +41,8 @@
 #   code  volmgr.c: a string compared with strcmp/strncmp to argv[i] (or
 #         argv[0]) that starts with "-" is an accepted option ("--x=" counts
 #         as "--x"); one compared to cmd is a command, to sub a cache
-#         subcommand.  volmgrd.c and volmgr-pool.c (behind `volmgr pool`):
+#         subcommand.  settings.c (volmgrd's options) and volmgr-pool.c
+#         (behind `volmgr pool`):
 #         the names of struct option opts[] and the letters of
 #         getopt_long's short option string; volmgr-pool.c's subcommands
 #         are the strings compared to its cmd.
@@ -158,8 +159,11 @@ compare "volmgrd options" "--help Options" "$dhelp_opts" "volmgrd.8 OPTIONS" "$d
 compare "volmgrd options anywhere" "--help" "$(help_all_options <<<"$dhelp")" \
 	"volmgrd.8" "$(roff_bolds "$dman" | only_options)"
 
-vt_step "what volmgrd.c accepts against volmgrd --help"
-compare "volmgrd options" "volmgrd.c" "$(getopt_options "$srcdir/volmgr/daemon/volmgrd.c")" "--help" "$dhelp_opts"
+vt_step "what volmgrd accepts (settings.c) against volmgrd --help"
+dsrc=$srcdir/volmgr/daemon/settings.c
+dcode_opts=$(getopt_options "$dsrc")
+[[ -n $dcode_opts ]] || vt_fail "no options found in $dsrc: has the parsing moved?"
+compare "volmgrd options" "settings.c" "$dcode_opts" "--help" "$dhelp_opts"
 
 # ================================================================= config
 
