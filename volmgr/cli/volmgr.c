@@ -538,21 +538,26 @@ static int cmd_gc(struct args *a)
 
 /* `volmgr pool ...` runs the helper volmgr-pool with the words that
  * follow (it parses them): $VOLMGR_POOL_HELPER, or the one next to this
- * binary (a build tree), or the installed one. */
+ * binary, or the one of the build tree this binary is in
+ * (volmgr/cli/volmgr, volmgr/pool-helper/volmgr-pool), or the installed
+ * one. */
 static int cmd_pool(struct args *a)
 {
-	char self[PATH_MAX], next[PATH_MAX + 16];
+	static const char *const near[] = {"volmgr-pool", "../pool-helper/volmgr-pool"};
+	char self[PATH_MAX], next[PATH_MAX + 32];
 	const char *helper = getenv("VOLMGR_POOL_HELPER");
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (!helper && n > 0) {
+	char *slash = NULL;
+	if (n > 0) {
 		self[n] = '\0';
-		char *slash = strrchr(self, '/');
-		if (slash) {
-			*slash = '\0';
-			snprintf(next, sizeof(next), "%s/volmgr-pool", self);
-			if (access(next, X_OK) == 0)
-				helper = next;
-		}
+		slash = strrchr(self, '/');
+	}
+	if (slash)
+		*slash = '\0';
+	for (size_t i = 0; !helper && slash && i < ELEMENTSOF(near); i++) {
+		snprintf(next, sizeof(next), "%s/%s", self, near[i]);
+		if (access(next, X_OK) == 0)
+			helper = next;
 	}
 	if (!helper)
 		helper = VOLMGR_POOL_HELPER;
