@@ -3,7 +3,7 @@
 #   - `volmgr --help` against volmgr.8: the same commands, the same options
 #     per command and globally, and no option in one that the other lacks;
 #   - `volmgrd --help` against volmgrd.8: the same options;
-#   - the arguments volmgr.c and volmgrd.c accept against --help;
+#   - the arguments volmgr.c and volmgrd's settings.c accept against --help;
 #   - every section and key that volmgr/lib/config/config.c accepts against
 #     volmgr.conf.5, both ways, and the example configuration of
 #     volmgr.conf.5 accepted by volmgrd.
@@ -38,13 +38,16 @@
 #           global options                     the options in the synopses
 #                                              of Options
 #           all options                        the options anywhere in --help
-#   code  volmgr.c: a string compared with strcmp/strncmp to argv[i] (or
-#         argv[0]) that starts with "-" is an accepted option ("--x=" counts
-#         as "--x"); one compared to cmd is a command, to sub a cache
-#         subcommand.  volmgrd.c and volmgr-pool.c (behind `volmgr pool`):
-#         the names of struct option opts[] and the letters of
-#         getopt_long's short option string; volmgr-pool.c's subcommands
-#         are the strings compared to its cmd.
+#   code  volmgr.c: every entry {"x", ..._argument, NULL, V} of its
+#         struct option tables is an accepted option "--x", and also "-c"
+#         where V is a letter 'c' (its parser makes getopt_long's short
+#         options from these letters).  Its commands are the names and
+#         aliases of the rows of its commands[] table, {"NAME", "ALIAS" or
+#         NULL, ...}, but for a group's word ("pool", whose row hands the
+#         rest to volmgr-pool).  settings.c (volmgrd's options) and
+#         volmgr-pool.c (behind `volmgr pool`): the names of struct option
+#         opts[] and the letters of getopt_long's short option string;
+#         volmgr-pool.c's subcommands are the strings compared to its cmd.
 #   config.c  A section is X in strcmp(section, "X").  A key is K in
 #         strcmp(key, "K"); its section is the X of the nearest strcmp(
 #         section, "X") above it in the same function, or else X for a
@@ -130,12 +133,24 @@ getopt_options() {
 	grep -oE '\{"[a-z][a-z-]*", *(no|required|optional)_argument' "$1" | sed -E 's/^\{"([^"]*)".*/--\1/'
 	grep -oE 'getopt_long\(argc, argv, "[^"]*"' "$1" | sed -E 's/.*"(.*)"/\1/' | tr -d ':' | grep -o . | sed 's/^/-/' || true
 }
-code_opts=$( (grep -oE 'strn?cmp\(argv\[(i|0)\], "-[^"]*"' "$src" | sed -E 's/.*"(-[^"=]*)=?"$/\1/' |
-	grep -vx -- '--'
-	getopt_options "$psrc") || true)
-code_cmds=$( (grep -oE 'strcmp\(cmd, "[a-z]+"' "$src" | sed -E 's/.*"(.*)"/\1/' | grep -vxE 'cache|pool'
-	grep -oE 'strcmp\(sub, "[a-z]+"' "$src" | sed -E 's/.*"(.*)"/cache \1/'
+cli_options() {
+	local entries
+	entries=$(grep -oE '\{"[a-z][a-z-]*", *(no|required|optional)_argument, *NULL, *[^}]*\}' "$1" || true)
+	sed -E 's/^\{"([^"]*)".*/--\1/' <<<"$entries"
+	sed -nE "s/.*NULL, *'([A-Za-z])' *\\}$/-\\1/p" <<<"$entries"
+}
+cli_commands() {
+	local rows
+	rows=$(sed -n '/^static const struct command commands\[\] = {$/,/^};$/p' "$1" |
+		sed -nE 's/^\s*\{"([a-z][a-z ]*)", *("([a-z][a-z ]*)"|NULL),.*/\1\n\3/p' | grep -v '^$' || true)
+	# A group's word: the first word of a two-word command.
+	grep -vxF -f <(grep ' ' <<<"$rows" | cut -d' ' -f1 | sort -u; echo '#') <<<"$rows" || true
+}
+code_opts=$( (cli_options "$src"; getopt_options "$psrc") | grep -v '^$' || true)
+code_cmds=$( (cli_commands "$src"
 	grep -oE 'strcmp\(cmd, "[a-z]+"' "$psrc" | sed -E 's/.*"(.*)"/pool \1/') || true)
+[[ -n $(cli_options "$src" | grep -v '^$') && -n $(cli_commands "$src") ]] ||
+	vt_fail "no struct option entries or no commands[] rows found in $src: update the rules above"
 drop_ok() { grep -vxF -f <(printf '%s\n' "${undocumented_ok[@]}") || true; }
 compare "volmgr options" "volmgr.c" "$(drop_ok <<<"$code_opts")" "--help" "$help_all"
 compare "volmgr commands" "volmgr.c" "$(drop_ok <<<"$code_cmds")" "--help" "$help_cmds"
@@ -158,8 +173,11 @@ compare "volmgrd options" "--help Options" "$dhelp_opts" "volmgrd.8 OPTIONS" "$d
 compare "volmgrd options anywhere" "--help" "$(help_all_options <<<"$dhelp")" \
 	"volmgrd.8" "$(roff_bolds "$dman" | only_options)"
 
-vt_step "what volmgrd.c accepts against volmgrd --help"
-compare "volmgrd options" "volmgrd.c" "$(getopt_options "$srcdir/volmgr/daemon/volmgrd.c")" "--help" "$dhelp_opts"
+vt_step "what volmgrd accepts (settings.c) against volmgrd --help"
+dsrc=$srcdir/volmgr/daemon/settings.c
+dcode_opts=$(getopt_options "$dsrc")
+[[ -n $dcode_opts ]] || vt_fail "no options found in $dsrc: has the parsing moved?"
+compare "volmgrd options" "settings.c" "$dcode_opts" "--help" "$dhelp_opts"
 
 # ================================================================= config
 
@@ -188,9 +206,11 @@ compare "configuration keys" "config.c" "$code_keys" "volmgr.conf.5" "$man_keys"
 
 vt_step "the example configuration in volmgr.conf.5 is accepted by volmgrd"
 # The first literal block of EXAMPLES, as scdoc wrote it (.nf ... .fi).
+# awk reads to the end: leaving early could kill the writer with SIGPIPE,
+# which pipefail makes this test's failure.
 example=$VT_TMP/example.conf
-roff "$conf" | awk '/^\.SH /{ ex = ($0 == ".SH EXAMPLES") } ex && /^\.nf$/ { on = 1; next }
-	on && /^\.fi$/ { exit } on && !/^\.RS/' |
+roff "$conf" | awk '/^\.SH /{ ex = ($0 == ".SH EXAMPLES") } ex && !done && /^\.nf$/ { on = 1; next }
+	on && /^\.fi$/ { on = 0; done = 1 } on && !/^\.RS/' |
 	sed -e 's/\\e/\\/g' >"$example"
 grep -q '^\[seed\]$' "$example" || vt_fail "no [seed] in the example of volmgr.conf.5: $(cat "$example")"
 # volmgrd reads the configuration before it opens the pool: a pool path it

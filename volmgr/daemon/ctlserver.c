@@ -16,6 +16,7 @@
 #include "caller.h"
 #include "fault.h"
 #include "control.h"
+#include "log.h"
 #include "manager-ops.h"
 #include "server.h"
 

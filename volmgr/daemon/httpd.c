@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "log.h"
 #include "manager-ops.h"
 #include "plugin.h"
 #include "server.h"

@@ -5,9 +5,6 @@
 
 #include "manager.h"
 
-/* Log one line to stderr with the daemon's prefix. */
-void vm_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
 /* Create a listening unix socket at path (mode, SOCK_STREAM or
  * SOCK_SEQPACKET).  A stale socket file is replaced; a live one (another
  * daemon answering) is an error. */

@@ -3,7 +3,6 @@
  * on the plugin socket and the CLI on the control socket.  Runs in the
  * foreground and logs to stderr. */
 #include <fcntl.h>
-#include <getopt.h>
 #include <grp.h>
 #include <pthread.h>
 #include <signal.h>
@@ -23,36 +22,9 @@
 #include "control.h"
 #include "exitcode.h"
 #include "gc.h"
+#include "log.h"
 #include "server.h"
-
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-
-void vm_log(const char *fmt, ...)
-{
-	char raw[2048], line[4 * sizeof(raw)];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(raw, sizeof(raw), fmt, ap);
-	va_end(ap);
-	/* Callers' strings end up in here, some before they are validated:
-	 * every control character (C0, DEL, C1) and invalid byte escaped,
-	 * so one request is one log line that shows what came. */
-	vm_log_escape(raw, line, sizeof(line));
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	struct tm tm;
-	gmtime_r(&ts.tv_sec, &tm);
-	pthread_mutex_lock(&log_lock);
-	fprintf(stderr, "%02d:%02d:%02d.%03ld volmgrd: %s\n", tm.tm_hour, tm.tm_min,
-		tm.tm_sec, ts.tv_nsec / 1000000, line);
-	pthread_mutex_unlock(&log_lock);
-}
-
-static void log_line(void *userdata, const char *line)
-{
-	(void)userdata;
-	vm_log("%s", line);
-}
+#include "settings.h"
 
 static int mkdir_parent(const char *path)
 {
@@ -220,85 +192,17 @@ static int inherited_sockets(int *ret_plugin, int *ret_control)
 	return n;
 }
 
-static void usage(FILE *f)
+/* Before any thread starts: the process-wide settings, and the stop
+ * signals blocked (threads inherit the mask) for run() to sigwait(). */
+static void setup_process(sigset_t *ret_stopset)
 {
-	fprintf(f,
-		"Usage: volmgrd [OPTIONS]\n"
-		"\n"
-		"Serve per-job workspace volumes (btrfs snapshots, reflink clones or\n"
-		"copies of cached checkouts) to Docker and Podman.\n"
-		"\n"
-		"Options:\n"
-		"  --pool DIR              pool directory (default /var/lib/volmgr)\n"
-		"  --plugin-socket PATH    Docker volume plugin socket\n"
-		"                          (default /run/docker/plugins/volmgr.sock)\n"
-		"  --control-socket PATH   control socket for the volmgr CLI\n"
-		"                          (default /run/volmgr/control.sock)\n"
-		"  --control-group GROUP   group allowed to use the control socket\n"
-		"                          (mode 0660; default: root only, mode 0600)\n"
-		"  --config FILE           configuration (default /etc/volmgr/volmgr.conf,\n"
-		"                          which may be missing)\n"
-		"  --backend auto|btrfs|reflink|copy\n"
-		"                          how volumes are made (default: [pool] backend,\n"
-		"                          else auto: probe the pool for btrfs snapshots,\n"
-		"                          then reflinks, then a bulk copy)\n"
-		"  -h, --help              show this help\n"
-		"  --version               show the version\n");
-}
-
-int main(int argc, char **argv)
-{
-	const char *pool_path = "/var/lib/volmgr";
-	const char *plugin_path = "/run/docker/plugins/volmgr.sock";
-	const char *control_path = "/run/volmgr/control.sock";
-	const char *control_group = NULL;
-	const char *config_path = NULL;
-	const char *backend_arg = NULL;
-	static const struct option opts[] = {
-		{"backend", required_argument, NULL, 'B'},
-		{"pool", required_argument, NULL, 'p'},
-		{"plugin-socket", required_argument, NULL, 'P'},
-		{"control-socket", required_argument, NULL, 'C'},
-		{"control-group", required_argument, NULL, 'G'},
-		{"config", required_argument, NULL, 'c'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{0},
-	};
-	int c;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'p': pool_path = optarg; break;
-		case 'P': plugin_path = optarg; break;
-		case 'C': control_path = optarg; break;
-		case 'G': control_group = optarg; break;
-		case 'c': config_path = optarg; break;
-		case 'B': backend_arg = optarg; break;
-		case 'h': usage(stdout); return 0;
-		case 'V': printf("volmgrd %s\n", VOLMGR_VERSION); return 0;
-		default: usage(stderr); return VM_EXIT_USAGE;
-		}
-	}
-	if (optind != argc) {
-		usage(stderr);
-		return VM_EXIT_USAGE;
-	}
-	enum vm_backend_kind want_backend = VM_BACKEND_AUTO;
-	if (backend_arg && vm_backend_parse(backend_arg, &want_backend) < 0) {
-		fprintf(stderr, "volmgrd: --backend must be auto, btrfs, reflink or copy\n");
-		return VM_EXIT_USAGE;
-	}
-
 	umask(022);
 	/* Before anything else: which mount namespace is the host's. */
 	vm_caller_set_host_ns("/proc", (int32_t)getppid());
-	/* Block the stop signals before any thread starts (threads inherit
-	 * the mask); the main thread takes them with sigwait() below. */
-	sigset_t stopset;
-	sigemptyset(&stopset);
-	sigaddset(&stopset, SIGTERM);
-	sigaddset(&stopset, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &stopset, NULL);
+	sigemptyset(ret_stopset);
+	sigaddset(ret_stopset, SIGTERM);
+	sigaddset(ret_stopset, SIGINT);
+	pthread_sigmask(SIG_BLOCK, ret_stopset, NULL);
 	/* Each connection costs a thread and an fd: use the whole soft
 	 * limit we are allowed (the hard limit cannot be raised here). */
 	struct rlimit rl;
@@ -307,35 +211,30 @@ int main(int argc, char **argv)
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	signal(SIGPIPE, SIG_IGN);
+}
 
+/* Open the pool, choose its backend and start the manager on it (which
+ * repairs what a crash left).  Returns 0, or the exit status of an error
+ * it logged. */
+static int start_manager(struct vm_settings *s, struct vm_manager **ret)
+{
 	struct vm_error err = {0};
-	static struct vm_config config;
-	int cr = vm_config_load(config_path ? config_path : "/etc/volmgr/volmgr.conf",
-				!config_path, &config, &err);
-	if (cr < 0) {
-		vm_log("error: %s", err.msg);
-		return vm_exit_from_errno(-cr);
-	}
-	for (size_t k = 0; k < config.n_seed; k++)
-		vm_log("seed rule: %s -> %s", config.seed[k].pattern, config.seed[k].source);
+	struct vm_config *config = &s->config;
 	struct vm_pool *pool = NULL;
-	int r = vm_pool_open(pool_path, &pool, &err);
+	int r = vm_pool_open(s->pool_path, &pool, &err);
 	if (r < 0) {
 		vm_log("error: %s", err.msg);
 		return vm_exit_from_errno(-r);
 	}
-	/* The flag wins over the configuration. */
-	if (backend_arg)
-		config.pool_backend = want_backend;
 	struct vm_backend backend;
-	r = vm_backend_choose(pool->staging_fd, config.pool_backend, config.copy_io, &backend, &err);
+	r = vm_backend_choose(pool->staging_fd, config->pool_backend, config->copy_io, &backend, &err);
 	if (r < 0) {
 		vm_log("error: pool %s on %s (%s): %s", pool->path, pool->mount_target, pool->fstype,
 		       err.msg);
 		vm_pool_free(pool);
 		return VM_EXIT_BACKEND;
 	}
-	if (backend.kind != VM_BACKEND_BTRFS && config.quota_default) {
+	if (backend.kind != VM_BACKEND_BTRFS && config->quota_default) {
 		vm_log("error: [quota] default needs the btrfs backend, and pool %s uses %s (%s): quotas are btrfs qgroups",
 		       pool->path, vm_backend_name(backend.kind), backend.why);
 		vm_pool_free(pool);
@@ -350,16 +249,15 @@ int main(int argc, char **argv)
 		       vm_backend_name(backend.kind));
 	/* The engines name the plugin after its socket. */
 	char driver[64];
-	const char *base = strrchr(plugin_path, '/');
-	snprintf(driver, sizeof(driver), "%s", base ? base + 1 : plugin_path);
+	const char *base = strrchr(s->plugin_path, '/');
+	snprintf(driver, sizeof(driver), "%s", base ? base + 1 : s->plugin_path);
 	char *dot = strstr(driver, ".sock");
 	if (dot)
 		*dot = '\0';
-	struct vm_manager *m = NULL;
 	json_t *report = NULL;
-	struct vm_manager_config mcfg = {.config = &config, .backend = &backend,
-					 .log = log_line, .driver = driver};
-	r = vm_manager_new(pool, &mcfg, &m, &report, &err);
+	struct vm_manager_config mcfg = {.config = config, .backend = &backend,
+					 .log = vm_log_line, .driver = driver};
+	r = vm_manager_new(pool, &mcfg, ret, &report, &err);
 	if (r < 0) {
 		vm_log("error: %s", err.msg);
 		return vm_exit_from_errno(-r);
@@ -369,7 +267,18 @@ int main(int argc, char **argv)
 	json_array_foreach(report, i, line)
 		vm_log("repair: %s", json_string_value(line));
 	json_decref(report);
+	return 0;
+}
 
+/* The two listening sockets: those systemd passed, else made here (and
+ * recorded in made[], to be removed at stop).  Returns 0, or the exit
+ * status of an error it logged. */
+static int open_sockets(const struct vm_settings *s, int *ret_plugin, int *ret_control,
+			struct made_socket made[static 2])
+{
+	const char *plugin_path = s->plugin_path, *control_path = s->control_path;
+	const char *control_group = s->control_group;
+	struct vm_error err = {0};
 	mode_t cmode = 0600;
 	gid_t gid = 0;
 	if (control_group) {
@@ -382,7 +291,8 @@ int main(int argc, char **argv)
 		cmode = 0660;
 	}
 	int plugin_fd, control_fd;
-	struct made_socket made[2] = {{plugin_path}, {control_path}};
+	made[0] = (struct made_socket){plugin_path};
+	made[1] = (struct made_socket){control_path};
 	if (inherited_sockets(&plugin_fd, &control_fd) > 0)
 		vm_log("socket activation: plugin socket %s, control socket %s",
 		       plugin_fd >= 0 ? "inherited" : "made here",
@@ -407,6 +317,28 @@ int main(int argc, char **argv)
 			return VM_EXIT_FAILURE;
 		}
 	}
+	*ret_plugin = plugin_fd;
+	*ret_control = control_fd;
+	return 0;
+}
+
+/* Set up, serve until SIGTERM or SIGINT, stop cleanly.  Returns the exit
+ * status. */
+static int run(struct vm_settings *s)
+{
+	const char *plugin_path = s->plugin_path, *control_path = s->control_path;
+	sigset_t stopset;
+	setup_process(&stopset);
+	struct vm_manager *m = NULL;
+	int r = start_manager(s, &m);
+	if (r != 0)
+		return r;
+	int plugin_fd = -1, control_fd = -1;
+	struct made_socket made[2];
+	r = open_sockets(s, &plugin_fd, &control_fd, made);
+	if (r != 0)
+		return r;
+	struct vm_error err = {0};
 
 	struct vm_httpd *httpd = NULL;
 	struct vm_ctlserver *ctl = NULL;
@@ -426,7 +358,7 @@ int main(int argc, char **argv)
 	static struct gc_thread gct = {.lock = PTHREAD_MUTEX_INITIALIZER,
 				       .cond = PTHREAD_COND_INITIALIZER};
 	gct.m = m;
-	gct.interval = config.gc_interval;
+	gct.interval = s->config.gc_interval;
 	bool gc_running = gct.interval > 0 && pthread_create(&gct.thread, NULL, gc_main, &gct) == 0;
 	if (gc_running)
 		vm_log("gc every %u s", gct.interval);
@@ -454,4 +386,13 @@ int main(int argc, char **argv)
 	if (!busy)
 		vm_manager_free(m);
 	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct vm_settings settings;
+	int status = vm_settings_parse(argc, argv, &settings);
+	if (status != VM_SETTINGS_RUN)
+		return status;
+	return run(&settings);
 }
