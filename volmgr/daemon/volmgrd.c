@@ -216,6 +216,12 @@ static void setup_process(sigset_t *ret_stopset)
 /* Open the pool, choose its backend and start the manager on it (which
  * repairs what a crash left).  Returns 0, or the exit status of an error
  * it logged. */
+/* What the manager repaired at start-up. */
+static void log_repair(void *userdata, const char *line)
+{
+	vm_log("repair: %s", line);
+}
+
 static int start_manager(struct vm_settings *s, struct vm_manager **ret)
 {
 	struct vm_error err = {0};
@@ -254,19 +260,13 @@ static int start_manager(struct vm_settings *s, struct vm_manager **ret)
 	char *dot = strstr(driver, ".sock");
 	if (dot)
 		*dot = '\0';
-	json_t *report = NULL;
 	struct vm_manager_config mcfg = {.config = config, .backend = &backend,
-					 .log = vm_log_line, .driver = driver};
-	r = vm_manager_new(pool, &mcfg, ret, &report, &err);
+					 .log = vm_log_line, .repair = log_repair, .driver = driver};
+	r = vm_manager_new(pool, &mcfg, ret, &err);
 	if (r < 0) {
 		vm_log("error: %s", err.msg);
 		return vm_exit_from_errno(-r);
 	}
-	size_t i;
-	json_t *line;
-	json_array_foreach(report, i, line)
-		vm_log("repair: %s", json_string_value(line));
-	json_decref(report);
 	return 0;
 }
 

@@ -31,10 +31,11 @@ struct vm_manager {
 	struct vm_git git; /* uid 0 when the git user is unusable */
 	struct vm_error git_error;
 	char driver[64]; /* the engines' name for the plugin, for messages */
+	void (*repair)(void *userdata, const char *line); /* vm_manager_config */
 };
 
-/* repair.c: what a crash left behind, one line per repair in report. */
-int vm_mgr_repair(struct vm_manager *m, json_t *report, struct vm_error *err);
+/* repair.c: what a crash left behind, one line per repair to m->repair. */
+int vm_mgr_repair(struct vm_manager *m, struct vm_error *err);
 
 /* volumes.c: a volume name that caller (not root) may not take: a seed
  * rule or a reserved prefix claims it (EPERM). */

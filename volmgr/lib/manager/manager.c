@@ -61,8 +61,7 @@ const char *vm_manager_volumes_fs_path(const struct vm_manager *m)
 }
 
 int vm_manager_new(struct vm_pool *pool, const struct vm_manager_config *cfg,
-		   struct vm_manager **ret, json_t **ret_report,
-		   struct vm_error *err)
+		   struct vm_manager **ret, struct vm_error *err)
 {
 	struct vm_manager *m = calloc(1, sizeof(*m));
 	if (!m) {
@@ -125,24 +124,18 @@ int vm_manager_new(struct vm_pool *pool, const struct vm_manager_config *cfg,
 		vm_manager_free(m);
 		return vm_error_set(err, ENOMEM, "out of memory");
 	}
-	json_t *report = json_array();
-	if (!report) {
-		vm_manager_free(m);
-		return vm_error_set(err, ENOMEM, "out of memory");
+	m->repair = cfg ? cfg->repair : NULL;
+	if (m->repair && m->config.quota_accounting && !m->store.quotas &&
+	    m->store.backend.kind == VM_BACKEND_BTRFS) {
+		char line[600];
+		snprintf(line, sizeof(line), "quotas are unavailable: %s", m->store.quota_error.msg);
+		m->repair(m->store.log_userdata, line);
 	}
-	if (m->config.quota_accounting && !m->store.quotas && m->store.backend.kind == VM_BACKEND_BTRFS)
-		json_array_append_new(report, json_sprintf("quotas are unavailable: %s",
-							   m->store.quota_error.msg));
-	r = vm_mgr_repair(m, report, err);
+	r = vm_mgr_repair(m, err);
 	if (r < 0) {
-		json_decref(report);
 		vm_manager_free(m);
 		return r;
 	}
-	if (ret_report)
-		*ret_report = report;
-	else
-		json_decref(report);
 	/* Simple quotas: subvolumes a job makes with a qgroup of its own
 	 * choosing are put back into their volume's. */
 	vm_volquota_watch(&m->store.vq, VM_VOLQUOTA_INTERVAL_MS, m->store.log, m->store.log_userdata);

@@ -35,6 +35,9 @@ struct vm_manager_config {
 	/* Where the manager's few log lines go (a copy's summary, deferred
 	 * deletes): the front end's logger.  May be NULL. */
 	void (*log)(void *userdata, const char *line);
+	/* Each repair vm_manager_new does at start-up, one line (the daemon
+	 * logs them); called with log_userdata.  May be NULL. */
+	void (*repair)(void *userdata, const char *line);
 	void *log_userdata;
 	/* The engines' name for the plugin (its socket's name), for
 	 * messages that tell how to create a volume; NULL: "volmgr". */
@@ -42,11 +45,9 @@ struct vm_manager_config {
 };
 
 /* Open the manager on an open pool (which it takes over) and repair what
- * a crash left behind.  ret_report gets an array of strings, one per
- * repair done (the daemon logs them). */
+ * a crash left behind (each repair to cfg->repair). */
 int vm_manager_new(struct vm_pool *pool, const struct vm_manager_config *cfg,
-		   struct vm_manager **ret, json_t **ret_report,
-		   struct vm_error *err);
+		   struct vm_manager **ret, struct vm_error *err);
 void vm_manager_free(struct vm_manager *m);
 
 const struct vm_pool *vm_manager_pool(const struct vm_manager *m);

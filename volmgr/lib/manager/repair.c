@@ -11,18 +11,21 @@
 
 #include "manager-private.h"
 
-static void report_add(json_t *report, const char *fmt, ...) _printf_(2, 3);
-static void report_add(json_t *report, const char *fmt, ...)
+/* One repair done, to the front end (vm_manager_config.repair). */
+static void report_add(struct vm_manager *m, const char *fmt, ...) _printf_(2, 3);
+static void report_add(struct vm_manager *m, const char *fmt, ...)
 {
+	if (!m->repair)
+		return;
 	char buf[768];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	json_array_append_new(report, json_string(buf));
+	m->repair(m->store.log_userdata, buf);
 }
 
-static int repair_staging(struct vm_manager *m, json_t *report,
+static int repair_staging(struct vm_manager *m,
 			  struct vm_error *err)
 {
 	DIR *d = vm_opendir_at(m->store.pool->staging_fd);
@@ -35,11 +38,11 @@ static int repair_staging(struct vm_manager *m, json_t *report,
 			continue;
 		struct vm_error e = {0};
 		if (vm_store_delete_staged(&m->store, de->d_name, &e) < 0) {
-			report_add(report, "could not delete staging/%s: %s",
+			report_add(m, "could not delete staging/%s: %s",
 				   de->d_name, e.msg);
 			continue;
 		}
-		report_add(report, "deleted unfinished work staging/%s", de->d_name);
+		report_add(m, "deleted unfinished work staging/%s", de->d_name);
 	}
 	closedir(d);
 	return r;
@@ -50,7 +53,7 @@ static bool is_temp_record(const char *n)
 	return n[0] == '.' && strstr(n, ".tmp-");
 }
 
-static int repair_kind(struct vm_manager *m, enum vm_kind k, json_t *report,
+static int repair_kind(struct vm_manager *m, enum vm_kind k,
 		       struct vm_error *err)
 {
 	const char *what = vm_kind_str(k);
@@ -69,7 +72,7 @@ static int repair_kind(struct vm_manager *m, enum vm_kind k, json_t *report,
 			continue;
 		if (is_temp_record(n)) {
 			unlinkat(vm_store_meta_fd(&m->store, k), n, 0);
-			report_add(report, "removed half-written record %s", n);
+			report_add(m, "removed half-written record %s", n);
 			continue;
 		}
 		size_t l = strlen(n);
@@ -86,24 +89,24 @@ static int repair_kind(struct vm_manager *m, enum vm_kind k, json_t *report,
 		_cleanup_record_ struct vm_record rec = {0};
 		if (vm_store_load_record(&m->store, k, name, &rec, &e) < 0) {
 			/* Never delete data we cannot account for. */
-			report_add(report, "%s %s: unreadable record left alone: %s",
+			report_add(m, "%s %s: unreadable record left alone: %s",
 				   what, name, e.msg);
 			continue;
 		}
 		if (rec.state == VM_STATE_REMOVING) {
 			if (vm_store_discard_data(&m->store, vm_store_data_fd(&m->store, k), name, &e) < 0 ||
 			    vm_store_unlink_record(&m->store, k, name, &e) < 0) {
-				report_add(report, "%s %s: could not finish removal: %s",
+				report_add(m, "%s %s: could not finish removal: %s",
 					   what, name, e.msg);
 				continue;
 			}
-			report_add(report, "%s %s: finished an interrupted removal",
+			report_add(m, "%s %s: finished an interrupted removal",
 				   what, name);
 			continue;
 		}
 		if (!vm_store_data_exists(&m->store, k, name)) {
 			if (vm_store_unlink_record(&m->store, k, name, &e) == 0)
-				report_add(report, "%s %s: dropped a record without data",
+				report_add(m, "%s %s: dropped a record without data",
 					   what, name);
 		} else if (k == VM_KIND_CACHE) {
 			/* An update swaps generations with both writable: a
@@ -114,10 +117,10 @@ static int repair_kind(struct vm_manager *m, enum vm_kind k, json_t *report,
 				vm_backend_set_read_only(&m->store.backend, fd, true, NULL);
 			int c = fd >= 0 && rec.git_url[0] ? vm_mgr_git_catch_up(m, fd, &rec, &e) : 0;
 			if (c > 0)
-				report_add(report, "cache %s: record caught up with its checkout (commit %s)",
+				report_add(m, "cache %s: record caught up with its checkout (commit %s)",
 					   name, rec.git_commit);
 			else if (c < 0)
-				report_add(report, "cache %s: cannot check the record against the checkout: %s",
+				report_add(m, "cache %s: cannot check the record against the checkout: %s",
 					   name, e.msg);
 		}
 	}
@@ -132,22 +135,22 @@ static int repair_kind(struct vm_manager *m, enum vm_kind k, json_t *report,
 			continue;
 		struct vm_error e = {0};
 		if (vm_store_discard_data(&m->store, vm_store_data_fd(&m->store, k), de->d_name, &e) < 0)
-			report_add(report, "%s %s: could not delete data without a record: %s",
+			report_add(m, "%s %s: could not delete data without a record: %s",
 				   what, de->d_name, e.msg);
 		else
-			report_add(report, "%s %s: deleted data without a record",
+			report_add(m, "%s %s: deleted data without a record",
 				   what, de->d_name);
 	}
 	closedir(d);
 	return 0;
 }
 
-int vm_mgr_repair(struct vm_manager *m, json_t *report, struct vm_error *err)
+int vm_mgr_repair(struct vm_manager *m, struct vm_error *err)
 {
-	int r = repair_staging(m, report, err);
+	int r = repair_staging(m, err);
 	if (r == 0)
-		r = repair_kind(m, VM_KIND_VOLUME, report, err);
+		r = repair_kind(m, VM_KIND_VOLUME, err);
 	if (r == 0)
-		r = repair_kind(m, VM_KIND_CACHE, report, err);
+		r = repair_kind(m, VM_KIND_CACHE, err);
 	return r;
 }
