@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The CLI's side of the control protocol (see control.h). */
+/* The CLI's side of the control protocol (see control-wire.h). */
 #pragma once
 
 #include <jansson.h>

@@ -538,12 +538,11 @@ static int cmd_gc(struct args *a)
 
 /* `volmgr pool ...` runs the helper volmgr-pool with the words that
  * follow (it parses them): $VOLMGR_POOL_HELPER, or the one next to this
- * binary, or the one of the build tree this binary is in
- * (volmgr/cli/volmgr, volmgr/pool-helper/volmgr-pool), or the installed
- * one. */
+ * binary, or the installed one -- never a path outside the binary's own
+ * folder (the build tree's tests set $VOLMGR_POOL_HELPER). */
 static int cmd_pool(struct args *a)
 {
-	static const char *const near[] = {"volmgr-pool", "../pool-helper/volmgr-pool"};
+	static const char *const near[] = {"volmgr-pool"};
 	char self[PATH_MAX], next[PATH_MAX + 32];
 	const char *helper = getenv("VOLMGR_POOL_HELPER");
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);

@@ -166,7 +166,7 @@ static void send_nonblocking(void *userdata, json_t *msg)
 	free(text);
 }
 
-/* One reply: inline when short, else in a sealed memfd (control.h). */
+/* One reply: inline when short, else in a sealed memfd (control-wire.h). */
 static int send_reply(int sock, const char *text)
 {
 	size_t len = strlen(text);

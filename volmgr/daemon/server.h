@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* volmgrd's two listeners: the Docker plugin socket (HTTP, served by
- * libmicrohttpd) and the control socket (SOCK_SEQPACKET, see control.h). */
+ * libmicrohttpd) and the control socket (SOCK_SEQPACKET, see control-wire.h). */
 #pragma once
 
 #include "manager.h"

@@ -213,15 +213,15 @@ static void setup_process(sigset_t *ret_stopset)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-/* Open the pool, choose its backend and start the manager on it (which
- * repairs what a crash left).  Returns 0, or the exit status of an error
- * it logged. */
 /* What the manager repaired at start-up. */
 static void log_repair(void *userdata, const char *line)
 {
 	vm_log("repair: %s", line);
 }
 
+/* Open the pool, choose its backend and start the manager on it (which
+ * repairs what a crash left).  Returns 0, or the exit status of an error
+ * it logged. */
 static int start_manager(struct vm_settings *s, struct vm_manager **ret)
 {
 	struct vm_error err = {0};
@@ -324,11 +324,9 @@ static int open_sockets(const struct vm_settings *s, int *ret_plugin, int *ret_c
 
 /* Set up, serve until SIGTERM or SIGINT, stop cleanly.  Returns the exit
  * status. */
-static int run(struct vm_settings *s)
+static int run(struct vm_settings *s, const sigset_t *stopset)
 {
 	const char *plugin_path = s->plugin_path, *control_path = s->control_path;
-	sigset_t stopset;
-	setup_process(&stopset);
 	struct vm_manager *m = NULL;
 	int r = start_manager(s, &m);
 	if (r != 0)
@@ -364,7 +362,7 @@ static int run(struct vm_settings *s)
 		vm_log("gc every %u s", gct.interval);
 
 	int sig = 0;
-	sigwait(&stopset, &sig);
+	sigwait(stopset, &sig);
 	sd_notify(0, "STOPPING=1\nSTATUS=stopping");
 	if (gc_running) {
 		pthread_mutex_lock(&gct.lock);
@@ -391,8 +389,12 @@ static int run(struct vm_settings *s)
 int main(int argc, char **argv)
 {
 	static struct vm_settings settings;
+	/* First: the host's namespace, the umask and the stop signals hold
+	 * before the configuration is read (a SIGTERM then stops cleanly). */
+	sigset_t stopset;
+	setup_process(&stopset);
 	int status = vm_settings_parse(argc, argv, &settings);
 	if (status != VM_SETTINGS_RUN)
 		return status;
-	return run(&settings);
+	return run(&settings, &stopset);
 }

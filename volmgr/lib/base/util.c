@@ -409,3 +409,18 @@ DIR *vm_opendir_at(int fd)
 		rewinddir(dir);
 	return dir;
 }
+
+void *vm_grow(void **items, size_t n, size_t *cap, size_t size)
+{
+	if (n >= *cap) {
+		size_t c = *cap ? *cap + *cap / 2 : 16;
+		if (c <= n)
+			c = n + 1;
+		void *p = reallocarray(*items, c, size);
+		if (!p)
+			return NULL;
+		*items = p;
+		*cap = c;
+	}
+	return (char *)*items + n * size;
+}

@@ -128,5 +128,10 @@ size_t vm_log_escape(const char *s, char *out, size_t cap);
 /* Does s[0..len) hold a C0/C1 control character, DEL or invalid UTF-8? */
 bool vm_utf8_has_control(const char *s, size_t len);
 
+/* Room for item n of an array of items of size bytes that holds *cap
+ * (grown by half, reallocarray: no overflow); the address of item n, or
+ * NULL without memory (the array is left as it was). */
+void *vm_grow(void **items, size_t n, size_t *cap, size_t size);
+
 /* Random hex suffix for temporary names. */
 void vm_random_hex(char *buf, size_t nbytes_hex);

@@ -86,7 +86,7 @@ struct vm_copy_report {
 	char io_reason[128];     /* why that io path */
 	bool xattrs_unlisted;    /* src_no_xattrs: none were looked for */
 	uint64_t elapsed_ns;
-	/* Filled by the caller that makes the copy durable (the manager's
+	/* Filled by the caller that makes the copy durable (the store's
 	 * syncfs before the record commits); 0: not done. */
 	uint64_t durable_ns;
 };

@@ -3,7 +3,7 @@
  * backends, a cache update's new generation), by dev:ino, with the
  * deletes that wait for them: a cache or volume removed meanwhile, or a
  * git update's old generation, is moved out of sight at once but deleted
- * only when the last copy reading it ends.  Used under the manager's
+ * only when the last copy reading it ends.  Used under the store's
  * lock; not thread-safe by itself. */
 #pragma once
 

@@ -22,7 +22,7 @@
 #define BATCH 256
 /* The sweep lets go of vq->lock after this many qgroup operations, so
  * that volmgrd's other users of it (a new volume's apply, under the
- * manager's lock) wait at most that long, whatever a job made: a job can
+ * store's lock) wait at most that long, whatever a job made: a job can
  * give each of a thousand subvolumes hundreds of memberships to drop. */
 #define SWEEP_YIELD_OPS 64
 #define SWEEP_PAUSE_NS (5 * 1000 * 1000)
@@ -488,7 +488,7 @@ int vm_volquota_apply(struct vm_volquota *vq, uint64_t subvol_id, uint64_t bytes
 		return vm_error_set(err, EINVAL, "invalid subvolume id %llu",
 				    (unsigned long long)subvol_id);
 	uint64_t group = group_of(subvol_id);
-	/* No vq->lock for the qgroups: this runs under the manager's lock,
+	/* No vq->lock for the qgroups: this runs under the store's lock,
 	 * and must not wait for a sweep.  A sweep meanwhile finds the new
 	 * subvolume in staging/, in no volume, and leaves it alone. */
 	bool reused = false;
@@ -511,7 +511,7 @@ int vm_volquota_apply(struct vm_volquota *vq, uint64_t subvol_id, uint64_t bytes
 		r = vm_quota_group_limit(vq->fs_fd, group, bytes, err);
 	if (r == 0) {
 		/* The memo only saves the sweep a lookup: never wait for it
-		 * here (the manager's lock is held, and a sweep holds vq->lock
+		 * here (the store's lock is held, and a sweep holds vq->lock
 		 * in long runs, handing it back only to waiters that win). */
 		if (pthread_mutex_trylock(&vq->lock) == 0) {
 			memo_put(vq, subvol_id, subvol_id);
@@ -534,7 +534,7 @@ void vm_volquota_release_at(struct vm_volquota *vq, int dirfd, const char *name)
 	if (fd < 0 || vm_btrfs_is_subvolume(fd) != 1 || vm_btrfs_subvolume_id(fd, &id) < 0)
 		return;
 	/* Limits only: no memo, so no vq->lock (this may run under the
-	 * manager's lock, and a job decides how many subvolumes it holds). */
+	 * store's lock, and a job decides how many subvolumes it holds). */
 	if (vq->mode == VM_QUOTA_MODE_SIMPLE)
 		vm_quota_group_unlimit(vq->fs_fd, group_of(id), NULL);
 	/* Depth first over the subvolumes inside, with an explicit stack

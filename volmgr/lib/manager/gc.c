@@ -74,20 +74,6 @@ static uint64_t tree_blocks(int dirfd, unsigned depth)
 	return sum;
 }
 
-/* Room for n entries of size bytes in *items (cap: what is there). */
-static int grow(void **items, size_t n, size_t *cap, size_t size)
-{
-	if (n < *cap)
-		return 0;
-	size_t want = *cap ? *cap * 2 : 16;
-	void *p = reallocarray(*items, want, size);
-	if (!p)
-		return -ENOMEM;
-	*items = p;
-	*cap = want;
-	return 0;
-}
-
 int vm_gc(struct vm_manager *m, bool dry_run, json_t *labels, struct vm_gc_report *ret,
 	  struct vm_error *err)
 {
@@ -118,8 +104,8 @@ int vm_gc(struct vm_manager *m, bool dry_run, json_t *labels, struct vm_gc_repor
 		/* Recorded Mounts of a volume nothing mounts: gone if every
 		 * engine confirms (never by age). */
 		if (!dry_run && info->n_mounts > 0 && vm_mgr_prune_mounts(m, name, counts) == 1) {
-			if (grow((void **)&rep.mounts_dropped, rep.n_mounts_dropped, &cap_dropped,
-				 sizeof(*rep.mounts_dropped)) < 0)
+			if (!vm_grow((void **)&rep.mounts_dropped, rep.n_mounts_dropped, &cap_dropped,
+				     sizeof(*rep.mounts_dropped)))
 				return vm_error_set(err, ENOMEM, "out of memory");
 			snprintf(rep.mounts_dropped[rep.n_mounts_dropped++], VM_NAME_MAX + 1, "%s",
 				 name);
@@ -159,7 +145,7 @@ int vm_gc(struct vm_manager *m, bool dry_run, json_t *labels, struct vm_gc_repor
 		}
 		struct vm_gc_entry **list = kept ? &rep.kept : &rep.removed;
 		size_t *n = kept ? &rep.n_kept : &rep.n_removed;
-		if (grow((void **)list, *n, kept ? &cap_kept : &cap_removed, sizeof(**list)) < 0)
+		if (!vm_grow((void **)list, *n, kept ? &cap_kept : &cap_removed, sizeof(**list)))
 			return vm_error_set(err, ENOMEM, "out of memory");
 		(*list)[(*n)++] = entry;
 		if (!kept)

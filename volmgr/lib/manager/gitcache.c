@@ -2,7 +2,7 @@
 /* Caches from git, and volumes at a commit.
  *
  * Git's work (clone, fetch, checkout) runs as the configured unprivileged
- * user, in staging/, without the manager's lock: other requests go on.
+ * user, in staging/, without the store's lock: other requests go on.
  * Only the publication takes the lock, so a snapshot of a cache gets its
  * old generation or its new one, whole: an update makes the new
  * generation as a writable snapshot of the current one, fetches and

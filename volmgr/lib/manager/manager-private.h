@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Shared by the files that implement the manager: its state, and the
  * few functions one part of it offers another.  Each file uses the store
- * (store.h) beneath, and the files it calls are named in the comment of
- * the function; no two of them call each other.  Not for front ends.
+ * (store.h) beneath and calls only the files listed after its arrow;
+ * no circle (tests/unit/layering.py checks it).  Not for front ends.
  *
- *   manager.c   opening the manager, status, get and list
+ *   manager.c   opening the manager, status, get and list -> repair.c, usage.c
  *   repair.c    start-up repair -> gitcache.c (a checkout's catch-up)
  *   volumes.c   create, remove, Mount/Unmount -> copyin.c, gitcache.c, usage.c
  *   volfd.c     a caller's directory: which volume, a volume from it

@@ -68,7 +68,7 @@ int vm_manager_new(struct vm_pool *pool, const struct vm_manager_config *cfg,
 		vm_pool_free(pool);
 		return vm_error_set(err, ENOMEM, "out of memory");
 	}
-	int r = vm_store_init(&m->store, pool, NULL, cfg ? cfg->log : NULL,
+	int r = vm_store_init(&m->store, pool, cfg ? cfg->log : NULL,
 			      cfg ? cfg->log_userdata : NULL, err);
 	if (r < 0) {
 		vm_manager_free(m);
@@ -257,20 +257,6 @@ static void cache_info(struct vm_manager *m, const struct vm_record *rec,
 	}
 }
 
-/* Room for one more element in *items (of size each), grown by half. */
-static void *grow(void **items, size_t n, size_t *cap, size_t size)
-{
-	if (n == *cap) {
-		size_t c = *cap ? *cap + *cap / 2 : 16;
-		void *p = reallocarray(*items, c, size);
-		if (!p)
-			return NULL;
-		*items = p;
-		*cap = c;
-	}
-	return (char *)*items + n * size;
-}
-
 static int cmp_volume_info(const void *a, const void *b)
 {
 	return strcmp(((const struct vm_volume_info *)a)->name,
@@ -306,7 +292,7 @@ static int list_kind(struct vm_manager *m, enum vm_kind k, json_t *counts,
 		    rec.state != VM_STATE_READY)
 			continue;
 		if (k == VM_KIND_VOLUME) {
-			struct vm_volume_info *v = grow((void **)&vols.items, vols.n, &cap,
+			struct vm_volume_info *v = vm_grow((void **)&vols.items, vols.n, &cap,
 							sizeof(*vols.items));
 			if (!v || (r = volume_info(m, &rec, counts, v)) < 0) {
 				r = -ENOMEM;
@@ -314,7 +300,7 @@ static int list_kind(struct vm_manager *m, enum vm_kind k, json_t *counts,
 			}
 			vols.n++;
 		} else {
-			struct vm_cache_info *c = grow((void **)&caches.items, caches.n, &cap,
+			struct vm_cache_info *c = vm_grow((void **)&caches.items, caches.n, &cap,
 						       sizeof(*caches.items));
 			if (!c) {
 				r = -ENOMEM;

@@ -82,7 +82,7 @@ int vm_volume_unmount(struct vm_manager *m, const char *name, const char *id,
 /* What the manager knows of a volume (volinfo.h); release it with
  * vm_volume_info_done / vm_volume_info_list_done.
  * with_usage: also scan the machine's mounts for in_use/kernel_mounts
- * (costs a walk over /proc, done before the manager's lock is taken; the
+ * (costs a walk over /proc, done before the store's lock is taken; the
  * plugin's Get and List do not need it).  Without it, in_use says only
  * whether engines recorded Mounts without their Unmount.  ret is not
  * touched on failure. */

@@ -3,7 +3,7 @@
  * table), no process holds it open without a mount (holders.h), and
  * every Mount an engine recorded was unmounted -- or the engines
  * configured in [engines] confirm they no longer use it.  All of that is
- * looked at without the manager's lock (a scan costs the request that
+ * looked at without the store's lock (a scan costs the request that
  * asks, a stalled engine socket too); the verdict is taken under it,
  * against the record as it is then. */
 #include <fcntl.h>
@@ -152,7 +152,7 @@ int vm_mgr_prune_mounts(struct vm_manager *m, const char *name, json_t *counts)
 	return vm_store_store_record(&m->store, &rec, NULL) == 0;
 }
 
-/* The machine's mounts of volumes, read without the manager's lock (a
+/* The machine's mounts of volumes, read without the store's lock (a
  * namespace with 100,000 mounts must cost only the request that asks).
  * When some processes' mounts cannot be read, the scan is incomplete:
  * every volume then counts as in use (fail closed), marked by the key ""

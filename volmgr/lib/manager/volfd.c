@@ -83,7 +83,7 @@ static int reopen_in_pool(struct vm_manager *m, int fd)
 
 /* Where a caller's directory is: its (device, inode) and, on the pool's
  * own device (volumes that are plain directories), those of its
- * ancestors up to the volumes directory.  Found without the manager's
+ * ancestors up to the volumes directory.  Found without the store's
  * lock: these are system calls on the caller's fd, which a stalled FUSE
  * or network file system can hold up for as long as it likes -- that
  * may stall this request, never the others. */

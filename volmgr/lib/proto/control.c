@@ -228,6 +228,7 @@ enum arg_type {
 	ARG_STRING, /* a string without a NUL in it */
 	ARG_BOOL,   /* true or false */
 	ARG_LABELS, /* an object of string -> string (vm_labels_check) */
+	ARG_JSON,   /* any value: the handler checks it */
 };
 
 struct arg {
@@ -248,11 +249,16 @@ struct arg {
 #define A_BOOL(key, field) {key, ARG_BOOL, FIELD(field, bool), false}
 #define A_NAME A_STRING_REQUIRED("name", name)
 #define A_LABELS {"labels", ARG_LABELS, FIELD(labels, json_t *), false}
+/* volume.create checks its labels after the source, ttl and quota, and
+ * from a path takes only an object (as it always has). */
+#define A_LABELS_RAW {"labels", ARG_JSON, FIELD(labels, json_t *), false}
 #define ARGS(...) ((const struct arg[]){__VA_ARGS__, {NULL}})
 #define NOARGS ((const struct arg[]){{NULL}})
 
 /* Check args against an operation's list: no key it does not list, each
- * of the right type, the required ones there; null counts as absent. */
+ * of the right type, the required ones there; null counts as absent,
+ * but for a true/false argument (gc's dry_run: null must not read as
+ * false and remove volumes). */
 static int args_parse(json_t *args, const struct arg *list, struct args *ret,
 		      struct vm_error *err)
 {
@@ -268,7 +274,7 @@ static int args_parse(json_t *args, const struct arg *list, struct args *ret,
 	for (const struct arg *a = list; a->key; a++) {
 		void *field = (char *)ret + a->offset;
 		v = json_object_get(args, a->key);
-		if (!v || json_is_null(v)) {
+		if (!v || (json_is_null(v) && a->type != ARG_BOOL)) {
 			if (a->required)
 				return vm_error_set(err, EINVAL, "missing argument \"%s\"", a->key);
 			continue;
@@ -293,6 +299,9 @@ static int args_parse(json_t *args, const struct arg *list, struct args *ret,
 			*(json_t **)field = v;
 			break;
 		}
+		case ARG_JSON:
+			*(json_t **)field = v;
+			break;
 		}
 	}
 	return 0;
@@ -361,7 +370,7 @@ static int op_volume_create(const struct call *c, json_t **ret, struct vm_error 
 	if ((c->fd >= 0) != (a->path != NULL) || (a->path && a->source))
 		return vm_error_set(err, EINVAL,
 				    "give either a source by name, or a path with its directory passed as a file descriptor");
-	struct vm_create_opts o = {.labels = a->labels};
+	struct vm_create_opts o = {0};
 	want_progress(c->sink, &o);
 	if (!a->path && (r = vm_source_parse(a->source, &o.source, err)) < 0)
 		return r;
@@ -370,6 +379,11 @@ static int op_volume_create(const struct call *c, json_t **ret, struct vm_error 
 	if (a->quota && (r = vm_parse_size(a->quota, &o.quota_bytes, err)) < 0)
 		return r;
 	o.quota_set = a->quota != NULL;
+	/* By name the labels are checked here; from a path only an object is
+	 * taken, and the manager checks what it holds. */
+	if (!a->path && (r = vm_labels_check(a->labels, err)) < 0)
+		return r;
+	o.labels = json_is_object(a->labels) ? a->labels : NULL;
 	struct vm_create_how how = {0};
 	if (a->path)
 		r = c->ops->volume_create_from_fd(c->ctx, a->name, c->fd, a->path, &o, c->caller,
@@ -552,8 +566,9 @@ static const struct op {
 	{"ping", ANYONE, NOARGS, NULL, op_ping},
 	{"status", ANYONE, NOARGS, NULL, op_status},
 	{"volume.create", ANYONE,
-	 ARGS(A_NAME, A_STRING("source", source), A_STRING("path", path), A_LABELS,
-	      A_STRING("ttl", ttl), A_STRING("quota", quota)),
+	 /* in the order they have always been checked in */
+	 ARGS(A_STRING("quota", quota), A_NAME, A_STRING("source", source),
+	      A_STRING("path", path), A_STRING("ttl", ttl), A_LABELS_RAW),
 	 NULL, op_volume_create},
 	{"volume.which", ANYONE, NOARGS, "the directory", op_volume_which},
 	{"volume.list", ANYONE, NOARGS, NULL, op_volume_list},

@@ -11,13 +11,11 @@
 
 #include "json-util.h"
 
-int vm_store_init(struct vm_store *s, struct vm_pool *pool, const struct vm_backend *backend,
+int vm_store_init(struct vm_store *s, struct vm_pool *pool,
 		  void (*log)(void *userdata, const char *line), void *log_userdata,
 		  struct vm_error *err)
 {
 	*s = (struct vm_store){.pool = pool, .log = log, .log_userdata = log_userdata};
-	if (backend)
-		s->backend = *backend;
 	pthread_mutex_init(&s->lock, NULL);
 	sem_init(&s->copy_slots, 0, VM_STORE_COPIES_MAX);
 	s->reserved = json_object();
@@ -104,7 +102,9 @@ int vm_store_load_record(struct vm_store *s, enum vm_kind k, const char *name,
 	if (r < 0)
 		return vm_error_errno(err, -r, "cannot read the record of %s %s",
 				      vm_kind_str(k), name);
-	return vm_record_load(text, len, k, ret, err);
+	r = vm_record_load(text, len, k, ret, err);
+	/* The parser names the field, not the record. */
+	return r < 0 ? vm_error_wrap(err, r, "the record of %s %s", vm_kind_str(k), name) : 0;
 }
 
 int vm_store_load_ready(struct vm_store *s, enum vm_kind k, const char *name,

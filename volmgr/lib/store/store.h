@@ -12,7 +12,9 @@
  *
  * One lock (VM_STORE_LOCK) guards the records, the reservations, the
  * copies' holds and their counts.  The fields below are read by the
- * manager's files; they change only through these functions. */
+ * manager's files; the manager sets the backend and the quota state up
+ * when it opens the pool (vm_manager_new), and from then on they change
+ * only through these functions. */
 #pragma once
 
 #include <jansson.h>
@@ -61,7 +63,7 @@ struct vm_store {
 
 /* Take over pool; nothing is read or repaired yet (the manager's
  * repair.c does that with the functions below). */
-int vm_store_init(struct vm_store *s, struct vm_pool *pool, const struct vm_backend *backend,
+int vm_store_init(struct vm_store *s, struct vm_pool *pool,
 		  void (*log)(void *userdata, const char *line), void *log_userdata,
 		  struct vm_error *err);
 void vm_store_done(struct vm_store *s);
