@@ -10,7 +10,7 @@ vt_require_cmd jq btrfs curl unshare
 pool=$(vt_make_pool btrfs)/pool
 vt_start_daemon "$pool"
 plugin() { # plugin ENDPOINT JSON -> prints "BODY STATUS"
-	curl -sS --max-time 20 --unix-socket "$VT_PLUGIN_SOCK" -X POST \
+	curl -sS --max-time 60 --unix-socket "$VT_PLUGIN_SOCK" -X POST \
 		-w ' %{http_code}' "http://plugin/VolumeDriver.$1" -d "$2"
 }
 
