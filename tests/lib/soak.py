@@ -166,9 +166,10 @@ stop.set()
 for t in ws:
     t.join(300)
 
-# The load is over and every connection closed: wait (bounded) for
-# volmgrd's connection threads to finish, then take the end figures.
-deadline = time.monotonic() + 60
+# The load is over and every connection closed: wait (bounded, for a
+# loaded machine) for volmgrd's connection threads to finish, then take
+# the end figures.
+deadline = time.monotonic() + 120
 while time.monotonic() < deadline and threads() > start["threads"]:
     time.sleep(0.2)
 end = {"fds": fds(), "rss_kib": rss_kib(), "threads": threads()}
