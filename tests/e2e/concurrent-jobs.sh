@@ -24,15 +24,16 @@ echo "hello" >"$src/README"
 "$VOLMGR" cache import proj "$src"
 img=$(vt_docker_image)
 
-# The job: wait until the host says go (so both run at once), write, give
-# the other job time to write too, then check that only our writes show.
+# The job: wait until the host says go (so both run at once), write, wait
+# until the host has seen the other job write too (it says check), then
+# check that only our writes show.
 # shellcheck disable=SC2016 # expanded by the container's shell
 job_script='
 me=$1 other=$2
 until [ -e .go ]; do sleep 0.1; done
 echo "$me" > shared.txt
 echo "$me" > "only-$me"
-sleep 2
+until [ -e .check ]; do sleep 0.1; done
 [ "$(cat shared.txt)" = "$me" ] || { echo "shared.txt: $(cat shared.txt)"; exit 11; }
 [ ! -e "only-$other" ] || { echo "sees only-$other"; exit 12; }
 [ "$(cat README)" = hello ] || exit 13
@@ -59,6 +60,9 @@ vt_step "both jobs write at the same time; each sees only its own writes"
 # Written from the host into each volume: it also shows that the host path
 # volmgr reports is the one the containers see.
 for j in a b; do touch "$(vt_volmgr_field "job-$j-$VT_ID" .mountpoint)/.go"; done
+wrote() { [[ -e $pool/volumes/job-$1-$VT_ID/only-$1 ]]; }
+for j in a b; do vt_wait_until "job $j wrote" wrote "$j"; done
+for j in a b; do touch "$pool/volumes/job-$j-$VT_ID/.check"; done
 for j in a b; do
 	status=$(docker wait "vt-$VT_ID-$j")
 	logs=$(docker logs "vt-$VT_ID-$j" 2>&1)

@@ -23,13 +23,10 @@ echo "hello" >"$src/README"
 "$VOLMGR" cache import proj "$src"
 
 # Engines may release a volume a moment after `rm -f` returns (podman's
-# cleanup runs from conmon): poll for up to 10 s.
+# cleanup runs from conmon): wait for it.
+in_use_is() { [[ $(vt_volmgr_field "$1" .in_use) == "$2" ]]; }
 wait_in_use() { # wait_in_use VOLUME true|false
-	local i
-	for ((i = 0; i < 50; i++)); do
-		[[ $(vt_volmgr_field "$1" .in_use) == "$2" ]] && break
-		sleep 0.2
-	done
+	vt_wait_until "in_use of $1 is $2" in_use_is "$1" "$2"
 	vt_assert_in_use "$1" "$2"
 }
 

@@ -138,13 +138,12 @@ PODMAN="podman --remote --url unix://$VT_PODMAN_SOCK" \
 # config.toml's `host` names (gitlab-runner's view of its engine).
 inner() { vt_podman exec "$runner" podman --remote --url "$inner_url" "$@"; }
 dk() { vt_podman exec "$runner" docker -H "$inner_url" "$@"; }
-for ((i = 0; ; i++)); do
+inner_answers() {
 	[[ $(vt_podman inspect -f '{{.State.Running}}' "$runner") == true ]] ||
 		vt_fail "the runner container exited"
-	inner version >/dev/null 2>&1 && break
-	((i < 150)) || vt_fail "the inner podman API at $inner_url does not answer after 30 s"
-	sleep 0.2
-done
+	inner version >/dev/null 2>&1
+}
+vt_wait_until "the inner podman API at $inner_url answers" inner_answers
 vt_log "the inner podman answers at $inner_url"
 vt_assert_eq "runc overlay netavark" \
 	"$(inner info --format '{{.Host.OCIRuntime.Name}} {{.Store.GraphDriverName}} {{.Host.NetworkBackend}}')" \
@@ -189,10 +188,8 @@ vt_assert_eq x "$(cat "$pool/volumes/$vol/out")" "$pool/volumes/$vol/out"
 vt_assert_status 0 diff -r "$src" "$pool/caches/proj"
 vt_assert_listed "$vol"
 # The inner podman unmounts when the job is gone (its cleanup runs from conmon).
-for ((i = 0; i < 50; i++)); do
-	[[ $(vt_volmgr_field "$vol" .in_use) == false ]] && break
-	sleep 0.2
-done
+in_use_is() { [[ $(vt_volmgr_field "$1" .in_use) == "$2" ]]; }
+vt_wait_until "the inner podman released $vol" in_use_is "$vol" false
 vt_assert_in_use "$vol" false
 
 vt_step "inner podman: volume rm $vol deletes the subvolume"

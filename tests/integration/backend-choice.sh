@@ -121,11 +121,11 @@ printf '[copy]\nio = io_uring\n' >"$VT_TMP/uring.conf"
 upid=$!
 stop_uring() { kill -TERM "$upid" 2>/dev/null; wait "$upid" 2>/dev/null; rm -f "$VT_TMP/pu.sock" "$VT_TMP/cu.sock"; return 0; }
 vt_on_exit stop_uring
-for _ in $(seq 100); do
-	"$VOLMGR" --socket "$VT_TMP/cu.sock" status >/dev/null 2>&1 && break
-	kill -0 "$upid" 2>/dev/null || break
-	sleep 0.1
-done
+# Until it answers, or has exited (where io_uring does not work).
+uring_decided() {
+	"$VOLMGR" --socket "$VT_TMP/cu.sock" status >/dev/null 2>&1 || ! kill -0 "$upid" 2>/dev/null
+}
+vt_wait_until "volmgrd with io = io_uring answers or exits" uring_decided
 if kill -0 "$upid" 2>/dev/null; then
 	vt_assert_eq io_uring "$("$VOLMGR" --socket "$VT_TMP/cu.sock" status --json | jq -r .copy_io)" \
 		"forced io_uring, where it works"

@@ -106,25 +106,15 @@ wait_freed() {
 	vt_fail "space not freed in 2 min: $now kB used, expected at most $limit kB"
 }
 
-# wait_file PATH PID — until PATH exists (while PID runs), at most 60 s.
+# wait_file PATH PID — until PATH exists (while PID, the copy, runs).
 wait_file() {
-	local i
-	for ((i = 0; i < 600; i++)); do
-		[[ -e $1 ]] && return 0
-		kill -0 "$2" 2>/dev/null || vt_fail "the copy ended before reaching the pause point"
-		sleep 0.1
-	done
-	vt_fail "$1 did not appear in 60 s"
+	vt_wait_until -p "$2" "the copy reached its pause point ($1)" test -e "$1"
 }
 
-# wait_staging_empty POOL — deferred deletes done, at most 60 s.
+# wait_staging_empty POOL — deferred deletes done.
+staging_empty() { [[ -z $(ls -A "$1/staging") ]]; }
 wait_staging_empty() {
-	local i
-	for ((i = 0; i < 600; i++)); do
-		[[ -z $(ls -A "$1/staging") ]] && return 0
-		sleep 0.1
-	done
-	vt_fail "staging still holds $(ls -A "$1/staging")"
+	vt_wait_until "the deferred deletes in $1/staging done" staging_empty "$1"
 }
 
 plugin_create() {

@@ -19,7 +19,7 @@ fi
 source "${VT_SRCDIR:-$(dirname "$0")/..}/lib/common.sh"
 vt_init caller-identity
 vt_require_root
-vt_require_cmd jq sha256sum
+vt_require_cmd jq sha256sum ss
 
 pool=$(vt_make_pool btrfs)/pool
 VOLMGR_FAULT_PAUSE="+control.accepted:$VT_TMP" vt_start_daemon "$pool"
@@ -35,9 +35,17 @@ vt_step "a client connects, asks, and dies before volmgrd identifies it"
 touch "$VT_TMP/control.accepted.arm"
 "$VOLMGR" create victim-vol >/dev/null 2>&1 &
 client=$!
-for _ in $(seq 100); do [[ -e $VT_TMP/control.accepted.paused ]] && break; sleep 0.1; done
-[[ -e $VT_TMP/control.accepted.paused ]] || vt_fail "volmgrd did not stop after accept"
-sleep 0.5 # the CLI sends its request right after connecting
+vt_wait_until -p "$client" "volmgrd stopped after accept" test -e "$VT_TMP/control.accepted.paused"
+# The CLI sends its request right after connecting: wait until it is in
+# volmgrd's end of the connection (its receive queue, as ss shows it).
+request_queued() {
+	local q
+	for q in $(ss -xHn state established src "$VT_CONTROL_SOCK" | awk '{ print $2 }'); do
+		((q > 0)) && return 0
+	done
+	return 1
+}
+vt_wait_until -p "$client" "the request waits in volmgrd's socket" request_queued
 kill -KILL "$client"
 wait "$client" 2>/dev/null || true
 vt_log "the client had pid $client"
@@ -47,15 +55,26 @@ vt_step "its pid goes to an impostor in a container"
 # impostor into new pid and mount namespaces.  How many pids that takes
 # before the impostor's is measured once (util-linux's unshare may fork
 # more than once), then the impostor is made to get the client's pid.
+# Nothing else may take a pid meanwhile: between setting ns_last_pid and
+# the impostor's fork, this shell only uses builtins (a pgrep or a sleep
+# polling for the impostor would race its fork for the next pid).
+mkfifo "$VT_TMP/never"
+exec {never}<>"$VT_TMP/never" # read -t on it: a sleep without a fork
 impostor() { # FIRST_PID: start one after setting ns_last_pid; echo its pid
+	local i pid='' comm=''
 	echo $(($1 - 1)) >/proc/sys/kernel/ns_last_pid
-	sh -c "echo \$\$ > '$cg/cgroup.procs' && exec unshare -m -p --fork --propagation private sleep 600" &
+	# (Not on the pipe that the caller reads this function's answer from.)
+	sh -c "echo \$\$ > '$cg/cgroup.procs' && exec unshare -m -p --fork --propagation private sleep 600" >/dev/null &
 	launcher=$!
-	local i pid
-	for i in $(seq 50); do
-		pid=$(pgrep -P "$launcher" -x sleep || true)
-		[[ -n $pid ]] && break
-		sleep 0.1
+	for ((i = 0; i < 2400; i++)); do # 120 s
+		if [[ -z $pid ]]; then
+			read -r pid _ <"/proc/$launcher/task/$launcher/children" 2>/dev/null || true
+		fi
+		if [[ -n $pid ]]; then
+			read -r comm <"/proc/$pid/comm" 2>/dev/null || true
+		fi
+		[[ $comm == sleep ]] && break
+		read -r -t 0.05 -u "$never" _ || true
 	done
 	echo "$launcher $pid"
 }
@@ -73,15 +92,18 @@ grep -q "$id" "/proc/$client/cgroup" || vt_fail "the impostor is not in the cont
 
 vt_step "volmgrd goes on: the volume is nobody's"
 touch "$VT_TMP/control.accepted.resume"
-for _ in $(seq 100); do "$VOLMGR" inspect victim-vol >/dev/null 2>&1 && break; sleep 0.1; done
+inspectable() { "$VOLMGR" inspect "$1" >/dev/null 2>&1; }
+vt_wait_until "volmgrd made victim-vol" inspectable victim-vol
 vt_assert_status 0 "$VOLMGR" inspect victim-vol
 vt_assert_eq null "$(vt_volmgr_field victim-vol .creator.cgroup)" "no container attributed"
 vt_assert_eq 0 "$(vt_volmgr_field victim-vol .creator.pid)" "no pid attributed"
 
 vt_step "gc keeps it when the impostor's container goes"
 kill -KILL "$client"
-wait "$launcher" 2>/dev/null || true
-rmdir "$cg"
+# (The launcher, unshare, is not this shell's child: it leaves the cgroup
+# when it has seen the impostor die.)
+rm_cgroup() { rmdir "$1" 2>/dev/null; }
+vt_wait_until "the impostor's container cgroup is empty and gone" rm_cgroup "$cg"
 vt_assert_eq "" "$("$VOLMGR" gc --json | jq -r '.removed[].name')" "nothing removed"
 vt_assert_status 0 "$VOLMGR" inspect victim-vol
 "$VOLMGR" rm victim-vol >/dev/null

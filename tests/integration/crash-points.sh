@@ -36,14 +36,14 @@ crash() {
 	shift
 	VOLMGR_FAULT=$point vt_restart_daemon
 	"$@" >/dev/null 2>&1 || status=$?
-	for _ in $(seq 50); do vt__daemon_alive || break; sleep 0.1; done
-	vt__daemon_alive && vt_fail "$point: volmgrd did not crash ($*)"
+	vt_wait_until "$point: volmgrd crashed ($*)" daemon_gone
 	grep -q "fault injected at $point" "$VT_TMP/volmgrd.log" || vt_fail "$point was not reached"
 	[[ $status != 0 ]] || vt_fail "$point: the caller was told it worked"
 	vt_restart_daemon
 	vt_check_pool_consistent
 }
 exists() { "$VOLMGR" inspect "$1" >/dev/null 2>&1; }
+daemon_gone() { ! vt__daemon_alive; }
 
 for point in create.staged create.published record.written; do
 	vt_step "crash at $point during a snapshot"

@@ -50,19 +50,24 @@ done
 vt_step "and one crash that certainly leaves work half done"
 # Random kills may all land between operations (on a loaded machine the
 # clients barely start in time): one kill is made while an import is
-# under way in staging/, found there, so the repair is tested every run.
-mkdir -p "$VT_TMP/big"
-for i in $(seq 1 3000); do echo "$i" >"$VT_TMP/big/f$i"; done
-"$VOLMGR" cache import half "$VT_TMP/big" >/dev/null 2>&1 &
+# under way in staging/ -- held there by a fault pause (copy.start: its
+# staging directory made, the copy not begun), not caught by chance --
+# so the repair is tested every run.
+VOLMGR_FAULT_PAUSE="copy.start:$VT_TMP" vt_restart_daemon >/dev/null
+"$VOLMGR" cache import half "$VT_TMP/src" >/dev/null 2>&1 &
 importer=$!
-for _ in $(seq 200); do [[ -n $(ls -A "$pool/staging") ]] && break; sleep 0.05; done
-[[ -n $(ls -A "$pool/staging") ]] || vt_fail "the import never showed up in staging"
+vt_wait_until -p "$importer" "the import held in staging/ (a build with -Dfault_injection)" \
+	test -e "$VT_TMP/copy.start.paused"
+[[ -n $(ls -A "$pool/staging") ]] || vt_fail "the held import has nothing in staging/"
 vt_kill_daemon >/dev/null
 wait "$importer" 2>/dev/null || true
+logged=$(wc -l <"$VT_TMP/volmgrd.log")
 vt_restart_daemon >/dev/null
 vt_check_pool_consistent
-grep -q "repair: deleted unfinished work staging/" "$VT_TMP/volmgrd.log" ||
-	vt_fail "the half-done import was not repaired"
+since=$(tail -n +"$((logged + 1))" "$VT_TMP/volmgrd.log")
+[[ $since == *"repair: deleted unfinished work staging/"* ]] ||
+	vt_fail "the half-done import was not repaired at the restart after it"
+vt_assert_status 4 "$VOLMGR" cache inspect half
 repairs=$(grep -c "repair:" "$VT_TMP/volmgrd.log" || true)
 vt_log "ok: $ROUNDS crashes, $repairs repairs logged, the pool consistent after each restart"
 (( repairs > 0 )) || vt_fail "no crash ever left anything to repair: the test did not test"

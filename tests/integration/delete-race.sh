@@ -116,7 +116,7 @@ signal.pause()" &
 job=$!
 vt_on_exit sh -c "kill $job 2>/dev/null; wait $job 2>/dev/null; true"
 chmod 0733 "$VT_TMP" # the job writes its ready file
-for _ in $(seq 100); do [[ -e $VT_TMP/held.ready ]] && break; sleep 0.1; done
+vt_wait_until -p "$job" "the job holds its fd" test -e "$VT_TMP/held.ready"
 err=$("$VOLMGR" rm held 2>&1) && vt_fail "rm removed a volume a job holds open"
 vt_assert_contains "$err" "process $job (python3) holds it open" "rm refused, naming the job"
 kill "$job"

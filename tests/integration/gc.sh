@@ -34,7 +34,9 @@ unshare -m --propagation private sh -c \
 	"mount --bind '$pool/volumes/held' '$VT_TMP/held-mnt' && touch '$VT_TMP/held.ready' && exec sleep 300" &
 holder=$!
 vt_on_exit sh -c "kill $holder 2>/dev/null; wait $holder 2>/dev/null; true"
-for _ in $(seq 50); do [[ -e $VT_TMP/held.ready ]] && break; sleep 0.1; done
+vt_wait_until -p "$holder" "the holder's bind mount of held" test -e "$VT_TMP/held.ready"
+# The ttl of 1 s is past for every volume that has one (plug-short, made
+# last, included): a lower bound on a time, not a wait for an event.
 sleep 1.5
 
 vt_step "a dry run lists what would go and changes nothing"
@@ -92,7 +94,10 @@ vt_step "the daemon collects periodically when configured"
 printf '[gc]\ninterval = 1s\n' >"$VT_TMP/volmgr.conf"
 vt_restart_daemon
 "$VOLMGR" create auto --ttl 1s >/dev/null
-for _ in $(seq 60); do "$VOLMGR" inspect auto >/dev/null 2>&1 || break; sleep 0.1; done
+gone() { ! "$VOLMGR" inspect "$1" >/dev/null 2>&1; }
+vt_wait_until "the periodic gc removed auto" gone auto
 vt_assert_status 4 "$VOLMGR" inspect auto
-vt_assert_contains "$(cat "$VT_TMP/volmgrd.log")" 'gc: removed auto ["expired"]' "daemon log"
+# The gc thread logs what it removed once its whole run is done, a moment
+# after the removal shows.
+vt_wait_until "the periodic gc's log line" grep -qF 'gc: removed auto ["expired"]' "$VT_TMP/volmgrd.log"
 "$VOLMGR" rm forever kept-job long p8 >/dev/null

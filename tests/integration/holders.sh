@@ -36,8 +36,7 @@ hold() {
 	unshare -m --propagation private "$@" &
 	holder=$!
 	vt_on_exit sh -c "kill $holder 2>/dev/null; wait $holder 2>/dev/null; true"
-	for _ in $(seq 100); do [[ -e $VT_TMP/$name.ready ]] && break; sleep 0.1; done
-	[[ -e $VT_TMP/$name.ready ]] || vt_fail "the holder of $name did not start"
+	vt_wait_until -p "$holder" "the holder of $name is ready" test -e "$VT_TMP/$name.ready"
 }
 
 pool=$(vt_make_pool btrfs)/pool

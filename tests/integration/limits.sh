@@ -19,6 +19,7 @@ pool=$(vt_make_pool btrfs)/pool
 VOLMGR_FAULT_PAUSE="*copy.slot:$VT_TMP" VT_DAEMON_EXTRA="--control-group nogroup" vt_start_daemon "$pool"
 as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@"; }
 copies() { "$VOLMGR" status --json | jq -r '"\(.copies.running) \(.copies.waiting)"'; }
+copies_are() { [[ $(copies) == "$1" ]]; }
 src=$VT_TMP/src
 mkdir -p "$src/d"
 echo x >"$src/d/f"
@@ -32,9 +33,9 @@ for i in 1 2 3 4 5 6; do
 	pids+=($!)
 done
 vt_on_exit sh -c "rm -f '$VT_TMP/copy.slot.hold'; kill ${pids[*]} 2>/dev/null; true"
-for _ in $(seq 100); do [[ $(copies) == "4 2" ]] && break; sleep 0.1; done
+vt_wait_until "four copies running, two waiting" copies_are "4 2"
 vt_assert_eq "4 2" "$(copies)" "running, waiting"
-sleep 1
+sleep 1 # (nothing to wait for: that nothing changes is the point)
 vt_assert_eq "4 2" "$(copies)" "still: a held copy keeps its slot"
 
 vt_step "a user other than root: two copies running or waiting, no more"
@@ -42,7 +43,7 @@ as_nobody "$VOLMGR" snapshot "$src" nobody-1 >/dev/null &
 n1=$!
 as_nobody "$VOLMGR" snapshot "$src" nobody-2 >/dev/null &
 n2=$!
-for _ in $(seq 100); do [[ $(copies) == "4 4" ]] && break; sleep 0.1; done
+vt_wait_until "nobody's two copies waiting too" copies_are "4 4"
 vt_assert_eq "4 4" "$(copies)" "nobody's two copies wait"
 status=0
 err=$(as_nobody "$VOLMGR" snapshot "$src" nobody-3 2>&1) || status=$?
@@ -62,7 +63,14 @@ chown nobody "$VT_TMP/nobody"
 as_nobody /usr/bin/python3 "$VT_SRCDIR/tools/idle-clients.py" "$VT_CONTROL_SOCK" control 20 "$VT_TMP/nobody/state" &
 idle=$!
 vt_on_exit sh -c "kill $idle 2>/dev/null; wait $idle 2>/dev/null; true"
-for _ in $(seq 100); do [[ $(cut -d' ' -f2 "$VT_TMP/nobody/state" 2>/dev/null) == 4 ]] && break; sleep 0.1; done
+# closed_at_least FILE N: idle-clients.py saw at least N of its
+# connections closed by volmgrd (it looks every 0.2 s).
+closed_at_least() {
+	local open closed which
+	read -r open closed which <"$1" 2>/dev/null || return 1
+	((closed >= $2))
+}
+vt_wait_until -p "$idle" "4 of nobody's connections closed" closed_at_least "$VT_TMP/nobody/state" 4
 read -r open closed which <"$VT_TMP/nobody/state"
 vt_assert_eq "20 4" "$open $closed" "of nobody's 20 idle connections, 4 were closed"
 vt_assert_eq "0,1,2,3" "$which" "the longest idle ones"
@@ -75,13 +83,12 @@ vt_step "the plugin socket: 256 idle connections, and an engine still gets in"
 python3 "$VT_SRCDIR/tools/idle-clients.py" "$VT_PLUGIN_SOCK" plugin 256 "$VT_TMP/plugin.state" &
 idle=$!
 vt_on_exit sh -c "kill $idle 2>/dev/null; wait $idle 2>/dev/null; true"
-for _ in $(seq 300); do [[ -s $VT_TMP/plugin.state ]] && break; sleep 0.1; done
-out=$(curl -sS -m 10 --unix-socket "$VT_PLUGIN_SOCK" -X POST -w ' %{http_code}' \
+vt_wait_until -p "$idle" "256 idle plugin connections made" test -s "$VT_TMP/plugin.state"
+out=$(curl -sS -m 60 --unix-socket "$VT_PLUGIN_SOCK" -X POST -w ' %{http_code}' \
 	http://plugin/VolumeDriver.Get -d '{"Name":"root-1"}') || vt_fail "the plugin socket took no new connection"
 vt_assert_contains "$out" " 200" "Get through a full plugin socket"
-sleep 0.5
+vt_wait_until -p "$idle" "16 idle plugin connections closed" closed_at_least "$VT_TMP/plugin.state" 16
 read -r open closed which <"$VT_TMP/plugin.state"
-((closed >= 16)) || vt_fail "only $closed idle plugin connections were closed"
 [[ $which == 0,1,2,* ]] || vt_fail "not the longest idle ones were closed: $which"
 vt_log "ok: $closed of 256 idle plugin connections were closed, the oldest first"
 kill "$idle"

@@ -12,7 +12,7 @@ vt_start_daemon "$pool"
 mkdir -p "$VT_TMP/src" && echo x >"$VT_TMP/src/f"
 "$VOLMGR" cache import proj "$VT_TMP/src"
 req() { # req PATH JSON -> "BODY STATUS"
-	curl -sS --max-time 10 --unix-socket "$VT_PLUGIN_SOCK" -X POST \
+	curl -sS --max-time 60 --unix-socket "$VT_PLUGIN_SOCK" -X POST \
 		-w ' %{http_code}' "http://plugin$1" -d "$2"
 }
 
@@ -62,17 +62,22 @@ code=$(curl -sS --unix-socket "$VT_PLUGIN_SOCK" -X POST -o /dev/null -w '%{http_
 vt_log "ok: 40 kB header refused with $code"
 
 vt_step "a stalled client does not block the others"
-python3 - "$VT_PLUGIN_SOCK" <<'PY' &
+# (It stalls until killed: the requests below come while it stalls,
+# however long they take on a loaded machine.)
+python3 - "$VT_PLUGIN_SOCK" "$VT_TMP/staller.ready" <<'PY' &
 import socket, sys, time
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
 s.sendall(b"POST /VolumeDriver.List HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
-time.sleep(8)
+open(sys.argv[2], "w").close()
+time.sleep(600)
 PY
 staller=$!
 vt_on_exit sh -c "kill $staller 2>/dev/null; true"
-sleep 0.5
+vt_wait_until -p "$staller" "the stalled client sent half a request" test -e "$VT_TMP/staller.ready"
 vt_assert_contains "$(req /VolumeDriver.Get '{"Name":"chunky"}')" " 200" "Get while another client stalls"
 vt_assert_eq '{"Err":""} 200' "$(req /VolumeDriver.Remove '{"Name":"chunky"}')" "Remove while another client stalls"
+kill "$staller"
+wait "$staller" 2>/dev/null || true
 "$VOLMGR" rm h2
 
 vt_step "every control character and invalid byte is escaped in the log"

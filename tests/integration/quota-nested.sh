@@ -111,13 +111,13 @@ btrfs -q subvolume create -i "1/${id[qf]}" "$v/esc"
 esc=$(subvol_id "$v/esc")
 # The kernel made it a member of qf's qgroup only: until volmgrd's watcher
 # sweeps (every 250 ms), writes there are charged to qf.  Wait for the
-# event itself, not for a time: its qgroup's parent becomes qd's.
-for ((i = 0; i < 100; i++)); do
-	[[ $(qgroup_parents "0/$esc") == "1/${id[qd]}" ]] && break
-	sleep 0.1
-done
+# event itself, not for a time: its qgroup's parent becomes qd's -- and
+# for the watcher's log line, which it writes once its whole sweep is
+# done, a moment after the move.
+parent_is() { [[ $(qgroup_parents "$1") == "$2" ]]; }
+vt_wait_until "the watcher moved 0/$esc into 1/${id[qd]}" parent_is "0/$esc" "1/${id[qd]}"
 vt_assert_eq "1/${id[qd]}" "$(qgroup_parents "0/$esc")" "the watcher's fix of 0/$esc"
-grep -q "joined their volume's qgroup" "$VT_TMP/volmgrd.log" || vt_fail "the watcher logged nothing"
+vt_wait_until "the watcher's log line" grep -q "joined their volume's qgroup" "$VT_TMP/volmgrd.log"
 fill_past_limit "$v/esc/big"
 
 vt_step "a subvolume made with an empty qgroup list: inspect sweeps first"

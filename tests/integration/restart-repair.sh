@@ -10,7 +10,7 @@ vt_require_cmd jq btrfs curl unshare
 pool=$(vt_make_pool btrfs)/pool
 vt_start_daemon "$pool"
 plugin() { # plugin ENDPOINT JSON -> prints "BODY STATUS"
-	curl -sS --max-time 20 --unix-socket "$VT_PLUGIN_SOCK" -X POST \
+	curl -sS --max-time 60 --unix-socket "$VT_PLUGIN_SOCK" -X POST \
 		-w ' %{http_code}' "http://plugin/VolumeDriver.$1" -d "$2"
 }
 
@@ -26,7 +26,7 @@ unshare -m --propagation private sh -c \
 	"mount --bind '$pool/volumes/keep-2' '$VT_TMP/held' && echo ready >'$VT_TMP/held.ready' && exec sleep 600" &
 holder=$!
 vt_on_exit sh -c "kill $holder 2>/dev/null; wait $holder 2>/dev/null; true"
-for _ in $(seq 50); do [[ -e $VT_TMP/held.ready ]] && break; sleep 0.1; done
+vt_wait_until -p "$holder" "the holder's bind mount of keep-2" test -e "$VT_TMP/held.ready"
 vt_assert_in_use keep-2 true
 
 vt_kill_daemon

@@ -31,13 +31,14 @@ echo hello >"$src/README"
 
 vt_step "$seconds s of mixed load, 4 workers"
 python3 "$VT_SRCDIR/lib/soak.py" --pid "$VT_DAEMON_PID" --plugin "$VT_PLUGIN_SOCK" \
-	--control "$VT_CONTROL_SOCK" --src "$src" --seconds "$seconds" --workers 4 \
+	--control "$VT_CONTROL_SOCK" --src "$src" --seconds "$seconds" --workers 4 --min-rounds 20 \
 	>"$VT_TMP/soak.json" || vt_fail "the load failed: $(jq -r '.failure[]' "$VT_TMP/soak.json" 2>/dev/null)"
 jq -c 'del(.samples)' "$VT_TMP/soak.json"
 r() { jq -r "$1" "$VT_TMP/soak.json"; }
 
 vt_step "the load ran, and volmgrd's fds and memory stayed bounded"
-(($(r .rounds) >= 20)) || vt_fail "only $(r .rounds) rounds in $seconds s"
+# (soak.py goes on until 20 rounds are done: a loaded machine takes longer.)
+(($(r .rounds) >= 20)) || vt_fail "only $(r .rounds) rounds in $(r .seconds) s"
 vt_log "ok: $(r .requests) requests in $(r .rounds) rounds ($(r .errors_expected) refused as they should be)"
 fd_warm=$(r .after_warmup.fds) fd_end=$(r .end.fds) fd_max=$(r .max.fds)
 fd_start=$(r .start.fds)

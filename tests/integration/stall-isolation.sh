@@ -19,12 +19,12 @@ vt_require_cmd python3 timeout unshare setpriv curl jq
 pool=$(vt_make_pool btrfs)/pool
 vt_start_daemon "$pool"
 tools=$VT_SRCDIR/tools
-plugin() { # ENDPOINT BODY: the reply and its status, within 10 s
-	curl -sS -m 10 --unix-socket "$VT_PLUGIN_SOCK" -X POST -w ' %{http_code}' \
+plugin() { # ENDPOINT BODY: the reply and its status, within 60 s
+	curl -sS -m 60 --unix-socket "$VT_PLUGIN_SOCK" -X POST -w ' %{http_code}' \
 		"http://plugin/VolumeDriver.$1" -d "$2"
 }
 # within SECONDS CMD...: CMD must finish in time (it would wait forever
-# behind a held lock).
+# behind a held lock; the bound is for a loaded machine, not a measure).
 within() {
 	local s=$1
 	shift
@@ -40,8 +40,7 @@ fuse_pid=$!
 # Killing the server aborts the connection (waiting requests fail with
 # ENOTCONN); then the mount point can go.
 vt_on_exit sh -c "kill -KILL $fuse_pid 2>/dev/null; wait $fuse_pid 2>/dev/null; umount '$fuse' 2>/dev/null || umount -l '$fuse' 2>/dev/null; true"
-for _ in $(seq 100); do [[ -s $VT_TMP/fuse.ready ]] && break; sleep 0.1; done
-[[ -s $VT_TMP/fuse.ready ]] || vt_fail "the FUSE server did not start"
+vt_wait_until -p "$fuse_pid" "the FUSE server is ready" test -s "$VT_TMP/fuse.ready"
 # (Read from the mount table: a stat of the mount point would wait forever.)
 [[ -n $(awk -v p="$fuse" '$5 == p' /proc/self/mountinfo) ]] || vt_fail "$fuse is not mounted"
 
@@ -62,22 +61,24 @@ which_pid=$!
 python3 "$VT_TMP/stalled.py" snapshot >"$VT_TMP/snapshot.out" 2>&1 &
 snap_pid=$!
 vt_on_exit sh -c "kill $which_pid $snap_pid 2>/dev/null; true"
-# Wait until volmgrd's threads really wait on the file system.
+# Wait until volmgrd's threads really wait on the file system: both
+# requests (the two clients start in any order, as fast as python does
+# on a loaded machine), so that everything below happens while both wait.
 stuck() { grep -lE "fuse|request_wait_answer" /proc/"$VT_DAEMON_PID"/task/*/stack /proc/"$VT_DAEMON_PID"/task/*/wchan 2>/dev/null | sed "s,/[a-z]*$,," | sort -u | wc -l; }
-for _ in $(seq 100); do (($(stuck) >= 1)) && break; sleep 0.1; done
-(($(stuck) >= 1)) || vt_fail "no request of volmgrd waits on the FUSE file system"
+both_stuck() { (($(stuck) >= 2)); }
+vt_wait_until "both requests of volmgrd wait on the FUSE file system" both_stuck
 vt_log "ok: $(stuck) volmgrd threads wait on the FUSE file system"
 
-within 10 "$VOLMGR" ls >/dev/null
-within 10 "$VOLMGR" create during-fuse >/dev/null
-within 10 "$VOLMGR" inspect during-fuse >/dev/null
+within 60 "$VOLMGR" ls >/dev/null
+within 60 "$VOLMGR" create during-fuse >/dev/null
+within 60 "$VOLMGR" inspect during-fuse >/dev/null
 vt_assert_eq '{"Err":""} 200' "$(plugin Create '{"Name":"plug-during-fuse"}')" "plugin Create"
 vt_assert_contains "$(plugin Get '{"Name":"during-fuse"}')" " 200" "plugin Get"
 vt_assert_contains "$(plugin Mount '{"Name":"during-fuse","ID":"m1"}')" " 200" "plugin Mount"
 vt_assert_contains "$(plugin Unmount '{"Name":"during-fuse","ID":"m1"}')" " 200" "plugin Unmount"
 # rm also looks at every process's open files -- the stalled callers
 # hold one on the FUSE mount -- and must not ask the file system.
-within 10 "$VOLMGR" rm during-fuse plug-during-fuse >/dev/null
+within 60 "$VOLMGR" rm during-fuse plug-during-fuse >/dev/null
 vt_log "ok: everything else went on while two requests waited on FUSE"
 (($(stuck) >= 2)) || vt_fail "the second request waits on something else than the file system"
 kill -0 "$which_pid" 2>/dev/null || vt_fail "the which request finished: $(cat "$VT_TMP/which.out")"
@@ -86,21 +87,20 @@ kill -KILL "$fuse_pid"
 wait "$which_pid" "$snap_pid" 2>/dev/null || true
 vt_assert_contains "$(cat "$VT_TMP/which.out")" "'ok': False" "which fails once the file system is gone"
 umount "$fuse" 2>/dev/null || umount -l "$fuse"
-within 10 "$VOLMGR" ls >/dev/null
+within 60 "$VOLMGR" ls >/dev/null
 vt_assert_status 4 "$VOLMGR" inspect from-fuse
 
 vt_step "an inspect held in its scan of the mounts holds up nobody"
 VOLMGR_FAULT_PAUSE=inspect.scan:$VT_TMP vt_restart_daemon
 "$VOLMGR" inspect base >"$VT_TMP/inspect.out" &
 inspect_pid=$!
-for _ in $(seq 100); do [[ -e $VT_TMP/inspect.scan.paused ]] && break; sleep 0.1; done
-[[ -e $VT_TMP/inspect.scan.paused ]] || vt_fail "the inspect did not reach its scan"
+vt_wait_until -p "$inspect_pid" "the inspect reached its scan" test -e "$VT_TMP/inspect.scan.paused"
 vt_assert_eq '{"Err":""} 200' "$(plugin Create '{"Name":"during-scan"}')" "plugin Create"
 vt_assert_contains "$(plugin Mount '{"Name":"during-scan","ID":"m1"}')" " 200" "plugin Mount"
 vt_assert_contains "$(plugin Get '{"Name":"during-scan"}')" " 200" "plugin Get"
 vt_assert_contains "$(plugin Unmount '{"Name":"during-scan","ID":"m1"}')" " 200" "plugin Unmount"
-within 10 "$VOLMGR" create during-scan-2 >/dev/null
-within 10 "$VOLMGR" ls >/dev/null
+within 60 "$VOLMGR" create during-scan-2 >/dev/null
+within 60 "$VOLMGR" ls >/dev/null
 kill -0 "$inspect_pid" 2>/dev/null || vt_fail "the held inspect finished early"
 touch "$VT_TMP/inspect.scan.resume"
 wait "$inspect_pid" || vt_fail "the held inspect failed"
@@ -122,8 +122,9 @@ setpriv --reuid=65534 --regid=65534 --clear-groups unshare -Urm --propagation pr
 	python3 "$tools/mount-flood.py" "$VT_TMP/flood/m" 99000 "$VT_TMP/flood/ready" &
 flood=$!
 vt_on_exit sh -c "kill $flood 2>/dev/null; wait $flood 2>/dev/null; true"
-for _ in $(seq 300); do [[ -s $VT_TMP/flood/ready && -e $VT_TMP/held.ready ]] && break; sleep 0.2; done
-n=$(cat "$VT_TMP/flood/ready" 2>/dev/null) || vt_fail "the mount flood did not finish"
+vt_wait_until -p "$holder" "the holder's bind mount" test -e "$VT_TMP/held.ready"
+vt_wait_until -t 600 -p "$flood" "the mount flood" test -s "$VT_TMP/flood/ready"
+n=$(cat "$VT_TMP/flood/ready")
 ((n >= 90000)) || vt_fail "only $n mounts in the flood's namespace"
 vt_log "ok: $n mounts in an unprivileged user's namespace"
 vt_assert_in_use held true
@@ -133,10 +134,11 @@ vt_assert_in_use base false
 # while an engine mounts and unmounts: each Mount must answer well within
 # podman's 5 s, whatever the scans cost.
 for i in 1 2 3 4; do
-	(while [[ ! -e $VT_TMP/stop-scans ]]; do "$VOLMGR" ls >/dev/null; done) &
+	(while [[ ! -e $VT_TMP/stop-scans ]]; do "$VOLMGR" ls >/dev/null; : >"$VT_TMP/scanned-$i"; done) &
 	vt_on_exit sh -c "touch '$VT_TMP/stop-scans'; kill $! 2>/dev/null; wait $! 2>/dev/null; true"
 done
-sleep 1
+# The Mounts below come while the scans run: each loop has done one.
+for i in 1 2 3 4; do vt_wait_until "scan loop $i under way" test -e "$VT_TMP/scanned-$i"; done
 out=$(python3 - "$VT_PLUGIN_SOCK" <<'EOF'
 import json, socket, sys, time
 worst = 0.0

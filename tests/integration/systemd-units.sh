@@ -43,8 +43,7 @@ start_activated() { # start_activated LOG ARGS... : systemd-socket-activate in t
 	activator=$!
 	vt_on_exit sh -c "kill $activator 2>/dev/null; wait $activator 2>/dev/null; true"
 	vt_log_file "$log"
-	for _ in $(seq 50); do grep -q "Listening on" "$log" && return; sleep 0.1; done
-	vt_fail "systemd-socket-activate did not listen"
+	vt_wait_until -p "$activator" "systemd-socket-activate listens" grep -q "Listening on" "$log"
 }
 stop_activated() { kill "$activator" 2>/dev/null; wait "$activator" 2>/dev/null || true; }
 
@@ -53,7 +52,7 @@ start_activated "$VT_TMP/act1.log" -l "$VT_TMP/plugin.sock" --fdname=plugin \
 	"$VOLMGRD" --pool "$pool" --plugin-socket "$VT_TMP/unused.sock" \
 	--control-socket "$VT_TMP/control.sock" --config "$VT_TMP/empty.conf"
 [[ ! -e $VT_TMP/control.sock ]] || vt_fail "volmgrd ran before any request"
-out=$(curl -sS --max-time 10 --unix-socket "$VT_TMP/plugin.sock" -X POST http://p/Plugin.Activate -d '')
+out=$(curl -sS --max-time 60 --unix-socket "$VT_TMP/plugin.sock" -X POST http://p/Plugin.Activate -d '')
 vt_assert_eq '{"Implements":["VolumeDriver"]}' "$out" "answer on the inherited socket"
 vt_assert_contains "$(cat "$VT_TMP/act1.log")" "socket activation: plugin socket inherited, control socket made here" "log"
 [[ ! -e $VT_TMP/unused.sock ]] || vt_fail "volmgrd made a plugin socket of its own"
@@ -79,7 +78,7 @@ volmgrd, pool, tmp = sys.argv[1:4]
 plug = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); plug.bind(tmp + "/p3.sock"); plug.listen(16)
 ctl = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); ctl.bind(tmp + "/c3.sock"); ctl.listen(16)
 notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); notify.bind(tmp + "/notify.sock")
-notify.settimeout(15)
+notify.settimeout(120)  # a bound for a loaded machine: volmgrd says READY=1 at once
 pid = os.fork()
 if pid == 0:
     # Through high numbers first: a socket may already sit at 3 or 4.

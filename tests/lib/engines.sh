@@ -203,17 +203,12 @@ vt__docker_start_private() {
 	VT_DOCKERD_PID=$!
 	vt_on_exit vt__docker_stop_private "$VT_DOCKERD_PID" "$d"
 	export DOCKER_HOST=unix://$VT_DOCKER_SOCK VT_DOCKER_SOCK VT_DOCKERD_PID
-	for ((i = 0; i < 120; i++)); do
-		kill -0 "$VT_DOCKERD_PID" 2>/dev/null || vt_fail "private dockerd exited"
-		if docker version >/dev/null 2>&1; then
-			vt_log "docker: private dockerd (pid $VT_DOCKERD_PID) at $VT_DOCKER_SOCK"
-			vt__assert_own_netns "$VT_DOCKERD_PID" "private dockerd"
-			return 0
-		fi
-		sleep 0.5
-	done
-	vt_fail "private dockerd not ready after 60 s"
+	vt_wait_until -p "$VT_DOCKERD_PID" "the private dockerd answers" vt__docker_answers
+	vt_log "docker: private dockerd (pid $VT_DOCKERD_PID) at $VT_DOCKER_SOCK"
+	vt__assert_own_netns "$VT_DOCKERD_PID" "private dockerd"
 }
+
+vt__docker_answers() { docker version >/dev/null 2>&1; }
 
 # vt__exec_netns CMD... — exec CMD in a new network namespace with only
 # the loopback link, up.  Run it in the background (`vt__exec_netns CMD &`):
@@ -352,17 +347,12 @@ vt_podman_ensure() {
 	VT_PODMAN_PID=$!
 	export VT_PODMAN_SOCK VT_PODMAN_PID
 	vt_on_exit vt__podman_stop "$VT_PODMAN_PID" "$p"
-	for ((i = 0; i < 100; i++)); do
-		kill -0 "$VT_PODMAN_PID" 2>/dev/null || vt_fail "podman system service exited"
-		if [[ -S $VT_PODMAN_SOCK ]] && vt_podman version >/dev/null 2>&1; then
-			vt_log "podman: private service (pid $VT_PODMAN_PID) at $VT_PODMAN_SOCK"
-			vt__assert_own_netns "$VT_PODMAN_PID" "podman service"
-			return 0
-		fi
-		sleep 0.2
-	done
-	vt_fail "podman service not ready after 20 s"
+	vt_wait_until -p "$VT_PODMAN_PID" "the private podman service answers" vt__podman_answers
+	vt_log "podman: private service (pid $VT_PODMAN_PID) at $VT_PODMAN_SOCK"
+	vt__assert_own_netns "$VT_PODMAN_PID" "podman service"
 }
+
+vt__podman_answers() { [[ -S $VT_PODMAN_SOCK ]] && vt_podman version >/dev/null 2>&1; }
 
 # The pids of processes whose command line holds PATH (a test's own unique
 # directory), this shell excepted; read with builtins only, so no helper
@@ -390,9 +380,10 @@ vt__podman_stop() {
 	# conmon and the `podman container cleanup` it starts outlive the
 	# service for a moment and may mount the storage again after we
 	# unmounted it (seen once on CI: rm then met a busy overlay).  Wait
-	# for every process started with this root (10 s at most), and
-	# unmount again if rm still meets a mount.
-	for ((i = 0; i < 50; i++)); do
+	# for every process started with this root (60 s at most: a cleanup,
+	# which must not fail the test, so no vt_wait_until), and unmount
+	# again if rm still meets a mount.
+	for ((i = 0; i < 300; i++)); do
 		[[ -n $(vt__pids_mentioning "$p") ]] || break
 		sleep 0.2
 	done

@@ -4,7 +4,7 @@
 # a minute, with assertions) and bench/soak.sh (10 minutes, a report).
 #
 #   soak.py --pid PID --plugin SOCK --control SOCK --src DIR --seconds N
-#           [--workers W] [--warmup SECONDS]
+#           [--workers W] [--warmup SECONDS] [--min-rounds R]
 #
 # Each worker loops over one round: volumes through both sockets (create
 # empty and from a cache, inspect, list, Mount/Path/Unmount/Get/List,
@@ -13,6 +13,9 @@
 # then a cache import and removal and the metrics.  New connections
 # every time, so every request also costs a thread and an fd in volmgrd.
 # Every reply is checked; a wrong one stops the run with exit status 1.
+#
+# --min-rounds: go on past N seconds until R rounds are done, so that a
+# loaded machine makes the run longer, not smaller.
 #
 # Prints one JSON object: requests, errors_expected, rounds, fds and RSS
 # (KiB) of volmgrd at start, after the warm-up, max, and at the end
@@ -30,6 +33,7 @@ ap.add_argument("--seconds", type=float, required=True)
 ap.add_argument("--workers", type=int, default=4)
 ap.add_argument("--warmup", type=float, default=None)
 ap.add_argument("--prefix", default="soak")
+ap.add_argument("--min-rounds", type=int, default=0)
 a = ap.parse_args()
 warmup = a.warmup if a.warmup is not None else min(15.0, a.seconds / 4)
 
@@ -150,7 +154,7 @@ for t in ws:
 samples, warm = [], None
 while not stop.is_set():
     el = time.monotonic() - t0
-    if el >= a.seconds:
+    if el >= a.seconds and counts["rounds"] >= a.min_rounds:
         break
     s = {"t": round(el, 1), "fds": fds(), "rss_kib": rss_kib(), "threads": threads(),
          "requests": counts["requests"]}
@@ -162,9 +166,10 @@ stop.set()
 for t in ws:
     t.join(300)
 
-# The load is over and every connection closed: wait (bounded) for
-# volmgrd's connection threads to finish, then take the end figures.
-deadline = time.monotonic() + 60
+# The load is over and every connection closed: wait (bounded, for a
+# loaded machine) for volmgrd's connection threads to finish, then take
+# the end figures.
+deadline = time.monotonic() + 120
 while time.monotonic() < deadline and threads() > start["threads"]:
     time.sleep(0.2)
 end = {"fds": fds(), "rss_kib": rss_kib(), "threads": threads()}

@@ -64,8 +64,9 @@ unshare -m --propagation private sh -c \
 	 exec setpriv --reuid=nobody --regid=\$(id -g nobody) --clear-groups sleep 300" &
 holder=$!
 vt_on_exit sh -c "kill $holder 2>/dev/null; wait $holder 2>/dev/null; true"
-for _ in $(seq 50); do [[ -e $VT_TMP/held.ready ]] && break; sleep 0.1; done
-sleep 0.3
+# Ready once its mount is made and it runs as nobody (setpriv's exec).
+holder_is_nobody() { [[ -e $VT_TMP/held.ready && $(stat -c %u "/proc/$holder") == 65534 ]]; }
+vt_wait_until -p "$holder" "the holder's bind mount, held by nobody" holder_is_nobody
 vt_assert_in_use v1 true
 kill "$holder"
 wait "$holder" 2>/dev/null || true
