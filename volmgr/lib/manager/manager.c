@@ -313,14 +313,17 @@ static int list_kind(struct vm_manager *m, enum vm_kind k, json_t *counts,
 	closedir(d);
 	if (r < 0)
 		return vm_error_set(err, ENOMEM, "out of memory");
-	/* readdir order is arbitrary: sort by name for stable output. */
+	/* readdir order is arbitrary: sort by name for stable output (an
+	 * empty list has no array, and qsort must not get NULL). */
 	if (ret_volumes) {
-		qsort(vols.items, vols.n, sizeof(*vols.items), cmp_volume_info);
+		if (vols.n > 1)
+			qsort(vols.items, vols.n, sizeof(*vols.items), cmp_volume_info);
 		*ret_volumes = vols;
 		vols = (struct vm_volume_info_list){0};
 	}
 	if (ret_caches) {
-		qsort(caches.items, caches.n, sizeof(*caches.items), cmp_cache_info);
+		if (caches.n > 1)
+			qsort(caches.items, caches.n, sizeof(*caches.items), cmp_cache_info);
 		*ret_caches = caches;
 		caches = (struct vm_cache_info_list){0};
 	}
