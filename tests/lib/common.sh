@@ -217,12 +217,22 @@ vt__mounted_under() {
 	return 0
 }
 
+# Whether DIR is a mount point, from the mount table (mountpoint(1)
+# stats DIR, which fails on a file system that was shut down).
+vt__is_mounted() {
+	local mp
+	while IFS= read -r mp; do
+		[[ $mp == "${1%/}" ]] && return 0
+	done < <(vt__mounted_under "$1")
+	return 1
+}
+
 # Unmount exactly DIR (if mounted), retrying for up to 30 s while it is
 # busy (a process that held it may still be exiting).
 vt__umount() {
 	local dir=$1 i
 	for ((i = 0; i < 100; i++)); do
-		mountpoint -q "$dir" || return 0
+		vt__is_mounted "$dir" || return 0
 		umount "$dir" 2>/dev/null && return 0
 		sleep 0.3
 	done
