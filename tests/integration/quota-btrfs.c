@@ -774,13 +774,14 @@ int main(void)
 	progs(sync_argv);
 	/* Since Linux 6.10 the kernel removes a dropped subvolume's qgroup
 	 * itself (btrfs_drop_snapshot -> btrfs_qgroup_cleanup_dropped_subvolume),
-	 * but after committing the transaction that deleted the root item,
-	 * which is what `btrfs subvolume sync` waits for: the qgroup can
-	 * still be there when it returns and go a moment later (counting on
-	 * it made this test fail about one run in three).  On such a kernel
-	 * wait for that event itself: it must come (the bound is for a loaded
-	 * machine); whether it came must not be decided by a timeout, or a
-	 * removal just after it would change what clear_stale finds below.
+	 * but only after committing the transaction that deleted the root
+	 * item, whose deletion is what `btrfs subvolume sync` waits for: the
+	 * qgroup can still be there when it returns and go a moment later
+	 * (counting on it made this test fail about one run in three).  On
+	 * such a kernel wait for that event itself: it must come (the bound
+	 * is for a loaded machine); whether it came must not be decided by a
+	 * timeout, or a removal just after it would change what clear_stale
+	 * finds below.
 	 * An older kernel leaves the qgroup for clear_stale -- unless the
 	 * clear_stale above already removed it (the cleaner was that fast). */
 	bool gone = qgroup_gone(pool, b_id);

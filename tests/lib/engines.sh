@@ -178,7 +178,7 @@ vt_docker_ensure() {
 }
 
 vt__docker_start_private() {
-	local d=$VT_TMP/docker i
+	local d=$VT_TMP/docker
 	vt_require_root
 	vt_require_cmd dockerd containerd runc unshare ip
 	mkdir -p "$d"
@@ -326,7 +326,7 @@ EOF
 # service at $VT_PODMAN_SOCK with its own storage and config, which knows
 # the volume plugin DRIVER.  Use it through vt_podman.
 vt_podman_ensure() {
-	local driver=${1:?vt_podman_ensure DRIVER SOCKET} plugin_sock=${2:?} p=$VT_TMP/podman i
+	local driver=${1:?vt_podman_ensure DRIVER SOCKET} plugin_sock=${2:?} p=$VT_TMP/podman
 	vt_require_root
 	vt_require_cmd podman runc conmon unshare ip
 	mkdir -p "$p/tmp" "$p/net"
