@@ -25,7 +25,7 @@
 #               (default: all four)
 #   --out FILE  also write the report (markdown) to FILE
 #
-# The volmgr binaries default to build/volmgr/{volmgrd,volmgr} next to this
+# The volmgr binaries default to build/volmgr/{daemon/volmgrd,cli/volmgr} next to this
 # script's directory; set VOLMGRD / VOLMGR to use others.  Each file system
 # is a sparse image on a loop device (tmpfs: a mount) in a scratch
 # directory, torn down before the next; everything is removed at exit by

@@ -12,8 +12,8 @@ shopt -s inherit_errexit
 export LC_ALL=C # a '.' in $EPOCHREALTIME and in printf's numbers
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-VOLMGRD=${VOLMGRD:-$BENCH_DIR/../build/volmgr/volmgrd}
-VOLMGR=${VOLMGR:-$BENCH_DIR/../build/volmgr/volmgr}
+VOLMGRD=${VOLMGRD:-$BENCH_DIR/../build/volmgr/daemon/volmgrd}
+VOLMGR=${VOLMGR:-$BENCH_DIR/../build/volmgr/cli/volmgr}
 # (Overridable only to try a script's full mode on a small stand-in.)
 TARBALL=${BENCH_TARBALL:-/usr/src/linux-source-6.1.tar.xz}
 TOP=linux-source-6.1 # the tarball's top-level directory

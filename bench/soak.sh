@@ -20,7 +20,7 @@
 #   --out FILE   where to write the report (default bench/soak.results.md
 #                next to this script; "-" for none)
 #
-# The volmgr binaries default to build/volmgr/{volmgrd,volmgr}; set
+# The volmgr binaries default to build/volmgr/{daemon/volmgrd,cli/volmgr}; set
 # VOLMGRD / VOLMGR to use others.  Everything it makes (a scratch
 # directory, a sparse image, one loop device, one mount, one volmgrd) is
 # removed at exit by its exact path, device or pid.

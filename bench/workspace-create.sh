@@ -31,7 +31,7 @@
 #   --scale     snapshot time against the number of volumes, per quota mode
 #   --out FILE  also write the report to FILE
 #
-# The volmgr binaries default to build/volmgr/{volmgrd,volmgr} next to this
+# The volmgr binaries default to build/volmgr/{daemon/volmgrd,cli/volmgr} next to this
 # script's directory; set VOLMGRD / VOLMGR to use others.
 #
 # Everything it makes (a scratch directory, a sparse image, one loop device,

@@ -12,8 +12,8 @@ cd "$(dirname "$0")/.."
 
 keep=false
 [[ ${1:-} == --keep ]] && keep=true
-VOLMGRD=${VOLMGRD:-$PWD/build/volmgr/volmgrd}
-VOLMGR=${VOLMGR:-$PWD/build/volmgr/volmgr}
+VOLMGRD=${VOLMGRD:-$PWD/build/volmgr/daemon/volmgrd}
+VOLMGR=${VOLMGR:-$PWD/build/volmgr/cli/volmgr}
 demo=${VOLMGR_DEMO_DIR:-/var/lib/volmgr-demo}
 pool_mnt=$demo/mnt
 pool=$pool_mnt/pool

@@ -14,8 +14,8 @@
 # inside a command substitution, e.g. pool=$(vt_make_pool btrfs), can
 # register theirs too.
 
-VOLMGRD=${VOLMGRD:-./build/volmgr/volmgrd}
-VOLMGR=${VOLMGR:-./build/volmgr/volmgr}
+VOLMGRD=${VOLMGRD:-./build/volmgr/daemon/volmgrd}
+VOLMGR=${VOLMGR:-./build/volmgr/cli/volmgr}
 
 # ---------------------------------------------------------------- reporting
 
