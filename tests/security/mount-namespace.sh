@@ -55,6 +55,26 @@ mount --bind "$pool/volumes/v1" "$VT_TMP/host-mnt"
 vt_on_exit vt__umount "$VT_TMP/host-mnt"
 vt_assert_in_use v1 true
 vt__umount "$VT_TMP/host-mnt"
+# Any process on the machine that made a mount namespace while the bind
+# mount was there (an unshare -m of another test, a container being set
+# up) has a private copy of it, which holds the volume -- rightly in use
+# -- until that process ends (1 of 30 runs next to other tests).  Wait
+# for such copies to go; volmgrd's own copy, a slave, must have gone with
+# the umount, and is what the check after this is about.
+daemon_ns=$(readlink "/proc/$VT_DAEMON_PID/ns/mnt") copy_holder=
+no_foreign_copy() {
+	local f ns
+	for f in $(grep -lF " $VT_TMP/host-mnt " /proc/[0-9]*/mountinfo 2>/dev/null); do
+		ns=$(readlink "${f%/mountinfo}/ns/mnt" 2>/dev/null) || continue
+		[[ $ns == "$daemon_ns" ]] && continue
+		if [[ $copy_holder != "$f" ]]; then
+			copy_holder=$f
+			vt_log "a copy in another process's mount namespace: ${f%/mountinfo} ($(cat "${f%/mountinfo}/comm" 2>/dev/null))"
+		fi
+		return 1
+	done
+}
+vt_wait_until "no other mount namespace holds a copy of the bind mount" no_foreign_copy
 vt_assert_in_use v1 false
 
 vt_step "in use: a private namespace whose only process is another user's"
