@@ -144,7 +144,7 @@ cli_commands() {
 	rows=$(sed -n '/^static const struct command commands\[\] = {$/,/^};$/p' "$1" |
 		sed -nE 's/^\s*\{"([a-z][a-z ]*)", *("([a-z][a-z ]*)"|NULL),.*/\1\n\3/p' | grep -v '^$' || true)
 	# A group's word: the first word of a two-word command.
-	grep -vxF -f <(grep ' ' <<<"$rows" | cut -d' ' -f1 | sort -u; echo '#') <<<"$rows" || true
+	grep -vxF -f <(grep ' ' <<<"$rows" | cut -d' ' -f1 | sort -u) <<<"$rows" || true
 }
 code_opts=$( (cli_options "$src"; getopt_options "$psrc") | grep -v '^$' || true)
 code_cmds=$( (cli_commands "$src"
