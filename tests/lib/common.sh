@@ -376,9 +376,14 @@ vt__daemon_alive() {
 # report at exit in the ASan build, a crash while stopping) is returned,
 # which fails the test (a failed cleanup fails a passing test).
 vt__stop_daemon() {
-	local i status=0 wait_ds=600
+	local i status=0 wait_ds=600 f
 	vt__daemon_alive || return 0
 	[[ -n ${ASAN_OPTIONS:-}${UBSAN_OPTIONS:-} ]] && wait_ds=1200
+	# A request held at a fault pause (VOLMGR_FAULT_PAUSE=NAME:$VT_TMP)
+	# that a failed test never released would hold up the stop: release it.
+	for f in "$VT_TMP"/*.paused; do
+		[[ -e $f ]] && : >"${f%.paused}.resume"
+	done
 	kill -TERM "${VT_DAEMON_SIGNAL_PID:-$VT_DAEMON_PID}"
 	for ((i = 0; i < wait_ds; i++)); do
 		vt__daemon_alive || break
