@@ -424,3 +424,15 @@ void *vm_grow(void **items, size_t n, size_t *cap, size_t size)
 	}
 	return (char *)*items + n * size;
 }
+
+void vm_log_to(vm_log_fn fn, void *userdata, const char *fmt, ...)
+{
+	if (!fn)
+		return;
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fn(userdata, line);
+}

@@ -74,6 +74,13 @@ int vm_error_copy(struct vm_error *dst, const struct vm_error *src);
  * "CONTEXT: strerror(-r)".  Returns r, a negative errno. */
 int vm_error_wrap(struct vm_error *err, int r, const char *fmt, ...) _printf_(3, 4);
 
+/* Where the library's few log lines go: the front end's logger, called
+ * with its userdata and one line. */
+typedef void (*vm_log_fn)(void *userdata, const char *line);
+/* Format one line (cut at 1 KiB) and hand it to fn; nothing if fn is
+ * NULL. */
+void vm_log_to(vm_log_fn fn, void *userdata, const char *fmt, ...) _printf_(3, 4);
+
 /* Clock helpers: nanoseconds since the epoch, and RFC 3339 formatting. */
 /* CLOCK_MONOTONIC in nanoseconds: for durations and timeouts. */
 int64_t vm_mono_ns(void);

@@ -689,19 +689,6 @@ int vm_volquota_clear_stale(struct vm_volquota *vq, unsigned *ret_skipped,
 
 /* --------------------------------------------------------------- watcher */
 
-static void vq_log(struct vm_volquota *vq, const char *fmt, ...) _printf_(2, 3);
-static void vq_log(struct vm_volquota *vq, const char *fmt, ...)
-{
-	if (!vq->log)
-		return;
-	char line[768];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	vq->log(vq->log_userdata, line);
-}
-
 static void *watch_main(void *arg)
 {
 	struct vm_volquota *vq = arg;
@@ -723,11 +710,11 @@ static void *watch_main(void *arg)
 		bool full = vq->sweeps % VM_VOLQUOTA_FULL_EVERY == 0;
 		int r = vm_volquota_sweep(vq, full, &joined, &moved, &err);
 		if (joined || moved)
-			vq_log(vq,
+			vm_log_to(vq->log, vq->log_userdata,
 			       "quota: %u subvolume(s) made inside volumes joined their volume's qgroup, %u membership(s) in other qgroups dropped",
 			       joined, moved);
 		if (r < 0 && strcmp(err.msg, last_error) != 0)
-			vq_log(vq, "quota: sweep: %s", err.msg);
+			vm_log_to(vq->log, vq->log_userdata, "quota: sweep: %s", err.msg);
 		snprintf(last_error, sizeof(last_error), "%s", r < 0 ? err.msg : "");
 		pthread_mutex_lock(&vq->wlock);
 	}
@@ -736,7 +723,7 @@ static void *watch_main(void *arg)
 }
 
 int vm_volquota_watch(struct vm_volquota *vq, unsigned interval_ms,
-		      void (*log)(void *userdata, const char *line), void *userdata)
+		      vm_log_fn log, void *userdata)
 {
 	if (vq->mode != VM_QUOTA_MODE_SIMPLE || vq->running)
 		return 0;

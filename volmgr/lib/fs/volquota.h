@@ -98,7 +98,7 @@ struct vm_volquota {
 	pthread_cond_t wcond;
 	bool running, stop;
 	unsigned interval_ms;
-	void (*log)(void *userdata, const char *line);
+	vm_log_fn log;
 	void *log_userdata;
 };
 
@@ -134,7 +134,7 @@ void vm_volquota_done(struct vm_volquota *vq);
 /* Start the watcher thread: a sweep every interval_ms (simple mode only;
  * a no-op otherwise).  Each sweep that changed something logs a line. */
 int vm_volquota_watch(struct vm_volquota *vq, unsigned interval_ms,
-		      void (*log)(void *userdata, const char *line), void *userdata);
+		      vm_log_fn log, void *userdata);
 
 /* A new volume's subvolume subvol_id, still in staging/: its limit of
  * bytes (0: none).  Simple: makes 1/subvol_id (one left by a volume whose

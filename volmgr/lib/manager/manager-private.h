@@ -31,7 +31,7 @@ struct vm_manager {
 	struct vm_git git; /* uid 0 when the git user is unusable */
 	struct vm_error git_error;
 	char driver[64]; /* the engines' name for the plugin, for messages */
-	void (*repair)(void *userdata, const char *line); /* vm_manager_config */
+	vm_log_fn repair; /* vm_manager_config */
 };
 
 /* repair.c: what a crash left behind, one line per repair to m->repair. */

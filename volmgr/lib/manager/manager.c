@@ -125,12 +125,10 @@ int vm_manager_new(struct vm_pool *pool, const struct vm_manager_config *cfg,
 		return vm_error_set(err, ENOMEM, "out of memory");
 	}
 	m->repair = cfg ? cfg->repair : NULL;
-	if (m->repair && m->config.quota_accounting && !m->store.quotas &&
-	    m->store.backend.kind == VM_BACKEND_BTRFS) {
-		char line[600];
-		snprintf(line, sizeof(line), "quotas are unavailable: %s", m->store.quota_error.msg);
-		m->repair(m->store.log_userdata, line);
-	}
+	if (m->config.quota_accounting && !m->store.quotas &&
+	    m->store.backend.kind == VM_BACKEND_BTRFS)
+		vm_log_to(m->repair, m->store.log_userdata, "quotas are unavailable: %s",
+			  m->store.quota_error.msg);
 	r = vm_mgr_repair(m, err);
 	if (r < 0) {
 		vm_manager_free(m);

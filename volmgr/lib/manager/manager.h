@@ -34,10 +34,10 @@ struct vm_manager_config {
 	const struct vm_backend *backend;
 	/* Where the manager's few log lines go (a copy's summary, deferred
 	 * deletes): the front end's logger.  May be NULL. */
-	void (*log)(void *userdata, const char *line);
+	vm_log_fn log;
 	/* Each repair vm_manager_new does at start-up, one line (the daemon
 	 * logs them); called with log_userdata.  May be NULL. */
-	void (*repair)(void *userdata, const char *line);
+	vm_log_fn repair;
 	void *log_userdata;
 	/* The engines' name for the plugin (its socket's name), for
 	 * messages that tell how to create a volume; NULL: "volmgr". */

@@ -12,18 +12,7 @@
 #include "manager-private.h"
 
 /* One repair done, to the front end (vm_manager_config.repair). */
-static void report_add(struct vm_manager *m, const char *fmt, ...) _printf_(2, 3);
-static void report_add(struct vm_manager *m, const char *fmt, ...)
-{
-	if (!m->repair)
-		return;
-	char buf[768];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	m->repair(m->store.log_userdata, buf);
-}
+#define report_add(m, ...) vm_log_to((m)->repair, (m)->store.log_userdata, __VA_ARGS__)
 
 static int repair_staging(struct vm_manager *m,
 			  struct vm_error *err)

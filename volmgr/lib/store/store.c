@@ -12,7 +12,7 @@
 #include "json-util.h"
 
 int vm_store_init(struct vm_store *s, struct vm_pool *pool,
-		  void (*log)(void *userdata, const char *line), void *log_userdata,
+		  vm_log_fn log, void *log_userdata,
 		  struct vm_error *err)
 {
 	*s = (struct vm_store){.pool = pool, .log = log, .log_userdata = log_userdata};
@@ -40,18 +40,6 @@ void vm_store_unlockp(struct vm_store_locked *l)
 {
 	if (l->m)
 		pthread_mutex_unlock(l->m);
-}
-
-void vm_store_log(struct vm_store *s, const char *fmt, ...)
-{
-	if (!s->log)
-		return;
-	char line[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	s->log(s->log_userdata, line);
 }
 
 /* ---- records ---- */

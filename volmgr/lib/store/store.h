@@ -55,7 +55,7 @@ struct vm_store {
 		uint32_t uid;
 		unsigned n;
 	} copy_uids[64];
-	void (*log)(void *userdata, const char *line);
+	vm_log_fn log;
 	void *log_userdata;
 };
 
@@ -64,7 +64,7 @@ struct vm_store {
 /* Take over pool; nothing is read or repaired yet (the manager's
  * repair.c does that with the functions below). */
 int vm_store_init(struct vm_store *s, struct vm_pool *pool,
-		  void (*log)(void *userdata, const char *line), void *log_userdata,
+		  vm_log_fn log, void *log_userdata,
 		  struct vm_error *err);
 void vm_store_done(struct vm_store *s);
 
@@ -78,7 +78,7 @@ void vm_store_unlockp(struct vm_store_locked *l);
 	pthread_mutex_lock(&(s)->lock)
 
 /* One line to the front end's log (a copy's summary, deferred deletes). */
-void vm_store_log(struct vm_store *s, const char *fmt, ...) _printf_(2, 3);
+#define vm_store_log(s, ...) vm_log_to((s)->log, (s)->log_userdata, __VA_ARGS__)
 
 /* ---- records (store.c) ---- */
 
