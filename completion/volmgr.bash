@@ -180,7 +180,7 @@ _volmgr() {
 		done
 		if [[ -z $sub ]]; then
 			if [[ $cmd == cache ]]; then
-				_volmgr_add "import create update ls inspect rm" "$cur"
+				_volmgr_add "import create update promote ls inspect rm" "$cur"
 			else
 				_volmgr_add "init status" "$cur"
 			fi
@@ -199,6 +199,7 @@ _volmgr() {
 	ls | list) opts="--json --quiet -q" ;;
 	"cache ls" | "cache list") opts="--json" ;;
 	"cache create") opts="--git --branch" valopts="--git --branch" ;;
+	"cache promote") opts="--commit --commit-time --json" valopts="--commit --commit-time" ;;
 	"pool init")
 		opts="--pool --size --image --at-boot --unit-dir"
 		valopts="--pool --size --image --unit-dir" ;;
@@ -260,6 +261,10 @@ _volmgr() {
 		;;
 	"cache update")
 		((npos == 0)) && _volmgr_add "$(_volmgr_caches)" "$cur"
+		;;
+	"cache promote")
+		((npos == 0)) && _volmgr_paths "$cur"
+		((npos == 1)) && _volmgr_add "$(_volmgr_caches)" "$cur"
 		;;
 	"cache inspect" | "cache rm" | "cache remove")
 		_volmgr_add "$(_volmgr_caches)" "$cur"

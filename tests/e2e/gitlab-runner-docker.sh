@@ -1,15 +1,26 @@
 #!/usr/bin/env bash
 # What gitlab-runner's docker executor does for a job, played with the
-# recipe in helpers/gitlab-runner/ (config.toml, volmgr.conf, the hook),
-# following its documentation and sources (helpers/gitlab-runner/RESEARCH.md):
+# recipe in helpers/gitlab-runner/ (config.toml, volmgr.conf, the hooks),
+# as its sources do it (gitlab-runner v16.9 to v19.3; files cited below and
+# in helpers/gitlab-runner/RESEARCH.md):
 #   - the build volume is created through the plugin with a runner-style
-#     temporary name (disable_cache = true) and the recipe's driver;
-#   - volmgr's seed rule makes it a snapshot of the project's cache, so the
-#     helper container's `git fetch` (GIT_STRATEGY=fetch) gets the delta only;
+#     temporary name (disable_cache = true; executors/docker/internal/
+#     volumes/manager.go), then the helper's cache-init makes its top 0777
+#     (executors/docker/internal/volumes/permission/linux_set.go);
+#   - the helper container is created once and started again for each
+#     stage (a Mount and an Unmount per stage), its get_sources stage the
+#     script the runner writes (shells/abstract.go writeGetSourcesScript:
+#     lock files and .git/config and hooks removed, git init --template,
+#     remote add or set-url, fetch with refspecs --prune --quiet, checkout
+#     -f -q SHA, clean -ffdx), then post_get_sources_script: the recipe's
+#     hook promotes the volume into the project's cache;
+#   - nothing is imported by hand: job 1 finds no cache and fetches all,
+#     job 2 starts from the cache job 1 made and fetches only the delta,
+#     a job of a protected ref never starts from (or feeds) that cache;
 #   - the build container gets the recipe's volumes and the variables the
 #     runner sets, and runs pre_build_script and the job script in one shell;
 #   - the job's nested formatter container changes a file the job then sees;
-#   - the runner removes the volume after the job; a second job starts clean.
+#   - the runner removes its containers, then the volume (forced).
 # gitlab-runner itself cannot be installed here; everything else is real.
 here=$(dirname "$(readlink -f "$0")")
 . "$here/../lib/common.sh"
@@ -27,6 +38,7 @@ vt_assert_eq volmgr "$(jq -r '.docker.volume_driver' <<<"$runner")" "volume_driv
 vt_assert_eq true "$(jq -r '.docker.disable_cache' <<<"$runner")" "disable_cache"
 builds_dir=$(jq -r .builds_dir <<<"$runner")
 pre_build=$(jq -r .pre_build_script <<<"$runner")
+post_get_sources=$(jq -r .post_get_sources_script <<<"$runner")
 mapfile -t env_vars < <(jq -r '.environment[]' <<<"$runner")
 mapfile -t recipe_volumes < <(jq -r '.docker.volumes[]' <<<"$runner")
 vt_assert_eq /builds "$builds_dir" "builds_dir"
@@ -41,6 +53,7 @@ container_dir=$VT_TMP/volmgr-container
 install -D -m 0755 "$VOLMGR" "$container_dir/bin/volmgr"
 install -D -m 0755 "$VT_SRCDIR/../helpers/volmgr-run" "$container_dir/bin/volmgr-run"
 install -D -m 0644 "$recipe/gitlab-runner-pre-build.sh" "$container_dir/gitlab-runner-pre-build.sh"
+install -D -m 0644 "$recipe/gitlab-runner-post-get-sources.sh" "$container_dir/gitlab-runner-post-get-sources.sh"
 mkdir -p "$VT_TMP/runner-cache"
 binds=()
 for v in "${recipe_volumes[@]}"; do
@@ -55,7 +68,7 @@ for v in "${recipe_volumes[@]}"; do
 	binds+=(-v "$host:$rest")
 done
 
-vt_step "upstream repository and the project's cache (a checkout at the first commit)"
+vt_step "upstream repository, two commits; no cache is made by hand"
 upstream=$VT_TMP/upstream.git
 git init -q --bare "$upstream"
 work=$VT_TMP/work
@@ -66,54 +79,69 @@ git -C "$work" add -A
 git -C "$work" -c user.name=t -c user.email=t@example.org commit -qm first
 git -C "$work" push -q origin HEAD:main
 first=$(git -C "$work" rev-parse HEAD)
-seed=$VT_TMP/seed
-mkdir -p "$seed/group"
-git clone -q -b main "file://$upstream" "$seed/group/project"
-"$VOLMGR" cache import project-42 "$seed"
-echo changed >"$work/file-7.txt"
-echo new >"$work/new.txt"
-git -C "$work" add -A
-git -C "$work" -c user.name=t -c user.email=t@example.org commit -qm second
-git -C "$work" push -q origin HEAD:main
-sha=$(git -C "$work" rev-parse HEAD)
-delta=$(git -C "$upstream" rev-list --objects "$first..$sha" | wc -l)
-vt_log "the second commit adds $delta objects"
+total=$(git -C "$upstream" rev-list --objects --all | wc -l)
 
 job_img=$(vt_docker_image "$(vt_docker_client)" "$(command -v git)" /usr/bin/git-upload-pack)
 fmt_img=$(vt_docker_image)
 
-# run_job N: one job, as the docker executor runs it.
+# The get_sources stage as the runner writes it for GIT_STRATEGY=fetch
+# (shells/abstract.go; <P> is $CI_PROJECT_DIR, <T> $CI_PROJECT_DIR.tmp),
+# with the counts of objects before and after the fetch for the test.
+get_sources='set -e
+P=$CI_PROJECT_DIR T=$CI_PROJECT_DIR.tmp
+count() { set -- $(git count-objects -v | sed -n "s/^count: //p;s/^in-pack: //p"); echo $(($1 + $2)); }
+rm -f "$P/.git/index.lock" "$P/.git/shallow.lock" "$P/.git/HEAD.lock" "$P/.git/hooks/post-checkout" "$P/.git/config.lock"
+rm -f "$T/git-template/config"; rm -r -f "$T/git-template/hooks"; rm -f "$P/.git/config"; rm -r -f "$P/.git/hooks"
+mkdir -p "$T/git-template"
+git config --global --add safe.directory "$P"
+git config -f "$T/git-template/config" init.defaultBranch none
+git config -f "$T/git-template/config" fetch.recurseSubmodules false
+git init "$P" --template "$T/git-template" >/dev/null
+cd "$P"
+if git remote add origin "$CI_REPOSITORY_URL" >/dev/null 2>&1; then echo "Created fresh repository."; else git remote set-url origin "$CI_REPOSITORY_URL"; fi
+echo "objects before: $(count)"
+git fetch origin --no-recurse-submodules "+refs/heads/*:refs/remotes/origin/*" "+refs/tags/*:refs/tags/*" --prune --quiet
+echo "objects after: $(count)"
+git -c submodule.recurse=false checkout -f -q "$CI_COMMIT_SHA"
+git clean -ffdx
+'"$post_get_sources"
+
+# run_job N SHA [-protected]: one job, as the docker executor runs it;
+# echoes the get_sources stage's output.
 run_job() {
-	local n=$1 rnd vol
+	local n=$1 sha=$2 protected=${3:-} rnd vol helper
 	rnd=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
-	vol=runner-abcd1234-project-42-concurrent-0-$rnd-cache-$(printf %s "$builds_dir" | md5sum | cut -c1-32)
+	vol=runner-abcd1234-project-42-concurrent-0-$rnd-cache-$(printf %s "$builds_dir" | md5sum | cut -c1-32)$protected
 	vt_track_volume docker "$vol"
 	local ci=(-e CI=true -e "CI_JOB_ID=100$n" -e CI_PROJECT_ID=42 -e CI_CONCURRENT_ID=0
 		-e "CI_BUILDS_DIR=$builds_dir" -e "CI_PROJECT_DIR=$builds_dir/group/project"
-		-e "CI_COMMIT_SHA=$sha" -e "CI_REPOSITORY_URL=file://$upstream")
+		-e "CI_COMMIT_SHA=$sha" -e "CI_REPOSITORY_URL=file://$upstream"
+		-e "CI_COMMIT_TIMESTAMP=$(git -C "$upstream" log -1 --format=%cI "$sha")")
 	for e in "${env_vars[@]}"; do ci+=(-e "$e"); done
 
 	vt_step "job $n: the runner creates its build volume $vol through the plugin"
 	docker volume create -d "$VT_DRIVER" "$vol" >/dev/null
-	vt_assert_eq cache:project-42 "$("$VOLMGR" inspect "$vol" | jq -r .source)" "seeded from the project's cache"
+	vt_step "job $n: cache-init makes the volume's top writable by any user"
+	docker run --rm --network none -v "$vol:/gitlab-runner-cache-init" "$job_img" \
+		chmod 0777 /gitlab-runner-cache-init
+	vt_assert_eq 777 "$(stat -c %a "$("$VOLMGR" inspect "$vol" | jq -r .mountpoint)")" "cache-init"
 
-	vt_step "job $n: get_sources in the helper container: git fetch (GIT_STRATEGY=fetch)"
-	out=$(docker run --rm --name "vt-$VT_ID-helper-$n" --network none "${ci[@]}" \
-		-v "$vol:$builds_dir" -v "$upstream:$upstream:ro" "${binds[@]}" "$job_img" sh -c '
-		set -e
-		cd "$CI_PROJECT_DIR"
-		git config --global --add safe.directory "*"
-		[ "$GIT_STRATEGY" = fetch ]
-		git fetch -q origin
-		git checkout -q -f "$CI_COMMIT_SHA"
-		git count-objects -v | sed -n "s/^count: //p"')
-	vt_assert_eq "$delta" "$out" "loose objects fetched (the delta only)"
+	vt_step "job $n: get_sources in the helper container, then post_get_sources_script"
+	helper=vt-$VT_ID-helper-$n
+	vt_on_exit vt_rm_container docker "$helper"
+	docker create -i --name "$helper" --network none "${ci[@]}" -v "$vol:$builds_dir" \
+		-v "$upstream:$upstream:ro" "${binds[@]}" "$job_img" sh >/dev/null
+	# prepare: the runner's first start of the predefined container
+	docker start -ai "$helper" <<<'true'
+	last_out=$(docker start -ai "$helper" <<<"$get_sources" 2>&1) ||
+		vt_fail "get_sources failed: $last_out"
+	vt_log "$last_out"
 
 	vt_step "job $n: the build container runs pre_build_script and the script in one shell"
 	vt_on_exit vt_rm_container docker "vt-$VT_ID-build-$n"
 	script="$pre_build
 set -e
-test \"\$(cat file-7.txt)\" = changed
+test \"\$(git -c safe.directory='*' rev-parse HEAD)\" = \"\$CI_COMMIT_SHA\"
 docker run --rm --network none -v \"\$VOLMGR_VOLUME:\$VOLMGR_VOLUME_PATH\" -w \"\$CI_PROJECT_DIR\" $fmt_img sed -i 's/ *\$//' style.txt
 volmgr-run --network none -- $fmt_img sh -c \"echo job-$n > out-\$CI_JOB_ID; pwd\"
 git config --global --add safe.directory '*'
@@ -128,12 +156,37 @@ ls"
 	vt_assert_contains "$out" "out-100$n" "volmgr-run's container wrote into the job's workspace"
 	[[ $out != *out-100$((n - 1))* ]] || vt_fail "job $n sees the previous job's file"
 
-	vt_step "job $n ends: the runner removes its build volume"
-	docker volume rm "$vol" >/dev/null
+	vt_step "job $n ends: the runner removes its containers, then the volume (forced)"
+	docker rm -f "$helper" >/dev/null
+	docker volume rm -f "$vol" >/dev/null
 	vt_untrack_volume docker "$vol"
 	vt_assert_volume_gone "$vol"
 }
+objects() { sed -n "s/^objects $1: //p" <<<"$last_out"; }
 
-run_job 1
-run_job 2
-vt_assert_eq "needs   " "$(head -n1 "$pool/caches/project-42/group/project/style.txt")" "the cache is untouched"
+run_job 1 "$first"
+vt_assert_contains "$last_out" "Created fresh repository." "job 1 found no cache"
+vt_assert_eq "$total" "$(objects after)" "job 1 fetched every object"
+vt_assert_contains "$last_out" "cache project-42: generation 1 is volume" "job 1 warmed the project's cache"
+vt_assert_eq "$first" "$("$VOLMGR" cache inspect project-42 | jq -r .promoted.commit)" "the cache's commit"
+
+echo changed >"$work/file-7.txt"
+echo new >"$work/new.txt"
+git -C "$work" add -A
+git -C "$work" -c user.name=t -c user.email=t@example.org commit -qm second
+git -C "$work" push -q origin HEAD:main
+sha=$(git -C "$work" rev-parse HEAD)
+delta=$(git -C "$upstream" rev-list --objects "$first..$sha" | wc -l)
+vt_log "the second commit adds $delta objects"
+
+run_job 2 "$sha"
+vt_assert_eq "$total" "$(objects before)" "job 2 started from the cache"
+vt_assert_eq "$((total + delta))" "$(objects after)" "job 2 fetched the delta only"
+vt_assert_contains "$last_out" "cache project-42: generation 2 is volume" "job 2 refreshed the cache"
+
+run_job 3 "$sha" -protected
+vt_assert_contains "$last_out" "Created fresh repository." "a protected job does not start from the unprotected cache"
+vt_assert_contains "$last_out" "cache project-42-protected: generation 1 is volume" "it warms its own"
+vt_assert_eq 2 "$("$VOLMGR" cache inspect project-42 | jq -r .generation)" "the unprotected cache is untouched"
+vt_assert_eq "needs   " "$(head -n1 "$pool/caches/project-42/group/project/style.txt")" "the cache holds the checkout, not the job's changes"
+"$VOLMGR" cache rm project-42 project-42-protected >/dev/null

@@ -246,6 +246,14 @@ suite() {
 	vt_assert_eq "path:$v1/d" "$(vt_volmgr_field v4 .source)" "[$fs] snapshot PATH inside a volume"
 	cmp_trees "$v1/d" "$pool/volumes/v4" "[$fs] copy of a directory of a volume"
 
+	vt_step "[$fs] a volume promoted into a cache from a directory inside it, through a bind mount"
+	unshare -m --propagation private sh -c \
+		"mount --bind '$v1' '$VT_TMP/bind-$fs' && '$VOLMGR' cache promote '$VT_TMP/bind-$fs/d' promoted" >/dev/null ||
+		vt_fail "[$fs] promote through a bind mount of a volume's top"
+	vt_assert_eq d "$("$VOLMGR" cache inspect promoted | jq -r .promoted.checkout)" "[$fs] where the directory is in the volume"
+	cmp_trees "$v1" "$pool/caches/promoted" "[$fs] the promoted cache"
+	"$VOLMGR" cache rm promoted >/dev/null
+
 	vt_step "[$fs] caches from git: create, update, a volume at a revision"
 	git -C "$up" update-ref refs/heads/main "$rev1"
 	"$VOLMGR" cache create gitc --git "file://$up" --branch main >/dev/null

@@ -87,4 +87,22 @@ for point in update.fetched update.writable update.swapped update.readonly; do
 	"$VOLMGR" cache update gitc >/dev/null || vt_fail "$point: cannot update again"
 	vt_assert_eq "$n" "$(cat "$pool/caches/gitc/gen")" "updated after $point"
 done
+# A promote: the volume's top becomes cache "pc"'s next generation (a
+# snapshot on btrfs, a clone elsewhere), swapped in like an update.
+"$VOLMGR" snapshot cache:gitc pv-0 >/dev/null
+"$VOLMGR" cache promote "$pool/volumes/pv-0" pc >/dev/null || vt_fail "promote: setup"
+for point in promote.staged promote.swapped; do
+	vt_step "crash at $point during a cache promote"
+	"$VOLMGR" snapshot cache:gitc "pv-$point" >/dev/null
+	git -c safe.directory='*' -c user.name=t -c user.email=t@x -C "$pool/volumes/pv-$point" \
+		commit -q --allow-empty -m "$point"
+	crash "$point" "$VOLMGR" cache promote "$pool/volumes/pv-$point" pc
+	head=$(git -c safe.directory='*' -C "$pool/caches/pc" rev-parse HEAD)
+	recorded=$("$VOLMGR" cache inspect pc | jq -r '(if type == "array" then .[0] else . end).promoted.commit')
+	vt_assert_eq "$head" "$recorded" "$point: the record's commit is the checkout's"
+	"$VOLMGR" snapshot cache:pc "pu-$point" >/dev/null || vt_fail "$point: cannot snapshot the cache"
+	"$VOLMGR" cache promote "$pool/volumes/pv-$point" pc >/dev/null || vt_fail "$point: cannot promote again"
+	vt_assert_eq "$(git -c safe.directory='*' -C "$pool/volumes/pv-$point" rev-parse HEAD)" \
+		"$(git -c safe.directory='*' -C "$pool/caches/pc" rev-parse HEAD)" "promoted after $point"
+done
 vt_check_pool_consistent

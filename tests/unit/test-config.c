@@ -87,6 +87,15 @@ static void test_parse_and_seed(void **state)
 	assert_string_equal(s.name, "template");
 	assert_int_equal(vm_config_seed_for(&cfg, "other", &s, &err), 0);
 	assert_int_equal(vm_config_seed_for(NULL, "other", &s, &err), 0);
+	/* the rule that matched, and the caches the rules fill */
+	const struct vm_seed_rule *rule = NULL;
+	assert_int_equal(vm_config_seed_rule_for(&cfg, prot, &s, &rule, &err), 1);
+	assert_ptr_equal(rule, &cfg.seed[0]);
+	assert_ptr_equal(vm_config_cache_seeded(&cfg, "project-42-protected"), &cfg.seed[0]);
+	assert_ptr_equal(vm_config_cache_seeded(&cfg, "project-7"), &cfg.seed[1]);
+	assert_null(vm_config_cache_seeded(&cfg, "template")); /* a volume: source */
+	assert_null(vm_config_cache_seeded(&cfg, "scratch"));
+	assert_null(vm_config_cache_seeded(NULL, "project-7"));
 
 	assert_int_equal(vm_config_parse_string("", &cfg, &err), 0);
 	assert_int_equal(cfg.n_seed, 0);

@@ -413,6 +413,54 @@ static int f_cache_update(void *ctx, const char *name, struct vm_git_result *ret
 	return 0;
 }
 
+/* The fake's promote: the newest volume (as f_volume_which says) into
+ * the cache; the same commit keeps it, as does a git cache (refused). */
+static int f_cache_promote(void *ctx, int fd, const char *name,
+			   const struct vm_promote_opts *o, const struct vm_caller *caller,
+			   struct vm_promote_result *ret, struct vm_error *err)
+{
+	struct fake *f = enter(ctx);
+	check_root(f, caller);
+	assert_int_equal(fd, f->fd);
+	if (f->nvols == 0)
+		return vm_error_set(err, ENOENT, "not in a volume");
+	if (!name)
+		return vm_error_set(err, EINVAL, "volume %s was not made by a seed rule: name the cache",
+				    f->vols[f->nvols - 1].name);
+	int r = vm_name_check("cache", name, err);
+	if (r < 0)
+		return r;
+	*ret = (struct vm_promote_result){.method = VM_CREATE_SNAPSHOT};
+	snprintf(ret->cache, sizeof(ret->cache), "%s", name);
+	snprintf(ret->volume, sizeof(ret->volume), "%s", f->vols[f->nvols - 1].name);
+	snprintf(ret->commit, sizeof(ret->commit), "%s", o->commit ? o->commit : "");
+	struct vm_cache_info *c = cache_find(f, name);
+	if (c && c->git_url[0])
+		return vm_error_set(err, EINVAL, "cache %s is made from git", name);
+	if (c && ret->commit[0] && strcmp(c->git_commit, ret->commit) == 0) {
+		ret->generation = c->generation;
+		snprintf(ret->reason, sizeof(ret->reason), "the cache holds commit %.12s already",
+			 ret->commit);
+		return 0;
+	}
+	if (!c) {
+		assert_true(f->ncaches < FAKE_CACHES_MAX);
+		c = &f->caches[f->ncaches++];
+		*c = (struct vm_cache_info){.created_ns = FAKE_CREATED_NS, .labels = json_object(),
+					    .backend = VM_BACKEND_BTRFS};
+		snprintf(c->name, sizeof(c->name), "%s", name);
+	}
+	c->generation++;
+	c->updated_ns = FAKE_CREATED_NS;
+	c->commit_time_ns = o->commit_time_ns;
+	snprintf(c->git_commit, sizeof(c->git_commit), "%s", ret->commit);
+	snprintf(c->promoted_from, sizeof(c->promoted_from), "%s", ret->volume);
+	snprintf(c->checkout, sizeof(c->checkout), "%s", "group/project");
+	ret->promoted = true;
+	ret->generation = c->generation;
+	return 0;
+}
+
 static void cache_copy(const struct vm_cache_info *c, struct vm_cache_info *ret)
 {
 	*ret = *c;
@@ -518,6 +566,7 @@ static const struct vm_control_ops fake_ops = {
 	.cache_get = f_cache_get,
 	.cache_list = f_cache_list,
 	.cache_remove = f_cache_remove,
+	.cache_promote = f_cache_promote,
 	.gc = f_gc,
 };
 

@@ -659,6 +659,44 @@ static void test_label_parse_no_side_effect(void **state)
 
 /* ---- exit statuses ---- */
 
+/* Commit times: RFC 3339 as GitLab writes CI_COMMIT_TIMESTAMP, offsets
+ * and fractions, @SECONDS; the rest refused. */
+static void test_parse_time(void **state)
+{
+	static const struct {
+		const char *s;
+		int64_t secs;
+	} good[] = {
+		{"1970-01-01T00:00:00Z", 0},
+		{"2026-12-06T17:05:09Z", 1796576709},
+		{"2026-12-06T18:05:09+01:00", 1796576709},
+		{"2026-12-06T12:05:09.123-05:00", 1796576709},
+		{"2024-02-29T00:00:00z", 1709164800},
+		{"2000-03-01 00:00:00Z", 951868800},
+		{"@1796576709", 1796576709},
+		{"@0", 0},
+	};
+	for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+		int64_t ns = -1;
+		struct vm_error err = {0};
+		if (vm_parse_time(good[i].s, &ns, &err) != 0 || ns != good[i].secs * 1000000000LL)
+			fail_msg("%s: got %lld (%s), want %lld s", good[i].s, (long long)ns, err.msg,
+				 (long long)good[i].secs);
+	}
+	static const char *const bad[] = {
+		"", "yesterday", "2026-12-06", "2026-12-06T17:05:09", "2026-13-06T17:05:09Z",
+		"2026-12-06T24:00:00Z", "1969-12-31T23:59:59Z", "1970-01-01T00:00:00+01:00",
+		"2026-12-06T17:05:09Zjunk", "2026-12-06T17:05:09+1:00", "@", "@-1", "@12x",
+		"@99999999999999999999", "2026-12-06T17:05:09.123456789012345678901234567890Z",
+	};
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		int64_t ns = 7;
+		struct vm_error err = {0};
+		if (vm_parse_time(bad[i], &ns, &err) != -EINVAL || ns != 7 || !err.msg[0])
+			fail_msg("%s accepted", bad[i]);
+	}
+}
+
 static void test_exit_from_errno(void **state)
 {
 	static const struct {
@@ -734,6 +772,7 @@ int main(void)
 		cmocka_unit_test(test_label_parse_bad),
 		cmocka_unit_test(test_label_parse_bad_utf8_key),
 		cmocka_unit_test(test_label_parse_no_side_effect),
+		cmocka_unit_test(test_parse_time),
 		cmocka_unit_test(test_exit_from_errno),
 	};
 	return cmocka_run_group_tests_name("names", tests, NULL, NULL);

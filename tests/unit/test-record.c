@@ -191,6 +191,18 @@ static void test_roundtrip_many_mounts(void **state)
 		key[7] = 'k';
 		json_object_set_new(rec.labels, key, json_string(value));
 	}
+	/* the seed and promote lineage at their longest, full of '"' */
+	memset(rec.seed_rule, '"', VM_SEED_PATTERN_MAX);
+	rec.seed_rule[VM_SEED_PATTERN_MAX] = '\0';
+	memset(rec.seed_cache, 'c', VM_NAME_MAX);
+	rec.seed_cache[VM_NAME_MAX] = '\0';
+	memset(rec.promoted_from, 'v', VM_NAME_MAX);
+	rec.promoted_from[VM_NAME_MAX] = '\0';
+	memset(rec.checkout, '"', VM_CHECKOUT_MAX);
+	for (int i = 200; i < VM_CHECKOUT_MAX; i += 201)
+		rec.checkout[i] = '/';
+	rec.checkout[VM_CHECKOUT_MAX] = '\0';
+	rec.commit_time_ns = INT64_MAX;
 	char *text = roundtrip(&rec);
 	assert_true(strlen(text) < VM_RECORD_MAX_BYTES);
 	free(text);
@@ -204,6 +216,43 @@ static void test_roundtrip_many_mounts(void **state)
 	assert_int_equal(vm_record_load(text, strlen(text), VM_KIND_VOLUME, &back, &err),
 			 -EBADMSG);
 	assert_true(err.msg[0] != '\0');
+	free(text);
+	vm_record_done(&rec);
+}
+
+/* The lineage of a volume (its seed rule and cache) and of a promoted
+ * cache (volume, checkout, commit time) round-trip, and a checkout that
+ * leaves the cache, or a bad cache name, is refused on load. */
+static void test_lineage(void **state)
+{
+	struct vm_record rec;
+	assert_int_equal(vm_record_init(&rec, VM_KIND_CACHE, "project-42"), 0);
+	snprintf(rec.seed_rule, sizeof(rec.seed_rule), "runner-*-project-{id}-concurrent-*");
+	snprintf(rec.seed_cache, sizeof(rec.seed_cache), "project-42");
+	snprintf(rec.promoted_from, sizeof(rec.promoted_from), "runner-1");
+	snprintf(rec.checkout, sizeof(rec.checkout), "group/project");
+	snprintf(rec.git_commit, sizeof(rec.git_commit), "0123456789abcdef0123456789abcdef01234567");
+	rec.commit_time_ns = 1767225600000000000LL;
+	free(roundtrip(&rec));
+	assert_true(vm_checkout_path_ok(""));
+	assert_true(vm_checkout_path_ok("a/b.c/d"));
+	static const char *const bad_paths[] = {"/abs", "../up", "a/../b", "a//b", "a/", "./a", "a/.", "a\nb"};
+	for (size_t i = 0; i < ELEMENTSOF(bad_paths); i++) {
+		if (vm_checkout_path_ok(bad_paths[i]))
+			fail_msg("checkout %s accepted", bad_paths[i]);
+		snprintf(rec.checkout, sizeof(rec.checkout), "%s", bad_paths[i]);
+		char *text = vm_record_dump(&rec);
+		struct vm_record back;
+		struct vm_error err = {0};
+		assert_int_equal(vm_record_load(text, strlen(text), VM_KIND_CACHE, &back, &err), -EBADMSG);
+		free(text);
+	}
+	snprintf(rec.checkout, sizeof(rec.checkout), "ok");
+	snprintf(rec.seed_cache, sizeof(rec.seed_cache), "../x");
+	char *text = vm_record_dump(&rec);
+	struct vm_record back;
+	struct vm_error err = {0};
+	assert_int_equal(vm_record_load(text, strlen(text), VM_KIND_CACHE, &back, &err), -EBADMSG);
 	free(text);
 	vm_record_done(&rec);
 }
@@ -378,6 +427,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_roundtrip_minimal),
 		cmocka_unit_test(test_roundtrip_full),
 		cmocka_unit_test(test_roundtrip_many_mounts),
+		cmocka_unit_test(test_lineage),
 		cmocka_unit_test(test_load_uses_length),
 		cmocka_unit_test(test_mount_id_check),
 	};

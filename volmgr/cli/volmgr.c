@@ -27,6 +27,7 @@ struct args {
 	json_t *labels;            /* --label KEY=VALUE..., checked */
 	const char *ttl, *quota;   /* --ttl DURATION, --quota SIZE: see check_value */
 	const char *git, *branch;  /* cache create */
+	const char *commit, *commit_time; /* cache promote */
 	char **pos;                /* the positional arguments */
 	int npos;
 };
@@ -467,6 +468,40 @@ static int cmd_cache_update(struct args *a)
 	return r;
 }
 
+static int cmd_cache_promote(struct args *a)
+{
+	const char *path = a->pos[0], *name = a->npos > 1 ? a->pos[1] : NULL;
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "volmgr: cannot open %s: %m\n", path);
+		return errno == ENOENT ? VM_EXIT_NOT_FOUND : VM_EXIT_INVALID;
+	}
+	json_t *res = NULL, *req = json_object();
+	if (name)
+		json_object_set_new(req, "name", json_string(name));
+	if (a->commit)
+		json_object_set_new(req, "commit", json_string(a->commit));
+	if (a->commit_time)
+		json_object_set_new(req, "commit_time", json_string(a->commit_time));
+	int r = call("cache.promote", req, fd, &res); /* takes fd */
+	if (r != 0)
+		return r;
+	const char *cache = json_string_value(json_object_get(res, "cache"));
+	long long gen = json_integer_value(json_object_get(res, "generation"));
+	if (a->json)
+		print_json(res);
+	else if (json_is_true(json_object_get(res, "promoted")))
+		printf("cache %s: generation %lld is volume %s (%s, commit %.12s)\n", cache, gen,
+		       json_string_value(json_object_get(res, "volume")),
+		       json_string_value(json_object_get(res, "method")),
+		       json_string_value(json_object_get(res, "commit")) ?: "none");
+	else
+		printf("cache %s: kept at generation %lld: %s\n", cache, gen,
+		       json_string_value(json_object_get(res, "kept_because")));
+	json_decref(res);
+	return 0;
+}
+
 static int cmd_cache_inspect(struct args *a)
 {
 	return for_each_name("cache.inspect", a, true);
@@ -639,6 +674,8 @@ enum {
 	OPT_GIT,
 	OPT_BRANCH,
 	OPT_MOUNT,
+	OPT_COMMIT,
+	OPT_COMMIT_TIME,
 };
 
 static const struct option global_opts[] = {
@@ -671,6 +708,12 @@ static const struct option cache_create_opts[] = {
 static const struct option which_opts[] = {
 	{"json", no_argument, NULL, OPT_JSON},
 	{"mount", no_argument, NULL, OPT_MOUNT},
+	{0},
+};
+static const struct option promote_opts[] = {
+	{"commit", required_argument, NULL, OPT_COMMIT},
+	{"commit-time", required_argument, NULL, OPT_COMMIT_TIME},
+	{"json", no_argument, NULL, OPT_JSON},
 	{0},
 };
 static const struct option gc_opts[] = {
@@ -715,6 +758,13 @@ static const struct command commands[] = {
 	{"cache update", NULL, cmd_cache_update, no_opts, 1, 1,
 	 "cache update NAME",
 	 "fetch into a new generation, published atomically"},
+	{"cache promote", NULL, cmd_cache_promote, promote_opts, 1, 2,
+	 "cache promote PATH [NAME] [--commit SHA]\n"
+	 "          [--commit-time TIME] [--json]",
+	 "the volume holding PATH (a checkout's top)\n"
+	 "becomes the next generation of cache NAME\n"
+	 "(default: the one its seed rule named); an\n"
+	 "older commit keeps the cache (root only)"},
 	{"cache ls", "cache list", cmd_cache_ls, json_opts, 0, 0,
 	 "cache ls [--json]",
 	 "list caches"},
@@ -813,6 +863,8 @@ static const char *value_name(int val)
 	case OPT_QUOTA: return "a size";
 	case OPT_GIT: return "a URL";
 	case OPT_BRANCH: return "a branch";
+	case OPT_COMMIT: return "a commit";
+	case OPT_COMMIT_TIME: return "a time";
 	default: return "a value";
 	}
 }
@@ -836,6 +888,8 @@ static int set_option(struct args *a, int val, char *value)
 	case OPT_QUOTA: a->quota = value; break;
 	case OPT_GIT: a->git = value; break;
 	case OPT_BRANCH: a->branch = value; break;
+	case OPT_COMMIT: a->commit = value; break;
+	case OPT_COMMIT_TIME: a->commit_time = value; break;
 	case 'l':
 	case OPT_LABEL:
 		if (vm_label_parse_into(a->labels, value, &err) < 0) {

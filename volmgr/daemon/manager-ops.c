@@ -146,6 +146,13 @@ static int c_cache_list(void *ctx, struct vm_cache_info_list *ret, struct vm_err
 	return vm_cache_list(ctx, ret, err);
 }
 
+static int c_cache_promote(void *ctx, int fd, const char *name,
+			   const struct vm_promote_opts *o, const struct vm_caller *caller,
+			   struct vm_promote_result *ret, struct vm_error *err)
+{
+	return vm_cache_promote(ctx, fd, name, o, caller, ret, err);
+}
+
 static int c_cache_remove(void *ctx, const char *name, struct vm_error *err)
 {
 	return vm_cache_remove(ctx, name, err);
@@ -173,5 +180,6 @@ const struct vm_control_ops vm_control_manager_ops = {
 	.cache_get = c_cache_get,
 	.cache_list = c_cache_list,
 	.cache_remove = c_cache_remove,
+	.cache_promote = c_cache_promote,
 	.gc = c_gc,
 };

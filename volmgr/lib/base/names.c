@@ -303,6 +303,74 @@ int vm_parse_duration(const char *s, int64_t *ret_ns, struct vm_error *err)
 	return 0;
 }
 
+/* n digits at *p as a number, advancing *p; -1 if they are not there. */
+static int take_digits(const char **p, int n)
+{
+	int v = 0;
+	for (int i = 0; i < n; i++, (*p)++) {
+		if (**p < '0' || **p > '9')
+			return -1;
+		v = v * 10 + (**p - '0');
+	}
+	return v;
+}
+
+int vm_parse_time(const char *s, int64_t *ret_ns, struct vm_error *err)
+{
+	if (!s || strlen(s) > 40)
+		return vm_error_set(err, EINVAL, "invalid time: expected RFC 3339 (2026-12-06T17:05:09Z) or @SECONDS");
+	const char *p = s;
+	int64_t secs;
+	if (*p == '@') {
+		p++;
+		int64_t n = 0;
+		if (!*p)
+			return vm_error_set(err, EINVAL, "invalid time \"%.40s\"", s);
+		for (; *p; p++) {
+			if (*p < '0' || *p > '9' || n > 253402300799LL)
+				return vm_error_set(err, EINVAL, "invalid time \"%.40s\"", s);
+			n = n * 10 + (*p - '0');
+		}
+		secs = n;
+	} else {
+		int y = take_digits(&p, 4), mo = (*p == '-' ? p++, take_digits(&p, 2) : -1),
+		    d = (*p == '-' ? p++, take_digits(&p, 2) : -1),
+		    h = ((*p == 'T' || *p == 't' || *p == ' ') ? p++, take_digits(&p, 2) : -1),
+		    mi = (*p == ':' ? p++, take_digits(&p, 2) : -1),
+		    se = (*p == ':' ? p++, take_digits(&p, 2) : -1);
+		if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 ||
+		    mi > 59 || se < 0 || se > 60)
+			return vm_error_set(err, EINVAL, "invalid time \"%.40s\": expected RFC 3339 (2026-12-06T17:05:09Z)", s);
+		if (*p == '.')
+			for (p++; *p >= '0' && *p <= '9'; p++)
+				; /* a fraction of a second: not needed to order commits */
+		int off = 0;
+		if (*p == 'Z' || *p == 'z') {
+			p++;
+		} else if (*p == '+' || *p == '-') {
+			int sign = *p++ == '-' ? -1 : 1, oh = take_digits(&p, 2),
+			    om = (*p == ':' ? p++, take_digits(&p, 2) : -1);
+			if (oh < 0 || oh > 23 || om < 0 || om > 59)
+				return vm_error_set(err, EINVAL, "invalid time \"%.40s\": bad offset", s);
+			off = sign * (oh * 3600 + om * 60);
+		} else {
+			return vm_error_set(err, EINVAL, "invalid time \"%.40s\": no time zone (Z or +HH:MM)", s);
+		}
+		if (*p)
+			return vm_error_set(err, EINVAL, "invalid time \"%.40s\"", s);
+		/* Days since the epoch of a proleptic Gregorian date. */
+		int yy = mo <= 2 ? y - 1 : y;
+		int64_t era = yy / 400, yoe = yy - era * 400;
+		int64_t doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+		int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+		int64_t days = era * 146097 + doe - 719468;
+		secs = days * 86400 + h * 3600 + mi * 60 + se - off;
+		if (secs < 0)
+			return vm_error_set(err, EINVAL, "invalid time \"%.40s\": before 1970", s);
+	}
+	*ret_ns = secs * 1000000000LL;
+	return 0;
+}
 
 static bool is_digit(char c)
 {

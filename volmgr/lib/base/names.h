@@ -66,6 +66,10 @@ void vm_source_format(const struct vm_source *src, char buf[static VM_SOURCE_STR
 /* "90", "90s", "15m", "2h", "7d", "1w", or a sequence like "1h30m": a
  * duration of 1 s to 10 years, in nanoseconds. */
 int vm_parse_duration(const char *s, int64_t *ret_ns, struct vm_error *err);
+/* A point in time: RFC 3339 ("2026-12-06T17:05:09Z", "...+01:00", an
+ * optional fraction of a second, as GitLab's CI_COMMIT_TIMESTAMP is) or
+ * "@SECONDS" since the epoch; 1970 to 9999, in nanoseconds. */
+int vm_parse_time(const char *s, int64_t *ret_ns, struct vm_error *err);
 
 /* Parse a size: decimal digits with an optional fraction, then an
  * optional unit K, M, G or T (either case), optionally followed by "i",
@@ -94,6 +98,10 @@ struct vm_create_opts {
 	 * from the copying thread; may be NULL.  Not owned. */
 	void (*progress)(const struct vm_copy_progress *p, void *userdata);
 	void *progress_userdata;
+	/* Set by the manager, never taken from a request: the seed rule
+	 * whose name pattern matched and the cache it named (recorded with
+	 * the volume, for `cache promote`).  NULL: none. */
+	const char *seed_rule, *seed_cache;
 };
 
 void vm_create_opts_done(struct vm_create_opts *o);

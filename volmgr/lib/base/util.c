@@ -353,6 +353,10 @@ int vm_openat_beneath(int dirfd, const char *name, int flags, mode_t mode)
 
 int vm_open_path_beneath(int dirfd, const char *relpath, int flags)
 {
+	if (!relpath[0]) {
+		int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+		return fd < 0 ? -errno : fd;
+	}
 	_cleanup_free_ char *p = strdup(relpath);
 	if (!p)
 		return -ENOMEM;

@@ -110,7 +110,8 @@ int vm_write_file_atomic_at(int dirfd, const char *name, const void *data,
 int vm_openat_beneath(int dirfd, const char *name, int flags, mode_t mode);
 /* Open a relative path beneath dirfd one component at a time with
  * vm_openat_beneath (no symlink, no "..", no magic link anywhere on the
- * way).  Intermediate components are opened as directories. */
+ * way).  Intermediate components are opened as directories.  "" is
+ * dirfd itself: a new descriptor of it, flags ignored. */
 int vm_open_path_beneath(int dirfd, const char *relpath, int flags);
 /* Test hook: force the openat fallback. */
 void vm_openat_force_fallback(bool on);

@@ -175,6 +175,13 @@ static int expand(const char *tmpl, const struct vm_capture *caps, size_t n,
 int vm_config_seed_for(const struct vm_config *cfg, const char *name,
 		       struct vm_source *ret, struct vm_error *err)
 {
+	return vm_config_seed_rule_for(cfg, name, ret, NULL, err);
+}
+
+int vm_config_seed_rule_for(const struct vm_config *cfg, const char *name,
+			    struct vm_source *ret, const struct vm_seed_rule **ret_rule,
+			    struct vm_error *err)
+{
 	for (size_t i = 0; cfg && i < cfg->n_seed; i++) {
 		struct vm_capture caps[8];
 		size_t n = 0;
@@ -185,9 +192,24 @@ int vm_config_seed_for(const struct vm_config *cfg, const char *name,
 		if (r < 0)
 			return r;
 		r = vm_source_parse(spec, ret, err);
-		return r < 0 ? r : 1;
+		if (r < 0)
+			return r;
+		if (ret_rule)
+			*ret_rule = &cfg->seed[i];
+		return 1;
 	}
 	return 0;
+}
+
+const struct vm_seed_rule *vm_config_cache_seeded(const struct vm_config *cfg, const char *name)
+{
+	/* The template's "{x}" is the pattern syntax's capture: it matches
+	 * any name the rule can expand to. */
+	for (size_t i = 0; cfg && i < cfg->n_seed; i++)
+		if (strncmp(cfg->seed[i].source, "cache:", 6) == 0 &&
+		    vm_pattern_match(cfg->seed[i].source + 6, name, NULL, 0, NULL))
+			return &cfg->seed[i];
+	return NULL;
 }
 
 struct parse_ctx {

@@ -123,6 +123,15 @@ int vm_config_load(const char *path, bool optional, struct vm_config *ret,
  * a valid source. */
 int vm_config_seed_for(const struct vm_config *cfg, const char *name,
 		       struct vm_source *ret, struct vm_error *err);
+/* The same, and the rule that matched (ret_rule may be NULL). */
+int vm_config_seed_rule_for(const struct vm_config *cfg, const char *name,
+			    struct vm_source *ret, const struct vm_seed_rule **ret_rule,
+			    struct vm_error *err);
+/* The first seed rule whose source could name cache NAME ("cache:
+ * project-{id}" names "project-42", and "project-42-protected" too), or
+ * NULL: a cache the seed rules fill, which only a volume that rule made
+ * for exactly that cache may be promoted into. */
+const struct vm_seed_rule *vm_config_cache_seeded(const struct vm_config *cfg, const char *name);
 
 /* Whether a volume of this name is reserved for root and the engines:
  * a seed rule matches it or names it as its volume: source, or it starts

@@ -45,6 +45,7 @@
 
 #include "names.h"
 #include "record.h"
+#include "tree.h"
 
 /* The config volmgr gives every checkout: "origin" at url (checked when
  * the record was read, checked again here), with the standard refspec, and
@@ -116,6 +117,27 @@ static int drop(int dirfd, const char *name, const char *what, struct vm_error *
 	return 0;
 }
 
+/* In .git (objects: its objects directory, or -1), remove what sends git
+ * to another repository or gives it settings besides the config:
+ * commondir, config.worktree, info/attributes, objects/info/alternates
+ * and http-alternates. */
+static int drop_redirects(int git, int objects, struct vm_error *err)
+{
+	_cleanup_close_ int objinfo = -1, info = -1;
+	int r;
+	if ((objects >= 0 && (r = open_dir(objects, "info", ".git/objects/info", &objinfo, err)) < 0) ||
+	    (r = open_dir(git, "info", ".git/info", &info, err)) < 0)
+		return r;
+	if ((r = drop(git, "commondir", ".git/commondir", err)) < 0 ||
+	    (r = drop(git, "config.worktree", ".git/config.worktree", err)) < 0 ||
+	    (info >= 0 && (r = drop(info, "attributes", ".git/info/attributes", err)) < 0) ||
+	    (objinfo >= 0 &&
+	     ((r = drop(objinfo, "alternates", ".git/objects/info/alternates", err)) < 0 ||
+	      (r = drop(objinfo, "http-alternates", ".git/objects/info/http-alternates", err)) < 0)))
+		return r;
+	return 0;
+}
+
 static int write_config(int git, const char *text, uid_t uid, gid_t gid, struct vm_error *err)
 {
 	char tmp[64], rnd[17];
@@ -153,7 +175,7 @@ int vm_git_repo_prepare(int treefd, const char *url, const char *branch, uid_t u
 		return vm_error_set(err, EPERM,
 				    "the checkout belongs to uid %u, not to the git user (uid %u): refused",
 				    (unsigned)st.st_uid, (unsigned)uid);
-	_cleanup_close_ int git = -1, objects = -1, objinfo = -1, info = -1;
+	_cleanup_close_ int git = -1, objects = -1;
 	if ((r = open_dir(treefd, ".git", ".git", &git, err)) < 0)
 		return r;
 	if (git < 0)
@@ -169,15 +191,91 @@ int vm_git_repo_prepare(int treefd, const char *url, const char *branch, uid_t u
 		return r;
 	if (objects < 0)
 		return vm_error_set(err, ENOENT, "the checkout has no .git/objects: refused");
-	if ((r = open_dir(objects, "info", ".git/objects/info", &objinfo, err)) < 0 ||
-	    (r = open_dir(git, "info", ".git/info", &info, err)) < 0)
-		return r;
-	if ((r = drop(git, "commondir", ".git/commondir", err)) < 0 ||
-	    (r = drop(git, "config.worktree", ".git/config.worktree", err)) < 0 ||
-	    (info >= 0 && (r = drop(info, "attributes", ".git/info/attributes", err)) < 0) ||
-	    (objinfo >= 0 &&
-	     ((r = drop(objinfo, "alternates", ".git/objects/info/alternates", err)) < 0 ||
-	      (r = drop(objinfo, "http-alternates", ".git/objects/info/http-alternates", err)) < 0)))
+	if ((r = drop_redirects(git, objects, err)) < 0)
 		return r;
 	return write_config(git, text, uid, gid, err);
+}
+
+/* The settings a promoted checkout keeps: none of the job's (gitrepo.h). */
+static const char defused_config[] = "[core]\n"
+				     "\trepositoryformatversion = 0\n"
+				     "\tfilemode = true\n"
+				     "\tbare = false\n"
+				     "\tlogallrefupdates = true\n";
+
+int vm_git_repo_defuse(int treefd, struct vm_error *err)
+{
+	_cleanup_close_ int git = -1, objects = -1;
+	int r = open_dir(treefd, ".git", ".git", &git, err);
+	if (r < 0 || git < 0)
+		return r; /* no repository: nothing to defuse */
+	struct stat st;
+	if (fstat(git, &st) < 0)
+		return vm_error_errno(err, errno, "cannot stat the checkout's .git");
+	if ((r = open_dir(git, "objects", ".git/objects", &objects, err)) < 0 ||
+	    (r = drop_redirects(git, objects, err)) < 0)
+		return r;
+	/* Hooks run; submodules' and other worktrees' repositories have
+	 * settings and hooks of their own: none of them is kept. */
+	static const char *const trees[] = {"hooks", "modules", "worktrees"};
+	for (size_t i = 0; i < ELEMENTSOF(trees); i++) {
+		struct stat ts;
+		if (fstatat(git, trees[i], &ts, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (errno == ENOENT)
+				continue;
+			return vm_error_errno(err, errno, "cannot look at the checkout's .git/%s", trees[i]);
+		}
+		r = S_ISDIR(ts.st_mode) ? vm_tree_remove(git, trees[i], err) : drop(git, trees[i], trees[i], err);
+		if (r < 0)
+			return r;
+	}
+	return write_config(git, defused_config, st.st_uid, st.st_gid, err);
+}
+
+/* Copy a 40-hex object name from the start of s into commit. */
+static bool take_hex(const char *s, char commit[static 64])
+{
+	if (strspn(s, "0123456789abcdef") < 40 || (s[40] && s[40] != '\n' && s[40] != ' '))
+		return false;
+	memcpy(commit, s, 40);
+	commit[40] = '\0';
+	return true;
+}
+
+int vm_git_head_commit(int treefd, char commit[static 64])
+{
+	_cleanup_close_ int git = vm_openat_beneath(treefd, ".git", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (git < 0)
+		return git;
+	_cleanup_free_ char *head = NULL;
+	int r = vm_read_file_at(git, "HEAD", 4096, &head, NULL);
+	if (r < 0)
+		return r;
+	if (take_hex(head, commit))
+		return 0; /* detached */
+	if (strncmp(head, "ref: refs/heads/", 16) != 0)
+		return -EBADMSG;
+	char *ref = head + 5, *nl = strchr(ref, '\n');
+	if (nl)
+		*nl = '\0';
+	if (vm_rev_check(ref + 11, NULL) < 0)
+		return -EBADMSG;
+	_cleanup_close_ int fd = vm_open_path_beneath(git, ref, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd >= 0) {
+		_cleanup_free_ char *text = NULL;
+		if ((r = vm_read_fd(fd, 4096, &text, NULL)) < 0)
+			return r;
+		return take_hex(text, commit) ? 0 : -EBADMSG;
+	}
+	if (fd != -ENOENT)
+		return fd;
+	_cleanup_free_ char *packed = NULL;
+	if ((r = vm_read_file_at(git, "packed-refs", 64u << 20, &packed, NULL)) < 0)
+		return r;
+	size_t rl = strlen(ref);
+	for (char *line = strtok(packed, "\n"); line; line = strtok(NULL, "\n"))
+		if (strlen(line) == 41 + rl && line[40] == ' ' && strcmp(line + 41, ref) == 0 &&
+		    take_hex(line, commit))
+			return 0;
+	return -ENOENT;
 }

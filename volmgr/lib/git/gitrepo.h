@@ -27,3 +27,20 @@
 int vm_git_repo_prepare(int treefd, const char *url, const char *branch, uid_t uid, gid_t gid,
 			struct vm_error *err);
 
+
+/* The checkout open at treefd is about to become a cache that jobs'
+ * own git will run in (`cache promote`): keep its objects, refs, index
+ * and work tree, and nothing that makes git run a command or read
+ * another place: remove .git/hooks, .git/modules and .git/worktrees
+ * (whole), and what vm_git_repo_prepare removes, and replace .git/config
+ * with a plain one (no remote: the runner sets its own each job).  A
+ * .git that is not a real directory is refused; no .git: nothing to do.
+ * Every open is fd-relative and follows no symbolic link. */
+int vm_git_repo_defuse(int treefd, struct vm_error *err);
+
+/* The commit the checkout open at treefd has at HEAD (detached, or a
+ * branch under refs/heads, loose or packed), as 40 hex digits: read from
+ * .git's files, never by running git (this runs as root over trees that
+ * others wrote), fd-relative and never through a symbolic link.
+ * -ENOENT: no .git or no such ref; -EBADMSG: a HEAD it does not read. */
+int vm_git_head_commit(int treefd, char commit[static 64]);

@@ -22,8 +22,6 @@ int vm_mgr_copy_in(struct vm_manager *m, enum vm_kind k, const char *name, int s
 		   const struct vm_create_opts *opts, const struct vm_caller *caller,
 		   struct vm_copy_stats *ret_stats, struct vm_error *err)
 {
-	json_t *labels = opts ? opts->labels : NULL;
-	int64_t ttl_ns = opts ? opts->ttl_ns : 0;
 	uint64_t quota = 0;
 	int r = vm_name_check(vm_kind_str(k), name, err);
 	if (r < 0)
@@ -132,7 +130,7 @@ int vm_mgr_copy_in(struct vm_manager *m, enum vm_kind k, const char *name, int s
 		rec.source = *source;
 	rec.quota_bytes = quota;
 	rec.no_xattrs = top_bare && rep.stats.xattrs == 0;
-	vm_store_record_birth(&rec, caller, labels, ttl_ns);
+	vm_store_record_birth(&rec, caller, opts);
 	r = vm_store_store_record(&m->store, &rec, err);
 	if (r < 0) {
 		vm_store_discard_data(&m->store, vm_store_data_fd(&m->store, k), name, NULL);

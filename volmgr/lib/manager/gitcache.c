@@ -21,29 +21,6 @@
 #include "fault.h"
 #include "manager-private.h"
 
-/* A writable clone of the cache open at src as staging/tmp, by copy
- * (copy or reflink backend): run without the lock. */
-static int clone_staged(struct vm_manager *m, int src, const char *tmp, const char *what,
-			const char *name, struct vm_error *err)
-{
-	int r = vm_backend_make_empty(&m->store.backend, m->store.pool->staging_fd, tmp, NULL, err);
-	if (r < 0)
-		return r;
-	_cleanup_close_ int dst = vm_openat_beneath(m->store.pool->staging_fd, tmp,
-						    O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-	if (dst < 0)
-		return vm_error_errno(err, -dst, "cannot open staging/%s", tmp);
-	struct vm_reader reader;
-	struct vm_copy_opts co;
-	struct vm_copy_report rep;
-	vm_store_copy_opts(&m->store, src, NULL, NULL, &reader, &co);
-	co.src_no_new_devices = true; /* volmgrd and git's uid write a cache */
-	r = vm_backend_clone_into(&m->store.backend, src, dst, &co, &rep, err);
-	if (r == 0)
-		vm_store_log_copy(&m->store, what, name, &rep);
-	return r;
-}
-
 static int git_ready(struct vm_manager *m, struct vm_error *err)
 {
 	if (m->git.uid == 0)
@@ -179,7 +156,7 @@ int vm_cache_create_git(struct vm_manager *m, const char *name, const char *url,
 		   : vm_backend_set_read_only(&m->store.backend, fd, true, err);
 	if (r == 0) {
 		rec.generation = 1;
-		vm_store_record_birth(&rec, caller, NULL, 0);
+		vm_store_record_birth(&rec, caller, NULL);
 		rec.updated_ns = rec.created_ns;
 		r = vm_store_store_record(&m->store, &rec, err);
 	}
@@ -235,7 +212,7 @@ int vm_cache_update(struct vm_manager *m, const char *name, struct vm_git_result
 		updating(m, name, 1);
 	}
 	if (to_copy >= 0) {
-		r = clone_staged(m, to_copy, tmp, "new generation of cache", name, err);
+		r = vm_store_clone_staged(&m->store, to_copy, true, tmp, "new generation of cache", name, err);
 		closep(&to_copy);
 		to_copy = -1;
 		vm_store_release(&m->store, &hold);
@@ -400,7 +377,7 @@ int vm_volume_create_at_rev(struct vm_manager *m, const char *name,
 		vm_store_reserve(&m->store, VM_KIND_VOLUME, name, true);
 	}
 	if (to_copy >= 0) {
-		r = clone_staged(m, to_copy, tmp, "clone into volume", name, err);
+		r = vm_store_clone_staged(&m->store, to_copy, true, tmp, "clone into volume", name, err);
 		closep(&to_copy);
 		to_copy = -1;
 		vm_store_release(&m->store, &hold);
@@ -439,7 +416,7 @@ int vm_volume_create_at_rev(struct vm_manager *m, const char *name,
 	rec.subvol_id = id;
 	rec.source = *src;
 	snprintf(rec.git_url, sizeof(rec.git_url), "%s", cache.git_url);
-	vm_store_record_birth(&rec, caller, opts->labels, opts->ttl_ns);
+	vm_store_record_birth(&rec, caller, opts);
 	r = vm_store_store_record(&m->store, &rec, err);
 	if (r < 0) {
 		vm_store_discard_data(&m->store, m->store.pool->volumes_fd, name, NULL);
@@ -450,69 +427,22 @@ int vm_volume_create_at_rev(struct vm_manager *m, const char *name,
 
 /* ---- start-up: a record that lags its checkout ---- */
 
-/* Copy a 40-hex object name from the start of s into commit. */
-static bool take_hex(const char *s, char commit[static 64])
-{
-	if (strspn(s, "0123456789abcdef") < 40 || (s[40] && s[40] != '\n' && s[40] != ' '))
-		return false;
-	memcpy(commit, s, 40);
-	commit[40] = '\0';
-	return true;
-}
-
-/* The commit the checkout's HEAD names, read from .git's files (not by
- * running git: this runs at start-up, as root, over a tree the git user
- * owns), fd-relative and never through a symlink. */
-static int head_commit(int cache_fd, char commit[static 64])
-{
-	_cleanup_close_ int git = vm_openat_beneath(cache_fd, ".git", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-	if (git < 0)
-		return git;
-	_cleanup_free_ char *head = NULL;
-	int r = vm_read_file_at(git, "HEAD", 4096, &head, NULL);
-	if (r < 0)
-		return r;
-	if (take_hex(head, commit))
-		return 0; /* detached */
-	if (strncmp(head, "ref: refs/heads/", 16) != 0)
-		return -EBADMSG;
-	char *ref = head + 5, *nl = strchr(ref, '\n');
-	if (nl)
-		*nl = '\0';
-	if (vm_rev_check(ref + 11, NULL) < 0)
-		return -EBADMSG;
-	_cleanup_close_ int fd = vm_open_path_beneath(git, ref, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-	if (fd >= 0) {
-		_cleanup_free_ char *text = NULL;
-		if ((r = vm_read_fd(fd, 4096, &text, NULL)) < 0)
-			return r;
-		return take_hex(text, commit) ? 0 : -EBADMSG;
-	}
-	if (fd != -ENOENT)
-		return fd;
-	_cleanup_free_ char *packed = NULL;
-	if ((r = vm_read_file_at(git, "packed-refs", 64u << 20, &packed, NULL)) < 0)
-		return r;
-	size_t rl = strlen(ref);
-	for (char *line = strtok(packed, "\n"); line; line = strtok(NULL, "\n"))
-		if (strlen(line) == 41 + rl && line[40] == ' ' && strcmp(line + 41, ref) == 0 &&
-		    take_hex(line, commit))
-			return 0;
-	return -ENOENT;
-}
-
 int vm_mgr_git_catch_up(struct vm_manager *m, int cache_fd, struct vm_record *rec,
 			struct vm_error *err)
 {
 	char commit[64];
-	int r = head_commit(cache_fd, commit);
+	/* A promoted cache's checkout may be below its top. */
+	_cleanup_close_ int co = vm_open_path_beneath(cache_fd, rec->checkout, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int r = co < 0 ? co : vm_git_head_commit(co, commit);
 	if (r < 0)
 		return vm_error_errno(err, -r, "cannot read the checkout's HEAD");
 	if (strcmp(commit, rec->git_commit) == 0)
 		return 0;
-	/* The update swapped the generations and crashed before its record:
-	 * the data is the new generation, so the record follows it. */
+	/* The update (or promote) swapped the generations and crashed
+	 * before its record: the data is the new generation, so the record
+	 * follows it (a promote's commit time is not known then). */
 	snprintf(rec->git_commit, sizeof(rec->git_commit), "%s", commit);
+	rec->commit_time_ns = 0;
 	rec->generation++;
 	rec->updated_ns = vm_now_ns();
 	r = vm_store_store_record(&m->store, rec, err);

@@ -11,11 +11,13 @@
  *               -> volumes.c, copyin.c
  *   copyin.c    a copy into a new volume or cache
  *   gitcache.c  caches from git, volumes at a commit
+ *   promote.c   a volume becomes a cache's new generation -> volfd.c
  *   usage.c     what uses a volume: mounts, holders, engines
  *   gc.c        what may go -> volumes.c, usage.c, manager.c */
 #pragma once
 
 #include "config.h"
+#include "gitrepo.h"
 #include "gitrun.h"
 #include "holders.h"
 #include "json-util.h"
@@ -52,11 +54,16 @@ int vm_mgr_copy_in(struct vm_manager *m, enum vm_kind k, const char *name, int s
 		   const struct vm_create_opts *opts, const struct vm_caller *caller,
 		   struct vm_copy_stats *ret_stats, struct vm_error *err);
 
-/* gitcache.c: at start-up, if a git cache's checkout is at another commit than its
- * record says (a crash between an update's swap and its record), bring
- * the record up to date.  1 if it did, 0 if nothing to do, -errno. */
+/* gitcache.c: at start-up, if a git or promoted cache's checkout is at
+ * another commit than its record says (a crash between an update's or a
+ * promote's swap and its record), bring the record up to date.  1 if it did, 0 if nothing to do, -errno. */
 int vm_mgr_git_catch_up(struct vm_manager *m, int cache_fd, struct vm_record *rec,
 			struct vm_error *err);
+
+/* volfd.c: the caller's directory fd, reopened through the pool's own
+ * mount (so that ".." walks the pool, not the caller's bind mount);
+ * -errno if the file system or the capability is missing. */
+int vm_mgr_reopen_in_pool(struct vm_manager *m, int fd);
 
 /* usage.c: the machine's mounts of volumes (inuse.h), scanned without the lock:
  * NAME -> count, and "" -> processes whose mounts could not be read. */

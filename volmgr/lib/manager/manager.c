@@ -172,6 +172,8 @@ static int volume_info(struct vm_manager *m, const struct vm_record *rec,
 	snprintf(v.name, sizeof(v.name), "%s", rec->name);
 	snprintf(v.creator_cgroup, sizeof(v.creator_cgroup), "%s", rec->creator_cgroup);
 	snprintf(v.commit, sizeof(v.commit), "%s", rec->git_commit);
+	snprintf(v.seed_rule, sizeof(v.seed_rule), "%s", rec->seed_rule);
+	snprintf(v.seed_cache, sizeof(v.seed_cache), "%s", rec->seed_cache);
 	v.mountpoint = vm_store_volume_path(&m->store, rec->name);
 	size_t n = json_object_size(rec->mounts);
 	v.mounts = calloc(n ? n : 1, sizeof(*v.mounts));
@@ -246,13 +248,16 @@ static void cache_info(struct vm_manager *m, const struct vm_record *rec,
 		.no_xattrs = rec->no_xattrs,
 	};
 	snprintf(ret->name, sizeof(ret->name), "%s", rec->name);
-	if (rec->git_url[0]) {
+	if (rec->git_url[0] || rec->promoted_from[0]) {
 		snprintf(ret->git_url, sizeof(ret->git_url), "%s", rec->git_url);
 		snprintf(ret->git_branch, sizeof(ret->git_branch), "%s", rec->git_branch);
 		snprintf(ret->git_commit, sizeof(ret->git_commit), "%s", rec->git_commit);
 		ret->generation = rec->generation;
 		ret->updated_ns = rec->updated_ns;
 	}
+	snprintf(ret->promoted_from, sizeof(ret->promoted_from), "%s", rec->promoted_from);
+	snprintf(ret->checkout, sizeof(ret->checkout), "%s", rec->checkout);
+	ret->commit_time_ns = rec->commit_time_ns;
 }
 
 static int cmp_volume_info(const void *a, const void *b)

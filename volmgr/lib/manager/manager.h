@@ -124,6 +124,20 @@ int vm_volume_create_at_rev(struct vm_manager *m, const char *name,
 			    const struct vm_create_opts *opts, const struct vm_caller *caller,
 			    struct vm_error *err);
 
+/* The volume holding the directory a caller opened (fd, the top of a git
+ * checkout or not) becomes the next generation of cache name (NULL: the
+ * cache the seed rule that made the volume named), created if absent: a
+ * snapshot of the volume's top (O(1) on btrfs, a clone elsewhere), with
+ * the checkout's .git defused (vm_git_repo_defuse); where fd is inside
+ * the volume is found by walking up from it, and checked.  A
+ * cache that seed rules fill takes only a volume its rule made for it
+ * (EPERM); a git cache is refused (EINVAL); an older commit than the
+ * cache's (opts) keeps the cache (ret->promoted false, with the
+ * reason). */
+int vm_cache_promote(struct vm_manager *m, int fd, const char *name,
+		     const struct vm_promote_opts *o, const struct vm_caller *caller,
+		     struct vm_promote_result *ret, struct vm_error *err);
+
 /* Copy the tree open at src_fd into a new read-only cache.  opts: only
  * its progress callback is used; may be NULL. */
 int vm_cache_import(struct vm_manager *m, const char *name, int src_fd,

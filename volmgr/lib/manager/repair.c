@@ -104,7 +104,8 @@ static int repair_kind(struct vm_manager *m, enum vm_kind k,
 				vm_store_data_fd(&m->store, k), name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 			if (fd >= 0)
 				vm_backend_set_read_only(&m->store.backend, fd, true, NULL);
-			int c = fd >= 0 && rec.git_url[0] ? vm_mgr_git_catch_up(m, fd, &rec, &e) : 0;
+			bool has_head = rec.git_url[0] || (rec.promoted_from[0] && rec.git_commit[0]);
+			int c = fd >= 0 && has_head ? vm_mgr_git_catch_up(m, fd, &rec, &e) : 0;
 			if (c > 0)
 				report_add(m, "cache %s: record caught up with its checkout (commit %s)",
 					   name, rec.git_commit);

@@ -51,6 +51,24 @@ struct vm_create_how {
 	struct vm_copy_stats stats;
 };
 
+/* vm_cache_promote: what the caller says of its checkout.  commit (NULL:
+ * not checked) must be the checkout's HEAD; commit_time_ns (0: not
+ * known) orders promotes: an older one keeps the cache. */
+struct vm_promote_opts {
+	const char *commit;
+	int64_t commit_time_ns;
+};
+/* vm_cache_promote: what became of the cache. */
+struct vm_promote_result {
+	char cache[VM_NAME_MAX + 1];
+	char volume[VM_NAME_MAX + 1];
+	char commit[64];            /* the checkout's HEAD; "": not a git checkout */
+	bool promoted;              /* false: the cache was kept, for reason */
+	char reason[160];
+	uint64_t generation;        /* the cache's generation now */
+	enum vm_create_method method; /* VM_CREATE_SNAPSHOT or VM_CREATE_CLONE */
+};
+
 /* vm_cache_create_git, vm_cache_update: the cache's git state after. */
 struct vm_git_result {
 	char name[VM_NAME_MAX + 1];

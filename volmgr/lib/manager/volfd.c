@@ -66,7 +66,7 @@ static const struct vol_top *top_find(const struct vol_top *v, size_t n, dev_t d
  * caller's bind mount of a volume's subdirectory, ".." at the mount's
  * root would leave the volume.  Needs CAP_DAC_READ_SEARCH; -errno when
  * that or the file system's support is missing. */
-static int reopen_in_pool(struct vm_manager *m, int fd)
+int vm_mgr_reopen_in_pool(struct vm_manager *m, int fd)
 {
 	union {
 		struct file_handle h;
@@ -103,7 +103,7 @@ static int place_of_fd(struct vm_manager *m, int fd, struct fd_place *p, struct 
 		return vm_error_errno(err, errno, "cannot stat the volumes directory");
 	if (p->st.st_dev != vst.st_dev)
 		return 0; /* a subvolume (btrfs) or another file system: no walk */
-	int cur = reopen_in_pool(m, fd);
+	int cur = vm_mgr_reopen_in_pool(m, fd);
 	if (cur < 0)
 		cur = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	if (cur < 0)

@@ -37,6 +37,10 @@ struct vm_volume_info {
 	uint64_t subvol_id;
 	enum vm_backend_kind backend; /* the pool's backend made it */
 	char commit[64];         /* checked out at a commit (cache:NAME@REV); "" */
+	/* The seed rule whose pattern matched its name, and the cache that
+	 * rule named ("" for both: none). */
+	char seed_rule[VM_SEED_PATTERN_MAX + 1];
+	char seed_cache[VM_NAME_MAX + 1];
 	uint64_t quota_bytes;    /* 0: no limit */
 	int64_t expires_ns;      /* 0: no ttl */
 	bool has_usage;          /* quota accounting answered for it */
@@ -70,6 +74,12 @@ struct vm_cache_info {
 	char git_commit[64];
 	uint64_t generation;
 	int64_t updated_ns;
+	/* Promoted (promoted_from[0] != 0): from which volume, the checkout
+	 * inside, its commit (git_commit) and the commit's time (0: not
+	 * told), generation and updated_ns as for git. */
+	char promoted_from[VM_NAME_MAX + 1];
+	char checkout[VM_CHECKOUT_MAX + 1];
+	int64_t commit_time_ns;
 };
 
 struct vm_cache_info_list {

@@ -58,7 +58,7 @@ static int create_locked(struct vm_manager *m, const char *name,
 		return r;
 	}
 	VM_FAULT("create.published");
-	vm_store_record_birth(&rec, caller, opts ? opts->labels : NULL, opts ? opts->ttl_ns : 0);
+	vm_store_record_birth(&rec, caller, opts);
 	r = vm_store_store_record(&m->store, &rec, err);
 	if (r < 0) {
 		vm_store_discard_data(&m->store, m->store.pool->volumes_fd, name, NULL);
@@ -122,20 +122,29 @@ int vm_volume_create(struct vm_manager *m, const char *name,
 		return r;
 	struct vm_source source = opts ? opts->source : (struct vm_source){0};
 	bool seeded = false, src_no_xattrs = false;
+	/* opts as given, plus the seed rule that matched, if any. */
+	struct vm_create_opts o = opts ? *opts : (struct vm_create_opts){0};
+	o.seed_rule = o.seed_cache = NULL;
+	opts = &o;
+	struct vm_source s; /* a seed rule's source; o.seed_cache points into it */
 	_cleanup_close_ int src = -1;
 	struct vm_store_hold hold = {0};
 	{
 		VM_STORE_LOCK(&m->store);
 		if (vm_store_name_taken(&m->store, VM_KIND_VOLUME, name))
 			return vm_error_set(err, EEXIST, "volume %s already exists", name);
-		if (opts && opts->seed_by_rules && source.kind == VM_SOURCE_NONE) {
+		if (o.seed_by_rules && source.kind == VM_SOURCE_NONE) {
 			/* A seed rule names the source by the volume's name; a
 			 * source that does not exist (yet) gives an empty volume,
 			 * as without a rule: the job then clones in full. */
-			struct vm_source s;
-			r = vm_config_seed_for(&m->config, name, &s, err);
+			const struct vm_seed_rule *rule = NULL;
+			r = vm_config_seed_rule_for(&m->config, name, &s, &rule, err);
 			if (r < 0)
 				return r;
+			if (r == 1 && s.kind == VM_SOURCE_CACHE) {
+				o.seed_rule = rule->pattern;
+				o.seed_cache = s.name;
+			}
 			if (r == 1) {
 				_cleanup_close_ int probe = -1;
 				if (vm_store_open_source(&m->store, &s, &probe, NULL, NULL) == 0) {

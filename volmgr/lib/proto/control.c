@@ -62,6 +62,9 @@ static json_t *volume_json(const struct vm_volume_info *v)
 	json_object_set_new(info, "backend", json_string(vm_backend_name(v->backend)));
 	if (v->commit[0])
 		json_object_set_new(info, "commit", json_string(v->commit));
+	if (v->seed_cache[0])
+		json_object_set_new(info, "seed", json_pack("{s:s, s:s}", "rule", v->seed_rule,
+							    "cache", v->seed_cache));
 	if (v->quota_bytes)
 		json_object_set_new(info, "quota", json_integer((json_int_t)v->quota_bytes));
 	if (v->expires_ns) {
@@ -103,6 +106,21 @@ static json_t *cache_json(const struct vm_cache_info *c)
 		json_object_set_new(info, "git",
 				    json_pack("{s:s, s:s, s:s}", "url", c->git_url, "branch",
 					      c->git_branch, "commit", c->git_commit));
+		json_object_set_new(info, "generation", json_integer((json_int_t)c->generation));
+		json_object_set_new(info, "updated", json_string(updated));
+	}
+	if (c->promoted_from[0]) {
+		char updated[40];
+		vm_format_time(c->updated_ns, updated);
+		json_t *p = json_pack("{s:s, s:s}", "volume", c->promoted_from, "checkout", c->checkout);
+		if (p && c->git_commit[0])
+			json_object_set_new(p, "commit", json_string(c->git_commit));
+		if (p && c->commit_time_ns) {
+			char t[40];
+			vm_format_time(c->commit_time_ns, t);
+			json_object_set_new(p, "commit_time", json_string(t));
+		}
+		json_object_set_new(info, "promoted", p);
 		json_object_set_new(info, "generation", json_integer((json_int_t)c->generation));
 		json_object_set_new(info, "updated", json_string(updated));
 	}
@@ -220,6 +238,7 @@ static int volume_reply(const struct vm_volume_info *v, json_t **ret, struct vm_
 /* Every argument any operation takes, once parsed. */
 struct args {
 	const char *name, *source, *path, *ttl, *quota, *git, *branch;
+	const char *commit, *commit_time;
 	json_t *labels; /* an object of labels (vm_labels_check), or NULL */
 	bool dry_run;
 };
@@ -483,6 +502,29 @@ static int op_cache_update(const struct call *c, json_t **ret, struct vm_error *
 	return r < 0 ? r : reply_of(git_json(&g, true), ret, err);
 }
 
+/* The volume holding the passed directory (the top of a checkout, or
+ * of the volume) becomes the cache's next generation. */
+static int op_cache_promote(const struct call *c, json_t **ret, struct vm_error *err)
+{
+	const struct args *a = &c->a;
+	struct vm_promote_opts o = {.commit = a->commit};
+	int r;
+	if (a->commit_time && (r = vm_parse_time(a->commit_time, &o.commit_time_ns, err)) < 0)
+		return r;
+	struct vm_promote_result p;
+	r = c->ops->cache_promote(c->ctx, c->fd, a->name, &o, c->caller, &p, err);
+	if (r < 0)
+		return r;
+	json_t *j = json_pack("{s:s, s:s, s:b, s:I, s:s}", "cache", p.cache, "volume", p.volume,
+			      "promoted", p.promoted, "generation", (json_int_t)p.generation,
+			      "method", p.method == VM_CREATE_SNAPSHOT ? "snapshot" : "clone");
+	if (j && p.commit[0])
+		json_object_set_new(j, "commit", json_string(p.commit));
+	if (j && !p.promoted)
+		json_object_set_new(j, "kept_because", json_string(p.reason));
+	return reply_of(j, ret, err);
+}
+
 static int op_cache_list(const struct call *c, json_t **ret, struct vm_error *err)
 {
 	_cleanup_(vm_cache_info_list_done) struct vm_cache_info_list all = {0};
@@ -579,6 +621,12 @@ static const struct op {
 	 ARGS(A_NAME, A_STRING_REQUIRED("git", git), A_STRING("branch", branch)),
 	 NULL, op_cache_create},
 	{"cache.update", ROOT_ONLY, ARGS(A_NAME), NULL, op_cache_update},
+	/* Root only: a promoted tree is what later jobs start from
+	 * (SECURITY.md, "Who feeds a cache"). */
+	{"cache.promote", ROOT_ONLY,
+	 ARGS(A_STRING("name", name), A_STRING("commit", commit),
+	      A_STRING("commit_time", commit_time)),
+	 "the checkout's directory", op_cache_promote},
 	{"cache.list", ANYONE, NOARGS, NULL, op_cache_list},
 	{"cache.inspect", ANYONE, ARGS(A_NAME), NULL, op_cache_inspect},
 	{"cache.remove", ROOT_ONLY, ARGS(A_NAME), NULL, op_cache_remove},

@@ -62,6 +62,9 @@ struct vm_control_ops {
 				struct vm_git_result *ret, struct vm_error *err);
 	int (*cache_update)(void *ctx, const char *name, struct vm_git_result *ret,
 			    struct vm_error *err);
+	int (*cache_promote)(void *ctx, int fd, const char *name,
+			     const struct vm_promote_opts *o, const struct vm_caller *caller,
+			     struct vm_promote_result *ret, struct vm_error *err);
 	int (*cache_get)(void *ctx, const char *name, struct vm_cache_info *ret,
 			 struct vm_error *err);
 	int (*cache_list)(void *ctx, struct vm_cache_info_list *ret, struct vm_error *err);

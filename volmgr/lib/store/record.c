@@ -91,6 +91,14 @@ json_t *vm_record_to_json(const struct vm_record *rec)
 				    json_string(rec->creator_cgroup));
 	if (rec->no_xattrs)
 		json_object_set_new(j, "no_xattrs", json_true());
+	if (rec->seed_cache[0])
+		json_object_set_new(j, "seed", json_pack("{s:s, s:s}", "rule", rec->seed_rule,
+							 "cache", rec->seed_cache));
+	if (rec->promoted_from[0])
+		json_object_set_new(j, "promoted",
+				    json_pack("{s:s, s:s, s:I}", "volume", rec->promoted_from,
+					      "checkout", rec->checkout, "commit_time_ns",
+					      (json_int_t)rec->commit_time_ns));
 	return j;
 }
 
@@ -164,8 +172,57 @@ int vm_git_url_check(const char *url, struct vm_error *err)
 	 (size_t)VM_MOUNTS_LOAD_MAX * (2 * VM_MOUNT_ID_MAX + 96) +                        \
 	 (size_t)VM_LABELS_MAX * (ESC(VM_LABEL_KEY_MAX) + ESC(VM_LABEL_VALUE_MAX) + 16) + \
 	 ESC(VM_SOURCE_STR_MAX) + ESC(VM_NAME_MAX) + 2 * VM_GIT_URL_MAX + 2 * VM_REV_MAX +  \
-	 ESC(VM_CGROUP_MAX))
+	 ESC(VM_CGROUP_MAX) + ESC(VM_SEED_PATTERN_MAX) + 3 * ESC(VM_NAME_MAX) +             \
+	 ESC(VM_CHECKOUT_MAX) + 256 /* seed and promoted keys */)
 _Static_assert(RECORD_WORST < VM_RECORD_MAX_BYTES, "a record can outgrow what is read back");
+
+bool vm_checkout_path_ok(const char *p)
+{
+	size_t n = strnlen(p, VM_CHECKOUT_MAX + 1);
+	if (n == 0)
+		return true;
+	if (n > VM_CHECKOUT_MAX || p[0] == '/' || vm_utf8_has_control(p, n))
+		return false;
+	for (const char *c = p;;) {
+		const char *slash = strchr(c, '/');
+		size_t len = slash ? (size_t)(slash - c) : strlen(c);
+		char comp[VM_CHECKOUT_MAX + 1];
+		memcpy(comp, c, len);
+		comp[len] = '\0';
+		if (!vm_is_plain_component(comp))
+			return false;
+		if (!slash)
+			return true;
+		c = slash + 1;
+	}
+}
+
+/* The optional "seed" (volumes) and "promoted" (caches) parts. */
+static int parse_lineage(json_t *seed, json_t *promoted, struct vm_record *rec,
+			 struct vm_error *err)
+{
+	json_error_t jerr;
+	const char *rule = "", *cache = "", *from = "", *checkout = "";
+	json_int_t when = 0;
+	if (seed && json_unpack_ex(seed, &jerr, JSON_STRICT, "{s:s, s:s}", "rule", &rule, "cache",
+				   &cache) < 0)
+		return vm_error_set(err, EBADMSG, "record: seed: %s", jerr.text);
+	if (promoted && json_unpack_ex(promoted, &jerr, JSON_STRICT, "{s:s, s:s, s:I}", "volume",
+				       &from, "checkout", &checkout, "commit_time_ns", &when) < 0)
+		return vm_error_set(err, EBADMSG, "record: promoted: %s", jerr.text);
+	if (seed && (vm_name_check("cache", cache, NULL) < 0 || !rule[0] ||
+		     strlen(rule) > VM_SEED_PATTERN_MAX || vm_utf8_has_control(rule, strlen(rule))))
+		return vm_error_set(err, EBADMSG, "record: bad seed");
+	if (promoted && (vm_name_check("volume", from, NULL) < 0 || !vm_checkout_path_ok(checkout) ||
+			 when < 0))
+		return vm_error_set(err, EBADMSG, "record: bad promoted");
+	snprintf(rec->seed_rule, sizeof(rec->seed_rule), "%s", rule);
+	snprintf(rec->seed_cache, sizeof(rec->seed_cache), "%s", cache);
+	snprintf(rec->promoted_from, sizeof(rec->promoted_from), "%s", from);
+	snprintf(rec->checkout, sizeof(rec->checkout), "%s", checkout);
+	rec->commit_time_ns = when;
+	return 0;
+}
 
 static int parse_mounts(json_t *mounts, struct vm_error *err)
 {
@@ -198,17 +255,19 @@ int vm_record_from_json(json_t *j, enum vm_kind kind, struct vm_record *ret,
 	json_t *labels, *mounts;
 	json_error_t jerr;
 	json_t *git = NULL, *gen = NULL, *upd = NULL, *exp = NULL, *quota = NULL;
+	json_t *seed = NULL, *promoted = NULL;
 	const char *cgroup = "";
 	int no_xattrs = 0;
 	if (json_unpack_ex(j, &jerr, JSON_STRICT,
-			   "{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:{s:I, s:I, s?s}, s:o, s:o, s?o, s?o, s?o, s?o, s?o, s?b}",
+			   "{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:{s:I, s:I, s?s}, s:o, s:o, s?o, s?o, s?o, s?o, s?o, s?b, s?o, s?o}",
 			   "format", &format, "kind", &k, "name", &name,
 			   "state", &state, "source", &source,
 			   "created_ns", &created, "subvol_id", &subvol,
 			   "creator", "uid", &uid, "pid", &pid, "cgroup", &cgroup,
 			   "labels", &labels, "mounts", &mounts,
 			   "git", &git, "generation", &gen, "updated_ns", &upd,
-			   "expires_ns", &exp, "quota_bytes", &quota, "no_xattrs", &no_xattrs) < 0)
+			   "expires_ns", &exp, "quota_bytes", &quota, "no_xattrs", &no_xattrs,
+			   "seed", &seed, "promoted", &promoted) < 0)
 		return vm_error_set(err, EBADMSG, "record: %s", jerr.text);
 	if (format != VM_RECORD_FORMAT)
 		return vm_error_set(err, EBADMSG, "record: unknown format %lld",
@@ -288,6 +347,10 @@ int vm_record_from_json(json_t *j, enum vm_kind kind, struct vm_record *ret,
 	snprintf(rec.git_branch, sizeof(rec.git_branch), "%s", gbranch);
 	snprintf(rec.git_commit, sizeof(rec.git_commit), "%s", gcommit);
 	snprintf(rec.creator_cgroup, sizeof(rec.creator_cgroup), "%s", cgroup);
+	if ((r = parse_lineage(seed, promoted, &rec, err)) < 0) {
+		vm_record_done(&rec);
+		return r;
+	}
 	if (!rec.labels || !rec.mounts) {
 		vm_record_done(&rec);
 		return vm_error_set(err, ENOMEM, "out of memory");

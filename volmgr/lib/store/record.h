@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "cgroup.h"
+#include "config.h"
 #include "names.h"
 #include "util.h"
 
@@ -21,6 +22,8 @@
  * Mount; Docker sends a second one for `docker cp`). */
 #define VM_MOUNT_COUNT_MAX 65536
 #define VM_GIT_URL_MAX 1024
+/* A promoted cache's checkout: a relative path inside it. */
+#define VM_CHECKOUT_MAX 1024
 /* The largest record volmgrd reads.  Everything a record holds is
  * bounded, and the bound covers the worst case (checked by a static
  * assertion in record.c), so a record volmgrd wrote can always be read
@@ -62,7 +65,23 @@ struct vm_record {
 	 * attribute (the import set none, and the top it was copied into had
 	 * none to pass on), so its clones need not list them. */
 	bool no_xattrs;
+	/* Volumes an engine created whose name a seed rule matched: that
+	 * rule's pattern and the cache it named, recorded even when that
+	 * cache did not exist yet (the volume then started empty).  Only
+	 * such a volume may be promoted into a cache the rules fill. */
+	char seed_rule[VM_SEED_PATTERN_MAX + 1];
+	char seed_cache[VM_NAME_MAX + 1];
+	/* Caches made by `cache promote`: the volume of the current
+	 * generation, its checkout (relative, "" for the top) and the
+	 * commit's time (0: not told); the commit is git_commit. */
+	char promoted_from[VM_NAME_MAX + 1];
+	char checkout[VM_CHECKOUT_MAX + 1];
+	int64_t commit_time_ns;
 };
+
+/* A checkout path as a record holds it: "" or relative, plain components
+ * (no ".", "..", empty or control characters), at most VM_CHECKOUT_MAX. */
+bool vm_checkout_path_ok(const char *p);
 
 int vm_record_init(struct vm_record *rec, enum vm_kind kind, const char *name);
 void vm_record_done(struct vm_record *rec);

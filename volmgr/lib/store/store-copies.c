@@ -149,3 +149,26 @@ int vm_store_make_durable(int fd, uint64_t *ret_ns, struct vm_error *err)
 		*ret_ns = (uint64_t)(vm_mono_ns() - t0);
 	return 0;
 }
+
+int vm_store_clone_staged(struct vm_store *s, int src, bool src_is_cache, const char *tmp,
+			  const char *what, const char *name, struct vm_error *err)
+{
+	int r = vm_backend_make_empty(&s->backend, s->pool->staging_fd, tmp, NULL, err);
+	if (r < 0)
+		return r;
+	_cleanup_close_ int dst = vm_openat_beneath(s->pool->staging_fd, tmp,
+						    O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (dst < 0)
+		return vm_error_errno(err, -dst, "cannot open staging/%s", tmp);
+	struct vm_reader reader;
+	struct vm_copy_opts co;
+	struct vm_copy_report rep;
+	vm_store_copy_opts(s, src, NULL, NULL, &reader, &co);
+	/* Into a cache only volmgrd and git's uid write; into a volume a
+	 * container's root may put device nodes. */
+	co.src_no_new_devices = src_is_cache;
+	r = vm_backend_clone_into(&s->backend, src, dst, &co, &rep, err);
+	if (r == 0)
+		vm_store_log_copy(s, what, name, &rep);
+	return r;
+}

@@ -171,19 +171,23 @@ json_t *vm_store_names(struct vm_store *s, enum vm_kind k)
 }
 
 void vm_store_record_birth(struct vm_record *rec, const struct vm_caller *caller,
-			   json_t *labels, int64_t ttl_ns)
+			   const struct vm_create_opts *opts)
 {
 	rec->created_ns = vm_now_ns();
-	if (ttl_ns > 0)
-		rec->expires_ns = rec->created_ns + ttl_ns;
+	if (opts && opts->ttl_ns > 0)
+		rec->expires_ns = rec->created_ns + opts->ttl_ns;
 	if (caller) {
 		rec->creator_uid = caller->uid;
 		rec->creator_pid = caller->pid;
 		snprintf(rec->creator_cgroup, sizeof(rec->creator_cgroup), "%s", caller->cgroup);
 	}
-	if (labels) {
+	if (opts && opts->labels) {
 		json_decref(rec->labels);
-		rec->labels = json_deep_copy(labels);
+		rec->labels = json_deep_copy(opts->labels);
+	}
+	if (opts && opts->seed_cache) {
+		snprintf(rec->seed_rule, sizeof(rec->seed_rule), "%s", opts->seed_rule);
+		snprintf(rec->seed_cache, sizeof(rec->seed_cache), "%s", opts->seed_cache);
 	}
 }
 

@@ -104,9 +104,10 @@ bool vm_store_record_name(const char *file, char buf[static VM_NAME_MAX + 1]);
  * without the lock through a directory fd of its own.  NULL: no memory
  * or the directory cannot be read. */
 json_t *vm_store_names(struct vm_store *s, enum vm_kind k);
-/* Creation time, creator (uid, pid, container cgroup), labels, expiry. */
+/* Creation time, creator (uid, pid, container cgroup), and from opts (may
+ * be NULL) labels, expiry and the seed rule that named the source. */
 void vm_store_record_birth(struct vm_record *rec, const struct vm_caller *caller,
-			   json_t *labels, int64_t ttl_ns);
+			   const struct vm_create_opts *opts);
 
 /* ---- names in flight (store.c) ---- */
 
@@ -188,5 +189,11 @@ void vm_store_copy_opts(struct vm_store *s, int src_fd, const struct vm_create_o
  * and XFS) -- cheaper than an fsync per file.  ret_ns: how long. */
 int vm_store_make_durable(int fd, uint64_t *ret_ns, struct vm_error *err);
 /* The summary line of one copy, to the log. */
+/* Without the lock, a tree held (vm_store_hold): a writable clone of the
+ * pool tree open at src (a cache, or a volume) as staging/tmp, by the
+ * copy or reflink backend's copy (btrfs snapshots instead, under the
+ * lock); what and name for the copy's log line. */
+int vm_store_clone_staged(struct vm_store *s, int src, bool src_is_cache, const char *tmp,
+			  const char *what, const char *name, struct vm_error *err);
 void vm_store_log_copy(struct vm_store *s, const char *what, const char *name,
 		       const struct vm_copy_report *rep);
