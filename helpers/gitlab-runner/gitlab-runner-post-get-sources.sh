@@ -1,6 +1,6 @@
 # volmgr's post_get_sources_script hook for gitlab-runner's docker executor.
 # The runner runs it in the helper container, in the project directory,
-# right after its own fetch and checkout and before any of the job's code
+# right after its own fetch and checkout, before the job's script
 # ("sh /opt/volmgr/gitlab-runner-post-get-sources.sh"): the job's volume
 # becomes the project's cache, so that the next job of the project, seeded
 # from it, fetches only what is new.  A volume of a protected ref feeds

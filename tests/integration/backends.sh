@@ -309,6 +309,18 @@ suite() {
 			"[$fs] the error"
 		vt_assert_status 4 "$VOLMGR" inspect seed-big-1
 	fi
+	# A promote copies a job's tree off btrfs: no bigger than a seeded
+	# create would copy back out of the cache.
+	"$VOLMGR" snapshot cache:many big-vol >/dev/null
+	if [[ $instant == true ]]; then
+		"$VOLMGR" cache promote "$pool/volumes/big-vol" big-cache >/dev/null ||
+			vt_fail "[$fs] promote of a big tree on btrfs"
+		"$VOLMGR" cache rm big-cache >/dev/null
+	else
+		vt_assert_status 8 "$VOLMGR" cache promote "$pool/volumes/big-vol" big-cache
+		vt_assert_status 4 "$VOLMGR" cache inspect big-cache
+	fi
+	"$VOLMGR" rm big-vol >/dev/null
 	vt_assert_eq 200 "$(plugin_create seed-small-1)" "[$fs] implicit create under the limit"
 	cmp_trees "$pool/caches/proj" "$pool/volumes/seed-small-1" "[$fs] implicit create"
 	"$VOLMGR" rm seed-small-1 >/dev/null

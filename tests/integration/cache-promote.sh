@@ -58,6 +58,13 @@ chmod +x "$co1/.git/hooks/post-checkout"
 g -C "$co1" config core.fsmonitor "touch $VT_TMP/pwned"
 mkdir -p "$co1/.git/modules/sub" && echo '[core]' >"$co1/.git/modules/sub/config"
 echo /etc >"$co1/.git/objects/info/alternates"
+mkdir -p "$co1/.git/refs/replace" && g -C "$co1" rev-parse HEAD >"$co1/.git/refs/replace/$(g -C "$co1" rev-parse HEAD)"
+# a submodule's work tree with a repository of its own, and a gitdir file
+mkdir -p "$co1/vendor/lib/.git/hooks" "$co1/sub2"
+printf '[core]\n\tfsmonitor = touch %s/pwned\n' "$VT_TMP" >"$co1/vendor/lib/.git/config"
+echo 'gitdir: /etc' >"$co1/sub2/.git"
+ln -s "$VT_TMP/outside" "$co1/.git/FETCH_HEAD" # the next git would write through it
+mkfifo "$co1/.git/refs/heads/fifo"
 
 vt_step "promote job 1's checkout: the project's cache is made from it"
 status=0
@@ -73,6 +80,10 @@ vt_assert_eq 1 "$(cat "$cc/gen")" "the work tree"
 [[ ! -e $cc/.git/hooks ]] || vt_fail "the job's hooks reached the cache"
 [[ ! -e $cc/.git/modules ]] || vt_fail "submodule repositories reached the cache"
 [[ ! -e $cc/.git/objects/info/alternates ]] || vt_fail "alternates reached the cache"
+[[ ! -e $cc/.git/refs/replace ]] || vt_fail "replace refs reached the cache"
+[[ ! -L $cc/.git/FETCH_HEAD && ! -e $cc/.git/refs/heads/fifo ]] || vt_fail "a symbolic link or a fifo in .git reached the cache"
+[[ ! -e $cc/vendor/lib/.git/hooks && ! -e $cc/sub2/.git ]] || vt_fail "a nested repository's hooks or a gitdir file reached the cache"
+if grep -q fsmonitor "$cc/vendor/lib/.git/config"; then vt_fail "a nested repository's settings reached the cache"; fi
 if grep -q fsmonitor "$cc/.git/config"; then vt_fail "the job's settings reached the cache"; fi
 [[ -e $co1/.git/hooks/post-checkout ]] || vt_fail "the job's own volume was changed"
 vt_assert_eq "$c1" "$(g -C "$cc" rev-parse HEAD)" "the cache's repository works"
@@ -109,6 +120,8 @@ vt_assert_status 7 \
 	"$VOLMGR" cache promote "$co3" --commit "$c1"
 vt_assert_status 7 \
 	"$VOLMGR" cache promote "$co3" --commit-time yesterday
+vt_assert_status 7 \
+	"$VOLMGR" cache promote "$co3" --commit-time "$(date -u -d '+3 days' +%Y-%m-%dT%H:%M:%SZ)"
 
 vt_step "protected and unprotected jobs never feed each other's cache"
 jp=$(job 4 -protected)
@@ -135,12 +148,53 @@ vt_assert_contains "$out" "cache scratch: generation 1 is volume plain (snapshot
 vt_assert_eq tree "$(cat "$pool/caches/scratch/f")" "content"
 vt_assert_status 4 "$VOLMGR" cache promote "$VT_TMP" scratch
 
-vt_step "what a volume holds in .git that is not a directory is refused"
+vt_step "what a volume holds in .git that is not a directory, or a HEAD that is not a file, is refused"
 "$VOLMGR" create gitfile >/dev/null
 echo "gitdir: /etc" >"$pool/volumes/gitfile/.git"
 vt_assert_status 7 "$VOLMGR" cache promote "$pool/volumes/gitfile" scratch
+"$VOLMGR" create fifohead >/dev/null
+mkdir -p "$pool/volumes/fifohead/.git" && mkfifo "$pool/volumes/fifohead/.git/HEAD"
+out=$(timeout 20 "$VOLMGR" cache promote "$pool/volumes/fifohead" scratch 2>&1) && vt_fail "a fifo HEAD was read"
+vt_assert_contains "$out" "cannot read the checkout's HEAD" "a fifo as HEAD"
 vt_assert_eq 1 "$(cache_field scratch .generation)" "the cache is kept"
 
-"$VOLMGR" rm "$j1" "$j2" "$j3" "$jp" plain gitfile >/dev/null
+"$VOLMGR" rm "$j1" "$j2" "$j3" "$jp" plain gitfile fifohead >/dev/null
 "$VOLMGR" cache rm project-42 project-42-protected scratch >/dev/null
+
+vt_step "the caches' ceiling: past [cache] max_usage, gc drops the least recently used promoted caches"
+for c in a b c; do
+	"$VOLMGR" create "lru-$c" >/dev/null
+	head -c $((16 << 20)) /dev/urandom >"$pool/volumes/lru-$c/data"
+	"$VOLMGR" cache promote "$pool/volumes/lru-$c" "cache-$c" >/dev/null
+done
+"$VOLMGR" cache import imported "$pool/volumes/lru-a" >/dev/null # an administrator's: never dropped
+"$VOLMGR" snapshot cache:cache-a use-a >/dev/null
+"$VOLMGR" snapshot cache:cache-c use-c >/dev/null
+# gc writes the last uses into the records: they outlive a restart
+"$VOLMGR" gc >/dev/null
+last_a=$(cache_field cache-a .last_used) last_c=$(cache_field cache-c .last_used)
+[[ $last_a != null && $last_c > $last_a && ! $last_c > $(vt_volmgr_field use-c .created) ]] ||
+	vt_fail "last uses: cache-a $last_a, cache-c $last_c"
+vt_assert_eq null "$(cache_field cache-b .last_used)" "cache-b was never used"
+vt_assert_eq $((16 << 20)) "$(cache_field cache-b .size)" "cache-b's size, measured by gc"
+out=$("$VOLMGR" cache ls)
+vt_assert_contains "$out" "LAST USED" "cache ls"
+vt_assert_contains "$out" "16.0 MiB" "cache ls shows sizes"
+btrfs filesystem sync "$pool"
+used=$(df -B1 --output=used "$pool" | tail -n1)
+# 8 MiB past the ceiling: dropping the least recently used cache covers it
+printf '[cache]\nmax_usage = %s\n' $((used - (8 << 20))) >>"$VT_TMP/volmgr.conf"
+vt_restart_daemon
+out=$("$VOLMGR" gc --dry-run --json)
+vt_assert_eq cache-b "$(jq -r '[.caches.removed[].name] | join(" ")' <<<"$out")" "dry run: the least recently used"
+vt_assert_eq '["pool usage"]' "$(jq -c '.caches.removed[0].reasons' <<<"$out")" "the reason"
+"$VOLMGR" cache inspect cache-b >/dev/null || vt_fail "a dry run removed a cache"
+out=$("$VOLMGR" gc)
+vt_assert_contains "$out" "removed cache cache-b: least recently used past the pool's ceiling" "gc"
+vt_assert_status 4 "$VOLMGR" cache inspect cache-b
+for c in cache-a cache-c imported; do
+	"$VOLMGR" cache inspect "$c" >/dev/null || vt_fail "$c was dropped"
+done
+"$VOLMGR" rm lru-a lru-b lru-c use-a use-c >/dev/null
+"$VOLMGR" cache rm cache-a cache-c imported >/dev/null
 vt_check_pool_consistent

@@ -153,7 +153,20 @@ static void test_pool_and_copy(void **state)
 	assert_int_equal(cfg.copy_io, VM_COPY_IO_SYSCALLS);
 	assert_int_equal(cfg.implicit_max_files, 5);
 	assert_int_equal(cfg.implicit_max_bytes, 2 << 20);
+	/* [cache] max_usage: a percentage or a size, the last one wins */
+	assert_int_equal(cfg.cache_max_usage_pct, 0);
+	assert_int_equal(cfg.cache_max_usage_bytes, 0);
+	assert_int_equal(vm_config_parse_string("[cache]\nmax_usage = 80%\n", &cfg, &err), 0);
+	assert_int_equal(cfg.cache_max_usage_pct, 80);
+	assert_int_equal(vm_config_parse_string("[cache]\nmax_usage = 80%\nmax_usage = 200G\n", &cfg,
+						&err),
+			 0);
+	assert_int_equal(cfg.cache_max_usage_pct, 0);
+	assert_int_equal(cfg.cache_max_usage_bytes, 200ULL << 30);
 	static const char *bad[] = {
+		"[cache]\nmax_usage = 0%\n", "[cache]\nmax_usage = 101%\n", "[cache]\nmax_usage = %\n",
+		"[cache]\nmax_usage = -5%\n", "[cache]\nmax_usage = 5.5%\n", "[cache]\nmax_usage = lots\n",
+		"[cache]\nmax = 80%\n",
 		"[pool]\nbackend = zfs\n", "[pool]\nbackend = \n", "[pool]\nsize = 1G\n",
 		"[copy]\nio = aio\n", "[copy]\nimplicit_max_files = -1\n",
 		"[copy]\nimplicit_max_files = 1k\n", "[copy]\nimplicit_max_bytes = lots\n",

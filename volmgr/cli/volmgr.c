@@ -428,10 +428,18 @@ static int cmd_cache_ls(struct args *a)
 	} else {
 		size_t i;
 		json_t *v;
-		printf("%-40s %s\n", "NAME", "CREATED");
-		json_array_foreach(res, i, v)
-			printf("%-40s %.19s\n", json_string_value(json_object_get(v, "name")),
-			       json_string_value(json_object_get(v, "created")) ?: "");
+		printf("%-40s %-19s  %-19s  %10s\n", "NAME", "CREATED", "LAST USED", "SIZE");
+		json_array_foreach(res, i, v) {
+			json_t *size = json_object_get(v, "size");
+			char sz[32] = "-";
+			if (json_is_integer(size))
+				snprintf(sz, sizeof(sz), "%.1f MiB",
+					 (double)json_integer_value(size) / (1024.0 * 1024.0));
+			printf("%-40s %-19.19s  %-19.19s  %10s\n",
+			       json_string_value(json_object_get(v, "name")),
+			       json_string_value(json_object_get(v, "created")) ?: "",
+			       json_string_value(json_object_get(v, "last_used")) ?: "-", sz);
+		}
 	}
 	json_decref(res);
 	return 0;
@@ -563,6 +571,14 @@ static int cmd_gc(struct args *a)
 		}
 		json_array_foreach(json_object_get(res, "kept_in_use"), i, e)
 			printf("kept %s: in use\n", json_string_value(json_object_get(e, "name")));
+		json_t *caches = json_object_get(res, "caches");
+		json_array_foreach(json_object_get(caches, "removed"), i, e)
+			printf("%s cache %s: least recently used past the pool's ceiling (%lld bytes)\n",
+			       dry ? "would remove" : "removed", json_string_value(json_object_get(e, "name")),
+			       (long long)json_integer_value(json_object_get(e, "bytes")));
+		json_array_foreach(json_object_get(caches, "kept_in_use"), i, e)
+			printf("kept cache %s: %s\n", json_string_value(json_object_get(e, "name")),
+			       json_string_value(json_object_get(e, "error")));
 		printf("%s %zu volume(s), %lld bytes\n", dry ? "would free" : "freed",
 		       json_array_size(json_object_get(res, "removed")),
 		       (long long)json_integer_value(json_object_get(res, "bytes_freed")));

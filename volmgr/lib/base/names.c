@@ -331,6 +331,8 @@ int vm_parse_time(const char *s, int64_t *ret_ns, struct vm_error *err)
 				return vm_error_set(err, EINVAL, "invalid time \"%.40s\"", s);
 			n = n * 10 + (*p - '0');
 		}
+		if (n > 253402300799LL) /* 9999-12-31T23:59:59Z */
+			return vm_error_set(err, EINVAL, "invalid time \"%.40s\": after 9999", s);
 		secs = n;
 	} else {
 		int y = take_digits(&p, 4), mo = (*p == '-' ? p++, take_digits(&p, 2) : -1),
@@ -338,8 +340,11 @@ int vm_parse_time(const char *s, int64_t *ret_ns, struct vm_error *err)
 		    h = ((*p == 'T' || *p == 't' || *p == ' ') ? p++, take_digits(&p, 2) : -1),
 		    mi = (*p == ':' ? p++, take_digits(&p, 2) : -1),
 		    se = (*p == ':' ? p++, take_digits(&p, 2) : -1);
-		if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 ||
-		    mi > 59 || se < 0 || se > 60)
+		static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+		bool leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+		if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
+		    (mo == 2 && d == 29 && !leap) || h < 0 || h > 23 || mi < 0 || mi > 59 || se < 0 ||
+		    se > 60)
 			return vm_error_set(err, EINVAL, "invalid time \"%.40s\": expected RFC 3339 (2026-12-06T17:05:09Z)", s);
 		if (*p == '.')
 			for (p++; *p >= '0' && *p <= '9'; p++)
@@ -368,6 +373,9 @@ int vm_parse_time(const char *s, int64_t *ret_ns, struct vm_error *err)
 		if (secs < 0)
 			return vm_error_set(err, EINVAL, "invalid time \"%.40s\": before 1970", s);
 	}
+	/* Nanoseconds in an int64_t end in 2262. */
+	if (secs > INT64_MAX / 1000000000LL)
+		return vm_error_set(err, EINVAL, "invalid time \"%.40s\": after 2262", s);
 	*ret_ns = secs * 1000000000LL;
 	return 0;
 }

@@ -124,13 +124,29 @@ int vm_write_all(int fd, const void *buf, size_t len)
 int vm_read_file_at(int dirfd, const char *name, size_t max, char **ret,
 		    size_t *ret_len)
 {
-	/* O_NONBLOCK: a fifo planted under the name must not hang the
-	 * daemon before vm_read_fd refuses what is not a regular file. */
-	_cleanup_close_ int fd =
-		vm_openat_beneath(dirfd, name, O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
+	/* First as O_PATH: a fifo or device node planted under the name is
+	 * never opened (opening some devices acts: a watchdog arms). */
+	_cleanup_close_ int pfd = vm_openat_beneath(dirfd, name, O_PATH | O_CLOEXEC, 0);
+	if (pfd < 0)
+		return pfd;
+	_cleanup_close_ int fd = vm_reopen_regular(pfd);
 	if (fd < 0)
 		return fd;
 	return vm_read_fd(fd, max, ret, ret_len);
+}
+
+int vm_reopen_regular(int pathfd)
+{
+	struct stat st;
+	if (fstat(pathfd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EBADMSG;
+	/* The same inode, whatever the name points to now. */
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", pathfd);
+	int fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
 }
 
 int vm_read_fd(int fd, size_t max, char **ret, size_t *ret_len)

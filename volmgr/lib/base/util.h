@@ -113,6 +113,10 @@ int vm_openat_beneath(int dirfd, const char *name, int flags, mode_t mode);
  * way).  Intermediate components are opened as directories.  "" is
  * dirfd itself: a new descriptor of it, flags ignored. */
 int vm_open_path_beneath(int dirfd, const char *relpath, int flags);
+/* The regular file open as O_PATH at pathfd, opened for reading (the same
+ * inode, through /proc/self/fd); -EBADMSG if it is anything else, which
+ * is never opened. */
+int vm_reopen_regular(int pathfd);
 /* Test hook: force the openat fallback. */
 void vm_openat_force_fallback(bool on);
 

@@ -229,6 +229,28 @@ void vm_config_init(struct vm_config *cfg)
 	snprintf(cfg->git_command, sizeof(cfg->git_command), "/usr/bin/git");
 }
 
+/* [cache] max_usage: "N%" of the pool's file system, or a size. */
+static int on_cache(struct parse_ctx *c, const char *key, const char *value)
+{
+	if (strcmp(key, "max_usage") != 0)
+		return vm_error_set(c->err, EINVAL, "unknown key %.64s in [cache]", key);
+	size_t n = strlen(value);
+	if (n > 0 && value[n - 1] == '%') {
+		char *end;
+		errno = 0;
+		unsigned long pct = strtoul(value, &end, 10);
+		if (errno || end != value + n - 1 || value[0] < '0' || value[0] > '9' || pct < 1 ||
+		    pct > 100)
+			return vm_error_set(c->err, EINVAL,
+					    "[cache] max_usage must be a percentage of the pool (1%% to 100%%) or a size");
+		c->cfg->cache_max_usage_pct = (unsigned)pct;
+		c->cfg->cache_max_usage_bytes = 0;
+		return 0;
+	}
+	c->cfg->cache_max_usage_pct = 0;
+	return vm_parse_size(value, &c->cfg->cache_max_usage_bytes, c->err);
+}
+
 static int on_git(struct parse_ctx *c, const char *key, const char *value)
 {
 	if (strcmp(key, "user") == 0) {
@@ -398,6 +420,10 @@ static int on_entry(void *user, const char *section, const char *key,
 		} else {
 			c->r = vm_error_set(c->err, EINVAL, "unknown key %.64s in [copy]", key);
 		}
+		return c->r == 0;
+	}
+	if (strcmp(section, "cache") == 0) {
+		c->r = on_cache(c, key, value);
 		return c->r == 0;
 	}
 	if (strcmp(section, "gc") == 0) {

@@ -48,6 +48,12 @@
  *   # how long one engine may take to answer
  *   timeout = 5s
  *
+ *   [cache]
+ *   # when the pool's file system is used past this (a percentage of its
+ *   # size, or bytes), gc drops the least recently used promoted caches
+ *   # (never one a copy is reading) until it is not; default: no ceiling
+ *   max_usage = 80%
+ *
  *   [names]
  *   # volume names that only root (control socket) or the engines (plugin
  *   # socket) may create, besides those a [seed] rule matches; may repeat
@@ -98,6 +104,10 @@ struct vm_config {
 	struct vm_engine engines[VM_ENGINES_MAX];
 	size_t n_engines;
 	unsigned engine_timeout_ms; /* default 5000 */
+	/* [cache] max_usage: a percentage of the pool's file system, or
+	 * bytes; both 0: no ceiling. */
+	unsigned cache_max_usage_pct;
+	uint64_t cache_max_usage_bytes;
 	/* [names] reserved_prefix: names only root and the plugin may make. */
 	char reserved_prefix[VM_RESERVED_PREFIXES_MAX][VM_NAME_MAX + 1];
 	size_t n_reserved;

@@ -38,6 +38,7 @@
  * anything the git user made. */
 #include "gitrepo.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -138,6 +139,19 @@ static int drop_redirects(int git, int objects, struct vm_error *err)
 	return 0;
 }
 
+/* dirfd/name gone, whatever it is (a tree, a file, a symbolic link);
+ * nothing if it is not there. */
+static int remove_any(int dirfd, const char *name, struct vm_error *err)
+{
+	struct stat ts;
+	if (fstatat(dirfd, name, &ts, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return vm_error_errno(err, errno, "cannot look at the checkout's .git/%s", name);
+	}
+	return S_ISDIR(ts.st_mode) ? vm_tree_remove(dirfd, name, err) : drop(dirfd, name, name, err);
+}
+
 static int write_config(int git, const char *text, uid_t uid, gid_t gid, struct vm_error *err)
 {
 	char tmp[64], rnd[17];
@@ -196,6 +210,67 @@ int vm_git_repo_prepare(int treefd, const char *url, const char *branch, uid_t u
 	return write_config(git, text, uid, gid, err);
 }
 
+#define DEFUSE_DEPTH_MAX 256
+#define DEFUSE_ENTRIES_MAX (1u << 24)
+
+/* The type of dirfd/de without a stat where readdir says it. */
+static unsigned char entry_type(int dirfd, const struct dirent *de)
+{
+	if (de->d_type != DT_UNKNOWN)
+		return de->d_type;
+	struct stat st;
+	if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return DT_UNKNOWN;
+	return S_ISDIR(st.st_mode) ? DT_DIR : S_ISREG(st.st_mode) ? DT_REG : S_ISLNK(st.st_mode) ? DT_LNK : DT_FIFO;
+}
+
+typedef int (*entry_fn)(int dirfd, const char *name, unsigned char type, unsigned depth,
+			unsigned *budget, struct vm_error *err);
+
+/* fn on each entry of the directory dirfd, depth directories down,
+ * *budget entries left to read in the whole walk. */
+static int walk_dir(int dirfd, unsigned depth, unsigned *budget, entry_fn fn, struct vm_error *err)
+{
+	if (depth > DEFUSE_DEPTH_MAX)
+		return vm_error_set(err, E2BIG, "the tree is more than %d directories deep: not checked",
+				    DEFUSE_DEPTH_MAX);
+	DIR *d = vm_opendir_at(dirfd);
+	if (!d)
+		return vm_error_errno(err, errno, "cannot read a directory of the tree");
+	int r = 0;
+	struct dirent *de;
+	while (r == 0 && (de = readdir(d))) {
+		if (!vm_is_plain_component(de->d_name))
+			continue;
+		if ((*budget)-- == 0) {
+			r = vm_error_set(err, E2BIG, "the tree has more than %u entries: not checked",
+					 DEFUSE_ENTRIES_MAX);
+			break;
+		}
+		r = fn(dirfd, de->d_name, entry_type(dirfd, de), depth, budget, err);
+	}
+	closedir(d);
+	return r;
+}
+
+static int descend(int dirfd, const char *name, unsigned depth, unsigned *budget, entry_fn fn,
+		   struct vm_error *err)
+{
+	_cleanup_close_ int sub = vm_openat_beneath(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	return sub < 0 ? 0 : walk_dir(sub, depth + 1, budget, fn, err);
+}
+
+/* In a .git: only directories and regular files stay.  A symbolic link
+ * (FETCH_HEAD, a reflog, refs/remotes) would make the next job's git
+ * write through it; a fifo or device node would make it block or act. */
+static int strip_special(int dirfd, const char *name, unsigned char type, unsigned depth,
+			 unsigned *budget, struct vm_error *err)
+{
+	if (type == DT_DIR)
+		return descend(dirfd, name, depth, budget, strip_special, err);
+	return type == DT_REG ? 0 : drop(dirfd, name, "special file in .git", err);
+}
+
 /* The settings a promoted checkout keeps: none of the job's (gitrepo.h). */
 static const char defused_config[] = "[core]\n"
 				     "\trepositoryformatversion = 0\n"
@@ -203,7 +278,15 @@ static const char defused_config[] = "[core]\n"
 				     "\tbare = false\n"
 				     "\tlogallrefupdates = true\n";
 
+static int repo_defuse(int treefd, unsigned *budget, struct vm_error *err);
+
 int vm_git_repo_defuse(int treefd, struct vm_error *err)
+{
+	unsigned budget = DEFUSE_ENTRIES_MAX;
+	return repo_defuse(treefd, &budget, err);
+}
+
+static int repo_defuse(int treefd, unsigned *budget, struct vm_error *err)
 {
 	_cleanup_close_ int git = -1, objects = -1;
 	int r = open_dir(treefd, ".git", ".git", &git, err);
@@ -215,21 +298,42 @@ int vm_git_repo_defuse(int treefd, struct vm_error *err)
 	if ((r = open_dir(git, "objects", ".git/objects", &objects, err)) < 0 ||
 	    (r = drop_redirects(git, objects, err)) < 0)
 		return r;
+	/* Replace refs and grafts silently swap an object or a commit's
+	 * parents for every later checkout. */
+	_cleanup_close_ int refs = -1, info = -1;
+	if ((r = open_dir(git, "refs", ".git/refs", &refs, err)) < 0 ||
+	    (refs >= 0 && (r = remove_any(refs, "replace", err)) < 0) ||
+	    (r = open_dir(git, "info", ".git/info", &info, err)) < 0 ||
+	    (info >= 0 && (r = drop(info, "grafts", ".git/info/grafts", err)) < 0))
+		return r;
 	/* Hooks run; submodules' and other worktrees' repositories have
 	 * settings and hooks of their own: none of them is kept. */
 	static const char *const trees[] = {"hooks", "modules", "worktrees"};
-	for (size_t i = 0; i < ELEMENTSOF(trees); i++) {
-		struct stat ts;
-		if (fstatat(git, trees[i], &ts, AT_SYMLINK_NOFOLLOW) < 0) {
-			if (errno == ENOENT)
-				continue;
-			return vm_error_errno(err, errno, "cannot look at the checkout's .git/%s", trees[i]);
-		}
-		r = S_ISDIR(ts.st_mode) ? vm_tree_remove(git, trees[i], err) : drop(git, trees[i], trees[i], err);
-		if (r < 0)
+	for (size_t i = 0; i < ELEMENTSOF(trees); i++)
+		if ((r = remove_any(git, trees[i], err)) < 0)
 			return r;
-	}
+	if ((r = walk_dir(git, 0, budget, strip_special, err)) < 0)
+		return r;
 	return write_config(git, defused_config, st.st_uid, st.st_gid, err);
+}
+
+/* An entry of a tree about to become a cache (a clone only volmgrd can
+ * reach): a ".git" directory is defused (not entered), any other ".git"
+ * (a "gitdir:" file, a symbolic link) goes, other directories are
+ * walked. */
+static int defuse_entry(int dirfd, const char *name, unsigned char type, unsigned depth,
+			unsigned *budget, struct vm_error *err)
+{
+	if (strcmp(name, ".git") == 0)
+		return type == DT_DIR ? repo_defuse(dirfd, budget, err)
+				      : drop(dirfd, ".git", "nested .git", err);
+	return type == DT_DIR ? descend(dirfd, name, depth, budget, defuse_entry, err) : 0;
+}
+
+int vm_git_tree_defuse(int treefd, struct vm_error *err)
+{
+	unsigned budget = DEFUSE_ENTRIES_MAX;
+	return walk_dir(treefd, 0, &budget, defuse_entry, err);
 }
 
 /* Copy a 40-hex object name from the start of s into commit. */
@@ -260,7 +364,8 @@ int vm_git_head_commit(int treefd, char commit[static 64])
 		*nl = '\0';
 	if (vm_rev_check(ref + 11, NULL) < 0)
 		return -EBADMSG;
-	_cleanup_close_ int fd = vm_open_path_beneath(git, ref, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	_cleanup_close_ int pfd = vm_open_path_beneath(git, ref, O_PATH | O_CLOEXEC);
+	_cleanup_close_ int fd = pfd >= 0 ? vm_reopen_regular(pfd) : pfd;
 	if (fd >= 0) {
 		_cleanup_free_ char *text = NULL;
 		if ((r = vm_read_fd(fd, 4096, &text, NULL)) < 0)
@@ -273,7 +378,8 @@ int vm_git_head_commit(int treefd, char commit[static 64])
 	if ((r = vm_read_file_at(git, "packed-refs", 64u << 20, &packed, NULL)) < 0)
 		return r;
 	size_t rl = strlen(ref);
-	for (char *line = strtok(packed, "\n"); line; line = strtok(NULL, "\n"))
+	char *save = NULL; /* requests run on many threads: never strtok */
+	for (char *line = strtok_r(packed, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
 		if (strlen(line) == 41 + rl && line[40] == ' ' && strcmp(line + 41, ref) == 0 &&
 		    take_hex(line, commit))
 			return 0;

@@ -32,11 +32,22 @@ int vm_git_repo_prepare(int treefd, const char *url, const char *branch, uid_t u
  * own git will run in (`cache promote`): keep its objects, refs, index
  * and work tree, and nothing that makes git run a command or read
  * another place: remove .git/hooks, .git/modules and .git/worktrees
- * (whole), and what vm_git_repo_prepare removes, and replace .git/config
- * with a plain one (no remote: the runner sets its own each job).  A
+ * (whole), refs/replace and info/grafts (they swap objects and parents
+ * for every later checkout), and what vm_git_repo_prepare removes,
+ * remove anything in .git that is neither a directory nor a regular file
+ * (a symbolic link the next git would write through, a fifo, a device
+ * node), and replace .git/config with a plain one (no remote: the runner
+ * sets its own each job).  A
  * .git that is not a real directory is refused; no .git: nothing to do.
  * Every open is fd-relative and follows no symbolic link. */
 int vm_git_repo_defuse(int treefd, struct vm_error *err);
+
+/* The same for a whole tree about to become a cache: every ".git"
+ * directory in it (its own, submodules' work trees, vendored
+ * repositories) defused, every ".git" that is not a directory (a
+ * submodule's "gitdir:" file, a symbolic link) removed.  Bounded: 256
+ * directories deep, 2^24 entries (E2BIG past either). */
+int vm_git_tree_defuse(int treefd, struct vm_error *err);
 
 /* The commit the checkout open at treefd has at HEAD (detached, or a
  * branch under refs/heads, loose or packed), as 40 hex digits: read from

@@ -45,7 +45,8 @@ int vm_cgroup_of_pid(const char *proc, pid_t pid, char ret[static VM_CGROUP_MAX 
 	text[len] = '\0';
 	int best = -1;
 	ret[0] = '\0';
-	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+	char *save = NULL; /* requests run on many threads: never strtok */
+	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char *c1 = strchr(line, ':');
 		char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
 		if (!c2)

@@ -18,7 +18,8 @@
  * on the reflink backend); else a caller's tree, copied as the caller
  * (copy_file_range shares data on the same file system where it can). */
 int vm_mgr_copy_in(struct vm_manager *m, enum vm_kind k, const char *name, int src_fd,
-		   const struct vm_source *source, bool clone, bool src_no_xattrs,
+		   const struct vm_source *source, bool clone,
+		   const struct vm_source_traits *traits,
 		   const struct vm_create_opts *opts, const struct vm_caller *caller,
 		   struct vm_copy_stats *ret_stats, struct vm_error *err)
 {
@@ -62,8 +63,8 @@ int vm_mgr_copy_in(struct vm_manager *m, enum vm_kind k, const char *name, int s
 			vm_store_copy_opts(&m->store, src_fd, opts, clone ? NULL : caller, &reader, &co);
 			/* Into a cache only volmgrd and git's uid write; into a
 			 * volume a container's root may put device nodes. */
-			co.src_no_new_devices = clone && source && source->kind == VM_SOURCE_CACHE;
-			co.src_no_xattrs = src_no_xattrs; /* only a clone's source has the flag */
+			co.src_no_new_devices = clone && traits && traits->no_devices;
+			co.src_no_xattrs = clone && traits && traits->no_xattrs;
 			/* An import into a top without attributes to pass on
 			 * (a default ACL, a security label) that sets none
 			 * makes a cache without any. */
@@ -150,6 +151,6 @@ int vm_cache_import(struct vm_manager *m, const char *name, int src_fd,
 		o.progress = opts->progress;
 		o.progress_userdata = opts->progress_userdata;
 	}
-	return vm_mgr_copy_in(m, VM_KIND_CACHE, name, src_fd, NULL, false, false, &o, caller, ret_stats,
+	return vm_mgr_copy_in(m, VM_KIND_CACHE, name, src_fd, NULL, false, NULL, &o, caller, ret_stats,
 		       err);
 }

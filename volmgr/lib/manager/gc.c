@@ -151,6 +151,10 @@ int vm_gc(struct vm_manager *m, bool dry_run, json_t *labels, struct vm_gc_repor
 		if (!kept)
 			rep.bytes_freed += entry.bytes;
 	}
+	/* Promoted caches past the pool's ceiling, least recently used
+	 * first (and every cache's last use into its record). */
+	if ((r = vm_mgr_cache_ceiling(m, dry_run, &rep, err)) < 0)
+		return r;
 	/* qgroups of subvolumes btrfs has dropped since (the kernel removes
 	 * most level-0 ones itself; what it left is stale), and level-1
 	 * qgroups of volumes gone whose members are all gone. */

@@ -13,7 +13,9 @@
  *   gitcache.c  caches from git, volumes at a commit
  *   promote.c   a volume becomes a cache's new generation -> volfd.c
  *   usage.c     what uses a volume: mounts, holders, engines
- *   gc.c        what may go -> volumes.c, usage.c, manager.c */
+ *   gc.c        what may go -> volumes.c, usage.c, manager.c, cachegc.c
+ *   cachegc.c   the caches' ceiling: least recently used promoted caches
+ *               go while the pool is past [cache] max_usage -> volumes.c */
 #pragma once
 
 #include "config.h"
@@ -50,7 +52,8 @@ int vm_mgr_reserved_check(struct vm_manager *m, const char *name, const struct v
  * the pool, cloned the backend's way; else a caller's tree, read as the
  * caller.  ret_stats (may be NULL): the copy's counts. */
 int vm_mgr_copy_in(struct vm_manager *m, enum vm_kind k, const char *name, int src_fd,
-		   const struct vm_source *source, bool clone, bool src_no_xattrs,
+		   const struct vm_source *source, bool clone,
+		   const struct vm_source_traits *traits,
 		   const struct vm_create_opts *opts, const struct vm_caller *caller,
 		   struct vm_copy_stats *ret_stats, struct vm_error *err);
 
@@ -64,6 +67,11 @@ int vm_mgr_git_catch_up(struct vm_manager *m, int cache_fd, struct vm_record *re
  * mount (so that ".." walks the pool, not the caller's bind mount);
  * -errno if the file system or the capability is missing. */
 int vm_mgr_reopen_in_pool(struct vm_manager *m, int fd);
+
+/* cachegc.c: record the caches' last uses; past [cache] max_usage, drop
+ * (dry_run: list) the least recently used promoted caches into rep. */
+int vm_mgr_cache_ceiling(struct vm_manager *m, bool dry_run, struct vm_gc_report *rep,
+			 struct vm_error *err);
 
 /* usage.c: the machine's mounts of volumes (inuse.h), scanned without the lock:
  * NAME -> count, and "" -> processes whose mounts could not be read. */

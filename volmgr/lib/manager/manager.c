@@ -258,6 +258,9 @@ static void cache_info(struct vm_manager *m, const struct vm_record *rec,
 	snprintf(ret->promoted_from, sizeof(ret->promoted_from), "%s", rec->promoted_from);
 	snprintf(ret->checkout, sizeof(ret->checkout), "%s", rec->checkout);
 	ret->commit_time_ns = rec->commit_time_ns;
+	ret->last_used_ns = vm_store_cache_last_used(&m->store, rec);
+	ret->has_size = rec->size_generation && rec->size_generation == rec->generation;
+	ret->size_bytes = rec->size_bytes;
 }
 
 static int cmp_volume_info(const void *a, const void *b)

@@ -25,6 +25,7 @@
 
 #include "fault.h"
 #include "manager-private.h"
+#include "treecount.h"
 
 /* Under the lock: why the cache (its record, or NULL if none) should not
  * take this promote; "" if it should. */
@@ -208,8 +209,20 @@ static int publish(struct vm_manager *m, const char *name, const char *tmp, cons
 	snprintf(rec.checkout, sizeof(rec.checkout), "%s", checkout);
 	rec.commit_time_ns = commit_time_ns;
 	if ((r = vm_store_store_record(&m->store, &rec, err)) < 0) {
-		if (!exists)
+		if (!exists) {
 			vm_store_discard_data(&m->store, caches, name, NULL);
+		} else {
+			/* The record still names the old generation: put it
+			 * back (staging/tmp then holds this promote's tree). */
+			_cleanup_close_ int cur = vm_openat_beneath(caches, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+			if (cur >= 0 && vm_backend_set_read_only(&m->store.backend, cur, false, NULL) == 0 &&
+			    renameat2(m->store.pool->staging_fd, tmp, caches, name, RENAME_EXCHANGE) == 0)
+				*swapped = false;
+			closep(&cur);
+			cur = vm_openat_beneath(caches, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+			if (cur >= 0)
+				vm_backend_set_read_only(&m->store.backend, cur, true, NULL);
+		}
 		return r;
 	}
 	ret->promoted = true;
@@ -222,15 +235,17 @@ int vm_cache_promote(struct vm_manager *m, int fd, const char *name,
 		     struct vm_promote_result *ret, struct vm_error *err)
 {
 	*ret = (struct vm_promote_result){0};
-	if (o->commit_time_ns < 0)
-		return vm_error_set(err, EINVAL, "the commit's time must not be negative");
+	/* A time in the future would keep the cache from every later
+	 * promote (the caller chose it): a day of clock skew, no more. */
+	if (o->commit_time_ns < 0 || o->commit_time_ns > vm_now_ns() + 86400LL * 1000000000LL)
+		return vm_error_set(err, EINVAL, "the commit's time is in the future");
 	/* The commit, read from the caller's checkout as it is now. */
 	int r = vm_git_head_commit(fd, ret->commit);
 	if (r == -ENOENT && !o->commit)
 		ret->commit[0] = '\0'; /* not a git checkout: promoted as a plain tree */
 	else if (r == -ENOTDIR || r == -ELOOP || r == -EXDEV)
 		return vm_error_set(err, EINVAL,
-				    "the checkout's .git is not a directory (a gitdir file, a symbolic link or a mount point): refused");
+				    "the checkout's .git, or its HEAD or a ref it names, is a symbolic link, a gitdir file or a mount point: refused");
 	else if (r < 0)
 		return vm_error_errno(err, -r, "cannot read the checkout's HEAD (a SHA-1 repository's .git/HEAD)");
 	if (o->commit && strcmp(o->commit, ret->commit) != 0)
@@ -304,8 +319,19 @@ int vm_cache_promote(struct vm_manager *m, int fd, const char *name,
 		}
 	}
 	if (ret->method == VM_CREATE_CLONE) {
-		/* A whole copy off btrfs: one of the caller's copy slots. */
-		r = vm_store_copy_enter(&m->store, caller, err);
+		/* A copy of a tree the job filled: no bigger than what a
+		 * seeded create would copy from the cache (else every later
+		 * job of this lineage would be refused), in one of the
+		 * caller's copy slots. */
+		struct vm_treecount t;
+		r = vm_treecount(top, m->config.implicit_max_files, m->config.implicit_max_bytes, &t, err);
+		if (r == 0 && t.over)
+			r = vm_error_set(err, EFBIG,
+					 "volume %s holds more than [copy] implicit_max_files (%llu) or implicit_max_bytes (%llu): not copied into cache %s",
+					 ret->volume, (unsigned long long)m->config.implicit_max_files,
+					 (unsigned long long)m->config.implicit_max_bytes, ret->cache);
+		if (r == 0)
+			r = vm_store_copy_enter(&m->store, caller, err);
 		if (r == 0) {
 			vm_store_copy_start(&m->store);
 			r = vm_store_clone_staged(&m->store, top, false, tmp, "promote into cache", ret->cache,
@@ -326,7 +352,7 @@ int vm_cache_promote(struct vm_manager *m, int fd, const char *name,
 		else if ((co = vm_open_path_beneath(staged, checkout, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 			r = vm_error_errno(err, -co, "cannot open the checkout in the new generation");
 		if (r >= 0)
-			r = vm_git_repo_defuse(co, err);
+			r = vm_git_tree_defuse(staged, err);
 		/* The record names the commit the new generation holds: the
 		 * job's checkout may have moved since it was read. */
 		char staged_commit[64] = "";

@@ -84,8 +84,9 @@ enum vm_gc_reason {
 	VM_GC_EXPIRED = 1 << 0,      /* its ttl is up */
 	VM_GC_CREATOR_GONE = 1 << 1, /* its creator's container is gone */
 	VM_GC_LABELS_MATCH = 1 << 2, /* it has every label asked for */
+	VM_GC_POOL_USAGE = 1 << 3,   /* a cache: the pool is past [cache] max_usage */
 };
-#define VM_GC_REASONS_ALL (VM_GC_EXPIRED | VM_GC_CREATOR_GONE | VM_GC_LABELS_MATCH)
+#define VM_GC_REASONS_ALL (VM_GC_EXPIRED | VM_GC_CREATOR_GONE | VM_GC_LABELS_MATCH | VM_GC_POOL_USAGE)
 /* "expired", "creator gone", "labels match" (inline: the protocols and
  * the daemon's log name them without calling into the manager). */
 static inline const char *vm_gc_reason_name(enum vm_gc_reason r)
@@ -97,6 +98,8 @@ static inline const char *vm_gc_reason_name(enum vm_gc_reason r)
 		return "creator gone";
 	case VM_GC_LABELS_MATCH:
 		return "labels match";
+	case VM_GC_POOL_USAGE:
+		return "pool usage";
 	}
 	return "?";
 }
@@ -118,12 +121,21 @@ struct vm_gc_report {
 	size_t n_mounts_dropped;
 	uint64_t bytes_freed;
 	int stale_qgroups_cleared;
+	/* [cache] max_usage set: the pool's file system's use and the
+	 * ceiling, and the least recently used promoted caches dropped (or,
+	 * with dry_run, that would be) or kept (a copy reads them). */
+	bool has_ceiling;
+	uint64_t pool_used, pool_limit;
+	struct vm_gc_entry *caches_removed, *caches_kept;
+	size_t n_caches_removed, n_caches_kept;
 };
 
 static inline void vm_gc_report_done(struct vm_gc_report *r)
 {
 	free(r->removed);
 	free(r->kept);
+	free(r->caches_removed);
+	free(r->caches_kept);
 	free(r->mounts_dropped);
 	*r = (struct vm_gc_report){0};
 }

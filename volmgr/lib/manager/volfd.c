@@ -241,7 +241,7 @@ int vm_volume_create_from_fd(struct vm_manager *m, const char *name, int src_fd,
 	struct vm_source src = {.kind = VM_SOURCE_PATH};
 	snprintf(src.name, sizeof(src.name), "%s", path);
 	struct vm_copy_stats stats = {0};
-	r = vm_mgr_copy_in(m, VM_KIND_VOLUME, name, src_fd, &src, false, false, opts, caller, &stats,
+	r = vm_mgr_copy_in(m, VM_KIND_VOLUME, name, src_fd, &src, false, NULL, opts, caller, &stats,
 			   err);
 	vm_store_release(&m->store, &hold);
 	if (r == 0 && ret_how)

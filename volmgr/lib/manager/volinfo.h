@@ -80,6 +80,11 @@ struct vm_cache_info {
 	char promoted_from[VM_NAME_MAX + 1];
 	char checkout[VM_CHECKOUT_MAX + 1];
 	int64_t commit_time_ns;
+	/* When a volume was last made from it (0: never), and the bytes of
+	 * its files as gc last measured this generation (has_size). */
+	int64_t last_used_ns;
+	bool has_size;
+	uint64_t size_bytes;
 };
 
 struct vm_cache_info_list {

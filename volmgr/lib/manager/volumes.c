@@ -121,7 +121,8 @@ int vm_volume_create(struct vm_manager *m, const char *name,
 	if (opts && (r = vm_labels_check(opts->labels, err)) < 0)
 		return r;
 	struct vm_source source = opts ? opts->source : (struct vm_source){0};
-	bool seeded = false, src_no_xattrs = false;
+	bool seeded = false;
+	struct vm_source_traits traits = {0};
 	/* opts as given, plus the seed rule that matched, if any. */
 	struct vm_create_opts o = opts ? *opts : (struct vm_create_opts){0};
 	o.seed_rule = o.seed_cache = NULL;
@@ -154,7 +155,7 @@ int vm_volume_create(struct vm_manager *m, const char *name,
 			}
 		}
 		if (source.kind != VM_SOURCE_NONE &&
-		    (r = vm_store_open_source(&m->store, &source, &src, &src_no_xattrs, err)) < 0)
+		    (r = vm_store_open_source(&m->store, &source, &src, &traits, err)) < 0)
 			return r;
 		if (src < 0 || vm_backend_is_instant(&m->store.backend))
 			return create_locked(m, name, opts, caller, &source, src, err);
@@ -165,7 +166,7 @@ int vm_volume_create(struct vm_manager *m, const char *name,
 	}
 	r = seeded ? implicit_check(m, name, &source, src, err) : 0;
 	if (r == 0)
-		r = vm_mgr_copy_in(m, VM_KIND_VOLUME, name, src, &source, true, src_no_xattrs, opts, caller,
+		r = vm_mgr_copy_in(m, VM_KIND_VOLUME, name, src, &source, true, &traits, opts, caller,
 			    NULL, err);
 	vm_store_release(&m->store, &hold);
 	return r;

@@ -109,6 +109,13 @@ static json_t *cache_json(const struct vm_cache_info *c)
 		json_object_set_new(info, "generation", json_integer((json_int_t)c->generation));
 		json_object_set_new(info, "updated", json_string(updated));
 	}
+	if (c->last_used_ns) {
+		char t[40];
+		vm_format_time(c->last_used_ns, t);
+		json_object_set_new(info, "last_used", json_string(t));
+	}
+	if (c->has_size)
+		json_object_set_new(info, "size", json_integer((json_int_t)c->size_bytes));
 	if (c->promoted_from[0]) {
 		char updated[40];
 		vm_format_time(c->updated_ns, updated);
@@ -216,6 +223,13 @@ static json_t *gc_json(const struct vm_gc_report *r)
 	if (j && r->stale_qgroups_cleared > 0)
 		json_object_set_new(j, "stale_qgroups_cleared",
 				    json_integer(r->stale_qgroups_cleared));
+	if (j && r->has_ceiling)
+		json_object_set_new(j, "caches",
+				    json_pack("{s:I, s:I, s:o, s:o}", "pool_used", (json_int_t)r->pool_used,
+					      "pool_limit", (json_int_t)r->pool_limit, "removed",
+					      gc_entries_json(r->caches_removed, r->n_caches_removed),
+					      "kept_in_use",
+					      gc_entries_json(r->caches_kept, r->n_caches_kept)));
 	return j;
 }
 

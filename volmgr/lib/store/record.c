@@ -82,6 +82,11 @@ json_t *vm_record_to_json(const struct vm_record *rec)
 		json_object_set_new(j, "generation", json_integer((json_int_t)rec->generation));
 	if (rec->updated_ns)
 		json_object_set_new(j, "updated_ns", json_integer(rec->updated_ns));
+	if (rec->last_used_ns)
+		json_object_set_new(j, "last_used_ns", json_integer(rec->last_used_ns));
+	if (rec->size_generation)
+		json_object_set_new(j, "size", json_pack("{s:I, s:I}", "bytes", (json_int_t)rec->size_bytes,
+							 "generation", (json_int_t)rec->size_generation));
 	if (rec->expires_ns)
 		json_object_set_new(j, "expires_ns", json_integer(rec->expires_ns));
 	if (rec->quota_bytes)
@@ -255,11 +260,11 @@ int vm_record_from_json(json_t *j, enum vm_kind kind, struct vm_record *ret,
 	json_t *labels, *mounts;
 	json_error_t jerr;
 	json_t *git = NULL, *gen = NULL, *upd = NULL, *exp = NULL, *quota = NULL;
-	json_t *seed = NULL, *promoted = NULL;
+	json_t *seed = NULL, *promoted = NULL, *used = NULL, *size = NULL;
 	const char *cgroup = "";
 	int no_xattrs = 0;
 	if (json_unpack_ex(j, &jerr, JSON_STRICT,
-			   "{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:{s:I, s:I, s?s}, s:o, s:o, s?o, s?o, s?o, s?o, s?o, s?b, s?o, s?o}",
+			   "{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:{s:I, s:I, s?s}, s:o, s:o, s?o, s?o, s?o, s?o, s?o, s?b, s?o, s?o, s?o, s?o}",
 			   "format", &format, "kind", &k, "name", &name,
 			   "state", &state, "source", &source,
 			   "created_ns", &created, "subvol_id", &subvol,
@@ -267,7 +272,7 @@ int vm_record_from_json(json_t *j, enum vm_kind kind, struct vm_record *ret,
 			   "labels", &labels, "mounts", &mounts,
 			   "git", &git, "generation", &gen, "updated_ns", &upd,
 			   "expires_ns", &exp, "quota_bytes", &quota, "no_xattrs", &no_xattrs,
-			   "seed", &seed, "promoted", &promoted) < 0)
+			   "seed", &seed, "promoted", &promoted, "last_used_ns", &used, "size", &size) < 0)
 		return vm_error_set(err, EBADMSG, "record: %s", jerr.text);
 	if (format != VM_RECORD_FORMAT)
 		return vm_error_set(err, EBADMSG, "record: unknown format %lld",
@@ -306,8 +311,14 @@ int vm_record_from_json(json_t *j, enum vm_kind kind, struct vm_record *ret,
 	if ((gen && (!json_is_integer(gen) || json_integer_value(gen) < 0)) ||
 	    (upd && (!json_is_integer(upd) || json_integer_value(upd) < 0)) ||
 	    (exp && (!json_is_integer(exp) || json_integer_value(exp) < 0)) ||
-	    (quota && (!json_is_integer(quota) || json_integer_value(quota) < 0)))
+	    (quota && (!json_is_integer(quota) || json_integer_value(quota) < 0)) ||
+	    (used && (!json_is_integer(used) || json_integer_value(used) < 0)))
 		return vm_error_set(err, EBADMSG, "record: bad number");
+	json_int_t size_bytes = 0, size_gen = 0;
+	if (size && (json_unpack_ex(size, &jerr, JSON_STRICT, "{s:I, s:I}", "bytes", &size_bytes,
+				    "generation", &size_gen) < 0 ||
+		     size_bytes < 0 || size_gen < 1))
+		return vm_error_set(err, EBADMSG, "record: bad size");
 	if (strlen(cgroup) > VM_CGROUP_MAX)
 		return vm_error_set(err, EBADMSG, "record: cgroup too long");
 	if (strlen(gurl) > VM_GIT_URL_MAX || strlen(gbranch) > VM_REV_MAX ||
@@ -331,6 +342,9 @@ int vm_record_from_json(json_t *j, enum vm_kind kind, struct vm_record *ret,
 		.quota_bytes = quota ? (uint64_t)json_integer_value(quota) : 0,
 		.generation = gen ? (uint64_t)json_integer_value(gen) : 0,
 		.updated_ns = upd ? json_integer_value(upd) : 0,
+		.last_used_ns = used ? json_integer_value(used) : 0,
+		.size_bytes = (uint64_t)size_bytes,
+		.size_generation = (uint64_t)size_gen,
 		.kind = kind,
 		.state = st,
 		.source = src,

@@ -55,6 +55,12 @@ struct vm_record {
 	char git_commit[64];    /* the commit checked out, hex */
 	uint64_t generation;    /* caches: bumped by each update */
 	int64_t updated_ns;     /* caches: when the current generation was published */
+	/* Caches: when a volume was last made from it, as of the last gc
+	 * (the store keeps the newer uses in memory: store.h). */
+	int64_t last_used_ns;
+	/* Caches: the bytes of its files, as gc last measured them, and the
+	 * generation they were measured for (0: never). */
+	uint64_t size_bytes, size_generation;
 	/* Lifetime and limits (volumes). */
 	int64_t expires_ns;     /* 0: no ttl */
 	uint64_t quota_bytes;   /* exclusive limit, 0: none */

@@ -19,7 +19,8 @@ int vm_store_init(struct vm_store *s, struct vm_pool *pool,
 	pthread_mutex_init(&s->lock, NULL);
 	sem_init(&s->copy_slots, 0, VM_STORE_COPIES_MAX);
 	s->reserved = json_object();
-	if (!s->reserved)
+	s->cache_uses = json_object();
+	if (!s->reserved || !s->cache_uses)
 		return vm_error_set(err, ENOMEM, "out of memory");
 	return 0;
 }
@@ -33,6 +34,8 @@ void vm_store_done(struct vm_store *s)
 	sem_destroy(&s->copy_slots);
 	json_decref(s->reserved);
 	s->reserved = NULL;
+	json_decref(s->cache_uses);
+	s->cache_uses = NULL;
 	vm_readers_done(&s->readers);
 }
 
@@ -230,7 +233,7 @@ bool vm_store_busy(struct vm_store *s, const char *key, int on)
 /* ---- sources and limits ---- */
 
 int vm_store_open_source(struct vm_store *s, const struct vm_source *src, int *ret_fd,
-			 bool *ret_no_xattrs, struct vm_error *err)
+			 struct vm_source_traits *ret_traits, struct vm_error *err)
 {
 	enum vm_kind k = src->kind == VM_SOURCE_CACHE ? VM_KIND_CACHE : VM_KIND_VOLUME;
 	_cleanup_record_ struct vm_record rec = {0};
@@ -244,9 +247,22 @@ int vm_store_open_source(struct vm_store *s, const struct vm_source *src, int *r
 	if (fd < 0)
 		return vm_error_errno(err, -fd, "cannot open %s %s", vm_kind_str(k), src->name);
 	*ret_fd = fd;
-	if (ret_no_xattrs)
-		*ret_no_xattrs = rec.no_xattrs;
+	if (ret_traits)
+		*ret_traits = (struct vm_source_traits){
+			.no_xattrs = rec.no_xattrs,
+			.no_devices = k == VM_KIND_CACHE && !rec.promoted_from[0],
+		};
+	/* A use, for the caches' ceiling (least recently used go first);
+	 * bounded by the number of caches (gc forgets the removed ones). */
+	if (k == VM_KIND_CACHE)
+		json_object_set_new(s->cache_uses, src->name, json_integer(vm_now_ns()));
 	return 0;
+}
+
+int64_t vm_store_cache_last_used(const struct vm_store *s, const struct vm_record *rec)
+{
+	int64_t mem = json_integer_value(json_object_get(s->cache_uses, rec->name));
+	return mem > rec->last_used_ns ? mem : rec->last_used_ns;
 }
 
 int vm_store_apply_quota(struct vm_store *s, uint64_t subvol_id,

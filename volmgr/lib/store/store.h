@@ -46,6 +46,9 @@ struct vm_store {
 	struct vm_volquota vq; /* its mode, and the volumes' qgroups */
 	uint64_t quota_default; /* [quota] default: a new volume's limit */
 	json_t *reserved;      /* "kind:name" of work in flight */
+	/* Cache name -> when a volume was last made from it (ns), newer than
+	 * its record's last_used_ns; gc writes them into the records. */
+	json_t *cache_uses;
 	struct vm_readers readers; /* pool trees being read by copies */
 	sem_t copy_slots;      /* copies running at once */
 	/* Under the lock: copies in their slots, copies waiting for one, and
@@ -121,10 +124,22 @@ bool vm_store_busy(struct vm_store *s, const char *key, int on);
 
 /* ---- sources and limits (store.c) ---- */
 
-/* Open a ready cache or volume.  ret_no_xattrs (may be NULL): its record
- * says it has no extended attributes (vm_record.no_xattrs). */
+/* Under the lock: when cache rec was last used to make a volume: the
+ * newer of its record and the uses since (vm_store_open_source counts
+ * each); 0: never. */
+int64_t vm_store_cache_last_used(const struct vm_store *s, const struct vm_record *rec);
+
+/* What a source's record promises about its tree, for a copy of it. */
+struct vm_source_traits {
+	bool no_xattrs;  /* nothing in it has an extended attribute (vm_record.no_xattrs) */
+	/* No device node in it: a cache only volmgrd and the git user wrote
+	 * (imported or from git), not one promoted from a job's volume. */
+	bool no_devices;
+};
+/* Open a ready cache or volume; ret_traits (may be NULL) gets what its
+ * record promises. */
 int vm_store_open_source(struct vm_store *s, const struct vm_source *src, int *ret_fd,
-			 bool *ret_no_xattrs, struct vm_error *err);
+			 struct vm_source_traits *ret_traits, struct vm_error *err);
 /* Set the limit of a new volume's subvolume (still in staging) from the
  * options or the pool default (vm_volquota_apply: with simple quotas its
  * level-1 qgroup, made even without a limit); ret_bytes gets the limit
