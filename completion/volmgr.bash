@@ -300,7 +300,7 @@ _volmgrd() {
 		_volmgr_paths "$cur"
 		return 0
 		;;
-	--plugin-socket | --control-socket | --config)
+	--plugin-socket | --control-socket | --job-socket | --config)
 		_volmgr_paths "$cur" f
 		return 0
 		;;
@@ -314,7 +314,7 @@ _volmgrd() {
 		;;
 	esac
 	case $cur in
-	--pool=* | --plugin-socket=* | --control-socket=* | --config=*)
+	--pool=* | --plugin-socket=* | --control-socket=* | --job-socket=* | --config=*)
 		_volmgr_paths "${cur#*=}" "$([[ $cur == --pool=* ]] && echo d || echo f)"
 		for i in "${!COMPREPLY[@]}"; do
 			COMPREPLY[i]=${cur%%=*}=${COMPREPLY[i]}
@@ -335,7 +335,7 @@ _volmgrd() {
 		for ((i = 1; i < _vm_cword; i++)); do
 			seen+="${_vm_words[i]%%=*} "
 		done
-		for o in --pool --plugin-socket --control-socket --control-group --config --backend --help -h --version; do
+		for o in --pool --plugin-socket --control-socket --control-group --job-socket --config --backend --help -h --version; do
 			[[ $seen == *" $o "* ]] || avail+="$o "
 		done
 		_volmgr_add "$avail" "$cur"

@@ -17,8 +17,10 @@
 #   - nothing is imported by hand: job 1 finds no cache and fetches all,
 #     job 2 starts from the cache job 1 made and fetches only the delta,
 #     a job of a protected ref never starts from (or feeds) that cache;
-#   - the build container gets the recipe's volumes and the variables the
-#     runner sets, and runs pre_build_script and the job script in one shell;
+#   - the build container gets the recipe's volumes (the job socket, never
+#     the control socket) and the variables the runner sets, and runs
+#     pre_build_script and the job script in one shell; the hook works in a
+#     container that does not run as root;
 #   - the job's nested formatter container changes a file the job then sees;
 #   - the runner removes its containers, then the volume (forced).
 # gitlab-runner itself cannot be installed here; everything else is real.
@@ -59,7 +61,7 @@ binds=()
 for v in "${recipe_volumes[@]}"; do
 	host=${v%%:*} rest=${v#*:}
 	case $host in
-	/run/volmgr/control.sock) host=$VT_CONTROL_SOCK ;;
+	/run/volmgr/job.sock) host=$VT_JOB_SOCK ;;
 	/usr/lib/volmgr/container) host=$container_dir ;;
 	/var/run/docker.sock) host=$VT_DOCKER_SOCK ;;
 	/srv/gitlab-runner/cache) host=$VT_TMP/runner-cache ;;
@@ -155,6 +157,25 @@ ls"
 	vt_assert_contains "$out" "style.txt | 4" "the job sees the nested formatter's change"
 	vt_assert_contains "$out" "out-100$n" "volmgr-run's container wrote into the job's workspace"
 	[[ $out != *out-100$((n - 1))* ]] || vt_fail "job $n sees the previous job's file"
+
+	vt_step "job $n: after_script, a shell of its own, gets the variables through \$GITLAB_ENV"
+	out=$(docker run --rm --network none "${ci[@]}" -v "$vol:$builds_dir" "${binds[@]}" \
+		-w "$builds_dir/group/project" "$job_img" sh -c '
+		set -e
+		export GITLAB_ENV="$CI_PROJECT_DIR.tmp/gitlab_runner_env"
+		mkdir -p "${GITLAB_ENV%/*}" && touch "$GITLAB_ENV"
+		( '"$pre_build"' ) >/dev/null
+		# the runner, before after_script (shells/abstract.go, writeExports)
+		unset VOLMGR_VOLUME
+		while read -r line; do export "$line"; done <"$GITLAB_ENV"
+		echo "after_script sees $VOLMGR_VOLUME at $VOLMGR_VOLUME_PATH"' 2>&1)
+	vt_assert_contains "$out" "after_script sees $vol at $builds_dir" "after_script's variables"
+
+	vt_step "job $n: a job image that does not run as root gets its workspace too (the job socket)"
+	out=$(docker run --rm --user 65534:65534 --network none "${ci[@]}" -v "$vol:$builds_dir" \
+		"${binds[@]}" -w "$builds_dir/group/project" "$job_img" sh -c "$pre_build
+echo \"volume=\$VOLMGR_VOLUME\"" 2>&1)
+	vt_assert_contains "$out" "volume=$vol" "the hook as uid 65534"
 
 	vt_step "job $n ends: the runner removes its containers, then the volume (forced)"
 	docker rm -f "$helper" >/dev/null

@@ -14,11 +14,11 @@ pool=$(vt_make_pool btrfs)/pool
 
 vt_step "systemd-analyze verify (units with ExecStart pointing at this build)"
 mkdir "$VT_TMP/units"
-for u in volmgrd.service volmgrd.socket volmgrd-control.socket volmgr-gc.service volmgr-gc.timer var-lib-volmgr.mount; do
+for u in volmgrd.service volmgrd.socket volmgrd-control.socket volmgrd-job.socket volmgr-gc.service volmgr-gc.timer var-lib-volmgr.mount; do
 	sed -e "s|/usr/sbin/volmgrd|$VOLMGRD|; s|/usr/bin/volmgr|$VOLMGR|" "$units/$u" >"$VT_TMP/units/$u"
 done
 out=$(cd "$VT_TMP/units" && SYSTEMD_LOG_LEVEL=warning systemd-analyze verify --man=no \
-	volmgrd.service volmgrd.socket volmgrd-control.socket volmgr-gc.service volmgr-gc.timer var-lib-volmgr.mount 2>&1) ||
+	volmgrd.service volmgrd.socket volmgrd-control.socket volmgrd-job.socket volmgr-gc.service volmgr-gc.timer var-lib-volmgr.mount 2>&1) ||
 	vt_fail "systemd-analyze verify: $out"
 # Warnings about the host (no systemd as PID 1, missing docker.service)
 # are not the units' fault; anything naming our units is.
@@ -33,7 +33,11 @@ grep -q '^Before=docker.service' "$units/volmgrd.service" || vt_fail "volmgrd.se
 grep -q '^ListenSequentialPacket=/run/volmgr/control.sock' "$units/volmgrd-control.socket" ||
 	vt_fail "volmgrd-control.socket does not listen on the control socket"
 ! grep -q '^ListenSequentialPacket' "$units/volmgrd.socket" || vt_fail "volmgrd.socket still holds the control socket"
-grep -q '^Sockets=volmgrd.socket volmgrd-control.socket' "$units/volmgrd.service" ||
+grep -q '^ListenSequentialPacket=/run/volmgr/job.sock' "$units/volmgrd-job.socket" &&
+	grep -q '^SocketMode=0666' "$units/volmgrd-job.socket" &&
+	grep -q '^FileDescriptorName=job' "$units/volmgrd-job.socket" ||
+	vt_fail "volmgrd-job.socket is not the job socket"
+grep -q '^Sockets=volmgrd.socket volmgrd-control.socket volmgrd-job.socket' "$units/volmgrd.service" ||
 	vt_fail "volmgrd.service does not take both sockets"
 
 start_activated() { # start_activated LOG ARGS... : systemd-socket-activate in the background
@@ -69,6 +73,15 @@ start_activated "$VT_TMP/act2.log" --seqpacket -l "$VT_TMP/control2.sock" --fdna
 	--control-socket "$VT_TMP/unused2.sock" --config "$VT_TMP/empty.conf"
 vt_assert_eq btrfs "$("$VOLMGR" --socket "$VT_TMP/control2.sock" status --json | jq -r .fstype)" "status through the inherited socket"
 vt_assert_contains "$(cat "$VT_TMP/act2.log")" "control socket inherited" "log"
+stop_activated
+
+vt_step "the job socket, passed by name: the first job's call starts volmgrd, which serves it as the job socket"
+start_activated "$VT_TMP/act4.log" --seqpacket -l "$VT_TMP/job4.sock" --fdname=job \
+	"$VOLMGRD" --pool "$pool" --plugin-socket "$VT_TMP/plugin4.sock" \
+	--control-socket "$VT_TMP/control4.sock" --config "$VT_TMP/empty.conf"
+out=$("$VOLMGR" --socket "$VT_TMP/job4.sock" ls 2>&1) && vt_fail "ls answered on the job socket"
+vt_assert_contains "$out" "is not offered on the job socket" "the job socket's refusal"
+vt_assert_contains "$(cat "$VT_TMP/act4.log")" "job socket (from systemd)" "log"
 stop_activated
 
 vt_step "both sockets inherited at once, by type, with sd_notify readiness"

@@ -309,8 +309,9 @@ vt_start_daemon() {
 	VT_DRIVER=volmgr-$VT_ID
 	VT_PLUGIN_SOCK=/run/docker/plugins/$VT_DRIVER.sock
 	VT_CONTROL_SOCK=$VT_TMP/control.sock
+	VT_JOB_SOCK=$VT_TMP/job.sock
 	VOLMGR_SOCKET=$VT_CONTROL_SOCK
-	export VT_POOL VT_DRIVER VT_PLUGIN_SOCK VT_CONTROL_SOCK VOLMGR_SOCKET
+	export VT_POOL VT_DRIVER VT_PLUGIN_SOCK VT_CONTROL_SOCK VT_JOB_SOCK VOLMGR_SOCKET
 	[[ -x $VOLMGRD ]] || vt_fail "volmgrd not found at $VOLMGRD (build first, or set VOLMGRD)"
 	[[ -x $VOLMGR ]] || vt_fail "volmgr not found at $VOLMGR (build first, or set VOLMGR)"
 	mkdir -p /run/docker/plugins
@@ -338,7 +339,7 @@ vt__spawn_daemon() {
 	[[ ${VT_DAEMON_PIDNS:-} != 1 ]] ||
 		wrap=(unshare --pid --fork --mount-proc --propagation slave --)
 	"${wrap[@]}" "$VOLMGRD" --pool "$VT_POOL" --plugin-socket "$VT_PLUGIN_SOCK" \
-		--control-socket "$VT_CONTROL_SOCK" \
+		--control-socket "$VT_CONTROL_SOCK" --job-socket "$VT_JOB_SOCK" \
 		--config "$VT_CONFIG_FILE" ${VT_DAEMON_EXTRA:-} >>"$VT_TMP/volmgrd.log" 2>&1 &
 	VT_DAEMON_PID=$!
 	VT_DAEMON_SIGNAL_PID=$VT_DAEMON_PID

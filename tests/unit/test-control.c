@@ -5,8 +5,8 @@
  *
  *   NNN-description.request  first line: who calls and what is passed
  *                            ("uid=N", default 0; "fd": a directory is
- *                            passed along); the rest the body, sent byte
- *                            for byte
+ *                            passed along; "job": on the job socket); the
+ *                            rest the body, sent byte for byte
  *   NNN-description.reply    the messages the client gets, in order: the
  *                            progress messages, then the reply; a string
  *                            ending in '*' stands for any string that
@@ -46,6 +46,7 @@ struct fake {
 	unsigned calls;
 	const struct vm_caller *caller; /* the caller of the request */
 	int fd;                         /* the fd of the request */
+	enum vm_control_socket where;   /* the socket it comes in on */
 };
 
 static struct vm_volume_info *vol_find(struct fake *f, const char *name)
@@ -420,10 +421,20 @@ static int f_cache_promote(void *ctx, int fd, const char *name,
 			   struct vm_promote_result *ret, struct vm_error *err)
 {
 	struct fake *f = enter(ctx);
-	check_root(f, caller);
+	/* root only on the control socket; anyone on the job socket, where
+	 * the manager is told to keep to the volume's own lineage */
+	if (f->where == VM_CONTROL_SOCKET_JOB)
+		check_caller(f, caller);
+	else
+		check_root(f, caller);
+	assert_true(o->lineage_only == (f->where == VM_CONTROL_SOCKET_JOB));
 	assert_int_equal(fd, f->fd);
 	if (f->nvols == 0)
 		return vm_error_set(err, ENOENT, "not in a volume");
+	if (o->lineage_only)
+		return vm_error_set(err, EPERM,
+				    "on the job socket a volume is promoted only into the cache its seed rule named (volume %s: made by no seed rule)",
+				    f->vols[f->nvols - 1].name);
 	if (!name)
 		return vm_error_set(err, EINVAL, "volume %s was not made by a seed rule: name the cache",
 				    f->vols[f->nvols - 1].name);
@@ -591,7 +602,7 @@ static json_t *call(struct fake *f, uint32_t uid, bool with_fd, const char *body
 	json_t *msgs = json_array();
 	assert_non_null(msgs);
 	struct vm_control_sink sink = {collect, msgs};
-	json_t *reply = vm_control_handle(&fake_ops, f, &caller, body, len, fd, &sink);
+	json_t *reply = vm_control_handle(&fake_ops, f, &caller, f->where, body, len, fd, &sink);
 	if (!reply)
 		fail_msg("no reply");
 	/* the handler never closes or keeps the passed fd */
@@ -620,19 +631,23 @@ static json_t *call(struct fake *f, uint32_t uid, bool with_fd, const char *body
 
 /* ---- the fixture pairs ---- */
 
-static void parse_header(const char *file, char *line, uint32_t *ret_uid, bool *ret_fd)
+static void parse_header(const char *file, char *line, uint32_t *ret_uid, bool *ret_fd,
+			 bool *ret_job)
 {
 	*ret_uid = 0;
-	*ret_fd = false;
+	*ret_fd = *ret_job = false;
 	for (char *save = NULL, *w = strtok_r(line, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
 		char *end;
 		if (strcmp(w, "fd") == 0)
 			*ret_fd = true;
+		else if (strcmp(w, "job") == 0)
+			*ret_job = true;
 		else if (strncmp(w, "uid=", 4) == 0 && w[4] &&
 			 (*ret_uid = (uint32_t)strtoul(w + 4, &end, 10), *end == '\0'))
 			;
 		else
-			fail_msg("%s: the first line may say \"uid=N\" and \"fd\", not \"%s\"", file, w);
+			fail_msg("%s: the first line may say \"uid=N\", \"fd\" and \"job\", not \"%s\"",
+				 file, w);
 	}
 }
 
@@ -676,13 +691,16 @@ static void test_pair(void **state)
 		fail_msg("%s: no header line", p->request);
 	*nl = '\0';
 	uint32_t uid;
-	bool with_fd;
-	parse_header(p->request, req, &uid, &with_fd);
+	bool with_fd, job;
+	parse_header(p->request, req, &uid, &with_fd, &job);
 	char *body = nl + 1;
 	size_t blen = rlen - (size_t)(body - req);
 
 	_cleanup_json_ json_t *want = load_expected(p->reply);
-	_cleanup_json_ json_t *got = call(p->state, uid, with_fd, body, blen);
+	struct fake *f = p->state;
+	f->where = job ? VM_CONTROL_SOCKET_JOB : VM_CONTROL_SOCKET_ADMIN;
+	_cleanup_json_ json_t *got = call(f, uid, with_fd, body, blen);
+	f->where = VM_CONTROL_SOCKET_ADMIN;
 	char where[256] = "";
 	if (!ut_json_matches(want, got, where, sizeof(where)))
 		fail_msg("%s: %.*s\n  got:      %s\n  expected: %s\n  %s", p->name, (int)blen, body,
@@ -789,8 +807,8 @@ static void test_progress(void **state)
 	struct vm_caller root = {.pidfd = -1};
 	f.caller = &root;
 	static const char loud2[] = "{\"op\": \"volume.create\", \"args\": {\"name\": \"cc\", \"source\": \"cache:proj\"}, \"progress\": true}";
-	_cleanup_json_ json_t *r = vm_control_handle(&fake_ops, &f, &root, loud2, sizeof(loud2) - 1,
-						     -1, NULL);
+	_cleanup_json_ json_t *r = vm_control_handle(&fake_ops, &f, &root, VM_CONTROL_SOCKET_ADMIN,
+						     loud2, sizeof(loud2) - 1, -1, NULL);
 	assert_true(json_is_true(json_object_get(r, "ok")));
 	fake_done(&f);
 }

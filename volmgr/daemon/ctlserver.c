@@ -36,6 +36,7 @@ struct client;
 struct vm_ctlserver {
 	struct vm_manager *m;
 	int listen_fd;
+	enum vm_control_socket where; /* the control socket or the job socket */
 	int stop_pipe[2];
 	pthread_t thread;
 	pthread_mutex_t lock;
@@ -212,15 +213,15 @@ static void *client_main(void *arg)
 							 : "cannot read the request");
 		} else {
 			struct vm_control_sink sink = {send_nonblocking, cl};
-			reply = vm_control_handle(&vm_control_manager_ops, s->m, &cl->caller, buf,
-						  (size_t)n, passed, &sink);
+			reply = vm_control_handle(&vm_control_manager_ops, s->m, &cl->caller, s->where,
+						  buf, (size_t)n, passed, &sink);
 		}
 		closep(&passed);
 		char *text = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		json_t *e = json_object_get(reply, "error");
-		vm_log("control pid=%d uid=%u request=%.*s -> %s%.300s (%.1f ms)",
-		       cl->caller.pid, cl->caller.uid, n > 0 ? (int)(n < 200 ? n : 200) : 0, buf, e ? "error: " : "ok",
+		vm_log("%s pid=%d uid=%u request=%.*s -> %s%.300s (%.1f ms)",
+		       s->where == VM_CONTROL_SOCKET_JOB ? "job" : "control", cl->caller.pid, cl->caller.uid, n > 0 ? (int)(n < 200 ? n : 200) : 0, buf, e ? "error: " : "ok",
 		       e ? json_string_value(json_object_get(e, "message")) : "",
 		       (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
 			       (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
@@ -326,7 +327,7 @@ static void *accept_main(void *arg)
 	return NULL;
 }
 
-int vm_ctlserver_start(struct vm_manager *m, int listen_fd,
+int vm_ctlserver_start(struct vm_manager *m, int listen_fd, enum vm_control_socket where,
 		       struct vm_ctlserver **ret, struct vm_error *err)
 {
 	struct vm_ctlserver *s = calloc(1, sizeof(*s));
@@ -334,6 +335,7 @@ int vm_ctlserver_start(struct vm_manager *m, int listen_fd,
 		return vm_error_set(err, ENOMEM, "out of memory");
 	s->m = m;
 	s->listen_fd = listen_fd;
+	s->where = where;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->idle, NULL);
 	if (pipe2(s->stop_pipe, O_CLOEXEC) < 0) {

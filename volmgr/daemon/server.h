@@ -3,6 +3,7 @@
  * libmicrohttpd) and the control socket (SOCK_SEQPACKET, see control-wire.h). */
 #pragma once
 
+#include "control.h"
 #include "manager.h"
 
 /* Create a listening unix socket at path (mode, SOCK_STREAM or
@@ -16,7 +17,9 @@ int vm_httpd_start(struct vm_manager *m, int listen_fd, struct vm_httpd **ret,
 void vm_httpd_stop(struct vm_httpd *h);
 
 struct vm_ctlserver;
-int vm_ctlserver_start(struct vm_manager *m, int listen_fd,
+/* Serve the control protocol on listen_fd: the control socket, or the
+ * job socket (where: what it offers, control.h). */
+int vm_ctlserver_start(struct vm_manager *m, int listen_fd, enum vm_control_socket where,
 		       struct vm_ctlserver **ret, struct vm_error *err);
 /* Stop accepting, wake the clients and wait (bounded) for their requests
  * to end, then free s.  -EBUSY if a request still runs: the manager must

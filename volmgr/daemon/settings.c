@@ -27,6 +27,10 @@ static void usage(FILE *f)
 		"                          (default /run/volmgr/control.sock)\n"
 		"  --control-group GROUP   group allowed to use the control socket\n"
 		"                          (mode 0660; default: root only, mode 0600)\n"
+		"  --job-socket PATH       the job socket (mode 0666): for job containers\n"
+		"                          of any uid, only which and promote of the\n"
+		"                          volume whose directory they pass (default:\n"
+		"                          none, unless systemd passes one)\n"
 		"  --config FILE           configuration (default /etc/volmgr/volmgr.conf,\n"
 		"                          which may be missing)\n"
 		"  --backend auto|btrfs|reflink|copy\n"
@@ -53,6 +57,7 @@ int vm_settings_parse(int argc, char **argv, struct vm_settings *ret)
 		{"plugin-socket", required_argument, NULL, 'P'},
 		{"control-socket", required_argument, NULL, 'C'},
 		{"control-group", required_argument, NULL, 'G'},
+		{"job-socket", required_argument, NULL, 'J'},
 		{"config", required_argument, NULL, 'c'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
@@ -65,6 +70,7 @@ int vm_settings_parse(int argc, char **argv, struct vm_settings *ret)
 		case 'P': ret->plugin_path = optarg; break;
 		case 'C': ret->control_path = optarg; break;
 		case 'G': ret->control_group = optarg; break;
+		case 'J': ret->job_path = optarg; break;
 		case 'c': config_path = optarg; break;
 		case 'B': backend_arg = optarg; break;
 		case 'h': usage(stdout); return 0;

@@ -9,6 +9,7 @@ struct vm_settings {
 	const char *plugin_path;   /* --plugin-socket */
 	const char *control_path;  /* --control-socket */
 	const char *control_group; /* --control-group; NULL: root only */
+	const char *job_path;      /* --job-socket; NULL: none (unless systemd passes one) */
 	/* volmgr.conf (--config, or the default one if it exists), with
 	 * --backend over its [pool] backend. */
 	struct vm_config config;

@@ -155,14 +155,15 @@ static void *gc_main(void *arg)
 }
 
 /* Sockets passed by systemd (socket activation): by name when the units
- * name them ("plugin", "control"), otherwise by type — the plugin socket
- * is SOCK_STREAM, the control socket SOCK_SEQPACKET.  -1 where none was
- * passed (the daemon then makes that socket itself). */
-static int inherited_sockets(int *ret_plugin, int *ret_control)
+ * name them ("plugin", "control", "job"), otherwise by type — the plugin
+ * socket is SOCK_STREAM, the control socket SOCK_SEQPACKET (the job
+ * socket only by name).  -1 where none was passed (the daemon then makes
+ * that socket itself). */
+static int inherited_sockets(int *ret_plugin, int *ret_control, int *ret_job)
 {
 	char **names = NULL;
 	int n = sd_listen_fds_with_names(1, &names);
-	*ret_plugin = *ret_control = -1;
+	*ret_plugin = *ret_control = *ret_job = -1;
 	if (n < 0)
 		return n;
 	for (int i = 0; i < n; i++) {
@@ -173,6 +174,8 @@ static int inherited_sockets(int *ret_plugin, int *ret_control)
 			slot = ret_plugin;
 		else if (strcmp(name, "control") == 0)
 			slot = ret_control;
+		else if (strcmp(name, "job") == 0)
+			slot = ret_job;
 		else if (sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) > 0)
 			slot = ret_plugin;
 		else if (sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0) > 0)
@@ -270,11 +273,12 @@ static int start_manager(struct vm_settings *s, struct vm_manager **ret)
 	return 0;
 }
 
-/* The two listening sockets: those systemd passed, else made here (and
- * recorded in made[], to be removed at stop).  Returns 0, or the exit
- * status of an error it logged. */
+/* The listening sockets: those systemd passed, else made here (and
+ * recorded in made[], to be removed at stop); the job socket only if
+ * passed or asked for (-1 else).  Returns 0, or the exit status of an
+ * error it logged. */
 static int open_sockets(const struct vm_settings *s, int *ret_plugin, int *ret_control,
-			struct made_socket made[static 2])
+			int *ret_job, struct made_socket made[static 3])
 {
 	const char *plugin_path = s->plugin_path, *control_path = s->control_path;
 	const char *control_group = s->control_group;
@@ -290,10 +294,11 @@ static int open_sockets(const struct vm_settings *s, int *ret_plugin, int *ret_c
 		gid = g->gr_gid;
 		cmode = 0660;
 	}
-	int plugin_fd, control_fd;
+	int plugin_fd, control_fd, job_fd;
 	made[0] = (struct made_socket){plugin_path};
 	made[1] = (struct made_socket){control_path};
-	if (inherited_sockets(&plugin_fd, &control_fd) > 0)
+	made[2] = (struct made_socket){s->job_path};
+	if (inherited_sockets(&plugin_fd, &control_fd, &job_fd) > 0)
 		vm_log("socket activation: plugin socket %s, control socket %s",
 		       plugin_fd >= 0 ? "inherited" : "made here",
 		       control_fd >= 0 ? "inherited" : "made here");
@@ -317,8 +322,19 @@ static int open_sockets(const struct vm_settings *s, int *ret_plugin, int *ret_c
 			return VM_EXIT_FAILURE;
 		}
 	}
+	if (job_fd < 0 && s->job_path) {
+		/* Any uid: it answers only for the volume whose directory the
+		 * caller passes (control.h, VM_CONTROL_SOCKET_JOB). */
+		job_fd = vm_listen_unix(s->job_path, SOCK_SEQPACKET, 0666, &err);
+		if (job_fd < 0) {
+			vm_log("error: %s", err.msg);
+			return vm_exit_from_errno(-job_fd);
+		}
+		remember_socket(&made[2]);
+	}
 	*ret_plugin = plugin_fd;
 	*ret_control = control_fd;
+	*ret_job = job_fd;
 	return 0;
 }
 
@@ -331,21 +347,23 @@ static int run(struct vm_settings *s, const sigset_t *stopset)
 	int r = start_manager(s, &m);
 	if (r != 0)
 		return r;
-	int plugin_fd = -1, control_fd = -1;
-	struct made_socket made[2];
-	r = open_sockets(s, &plugin_fd, &control_fd, made);
+	int plugin_fd = -1, control_fd = -1, job_fd = -1;
+	struct made_socket made[3];
+	r = open_sockets(s, &plugin_fd, &control_fd, &job_fd, made);
 	if (r != 0)
 		return r;
 	struct vm_error err = {0};
 
 	struct vm_httpd *httpd = NULL;
-	struct vm_ctlserver *ctl = NULL;
+	struct vm_ctlserver *ctl = NULL, *jobs = NULL;
 	if (vm_httpd_start(m, plugin_fd, &httpd, &err) < 0 ||
-	    vm_ctlserver_start(m, control_fd, &ctl, &err) < 0) {
+	    vm_ctlserver_start(m, control_fd, VM_CONTROL_SOCKET_ADMIN, &ctl, &err) < 0 ||
+	    (job_fd >= 0 && vm_ctlserver_start(m, job_fd, VM_CONTROL_SOCKET_JOB, &jobs, &err) < 0)) {
 		vm_log("error: %s", err.msg);
 		return VM_EXIT_FAILURE;
 	}
-	vm_log("ready: plugin socket %s, control socket %s", plugin_path, control_path);
+	vm_log("ready: plugin socket %s, control socket %s, job socket %s", plugin_path, control_path,
+	       job_fd < 0 ? "none" : s->job_path ? s->job_path : "(from systemd)");
 	struct vm_volume_info_list vols = {0};
 	size_t nvol = vm_volume_list(m, false, &vols, NULL) == 0 ? vols.n : 0;
 	vm_volume_info_list_done(&vols);
@@ -373,6 +391,8 @@ static int run(struct vm_settings *s, const sigset_t *stopset)
 	}
 	vm_log("stopping on signal %d", sig);
 	bool busy = vm_ctlserver_stop(ctl) < 0;
+	if (jobs && vm_ctlserver_stop(jobs) < 0)
+		busy = true;
 	vm_httpd_stop(httpd);
 	/* The sockets volmgrd made go with it (an engine then sees no
 	 * plugin rather than a dead one; socket activation keeps its own).
@@ -381,6 +401,7 @@ static int run(struct vm_settings *s, const sigset_t *stopset)
 	 * it. */
 	forget_socket(&made[0]);
 	forget_socket(&made[1]);
+	forget_socket(&made[2]);
 	if (!busy)
 		vm_manager_free(m);
 	return 0;

@@ -283,6 +283,10 @@ int vm_cache_promote(struct vm_manager *m, int fd, const char *name,
 		_cleanup_record_ struct vm_record vol = {0};
 		if ((r = vm_store_load_ready(&m->store, VM_KIND_VOLUME, place.volume, &vol, err)) < 0)
 			return r;
+		if (o->lineage_only && (!vol.seed_cache[0] || (name && name[0] && strcmp(name, vol.seed_cache) != 0)))
+			return vm_error_set(err, EPERM,
+					    "on the job socket a volume is promoted only into the cache its seed rule named (volume %s: %s)",
+					    vol.name, vol.seed_cache[0] ? vol.seed_cache : "made by no seed rule");
 		if (!name || !name[0]) {
 			if (!vol.seed_cache[0])
 				return vm_error_set(err, EINVAL,

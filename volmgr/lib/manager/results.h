@@ -57,6 +57,9 @@ struct vm_create_how {
 struct vm_promote_opts {
 	const char *commit;
 	int64_t commit_time_ns;
+	/* The job socket: only a volume a seed rule made, only into the
+	 * cache that rule named. */
+	bool lineage_only;
 };
 /* vm_cache_promote: what became of the cache. */
 struct vm_promote_result {

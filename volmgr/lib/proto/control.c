@@ -347,6 +347,7 @@ struct call {
 	const struct vm_control_ops *ops;
 	void *ctx;
 	const struct vm_caller *caller;
+	enum vm_control_socket where;
 	int fd; /* passed along; -1 if none, never -1 where the table needs one */
 	const struct vm_control_sink *sink; /* NULL: no progress asked for */
 	struct args a;
@@ -521,7 +522,9 @@ static int op_cache_update(const struct call *c, json_t **ret, struct vm_error *
 static int op_cache_promote(const struct call *c, json_t **ret, struct vm_error *err)
 {
 	const struct args *a = &c->a;
-	struct vm_promote_opts o = {.commit = a->commit};
+	/* On the job socket: the volume into its own seed cache only. */
+	struct vm_promote_opts o = {.commit = a->commit,
+				    .lineage_only = c->where == VM_CONTROL_SOCKET_JOB};
 	int r;
 	if (a->commit_time && (r = vm_parse_time(a->commit_time, &o.commit_time_ns, err)) < 0)
 		return r;
@@ -606,12 +609,16 @@ static int op_metrics(const struct call *c, json_t **ret, struct vm_error *err)
 }
 
 /* Who may call an operation.  The socket's group (--control-group) may
- * use volumes; caches and gc are the administrator's. */
+ * use volumes; caches and gc are the administrator's.  JOB_TOO: offered
+ * on the job socket as well, to any uid there (the handler knows which
+ * socket: a promote there feeds only the volume's own seed cache). */
 enum who { ANYONE, ROOT_ONLY };
+enum { ADMIN_SOCKET, JOB_TOO };
 
 static const struct op {
 	const char *name;
 	enum who who;
+	int sockets; /* ADMIN_SOCKET or JOB_TOO */
 	const struct arg *args;
 	/* What the op needs passed as a file descriptor (for the message
 	 * when it is not), or NULL: then any passed one is the handler's
@@ -619,33 +626,36 @@ static const struct op {
 	const char *fd_needed;
 	int (*handle)(const struct call *c, json_t **ret, struct vm_error *err);
 } operations[] = {
-	{"ping", ANYONE, NOARGS, NULL, op_ping},
-	{"status", ANYONE, NOARGS, NULL, op_status},
-	{"volume.create", ANYONE,
+	{"ping", ANYONE, JOB_TOO, NOARGS, NULL, op_ping},
+	{"status", ANYONE, ADMIN_SOCKET, NOARGS, NULL, op_status},
+	{"volume.create", ANYONE, ADMIN_SOCKET,
 	 /* in the order they have always been checked in */
 	 ARGS(A_STRING("quota", quota), A_NAME, A_STRING("source", source),
 	      A_STRING("path", path), A_STRING("ttl", ttl), A_LABELS_RAW),
 	 NULL, op_volume_create},
-	{"volume.which", ANYONE, NOARGS, "the directory", op_volume_which},
-	{"volume.list", ANYONE, NOARGS, NULL, op_volume_list},
-	{"volume.inspect", ANYONE, ARGS(A_NAME), NULL, op_volume_inspect},
-	{"volume.remove", ANYONE, ARGS(A_NAME), NULL, op_volume_remove},
-	{"cache.import", ROOT_ONLY, ARGS(A_NAME), "the source directory", op_cache_import},
-	{"cache.create", ROOT_ONLY,
+	{"volume.which", ANYONE, JOB_TOO, NOARGS, "the directory", op_volume_which},
+	{"volume.list", ANYONE, ADMIN_SOCKET, NOARGS, NULL, op_volume_list},
+	{"volume.inspect", ANYONE, ADMIN_SOCKET, ARGS(A_NAME), NULL, op_volume_inspect},
+	{"volume.remove", ANYONE, ADMIN_SOCKET, ARGS(A_NAME), NULL, op_volume_remove},
+	{"cache.import", ROOT_ONLY, ADMIN_SOCKET, ARGS(A_NAME), "the source directory",
+	 op_cache_import},
+	{"cache.create", ROOT_ONLY, ADMIN_SOCKET,
 	 ARGS(A_NAME, A_STRING_REQUIRED("git", git), A_STRING("branch", branch)),
 	 NULL, op_cache_create},
-	{"cache.update", ROOT_ONLY, ARGS(A_NAME), NULL, op_cache_update},
-	/* Root only: a promoted tree is what later jobs start from
-	 * (SECURITY.md, "Who feeds a cache"). */
-	{"cache.promote", ROOT_ONLY,
+	{"cache.update", ROOT_ONLY, ADMIN_SOCKET, ARGS(A_NAME), NULL, op_cache_update},
+	/* Root only on the control socket: a promoted tree is what later
+	 * jobs start from; anyone on the job socket, but only the volume
+	 * passed into its own seed cache (SECURITY.md, "Who feeds a
+	 * cache"). */
+	{"cache.promote", ROOT_ONLY, JOB_TOO,
 	 ARGS(A_STRING("name", name), A_STRING("commit", commit),
 	      A_STRING("commit_time", commit_time)),
 	 "the checkout's directory", op_cache_promote},
-	{"cache.list", ANYONE, NOARGS, NULL, op_cache_list},
-	{"cache.inspect", ANYONE, ARGS(A_NAME), NULL, op_cache_inspect},
-	{"cache.remove", ROOT_ONLY, ARGS(A_NAME), NULL, op_cache_remove},
-	{"gc", ROOT_ONLY, ARGS(A_BOOL("dry_run", dry_run), A_LABELS), NULL, op_gc},
-	{"metrics", ANYONE, NOARGS, NULL, op_metrics},
+	{"cache.list", ANYONE, ADMIN_SOCKET, NOARGS, NULL, op_cache_list},
+	{"cache.inspect", ANYONE, ADMIN_SOCKET, ARGS(A_NAME), NULL, op_cache_inspect},
+	{"cache.remove", ROOT_ONLY, ADMIN_SOCKET, ARGS(A_NAME), NULL, op_cache_remove},
+	{"gc", ROOT_ONLY, ADMIN_SOCKET, ARGS(A_BOOL("dry_run", dry_run), A_LABELS), NULL, op_gc},
+	{"metrics", ANYONE, ADMIN_SOCKET, NOARGS, NULL, op_metrics},
 };
 
 static const struct op *op_find(const char *name)
@@ -660,8 +670,13 @@ static const struct op *op_find(const char *name)
 static int dispatch(const struct op *op, struct call *c, json_t *args, json_t **ret,
 		    struct vm_error *err)
 {
+	if (c->where == VM_CONTROL_SOCKET_JOB && op->sockets != JOB_TOO)
+		return vm_error_set(err, EPERM,
+				    "%s is not offered on the job socket (only ping, volume.which and cache.promote of the volume passed are): use the control socket",
+				    op->name);
 	/* A caller of NULL is volmgrd itself. */
-	if (op->who == ROOT_ONLY && c->caller && c->caller->uid != 0)
+	if (op->who == ROOT_ONLY && c->where == VM_CONTROL_SOCKET_ADMIN && c->caller &&
+	    c->caller->uid != 0)
 		return vm_error_set(err, EPERM, "%s is for root only", op->name);
 	int r = args_parse(args, op->args, &c->a, err);
 	if (r < 0)
@@ -673,8 +688,9 @@ static int dispatch(const struct op *op, struct call *c, json_t *args, json_t **
 }
 
 json_t *vm_control_handle(const struct vm_control_ops *ops, void *ctx,
-			  const struct vm_caller *caller, const char *body, size_t len,
-			  int fd, const struct vm_control_sink *sink)
+			  const struct vm_caller *caller, enum vm_control_socket where,
+			  const char *body, size_t len, int fd,
+			  const struct vm_control_sink *sink)
 {
 	struct vm_error err = {0};
 	json_error_t jerr;
@@ -704,6 +720,7 @@ json_t *vm_control_handle(const struct vm_control_ops *ops, void *ctx,
 		.ops = ops,
 		.ctx = ctx,
 		.caller = caller,
+		.where = where,
 		.fd = fd,
 		.sink = progress ? sink : NULL,
 	};

@@ -74,9 +74,20 @@ struct vm_control_ops {
 		  struct vm_error *err);
 };
 
+/* Which socket a request came in on.  The job socket is for job
+ * containers, of any uid: it offers only what a job needs about the
+ * volume whose directory it passes -- ping, volume.which, and
+ * cache.promote of that volume into the cache its seed rule named --
+ * and nothing that names a volume or cache by name. */
+enum vm_control_socket {
+	VM_CONTROL_SOCKET_ADMIN, /* the control socket: root, or --control-group */
+	VM_CONTROL_SOCKET_JOB,
+};
+
 /* Handle one request.  fd is a descriptor the caller passed along (or -1);
  * the handler never keeps it.  sink may be NULL (no progress messages).
  * Always returns a reply object (NULL only when out of memory). */
 json_t *vm_control_handle(const struct vm_control_ops *ops, void *ctx,
-			  const struct vm_caller *caller, const char *body, size_t len,
-			  int fd, const struct vm_control_sink *sink);
+			  const struct vm_caller *caller, enum vm_control_socket where,
+			  const char *body, size_t len, int fd,
+			  const struct vm_control_sink *sink);
