@@ -19,8 +19,9 @@
 #   VOLMGR_POOL         volmgrd's --pool [/var/lib/volmgr]
 #   VOLMGR_PLUGIN_DIR   host dir of volmgrd's --plugin-socket, which must be
 #                       named volmgr.sock [/run/docker/plugins]
-#   VOLMGR_CONTROL_DIR  host dir of volmgrd's --control-socket, which must be
-#                       named control.sock [/run/volmgr]
+#   VOLMGR_CONTROL_DIR  host dir of volmgrd's sockets: the job socket
+#                       job.sock, which config.toml binds into jobs
+#                       (volmgrd-job.socket or --job-socket) [/run/volmgr]
 #   VOLMGR_CONTAINER_DIR  host dir with bin/volmgr (static), bin/volmgr-run
 #                       and gitlab-runner-pre-build.sh [/usr/lib/volmgr/container]
 #   PODMAN              the host's podman command [podman]
