@@ -180,7 +180,7 @@ _volmgr() {
 		done
 		if [[ -z $sub ]]; then
 			if [[ $cmd == cache ]]; then
-				_volmgr_add "import create update promote ls inspect rm" "$cur"
+				_volmgr_add "import create update promote export import-stream ls inspect rm" "$cur"
 			else
 				_volmgr_add "init status" "$cur"
 			fi
@@ -207,6 +207,8 @@ _volmgr() {
 	which) opts="--json --mount" ;;
 	gc) opts="--dry-run --label --json" valopts="--label" ;;
 	"cache import") opts="--json --" ;;
+	"cache import-stream") opts="--json --" ;;
+	"cache export") opts="--" ;;
 	inspect | rm | remove | "cache inspect" | "cache rm" | "cache remove")
 		opts="--" ;;
 	esac
@@ -271,6 +273,13 @@ _volmgr() {
 		;;
 	"cache import")
 		((npos == 1)) && _volmgr_paths "$cur"
+		;;
+	"cache export")
+		((npos == 0)) && _volmgr_add "$(_volmgr_caches)" "$cur"
+		((npos == 1)) && _volmgr_paths "$cur" f
+		;;
+	"cache import-stream")
+		((npos == 0)) && _volmgr_paths "$cur" f
 		;;
 	which)
 		((npos == 0)) && _volmgr_paths "$cur"

@@ -142,7 +142,7 @@ cli_options() {
 cli_commands() {
 	local rows
 	rows=$(sed -n '/^static const struct command commands\[\] = {$/,/^};$/p' "$1" |
-		sed -nE 's/^\s*\{"([a-z][a-z ]*)", *("([a-z][a-z ]*)"|NULL),.*/\1\n\3/p' | grep -v '^$' || true)
+		sed -nE 's/^\s*\{"([a-z][a-z -]*)", *("([a-z][a-z -]*)"|NULL),.*/\1\n\3/p' | grep -v '^$' || true)
 	# A group's word: the first word of a two-word command.
 	grep -vxF -f <(grep ' ' <<<"$rows" | cut -d' ' -f1 | sort -u) <<<"$rows" || true
 }

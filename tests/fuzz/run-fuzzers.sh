@@ -31,7 +31,7 @@ fi
 secs=$1
 shift
 case $secs in '' | *[!0-9]*) usage ;; esac
-all="names config record plugin mountinfo"
+all="names config record plugin mountinfo sendstream"
 targets=${*:-$all}
 for t in $targets; do
 	case " $all " in *" $t "*) ;; *) echo "$0: unknown target $t (known: $all)" >&2; exit 2 ;; esac

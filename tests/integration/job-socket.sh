@@ -28,13 +28,18 @@ git -C "$top/group/project" -c user.name=t -c user.email=t@example.org commit -q
 chown -R 65534:65534 "$top"
 mkdir -m 0755 "$VT_TMP/builds"
 
-# as_job CMD...: CMD as uid 65534, with the volume's top at $VT_TMP/builds
-# (a bind mount in a mount namespace of its own) and VOLMGR_SOCKET the
-# job socket; prints what CMD prints, returns its status.
-as_job() {
+# as_job_on TOP CMD...: CMD as uid 65534, with the volume's top TOP at
+# $VT_TMP/builds (a bind mount in a mount namespace of its own) and
+# VOLMGR_SOCKET the job socket; prints what CMD prints, returns its status.
+as_job_on() {
 	unshare -m --propagation private sh -c 'mount --bind "$1" "$2" && shift 2 && exec "$@"' sh \
-		"$top" "$VT_TMP/builds" \
-		env VOLMGR_SOCKET="$VT_JOB_SOCK" setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"
+		"$1" "$VT_TMP/builds" \
+		env VOLMGR_SOCKET="$VT_JOB_SOCK" setpriv --reuid=65534 --regid=65534 --clear-groups -- "${@:2}"
+}
+as_job() { as_job_on "$top" "$@"; }
+# as_local_user CMD...: CMD as uid 65534 on the host's own mounts.
+as_local_user() {
+	env VOLMGR_SOCKET="$VT_JOB_SOCK" setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"
 }
 
 vt_step "a job of any uid: which, with where its container has the volume's top"
@@ -60,10 +65,31 @@ vt_step "promote, by a job of any uid: only into the cache the volume's seed rul
 out=$(as_job "$VOLMGR" cache promote "$VT_TMP/builds/group/project" project-8 2>&1) &&
 	vt_fail "a job promoted into another project's cache"
 vt_assert_contains "$out" "only into the cache its seed rule named" "another cache"
+# A local user of the host cannot pass volumes/ (0700); where someone
+# loosened it (or hands such an fd over), the user reaches the 0777 build
+# volume through the pool's path: that fd is on the pool's mount, not on
+# a mount of the volume's top, and counts for nothing (SECURITY.md, "The
+# job socket").
+vt_assert_status 1 as_local_user test -x "$pool/volumes"
+chmod 0711 "$pool/volumes"
+vt_assert_status 0 as_local_user test -w "$top/group/project"
+out=$(as_local_user "$VOLMGR" cache promote "$top/group/project" 2>&1) &&
+	vt_fail "a local user promoted a job's volume through the pool's path"
+vt_assert_contains "$out" "only a directory on the caller's own mount of volume $job's top" \
+	"a local user through the pool's path"
+out=$(VOLMGR_SOCKET=$VT_JOB_SOCK "$VOLMGR" cache promote "$top/group/project" 2>&1) &&
+	vt_fail "root promoted through the pool's path on the job socket"
+vt_assert_contains "$out" "one reached through the pool's path" "root through the pool's path"
+chmod 0700 "$pool/volumes"
+# ...and a subdirectory of the volume mounted alone is not its top.
+out=$(as_job_on "$top/group" "$VOLMGR" cache promote "$VT_TMP/builds/project" 2>&1) &&
+	vt_fail "a mount of a subdirectory of the volume counted as its top"
+vt_assert_contains "$out" "own mount of volume $job's top" "a subdirectory's mount"
+vt_assert_status 4 "$VOLMGR" cache inspect project-7
 out=$(as_job "$VOLMGR" cache promote "$VT_TMP/builds/group/project")
 vt_assert_contains "$out" "cache project-7: generation 1 is volume $job" "its own cache"
 "$VOLMGR" create plain >/dev/null
-out=$(VOLMGR_SOCKET=$VT_JOB_SOCK "$VOLMGR" cache promote "$pool/volumes/plain" scratch 2>&1) &&
+out=$(as_job_on "$pool/volumes/plain" "$VOLMGR" cache promote "$VT_TMP/builds" scratch 2>&1) &&
 	vt_fail "a volume no seed rule made was promoted on the job socket"
 vt_assert_contains "$out" "made by no seed rule" "a volume without a seed rule"
 vt_assert_status 4 "$VOLMGR" cache inspect scratch

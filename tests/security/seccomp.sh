@@ -228,6 +228,12 @@ for i in $(seq 40); do labels+=(--label "k$i=$value"); done
 "$VOLMGR" snapshot cache:tree big "${labels[@]}" >/dev/null || vt_fail "snapshot with 40 KiB of labels"
 vt_assert_eq 40 "$("$VOLMGR" inspect big | jq '.labels | length')" "labels in a 40 KiB inspect reply"
 
+vt_step "cache export and import-stream (btrfs send; btrfs receive --chroot)"
+"$VOLMGR" cache export tree "$VT_TMP/tree.stream" 2>/dev/null
+"$VOLMGR" cache import-stream "$VT_TMP/tree.stream" tree-again >/dev/null
+check_copy "$pool/caches/tree-again" "$VT_TMP/src"
+"$VOLMGR" cache rm tree-again >/dev/null
+
 vt_step "in use: a mount in a namespace whose only process is another user's"
 mkdir "$VT_TMP/held"
 unshare -m --propagation private sh -c \

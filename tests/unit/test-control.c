@@ -365,6 +365,40 @@ static int f_cache_import(void *ctx, const char *name, int fd, const struct vm_c
 	return 0;
 }
 
+/* The fake's streams: an export of a cache it holds, an import into a
+ * new one named as asked or "streamed". */
+static int f_cache_export(void *ctx, const char *name, int out_fd, struct vm_stream_result *ret,
+			  struct vm_error *err)
+{
+	struct fake *f = enter(ctx);
+	assert_int_equal(out_fd, f->fd);
+	if (!cache_find(f, name))
+		return vm_error_set(err, ENOENT, "cache %s not found", name);
+	*ret = (struct vm_stream_result){.generation = 1};
+	snprintf(ret->cache, sizeof(ret->cache), "%s", name);
+	return 0;
+}
+
+static int f_cache_import_stream(void *ctx, const char *name, int in_fd,
+				 const struct vm_caller *caller, struct vm_stream_result *ret,
+				 struct vm_error *err)
+{
+	struct fake *f = enter(ctx);
+	check_root(f, caller);
+	assert_int_equal(in_fd, f->fd);
+	if (!name)
+		name = "streamed";
+	int r = vm_name_check("cache", name, err);
+	if (r < 0)
+		return r;
+	if (cache_find(f, name))
+		return vm_error_set(err, EEXIST, "cache %s already exists", name);
+	cache_add(f, name);
+	*ret = (struct vm_stream_result){.generation = 1, .bytes = 4096, .commands = 9};
+	snprintf(ret->cache, sizeof(ret->cache), "%s", name);
+	return 0;
+}
+
 static int f_cache_create_git(void *ctx, const char *name, const char *url,
 			      const char *branch, const struct vm_caller *caller,
 			      struct vm_git_result *ret, struct vm_error *err)
@@ -572,6 +606,8 @@ static const struct vm_control_ops fake_ops = {
 	.volume_list = f_volume_list,
 	.volume_remove = f_volume_remove,
 	.cache_import = f_cache_import,
+	.cache_export = f_cache_export,
+	.cache_import_stream = f_cache_import_stream,
 	.cache_create_git = f_cache_create_git,
 	.cache_update = f_cache_update,
 	.cache_get = f_cache_get,

@@ -510,6 +510,64 @@ static int cmd_cache_promote(struct args *a)
 	return 0;
 }
 
+/* The stream is written by volmgrd (btrfs send) straight into this fd:
+ * FILE (made 0600, removed again if the export fails) or stdout. */
+static int cmd_cache_export(struct args *a)
+{
+	const char *name = a->pos[0], *file = a->pos[1];
+	bool to_stdout = strcmp(file, "-") == 0;
+	if (to_stdout && isatty(STDOUT_FILENO)) {
+		fprintf(stderr, "volmgr: not writing a btrfs stream to a terminal: give a FILE or redirect\n");
+		return VM_EXIT_INVALID;
+	}
+	int fd = to_stdout ? fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3)
+			   : open(file, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		fprintf(stderr, "volmgr: cannot open %s: %m\n", to_stdout ? "stdout" : file);
+		return VM_EXIT_INVALID;
+	}
+	json_t *res = NULL;
+	int r = call("cache.export", json_pack("{s:s}", "name", name), fd, &res); /* takes fd */
+	if (r != 0) {
+		if (!to_stdout)
+			unlink(file);
+		return r;
+	}
+	const char *commit = json_string_value(json_object_get(res, "commit"));
+	fprintf(stderr, "cache %s: generation %lld (commit %.12s) exported to %s\n", name,
+		(long long)json_integer_value(json_object_get(res, "generation")),
+		commit && commit[0] ? commit : "none", to_stdout ? "stdout" : file);
+	json_decref(res);
+	return 0;
+}
+
+static int cmd_cache_import_stream(struct args *a)
+{
+	const char *file = a->pos[0], *name = a->npos > 1 ? a->pos[1] : NULL;
+	int fd = strcmp(file, "-") == 0 ? fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3)
+					: open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "volmgr: cannot open %s: %m\n", file);
+		return errno == ENOENT ? VM_EXIT_NOT_FOUND : VM_EXIT_INVALID;
+	}
+	json_t *res = NULL, *req = json_object();
+	if (name)
+		json_object_set_new(req, "name", json_string(name));
+	int r = call("cache.import_stream", req, fd, &res); /* takes fd */
+	if (r != 0)
+		return r;
+	const char *commit = json_string_value(json_object_get(res, "commit"));
+	if (a->json)
+		print_json(res);
+	else
+		printf("cache %s: %lld bytes received (commit %.12s)\n",
+		       json_string_value(json_object_get(res, "cache")),
+		       (long long)json_integer_value(json_object_get(res, "bytes")),
+		       commit && commit[0] ? commit : "none");
+	json_decref(res);
+	return 0;
+}
+
 static int cmd_cache_inspect(struct args *a)
 {
 	return for_each_name("cache.inspect", a, true);
@@ -781,6 +839,16 @@ static const struct command commands[] = {
 	 "becomes the next generation of cache NAME\n"
 	 "(default: the one its seed rule named); an\n"
 	 "older commit keeps the cache (root only)"},
+	{"cache export", NULL, cmd_cache_export, no_opts, 2, 2,
+	 "cache export NAME FILE|-",
+	 "write cache NAME as a btrfs send stream to\n"
+	 "FILE (or stdout), for import-stream on another\n"
+	 "machine (btrfs pools, root only)"},
+	{"cache import-stream", NULL, cmd_cache_import_stream, json_opts, 1, 2,
+	 "cache import-stream FILE|- [NAME] [--json]",
+	 "a new cache from such a stream (NAME: the one\n"
+	 "it was exported as), checked before btrfs\n"
+	 "receive applies it"},
 	{"cache ls", "cache list", cmd_cache_ls, json_opts, 0, 0,
 	 "cache ls [--json]",
 	 "list caches"},

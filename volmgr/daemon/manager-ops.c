@@ -115,6 +115,19 @@ static int c_volume_remove(void *ctx, const char *name, const struct vm_caller *
 	return vm_volume_remove_as(ctx, name, caller, err);
 }
 
+static int c_cache_export(void *ctx, const char *name, int out_fd, struct vm_stream_result *ret,
+			  struct vm_error *err)
+{
+	return vm_cache_export(ctx, name, out_fd, ret, err);
+}
+
+static int c_cache_import_stream(void *ctx, const char *name, int in_fd,
+				 const struct vm_caller *caller, struct vm_stream_result *ret,
+				 struct vm_error *err)
+{
+	return vm_cache_import_stream(ctx, name, in_fd, caller, ret, err);
+}
+
 static int c_cache_import(void *ctx, const char *name, int fd, const struct vm_create_opts *o,
 			  const struct vm_caller *caller, struct vm_copy_stats *ret_stats,
 			  struct vm_error *err)
@@ -175,6 +188,8 @@ const struct vm_control_ops vm_control_manager_ops = {
 	.volume_list = c_volume_list,
 	.volume_remove = c_volume_remove,
 	.cache_import = c_cache_import,
+	.cache_export = c_cache_export,
+	.cache_import_stream = c_cache_import_stream,
 	.cache_create_git = c_cache_create_git,
 	.cache_update = c_cache_update,
 	.cache_get = c_cache_get,

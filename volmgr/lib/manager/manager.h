@@ -143,6 +143,23 @@ int vm_cache_promote(struct vm_manager *m, int fd, const char *name,
 int vm_cache_import(struct vm_manager *m, const char *name, int src_fd,
 		    const struct vm_create_opts *opts, const struct vm_caller *caller,
 		    struct vm_copy_stats *ret_stats, struct vm_error *err);
+/* A btrfs pool only.  Export: write cache name's current generation to
+ * out_fd (a pipe, socket or regular file open for writing): one line of
+ * JSON (VM_CACHE_STREAM_MAGIC, the cache's name, generation, commit,
+ * checkout, commit time, git remote, the volume it was promoted from),
+ * then a whole-subvolume btrfs send stream of a read-only snapshot of it.
+ * Import: read such a stream from in_fd into a new cache (name NULL: the
+ * one the stream names): the header's fields checked as a record's, the
+ * btrfs stream checked command by command (sendstream.h) on its way into
+ * `btrfs receive` confined to a directory of staging/, every .git in the
+ * result defused, its HEAD checked against the header's commit. */
+#define VM_CACHE_STREAM_MAGIC "volmgr-cache-stream"
+int vm_cache_export(struct vm_manager *m, const char *name, int out_fd,
+		    struct vm_stream_result *ret, struct vm_error *err);
+int vm_cache_import_stream(struct vm_manager *m, const char *name, int in_fd,
+			   const struct vm_caller *caller, struct vm_stream_result *ret,
+			   struct vm_error *err);
+
 /* What the manager knows of a cache (volinfo.h); release it with
  * vm_cache_info_done / vm_cache_info_list_done.  ret is not touched on
  * failure. */

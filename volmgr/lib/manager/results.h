@@ -142,3 +142,12 @@ static inline void vm_gc_report_done(struct vm_gc_report *r)
 	free(r->mounts_dropped);
 	*r = (struct vm_gc_report){0};
 }
+
+/* vm_cache_export / vm_cache_import_stream: what was sent or received. */
+struct vm_stream_result {
+	char cache[VM_NAME_MAX + 1];
+	char commit[64];
+	uint64_t generation; /* exported: the cache's; imported: 1 */
+	uint64_t bytes;      /* of the btrfs stream (import: read from the caller) */
+	uint64_t commands;   /* import: the stream's commands */
+};

@@ -435,11 +435,34 @@ static int op_volume_create(const struct call *c, json_t **ret, struct vm_error 
 	return 0;
 }
 
+/* The caller's mount that the passed fd was opened through, from the
+ * caller's own mountinfo, with "volume_top": whether what is mounted
+ * there is VOLUME's top -- as an engine mounts a volume into a
+ * container.  A directory reached through the pool's path is on the
+ * pool's mount instead, and one passed from another mount namespace is
+ * on no mount of the caller's: both fail or say false. */
+static int mount_of_volume_fd(const struct call *c, const char *volume, json_t **ret,
+			      struct vm_error *err)
+{
+	json_t *mount = NULL;
+	int r = c->ops->mount_of_fd(c->ctx, c->caller, c->fd, &mount, err);
+	if (r < 0)
+		return r;
+	struct vm_control_pool p = {0};
+	c->ops->pool(c->ctx, &p);
+	char top[PATH_MAX];
+	snprintf(top, sizeof(top), "%s/%s", p.volumes_fs_path, volume);
+	const char *root = json_string_value(json_object_get(mount, "root"));
+	json_object_set_new(mount, "volume_top", json_boolean(root && strcmp(root, top) == 0));
+	*ret = mount;
+	return 0;
+}
+
 /* The volume holding the passed directory, and where the caller has that
  * directory mounted (informative, best effort). */
 static int op_volume_which(const struct call *c, json_t **ret, struct vm_error *err)
 {
-	_cleanup_json_ json_t *mount = NULL;
+	json_t *mount = NULL;
 	struct vm_volume_place place;
 	int r = c->ops->volume_which(c->ctx, c->fd, &place, err);
 	if (r < 0)
@@ -449,19 +472,33 @@ static int op_volume_which(const struct call *c, json_t **ret, struct vm_error *
 	if (!result)
 		return vm_error_set(err, ENOMEM, "out of memory");
 	struct vm_error merr = {0};
-	if (c->ops->mount_of_fd(c->ctx, c->caller, c->fd, &mount, &merr) == 0) {
-		/* Is the volume's top what is mounted there?  Then an engine
-		 * can mount the volume by name at the same place (volmgr-run
-		 * does). */
-		struct vm_control_pool p = {0};
-		c->ops->pool(c->ctx, &p);
-		char top[PATH_MAX];
-		snprintf(top, sizeof(top), "%s/%s", p.volumes_fs_path, place.volume);
-		const char *root = json_string_value(json_object_get(mount, "root"));
-		json_object_set_new(mount, "volume_top", json_boolean(root && strcmp(root, top) == 0));
-		json_object_set_new(result, "mount", TAKE_PTR(mount));
-	}
+	/* With volume_top, an engine can mount the volume by name at the
+	 * same place (volmgr-run does). */
+	if (mount_of_volume_fd(c, place.volume, &mount, &merr) == 0)
+		json_object_set_new(result, "mount", mount);
 	*ret = TAKE_PTR(result);
+	return 0;
+}
+
+/* On the job socket (0666), a directory counts only on the caller's own
+ * mount of the volume's top, as a job container has it: any local user
+ * can open a 0777 build volume through the pool's path, but only the
+ * job's processes (and root) have it mounted. */
+static int job_holds_volume(const struct call *c, struct vm_error *err)
+{
+	struct vm_volume_place place;
+	int r = c->ops->volume_which(c->ctx, c->fd, &place, err);
+	if (r < 0)
+		return r;
+	_cleanup_json_ json_t *mount = NULL;
+	struct vm_error merr = {0};
+	if (mount_of_volume_fd(c, place.volume, &mount, &merr) < 0 ||
+	    !json_is_true(json_object_get(mount, "volume_top")))
+		return vm_error_set(err, EPERM,
+				    "on the job socket, only a directory on the caller's own mount of "
+				    "volume %s's top counts (as a job container has it); one reached "
+				    "through the pool's path or from another mount namespace does not",
+				    place.volume);
 	return 0;
 }
 
@@ -526,6 +563,8 @@ static int op_cache_promote(const struct call *c, json_t **ret, struct vm_error 
 	struct vm_promote_opts o = {.commit = a->commit,
 				    .lineage_only = c->where == VM_CONTROL_SOCKET_JOB};
 	int r;
+	if (c->where == VM_CONTROL_SOCKET_JOB && (r = job_holds_volume(c, err)) < 0)
+		return r;
 	if (a->commit_time && (r = vm_parse_time(a->commit_time, &o.commit_time_ns, err)) < 0)
 		return r;
 	struct vm_promote_result p;
@@ -540,6 +579,31 @@ static int op_cache_promote(const struct call *c, json_t **ret, struct vm_error 
 	if (j && !p.promoted)
 		json_object_set_new(j, "kept_because", json_string(p.reason));
 	return reply_of(j, ret, err);
+}
+
+static json_t *stream_json(const struct vm_stream_result *s, bool received)
+{
+	json_t *j = json_pack("{s:s, s:s, s:I}", "cache", s->cache, "commit", s->commit,
+			      "generation", (json_int_t)s->generation);
+	if (j && received) {
+		json_object_set_new(j, "bytes", json_integer((json_int_t)s->bytes));
+		json_object_set_new(j, "commands", json_integer((json_int_t)s->commands));
+	}
+	return j;
+}
+
+static int op_cache_export(const struct call *c, json_t **ret, struct vm_error *err)
+{
+	struct vm_stream_result s;
+	int r = c->ops->cache_export(c->ctx, c->a.name, c->fd, &s, err);
+	return r < 0 ? r : reply_of(stream_json(&s, false), ret, err);
+}
+
+static int op_cache_import_stream(const struct call *c, json_t **ret, struct vm_error *err)
+{
+	struct vm_stream_result s;
+	int r = c->ops->cache_import_stream(c->ctx, c->a.name, c->fd, c->caller, &s, err);
+	return r < 0 ? r : reply_of(stream_json(&s, true), ret, err);
 }
 
 static int op_cache_list(const struct call *c, json_t **ret, struct vm_error *err)
@@ -651,6 +715,11 @@ static const struct op {
 	 ARGS(A_STRING("name", name), A_STRING("commit", commit),
 	      A_STRING("commit_time", commit_time)),
 	 "the checkout's directory", op_cache_promote},
+	/* Streams of whole caches, for machines that start empty. */
+	{"cache.export", ROOT_ONLY, ADMIN_SOCKET, ARGS(A_NAME),
+	 "the file or pipe to write the stream to", op_cache_export},
+	{"cache.import_stream", ROOT_ONLY, ADMIN_SOCKET, ARGS(A_STRING("name", name)),
+	 "the stream to read", op_cache_import_stream},
 	{"cache.list", ANYONE, ADMIN_SOCKET, NOARGS, NULL, op_cache_list},
 	{"cache.inspect", ANYONE, ADMIN_SOCKET, ARGS(A_NAME), NULL, op_cache_inspect},
 	{"cache.remove", ROOT_ONLY, ADMIN_SOCKET, ARGS(A_NAME), NULL, op_cache_remove},

@@ -65,6 +65,11 @@ struct vm_control_ops {
 	int (*cache_promote)(void *ctx, int fd, const char *name,
 			     const struct vm_promote_opts *o, const struct vm_caller *caller,
 			     struct vm_promote_result *ret, struct vm_error *err);
+	int (*cache_export)(void *ctx, const char *name, int out_fd, struct vm_stream_result *ret,
+			    struct vm_error *err);
+	int (*cache_import_stream)(void *ctx, const char *name, int in_fd,
+				   const struct vm_caller *caller, struct vm_stream_result *ret,
+				   struct vm_error *err);
 	int (*cache_get)(void *ctx, const char *name, struct vm_cache_info *ret,
 			 struct vm_error *err);
 	int (*cache_list)(void *ctx, struct vm_cache_info_list *ret, struct vm_error *err);

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""btrfs send streams for tests/integration/cache-stream.sh, made by hand
+the way the kernel frames them (fs/btrfs/send.h: a 17-byte header, then
+commands of a 10-byte header -- le32 length, le16 command, le32 crc32c --
+and TLV attributes), to play streams btrfs send never writes.
+
+  sendstream.py check STREAM        recompute every command's crc32c:
+                                    proves this framing is the kernel's
+  sendstream.py escape HEADER LINK  a volmgr stream (HEADER is its JSON
+                                    line) whose subvolume has a symlink
+                                    "esc" -> LINK and then writes the file
+                                    "esc/pwned" through it
+  sendstream.py clone HEADER UUID   one whose file "stolen" clones 1 MiB
+                                    of file "data" of the subvolume UUID
+                                    (as `btrfs send -c` writes it)
+"""
+import os
+import struct
+import sys
+import uuid
+
+C_SUBVOL, C_MKFILE, C_SYMLINK, C_RENAME, C_WRITE, C_END = 1, 3, 8, 9, 15, 21
+A_UUID, A_CTRANSID, A_INO, A_PATH, A_PATH_TO, A_PATH_LINK = 1, 2, 3, 15, 16, 17
+A_FILE_OFFSET, A_DATA = 18, 19
+A_CLONE_UUID, A_CLONE_CTRANSID, A_CLONE_PATH, A_CLONE_OFFSET, A_CLONE_LEN = 20, 21, 22, 23, 24
+C_CLONE = 16
+
+
+def crc32c(data, crc=0):
+    # btrfs's crc32c: Castagnoli, reflected, seed 0, no final xor
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc
+
+
+def tlv(t, v):
+    return struct.pack("<HH", t, len(v)) + v
+
+
+def cmd(c, *tlvs):
+    body = b"".join(tlvs)
+    hdr = struct.pack("<IHI", len(body), c, 0)
+    crc = crc32c(hdr + body)
+    return struct.pack("<IHI", len(body), c, crc) + body
+
+
+def check(path):
+    data = open(path, "rb").read()
+    if not data.startswith(b"btrfs-stream\0"):
+        sys.exit("no btrfs-stream magic")
+    off, n = 17, 0
+    while off < len(data):
+        ln, c, crc = struct.unpack_from("<IHI", data, off)
+        frame = bytearray(data[off:off + 10 + ln])
+        frame[6:10] = b"\0\0\0\0"
+        if crc32c(bytes(frame)) != crc:
+            sys.exit("command %d (type %d): crc mismatch" % (n, c))
+        off += 10 + ln
+        n += 1
+    print("%d commands, every crc32c matches" % n)
+
+
+def escape(header, link):
+    out = header.encode() + b"\n" + b"btrfs-stream\0" + struct.pack("<I", 1)
+    out += cmd(C_SUBVOL, tlv(A_PATH, b"evil"), tlv(A_UUID, uuid.uuid4().bytes),
+               tlv(A_CTRANSID, struct.pack("<Q", 7)))
+    out += cmd(C_SYMLINK, tlv(A_PATH, b"esc"), tlv(A_INO, struct.pack("<Q", 257)),
+               tlv(A_PATH_LINK, link.encode()))
+    out += cmd(C_MKFILE, tlv(A_PATH, b"esc/pwned"), tlv(A_INO, struct.pack("<Q", 258)))
+    out += cmd(C_WRITE, tlv(A_PATH, b"esc/pwned"), tlv(A_FILE_OFFSET, struct.pack("<Q", 0)),
+               tlv(A_DATA, b"written outside the subvolume\n"))
+    out += cmd(C_END)
+    os.write(1, out)
+
+
+def clone(header, src_uuid):
+    u64 = lambda v: struct.pack("<Q", v)
+    out = header.encode() + b"\n" + b"btrfs-stream\0" + struct.pack("<I", 1)
+    out += cmd(C_SUBVOL, tlv(A_PATH, b"thief"), tlv(A_UUID, uuid.uuid4().bytes),
+               tlv(A_CTRANSID, u64(7)))
+    out += cmd(C_MKFILE, tlv(A_PATH, b"stolen"), tlv(A_INO, u64(257)))
+    out += cmd(C_CLONE, tlv(A_FILE_OFFSET, u64(0)), tlv(A_CLONE_LEN, u64(1 << 20)),
+               tlv(A_PATH, b"stolen"), tlv(A_CLONE_UUID, uuid.UUID(src_uuid).bytes),
+               tlv(A_CLONE_CTRANSID, u64(7)), tlv(A_CLONE_PATH, b"data"),
+               tlv(A_CLONE_OFFSET, u64(0)))
+    out += cmd(C_END)
+    os.write(1, out)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["check"]:
+        check(sys.argv[2])
+    elif sys.argv[1:2] == ["clone"]:
+        clone(sys.argv[2], sys.argv[3])
+    elif sys.argv[1:2] == ["escape"]:
+        escape(sys.argv[2], sys.argv[3])
+    else:
+        sys.exit(__doc__)
