@@ -25,6 +25,15 @@ elif VOLMGR_VOLUME=$(volmgr which --mount "${CI_BUILDS_DIR:-/builds}" 2>&1); the
 		printf 'VOLMGR_VOLUME=%s\nVOLMGR_VOLUME_PATH=%s\n' "$VOLMGR_VOLUME" "$VOLMGR_VOLUME_PATH" >>"$GITLAB_ENV"
 	fi
 	echo "volmgr: this job's workspace is the volume $VOLMGR_VOLUME, mounted at $VOLMGR_VOLUME_PATH"
+	# GIT_STRATEGY=none leaves the seeded tree as it is: the project's
+	# cached checkout, of whatever commit the cache last got.
+	if [ "${GIT_STRATEGY:-}" = none ] && [ -n "${CI_COMMIT_SHA:-}" ] && [ -d "${CI_PROJECT_DIR:-}/.git" ]; then
+		volmgr_head=$(git -c safe.directory='*' -C "$CI_PROJECT_DIR" rev-parse -q --verify HEAD 2>/dev/null || true)
+		if [ -n "$volmgr_head" ] && [ "$volmgr_head" != "$CI_COMMIT_SHA" ]; then
+			echo "volmgr: note: GIT_STRATEGY=none: $CI_PROJECT_DIR is the project's cached checkout at commit $volmgr_head, not this job's commit $CI_COMMIT_SHA" >&2
+		fi
+		unset volmgr_head
+	fi
 	# A docker-in-docker service runs an engine of its own, without the
 	# volmgr plugin: a volume named there is an empty one of that engine.
 	case ${DOCKER_HOST:-} in

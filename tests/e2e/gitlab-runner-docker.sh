@@ -22,7 +22,12 @@
 #     pre_build_script and the job script in one shell; the hook works in a
 #     container that does not run as root;
 #   - the job's nested formatter container changes a file the job then sees;
-#   - the runner removes its containers, then the volume (forced).
+#   - the runner removes its containers, then the volume (forced);
+#   - GIT_STRATEGY clone, none and empty on a seeded volume; the per-slot
+#     names (before 18.4: seeded and reused; the sha256 ones from 18.4:
+#     not seeded); volume_driver_ops passed to VolumeCreate; two jobs of
+#     one project at once and one of another project; an image VOLUME of
+#     the build image through the plugin.
 # gitlab-runner itself cannot be installed here; everything else is real.
 here=$(dirname "$(readlink -f "$0")")
 . "$here/../lib/common.sh"
@@ -43,11 +48,16 @@ pre_build=$(jq -r .pre_build_script <<<"$runner")
 post_get_sources=$(jq -r .post_get_sources_script <<<"$runner")
 mapfile -t env_vars < <(jq -r '.environment[]' <<<"$runner")
 mapfile -t recipe_volumes < <(jq -r '.docker.volumes[]' <<<"$runner")
+# volume_driver_ops: passed verbatim as DriverOpts (manager.go createCacheVolume)
+mapfile -t driver_ops < <(jq -r '.docker.volume_driver_ops // {} | to_entries[] | "-o", "\(.key)=\(.value)"' <<<"$runner")
 vt_assert_eq /builds "$builds_dir" "builds_dir"
 
 pool=$(vt_make_pool btrfs)
-VT_DAEMON_CONFIG=$recipe/volmgr.conf vt_start_daemon "$pool"
 vt_docker_ensure
+# The recipe's volmgr.conf, with this test's engine socket for the host's.
+sed "s|^docker = /var/run/docker.sock$|docker = $VT_DOCKER_SOCK|" "$recipe/volmgr.conf" >"$VT_TMP/volmgr.conf"
+grep -qx "docker = $VT_DOCKER_SOCK" "$VT_TMP/volmgr.conf" || vt_fail "the recipe's volmgr.conf lists no docker engine"
+VT_DAEMON_CONFIG=$VT_TMP/volmgr.conf vt_start_daemon "$pool"
 
 # The host side of the recipe's volumes, made for this test: the directory
 # with the static CLI, volmgr-run and the hook; the cache directory.
@@ -122,7 +132,9 @@ run_job() {
 	for e in "${env_vars[@]}"; do ci+=(-e "$e"); done
 
 	vt_step "job $n: the runner creates its build volume $vol through the plugin"
-	docker volume create -d "$VT_DRIVER" "$vol" >/dev/null
+	docker volume create -d "$VT_DRIVER" "${driver_ops[@]}" "$vol" >/dev/null
+	[[ -n $("$VOLMGR" inspect "$vol" | jq -r '.expires // empty') ]] ||
+		vt_fail "volume_driver_ops' ttl did not reach the volume"
 	vt_step "job $n: cache-init makes the volume's top writable by any user"
 	docker run --rm --network none -v "$vol:/gitlab-runner-cache-init" "$job_img" \
 		chmod 0777 /gitlab-runner-cache-init
@@ -186,7 +198,7 @@ echo \"volume=\$VOLMGR_VOLUME\"" 2>&1)
 objects() { sed -n "s/^objects $1: //p" <<<"$last_out"; }
 
 run_job 1 "$first"
-vt_assert_contains "$last_out" "Created fresh repository." "job 1 found no cache"
+vt_assert_eq 0 "$(objects before)" "job 1 found no cache"
 vt_assert_eq "$total" "$(objects after)" "job 1 fetched every object"
 vt_assert_contains "$last_out" "cache project-42: generation 1 is volume" "job 1 warmed the project's cache"
 vt_assert_eq "$first" "$("$VOLMGR" cache inspect project-42 | jq -r .promoted.commit)" "the cache's commit"
@@ -206,8 +218,188 @@ vt_assert_eq "$((total + delta))" "$(objects after)" "job 2 fetched the delta on
 vt_assert_contains "$last_out" "cache project-42: generation 2 is volume" "job 2 refreshed the cache"
 
 run_job 3 "$sha" -protected
-vt_assert_contains "$last_out" "Created fresh repository." "a protected job does not start from the unprotected cache"
+vt_assert_eq 0 "$(objects before)" "a protected job does not start from the unprotected cache"
 vt_assert_contains "$last_out" "cache project-42-protected: generation 1 is volume" "it warms its own"
 vt_assert_eq 2 "$("$VOLMGR" cache inspect project-42 | jq -r .generation)" "the unprotected cache is untouched"
 vt_assert_eq "needs   " "$(head -n1 "$pool/caches/project-42/group/project/style.txt")" "the cache holds the checkout, not the job's changes"
-"$VOLMGR" cache rm project-42 project-42-protected >/dev/null
+# play_job N SHA STRATEGY [PROJECT [SLOT [FORM [UPSTREAM]]]]: a job with
+# GIT_STRATEGY fetch, clone, none or empty, as the runner writes each
+# one's get_sources (shells/abstract.go handleGetSourcesStrategy,
+# writeCloneCmdIfPossible: clone removes the project directory, then
+# fetches as for fetch; none only makes the directory; empty, from 17.3,
+# works in <P>-empty, removed and made again; the post_get_sources hook
+# runs for fetch and clone only (none and, since 18.2, empty skip the
+# hooks: guardGetSourcesScriptHooks)).  FORM is the build volume's name
+# (executors/docker/internal/volumes/manager.go, common/build.go): "temp"
+# (default: disable_cache, removed after the job), "slot" (the per-slot
+# name before 18.4, kept) or "sha256" (the per-slot name from 18.4, kept:
+# runner-<sha256 of token, system id, project, slot>-cache-<md5>).
+# Echoes get_sources' output, then the build container's.
+play_job() {
+	local n=$1 sha=$2 strategy=$3 project=${4:-42} slot=${5:-0} form=${6:-temp}
+	local up=${7:-$upstream} rnd vol helper pdir=$builds_dir/group/project$project gs md5
+	[[ $project != 42 ]] || pdir=$builds_dir/group/project
+	[[ $strategy != empty ]] || pdir=$pdir-empty
+	md5=$(printf %s "$builds_dir" | md5sum | cut -c1-32)
+	rnd=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+	case $form in
+	temp) vol=runner-abcd1234-project-$project-concurrent-$slot-$rnd-cache-$md5 ;;
+	slot) vol=runner-abcd1234-project-$project-concurrent-$slot-cache-$md5 ;;
+	sha256) vol=runner-$(printf 'glrt-TOKEN-s_SYSTEM-%s-%s' "$project" "$slot" | sha256sum | cut -c1-32)-cache-$md5 ;;
+	esac
+	vt_track_volume docker "$vol"
+	local ci=(-e CI=true -e "CI_JOB_ID=200$n" -e "CI_PROJECT_ID=$project" -e "CI_CONCURRENT_ID=$slot"
+		-e "CI_BUILDS_DIR=$builds_dir" -e "CI_PROJECT_DIR=$pdir"
+		-e "CI_COMMIT_SHA=$sha" -e "CI_REPOSITORY_URL=file://$up"
+		-e "CI_COMMIT_TIMESTAMP=$(git -C "$up" log -1 --format=%cI "$sha")")
+	for e in "${env_vars[@]}"; do ci+=(-e "$e"); done
+	ci+=(-e "GIT_STRATEGY=$strategy")
+	case $strategy in
+	fetch) gs=$get_sources ;;
+	clone) gs='P=$CI_PROJECT_DIR; if [ -d "$P" ]; then chmod -R u+rwX "$P"; fi; rm -r -f "$P"
+'"$get_sources" ;;
+	none) gs='echo "Skipping Git repository setup"; mkdir -p "$CI_PROJECT_DIR"' ;;
+	empty) gs='echo "Skipping Git repository setup and creating an empty build directory"
+P=$CI_PROJECT_DIR; if [ -d "$P" ]; then chmod -R u+rwX "$P"; fi; rm -r -f "$P"; mkdir -p "$P"' ;;
+	esac
+	# VolumeCreate with the driver and volume_driver_ops (manager.go
+	# createCacheVolume), then cache-init; a per-slot volume that exists
+	# is only inspected (its Get) and reused.
+	docker volume create -d "$VT_DRIVER" "${driver_ops[@]}" "$vol" >/dev/null
+	docker run --rm --network none -v "$vol:/gitlab-runner-cache-init" "$job_img" \
+		chmod 0777 /gitlab-runner-cache-init
+	helper=vt-$VT_ID-helper-x$n
+	vt_on_exit vt_rm_container docker "$helper"
+	docker create -i --name "$helper" --network none "${ci[@]}" -v "$vol:$builds_dir" \
+		-v "$up:$up:ro" "${binds[@]}" "$job_img" sh >/dev/null
+	docker start -ai "$helper" <<<'true'
+	docker start -ai "$helper" <<<"$gs" 2>&1 || vt_fail "get_sources ($strategy) of job $n failed"
+	docker run --rm --network none "${ci[@]}" -v "$vol:$builds_dir" "${binds[@]}" \
+		-w "$pdir" "$job_img" sh -c "$pre_build
+echo \"head=\$(git -c safe.directory='*' rev-parse -q --verify HEAD 2>/dev/null || echo none)\"
+echo \"entries=\$(ls -A | wc -l)\"
+echo job > marker-\$CI_JOB_ID
+echo \"markers=\$(ls marker-* | tr '\\n' ' ')\"" 2>&1 || vt_fail "the build container of job $n failed"
+	docker rm -f "$helper" >/dev/null
+	if [[ $form == temp ]]; then
+		docker volume rm -f "$vol" >/dev/null
+		vt_untrack_volume docker "$vol"
+	fi
+	echo "volume=$vol"
+}
+
+vt_step "GIT_STRATEGY=clone: the seeded checkout is removed and everything fetched again"
+out=$(play_job 4 "$sha" clone)
+vt_log "$out"
+vt_assert_contains "$out" "objects before: 0" "clone starts from nothing"
+vt_assert_contains "$out" "objects after: $((total + delta))" "clone fetches every object"
+vt_assert_contains "$out" "head=$sha" "clone checks the job's commit out"
+vt_assert_contains "$out" "cache project-42: kept at generation 2" "the same commit keeps the cache"
+
+echo third >"$work/third.txt"
+git -C "$work" add -A
+git -C "$work" -c user.name=t -c user.email=t@example.org commit -qm third
+git -C "$work" push -q origin HEAD:main
+third=$(git -C "$work" rev-parse HEAD)
+
+vt_step "GIT_STRATEGY=none: the cached checkout as it is, at the cache's commit, and the hook says so"
+out=$(play_job 5 "$third" none)
+vt_log "$out"
+vt_assert_contains "$out" "head=$sha" "none leaves the cache's commit"
+vt_assert_contains "$out" "GIT_STRATEGY=none: $builds_dir/group/project is the project's cached checkout at commit $sha, not this job's commit $third" "the hook's note"
+vt_assert_eq 2 "$("$VOLMGR" cache inspect project-42 | jq -r .generation)" "none promotes nothing"
+
+vt_step "GIT_STRATEGY=empty: an empty directory beside the seeded checkout"
+out=$(play_job 6 "$third" empty)
+vt_log "$out"
+vt_assert_contains "$out" "volmgr: this job's workspace is the volume" "the hook"
+vt_assert_contains "$out" "head=none" "empty has no checkout"
+vt_assert_contains "$out" "entries=0" "empty is empty"
+vt_assert_eq 2 "$("$VOLMGR" cache inspect project-42 | jq -r .generation)" "empty promotes nothing"
+
+vt_step "per-slot names before 18.4: seeded, kept and reused by the next job of the slot"
+out=$(play_job 7 "$third" fetch 42 1 slot)
+vt_log "$out"
+slotvol=$(sed -n 's/^volume=//p' <<<"$out")
+vt_assert_eq "$((total + delta))" "$(sed -n 's/^objects before: //p' <<<"$out")" "the per-slot volume starts from the cache"
+vt_assert_contains "$out" "cache project-42: generation 3 is volume $slotvol" "it feeds the cache"
+out=$(play_job 8 "$third" fetch 42 1 slot)
+vt_log "$out"
+before=$(sed -n 's/^objects before: //p' <<<"$out") after=$(sed -n 's/^objects after: //p' <<<"$out")
+((before > 0)) || vt_fail "the slot's second job did not reuse its volume"
+vt_assert_eq "$before" "$after" "the slot's second job had nothing to fetch"
+vt_assert_contains "$out" "markers=marker-2008 " "git clean -ffdx removed the first job's untracked file"
+
+vt_step "per-slot names from 18.4 (sha256, no project in them): not seeded, not promoted, the job runs"
+out=$(play_job 9 "$third" fetch 42 0 sha256)
+vt_log "$out"
+shavol=${out##*volume=}
+vt_assert_eq 0 "$(sed -n 's/^objects before: //p' <<<"$out")" "no seed rule matches the sha256 name"
+vt_assert_contains "$out" "made by no seed rule" "the promote hook says why it did nothing"
+vt_assert_contains "$out" "head=$third" "the job has its checkout all the same"
+docker volume rm -f "$slotvol" "$shavol" >/dev/null
+vt_untrack_volume docker "$slotvol"
+vt_untrack_volume docker "$shavol"
+
+vt_step "two jobs of project 42 at once, and one of project 43, on one runner"
+up43=$VT_TMP/upstream43.git
+git init -q --bare "$up43"
+git clone -q "file://$up43" "$VT_TMP/work43" 2>/dev/null
+echo other >"$VT_TMP/work43/other.txt"
+git -C "$VT_TMP/work43" add -A
+git -C "$VT_TMP/work43" -c user.name=t -c user.email=t@example.org commit -qm other
+git -C "$VT_TMP/work43" push -q origin HEAD:main
+sha43=$(git -C "$VT_TMP/work43" rev-parse HEAD)
+echo fourth >"$work/fourth.txt"
+git -C "$work" add -A
+git -C "$work" -c user.name=t -c user.email=t@example.org commit -qm fourth
+git -C "$work" push -q origin HEAD:main
+fourth=$(git -C "$work" rev-parse HEAD)
+play_job 10 "$fourth" fetch 42 0 >"$VT_TMP/job10.out" 2>&1 &
+j10=$!
+play_job 11 "$fourth" fetch 42 1 >"$VT_TMP/job11.out" 2>&1 &
+j11=$!
+play_job 12 "$sha43" fetch 43 2 "" "$up43" >"$VT_TMP/job12.out" 2>&1 &
+j12=$!
+wait "$j10" || vt_fail "job 10 failed: $(cat "$VT_TMP/job10.out")"
+wait "$j11" || vt_fail "job 11 failed: $(cat "$VT_TMP/job11.out")"
+wait "$j12" || vt_fail "job 12 failed: $(cat "$VT_TMP/job12.out")"
+for n in 10 11; do
+	out=$(cat "$VT_TMP/job$n.out")
+	vt_log "$out"
+	[[ $out != *"objects before: 0"* ]] || vt_fail "job $n did not start from project 42's cache"
+	vt_assert_contains "$out" "head=$fourth" "job $n's checkout"
+	vt_assert_contains "$out" "markers=marker-200$n " "job $n sees only its own files"
+done
+promoted=$(cat "$VT_TMP/job10.out" "$VT_TMP/job11.out" | grep -c "cache project-42: generation 4 is volume" || true)
+vt_assert_eq 1 "$promoted" "one of the two promoted the fourth commit, the other kept it"
+vt_assert_eq 4 "$("$VOLMGR" cache inspect project-42 | jq -r .generation)" "project 42's cache"
+out=$(cat "$VT_TMP/job12.out")
+vt_log "$out"
+vt_assert_contains "$out" "objects before: 0" "project 43 does not start from project 42's cache"
+vt_assert_contains "$out" "cache project-43: generation 1 is volume" "it warms its own"
+vt_assert_contains "$out" "markers=marker-20012 " "job 12 sees only its own files"
+
+vt_step "an image VOLUME of the build image: an anonymous volume through the plugin, removed with the container"
+# The runner sets HostConfig.VolumeDriver = volume_driver on the helper
+# and build containers (docker.go createHostConfig); Docker makes each
+# image VOLUME an anonymous volume with that driver (moby
+# daemon/create_unix.go) and removes it with the container
+# (ContainerRemove RemoveVolumes, the runner's cleanup).
+saved=("${VT_IMPORT_CHANGES[@]}")
+VT_IMPORT_CHANGES+=(-c 'VOLUME /data')
+vol_img=$(vt_docker_image)
+VT_IMPORT_CHANGES=("${saved[@]}")
+cid=$(docker create --volume-driver "$VT_DRIVER" --network none "$vol_img" sh -c 'echo x > /data/x')
+vt_on_exit vt_rm_container docker "$cid"
+docker start -a "$cid" >/dev/null
+anon=$(docker inspect "$cid" | jq -r '.[0].Mounts[] | select(.Destination == "/data") | "\(.Driver) \(.Name)"')
+[[ $anon == "$VT_DRIVER "* ]] || vt_fail "the image VOLUME did not go to the plugin: $anon"
+anon=${anon#* }
+[[ $anon =~ ^[0-9a-f]{64}$ ]] || vt_fail "not an anonymous volume name: $anon"
+vt_assert_eq x "$(cat "$pool/volumes/$anon/x")" "the container wrote into volmgr's volume"
+vt_assert_eq "docker none" "$(vt_volmgr_field "$anon" '"\(.creator.engine) \(.seed.cache // "none")"')" "made by docker, seeded by no rule"
+docker rm -f -v "$cid" >/dev/null
+vt_assert_volume_gone "$anon"
+
+"$VOLMGR" cache rm project-42 project-42-protected project-43 >/dev/null

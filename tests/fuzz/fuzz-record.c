@@ -77,6 +77,8 @@ static void normalise(json_t *j)
 	del_if_zero(j, "updated_ns");
 	del_if_zero(j, "expires_ns");
 	del_if_zero(j, "quota_bytes");
+	del_if_zero(j, "last_used_ns");
+	del_if_zero(j, "remove_refused_ns");
 	json_t *git = json_object_get(j, "git");
 	/* a git part with neither URL nor commit is dropped whole (the
 	 * branch with it, if any) */
@@ -86,6 +88,8 @@ static void normalise(json_t *j)
 	json_t *creator = json_object_get(j, "creator");
 	if (empty_string(json_object_get(creator, "cgroup")))
 		json_object_del(creator, "cgroup");
+	if (empty_string(json_object_get(creator, "engine")))
+		json_object_del(creator, "engine");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

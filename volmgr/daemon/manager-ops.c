@@ -13,7 +13,15 @@ static int p_create(void *ctx, const char *name, const struct vm_create_opts *o,
 	 * same driver options to every volume): let the seed rules pick. */
 	struct vm_create_opts seeded = *o;
 	seeded.seed_by_rules = true;
-	return vm_volume_create(ctx, name, &seeded, caller, err);
+	/* Which engine asks, from the kernel: gc asks that one later
+	 * whether it forgot the volume. */
+	char engine[VM_ENGINE_NAME_MAX + 1];
+	vm_caller_engine(caller, vm_manager_proc(ctx), engine);
+	seeded.engine = engine[0] ? engine : NULL;
+	int r = vm_volume_create(ctx, name, &seeded, caller, err);
+	if (r == -EEXIST)
+		vm_volume_engine_asked(ctx, name);
+	return r;
 }
 
 static int p_remove(void *ctx, const char *name, struct vm_error *err)
@@ -37,7 +45,10 @@ static int p_unmount(void *ctx, const char *name, const char *id, struct vm_erro
 static int p_get(void *ctx, const char *name, struct vm_volume_info *ret,
 		 struct vm_error *err)
 {
-	return vm_volume_get(ctx, name, false, ret, err);
+	int r = vm_volume_get(ctx, name, false, ret, err);
+	if (r == 0)
+		vm_volume_engine_asked(ctx, name);
+	return r;
 }
 
 static int p_list(void *ctx, struct vm_volume_info_list *ret, struct vm_error *err)

@@ -102,6 +102,10 @@ struct vm_create_opts {
 	 * whose name pattern matched and the cache it named (recorded with
 	 * the volume, for `cache promote`).  NULL: none. */
 	const char *seed_rule, *seed_cache;
+	/* Set by the daemon for plugin requests, never taken from one: the
+	 * engine whose Create this is ("docker", "podman"; NULL: another
+	 * caller), as vm_caller_engine tells it from the kernel. */
+	const char *engine;
 };
 
 void vm_create_opts_done(struct vm_create_opts *o);

@@ -221,6 +221,7 @@ struct parse_ctx {
 void vm_config_init(struct vm_config *cfg)
 {
 	*cfg = (struct vm_config){.git_timeout = VM_GIT_TIMEOUT_DEFAULT, .gc_interval = 900,
+				  .engine_grace_ns = VM_ENGINE_GRACE_DEFAULT_NS,
 				  .quota_accounting = VM_QUOTA_ACCOUNTING_AUTO,
 				  .implicit_max_files = VM_IMPLICIT_MAX_FILES_DEFAULT,
 				  .implicit_max_bytes = VM_IMPLICIT_MAX_BYTES_DEFAULT,
@@ -428,10 +429,13 @@ static int on_entry(void *user, const char *section, const char *key,
 	}
 	if (strcmp(section, "gc") == 0) {
 		int64_t ns = 0;
-		if (strcmp(key, "interval") != 0)
+		bool grace = strcmp(key, "engine_grace") == 0;
+		if (strcmp(key, "interval") != 0 && !grace)
 			c->r = vm_error_set(c->err, EINVAL, "unknown key %.64s in [gc]", key);
 		else if (strcmp(value, "0") != 0 && vm_parse_duration(value, &ns, c->err) < 0)
 			c->r = -EINVAL;
+		else if (grace)
+			c->cfg->engine_grace_ns = ns;
 		else
 			c->cfg->gc_interval = (unsigned)(ns / 1000000000LL);
 		return c->r == 0;

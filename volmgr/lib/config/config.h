@@ -18,6 +18,10 @@
  *   [gc]
  *   # run gc this often; 0: never (volmgr gc still works)
  *   interval = 15m
+ *   # a volume that the engine which created it has forgotten ([engines]
+ *   # below), that nothing mounts and no container names, is removed
+ *   # once it has been so for this long, on two collections in a row
+ *   engine_grace = 10m
  *
  *   [quota]
  *   # btrfs qgroups on the pool (usage in inspect, limits): auto (= yes:
@@ -68,6 +72,9 @@
 
 #include "backend.h"
 #include "engines.h"
+
+/* Longer than any engine's plugin timeout (Docker's Create: 2 min). */
+#define VM_ENGINE_GRACE_DEFAULT_NS (600LL * 1000000000LL)
 #include "names.h"
 #include "volquota.h"
 
@@ -92,6 +99,9 @@ struct vm_config {
 	char git_command[256]; /* default "/usr/bin/git" */
 	/* [gc] interval: seconds between collections, 0 = never. */
 	unsigned gc_interval;
+	/* [gc] engine_grace: how long a volume its engine forgot must stay
+	 * so (and nothing touch it) before gc takes it; see gc.c. */
+	int64_t engine_grace_ns;
 	/* [quota]: btrfs quota accounting on the pool, and a default limit. */
 	enum vm_quota_accounting quota_accounting; /* default auto */
 	uint64_t quota_default;       /* exclusive bytes per volume, 0: none */

@@ -270,3 +270,45 @@ void vm_caller_find_groups(struct vm_caller *caller, const char *proc)
 	if (!pidfd_alive(caller->pidfd))
 		caller->ngroups = 0;
 }
+
+/* pid's root directory is the host's: PID 1's, or where PID 1 cannot be
+ * looked into (a sandbox's init), volmgrd's own (a unit's mount namespace
+ * keeps the root directory). */
+static bool same_root(const char *proc, int32_t pid)
+{
+	char p[PATH_MAX];
+	struct stat a, b;
+	snprintf(p, sizeof(p), "%s/%d/root", proc, (int)pid);
+	if (stat(p, &a) < 0)
+		return false;
+	snprintf(p, sizeof(p), "%s/1/root", proc);
+	if (stat(p, &b) < 0 && stat("/proc/self/root", &b) < 0)
+		return false;
+	return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+void vm_caller_engine(const struct vm_caller *caller, const char *proc,
+		      char ret[static VM_ENGINE_NAME_MAX + 1])
+{
+	ret[0] = '\0';
+	if (caller->pid <= 0 || caller->uid != 0)
+		return;
+	char p[PATH_MAX], exe[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/%d/exe", proc, (int)caller->pid);
+	ssize_t n = readlink(p, exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return;
+	exe[n] = '\0';
+	/* A binary replaced by an upgrade while it runs. */
+	if (n > 10 && strcmp(exe + n - 10, " (deleted)") == 0)
+		exe[n - 10] = '\0';
+	const char *base = strrchr(exe, '/');
+	base = base ? base + 1 : exe;
+	const char *kind = strcmp(base, "dockerd") == 0  ? "docker"
+			   : strcmp(base, "podman") == 0 ? "podman"
+							 : NULL;
+	/* The peer waits for our answer, so its pid is still its own; its
+	 * root is the host's unless it runs in a container. */
+	if (kind && same_root(proc, caller->pid))
+		snprintf(ret, VM_ENGINE_NAME_MAX + 1, "%s", kind);
+}

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "cgroup.h"
+#include "engines.h"
 #include "util.h"
 
 /* Who is at the other end of a socket, as the kernel told it. */
@@ -64,3 +65,12 @@ int vm_caller_from_socket(int fd, const char *proc, struct vm_caller *ret);
 
 /* Open a pidfd for pid, or -1 where the kernel has none. */
 int vm_pidfd_open(int32_t pid);
+
+/* The engine behind a plugin request, from the kernel: "docker" if the
+ * peer is dockerd, "podman" if it is podman (its API service, its CLI,
+ * or conmon's `podman container cleanup`), each only as root and with
+ * the host's root directory; "" for anything else -- a podman in a
+ * container or a rootless one keeps a database of its own, which the
+ * engine API sockets of volmgr.conf do not answer for. */
+void vm_caller_engine(const struct vm_caller *caller, const char *proc,
+		      char ret[static VM_ENGINE_NAME_MAX + 1]);

@@ -173,3 +173,29 @@ int vm_engines_use_volume(const struct vm_engine *engines, size_t n, const char 
 	}
 	return unknown;
 }
+
+int vm_engine_knows_volume(const struct vm_engine *e, const char *name, unsigned timeout_ms,
+			   struct vm_error *err)
+{
+	int r = vm_name_check("volume", name, err);
+	if (r < 0)
+		return r;
+	if (e->kind != VM_ENGINE_PODMAN)
+		return vm_error_set(err, ENOTSUP,
+				    "docker cannot say whether it knows a plugin volume (its volume inspect asks the plugin)");
+	/* Podman's database only: no plugin call, no volume lock. */
+	char path[VM_NAME_MAX + 64];
+	snprintf(path, sizeof(path), "/v4.0.0/libpod/volumes/%s/exists", name);
+	long status = 0;
+	json_t *j = NULL;
+	r = get(e, path, timeout_ms, &status, &j, err);
+	json_decref(j);
+	if (r < 0)
+		return r;
+	if (status == 204)
+		return 1;
+	if (status == 404)
+		return 0;
+	return vm_error_set(err, EBADMSG, "%s at %s: volume exists answered %ld",
+			    vm_engine_kind_name(e->kind), e->socket, status);
+}

@@ -22,6 +22,8 @@ enum vm_engine_kind {
 };
 
 #define VM_ENGINES_MAX 8
+/* "docker" or "podman" (vm_engine_kind_name), as records keep it. */
+#define VM_ENGINE_NAME_MAX 15
 #define VM_ENGINE_SOCKET_MAX 107 /* sun_path */
 
 struct vm_engine {
@@ -43,3 +45,10 @@ int vm_engine_uses_volume(const struct vm_engine *e, const char *name, unsigned 
  * if any could not tell and none uses it.  With no engine, -ENOENT. */
 int vm_engines_use_volume(const struct vm_engine *engines, size_t n, const char *name,
 			  unsigned timeout_ms, struct vm_error *err);
+
+/* Podman only: 1 if its database holds volume name, 0 if not (GET
+ * /libpod/volumes/NAME/exists: no plugin call, no lock); negative errno
+ * if that cannot be told.  Docker: -ENOTSUP (its volume inspect calls
+ * the plugin's Get and adopts whatever the plugin answers). */
+int vm_engine_knows_volume(const struct vm_engine *e, const char *name, unsigned timeout_ms,
+			   struct vm_error *err);

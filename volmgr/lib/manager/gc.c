@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Garbage collection of volumes: expired ones (ttl), ones whose creator's
- * container is gone, and ones carrying given labels; never one in use.
+ * container is gone, ones their engine forgot (gcengine.c), and ones
+ * carrying given labels; never one in use.
  * The decision is a pure function of a volume's info, so it is tested
  * apart from the removal. */
 #include <dirent.h>
@@ -120,11 +121,25 @@ int vm_gc(struct vm_manager *m, bool dry_run, json_t *labels, struct vm_gc_repor
 		info->expires_ns = rec.expires_ns;
 		bool gone = rec.creator_cgroup[0] && vm_cgroup_exists(rec.creator_cgroup) == 0;
 		unsigned reasons = vm_gc_reasons(info, now, labels, gone);
-		if (!reasons)
+		/* A volume its engine forgot: taken on the second collection
+		 * that finds it so; kept with a note on the first, or when
+		 * the engine cannot tell. */
+		char note[sizeof(((struct vm_gc_entry *)0)->error)] = "";
+		unsigned forgot = info->in_use ? 0 : vm_mgr_engine_forgot(m, &rec, dry_run, now, note, sizeof(note));
+		if (!note[0])
+			reasons |= forgot;
+		if (!reasons && !forgot)
 			continue;
-		struct vm_gc_entry entry = {.reasons = reasons};
+		struct vm_gc_entry entry = {.reasons = reasons ? reasons : forgot};
 		snprintf(entry.name, sizeof(entry.name), "%s", name);
-		bool kept = info->in_use;
+		bool kept = info->in_use || !reasons;
+		/* Not while its engine still has a container that names it
+		 * (the engine-forgot reason asked that already). */
+		if (!kept && !(reasons & VM_GC_ENGINE_FORGOT) &&
+		    vm_mgr_engine_keeps(m, &rec, note, sizeof(note)))
+			kept = true;
+		if (kept && note[0])
+			snprintf(entry.error, sizeof(entry.error), "%s", note);
 		if (!kept) {
 			if (simple && info->has_usage) {
 				entry.bytes = info->usage_exclusive;

@@ -109,3 +109,17 @@ int vm_mgr_remove_volume(struct vm_manager *m, const char *name, const struct vm
  * once every engine in [engines] confirms it does not use it.  1 if
  * dropped, 0 if not (in use, no engine configured, or they cannot tell). */
 int vm_mgr_prune_mounts(struct vm_manager *m, const char *name, json_t *counts);
+
+/* gcengine.c: for gc, a volume rec that nothing uses: VM_GC_ENGINE_FORGOT
+ * with note empty if the engine that created it forgot it on this and an
+ * earlier collection (remove it); VM_GC_ENGINE_FORGOT with a note if
+ * only on this one, or if the engine cannot tell (keep it, say why); 0
+ * otherwise.  dry_run: remembers nothing. */
+unsigned vm_mgr_engine_forgot(struct vm_manager *m, const struct vm_record *rec, bool dry_run,
+			      int64_t now, char *note, size_t note_size);
+/* For gc, before it removes a volume an engine created (expired, say):
+ * true, with a note, if a container of that engine ([engines]) names it
+ * -- a job's containers between two stages, when nothing mounts it --
+ * or the engine cannot tell. */
+bool vm_mgr_engine_keeps(struct vm_manager *m, const struct vm_record *rec, char *note,
+			 size_t note_size);

@@ -168,9 +168,11 @@ static int volume_info(struct vm_manager *m, const struct vm_record *rec,
 		.backend = m->store.backend.kind,
 		.quota_bytes = rec->quota_bytes,
 		.expires_ns = rec->expires_ns,
+		.remove_refused_ns = rec->remove_refused_ns,
 	};
 	snprintf(v.name, sizeof(v.name), "%s", rec->name);
 	snprintf(v.creator_cgroup, sizeof(v.creator_cgroup), "%s", rec->creator_cgroup);
+	snprintf(v.creator_engine, sizeof(v.creator_engine), "%s", rec->creator_engine);
 	snprintf(v.commit, sizeof(v.commit), "%s", rec->git_commit);
 	snprintf(v.seed_rule, sizeof(v.seed_rule), "%s", rec->seed_rule);
 	snprintf(v.seed_cache, sizeof(v.seed_cache), "%s", rec->seed_cache);

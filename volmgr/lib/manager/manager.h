@@ -63,6 +63,10 @@ const char *vm_manager_volumes_fs_path(const struct vm_manager *m);
 int vm_volume_create(struct vm_manager *m, const char *name,
 		     const struct vm_create_opts *opts,
 		     const struct vm_caller *caller, struct vm_error *err);
+/* An engine asked about volume name (its Get, or a Create of a name that
+ * exists): it knows the volume again, so a Remove of it volmgrd refused
+ * no longer counts as one the engine forgot (gcengine.c). */
+void vm_volume_engine_asked(struct vm_manager *m, const char *name);
 int vm_volume_remove(struct vm_manager *m, const char *name,
 		     struct vm_error *err);
 /* The same for a caller: one that is not root may remove only the

@@ -88,8 +88,11 @@ enum vm_gc_reason {
 	VM_GC_CREATOR_GONE = 1 << 1, /* its creator's container is gone */
 	VM_GC_LABELS_MATCH = 1 << 2, /* it has every label asked for */
 	VM_GC_POOL_USAGE = 1 << 3,   /* a cache: the pool is past [cache] max_usage */
+	VM_GC_ENGINE_FORGOT = 1 << 4, /* the engine that created it forgot it */
 };
-#define VM_GC_REASONS_ALL (VM_GC_EXPIRED | VM_GC_CREATOR_GONE | VM_GC_LABELS_MATCH | VM_GC_POOL_USAGE)
+#define VM_GC_REASONS_ALL                                                          \
+	(VM_GC_EXPIRED | VM_GC_CREATOR_GONE | VM_GC_LABELS_MATCH | VM_GC_POOL_USAGE | \
+	 VM_GC_ENGINE_FORGOT)
 /* "expired", "creator gone", "labels match" (inline: the protocols and
  * the daemon's log name them without calling into the manager). */
 static inline const char *vm_gc_reason_name(enum vm_gc_reason r)
@@ -103,6 +106,8 @@ static inline const char *vm_gc_reason_name(enum vm_gc_reason r)
 		return "labels match";
 	case VM_GC_POOL_USAGE:
 		return "pool usage";
+	case VM_GC_ENGINE_FORGOT:
+		return "engine forgot";
 	}
 	return "?";
 }

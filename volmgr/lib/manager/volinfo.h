@@ -34,6 +34,8 @@ struct vm_volume_info {
 	uint32_t creator_uid;
 	int32_t creator_pid;
 	char creator_cgroup[VM_CGROUP_MAX + 1]; /* "": not made from a container */
+	char creator_engine[VM_ENGINE_NAME_MAX + 1]; /* "docker", "podman" or "" */
+	int64_t remove_refused_ns; /* when volmgrd last refused its engine's Remove; 0 */
 	uint64_t subvol_id;
 	enum vm_backend_kind backend; /* the pool's backend made it */
 	char commit[64];         /* checked out at a commit (cache:NAME@REV); "" */

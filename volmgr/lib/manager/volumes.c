@@ -113,6 +113,8 @@ int vm_volume_create(struct vm_manager *m, const char *name,
 		rc = vm_mgr_reserved_check(m, name, caller, err);
 	if (rc < 0)
 		return rc;
+	/* Tests hold a Create here past the engine's own timeout. */
+	VM_FAULT_PAUSE("volume.create");
 	if (opts && opts->source.rev[0])
 		return vm_volume_create_at_rev(m, name, opts, caller, err);
 	int r = vm_name_check("volume", name, err);
@@ -172,13 +174,38 @@ int vm_volume_create(struct vm_manager *m, const char *name,
 	return r;
 }
 
+void vm_volume_engine_asked(struct vm_manager *m, const char *name)
+{
+	VM_STORE_LOCK(&m->store);
+	json_object_del(m->store.engine_forgot, name);
+	_cleanup_record_ struct vm_record rec = {0};
+	if (vm_store_load_ready(&m->store, VM_KIND_VOLUME, name, &rec, NULL) == 0 &&
+	    rec.remove_refused_ns) {
+		rec.remove_refused_ns = 0;
+		vm_store_store_record(&m->store, &rec, NULL);
+	}
+}
+
 int vm_volume_remove(struct vm_manager *m, const char *name, struct vm_error *err)
 {
 	/* An engine's Remove (the plugin socket) never waits on the
 	 * engines' answers: Podman holds the volume's lock while it calls
 	 * Remove, and its inspect of the volume would wait for that lock
 	 * until Podman's 5 s are up.  Stale Mounts go by rm and gc. */
-	return vm_mgr_remove_volume(m, name, NULL, NULL, false, err);
+	int r = vm_mgr_remove_volume(m, name, NULL, NULL, false, err);
+	/* Refused because something uses it: Docker, when the runner's
+	 * remove was forced, forgets the volume all the same (PurgeOnError).
+	 * gc takes it once nothing uses it (gc.c). */
+	if (r == -EBUSY) {
+		VM_STORE_LOCK(&m->store);
+		_cleanup_record_ struct vm_record rec = {0};
+		if (vm_store_load_ready(&m->store, VM_KIND_VOLUME, name, &rec, NULL) == 0 &&
+		    rec.creator_engine[0]) {
+			rec.remove_refused_ns = vm_now_ns();
+			vm_store_store_record(&m->store, &rec, NULL);
+		}
+	}
+	return r;
 }
 
 /* Under the lock: the record of a volume name that caller may remove. */
@@ -265,6 +292,9 @@ int vm_volume_mount(struct vm_manager *m, const char *name, const char *id,
 		return vm_error_set(err, ENOMEM, "out of memory");
 	/* One entry per ID with a count: a second Mount of an ID (`docker
 	 * cp` into a running container) needs a second Unmount. */
+	/* An engine that mounts the volume knows it again: no longer a
+	 * Remove it forgot. */
+	rec.remove_refused_ns = 0;
 	json_t *e = entry ? json_incref(entry) : json_pack("{s:I}", "since", (json_int_t)vm_now_ns());
 	if (!e || json_object_set_new(e, "count", json_integer(count + 1)) < 0 ||
 	    json_object_set_new(rec.mounts, id, e) < 0)

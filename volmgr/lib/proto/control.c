@@ -81,6 +81,14 @@ static json_t *volume_json(const struct vm_volume_info *v)
 	if (v->creator_cgroup[0])
 		json_object_set_new(json_object_get(info, "creator"), "cgroup",
 				    json_string(v->creator_cgroup));
+	if (v->creator_engine[0])
+		json_object_set_new(json_object_get(info, "creator"), "engine",
+				    json_string(v->creator_engine));
+	if (v->remove_refused_ns) {
+		char t[40];
+		vm_format_time(v->remove_refused_ns, t);
+		json_object_set_new(info, "remove_refused", json_string(t));
+	}
 	json_object_set_new(info, "in_use", json_boolean(v->in_use));
 	if (v->scanned)
 		json_object_set_new(info, "kernel_mounts", json_integer(v->kernel_mounts));

@@ -94,6 +94,11 @@ json_t *vm_record_to_json(const struct vm_record *rec)
 	if (rec->creator_cgroup[0])
 		json_object_set_new(json_object_get(j, "creator"), "cgroup",
 				    json_string(rec->creator_cgroup));
+	if (rec->creator_engine[0])
+		json_object_set_new(json_object_get(j, "creator"), "engine",
+				    json_string(rec->creator_engine));
+	if (rec->remove_refused_ns)
+		json_object_set_new(j, "remove_refused_ns", json_integer(rec->remove_refused_ns));
 	if (rec->no_xattrs)
 		json_object_set_new(j, "no_xattrs", json_true());
 	if (rec->seed_cache[0])
@@ -261,18 +266,20 @@ int vm_record_from_json(json_t *j, enum vm_kind kind, struct vm_record *ret,
 	json_error_t jerr;
 	json_t *git = NULL, *gen = NULL, *upd = NULL, *exp = NULL, *quota = NULL;
 	json_t *seed = NULL, *promoted = NULL, *used = NULL, *size = NULL;
-	const char *cgroup = "";
+	json_t *refused = NULL;
+	const char *cgroup = "", *engine = "";
 	int no_xattrs = 0;
 	if (json_unpack_ex(j, &jerr, JSON_STRICT,
-			   "{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:{s:I, s:I, s?s}, s:o, s:o, s?o, s?o, s?o, s?o, s?o, s?b, s?o, s?o, s?o, s?o}",
+			   "{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:{s:I, s:I, s?s, s?s}, s:o, s:o, s?o, s?o, s?o, s?o, s?o, s?b, s?o, s?o, s?o, s?o, s?o}",
 			   "format", &format, "kind", &k, "name", &name,
 			   "state", &state, "source", &source,
 			   "created_ns", &created, "subvol_id", &subvol,
-			   "creator", "uid", &uid, "pid", &pid, "cgroup", &cgroup,
+			   "creator", "uid", &uid, "pid", &pid, "cgroup", &cgroup, "engine", &engine,
 			   "labels", &labels, "mounts", &mounts,
 			   "git", &git, "generation", &gen, "updated_ns", &upd,
 			   "expires_ns", &exp, "quota_bytes", &quota, "no_xattrs", &no_xattrs,
-			   "seed", &seed, "promoted", &promoted, "last_used_ns", &used, "size", &size) < 0)
+			   "seed", &seed, "promoted", &promoted, "last_used_ns", &used, "size", &size,
+			   "remove_refused_ns", &refused) < 0)
 		return vm_error_set(err, EBADMSG, "record: %s", jerr.text);
 	if (format != VM_RECORD_FORMAT)
 		return vm_error_set(err, EBADMSG, "record: unknown format %lld",
@@ -312,8 +319,11 @@ int vm_record_from_json(json_t *j, enum vm_kind kind, struct vm_record *ret,
 	    (upd && (!json_is_integer(upd) || json_integer_value(upd) < 0)) ||
 	    (exp && (!json_is_integer(exp) || json_integer_value(exp) < 0)) ||
 	    (quota && (!json_is_integer(quota) || json_integer_value(quota) < 0)) ||
-	    (used && (!json_is_integer(used) || json_integer_value(used) < 0)))
+	    (used && (!json_is_integer(used) || json_integer_value(used) < 0)) ||
+	    (refused && (!json_is_integer(refused) || json_integer_value(refused) < 0)))
 		return vm_error_set(err, EBADMSG, "record: bad number");
+	if (engine[0] && strcmp(engine, "docker") != 0 && strcmp(engine, "podman") != 0)
+		return vm_error_set(err, EBADMSG, "record: unknown creator engine");
 	json_int_t size_bytes = 0, size_gen = 0;
 	if (size && (json_unpack_ex(size, &jerr, JSON_STRICT, "{s:I, s:I}", "bytes", &size_bytes,
 				    "generation", &size_gen) < 0 ||
@@ -355,12 +365,14 @@ int vm_record_from_json(json_t *j, enum vm_kind kind, struct vm_record *ret,
 		.labels = json_deep_copy(labels),
 		.mounts = json_deep_copy(mounts),
 		.no_xattrs = no_xattrs,
+		.remove_refused_ns = refused ? json_integer_value(refused) : 0,
 	};
 	memcpy(rec.name, name, strlen(name) + 1);
 	snprintf(rec.git_url, sizeof(rec.git_url), "%s", gurl);
 	snprintf(rec.git_branch, sizeof(rec.git_branch), "%s", gbranch);
 	snprintf(rec.git_commit, sizeof(rec.git_commit), "%s", gcommit);
 	snprintf(rec.creator_cgroup, sizeof(rec.creator_cgroup), "%s", cgroup);
+	snprintf(rec.creator_engine, sizeof(rec.creator_engine), "%s", engine);
 	if ((r = parse_lineage(seed, promoted, &rec, err)) < 0) {
 		vm_record_done(&rec);
 		return r;

@@ -9,6 +9,7 @@
 
 #include "cgroup.h"
 #include "config.h"
+#include "engines.h"
 #include "names.h"
 #include "util.h"
 
@@ -67,6 +68,12 @@ struct vm_record {
 	/* The creator's cgroup ("controller:path" from /proc/PID/cgroup):
 	 * a job container's, gone when the container is; "" if unknown. */
 	char creator_cgroup[VM_CGROUP_MAX + 1];
+	/* Volumes: the engine whose plugin Create made it ("docker",
+	 * "podman"; "" for any other creator: vm_caller_engine), and when
+	 * volmgrd last refused that engine's Remove of it (0: never).  gc
+	 * asks that engine whether it forgot the volume (gc.c). */
+	char creator_engine[VM_ENGINE_NAME_MAX + 1];
+	int64_t remove_refused_ns;
 	/* Caches from an import: no file or directory in it has an extended
 	 * attribute (the import set none, and the top it was copied into had
 	 * none to pass on), so its clones need not list them. */

@@ -20,7 +20,8 @@ int vm_store_init(struct vm_store *s, struct vm_pool *pool,
 	sem_init(&s->copy_slots, 0, VM_STORE_COPIES_MAX);
 	s->reserved = json_object();
 	s->cache_uses = json_object();
-	if (!s->reserved || !s->cache_uses)
+	s->engine_forgot = json_object();
+	if (!s->reserved || !s->cache_uses || !s->engine_forgot)
 		return vm_error_set(err, ENOMEM, "out of memory");
 	return 0;
 }
@@ -36,6 +37,8 @@ void vm_store_done(struct vm_store *s)
 	s->reserved = NULL;
 	json_decref(s->cache_uses);
 	s->cache_uses = NULL;
+	json_decref(s->engine_forgot);
+	s->engine_forgot = NULL;
 	vm_readers_done(&s->readers);
 }
 
@@ -188,6 +191,8 @@ void vm_store_record_birth(struct vm_record *rec, const struct vm_caller *caller
 		json_decref(rec->labels);
 		rec->labels = json_deep_copy(opts->labels);
 	}
+	if (opts && opts->engine)
+		snprintf(rec->creator_engine, sizeof(rec->creator_engine), "%s", opts->engine);
 	if (opts && opts->seed_cache) {
 		snprintf(rec->seed_rule, sizeof(rec->seed_rule), "%s", opts->seed_rule);
 		snprintf(rec->seed_cache, sizeof(rec->seed_cache), "%s", opts->seed_cache);

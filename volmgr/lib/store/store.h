@@ -49,6 +49,9 @@ struct vm_store {
 	/* Cache name -> when a volume was last made from it (ns), newer than
 	 * its record's last_used_ns; gc writes them into the records. */
 	json_t *cache_uses;
+	/* Volume name -> when gc first found its engine had forgotten it
+	 * (ns): gc removes it on a later pass that finds the same (gc.c). */
+	json_t *engine_forgot;
 	struct vm_readers readers; /* pool trees being read by copies */
 	sem_t copy_slots;      /* copies running at once */
 	/* Under the lock: copies in their slots, copies waiting for one, and
