@@ -182,6 +182,8 @@ elapsed_ms() {
 	printf '%d.%03d\n' $((us / 1000)) $((us % 1000))
 }
 
+ms_to_s() { awk -v v="$1" 'BEGIN { printf "%.1f", v / 1000 }'; }
+
 stats() { # "VALUE VALUE..." -> "median min max"
 	tr -s ' ' '\n' <<<"${1% }" | sort -g | awk '{ v[NR] = $1 }
 		END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2

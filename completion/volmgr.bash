@@ -207,7 +207,7 @@ _volmgr() {
 	which) opts="--json --mount" ;;
 	gc) opts="--dry-run --label --json" valopts="--label" ;;
 	"cache import") opts="--json --" ;;
-	"cache import-stream") opts="--json --" ;;
+	"cache import-stream") opts="--git-url --json --" valopts="--git-url" ;;
 	"cache export") opts="--" ;;
 	inspect | rm | remove | "cache inspect" | "cache rm" | "cache remove")
 		opts="--" ;;

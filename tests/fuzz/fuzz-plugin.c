@@ -104,7 +104,8 @@ static int fake_create(void *ctx, const char *name, const struct vm_create_opts 
 	return 0;
 }
 
-static int fake_remove(void *ctx, const char *name, struct vm_error *err)
+static int fake_remove(void *ctx, const char *name, const struct vm_caller *caller,
+		       struct vm_error *err)
 {
 	struct fake *f = ctx;
 	fake_enter(f, name);

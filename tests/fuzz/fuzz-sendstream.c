@@ -9,6 +9,9 @@
  *  - nothing is accepted before one SUBVOL, whose name is one plain
  *    component, and nothing after END;
  *  - an accepted CLONE names the received subvolume's UUID;
+ *  - an accepted command holds each attribute type once, and only
+ *    version 1's (btrfs receive keeps the last of a repeated one);
+ *  - only version 1 streams pass;
  *  - a command longer than VM_SENDSTREAM_CMD_MAX never passes. */
 #include <errno.h>
 
@@ -21,6 +24,22 @@ static uint32_t rd32(const uint8_t *p)
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+/* Each TLV type at most once, 1..24 (version 1's), lengths in bounds. */
+static bool attrs_once(const uint8_t *b, uint32_t len)
+{
+	uint32_t seen = 0, off = 0;
+	while (off < len) {
+		if (len - off < 4)
+			return false;
+		unsigned t = (unsigned)(b[off] | b[off + 1] << 8), l = (unsigned)(b[off + 2] | b[off + 3] << 8);
+		if (t == 0 || t > 24 || (seen & (1u << t)) || l > len - off - 4)
+			return false;
+		seen |= 1u << t;
+		off += 4 + l;
+	}
+	return true;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct vm_sendstream s;
@@ -31,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(err.msg[0] && err.code == EINVAL, "header refused without a message");
 		return 0;
 	}
-	FUZZ_CHECK(s.version == 1 || s.version == 2, "version %u accepted", s.version);
+	FUZZ_CHECK(s.version == 1, "version %u accepted", s.version);
 	size_t off = VM_SENDSTREAM_HEADER;
 	bool ended = false;
 	while (off + VM_SENDSTREAM_CMD_HEADER <= size) {
@@ -56,6 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			return 0;
 		}
 		FUZZ_CHECK(s.subvol_seen, "command %u accepted before a subvolume", cmd);
+		FUZZ_CHECK(attrs_once(hdr + VM_SENDSTREAM_CMD_HEADER, len), "command %u: an attribute twice, or one of another version", cmd);
 		if (cmd == 1) {
 			FUZZ_CHECK(!had_subvol, "a second subvolume accepted");
 			FUZZ_CHECK(s.subvol[0] && !strchr(s.subvol, '/') && strcmp(s.subvol, ".") &&

@@ -80,6 +80,15 @@ vt_assert_contains "$out" "only a directory on the caller's own mount of volume 
 out=$(VOLMGR_SOCKET=$VT_JOB_SOCK "$VOLMGR" cache promote "$top/group/project" 2>&1) &&
 	vt_fail "root promoted through the pool's path on the job socket"
 vt_assert_contains "$out" "one reached through the pool's path" "root through the pool's path"
+# ...nor through a bind mount of the volume's top in a mount namespace of
+# the user's own (an unprivileged user namespace: the outside review's
+# finding 5).
+mkdir -m 0777 "$VT_TMP/mine"
+out=$(setpriv --reuid=65534 --regid=65534 --clear-groups -- unshare -Urm sh -c \
+	'mount --bind "$1" "$2" && VOLMGR_SOCKET="$3" exec "$4" cache promote "$2/group/project"' sh \
+	"$top" "$VT_TMP/mine" "$VT_JOB_SOCK" "$VOLMGR" 2>&1) &&
+	vt_fail "a local user's own mount namespace counted as a job container's"
+vt_assert_contains "$out" "belongs to a user namespace of uid 65534" "a user namespace's bind mount of the volume's top"
 chmod 0700 "$pool/volumes"
 # ...and a subdirectory of the volume mounted alone is not its top.
 out=$(as_job_on "$top/group" "$VOLMGR" cache promote "$VT_TMP/builds/project" 2>&1) &&

@@ -13,6 +13,12 @@ and TLV attributes), to play streams btrfs send never writes.
   sendstream.py clone HEADER UUID   one whose file "stolen" clones 1 MiB
                                     of file "data" of the subvolume UUID
                                     (as `btrfs send -c` writes it)
+  sendstream.py clone2 HEADER UUID  the same clone naming first the
+                                    stream's own UUID, then UUID (btrfs
+                                    receive keeps the last)
+  sendstream.py dotdot HEADER       a clone of its own subvolume whose
+                                    source path is "../../caches/x"
+  sendstream.py v2 HEADER           a version 2 stream (one subvolume)
 """
 import os
 import struct
@@ -75,15 +81,21 @@ def escape(header, link):
     os.write(1, out)
 
 
-def clone(header, src_uuid):
-    u64 = lambda v: struct.pack("<Q", v)
-    out = header.encode() + b"\n" + b"btrfs-stream\0" + struct.pack("<I", 1)
-    out += cmd(C_SUBVOL, tlv(A_PATH, b"thief"), tlv(A_UUID, uuid.uuid4().bytes),
-               tlv(A_CTRANSID, u64(7)))
+def u64(v):
+    return struct.pack("<Q", v)
+
+
+def clone(header, src_uuid, mode="plain", version=1):
+    own = uuid.uuid4().bytes
+    out = header.encode() + b"\n" + b"btrfs-stream\0" + struct.pack("<I", version)
+    out += cmd(C_SUBVOL, tlv(A_PATH, b"thief"), tlv(A_UUID, own), tlv(A_CTRANSID, u64(7)))
     out += cmd(C_MKFILE, tlv(A_PATH, b"stolen"), tlv(A_INO, u64(257)))
+    uuids = {"plain": [uuid.UUID(src_uuid).bytes], "clone2": [own, uuid.UUID(src_uuid).bytes],
+             "dotdot": [own]}[mode]
+    path = b"../../caches/x" if mode == "dotdot" else b"data"
     out += cmd(C_CLONE, tlv(A_FILE_OFFSET, u64(0)), tlv(A_CLONE_LEN, u64(1 << 20)),
-               tlv(A_PATH, b"stolen"), tlv(A_CLONE_UUID, uuid.UUID(src_uuid).bytes),
-               tlv(A_CLONE_CTRANSID, u64(7)), tlv(A_CLONE_PATH, b"data"),
+               tlv(A_PATH, b"stolen"), *[tlv(A_CLONE_UUID, u) for u in uuids],
+               tlv(A_CLONE_CTRANSID, u64(7)), tlv(A_CLONE_PATH, path),
                tlv(A_CLONE_OFFSET, u64(0)))
     out += cmd(C_END)
     os.write(1, out)
@@ -94,6 +106,12 @@ if __name__ == "__main__":
         check(sys.argv[2])
     elif sys.argv[1:2] == ["clone"]:
         clone(sys.argv[2], sys.argv[3])
+    elif sys.argv[1:2] == ["clone2"]:
+        clone(sys.argv[2], sys.argv[3], "clone2")
+    elif sys.argv[1:2] == ["dotdot"]:
+        clone(sys.argv[2], str(uuid.uuid4()), "dotdot")
+    elif sys.argv[1:2] == ["v2"]:
+        clone(sys.argv[2], str(uuid.uuid4()), "dotdot", version=2)
     elif sys.argv[1:2] == ["escape"]:
         escape(sys.argv[2], sys.argv[3])
     else:

@@ -261,8 +261,8 @@ static int f_mount_of_fd(void *ctx, const struct vm_caller *caller, int fd, json
 	assert_int_equal(fd, f->fd);
 	char root[VM_NAME_MAX + 16];
 	snprintf(root, sizeof(root), "/volumes/%s", f->vols[f->nvols - 1].name);
-	*ret = json_pack("{s:s, s:s, s:s}", "target", "/builds/group/project", "root", root,
-			 "fstype", "btrfs");
+	*ret = json_pack("{s:s, s:s, s:s, s:I}", "target", "/builds/group/project", "root", root,
+			 "fstype", "btrfs", "mntns_owner", (json_int_t)0);
 	return 0;
 }
 
@@ -379,7 +379,7 @@ static int f_cache_export(void *ctx, const char *name, int out_fd, struct vm_str
 	return 0;
 }
 
-static int f_cache_import_stream(void *ctx, const char *name, int in_fd,
+static int f_cache_import_stream(void *ctx, const char *name, const char *git_url, int in_fd,
 				 const struct vm_caller *caller, struct vm_stream_result *ret,
 				 struct vm_error *err)
 {

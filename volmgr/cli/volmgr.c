@@ -511,7 +511,7 @@ static int cmd_cache_promote(struct args *a)
 }
 
 /* The stream is written by volmgrd (btrfs send) straight into this fd:
- * FILE (made 0600, removed again if the export fails) or stdout. */
+ * FILE.part (made 0600), renamed to FILE once whole, or stdout. */
 static int cmd_cache_export(struct args *a)
 {
 	const char *name = a->pos[0], *file = a->pos[1];
@@ -520,17 +520,27 @@ static int cmd_cache_export(struct args *a)
 		fprintf(stderr, "volmgr: not writing a btrfs stream to a terminal: give a FILE or redirect\n");
 		return VM_EXIT_INVALID;
 	}
-	int fd = to_stdout ? fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3)
-			   : open(file, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		fprintf(stderr, "volmgr: cannot open %s: %m\n", to_stdout ? "stdout" : file);
+	char part[PATH_MAX];
+	if (!to_stdout && snprintf(part, sizeof(part), "%s.part", file) >= (int)sizeof(part)) {
+		fprintf(stderr, "volmgr: %s: name too long\n", file);
 		return VM_EXIT_INVALID;
+	}
+	int fd = to_stdout ? fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3)
+			   : open(part, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		fprintf(stderr, "volmgr: cannot open %s: %m\n", to_stdout ? "stdout" : part);
+		return errno == EEXIST ? VM_EXIT_EXISTS : VM_EXIT_INVALID;
 	}
 	json_t *res = NULL;
 	int r = call("cache.export", json_pack("{s:s}", "name", name), fd, &res); /* takes fd */
+	if (!to_stdout && r == 0 && rename(part, file) < 0) {
+		fprintf(stderr, "volmgr: cannot rename %s to %s: %m\n", part, file);
+		r = VM_EXIT_FAILURE;
+	}
 	if (r != 0) {
 		if (!to_stdout)
-			unlink(file);
+			unlink(part);
+		json_decref(res);
 		return r;
 	}
 	const char *commit = json_string_value(json_object_get(res, "commit"));
@@ -553,17 +563,25 @@ static int cmd_cache_import_stream(struct args *a)
 	json_t *res = NULL, *req = json_object();
 	if (name)
 		json_object_set_new(req, "name", json_string(name));
+	if (a->git)
+		json_object_set_new(req, "git", json_string(a->git));
 	int r = call("cache.import_stream", req, fd, &res); /* takes fd */
 	if (r != 0)
 		return r;
 	const char *commit = json_string_value(json_object_get(res, "commit"));
-	if (a->json)
+	json_t *git = json_object_get(res, "git");
+	if (a->json) {
 		print_json(res);
-	else
+	} else {
 		printf("cache %s: %lld bytes received (commit %.12s)\n",
 		       json_string_value(json_object_get(res, "cache")),
 		       (long long)json_integer_value(json_object_get(res, "bytes")),
 		       commit && commit[0] ? commit : "none");
+		if (git && !json_is_true(json_object_get(git, "kept")))
+			printf("the stream's git remote %s was not kept: a plain cache (--git-url %s keeps it)\n",
+			       json_string_value(json_object_get(git, "url")),
+			       json_string_value(json_object_get(git, "url")));
+	}
 	json_decref(res);
 	return 0;
 }
@@ -779,6 +797,11 @@ static const struct option cache_create_opts[] = {
 	{"branch", required_argument, NULL, OPT_BRANCH},
 	{0},
 };
+static const struct option import_stream_opts[] = {
+	{"git-url", required_argument, NULL, OPT_GIT},
+	{"json", no_argument, NULL, OPT_JSON},
+	{0},
+};
 static const struct option which_opts[] = {
 	{"json", no_argument, NULL, OPT_JSON},
 	{"mount", no_argument, NULL, OPT_MOUNT},
@@ -844,11 +867,13 @@ static const struct command commands[] = {
 	 "write cache NAME as a btrfs send stream to\n"
 	 "FILE (or stdout), for import-stream on another\n"
 	 "machine (btrfs pools, root only)"},
-	{"cache import-stream", NULL, cmd_cache_import_stream, json_opts, 1, 2,
-	 "cache import-stream FILE|- [NAME] [--json]",
+	{"cache import-stream", NULL, cmd_cache_import_stream, import_stream_opts, 1, 2,
+	 "cache import-stream FILE|- [NAME] [--git-url URL]\n"
+	 "          [--json]",
 	 "a new cache from such a stream (NAME: the one\n"
 	 "it was exported as), checked before btrfs\n"
-	 "receive applies it"},
+	 "receive applies it; --git-url: the stream's git\n"
+	 "remote, repeated, keeps it a cache from git"},
 	{"cache ls", "cache list", cmd_cache_ls, json_opts, 0, 0,
 	 "cache ls [--json]",
 	 "list caches"},

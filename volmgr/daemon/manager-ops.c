@@ -24,9 +24,12 @@ static int p_create(void *ctx, const char *name, const struct vm_create_opts *o,
 	return r;
 }
 
-static int p_remove(void *ctx, const char *name, struct vm_error *err)
+static int p_remove(void *ctx, const char *name, const struct vm_caller *caller,
+		    struct vm_error *err)
 {
-	return vm_volume_remove(ctx, name, err);
+	char engine[VM_ENGINE_NAME_MAX + 1];
+	vm_caller_engine(caller, vm_manager_proc(ctx), engine);
+	return vm_volume_remove(ctx, name, engine, err);
 }
 
 static int p_mount(void *ctx, const char *name, const char *id, char **ret_path,
@@ -46,7 +49,9 @@ static int p_get(void *ctx, const char *name, struct vm_volume_info *ret,
 		 struct vm_error *err)
 {
 	int r = vm_volume_get(ctx, name, false, ret, err);
-	if (r == 0)
+	/* The engine knows the volume again: a Remove it forgot no longer
+	 * counts (a record write, only for such a volume). */
+	if (r == 0 && ret->remove_refused_ns)
 		vm_volume_engine_asked(ctx, name);
 	return r;
 }
@@ -132,11 +137,11 @@ static int c_cache_export(void *ctx, const char *name, int out_fd, struct vm_str
 	return vm_cache_export(ctx, name, out_fd, ret, err);
 }
 
-static int c_cache_import_stream(void *ctx, const char *name, int in_fd,
+static int c_cache_import_stream(void *ctx, const char *name, const char *git_url, int in_fd,
 				 const struct vm_caller *caller, struct vm_stream_result *ret,
 				 struct vm_error *err)
 {
-	return vm_cache_import_stream(ctx, name, in_fd, caller, ret, err);
+	return vm_cache_import_stream(ctx, name, git_url, in_fd, caller, ret, err);
 }
 
 static int c_cache_import(void *ctx, const char *name, int fd, const struct vm_create_opts *o,

@@ -6,6 +6,8 @@
 #include "cgroup.h"
 
 #include <libmount/libmount.h>
+#include <linux/nsfs.h>
+#include <sys/ioctl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -127,6 +129,23 @@ static int fd_mount_id(int fd, int *ret)
 	return r;
 }
 
+/* The uid that owns the user namespace owning pid's mount namespace: 0
+ * for the host's and for those root made (an engine's containers), the
+ * user's for one an unprivileged user made (`unshare -Urm`), where that
+ * user may bind-mount whatever it can reach. */
+static int mntns_owner(const char *proc, int32_t pid, uid_t *ret)
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/%d/ns/mnt", proc, (int)pid);
+	_cleanup_close_ int mnt = open(p, O_RDONLY | O_CLOEXEC);
+	if (mnt < 0)
+		return -errno;
+	_cleanup_close_ int user = ioctl(mnt, NS_GET_USERNS);
+	if (user < 0 || ioctl(user, NS_GET_OWNER_UID, ret) < 0)
+		return -errno;
+	return 0;
+}
+
 int vm_caller_mount_of_fd(const struct vm_caller *caller, const char *proc,
 			  int fd, json_t **ret, struct vm_error *err)
 {
@@ -138,6 +157,9 @@ int vm_caller_mount_of_fd(const struct vm_caller *caller, const char *proc,
 		return vm_error_set(err, ESRCH, "the caller's pid is unknown");
 	char p[PATH_MAX];
 	snprintf(p, sizeof(p), "%s/%d/mountinfo", proc, (int)caller->pid);
+	uid_t owner = (uid_t)-1;
+	if ((r = mntns_owner(proc, caller->pid, &owner)) < 0)
+		return vm_error_errno(err, -r, "cannot read the owner of the caller's mount namespace");
 	struct libmnt_table *tb = mnt_new_table_from_file(p);
 	if (!tb)
 		return vm_error_set(err, ESRCH, "cannot read the caller's mountinfo");
@@ -153,9 +175,10 @@ int vm_caller_mount_of_fd(const struct vm_caller *caller, const char *proc,
 	while (it && mnt_table_next_fs(tb, it, &fs) == 0) {
 		if (mnt_fs_get_id(fs) != id)
 			continue;
-		found = json_pack("{s:s, s:s, s:s}", "target", mnt_fs_get_target(fs) ?: "",
+		found = json_pack("{s:s, s:s, s:s, s:I}", "target", mnt_fs_get_target(fs) ?: "",
 				  "root", mnt_fs_get_root(fs) ?: "",
-				  "fstype", mnt_fs_get_fstype(fs) ?: "");
+				  "fstype", mnt_fs_get_fstype(fs) ?: "", "mntns_owner",
+				  (json_int_t)owner);
 		break;
 	}
 	mnt_free_iter(it);

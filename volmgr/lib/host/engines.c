@@ -189,13 +189,19 @@ int vm_engine_knows_volume(const struct vm_engine *e, const char *name, unsigned
 	long status = 0;
 	json_t *j = NULL;
 	r = get(e, path, timeout_ms, &status, &j, err);
-	json_decref(j);
 	if (r < 0)
 		return r;
+	/* Only Podman's own "no such volume" is an answer (libpod's
+	 * define.ErrNoSuchVolume, as its API error's cause), not any 404:
+	 * a socket that is not Podman's says "page not found". */
+	const char *cause = json_string_value(json_object_get(j, "cause"));
+	bool no_such = status == 404 && cause && strcmp(cause, "no such volume") == 0;
+	json_decref(j);
 	if (status == 204)
 		return 1;
-	if (status == 404)
+	if (no_such)
 		return 0;
-	return vm_error_set(err, EBADMSG, "%s at %s: volume exists answered %ld",
-			    vm_engine_kind_name(e->kind), e->socket, status);
+	return vm_error_set(err, EBADMSG, "%s at %s: volume exists answered %ld%s%s",
+			    vm_engine_kind_name(e->kind), e->socket, status, cause ? ": " : "",
+			    cause ? cause : "");
 }

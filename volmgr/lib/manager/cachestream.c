@@ -22,6 +22,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -293,6 +294,34 @@ static pid_t spawn_receive(int dirfd, int in, int errfd)
 	_exit(127);
 }
 
+/* Write all of buf into btrfs receive's stdin (non-blocking): a receive
+ * that stops reading (stuck on a fifo the stream made, say) is given up
+ * on after IDLE_MS. */
+static int to_receive(int out, const void *buf, size_t len, struct vm_error *err)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = write(out, p, len);
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno != EAGAIN)
+			return vm_error_errno(err, errno, "btrfs receive stopped reading");
+		struct pollfd w = {out, POLLOUT, 0};
+		int k = poll(&w, 1, IDLE_MS);
+		if (k == 0)
+			return vm_error_set(err, ETIMEDOUT, "btrfs receive took nothing for %d s",
+					    IDLE_MS / 1000);
+		if (k < 0 && errno != EINTR)
+			return vm_error_errno(err, errno, "poll");
+	}
+	return 0;
+}
+
 /* Pass the btrfs stream from in to out, command by command, checked. */
 static int filter(int in, int out, struct vm_sendstream *s, uint64_t *bytes, struct vm_error *err)
 {
@@ -300,8 +329,8 @@ static int filter(int in, int out, struct vm_sendstream *s, uint64_t *bytes, str
 	int r = read_exact(in, hdr, sizeof(hdr), NULL, err);
 	if (r < 0 || (r = vm_sendstream_header(s, hdr, err)) < 0)
 		return r;
-	if (vm_write_all(out, hdr, sizeof(hdr)) < 0)
-		return vm_error_errno(err, errno, "btrfs receive stopped reading");
+	if ((r = to_receive(out, hdr, sizeof(hdr), err)) < 0)
+		return r;
 	*bytes = sizeof(hdr);
 	_cleanup_free_ uint8_t *body = NULL;
 	size_t cap = 0;
@@ -325,8 +354,15 @@ static int filter(int in, int out, struct vm_sendstream *s, uint64_t *bytes, str
 		if ((r = read_exact(in, body, len, NULL, err)) < 0 ||
 		    (r = vm_sendstream_cmd(s, ch, body, len, err)) < 0)
 			return r;
-		if (vm_write_all(out, ch, sizeof(ch)) < 0 || vm_write_all(out, body, len) < 0)
-			return vm_error_errno(err, errno, "btrfs receive stopped reading");
+		if (r == 1)
+			continue;
+		/* Refused before receive makes it. */
+		if (s->devices)
+			return vm_error_set(err, EINVAL,
+					    "the stream makes a device node: a cache never needs one, refused");
+		if ((r = to_receive(out, ch, sizeof(ch), err)) < 0 ||
+		    (r = to_receive(out, body, len, err)) < 0)
+			return r;
 		*bytes += sizeof(ch) + len;
 	}
 	return 0;
@@ -355,19 +391,33 @@ static int receive_into(struct vm_manager *m, int in, const char *recv, const ch
 		return vm_error_errno(err, dir < 0 ? -dir : errno, "cannot set up btrfs receive");
 	pid_t pid = spawn_receive(dir, p[0], errfd);
 	close(p[0]);
-	if (pid < 0) {
+	_cleanup_close_ int pidfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+	if (pid < 0 || pidfd < 0) {
+		int e = errno;
 		close(p[1]);
-		return vm_error_errno(err, errno, "cannot start btrfs receive");
+		if (pid > 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+		}
+		return vm_error_errno(err, e, "cannot start btrfs receive");
 	}
-	struct vm_sendstream s;
-	int r = filter(in, p[1], &s, &ret->bytes, err);
+	struct vm_sendstream s = {0};
+	int r = fcntl(p[1], F_SETFL, O_NONBLOCK) < 0 ? vm_error_errno(err, errno, "fcntl")
+						     : filter(in, p[1], &s, &ret->bytes, err);
 	close(p[1]);
+	/* After the stream's end, receive has IDLE_MS to finish (a clone
+	 * from a fifo the stream made would block it for good). */
+	struct pollfd done = {pidfd, POLLIN, 0};
+	if (r == 0 && poll(&done, 1, IDLE_MS) == 0)
+		r = vm_error_set(err, ETIMEDOUT, "btrfs receive did not finish within %d s of the stream's end",
+				 IDLE_MS / 1000);
 	if (r < 0)
 		kill(pid, SIGKILL);
 	int status = 0;
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	ret->commands = s.commands;
+	ret->dropped = s.dropped;
 	if (r == 0 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
 		char says[512];
 		receive_says(errfd, says, sizeof(says));
@@ -395,8 +445,8 @@ static int receive_into(struct vm_manager *m, int in, const char *recv, const ch
 	return vm_btrfs_snapshot(sub, staging, tmp, ret_id, err);
 }
 
-int vm_cache_import_stream(struct vm_manager *m, const char *name, int in_fd,
-			   const struct vm_caller *caller, struct vm_stream_result *ret,
+int vm_cache_import_stream(struct vm_manager *m, const char *name, const char *git_url,
+			   int in_fd, const struct vm_caller *caller, struct vm_stream_result *ret,
 			   struct vm_error *err)
 {
 	*ret = (struct vm_stream_result){0};
@@ -404,6 +454,16 @@ int vm_cache_import_stream(struct vm_manager *m, const char *name, int in_fd,
 	int r = need_btrfs(m, "cache import-stream", err);
 	if (r < 0 || (r = read_header(in_fd, &h, err)) < 0)
 		return r;
+	/* The remote every later `cache update` fetches from (a local one
+	 * even without git's safe.directory check: gitrun.c) is root's
+	 * choice, not the stream's: kept only when the importer names it. */
+	if (git_url && strcmp(git_url, h.git_url) != 0)
+		return vm_error_set(err, EINVAL, "the stream's git remote is \"%s\", not %s", h.git_url,
+				    git_url);
+	snprintf(ret->git_url, sizeof(ret->git_url), "%s", h.git_url);
+	ret->git_url_kept = git_url != NULL;
+	if (!git_url)
+		h.git_url[0] = h.git_branch[0] = '\0';
 	if (!name || !name[0])
 		name = h.cache;
 	if ((r = vm_name_check("cache", name, err)) < 0)

@@ -125,7 +125,11 @@ int vm_gc(struct vm_manager *m, bool dry_run, json_t *labels, struct vm_gc_repor
 		 * that finds it so; kept with a note on the first, or when
 		 * the engine cannot tell. */
 		char note[sizeof(((struct vm_gc_entry *)0)->error)] = "";
-		unsigned forgot = info->in_use ? 0 : vm_mgr_engine_forgot(m, &rec, dry_run, now, note, sizeof(note));
+		unsigned forgot = 0;
+		if (!info->in_use)
+			forgot = vm_mgr_engine_forgot(m, &rec, dry_run, now, note, sizeof(note));
+		else if (!dry_run)
+			vm_mgr_engine_forget(m, name); /* in use: seen again from the start */
 		if (!note[0])
 			reasons |= forgot;
 		if (!reasons && !forgot)
@@ -153,11 +157,20 @@ int vm_gc(struct vm_manager *m, bool dry_run, json_t *labels, struct vm_gc_repor
 			struct vm_error e = {0};
 			/* vm_volume_remove checks "in use" again under the
 			 * lock: a mount that came meanwhile wins. */
-			if (!dry_run && vm_mgr_remove_volume(m, name, NULL, counts, true, &e) < 0) {
+			/* Taken only because its engine forgot it: on a fresh
+			 * scan of the machine's mounts (the pass's may be old
+			 * after the engines' answers), and only if no engine
+			 * asked about it meanwhile. */
+			bool only_forgot = reasons == VM_GC_ENGINE_FORGOT;
+			if (!dry_run && vm_mgr_remove_volume(m, name, NULL, only_forgot ? NULL : counts, true,
+							     only_forgot ? &rec.remove_refused_ns : NULL,
+							     &e) < 0) {
 				snprintf(entry.error, sizeof(entry.error), "%s", e.msg);
 				kept = true;
 			}
 		}
+		if (!kept && !dry_run)
+			vm_mgr_engine_forget(m, name);
 		struct vm_gc_entry **list = kept ? &rep.kept : &rep.removed;
 		size_t *n = kept ? &rep.n_kept : &rep.n_removed;
 		if (!vm_grow((void **)list, *n, kept ? &cap_kept : &cap_removed, sizeof(**list)))
@@ -166,6 +179,9 @@ int vm_gc(struct vm_manager *m, bool dry_run, json_t *labels, struct vm_gc_repor
 		if (!kept)
 			rep.bytes_freed += entry.bytes;
 	}
+	/* First sightings of volumes that are gone are forgotten with them. */
+	if (!dry_run)
+		vm_mgr_engine_forget_missing(m, &all);
 	/* Promoted caches past the pool's ceiling, least recently used
 	 * first (and every cache's last use into its record). */
 	if ((r = vm_mgr_cache_ceiling(m, dry_run, &rep, err)) < 0)

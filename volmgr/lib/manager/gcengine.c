@@ -109,3 +109,24 @@ bool vm_mgr_engine_keeps(struct vm_manager *m, const struct vm_record *rec, char
 	}
 	return false;
 }
+
+void vm_mgr_engine_forget(struct vm_manager *m, const char *name)
+{
+	VM_STORE_LOCK(&m->store);
+	json_object_del(m->store.engine_forgot, name);
+}
+
+void vm_mgr_engine_forget_missing(struct vm_manager *m, const struct vm_volume_info_list *all)
+{
+	VM_STORE_LOCK(&m->store);
+	const char *name;
+	json_t *v;
+	void *tmp;
+	json_object_foreach_safe(m->store.engine_forgot, tmp, name, v) {
+		bool listed = false;
+		for (size_t i = 0; i < all->n && !listed; i++)
+			listed = strcmp(all->items[i].name, name) == 0;
+		if (!listed)
+			json_object_del(m->store.engine_forgot, name);
+	}
+}

@@ -103,8 +103,12 @@ void vm_mgr_usage_done(struct vm_mgr_usage *u);
  * it; counts: a scan the caller made already (gc), or NULL.  ask_engines:
  * recorded Mounts without kernel mounts are put to the engines of
  * [engines] (rm and gc; an engine's own Remove does not wait on them). */
+/* forgot (gc, NULL otherwise): remove only if, under the lock of the
+ * verdict, its engine still counts as having forgotten it (gcengine.c:
+ * the refused Remove *forgot, and the first sighting, still there). */
 int vm_mgr_remove_volume(struct vm_manager *m, const char *name, const struct vm_caller *caller,
-			 json_t *counts, bool ask_engines, struct vm_error *err);
+			 json_t *counts, bool ask_engines, const int64_t *forgot,
+			 struct vm_error *err);
 /* usage.c: drop the recorded Mounts of a volume that nothing mounts or holds,
  * once every engine in [engines] confirms it does not use it.  1 if
  * dropped, 0 if not (in use, no engine configured, or they cannot tell). */
@@ -123,3 +127,7 @@ unsigned vm_mgr_engine_forgot(struct vm_manager *m, const struct vm_record *rec,
  * or the engine cannot tell. */
 bool vm_mgr_engine_keeps(struct vm_manager *m, const struct vm_record *rec, char *note,
 			 size_t note_size);
+/* gcengine.c: drop the first sighting of name (in use again, or removed),
+ * and those of volumes no longer in all. */
+void vm_mgr_engine_forget(struct vm_manager *m, const char *name);
+void vm_mgr_engine_forget_missing(struct vm_manager *m, const struct vm_volume_info_list *all);

@@ -67,7 +67,11 @@ int vm_volume_create(struct vm_manager *m, const char *name,
  * exists): it knows the volume again, so a Remove of it volmgrd refused
  * no longer counts as one the engine forgot (gcengine.c). */
 void vm_volume_engine_asked(struct vm_manager *m, const char *name);
-int vm_volume_remove(struct vm_manager *m, const char *name,
+/* An engine's Remove (the plugin); engine: which one asks ("" for a peer
+ * vm_caller_engine does not name).  Refused because something uses the
+ * volume, a Remove from the engine that made it is recorded: gc takes
+ * the volume once nothing uses it (gcengine.c). */
+int vm_volume_remove(struct vm_manager *m, const char *name, const char *engine,
 		     struct vm_error *err);
 /* The same for a caller: one that is not root may remove only the
  * volumes it created (EPERM). */
@@ -160,8 +164,8 @@ int vm_cache_import(struct vm_manager *m, const char *name, int src_fd,
 #define VM_CACHE_STREAM_MAGIC "volmgr-cache-stream"
 int vm_cache_export(struct vm_manager *m, const char *name, int out_fd,
 		    struct vm_stream_result *ret, struct vm_error *err);
-int vm_cache_import_stream(struct vm_manager *m, const char *name, int in_fd,
-			   const struct vm_caller *caller, struct vm_stream_result *ret,
+int vm_cache_import_stream(struct vm_manager *m, const char *name, const char *git_url,
+			   int in_fd, const struct vm_caller *caller, struct vm_stream_result *ret,
 			   struct vm_error *err);
 
 /* What the manager knows of a cache (volinfo.h); release it with

@@ -155,4 +155,7 @@ struct vm_stream_result {
 	uint64_t generation; /* exported: the cache's; imported: 1 */
 	uint64_t bytes;      /* of the btrfs stream (import: read from the caller) */
 	uint64_t commands;   /* import: the stream's commands */
+	uint64_t dropped;    /* import: file capabilities and trusted.* attributes left out */
+	char git_url[VM_GIT_URL_MAX + 1]; /* import: the header's git remote ("": none) */
+	bool git_url_kept;   /* import: the importer named it: a cache from git */
 };

@@ -186,21 +186,23 @@ void vm_volume_engine_asked(struct vm_manager *m, const char *name)
 	}
 }
 
-int vm_volume_remove(struct vm_manager *m, const char *name, struct vm_error *err)
+int vm_volume_remove(struct vm_manager *m, const char *name, const char *engine,
+		     struct vm_error *err)
 {
 	/* An engine's Remove (the plugin socket) never waits on the
 	 * engines' answers: Podman holds the volume's lock while it calls
 	 * Remove, and its inspect of the volume would wait for that lock
 	 * until Podman's 5 s are up.  Stale Mounts go by rm and gc. */
-	int r = vm_mgr_remove_volume(m, name, NULL, NULL, false, err);
+	int r = vm_mgr_remove_volume(m, name, NULL, NULL, false, NULL, err);
 	/* Refused because something uses it: Docker, when the runner's
 	 * remove was forced, forgets the volume all the same (PurgeOnError).
-	 * gc takes it once nothing uses it (gc.c). */
-	if (r == -EBUSY) {
+	 * Only the engine that made the volume counts (a second dockerd,
+	 * not listed in [engines], is asked nothing). */
+	if (r == -EBUSY && engine && engine[0]) {
 		VM_STORE_LOCK(&m->store);
 		_cleanup_record_ struct vm_record rec = {0};
 		if (vm_store_load_ready(&m->store, VM_KIND_VOLUME, name, &rec, NULL) == 0 &&
-		    rec.creator_engine[0]) {
+		    strcmp(rec.creator_engine, engine) == 0) {
 			rec.remove_refused_ns = vm_now_ns();
 			vm_store_store_record(&m->store, &rec, NULL);
 		}
@@ -222,7 +224,8 @@ static int load_removable(struct vm_manager *m, const char *name, const struct v
 }
 
 int vm_mgr_remove_volume(struct vm_manager *m, const char *name, const struct vm_caller *caller,
-			 json_t *counts, bool ask_engines, struct vm_error *err)
+			 json_t *counts, bool ask_engines, const int64_t *forgot,
+			 struct vm_error *err)
 {
 	int r = vm_name_check("volume", name, err);
 	if (r < 0)
@@ -249,6 +252,11 @@ int vm_mgr_remove_volume(struct vm_manager *m, const char *name, const struct vm
 		VM_STORE_LOCK(&m->store);
 		_cleanup_record_ struct vm_record rec = {0};
 		r = load_removable(m, name, caller, &rec, err);
+		/* An engine asked about it since gc decided (its Get clears
+		 * both): it knows the volume again. */
+		if (r == 0 && forgot &&
+		    (rec.remove_refused_ns != *forgot || !json_object_get(m->store.engine_forgot, name)))
+			r = vm_error_set(err, EBUSY, "volume %s: its engine asked about it meanwhile", name);
 		if (r == 0)
 			r = vm_mgr_usage_verdict(m, &rec, &u, err);
 		vm_mgr_usage_done(&u);
@@ -264,7 +272,7 @@ int vm_mgr_remove_volume(struct vm_manager *m, const char *name, const struct vm
 int vm_volume_remove_as(struct vm_manager *m, const char *name, const struct vm_caller *caller,
 			struct vm_error *err)
 {
-	return vm_mgr_remove_volume(m, name, caller, NULL, true, err);
+	return vm_mgr_remove_volume(m, name, caller, NULL, true, NULL, err);
 }
 
 int vm_volume_mount(struct vm_manager *m, const char *name, const char *id,

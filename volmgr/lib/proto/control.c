@@ -482,8 +482,10 @@ static int op_volume_which(const struct call *c, json_t **ret, struct vm_error *
 	struct vm_error merr = {0};
 	/* With volume_top, an engine can mount the volume by name at the
 	 * same place (volmgr-run does). */
-	if (mount_of_volume_fd(c, place.volume, &mount, &merr) == 0)
+	if (mount_of_volume_fd(c, place.volume, &mount, &merr) == 0) {
+		json_object_del(mount, "mntns_owner"); /* the job socket's check only */
 		json_object_set_new(result, "mount", mount);
+	}
 	*ret = TAKE_PTR(result);
 	return 0;
 }
@@ -507,6 +509,14 @@ static int job_holds_volume(const struct call *c, struct vm_error *err)
 				    "volume %s's top counts (as a job container has it); one reached "
 				    "through the pool's path or from another mount namespace does not",
 				    place.volume);
+	/* A mount namespace an unprivileged user made (unshare -Urm) can
+	 * bind-mount anything that user reaches: only those root made
+	 * (the host's, an engine's containers) count. */
+	if (json_integer_value(json_object_get(mount, "mntns_owner")) != 0)
+		return vm_error_set(err, EPERM,
+				    "on the job socket, a mount counts only in a mount namespace root made "
+				    "(a job container's); this caller's belongs to a user namespace of uid %lld",
+				    (long long)json_integer_value(json_object_get(mount, "mntns_owner")));
 	return 0;
 }
 
@@ -596,6 +606,10 @@ static json_t *stream_json(const struct vm_stream_result *s, bool received)
 	if (j && received) {
 		json_object_set_new(j, "bytes", json_integer((json_int_t)s->bytes));
 		json_object_set_new(j, "commands", json_integer((json_int_t)s->commands));
+		json_object_set_new(j, "dropped_attributes", json_integer((json_int_t)s->dropped));
+		if (s->git_url[0])
+			json_object_set_new(j, "git", json_pack("{s:s, s:b}", "url", s->git_url, "kept",
+							       s->git_url_kept));
 	}
 	return j;
 }
@@ -610,7 +624,7 @@ static int op_cache_export(const struct call *c, json_t **ret, struct vm_error *
 static int op_cache_import_stream(const struct call *c, json_t **ret, struct vm_error *err)
 {
 	struct vm_stream_result s;
-	int r = c->ops->cache_import_stream(c->ctx, c->a.name, c->fd, c->caller, &s, err);
+	int r = c->ops->cache_import_stream(c->ctx, c->a.name, c->a.git, c->fd, c->caller, &s, err);
 	return r < 0 ? r : reply_of(stream_json(&s, true), ret, err);
 }
 
@@ -726,7 +740,8 @@ static const struct op {
 	/* Streams of whole caches, for machines that start empty. */
 	{"cache.export", ROOT_ONLY, ADMIN_SOCKET, ARGS(A_NAME),
 	 "the file or pipe to write the stream to", op_cache_export},
-	{"cache.import_stream", ROOT_ONLY, ADMIN_SOCKET, ARGS(A_STRING("name", name)),
+	{"cache.import_stream", ROOT_ONLY, ADMIN_SOCKET,
+	 ARGS(A_STRING("name", name), A_STRING("git", git)),
 	 "the stream to read", op_cache_import_stream},
 	{"cache.list", ANYONE, ADMIN_SOCKET, NOARGS, NULL, op_cache_list},
 	{"cache.inspect", ANYONE, ADMIN_SOCKET, ARGS(A_NAME), NULL, op_cache_inspect},

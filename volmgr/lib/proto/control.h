@@ -67,7 +67,7 @@ struct vm_control_ops {
 			     struct vm_promote_result *ret, struct vm_error *err);
 	int (*cache_export)(void *ctx, const char *name, int out_fd, struct vm_stream_result *ret,
 			    struct vm_error *err);
-	int (*cache_import_stream)(void *ctx, const char *name, int in_fd,
+	int (*cache_import_stream)(void *ctx, const char *name, const char *git_url, int in_fd,
 				   const struct vm_caller *caller, struct vm_stream_result *ret,
 				   struct vm_error *err);
 	int (*cache_get)(void *ctx, const char *name, struct vm_cache_info *ret,

@@ -170,7 +170,7 @@ static int handle(const struct vm_plugin_ops *ops, void *ctx,
 		return 0;
 	}
 	case EP_REMOVE:
-		if ((r = ops->remove(ctx, name, err)) < 0)
+		if ((r = ops->remove(ctx, name, caller, err)) < 0)
 			return r;
 		*ret = json_object();
 		return 0;

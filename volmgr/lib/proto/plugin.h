@@ -19,7 +19,8 @@
 struct vm_plugin_ops {
 	int (*create)(void *ctx, const char *name, const struct vm_create_opts *o,
 		      const struct vm_caller *caller, struct vm_error *err);
-	int (*remove)(void *ctx, const char *name, struct vm_error *err);
+	int (*remove)(void *ctx, const char *name, const struct vm_caller *caller,
+		      struct vm_error *err);
 	int (*mount)(void *ctx, const char *name, const char *id, char **ret_path,
 		     struct vm_error *err);
 	int (*unmount)(void *ctx, const char *name, const char *id,
