@@ -59,6 +59,7 @@ driver=$(jq -r '.docker.volume_driver' <<<"$runner_conf")
 inner_url=$(jq -r '.docker.host' <<<"$runner_conf")
 builds_dir=$(jq -r '.builds_dir' <<<"$runner_conf")
 pre_build=$(jq -r '.pre_build_script' <<<"$runner_conf")
+post_get_sources=$(jq -r '.post_get_sources_script' <<<"$runner_conf")
 vt_assert_eq /run/docker/plugins/volmgr.sock \
 	"$(jq -r --arg d "$driver" '.engine.volume_plugins[$d]' <<<"$engine_conf")" \
 	"containers.conf's socket for config.toml's volume_driver '$driver'"
@@ -112,6 +113,7 @@ container_dir=$VT_TMP/volmgr-container
 install -D -m 0755 "$VOLMGR" "$container_dir/bin/volmgr"
 install -D -m 0755 "$here/../../helpers/volmgr-run" "$container_dir/bin/volmgr-run"
 install -D -m 0644 "$gitlab_recipe/gitlab-runner-pre-build.sh" "$container_dir/gitlab-runner-pre-build.sh"
+install -D -m 0644 "$gitlab_recipe/gitlab-runner-post-get-sources.sh" "$container_dir/gitlab-runner-post-get-sources.sh"
 install -D -m 0644 "$recipe/config.toml" "$VT_TMP/runner-config/config.toml"
 
 vt_step "run-runner.sh: the runner container (--privileged, the pool at $pool)"
@@ -222,6 +224,18 @@ vt_assert_contains "$out" "project 42 at its cached commit
 y" "the job sees what the nested container read and wrote"
 vt_assert_eq y "$(cat "$pool/volumes/$rvol/g/p/y")" "the nested write on the host"
 [[ ! -e $pool/caches/project-42/g/p/y ]] || vt_fail "the nested write reached the cache"
+
+vt_step "post_get_sources_script in a container of the inner podman: the job's checkout becomes project 42's cache"
+# The checkout the runner's fetch would leave (made here on the host).
+git -c init.defaultBranch=main init -q "$pool/volumes/$rvol/g/p"
+git -C "$pool/volumes/$rvol/g/p" -c user.name=t -c user.email=t@example.org commit -q --allow-empty -m job-2
+sha=$(git -C "$pool/volumes/$rvol/g/p" rev-parse HEAD)
+out=$(dk run --rm --network none -v "$rvol:$builds_dir" "${job_args[@]}" \
+	-e "CI_PROJECT_DIR=$builds_dir/g/p" -e "CI_COMMIT_SHA=$sha" -w "$builds_dir/g/p" \
+	"$job_img" sh -c "$post_get_sources" 2>&1)
+printf '%s\n' "$out" | sed 's/^/# helper: /'
+vt_assert_contains "$out" "cache project-42: generation" "the promote through the job socket, from the inner podman's container"
+vt_assert_eq "$sha" "$("$VOLMGR" cache inspect project-42 | jq -r .promoted.commit)" "project 42's cache is the job's commit"
 # The runner's Cleanup(): VolumeRemove with force.
 dk volume rm -f "$rvol" >/dev/null
 vt_assert_volume_gone "$rvol"
