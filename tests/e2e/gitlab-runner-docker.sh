@@ -32,6 +32,8 @@
 here=$(dirname "$(readlink -f "$0")")
 . "$here/../lib/common.sh"
 . "$here/../lib/engines.sh"
+# shellcheck source=../lib/gitlab-runner.sh
+. "$here/../lib/gitlab-runner.sh"
 
 vt_init gitlab-runner-docker
 vt_require_root
@@ -96,27 +98,10 @@ total=$(git -C "$upstream" rev-list --objects --all | wc -l)
 job_img=$(vt_docker_image "$(vt_docker_client)" "$(command -v git)" /usr/bin/git-upload-pack)
 fmt_img=$(vt_docker_image)
 
-# The get_sources stage as the runner writes it for GIT_STRATEGY=fetch
-# (shells/abstract.go; <P> is $CI_PROJECT_DIR, <T> $CI_PROJECT_DIR.tmp),
-# with the counts of objects before and after the fetch for the test.
-get_sources='set -e
-P=$CI_PROJECT_DIR T=$CI_PROJECT_DIR.tmp
-count() { set -- $(git count-objects -v | sed -n "s/^count: //p;s/^in-pack: //p"); echo $(($1 + $2)); }
-rm -f "$P/.git/index.lock" "$P/.git/shallow.lock" "$P/.git/HEAD.lock" "$P/.git/hooks/post-checkout" "$P/.git/config.lock"
-rm -f "$T/git-template/config"; rm -r -f "$T/git-template/hooks"; rm -f "$P/.git/config"; rm -r -f "$P/.git/hooks"
-mkdir -p "$T/git-template"
-git config --global --add safe.directory "$P"
-git config -f "$T/git-template/config" init.defaultBranch none
-git config -f "$T/git-template/config" fetch.recurseSubmodules false
-git init "$P" --template "$T/git-template" >/dev/null
-cd "$P"
-if git remote add origin "$CI_REPOSITORY_URL" >/dev/null 2>&1; then echo "Created fresh repository."; else git remote set-url origin "$CI_REPOSITORY_URL"; fi
-echo "objects before: $(count)"
-git fetch origin --no-recurse-submodules "+refs/heads/*:refs/remotes/origin/*" "+refs/tags/*:refs/tags/*" --prune --quiet
-echo "objects after: $(count)"
-git -c submodule.recurse=false checkout -f -q "$CI_COMMIT_SHA"
-git clean -ffdx
-'"$post_get_sources"
+# The get_sources stage as the runner writes it for GIT_STRATEGY=fetch,
+# then post_get_sources_script (lib/gitlab-runner.sh).
+get_sources="$(vt_runner_get_sources)
+$post_get_sources"
 
 # run_job N SHA [-protected]: one job, as the docker executor runs it;
 # echoes the get_sources stage's output.

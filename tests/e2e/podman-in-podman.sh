@@ -16,12 +16,21 @@
 #   - a runner-named build volume made through the compat API is seeded from
 #     its project's cache; a job with config.toml's pre_build_script starts
 #     `docker run -v "$VOLMGR_VOLUME:$VOLMGR_VOLUME_PATH"` on it;
+#   - the post_get_sources hook in a container of the inner podman
+#     promotes the job's checkout through the job socket;
+#   - two jobs of project 77 as gitlab-runner's docker executor runs them
+#     through the inner podman's Docker API (lib/gitlab-runner.sh: the
+#     get_sources script the runner writes, the helper started per
+#     stage, cache-init, the forced remove): job 1 warms the cache, job 2
+#     fetches only the delta;
 #   - removal through the inner engine deletes the subvolumes.
 here=$(dirname "$(readlink -f "$0")")
 # shellcheck source=../lib/common.sh
 . "$here/../lib/common.sh"
 # shellcheck source=../lib/engines.sh
 . "$here/../lib/engines.sh"
+# shellcheck source=../lib/gitlab-runner.sh
+. "$here/../lib/gitlab-runner.sh"
 
 vt_init podman-in-podman
 vt_require_root
@@ -60,6 +69,8 @@ inner_url=$(jq -r '.docker.host' <<<"$runner_conf")
 builds_dir=$(jq -r '.builds_dir' <<<"$runner_conf")
 pre_build=$(jq -r '.pre_build_script' <<<"$runner_conf")
 post_get_sources=$(jq -r '.post_get_sources_script' <<<"$runner_conf")
+get_sources="$(vt_runner_get_sources)
+$post_get_sources"
 vt_assert_eq /run/docker/plugins/volmgr.sock \
 	"$(jq -r --arg d "$driver" '.engine.volume_plugins[$d]' <<<"$engine_conf")" \
 	"containers.conf's socket for config.toml's volume_driver '$driver'"
@@ -89,10 +100,25 @@ vt_on_exit vt_rm_image vt_podman "$runner_img"
 # gitlab-runner's Docker API calls.
 docker_client=$(vt_docker_client)
 job_root=$(mktemp -d "$VT_TMP/rootfs.XXXXXX")
-vt_rootfs "$job_root" "$(vt_podman_client)" "$docker_client"
+vt_rootfs "$job_root" "$(vt_podman_client)" "$docker_client" "$(command -v git)" /usr/bin/git-upload-pack
 mkdir "$VT_TMP/images"
 tar -C "$job_root" -cf "$VT_TMP/images/job.tar" .
 rm -rf "$job_root"
+
+# Project 77's upstream repository (one commit now, one later), bound
+# into the runner container: the jobs' CI_REPOSITORY_URL.
+mkdir "$VT_TMP/upstream"
+git init -q --bare "$VT_TMP/upstream/p77.git"
+git clone -q "file://$VT_TMP/upstream/p77.git" "$VT_TMP/work77" 2>/dev/null
+push77() { # FILE: one more commit on main
+	echo "$1" >"$VT_TMP/work77/$1"
+	git -C "$VT_TMP/work77" add -A
+	git -C "$VT_TMP/work77" -c user.name=t -c user.email=t@example.org commit -qm "$1"
+	git -C "$VT_TMP/work77" push -q origin HEAD:main
+	git -C "$VT_TMP/work77" rev-parse HEAD
+}
+for i in $(seq 1 20); do echo "$i" >"$VT_TMP/work77/f$i"; done
+first77=$(push77 first)
 
 # The host side of run-runner.sh's mounts, made for this test.
 # volmgrd's sockets, each in a directory of its own under the name the
@@ -135,12 +161,14 @@ PODMAN="podman --remote --url unix://$VT_PODMAN_SOCK" \
 	VOLMGR_PLUGIN_DIR=$rundir/plugins VOLMGR_CONTROL_DIR=$rundir/volmgr \
 	VOLMGR_CONTAINER_DIR=$container_dir \
 	"$recipe/run-runner.sh" --network none -v "$VT_TMP/images:/vt-images:ro" \
+	-v "$VT_TMP/upstream:/vt-upstream:ro" \
 	-v "$docker_client:/usr/local/bin/docker:ro" -- sleep infinity >/dev/null
 
 # podman and docker in the runner container, on the inner API socket that
 # config.toml's `host` names (gitlab-runner's view of its engine).
 inner() { vt_podman exec "$runner" podman --remote --url "$inner_url" "$@"; }
 dk() { vt_podman exec "$runner" docker -H "$inner_url" "$@"; }
+dki() { vt_podman exec -i "$runner" docker -H "$inner_url" "$@"; }
 inner_answers() {
 	[[ $(vt_podman inspect -f '{{.State.Running}}' "$runner") == true ]] ||
 		vt_fail "the runner container exited"
@@ -240,4 +268,52 @@ vt_assert_eq "$sha" "$("$VOLMGR" cache inspect project-42 | jq -r .promoted.comm
 dk volume rm -f "$rvol" >/dev/null
 vt_assert_volume_gone "$rvol"
 [[ -d $pool/caches/proj && -d $pool/caches/project-42 ]] || vt_fail "a cache went with a volume"
+
+# runner_job N SHA: one job of project 77, as gitlab-runner's docker
+# executor runs it through the inner podman's Docker API (the same calls
+# as e2e/gitlab-runner-docker.sh: VolumeCreate with the driver, cache-init,
+# the helper created once and started per stage -- prepare, then
+# get_sources and post_get_sources_script --, the build container with
+# pre_build_script, then containers removed and the volume removed with
+# force); echoes get_sources' output.
+runner_job() {
+	local n=$1 sha=$2 vol helper
+	vol=$(vt_runner_volume_name 77 0)
+	local ci=(-e CI=true -e "CI_JOB_ID=300$n" -e CI_PROJECT_ID=77 -e CI_CONCURRENT_ID=0
+		-e "CI_BUILDS_DIR=$builds_dir" -e "CI_PROJECT_DIR=$builds_dir/g/p77"
+		-e "CI_COMMIT_SHA=$sha" -e "CI_REPOSITORY_URL=file:///vt-upstream/p77.git"
+		-e "CI_COMMIT_TIMESTAMP=$(git -C "$VT_TMP/upstream/p77.git" log -1 --format=%cI "$sha")")
+	dk volume create --driver "$driver" "$vol" >/dev/null
+	dk run --rm --network none -v "$vol:/gitlab-runner-cache-init" "$job_img" \
+		chmod 0777 /gitlab-runner-cache-init
+	helper=vt-$VT_ID-p77-helper-$n
+	dk create -i --name "$helper" --network none "${ci[@]}" -v "$vol:$builds_dir" \
+		-v /vt-upstream:/vt-upstream:ro "${job_args[@]}" "$job_img" sh >/dev/null
+	dki start -ai "$helper" <<<'true'
+	dki start -ai "$helper" <<<"$get_sources" 2>&1 || vt_fail "get_sources of job $n failed"
+	dk run --rm --network none "${ci[@]}" -v "$vol:$builds_dir" "${job_args[@]}" \
+		-w "$builds_dir/g/p77" "$job_img" sh -c "$pre_build
+test \"\$(git -c safe.directory='*' rev-parse HEAD)\" = \"\$CI_COMMIT_SHA\" && echo build-sees-the-commit" 2>&1 ||
+		vt_fail "the build container of job $n failed"
+	dk rm -f "$helper" >/dev/null
+	dk volume rm -f "$vol" >/dev/null
+	vt_assert_volume_gone "$vol" >&2
+}
+
+vt_step "two jobs of project 77 as the runner runs them through the inner podman: job 1 warms the cache, job 2 fetches the delta"
+total77=$(git -C "$VT_TMP/upstream/p77.git" rev-list --objects --all | wc -l)
+out=$(runner_job 1 "$first77")
+printf '%s\n' "$out" | sed 's/^/# p77 job 1: /'
+vt_assert_contains "$out" "objects before: 0" "job 1 found no cache"
+vt_assert_contains "$out" "objects after: $total77" "job 1 fetched every object"
+vt_assert_contains "$out" "cache project-77: generation 1 is volume" "job 1's promote (job socket, inner podman's helper)"
+vt_assert_contains "$out" "build-sees-the-commit" "job 1's build container"
+second77=$(push77 second)
+delta77=$(git -C "$VT_TMP/upstream/p77.git" rev-list --objects "$first77..$second77" | wc -l)
+out=$(runner_job 2 "$second77")
+printf '%s\n' "$out" | sed 's/^/# p77 job 2: /'
+vt_assert_contains "$out" "objects before: $total77" "job 2 started from project 77's cache"
+vt_assert_contains "$out" "objects after: $((total77 + delta77))" "job 2 fetched the delta only"
+vt_assert_contains "$out" "cache project-77: generation 2 is volume" "job 2 refreshed the cache"
+"$VOLMGR" cache rm project-77 >/dev/null
 passed=1
