@@ -15,7 +15,8 @@
 #    on the second collection; Podman's own volumes are never taken;
 #  - an expired volume (volume_driver_ops ttl) a stopped container still
 #    names -- a job between two stages -- is kept;
-#  - an engine that does not answer forgets nothing.
+#  - an engine that does not answer forgets nothing, and one that lets a
+#    question time out is not asked again within the same minute.
 here=$(dirname "$(readlink -f "$0")")
 # shellcheck source=../lib/common.sh
 . "$here/../lib/common.sh"
@@ -32,9 +33,9 @@ vt_docker_ensure
 vt_podman_ensure "$VT_DRIVER" "$VT_PLUGIN_SOCK"
 pause=$VT_TMP/pause
 mkdir "$pause"
-conf() {
-	printf '[engines]\ndocker = %s\npodman = %s\ntimeout = 10s\n[gc]\ninterval = 0\nengine_grace = 0\n' \
-		"$1" "$VT_PODMAN_SOCK" >"$VT_TMP/volmgr.conf"
+conf() { # DOCKER-SOCKET [TIMEOUT]
+	printf '[engines]\ndocker = %s\npodman = %s\ntimeout = %s\n[gc]\ninterval = 0\nengine_grace = 0\n' \
+		"$1" "$VT_PODMAN_SOCK" "${2:-10s}" >"$VT_TMP/volmgr.conf"
 }
 conf "$VT_DOCKER_SOCK"
 VT_CONFIG_FILE=$VT_TMP/volmgr.conf
@@ -159,7 +160,30 @@ for _ in 1 2; do
 	vt_assert_contains "$(gc_says "$dk3")" "cannot tell whether docker forgot it" "gc with docker's socket gone"
 done
 vt_assert_listed "$dk3"
-"$VOLMGR" rm "$dk3" "$cli" "curl-$VT_ID" >/dev/null
+
+vt_step "an engine that accepts and never answers: one timeout per collection, not one per volume"
+dk4=dk4-$VT_ID
+conf "$VT_DOCKER_SOCK"
+vt_restart_daemon
+refused_remove "$dk4"
+# A socket that accepts connections and reads, but never answers.
+python3 -c 'import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(16)
+c = []
+while True: c.append(s.accept()[0])' "$VT_TMP/silent.sock" &
+silent=$!
+vt_on_exit sh -c "kill $silent 2>/dev/null; true"
+vt_wait_until "the silent socket listens" test -S "$VT_TMP/silent.sock"
+conf "$VT_TMP/silent.sock" 1s
+vt_restart_daemon
+out=$("$VOLMGR" gc --json)
+notes=$(jq -r --arg a "$dk3" --arg b "$dk4" '.kept_in_use[] | select(.name == $a or .name == $b) | .error' <<<"$out")
+vt_assert_contains "$notes" "Timeout was reached" "the first question times out"
+vt_assert_contains "$notes" "not asked again yet" "the next volume's question is not asked"
+vt_assert_listed "$dk4"
+kill "$silent"
+"$VOLMGR" rm "$dk3" "$dk4" "$cli" "curl-$VT_ID" >/dev/null
+vt_untrack_volume docker "$dk4"
 vt_untrack_volume docker "$dk3"
 vt_podman volume rm "$pd" >/dev/null
 vt_untrack_volume vt_podman "$pd"

@@ -29,6 +29,33 @@
  * shorter) to count as two. */
 #define PASSES_APART_NS (60LL * 1000000000LL)
 
+/* An engine that let a question time out is not asked again for this
+ * long: a hung engine costs a collection one timeout, not one per
+ * volume. */
+#define QUIET_NS (60LL * 1000000000LL)
+
+/* Ask engine i whether it knows (knows) or uses the volume, unless it
+ * timed out lately. */
+static int ask(struct vm_manager *m, size_t i, bool knows, const char *name, struct vm_error *err)
+{
+	const struct vm_engine *e = &m->config.engines[i];
+	int64_t now = vm_mono_ns();
+	{
+		VM_STORE_LOCK(&m->store);
+		if (m->engine_quiet_until[i] > now)
+			return vm_error_set(err, ETIMEDOUT,
+					    "%s at %s let a question time out in the last minute: not asked again yet",
+					    vm_engine_kind_name(e->kind), e->socket);
+	}
+	int r = knows ? vm_engine_knows_volume(e, name, m->config.engine_timeout_ms, err)
+		      : vm_engine_uses_volume(e, name, m->config.engine_timeout_ms, err);
+	if (r == -ETIMEDOUT) {
+		VM_STORE_LOCK(&m->store);
+		m->engine_quiet_until[i] = vm_mono_ns() + QUIET_NS;
+	}
+	return r;
+}
+
 /* 1: every engine of the creator's kind forgot the volume and names it
  * in no container; 0: it did not, or is not to be asked; negative errno
  * (err set) when an engine cannot tell. */
@@ -50,9 +77,9 @@ static int engine_forgot(struct vm_manager *m, const struct vm_record *rec, int6
 		if (strcmp(vm_engine_kind_name(e->kind), rec->creator_engine) != 0)
 			continue;
 		asked++;
-		int r = podman ? vm_engine_knows_volume(e, rec->name, m->config.engine_timeout_ms, err) : 0;
+		int r = podman ? ask(m, i, true, rec->name, err) : 0;
 		if (r == 0)
-			r = vm_engine_uses_volume(e, rec->name, m->config.engine_timeout_ms, err);
+			r = ask(m, i, false, rec->name, err);
 		if (r != 0)
 			return r < 0 ? r : 0;
 	}
@@ -96,7 +123,7 @@ bool vm_mgr_engine_keeps(struct vm_manager *m, const struct vm_record *rec, char
 		if (strcmp(vm_engine_kind_name(e->kind), rec->creator_engine) != 0)
 			continue;
 		struct vm_error err = {0};
-		int r = vm_engine_uses_volume(e, rec->name, m->config.engine_timeout_ms, &err);
+		int r = ask(m, i, false, rec->name, &err);
 		if (r > 0)
 			snprintf(note, note_size,
 				 "a container of %s names it (a job between two stages): kept",

@@ -36,6 +36,10 @@ struct vm_manager {
 	struct vm_error git_error;
 	char driver[64]; /* the engines' name for the plugin, for messages */
 	vm_log_fn repair; /* vm_manager_config */
+	/* Under the store's lock: until when (monotonic ns) gc asks an
+	 * engine of [engines] nothing more, after it let a question time
+	 * out (gcengine.c). */
+	int64_t engine_quiet_until[VM_ENGINES_MAX];
 };
 
 /* repair.c: what a crash left behind, one line per repair to m->repair. */
