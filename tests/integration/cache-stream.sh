@@ -152,6 +152,13 @@ refused "a header with a bad git remote" "$VT_TMP/url.stream" "bad commit, check
 { header ../up; tail -n +2 "$VT_TMP/src.stream"; } >"$VT_TMP/name.stream"
 refused "a header with a bad name" "$VT_TMP/name.stream" "cache name" ""
 refused "an existing cache" "$VT_TMP/warm.stream" "cache warm already exists" ""
+# A clone from a fifo the stream made blocks btrfs receive for good (the
+# review's finding 4): given up on after VOLMGR_STREAM_IDLE_MS (5 minutes
+# in production, a test knob of fault-injection builds), nothing left.
+python3 "$tools/sendstream.py" fifoclone "$(header stuck)" >"$VT_TMP/stuck.stream"
+VOLMGR_STREAM_IDLE_MS=1500 vt_restart_daemon
+refused "a receive stuck on a fifo" "$VT_TMP/stuck.stream" "btrfs receive did not finish within 1500 ms"
+vt_restart_daemon
 vt_assert_eq "plain src2 warm" "$("$VOLMGR" cache ls --json | jq -r '[.[].name] | sort | join(" ")')" "the caches after it all"
 
 "$VOLMGR" rm ref job >/dev/null

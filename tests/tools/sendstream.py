@@ -19,13 +19,16 @@ and TLV attributes), to play streams btrfs send never writes.
   sendstream.py dotdot HEADER       a clone of its own subvolume whose
                                     source path is "../../caches/x"
   sendstream.py v2 HEADER           a version 2 stream (one subvolume)
+  sendstream.py fifoclone HEADER    a clone of its own subvolume whose
+                                    source is a fifo the stream made:
+                                    btrfs receive blocks opening it
 """
 import os
 import struct
 import sys
 import uuid
 
-C_SUBVOL, C_MKFILE, C_SYMLINK, C_RENAME, C_WRITE, C_END = 1, 3, 8, 9, 15, 21
+C_SUBVOL, C_MKFILE, C_MKFIFO, C_SYMLINK, C_RENAME, C_WRITE, C_END = 1, 3, 6, 8, 9, 15, 21
 A_UUID, A_CTRANSID, A_INO, A_PATH, A_PATH_TO, A_PATH_LINK = 1, 2, 3, 15, 16, 17
 A_FILE_OFFSET, A_DATA = 18, 19
 A_CLONE_UUID, A_CLONE_CTRANSID, A_CLONE_PATH, A_CLONE_OFFSET, A_CLONE_LEN = 20, 21, 22, 23, 24
@@ -101,6 +104,19 @@ def clone(header, src_uuid, mode="plain", version=1):
     os.write(1, out)
 
 
+def fifoclone(header):
+    own = uuid.uuid4().bytes
+    out = header.encode() + b"\n" + b"btrfs-stream\0" + struct.pack("<I", 1)
+    out += cmd(C_SUBVOL, tlv(A_PATH, b"stuck"), tlv(A_UUID, own), tlv(A_CTRANSID, u64(7)))
+    out += cmd(C_MKFIFO, tlv(A_PATH, b"f"), tlv(A_INO, u64(257)))
+    out += cmd(C_MKFILE, tlv(A_PATH, b"a"), tlv(A_INO, u64(258)))
+    out += cmd(C_CLONE, tlv(A_FILE_OFFSET, u64(0)), tlv(A_CLONE_LEN, u64(4096)),
+               tlv(A_PATH, b"a"), tlv(A_CLONE_UUID, own), tlv(A_CLONE_CTRANSID, u64(7)),
+               tlv(A_CLONE_PATH, b"f"), tlv(A_CLONE_OFFSET, u64(0)))
+    out += cmd(C_END)
+    os.write(1, out)
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["check"]:
         check(sys.argv[2])
@@ -110,6 +126,8 @@ if __name__ == "__main__":
         clone(sys.argv[2], sys.argv[3], "clone2")
     elif sys.argv[1:2] == ["dotdot"]:
         clone(sys.argv[2], str(uuid.uuid4()), "dotdot")
+    elif sys.argv[1:2] == ["fifoclone"]:
+        fifoclone(sys.argv[2])
     elif sys.argv[1:2] == ["v2"]:
         clone(sys.argv[2], str(uuid.uuid4()), "dotdot", version=2)
     elif sys.argv[1:2] == ["escape"]:

@@ -35,7 +35,18 @@
 
 #define HEADER_MAX 8192
 /* A sender that stops sending for this long is given up on. */
-#define IDLE_MS (300 * 1000)
+#define IDLE_MS idle_ms()
+
+static int idle_ms(void)
+{
+#ifdef VM_FAULT_INJECTION
+	/* Tests wait seconds, not minutes, for a stuck receive. */
+	const char *t = getenv("VOLMGR_STREAM_IDLE_MS");
+	if (t && atoi(t) > 0)
+		return atoi(t);
+#endif
+	return 300 * 1000;
+}
 #define BTRFS_COMMAND "/usr/bin/btrfs"
 
 static int need_btrfs(struct vm_manager *m, const char *what, struct vm_error *err)
@@ -183,7 +194,7 @@ static int wait_readable(int fd, struct vm_error *err)
 		if (n > 0)
 			return 0;
 		if (n == 0)
-			return vm_error_set(err, ETIMEDOUT, "the stream stalled for %d s", IDLE_MS / 1000);
+			return vm_error_set(err, ETIMEDOUT, "the stream stalled for %d ms", IDLE_MS);
 		if (errno != EINTR)
 			return vm_error_errno(err, errno, "poll");
 	}
@@ -314,8 +325,8 @@ static int to_receive(int out, const void *buf, size_t len, struct vm_error *err
 		struct pollfd w = {out, POLLOUT, 0};
 		int k = poll(&w, 1, IDLE_MS);
 		if (k == 0)
-			return vm_error_set(err, ETIMEDOUT, "btrfs receive took nothing for %d s",
-					    IDLE_MS / 1000);
+			return vm_error_set(err, ETIMEDOUT, "btrfs receive took nothing for %d ms",
+					    IDLE_MS);
 		if (k < 0 && errno != EINTR)
 			return vm_error_errno(err, errno, "poll");
 	}
@@ -409,8 +420,8 @@ static int receive_into(struct vm_manager *m, int in, const char *recv, const ch
 	 * from a fifo the stream made would block it for good). */
 	struct pollfd done = {pidfd, POLLIN, 0};
 	if (r == 0 && poll(&done, 1, IDLE_MS) == 0)
-		r = vm_error_set(err, ETIMEDOUT, "btrfs receive did not finish within %d s of the stream's end",
-				 IDLE_MS / 1000);
+		r = vm_error_set(err, ETIMEDOUT, "btrfs receive did not finish within %d ms of the stream's end",
+				 IDLE_MS);
 	if (r < 0)
 		kill(pid, SIGKILL);
 	int status = 0;
