@@ -55,6 +55,12 @@ def cmd(c, *tlvs):
     return struct.pack("<IHI", len(body), c, crc) + body
 
 
+def stream(header, *cmds, version=1):
+    """A volmgr stream: HEADER's line, btrfs's 17-byte header, CMDS, END."""
+    return (header.encode() + b"\n" + b"btrfs-stream\0" + struct.pack("<I", version)
+            + b"".join(cmds) + cmd(C_END))
+
+
 def check(path):
     data = open(path, "rb").read()
     if not data.startswith(b"btrfs-stream\0"):
@@ -72,16 +78,15 @@ def check(path):
 
 
 def escape(header, link):
-    out = header.encode() + b"\n" + b"btrfs-stream\0" + struct.pack("<I", 1)
-    out += cmd(C_SUBVOL, tlv(A_PATH, b"evil"), tlv(A_UUID, uuid.uuid4().bytes),
-               tlv(A_CTRANSID, struct.pack("<Q", 7)))
-    out += cmd(C_SYMLINK, tlv(A_PATH, b"esc"), tlv(A_INO, struct.pack("<Q", 257)),
-               tlv(A_PATH_LINK, link.encode()))
-    out += cmd(C_MKFILE, tlv(A_PATH, b"esc/pwned"), tlv(A_INO, struct.pack("<Q", 258)))
-    out += cmd(C_WRITE, tlv(A_PATH, b"esc/pwned"), tlv(A_FILE_OFFSET, struct.pack("<Q", 0)),
-               tlv(A_DATA, b"written outside the subvolume\n"))
-    out += cmd(C_END)
-    os.write(1, out)
+    os.write(1, stream(
+        header,
+        cmd(C_SUBVOL, tlv(A_PATH, b"evil"), tlv(A_UUID, uuid.uuid4().bytes),
+            tlv(A_CTRANSID, struct.pack("<Q", 7))),
+        cmd(C_SYMLINK, tlv(A_PATH, b"esc"), tlv(A_INO, struct.pack("<Q", 257)),
+            tlv(A_PATH_LINK, link.encode())),
+        cmd(C_MKFILE, tlv(A_PATH, b"esc/pwned"), tlv(A_INO, struct.pack("<Q", 258))),
+        cmd(C_WRITE, tlv(A_PATH, b"esc/pwned"), tlv(A_FILE_OFFSET, struct.pack("<Q", 0)),
+            tlv(A_DATA, b"written outside the subvolume\n"))))
 
 
 def u64(v):
@@ -90,31 +95,30 @@ def u64(v):
 
 def clone(header, src_uuid, mode="plain", version=1):
     own = uuid.uuid4().bytes
-    out = header.encode() + b"\n" + b"btrfs-stream\0" + struct.pack("<I", version)
-    out += cmd(C_SUBVOL, tlv(A_PATH, b"thief"), tlv(A_UUID, own), tlv(A_CTRANSID, u64(7)))
-    out += cmd(C_MKFILE, tlv(A_PATH, b"stolen"), tlv(A_INO, u64(257)))
     uuids = {"plain": [uuid.UUID(src_uuid).bytes], "clone2": [own, uuid.UUID(src_uuid).bytes],
              "dotdot": [own]}[mode]
     path = b"../../caches/x" if mode == "dotdot" else b"data"
-    out += cmd(C_CLONE, tlv(A_FILE_OFFSET, u64(0)), tlv(A_CLONE_LEN, u64(1 << 20)),
-               tlv(A_PATH, b"stolen"), *[tlv(A_CLONE_UUID, u) for u in uuids],
-               tlv(A_CLONE_CTRANSID, u64(7)), tlv(A_CLONE_PATH, path),
-               tlv(A_CLONE_OFFSET, u64(0)))
-    out += cmd(C_END)
-    os.write(1, out)
+    os.write(1, stream(
+        header,
+        cmd(C_SUBVOL, tlv(A_PATH, b"thief"), tlv(A_UUID, own), tlv(A_CTRANSID, u64(7))),
+        cmd(C_MKFILE, tlv(A_PATH, b"stolen"), tlv(A_INO, u64(257))),
+        cmd(C_CLONE, tlv(A_FILE_OFFSET, u64(0)), tlv(A_CLONE_LEN, u64(1 << 20)),
+            tlv(A_PATH, b"stolen"), *[tlv(A_CLONE_UUID, u) for u in uuids],
+            tlv(A_CLONE_CTRANSID, u64(7)), tlv(A_CLONE_PATH, path),
+            tlv(A_CLONE_OFFSET, u64(0))),
+        version=version))
 
 
 def fifoclone(header):
     own = uuid.uuid4().bytes
-    out = header.encode() + b"\n" + b"btrfs-stream\0" + struct.pack("<I", 1)
-    out += cmd(C_SUBVOL, tlv(A_PATH, b"stuck"), tlv(A_UUID, own), tlv(A_CTRANSID, u64(7)))
-    out += cmd(C_MKFIFO, tlv(A_PATH, b"f"), tlv(A_INO, u64(257)))
-    out += cmd(C_MKFILE, tlv(A_PATH, b"a"), tlv(A_INO, u64(258)))
-    out += cmd(C_CLONE, tlv(A_FILE_OFFSET, u64(0)), tlv(A_CLONE_LEN, u64(4096)),
-               tlv(A_PATH, b"a"), tlv(A_CLONE_UUID, own), tlv(A_CLONE_CTRANSID, u64(7)),
-               tlv(A_CLONE_PATH, b"f"), tlv(A_CLONE_OFFSET, u64(0)))
-    out += cmd(C_END)
-    os.write(1, out)
+    os.write(1, stream(
+        header,
+        cmd(C_SUBVOL, tlv(A_PATH, b"stuck"), tlv(A_UUID, own), tlv(A_CTRANSID, u64(7))),
+        cmd(C_MKFIFO, tlv(A_PATH, b"f"), tlv(A_INO, u64(257))),
+        cmd(C_MKFILE, tlv(A_PATH, b"a"), tlv(A_INO, u64(258))),
+        cmd(C_CLONE, tlv(A_FILE_OFFSET, u64(0)), tlv(A_CLONE_LEN, u64(4096)),
+            tlv(A_PATH, b"a"), tlv(A_CLONE_UUID, own), tlv(A_CLONE_CTRANSID, u64(7)),
+            tlv(A_CLONE_PATH, b"f"), tlv(A_CLONE_OFFSET, u64(0)))))
 
 
 if __name__ == "__main__":

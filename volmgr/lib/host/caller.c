@@ -305,8 +305,11 @@ static bool same_root(const char *proc, int32_t pid)
 	if (stat(p, &a) < 0)
 		return false;
 	snprintf(p, sizeof(p), "%s/1/root", proc);
-	if (stat(p, &b) < 0 && stat("/proc/self/root", &b) < 0)
-		return false;
+	if (stat(p, &b) < 0) {
+		snprintf(p, sizeof(p), "%s/self/root", proc);
+		if (stat(p, &b) < 0)
+			return false;
+	}
 	return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 

@@ -155,12 +155,12 @@ int vm_gc(struct vm_manager *m, bool dry_run, json_t *labels, struct vm_gc_repor
 			}
 			entry.has_bytes = true;
 			struct vm_error e = {0};
-			/* vm_volume_remove checks "in use" again under the
-			 * lock: a mount that came meanwhile wins. */
-			/* Taken only because its engine forgot it: on a fresh
-			 * scan of the machine's mounts (the pass's may be old
-			 * after the engines' answers), and only if no engine
-			 * asked about it meanwhile. */
+			/* The removal checks "in use" again under the lock: a
+			 * mount that came meanwhile wins.  One taken only
+			 * because its engine forgot it: on a fresh scan of the
+			 * machine's mounts (the pass's may be old after the
+			 * engines' answers), and only if no engine asked about
+			 * it meanwhile. */
 			bool only_forgot = reasons == VM_GC_ENGINE_FORGOT;
 			if (!dry_run && vm_mgr_remove_volume(m, name, NULL, only_forgot ? NULL : counts, true,
 							     only_forgot ? &rec.remove_refused_ns : NULL,

@@ -174,16 +174,24 @@ int vm_volume_create(struct vm_manager *m, const char *name,
 	return r;
 }
 
+/* Under the lock: record (when, for a Remove of the engine that made
+ * it) or clear (when 0) the Remove of volume name that volmgrd refused. */
+static void set_remove_refused(struct vm_manager *m, const char *name, const char *engine,
+			       int64_t when)
+{
+	_cleanup_record_ struct vm_record rec = {0};
+	if (vm_store_load_ready(&m->store, VM_KIND_VOLUME, name, &rec, NULL) < 0 ||
+	    rec.remove_refused_ns == when || (engine && strcmp(rec.creator_engine, engine) != 0))
+		return;
+	rec.remove_refused_ns = when;
+	vm_store_store_record(&m->store, &rec, NULL);
+}
+
 void vm_volume_engine_asked(struct vm_manager *m, const char *name)
 {
 	VM_STORE_LOCK(&m->store);
 	json_object_del(m->store.engine_forgot, name);
-	_cleanup_record_ struct vm_record rec = {0};
-	if (vm_store_load_ready(&m->store, VM_KIND_VOLUME, name, &rec, NULL) == 0 &&
-	    rec.remove_refused_ns) {
-		rec.remove_refused_ns = 0;
-		vm_store_store_record(&m->store, &rec, NULL);
-	}
+	set_remove_refused(m, name, NULL, 0);
 }
 
 int vm_volume_remove(struct vm_manager *m, const char *name, const char *engine,
@@ -200,12 +208,7 @@ int vm_volume_remove(struct vm_manager *m, const char *name, const char *engine,
 	 * not listed in [engines], is asked nothing). */
 	if (r == -EBUSY && engine && engine[0]) {
 		VM_STORE_LOCK(&m->store);
-		_cleanup_record_ struct vm_record rec = {0};
-		if (vm_store_load_ready(&m->store, VM_KIND_VOLUME, name, &rec, NULL) == 0 &&
-		    strcmp(rec.creator_engine, engine) == 0) {
-			rec.remove_refused_ns = vm_now_ns();
-			vm_store_store_record(&m->store, &rec, NULL);
-		}
+		set_remove_refused(m, name, engine, vm_now_ns());
 	}
 	return r;
 }
