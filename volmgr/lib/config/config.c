@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <ini.h>
 #include <stdio.h>
@@ -331,6 +332,33 @@ static int on_names(struct parse_ctx *c, const char *key, const char *value)
 	return 0;
 }
 
+/* [engine]: each key loosens one rule of volmgr-engined's. */
+static int on_engine(struct parse_ctx *c, const char *key, const char *value)
+{
+	static const struct {
+		const char *key;
+		size_t off;
+	} keys[] = {
+#define K(name) {#name, offsetof(struct vm_config, engine.name)}
+		K(allow_privileged), K(allow_cap_add), K(allow_devices), K(allow_host_namespaces),
+		K(allow_unconfined), K(allow_sysctls), K(allow_host_binds),
+#undef K
+	};
+	for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+		if (strcmp(key, keys[i].key) != 0)
+			continue;
+		bool *b = (bool *)((char *)c->cfg + keys[i].off);
+		if (!strcmp(value, "yes") || !strcmp(value, "true"))
+			*b = true;
+		else if (!strcmp(value, "no") || !strcmp(value, "false"))
+			*b = false;
+		else
+			return vm_error_set(c->err, EINVAL, "[engine] %s must be yes or no", key);
+		return 0;
+	}
+	return vm_error_set(c->err, EINVAL, "unknown key %.64s in [engine]", key);
+}
+
 bool vm_config_name_reserved(const struct vm_config *cfg, const char *name)
 {
 	for (size_t i = 0; i < cfg->n_reserved; i++)
@@ -369,6 +397,10 @@ static int on_entry(void *user, const char *section, const char *key,
 	}
 	if (strcmp(section, "names") == 0) {
 		c->r = on_names(c, key, value);
+		return c->r == 0;
+	}
+	if (strcmp(section, "engine") == 0) {
+		c->r = on_engine(c, key, value);
 		return c->r == 0;
 	}
 	if (strcmp(section, "quota") == 0) {

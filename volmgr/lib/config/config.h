@@ -121,6 +121,17 @@ struct vm_config {
 	/* [names] reserved_prefix: names only root and the plugin may make. */
 	char reserved_prefix[VM_RESERVED_PREFIXES_MAX][VM_NAME_MAX + 1];
 	size_t n_reserved;
+	/* [engine]: the engine socket's rules a runner loosens (volmgr-
+	 * engined); all false by default. */
+	struct {
+		bool allow_privileged;
+		bool allow_cap_add;
+		bool allow_devices;
+		bool allow_host_namespaces;
+		bool allow_unconfined;
+		bool allow_sysctls;
+		bool allow_host_binds;
+	} engine;
 };
 
 #define VM_IMPLICIT_MAX_FILES_DEFAULT 20000

@@ -1,0 +1,757 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* One job's connection to the engine socket: requests read one at a
+ * time, each classified (route.c), checked and rewritten (policy.c),
+ * sent to the engine on a connection of its own in a form we wrote
+ * (request line, a short list of headers, the body re-framed), and the
+ * answer relayed -- verbatim, or filtered down to the job's own objects
+ * for lists and events.  Memory per connection is fixed: two readers'
+ * buffers and heads, plus a JSON body of at most BODY_MAX and a list
+ * answer of at most LIST_MAX while it is filtered. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "engined.h"
+#include "http.h"
+#include "json-util.h"
+#include "route.h"
+
+#define BODY_MAX (1024 * 1024)
+#define LIST_MAX (32 * 1024 * 1024)
+#define EVENT_MAX (256 * 1024)
+/* A keep-alive connection may wait this long for its next request. */
+#define IDLE_MS (10 * 60 * 1000)
+
+struct conn {
+	struct engined *e;
+	int fd;
+	struct job job;
+	char tag[40];             /* pins made for the request in flight */
+	struct http_reader in;
+	struct http_head req;
+	struct http_reader up;
+	struct http_head resp;
+};
+
+struct dbuf {
+	char *p;
+	size_t len, cap, max;
+	bool too_long;
+};
+
+static int dbuf_sink(void *ud, const char *d, size_t n)
+{
+	struct dbuf *b = ud;
+	if (b->len + n > b->max) {
+		b->too_long = true;
+		return -EMSGSIZE;
+	}
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *np = realloc(b->p, cap);
+		if (!np)
+			return -ENOMEM;
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, d, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return 0;
+}
+
+static int write_fd(void *ud, const char *d, size_t n)
+{
+	return http_write_all(*(int *)ud, d, n);
+}
+
+/* A body of the client's, re-framed towards the engine. */
+struct reframe {
+	int fd;
+	bool chunked;
+};
+
+static int reframe_sink(void *ud, const char *d, size_t n)
+{
+	struct reframe *f = ud;
+	if (!f->chunked)
+		return http_write_all(f->fd, d, n);
+	char h[24];
+	int hn = snprintf(h, sizeof(h), "%zx\r\n", n);
+	int r = http_write_all(f->fd, h, (size_t)hn);
+	if (r == 0)
+		r = http_write_all(f->fd, d, n);
+	if (r == 0)
+		r = http_write_all(f->fd, "\r\n", 2);
+	return r;
+}
+
+/* An answer of our own, in the engines' shape ({"message": ...}); the
+ * connection closes after it. */
+static void reply_error(struct conn *c, int status, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	_cleanup_json_ json_t *j = json_pack("{s:s}", "message", msg);
+	_cleanup_free_ char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	if (!body)
+		return;
+	const char *reason = status == 403 ? "Forbidden" : status == 404 ? "Not Found" :
+			     status == 400 ? "Bad Request" : status == 413 ? "Payload Too Large" :
+			     status == 502 ? "Bad Gateway" : "Error";
+	char head[256];
+	int n = snprintf(head, sizeof(head),
+			 "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+			 "Connection: close\r\n\r\n",
+			 status, reason, strlen(body) + 1);
+	if (http_write_all(c->fd, head, (size_t)n) == 0 && http_write_all(c->fd, body, strlen(body)) == 0)
+		http_write_all(c->fd, "\n", 1);
+	if (status == 403)
+		fprintf(stderr, "volmgr-engined: job %.12s (pid %d): %s %s refused: %s\n", c->job.id,
+			(int)c->job.pid, c->req.method, c->req.url, msg);
+}
+
+static bool hop_by_hop(const char *name)
+{
+	static const char *const hop[] = {"Connection", "Keep-Alive", "Transfer-Encoding",
+					  "Content-Length", "Upgrade", "Proxy-Connection", "TE",
+					  "Trailer"};
+	for (size_t i = 0; i < ELEMENTSOF(hop); i++)
+		if (strcasecmp(name, hop[i]) == 0)
+			return true;
+	return false;
+}
+
+struct sbuf {
+	char p[HTTP_HEAD_MAX + 1024];
+	size_t len;
+	bool overflow;
+};
+
+static void sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(b->p + b->len, sizeof(b->p) - b->len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(b->p) - b->len)
+		b->overflow = true;
+	else
+		b->len += (size_t)n;
+}
+
+/* The answer's head towards the client: the engine's status and
+ * headers, our framing (extra). */
+static int send_response_head(struct conn *c, bool keep_framing, bool upgrade, const char *extra)
+{
+	_cleanup_free_ struct sbuf *b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	sb_printf(b, "HTTP/1.1 %d %s\r\n", c->resp.status, c->resp.reason);
+	for (size_t i = 0; i < c->resp.n; i++) {
+		const struct http_header *h = &c->resp.h[i];
+		bool framing = strcasecmp(h->name, "Content-Length") == 0 ||
+			       strcasecmp(h->name, "Transfer-Encoding") == 0;
+		if (hop_by_hop(h->name) && !(keep_framing && framing))
+			continue;
+		sb_printf(b, "%s: %s\r\n", h->name, h->value);
+	}
+	if (upgrade)
+		sb_printf(b, "Connection: Upgrade\r\nUpgrade: %s\r\n",
+			  http_head_get(&c->resp, "Upgrade") ?: "tcp");
+	sb_printf(b, "%s\r\n", extra ? extra : "");
+	if (b->overflow)
+		return -EMSGSIZE;
+	return http_write_all(c->fd, b->p, b->len);
+}
+
+/* The request towards the engine, in a form of our own. */
+static int send_request_head(struct conn *c, int ufd, const char *url, const char *framing,
+			     bool upgrade)
+{
+	static const char *const pass[] = {"Content-Type", "X-Registry-Auth", "X-Registry-Config",
+					   "User-Agent", "Accept"};
+	_cleanup_free_ struct sbuf *b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	sb_printf(b, "%s %s HTTP/1.1\r\nHost: docker\r\n", c->req.method, url);
+	for (size_t i = 0; i < c->req.n; i++)
+		for (size_t k = 0; k < ELEMENTSOF(pass); k++)
+			if (strcasecmp(c->req.h[i].name, pass[k]) == 0)
+				sb_printf(b, "%s: %s\r\n", pass[k], c->req.h[i].value);
+	if (framing)
+		sb_printf(b, "%s\r\n", framing);
+	sb_printf(b, upgrade ? "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n" : "Connection: close\r\n\r\n");
+	if (b->overflow)
+		return -EMSGSIZE;
+	return http_write_all(ufd, b->p, b->len);
+}
+
+/* ---- what a job may see ---- */
+
+static bool own(struct conn *c, enum record_kind kind, const char *id)
+{
+	char job[ENGINED_ID_MAX + 1];
+	if (!id)
+		return false;
+	if (kind == REC_CONTAINER && strcmp(id, c->job.id) == 0)
+		return true;
+	if (state_job_of(c->e, kind, id, job))
+		return strcmp(job, c->job.id) == 0;
+	if (kind == REC_VOLUME) {
+		size_t i;
+		json_t *v;
+		json_array_foreach(c->job.volumes, i, v)
+			if (strcmp(json_string_value(v), id) == 0)
+				return true;
+	}
+	return false;
+}
+
+static void filter_array(struct conn *c, json_t *a, enum record_kind kind, const char *key)
+{
+	for (size_t i = json_array_size(a); i-- > 0;) {
+		const char *id = json_string_value(json_object_get(json_array_get(a, i), key));
+		if (!own(c, kind, id))
+			json_array_remove(a, i);
+	}
+}
+
+static bool event_visible(struct conn *c, json_t *ev)
+{
+	const char *type = json_string_value(json_object_get(ev, "Type"));
+	json_t *actor = json_object_get(ev, "Actor");
+	const char *id = json_string_value(json_object_get(actor, "ID"));
+	json_t *attrs = json_object_get(actor, "Attributes");
+	if (!type)
+		return false;
+	if (strcmp(type, "image") == 0)
+		return true;
+	if (strcmp(type, "container") == 0) {
+		const char *label = json_string_value(json_object_get(attrs, POLICY_LABEL_JOB));
+		return own(c, REC_CONTAINER, id) || (label && strcmp(label, c->job.id) == 0);
+	}
+	const char *ctr = json_string_value(json_object_get(attrs, "container"));
+	if (strcmp(type, "network") == 0)
+		return own(c, REC_NETWORK, id) || (ctr && own(c, REC_CONTAINER, ctr));
+	if (strcmp(type, "volume") == 0)
+		return own(c, REC_VOLUME, id) || (ctr && own(c, REC_CONTAINER, ctr));
+	return false;
+}
+
+struct events {
+	struct conn *c;
+	struct dbuf line;
+};
+
+/* Events come as JSON objects one per line: each line the job may see
+ * goes on as a chunk of its own. */
+static int events_sink(void *ud, const char *d, size_t n)
+{
+	struct events *ev = ud;
+	for (size_t i = 0; i < n; i++) {
+		int r = dbuf_sink(&ev->line, d + i, 1);
+		if (r < 0)
+			return r;
+		if (d[i] != '\n')
+			continue;
+		_cleanup_json_ json_t *o = json_loadb(ev->line.p, ev->line.len, 0, NULL);
+		if (o && event_visible(ev->c, o)) {
+			struct reframe f = {ev->c->fd, true};
+			if ((r = reframe_sink(&f, ev->line.p, ev->line.len)) < 0)
+				return r;
+		}
+		ev->line.len = 0;
+	}
+	return 0;
+}
+
+/* ---- one request ---- */
+
+enum mode { M_RELAY, M_LIST, M_CAPTURE, M_EVENTS };
+
+struct plan {
+	char url[2048];
+	enum mode mode;
+	enum record_kind kind;      /* M_LIST: what is listed; M_CAPTURE: what is made */
+	bool buffer_body;
+	json_t *body;
+	enum { A_NONE, A_MADE, A_DELETED } after;
+	char obj[256];              /* A_DELETED: what */
+};
+
+struct policy_ud {
+	struct conn *c;
+};
+
+static int p_own_container(void *ud, const char *ref, char id[static 65], struct vm_error *err)
+{
+	struct conn *c = ud;
+	return job_own_container(c->e, &c->job, ref, id, err);
+}
+
+static int p_own_network(void *ud, const char *ref, char id[static 65], struct vm_error *err)
+{
+	struct conn *c = ud;
+	return job_own_network(c->e, &c->job, ref, id, true, err);
+}
+
+/* A named volume in a create: the job's own, or a new one made now with
+ * the job's label (the engine would make it without). */
+static int p_use_volume(void *ud, const char *name, struct vm_error *err)
+{
+	struct conn *c = ud;
+	int r = job_own_volume(c->e, &c->job, name, err);
+	if (r != 0)
+		return r;
+	if (!job_valid_ref(name))
+		return 0;
+	char path[512];
+	snprintf(path, sizeof(path), "/volumes/%s", name);
+	long status = 0;
+	if ((r = up_call(c->e, "GET", path, NULL, &status, NULL, err)) < 0)
+		return r;
+	if (status != 404)
+		return 0; /* another job's, or the host's */
+	_cleanup_json_ json_t *body = json_pack("{s:s, s:{s:s}}", "Name", name, "Labels",
+						POLICY_LABEL_JOB, c->job.id);
+	if ((r = up_call(c->e, "POST", "/volumes/create", body, &status, NULL, err)) < 0)
+		return r;
+	if (status != 201 && status != 200)
+		return vm_error_set(err, EIO, "the engine answered %ld to creating volume %s", status, name);
+	state_add(c->e, REC_VOLUME, name, c->job.id, "");
+	return 1;
+}
+
+static int p_bind(void *ud, const char *path, struct bind_target *ret, struct vm_error *err)
+{
+	struct conn *c = ud;
+	return pin_bind_source(c->e, &c->job, path, c->tag, ret, err);
+}
+
+/* Checks of the build's query: the classic builder runs each step in a
+ * container made from these. */
+static const char *build_refused(const char *url)
+{
+	char v[256];
+	unsigned n;
+	const char *s = route_query_get(url, "networkmode", v, sizeof(v), &n);
+	if (n > 1 || (s && *s && strcmp(s, "default") && strcmp(s, "bridge") && strcmp(s, "none")))
+		return "docker build --network other than default, bridge or none is refused on the engine socket";
+	if (route_query_get(url, "cgroupparent", v, sizeof(v), &n) || n)
+		return "docker build --cgroup-parent is refused on the engine socket";
+	s = route_query_get(url, "isolation", v, sizeof(v), &n);
+	if (n > 1 || (s && *s && strcmp(s, "default")))
+		return "docker build --isolation is refused on the engine socket";
+	s = route_query_get(url, "version", v, sizeof(v), &n);
+	if (n > 1 || (s && strcmp(s, "1")) || route_query_get(url, "session", v, sizeof(v), &n) || n)
+		return "BuildKit builds are not offered on the engine socket: build with DOCKER_BUILDKIT=0";
+	return NULL;
+}
+
+/* Decide what to do with the request; <0 when it was answered (refused)
+ * and the connection is to close. */
+static int plan_request(struct conn *c, const struct route *rt, struct plan *pl)
+{
+	const char *q = strchr(c->req.url, '?');
+	char v[24] = "";
+	if (rt->version[0])
+		snprintf(v, sizeof(v), "/v%s", rt->version);
+	q = q ? q : "";
+	char id[ENGINED_ID_MAX + 1];
+	struct vm_error err = {0};
+	int r;
+	snprintf(pl->url, sizeof(pl->url), "%s", c->req.url);
+	switch (rt->kind) {
+	case R_REFUSE:
+		reply_error(c, 403, "volmgr-engined: %s %s: %s", c->req.method, c->req.url, rt->why);
+		return -EPERM;
+	case R_SHARED:
+		return 0;
+	case R_BUILD: {
+		const char *why = build_refused(c->req.url);
+		if (why) {
+			reply_error(c, 403, "volmgr-engined: %s", why);
+			return -EPERM;
+		}
+		return 0;
+	}
+	case R_COMMIT: {
+		char ref[256];
+		unsigned n;
+		const char *s = route_query_get(c->req.url, "container", ref, sizeof(ref), &n);
+		if (!s || n != 1 || (r = job_own_container(c->e, &c->job, s, id, &err)) <= 0) {
+			reply_error(c, 404, "No such container: %s", s ? s : "");
+			return -ENOENT;
+		}
+		return 0;
+	}
+	case R_CONTAINER_LIST:
+		pl->mode = M_LIST;
+		pl->kind = REC_CONTAINER;
+		return 0;
+	case R_CONTAINER_CREATE:
+		pl->buffer_body = true;
+		pl->mode = M_CAPTURE;
+		pl->kind = REC_CONTAINER;
+		pl->after = A_MADE;
+		return 0;
+	case R_CONTAINER:
+	case R_EXEC_CREATE:
+		r = job_own_container(c->e, &c->job, rt->id, id, &err);
+		if (r < 0) {
+			reply_error(c, 502, "volmgr-engined: %s", err.msg);
+			return r;
+		}
+		if (r == 0) {
+			reply_error(c, 404, "No such container: %s", rt->id);
+			return -ENOENT;
+		}
+		if (strcmp(rt->op, "start") == 0 && (c->req.chunked || c->req.length > 0)) {
+			reply_error(c, 403, "volmgr-engined: a container start takes no body on the engine socket");
+			return -EPERM;
+		}
+		snprintf(pl->url, sizeof(pl->url), "%s/containers/%s%s%s%s", v, id, rt->op[0] ? "/" : "",
+			 rt->op, q);
+		if (rt->kind == R_EXEC_CREATE)
+			pl->buffer_body = true;
+		if (strcmp(c->req.method, "DELETE") == 0) {
+			pl->after = A_DELETED;
+			pl->kind = REC_CONTAINER;
+			snprintf(pl->obj, sizeof(pl->obj), "%s", id);
+		}
+		return 0;
+	case R_EXEC: {
+		char path[512];
+		long status = 0;
+		_cleanup_json_ json_t *ex = NULL;
+		if (!job_valid_ref(rt->id))
+			r = 0;
+		else {
+			snprintf(path, sizeof(path), "/exec/%s/json", rt->id);
+			r = up_call(c->e, "GET", path, NULL, &status, &ex, &err);
+		}
+		const char *ctr = json_string_value(json_object_get(ex, "ContainerID"));
+		if (r < 0) {
+			reply_error(c, 502, "volmgr-engined: %s", err.msg);
+			return r;
+		}
+		if (status != 200 || !ctr || job_own_container(c->e, &c->job, ctr, id, &err) != 1) {
+			reply_error(c, 404, "No such exec instance: %s", rt->id);
+			return -ENOENT;
+		}
+		return 0;
+	}
+	case R_NETWORK_LIST:
+		pl->mode = M_LIST;
+		pl->kind = REC_NETWORK;
+		return 0;
+	case R_NETWORK_CREATE:
+		pl->buffer_body = true;
+		pl->mode = M_CAPTURE;
+		pl->kind = REC_NETWORK;
+		pl->after = A_MADE;
+		return 0;
+	case R_NETWORK:
+	case R_NETWORK_CONNECT: {
+		bool reading = strcmp(c->req.method, "GET") == 0 || rt->kind == R_NETWORK_CONNECT;
+		r = job_own_network(c->e, &c->job, rt->id, id, reading, &err);
+		if (r < 0) {
+			reply_error(c, 502, "volmgr-engined: %s", err.msg);
+			return r;
+		}
+		if (r == 0) {
+			reply_error(c, 404, "network %s not found", rt->id);
+			return -ENOENT;
+		}
+		snprintf(pl->url, sizeof(pl->url), "%s/networks/%s%s%s%s", v, id, rt->op[0] ? "/" : "",
+			 rt->op, q);
+		pl->buffer_body = rt->kind == R_NETWORK_CONNECT;
+		if (strcmp(c->req.method, "DELETE") == 0) {
+			pl->after = A_DELETED;
+			pl->kind = REC_NETWORK;
+			snprintf(pl->obj, sizeof(pl->obj), "%s", id);
+		}
+		return 0;
+	}
+	case R_VOLUME_LIST:
+		pl->mode = M_LIST;
+		pl->kind = REC_VOLUME;
+		return 0;
+	case R_VOLUME_CREATE:
+		pl->buffer_body = true;
+		pl->mode = M_CAPTURE;
+		pl->kind = REC_VOLUME;
+		pl->after = A_MADE;
+		return 0;
+	case R_VOLUME: {
+		char job[ENGINED_ID_MAX + 1];
+		bool made = state_job_of(c->e, REC_VOLUME, rt->id, job) && strcmp(job, c->job.id) == 0;
+		bool del = strcmp(c->req.method, "DELETE") == 0;
+		if (!job_valid_ref(rt->id) || !(made || (!del && own(c, REC_VOLUME, rt->id)))) {
+			reply_error(c, 404, "get %s: no such volume", rt->id);
+			return -ENOENT;
+		}
+		if (del) {
+			pl->after = A_DELETED;
+			pl->kind = REC_VOLUME;
+			snprintf(pl->obj, sizeof(pl->obj), "%s", rt->id);
+		}
+		return 0;
+	}
+	case R_EVENTS:
+		pl->mode = M_EVENTS;
+		return 0;
+	}
+	return 0;
+}
+
+/* The buffered body, checked and rewritten; <0 when answered. */
+static int rewrite_body(struct conn *c, const struct route *rt, struct plan *pl)
+{
+	struct dbuf b = {.max = BODY_MAX};
+	int r = http_read_body(&c->in, false, dbuf_sink, &b);
+	if (r < 0) {
+		free(b.p);
+		if (b.too_long)
+			reply_error(c, 413, "volmgr-engined: a request body over %d bytes", BODY_MAX);
+		return r;
+	}
+	json_error_t jerr;
+	pl->body = b.len ? json_loadb(b.p, b.len, JSON_REJECT_DUPLICATES, &jerr) : json_object();
+	free(b.p);
+	if (!pl->body) {
+		reply_error(c, 400, "volmgr-engined: the body is not JSON: %s", jerr.text);
+		return -EINVAL;
+	}
+	static const struct policy_ops ops = {
+		.own_container = p_own_container,
+		.own_network = p_own_network,
+		.use_volume = p_use_volume,
+		.bind = p_bind,
+	};
+	struct policy_ops o = ops;
+	o.ud = c;
+	struct policy p = {.rules = &c->e->rules, .ops = &o, .job = c->job.id};
+	struct vm_error err = {0};
+	switch (rt->kind) {
+	case R_CONTAINER_CREATE:
+		r = policy_container_create(&p, pl->body, &err);
+		break;
+	case R_EXEC_CREATE:
+		r = policy_exec_create(&p, pl->body, &err);
+		break;
+	case R_NETWORK_CREATE:
+		r = policy_network_create(&p, pl->body, &err);
+		break;
+	case R_VOLUME_CREATE:
+		r = policy_volume_create(&p, pl->body, &err);
+		break;
+	case R_NETWORK_CONNECT:
+		r = policy_network_connect(&p, pl->body, &err);
+		break;
+	default:
+		r = 0;
+	}
+	if (r < 0) {
+		reply_error(c, err.code == EPERM ? 403 : err.code == ENOENT ? 404 : 400,
+			    "volmgr-engined: %s", err.msg);
+		return r;
+	}
+	return 0;
+}
+
+/* After the engine answered: what was made is the job's, what was
+ * removed leaves the records. */
+static void after(struct conn *c, struct plan *pl, json_t *answer)
+{
+	int s = c->resp.status;
+	if (pl->after == A_MADE && (s == 200 || s == 201)) {
+		const char *id = json_string_value(json_object_get(answer, pl->kind == REC_VOLUME ? "Name" : "Id"));
+		if (id) {
+			state_add(c->e, pl->kind, id, c->job.id, "");
+			if (pl->kind == REC_CONTAINER)
+				state_pins_to(c->e, c->tag, id);
+		}
+	}
+	if (pl->after == A_DELETED && s >= 200 && s < 300)
+		state_remove(c->e, pl->kind, pl->obj);
+}
+
+static void release_pins_of_tag(struct conn *c)
+{
+	size_t n;
+	_cleanup_free_ struct record *recs = state_copy(c->e, &n);
+	for (size_t i = 0; recs && i < n; i++)
+		if (recs[i].kind == REC_PIN && strcmp(recs[i].container, c->tag) == 0)
+			pin_release(c->e, recs[i].id);
+}
+
+/* Returns true to keep the connection for another request. */
+static bool handle(struct conn *c)
+{
+	struct route rt;
+	route_classify(c->req.method, c->req.url, &rt);
+	struct plan pl = {0};
+	snprintf(c->tag, sizeof(c->tag), "req-");
+	vm_random_hex(c->tag + 4, 24);
+	c->tag[28] = '\0';
+	bool keep = false;
+	int ufd = -1;
+	json_t *answer = NULL;
+	_cleanup_free_ char *payload = NULL;
+	if (plan_request(c, &rt, &pl) < 0)
+		goto out;
+	if (pl.buffer_body && rewrite_body(c, &rt, &pl) < 0)
+		goto out;
+	struct vm_error err = {0};
+	if ((ufd = up_connect(c->e, &err)) < 0) {
+		reply_error(c, 502, "volmgr-engined: %s", err.msg);
+		goto out;
+	}
+	bool has_body = c->req.chunked || (c->req.has_length && c->req.length > 0);
+	bool upgrade = rt.hijack && c->req.upgrade;
+	if (upgrade) {
+		const char *proto = http_head_get(&c->req, "Upgrade");
+		if (!proto || strcasecmp(proto, "tcp") != 0) {
+			reply_error(c, 403, "volmgr-engined: only Upgrade: tcp is taken");
+			goto out;
+		}
+	}
+	payload = pl.body ? json_dumps(pl.body, JSON_COMPACT) : NULL;
+	char framing[64] = "";
+	if (payload)
+		snprintf(framing, sizeof(framing), "Content-Length: %zu", strlen(payload));
+	else if (c->req.chunked)
+		snprintf(framing, sizeof(framing), "Transfer-Encoding: chunked");
+	else if (has_body)
+		snprintf(framing, sizeof(framing), "Content-Length: %llu", (unsigned long long)c->req.length);
+	if (send_request_head(c, ufd, pl.url, framing[0] ? framing : NULL, upgrade) < 0)
+		goto out;
+	if (payload) {
+		if (http_write_all(ufd, payload, strlen(payload)) < 0)
+			goto out;
+	} else if (!pl.buffer_body) {
+		struct reframe f = {ufd, c->req.chunked};
+		if (http_read_body(&c->in, false, has_body ? reframe_sink : NULL, &f) < 0)
+			goto out;
+		if (c->req.chunked && http_write_all(ufd, "0\r\n\r\n", 5) < 0)
+			goto out;
+	}
+	http_reader_init(&c->up, ufd, HTTP_RESPONSE);
+	c->up.no_body = strcmp(c->req.method, "HEAD") == 0;
+	if (http_read_head(&c->up, &c->resp) < 0) {
+		reply_error(c, 502, "volmgr-engined: no answer from the engine");
+		goto out;
+	}
+	bool raw_stream = rt.hijack && (c->resp.status == 101 || (c->resp.status == 200 && c->resp.needs_eof));
+	if (raw_stream) {
+		/* From here on bytes, both ways, until both ends are done. */
+		if (send_response_head(c, false, c->resp.status == 101, NULL) < 0)
+			goto out;
+		const char *rest;
+		size_t n = http_reader_take(&c->up, &rest);
+		if (n && http_write_all(c->fd, rest, n) < 0)
+			goto out;
+		n = http_reader_take(&c->in, &rest);
+		if (n && http_write_all(ufd, rest, n) < 0)
+			goto out;
+		relay_raw(c->fd, ufd);
+		goto out;
+	}
+	bool ok = c->resp.status >= 200 && c->resp.status < 300;
+	if (pl.mode == M_EVENTS && ok) {
+		if (send_response_head(c, false, false, "Transfer-Encoding: chunked\r\n") < 0)
+			goto out;
+		struct events ev = {.c = c, .line = {.max = EVENT_MAX}};
+		int r = http_read_body(&c->up, false, events_sink, &ev);
+		free(ev.line.p);
+		if (r == 0 && http_write_all(c->fd, "0\r\n\r\n", 5) == 0)
+			keep = c->req.keep_alive;
+		goto out;
+	}
+	if ((pl.mode == M_LIST || pl.mode == M_CAPTURE) && !c->up.no_body) {
+		struct dbuf b = {.max = LIST_MAX};
+		int r = http_read_body(&c->up, false, dbuf_sink, &b);
+		if (r < 0) {
+			free(b.p);
+			goto out;
+		}
+		answer = b.len ? json_loadb(b.p, b.len, 0, NULL) : NULL;
+		_cleanup_free_ char *out = NULL;
+		if (ok && pl.mode == M_LIST && answer) {
+			json_t *a = pl.kind == REC_VOLUME ? json_object_get(answer, "Volumes") : answer;
+			filter_array(c, a, pl.kind, pl.kind == REC_VOLUME ? "Name" : "Id");
+			out = json_dumps(answer, JSON_COMPACT);
+		}
+		const char *body = out ? out : b.p ? b.p : "";
+		size_t len = out ? strlen(out) : b.len;
+		char extra[64];
+		snprintf(extra, sizeof(extra), "Content-Length: %zu\r\n", len);
+		r = send_response_head(c, false, false, extra);
+		if (r == 0 && len)
+			r = http_write_all(c->fd, body, len);
+		free(b.p);
+		after(c, &pl, answer);
+		keep = r == 0 && c->req.keep_alive;
+		goto out;
+	}
+	/* Verbatim, framing and all; a body that runs until the engine
+	 * closes ends our connection too. */
+	bool eof = c->resp.needs_eof;
+	if (send_response_head(c, true, false, eof ? "Connection: close\r\n" : NULL) < 0)
+		goto out;
+	int fd = c->fd;
+	if (http_read_body(&c->up, true, write_fd, &fd) < 0)
+		goto out;
+	after(c, &pl, NULL);
+	keep = !eof && c->req.keep_alive;
+out:
+	if (pl.after == A_MADE && pl.kind == REC_CONTAINER) {
+		/* Pins that no container took: the create failed. */
+		release_pins_of_tag(c);
+	}
+	json_decref(answer);
+	json_decref(pl.body);
+	if (ufd >= 0)
+		close(ufd);
+	return keep;
+}
+
+void proxy_connection(struct engined *e, int fd)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->e = e;
+	c->fd = fd;
+	c->job.pidfd = -1;
+	http_reader_init(&c->in, fd, HTTP_REQUEST);
+	c->in.timeout_ms = IDLE_MS;
+	struct vm_error err = {0};
+	if (job_of_caller(e, fd, &c->job, &err) < 0) {
+		/* Read the request first, so that the client sees the answer
+		 * rather than a reset. */
+		if (http_read_head(&c->in, &c->req) == 0)
+			reply_error(c, 403, "volmgr-engined: %s", err.msg);
+		fprintf(stderr, "volmgr-engined: refused a caller: %s\n", err.msg);
+	} else {
+		while (http_read_head(&c->in, &c->req) == 0 && handle(c))
+			;
+	}
+	job_done(&c->job);
+	close(fd);
+	free(c);
+}
