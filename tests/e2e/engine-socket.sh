@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# The engine socket (volmgr-engined) in front of a private dockerd: the
-# seed's job script runs unchanged in a job container whose
-# /var/run/docker.sock is the engine socket.
+# The engine socket (volmgr-engined) in front of a private dockerd (or,
+# run as engine-socket-podman.sh, a private Podman API service), played
+# as a job does: job containers whose /var/run/docker.sock is the engine
+# socket (as the runner recipe mounts it) run the seed's script unchanged
+# with the docker CLI, share subdirectories of their workspace, are
+# refused what would reach the host or another job, cannot see each
+# other, and leave nothing behind.
 here=$(dirname "$(readlink -f "$0")")
 # shellcheck source=../lib/common.sh
 . "$here/../lib/common.sh"
@@ -10,15 +14,24 @@ here=$(dirname "$(readlink -f "$0")")
 # shellcheck source=../lib/engined.sh
 . "$here/../lib/engined.sh"
 
-vt_init engine-socket
+kind=${VT_ENGINE_UNDER_TEST:-docker}
+vt_init "engine-socket-$kind"
 vt_require_root
-vt_require_cmd btrfs jq
+vt_require_cmd btrfs jq curl
 
 pool=$(vt_make_pool btrfs)
 vt_start_daemon "$pool"
-vt_docker_ensure
-vt_start_engined "$VT_DOCKER_SOCK"
+# E: the engine as the host (the runner) uses it.
+if [[ $kind == podman ]]; then
+	vt_podman_ensure "$VT_DRIVER" "$VT_PLUGIN_SOCK"
+	E=vt_podman upstream=$VT_PODMAN_SOCK
+else
+	vt_docker_ensure
+	E=docker upstream=$VT_DOCKER_SOCK
+fi
+vt_start_engined "$upstream"
 
+vt_step "a cached checkout with the seed's lint script"
 src=$VT_TMP/src
 mkdir -p "$src/sub"
 printf '#!/bin/sh\necho "lint ok in $(pwd)"; ls\n' >"$src/lint.sh"
@@ -26,20 +39,242 @@ chmod +x "$src/lint.sh"
 echo inner >"$src/sub/file"
 "$VOLMGR" cache import proj "$src"
 
-img=$(vt_docker_image "$(vt_docker_client)")
-docker tag "$img" "vt-$VT_ID-job"
-vt_on_exit vt_rm_image docker "vt-$VT_ID-job"
-vol=ws-$VT_ID
-docker volume create -d "$VT_DRIVER" -o source=cache:proj "$vol" >/dev/null
-vt_track_volume docker "$vol"
-job=vt-$VT_ID-job1
-vt_on_exit vt_rm_container docker "$job"
-docker run -d --name "$job" --network none -v "$vol:/builds/g/p" \
-	-v "$VT_ENGINE_SOCK:/var/run/docker.sock" -w /builds/g/p "vt-$VT_ID-job" sleep 600 >/dev/null
+# One image for everything: busybox, the docker CLI, curl (raw requests).
+img=vt-$VT_ID-img
+if [[ $kind == podman ]]; then
+	id=$(vt_podman_image "$(vt_docker_client)" "$(command -v curl)")
+else
+	id=$(vt_docker_image "$(vt_docker_client)" "$(command -v curl)")
+fi
+$E tag "$id" "$img"
+vt_on_exit vt_rm_image "$E" "$img"
 
-vt_step "docker version and ps through the socket"
-docker exec "$job" docker version
-docker exec "$job" docker ps -a
+# vt job N: a job container as the runner makes one: the workspace
+# volume at /builds/g/p, the engine socket at /var/run/docker.sock.
+start_job() {
+	local n=$1
+	$E volume create --driver "$VT_DRIVER" -o source=cache:proj "ws$n-$VT_ID" >/dev/null
+	vt_track_volume "$E" "ws$n-$VT_ID"
+	vt_on_exit vt_rm_container "$E" "vt-$VT_ID-job$n"
+	$E run -d --name "vt-$VT_ID-job$n" --network none -v "ws$n-$VT_ID:/builds/g/p" \
+		-v "$VT_ENGINE_SOCK:/var/run/docker.sock" -w /builds/g/p "$img" sleep 3600 >/dev/null
+}
+start_job 1
+start_job 2
+job1=vt-$VT_ID-job1 job2=vt-$VT_ID-job2
+in1() { $E exec -i -w /builds/g/p "$job1" sh -c "$1"; }
+in2() { $E exec -i -w /builds/g/p "$job2" sh -c "$1"; }
+# Everything nested is named n-$VT_ID-*, so that a failed run can still
+# be removed from the host.
+rm_nested() {
+	local c
+	for c in $($E ps -aq --filter "name=n-$VT_ID"); do $E rm -f "$c" >/dev/null || true; done
+}
+vt_on_exit rm_nested
+gone() { ! $E "$1" inspect "$2" >/dev/null 2>&1; } # gone KIND NAME
 
-vt_step "the seed's script: docker run -v \"\$(pwd):/workspace\" -w /workspace IMAGE ./lint.sh"
-docker exec "$job" sh -c 'docker run --rm --network none -v "$(pwd):/workspace" -w /workspace vt-'"$VT_ID"'-job ./lint.sh'
+vt_step "docker version, docker ps through the socket"
+in1 'docker version --format "{{.Server.APIVersion}}"'
+out=$(in1 'docker ps -a --format "{{.Names}}"')
+vt_assert_eq "$job1" "$out" "job 1's docker ps -a: its own container only"
+
+vt_step "the seed's script, unchanged: docker run -v \"\$(pwd):/workspace\" -w /workspace IMAGE ./lint.sh"
+out=$(in1 "docker run --rm -v \"\$(pwd):/workspace\" -w /workspace $img ./lint.sh")
+vt_assert_eq "lint ok in /workspace
+lint.sh
+sub" "$out" "the lint container saw the job's checkout"
+
+vt_step "a subdirectory and a file of the workspace, pinned"
+out=$(in1 "docker run --rm --name n-$VT_ID-sub -v \"\$(pwd)/sub:/s\" -v \"\$(pwd)/lint.sh:/l.sh:ro\" $img \
+	sh -c 'cat /s/file; echo nested > /s/new; head -c 9 /l.sh; echo; touch /l.sh 2>&1 || echo ro'")
+vt_assert_contains "$out" inner "the subdirectory's file"
+vt_assert_contains "$out" '#!/bin/sh' "the file bind"
+vt_assert_contains "$out" ro "the file bind is read-only"
+vt_assert_eq nested "$(cat "$pool/volumes/ws1-$VT_ID/sub/new")" "the nested write is in the workspace"
+vt_wait_until -t 20 "the pins of the removed container are released" \
+	sh -c "[ -z \"\$(ls -A $VT_ENGINED_STATE/pins)\" ]"
+
+vt_step "relative binds from a compose-style project directory, and symlinks inside the volume"
+in1 'mkdir -p deep/er && echo deep > deep/er/x && ln -sfn deep/er link-in && ln -sfn /builds/g/p/deep abs-in'
+out=$(in1 "docker run --rm -v \"\$(pwd)/link-in:/a\" -v /builds/g/p/abs-in/er:/b $img cat /a/x /b/x")
+vt_assert_eq "deep
+deep" "$out" "symlinks resolved in the job's view, staying in the volume"
+
+vt_step "the job's own engine socket passed on: docker in the job in the job, confined the same"
+out=$(in1 "docker run --rm -v /var/run/docker.sock:/var/run/docker.sock $img docker ps -a --format '{{.Names}}'")
+vt_assert_contains "$out" "$job1" "the nested docker sees job 1's containers"
+[[ $out != *"$job2"* ]] || vt_fail "the nested docker sees job 2"
+
+vt_step "the commands a job runs: run -i, exec -i, logs -f, wait, cp, stop, kill, build, pull"
+out=$(echo piped | in1 "docker run -i --rm $img cat")
+vt_assert_eq piped "$out" "stdin through run -i, then its end (half close)"
+in1 "docker run -d --name n-$VT_ID-bg $img sleep 3600" >/dev/null
+in1 "docker run -d --name n-$VT_ID-log $img sh -c 'echo first; sleep 1; echo second'" >/dev/null
+out=$(echo into-exec | in1 "docker exec -i n-$VT_ID-bg cat")
+vt_assert_eq into-exec "$out" "exec -i"
+out=$(in1 "docker exec n-$VT_ID-bg sh -c 'echo out; echo err >&2; exit 3'" 2>&1) && vt_fail "exec's exit code was lost"
+vt_assert_contains "$out" err "exec's stderr"
+out=$(in1 "docker logs -f n-$VT_ID-log" 2>&1)
+vt_assert_contains "$out" "first" "logs -f"
+vt_assert_contains "$out" "second" "logs -f follows"
+out=$(in1 "docker run -d --name n-$VT_ID-exit $img sh -c 'exit 7' >/dev/null; docker wait n-$VT_ID-exit")
+vt_assert_eq 7 "$out" "docker wait"
+in1 "echo to-ctr > cpfile && docker cp cpfile n-$VT_ID-bg:/tmp/cpfile && docker cp n-$VT_ID-bg:/tmp/cpfile back && cat back" |
+	grep -qx to-ctr || vt_fail "docker cp both ways"
+in1 "docker stop -t 1 n-$VT_ID-bg >/dev/null && docker start n-$VT_ID-bg >/dev/null && docker kill n-$VT_ID-bg >/dev/null"
+vt_assert_eq exited "$($E inspect -f '{{.State.Status}}' "n-$VT_ID-bg")" "stop, start and kill reached it"
+in1 "mkdir -p ctx && echo built > ctx/f && printf 'FROM $img\nCOPY f /f\nRUN cat /f\n' > ctx/Dockerfile &&
+	DOCKER_BUILDKIT=0 docker build -q -t vt-$VT_ID-built ctx" >/dev/null
+vt_on_exit vt_rm_image "$E" "vt-$VT_ID-built"
+out=$(in1 "docker run --rm vt-$VT_ID-built cat /f")
+vt_assert_eq built "$out" "an image built through the socket"
+out=$(in1 "timeout 60 docker pull registry.invalid/none:1" 2>&1) && vt_fail "a pull offline succeeded"
+vt_log "pull offline: $out"
+[[ $out != *volmgr-engined* ]] || vt_fail "the pull was refused rather than tried"
+
+vt_step "networks and volumes of the job"
+in1 "docker network create n-$VT_ID-net >/dev/null && docker volume create n-$VT_ID-vol >/dev/null"
+# svc holds a pin of the workspace: it must not outlive the job.
+in1 "docker run -d --name n-$VT_ID-svc --network n-$VT_ID-net -v n-$VT_ID-vol:/data \
+	-v \"\$(pwd)/sub:/s\" $img sleep 3600" >/dev/null
+in1 "docker network connect n-$VT_ID-net n-$VT_ID-bg"
+out=$(in1 'docker network ls --format "{{.Name}}"')
+vt_assert_eq "n-$VT_ID-net" "$out" "job 1's networks: its own"
+out=$(in1 'docker volume ls --format "{{.Name}}" | sort')
+vt_assert_eq "$(printf '%s\n' "n-$VT_ID-vol" "ws1-$VT_ID" | sort)" "$out" "job 1's volumes: its own and its workspace"
+
+vt_step "two jobs cannot see each other"
+out=$(in2 'docker ps -a --format "{{.Names}}"')
+vt_assert_eq "$job2" "$out" "job 2 sees only itself"
+vt_assert_eq "" "$(in2 'docker network ls -q')" "job 2 sees no network of job 1's"
+vt_assert_eq "ws2-$VT_ID" "$(in2 'docker volume ls -q')" "job 2 sees its workspace only"
+
+vt_step "the hostile catalog: each refused, nothing made"
+counts() {
+	printf '%s %s %s\n' "$($E ps -aq | wc -l)" "$($E network ls -q | wc -l)" \
+		"$($E volume ls -q | wc -l)"
+}
+before=$(counts)
+n_refused=0
+# refuse WHAT JOB COMMAND: the docker CLI in the job fails, nothing new.
+refuse() {
+	local what=$1 in=$2 cmd=$3 out
+	if out=$($in "$cmd" 2>&1); then
+		vt_fail "$what: accepted ($out)"
+	fi
+	[[ $out == *volmgr-engined* || $out == *"No such"* || $out == *"not found"* ||
+		$out == *"no such"* ]] || vt_fail "$what: not refused by the socket: $out"
+	vt_assert_eq "$before" "$(counts)" "$what: nothing made"
+	n_refused=$((n_refused + 1))
+}
+r="docker run --rm --name n-$VT_ID-x"
+refuse privileged in2 "$r --privileged $img true"
+refuse cap-add in2 "$r --cap-add SYS_ADMIN $img true"
+refuse cap-add-all in2 "$r --cap-add ALL $img true"
+refuse pid-host in2 "$r --pid host $img true"
+refuse ipc-host in2 "$r --ipc host $img true"
+refuse uts-host in2 "$r --uts host $img true"
+refuse userns-host in2 "$r --userns host $img true"
+refuse cgroupns-host in2 "$r --cgroupns host $img true"
+refuse network-host in2 "$r --network host $img true"
+refuse seccomp in2 "$r --security-opt seccomp=unconfined $img true"
+refuse apparmor in2 "$r --security-opt apparmor=unconfined $img true"
+refuse label-disable in2 "$r --security-opt label=disable $img true"
+refuse systempaths in2 "$r --security-opt systempaths=unconfined $img true"
+refuse sysctl in2 "$r --sysctl net.ipv4.ip_forward=1 $img true"
+refuse cgroup-parent in2 "$r --cgroup-parent /evil $img true"
+refuse runtime in2 "$r --runtime io.containerd.runc.v2 $img true"
+refuse oom-score in2 "$r --oom-score-adj -1000 $img true"
+refuse oom-kill in2 "$r --oom-kill-disable $img true"
+refuse log-driver in2 "$r --log-driver syslog $img true"
+refuse volumes-from in2 "$r --volumes-from n-$VT_ID-svc $img true"
+refuse network-container in2 "$r --network container:n-$VT_ID-svc $img true"
+refuse pid-container in2 "$r --pid container:n-$VT_ID-svc $img true"
+refuse ipc-container in2 "$r --ipc container:n-$VT_ID-svc $img true"
+refuse link in2 "$r --link n-$VT_ID-svc:svc $img true"
+refuse other-network in2 "$r --network n-$VT_ID-net $img true"
+refuse other-volume in2 "$r -v n-$VT_ID-vol:/v $img true"
+refuse other-workspace in2 "$r -v ws1-$VT_ID:/v $img true"
+refuse bind-root in2 "$r -v /:/host $img true"
+refuse bind-etc in2 "$r -v /etc:/x $img true"
+refuse bind-above-volume in2 "$r -v /builds:/x $img true"
+refuse bind-missing in2 "$r -v /builds/g/p/nonexistent:/x $img true"
+refuse bind-engine-socket in2 "$r -v $upstream:/var/run/docker.sock $img true"
+in2 'ln -sfn / escape && ln -sfn ../../../.. escape-rel'
+refuse symlink-to-root in2 "$r -v /builds/g/p/escape:/x $img true"
+refuse symlink-up in2 "$r -v /builds/g/p/escape-rel:/x $img true"
+refuse mount-bind-root in2 "$r --mount type=bind,src=/,dst=/x $img true"
+refuse mount-propagation in2 "$r --mount type=bind,src=/builds/g/p/sub,dst=/x,bind-propagation=rshared $img true"
+refuse mount-local-device in2 "$r --mount type=volume,src=n-$VT_ID-dev,dst=/x,volume-opt=type=none,volume-opt=o=bind,volume-opt=device=/ $img true"
+refuse volume-local-device in2 "docker volume create -o type=none -o o=bind -o device=/ n-$VT_ID-dev2"
+refuse volume-driver in2 "docker volume create -d $VT_DRIVER n-$VT_ID-dev3"
+refuse network-driver in2 "docker network create -d macvlan n-$VT_ID-mac"
+refuse network-options in2 "docker network create -o com.docker.network.bridge.name=eth0 n-$VT_ID-br"
+refuse label-spoof in2 "$r --label io.volmgr.engine.job=$job1 $img true"
+refuse inspect-other in2 "docker inspect n-$VT_ID-svc"
+refuse logs-other in2 "docker logs n-$VT_ID-svc"
+refuse exec-other in2 "docker exec n-$VT_ID-svc true"
+refuse stop-other in2 "docker stop n-$VT_ID-svc"
+refuse kill-other in2 "docker kill n-$VT_ID-svc"
+# (not -f: the CLI reports "No such container" but exits 0 with it)
+refuse rm-other in2 "docker rm n-$VT_ID-svc"
+refuse cp-other in2 "docker cp n-$VT_ID-svc:/etc/passwd /tmp/p"
+refuse attach-other in2 "timeout 10 docker attach n-$VT_ID-svc"
+refuse rm-other-job in2 "docker rm $job1"
+refuse network-rm-other in2 "docker network rm n-$VT_ID-net"
+refuse network-connect-other in2 "docker network connect n-$VT_ID-net $job2"
+refuse volume-rm-other in2 "docker volume rm n-$VT_ID-vol"
+refuse exec-privileged in1 "docker exec --privileged n-$VT_ID-svc true"
+refuse build-network-host in2 "mkdir -p c2 && echo 'FROM $img' > c2/Dockerfile && DOCKER_BUILDKIT=0 docker build --network host c2"
+# Raw requests, as no CLI sends them.
+raw() { # METHOD PATH [BODY]: prints the status
+	in2 "curl -s -o /dev/null -w '%{http_code}' --unix-socket /var/run/docker.sock -X $1 \
+		-H 'Content-Type: application/json' ${3:+--data-binary @-} 'http://d$2'" <<<"${3:-}"
+}
+refuse_raw() { # WHAT STATUS METHOD PATH [BODY]
+	local got
+	got=$(raw "$3" "$4" "${5:-}")
+	vt_assert_eq "$2" "$got" "$1: status"
+	vt_assert_eq "$before" "$(counts)" "$1: nothing made"
+	n_refused=$((n_refused + 1))
+}
+refuse_raw old-api-start 403 POST "/v1.23/containers/$job2/start" '{"HostConfig":{"Privileged":true}}'
+refuse_raw start-body 403 POST "/v1.41/containers/$job2/start" '{"HostConfig":{"Privileged":true}}'
+refuse_raw libpod 403 GET /v1.41/libpod/containers/json
+refuse_raw session 403 POST /session
+refuse_raw system-df 403 GET /system/df
+refuse_raw prune 403 POST /v1.41/containers/prune
+refuse_raw image-prune 403 POST /v1.41/images/prune
+refuse_raw dotdot 403 POST /v1.41/images/../containers/create '{"Image":"x","HostConfig":{"Privileged":true}}'
+refuse_raw unknown-field 403 POST /v1.41/containers/create "{\"Image\":\"$img\",\"HostConfig\":{\"FutureEscape\":true}}"
+# (as raw requests: the docker CLI checks --device against the server's
+# OSType, which Podman 4.3's ping does not send)
+refuse_raw device 403 POST /v1.41/containers/create "{\"Image\":\"$img\",\"HostConfig\":{\"Devices\":[{\"PathOnHost\":\"/dev/sda\",\"PathInContainer\":\"/dev/x\",\"CgroupPermissions\":\"rwm\"}]}}"
+refuse_raw device-cgroup-rule 403 POST /v1.41/containers/create "{\"Image\":\"$img\",\"HostConfig\":{\"DeviceCgroupRules\":[\"b 7:* rmw\"]}}"
+refuse_raw gpus 403 POST /v1.41/containers/create "{\"Image\":\"$img\",\"HostConfig\":{\"DeviceRequests\":[{\"Count\":-1}]}}"
+refuse_raw masked-paths 403 POST /v1.41/containers/create "{\"Image\":\"$img\",\"HostConfig\":{\"MaskedPaths\":[]}}"
+refuse_raw dup-key 400 POST /v1.41/containers/create "{\"Image\":\"$img\",\"HostConfig\":{\"Privileged\":false,\"Privileged\":true}}"
+refuse_raw not-json 400 POST /v1.41/containers/create '{"Image":'
+refuse_raw swarm 403 GET /v1.41/swarm
+refuse_raw plugins 403 GET /v1.41/plugins
+refuse_raw semicolon 403 POST "/v1.41/build?networkmode=bridge;networkmode=host"
+vt_log "$n_refused hostile requests refused, none made anything"
+vt_assert_eq running "$($E inspect -f '{{.State.Status}}' "n-$VT_ID-svc")" "job 1's container untouched"
+((n_refused >= 40)) || vt_fail "only $n_refused hostile requests"
+
+vt_step "a caller that is not a container of the engine is refused"
+out=$(curl -s --unix-socket "$VT_ENGINE_SOCK" http://d/v1.41/containers/json)
+vt_assert_contains "$out" "containers of the engine only" "a host process"
+
+vt_step "job 1 ends: what it made goes with it"
+$E rm -f "$job1" >/dev/null
+for o in "n-$VT_ID-svc" "n-$VT_ID-bg" "n-$VT_ID-exit" "n-$VT_ID-log"; do
+	vt_wait_until -t 30 "container $o removed with its job" \
+		gone container "$o"
+done
+vt_wait_until -t 30 "job 1's network removed" gone network "n-$VT_ID-net"
+vt_wait_until -t 30 "job 1's volume removed" gone volume "n-$VT_ID-vol"
+vt_wait_until -t 30 "no pin left" sh -c "[ -z \"\$(ls -A $VT_ENGINED_STATE/pins)\" ]"
+vt_rm_volume "$E" "ws1-$VT_ID"
+vt_assert_volume_gone "ws1-$VT_ID"
+vt_assert_eq "$job2" "$(in2 'docker ps -a --format "{{.Names}}"')" "job 2 untouched"

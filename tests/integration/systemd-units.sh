@@ -14,11 +14,14 @@ pool=$(vt_make_pool btrfs)/pool
 
 vt_step "systemd-analyze verify (units with ExecStart pointing at this build)"
 mkdir "$VT_TMP/units"
-for u in volmgrd.service volmgrd.socket volmgrd-control.socket volmgrd-job.socket volmgr-gc.service volmgr-gc.timer var-lib-volmgr.mount; do
-	sed -e "s|/usr/sbin/volmgrd|$VOLMGRD|; s|/usr/bin/volmgr|$VOLMGR|" "$units/$u" >"$VT_TMP/units/$u"
+all_units=(volmgrd.service volmgrd.socket volmgrd-control.socket volmgrd-job.socket volmgr-gc.service
+	volmgr-gc.timer var-lib-volmgr.mount volmgr-engined.service volmgr-engined.socket)
+for u in "${all_units[@]}"; do
+	sed -e "s|/usr/sbin/volmgr-engined|$VOLMGR_ENGINED|; s|/usr/sbin/volmgrd|$VOLMGRD|; s|/usr/bin/volmgr|$VOLMGR|" \
+		"$units/$u" >"$VT_TMP/units/$u"
 done
 out=$(cd "$VT_TMP/units" && SYSTEMD_LOG_LEVEL=warning systemd-analyze verify --man=no \
-	volmgrd.service volmgrd.socket volmgrd-control.socket volmgrd-job.socket volmgr-gc.service volmgr-gc.timer var-lib-volmgr.mount 2>&1) ||
+	"${all_units[@]}" 2>&1) ||
 	vt_fail "systemd-analyze verify: $out"
 # Warnings about the host (no systemd as PID 1, missing docker.service)
 # are not the units' fault; anything naming our units is.
@@ -39,6 +42,12 @@ grep -q '^ListenSequentialPacket=/run/volmgr/job.sock' "$units/volmgrd-job.socke
 	vt_fail "volmgrd-job.socket is not the job socket"
 grep -q '^Sockets=volmgrd.socket volmgrd-control.socket volmgrd-job.socket' "$units/volmgrd.service" ||
 	vt_fail "volmgrd.service does not take both sockets"
+grep -q '^ListenStream=/run/volmgr/engine.sock' "$units/volmgr-engined.socket" &&
+	grep -q '^SocketMode=0666' "$units/volmgr-engined.socket" ||
+	vt_fail "volmgr-engined.socket is not the engine socket"
+# Pins must reach the engine: no mount namespace for volmgr-engined.
+! grep -qE '^(ProtectSystem|PrivateTmp|PrivateMounts|ProtectHome|PrivateDevices)=' \
+	"$units/volmgr-engined.service" || vt_fail "volmgr-engined.service has a mount namespace"
 
 start_activated() { # start_activated LOG ARGS... : systemd-socket-activate in the background
 	local log=$1

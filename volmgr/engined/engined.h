@@ -19,6 +19,9 @@
 
 struct engined {
 	char upstream[108];      /* the engine's API socket */
+	char sock_path[108];     /* our own socket, which a job may pass on */
+	dev_t sock_dev;
+	ino_t sock_ino;
 	char control[108];       /* volmgrd's control socket */
 	char state_dir[80];      /* records.json, pins/ (at most 64 bytes) */
 	int pins_fd;             /* state_dir/pins, where pinned binds are mounted */

@@ -152,6 +152,12 @@ void http_reader_init(struct http_reader *r, int fd, llhttp_type_t type)
 	r->fd = fd;
 	r->off = r->len = 0;
 	r->timeout_ms = -1;
+	r->head = NULL;
+	r->in_value = r->head_too_big = r->head_done = r->msg_done = false;
+	r->no_body = r->raw = false;
+	r->sink = NULL;
+	r->userdata = NULL;
+	r->sink_error = 0;
 	llhttp_settings_init(&r->s);
 	r->s.on_url = on_url;
 	r->s.on_status = on_status;

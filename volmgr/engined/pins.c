@@ -72,9 +72,10 @@ static int control(struct engined *e, const char *op, json_t *args, int fd, json
 
 /* The same inode as fd (on the caller's mount), opened on our own mount
  * of the volume, whose top is at mountpoint. */
+/* (open_by_handle_at takes no O_PATH fd for the mount.) */
 static int host_twin(const char *mountpoint, int fd, const struct stat *st, struct vm_error *err)
 {
-	_cleanup_close_ int top = openat2_fd(AT_FDCWD, mountpoint, O_PATH | O_DIRECTORY | O_CLOEXEC,
+	_cleanup_close_ int top = openat2_fd(AT_FDCWD, mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC,
 					     RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
 	if (top < 0)
 		return vm_error_errno(err, -top, "cannot open the volume at %s", mountpoint);
@@ -141,6 +142,14 @@ int pin_bind_source(struct engined *e, const struct job *j, const char *path, co
 	struct statvfs sv;
 	if (fstat(fd, &st) < 0 || fstatvfs(fd, &sv) < 0)
 		return vm_error_errno(err, errno, "bind source %s", path);
+	/* The engine socket itself, passed on to a nested container:
+	 * docker in the job in the job, confined as the job is. */
+	if (S_ISSOCK(st.st_mode) && e->sock_ino && st.st_dev == e->sock_dev &&
+	    st.st_ino == e->sock_ino) {
+		*ret = (struct bind_target){0};
+		snprintf(ret->source, sizeof(ret->source), "%s", e->sock_path);
+		return 0;
+	}
 	if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
 		return vm_error_set(err, EPERM, "bind source %s: only directories and regular files can be shared", path);
 	_cleanup_json_ json_t *which = NULL;

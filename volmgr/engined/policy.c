@@ -150,7 +150,11 @@ static int check_fields(const struct policy *p, json_t *obj, const struct field 
 			snprintf(what, sizeof(what), "%s.%s", where, key);
 			return deny_unknown(err, what);
 		}
-		if (f->rule == FREE || f->rule == SPECIAL || is_default(v) || loosened(p->rules, f->rule))
+		/* An empty list of masked or read-only paths is not "unset":
+		 * the engine takes any list there, an empty one unmasks all
+		 * (--security-opt systempaths=unconfined). */
+		bool unset = f->rule == UNCONFINED ? json_is_null(v) : is_default(v);
+		if (f->rule == FREE || f->rule == SPECIAL || unset || loosened(p->rules, f->rule))
 			continue;
 		char what[160];
 		snprintf(what, sizeof(what), "%s.%s", where, key);

@@ -564,8 +564,9 @@ static int rewrite_body(struct conn *c, const struct route *rt, struct plan *pl)
 		r = 0;
 	}
 	if (r < 0) {
-		reply_error(c, err.code == EPERM ? 403 : err.code == ENOENT ? 404 : 400,
-			    "volmgr-engined: %s", err.msg);
+		/* Never 404: the CLI takes a 404 to a create for "no such
+		 * image" and pulls. */
+		reply_error(c, err.code == EPERM ? 403 : 400, "volmgr-engined: %s", err.msg);
 		return r;
 	}
 	return 0;
@@ -586,6 +587,26 @@ static void after(struct conn *c, struct plan *pl, json_t *answer)
 	}
 	if (pl->after == A_DELETED && s >= 200 && s < 300)
 		state_remove(c->e, pl->kind, pl->obj);
+}
+
+/* A refused request's body, read and dropped (up to DRAIN_MAX): a
+ * client still writing it would otherwise see its write fail before it
+ * reads why (Go's transport reports "broken pipe" then). */
+#define DRAIN_MAX (256LL * 1024 * 1024)
+static int drain_sink(void *ud, const char *d, size_t n)
+{
+	long long *left = ud;
+	*left -= (long long)n;
+	return *left < 0 ? -EMSGSIZE : 0;
+}
+
+static void drain_body(struct conn *c)
+{
+	if (!c->in.msg_done && (c->req.chunked || c->req.length > 0)) {
+		long long left = DRAIN_MAX;
+		c->in.timeout_ms = 30000;
+		http_read_body(&c->in, false, drain_sink, &left);
+	}
 }
 
 static void release_pins_of_tag(struct conn *c)
@@ -610,8 +631,10 @@ static bool handle(struct conn *c)
 	int ufd = -1;
 	json_t *answer = NULL;
 	_cleanup_free_ char *payload = NULL;
-	if (plan_request(c, &rt, &pl) < 0)
+	if (plan_request(c, &rt, &pl) < 0) {
+		drain_body(c);
 		goto out;
+	}
 	if (pl.buffer_body && rewrite_body(c, &rt, &pl) < 0)
 		goto out;
 	struct vm_error err = {0};

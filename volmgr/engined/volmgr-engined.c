@@ -171,6 +171,12 @@ int main(int argc, char **argv)
 	int lfd = listen_on(sock);
 	if (lfd < 0)
 		return 1;
+	/* Its file, as a job's bind of it will show it. */
+	snprintf(e.sock_path, sizeof(e.sock_path), "%s", sock);
+	if (stat(sock, &st) == 0 && S_ISSOCK(st.st_mode)) {
+		e.sock_dev = st.st_dev;
+		e.sock_ino = st.st_ino;
+	}
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stddef.h>
 #include <stdlib.h>
 #include <ini.h>
 #include <stdio.h>
@@ -335,28 +334,30 @@ static int on_names(struct parse_ctx *c, const char *key, const char *value)
 /* [engine]: each key loosens one rule of volmgr-engined's. */
 static int on_engine(struct parse_ctx *c, const char *key, const char *value)
 {
-	static const struct {
-		const char *key;
-		size_t off;
-	} keys[] = {
-#define K(name) {#name, offsetof(struct vm_config, engine.name)}
-		K(allow_privileged), K(allow_cap_add), K(allow_devices), K(allow_host_namespaces),
-		K(allow_unconfined), K(allow_sysctls), K(allow_host_binds),
-#undef K
-	};
-	for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
-		if (strcmp(key, keys[i].key) != 0)
-			continue;
-		bool *b = (bool *)((char *)c->cfg + keys[i].off);
-		if (!strcmp(value, "yes") || !strcmp(value, "true"))
-			*b = true;
-		else if (!strcmp(value, "no") || !strcmp(value, "false"))
-			*b = false;
-		else
-			return vm_error_set(c->err, EINVAL, "[engine] %s must be yes or no", key);
-		return 0;
-	}
-	return vm_error_set(c->err, EINVAL, "unknown key %.64s in [engine]", key);
+	bool *b = NULL;
+	if (strcmp(key, "allow_privileged") == 0)
+		b = &c->cfg->engine.allow_privileged;
+	else if (strcmp(key, "allow_cap_add") == 0)
+		b = &c->cfg->engine.allow_cap_add;
+	else if (strcmp(key, "allow_devices") == 0)
+		b = &c->cfg->engine.allow_devices;
+	else if (strcmp(key, "allow_host_namespaces") == 0)
+		b = &c->cfg->engine.allow_host_namespaces;
+	else if (strcmp(key, "allow_unconfined") == 0)
+		b = &c->cfg->engine.allow_unconfined;
+	else if (strcmp(key, "allow_sysctls") == 0)
+		b = &c->cfg->engine.allow_sysctls;
+	else if (strcmp(key, "allow_host_binds") == 0)
+		b = &c->cfg->engine.allow_host_binds;
+	else
+		return vm_error_set(c->err, EINVAL, "unknown key %.64s in [engine]", key);
+	if (!strcmp(value, "yes") || !strcmp(value, "true"))
+		*b = true;
+	else if (!strcmp(value, "no") || !strcmp(value, "false"))
+		*b = false;
+	else
+		return vm_error_set(c->err, EINVAL, "[engine] %s must be yes or no", key);
+	return 0;
 }
 
 bool vm_config_name_reserved(const struct vm_config *cfg, const char *name)
