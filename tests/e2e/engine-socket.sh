@@ -262,6 +262,40 @@ vt_log "$n_refused hostile requests refused, none made anything"
 vt_assert_eq running "$($E inspect -f '{{.State.Status}}' "n-$VT_ID-svc")" "job 1's container untouched"
 ((n_refused >= 40)) || vt_fail "only $n_refused hostile requests"
 
+vt_step "a swap loop against 500 nested runs binding a subdirectory"
+# From the host, on the volume itself (what the job sees): swap/d, a
+# directory with one file, trades places with a symlink to / and one up
+# out of the volume, with renameat2(RENAME_EXCHANGE), while job 2 runs
+# nested containers binding /builds/g/p/swap/d.  Each either sees the
+# directory's one file, or is refused; none ever sees anything else.
+runs=${VT_SWAP_RUNS:-500}
+[[ $kind == docker ]] || runs=${VT_SWAP_RUNS:-100}
+ws2=$pool/volumes/ws2-$VT_ID
+mkdir "$ws2/swap" "$ws2/swap/d"
+echo inside >"$ws2/swap/d/only-file"
+ln -s / "$ws2/swap/to-root"
+ln -s ../../../../../.. "$ws2/swap/d2"
+mkdir "$ws2/swap/to-up"
+ln -sfn ../../../../../.. "$ws2/swap/to-up-link"
+python3 "$VT_SRCDIR/tools/swap-loop.py" "$VT_TMP/swaps" 600 \
+	"$ws2/swap/d" "$ws2/swap/to-root" &
+swap_pid=$!
+vt_on_exit vt__stop_pid "$swap_pid" 5
+# One write per run (the runs are parallel): its output on one line.
+in2 "seq $runs | xargs -P 8 -I{} sh -c 'o=\$(docker run --rm --network none \\
+	-v /builds/g/p/swap/d:/x $img ls -A /x 2>&1 | tr \"\\n\" \" \"); echo \"\$o\"' >> /tmp/swap-results"
+kill -TERM "$swap_pid"
+wait "$swap_pid" || true
+results=$(in2 'cat /tmp/swap-results')
+seen=$(grep -c '^only-file $' <<<"$results" || true)
+refused=$(grep -c 'volmgr-engined' <<<"$results" || true)
+other=$(grep -v '^only-file $' <<<"$results" | grep -v 'volmgr-engined' | sort | uniq -c || true)
+vt_log "$runs runs, swaps: $(cat "$VT_TMP/swaps"); $seen saw the directory, $refused refused"
+[[ -z $other ]] || vt_fail "nested runs saw something else: $other"
+vt_assert_eq "$runs" "$((seen + refused))" "every run accounted for"
+((seen > 0)) || vt_fail "no run saw the directory"
+vt_assert_eq "$before" "$(counts)" "no nested container left over"
+
 vt_step "a caller that is not a container of the engine is refused"
 out=$(curl -s --unix-socket "$VT_ENGINE_SOCK" http://d/v1.41/containers/json)
 vt_assert_contains "$out" "containers of the engine only" "a host process"

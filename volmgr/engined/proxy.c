@@ -719,13 +719,15 @@ static bool handle(struct conn *c)
 		}
 		const char *body = out ? out : b.p ? b.p : "";
 		size_t len = out ? strlen(out) : b.len;
+		/* Recorded before the client hears of it: its next request
+		 * (the attach of docker run) names what it just made. */
+		after(c, &pl, answer);
 		char extra[64];
 		snprintf(extra, sizeof(extra), "Content-Length: %zu\r\n", len);
 		r = send_response_head(c, false, false, extra);
 		if (r == 0 && len)
 			r = http_write_all(c->fd, body, len);
 		free(b.p);
-		after(c, &pl, answer);
 		keep = r == 0 && c->req.keep_alive;
 		goto out;
 	}
