@@ -296,6 +296,47 @@ vt_assert_eq "$runs" "$((seen + refused))" "every run accounted for"
 ((seen > 0)) || vt_fail "no run saw the directory"
 vt_assert_eq "$before" "$(counts)" "no nested container left over"
 
+vt_step "docker-compose (Debian's, 1.29) in a job: up -d, ps, logs, down, two services on a network"
+if command -v docker-compose >/dev/null; then
+	# The job container gets the host's /usr read-only: python3 and
+	# docker-compose with their modules, as in a job image that has them.
+	$E volume create --driver "$VT_DRIVER" -o source=cache:proj "ws3-$VT_ID" >/dev/null
+	vt_track_volume "$E" "ws3-$VT_ID"
+	vt_on_exit vt_rm_container "$E" "vt-$VT_ID-job3"
+	$E run -d --name "vt-$VT_ID-job3" --network none -v "ws3-$VT_ID:/builds/g/p" \
+		-v /usr:/usr:ro -v /usr/lib:/lib:ro -v /usr/lib64:/lib64:ro \
+		-v "$VT_ENGINE_SOCK:/var/run/docker.sock" -w /builds/g/p "$img" sleep 3600 >/dev/null
+	in3() { $E exec -i -w /builds/g/p/app "vt-$VT_ID-job3" sh -c "$1"; }
+	$E exec "vt-$VT_ID-job3" sh -c 'mkdir -p /builds/g/p/app/data && echo hello-compose > /builds/g/p/app/data/hello'
+	cat <<-YML | $E exec -i "vt-$VT_ID-job3" sh -c 'cat > /builds/g/p/app/docker-compose.yml'
+	version: "2.4"
+	services:
+	  web:
+	    image: $img
+	    command: sh -c 'cat /data/hello; sleep 3600'
+	    volumes:
+	      - ./data:/data
+	  db:
+	    image: $img
+	    command: sleep 3600
+	YML
+	p=c$VT_ID
+	in3 "docker-compose -p $p up -d" 2>&1
+	out=$(in3 "docker-compose -p $p ps --services" | sort)
+	vt_assert_eq "db
+web" "$out" "compose ps"
+	for svc in web db; do
+		nets=$(in3 "docker inspect -f '{{range \$k, \$v := .NetworkSettings.Networks}}{{\$k}} {{end}}' ${p}_${svc}_1")
+		vt_assert_contains "$nets" "${p}_default" "$svc on the project's network"
+	done
+	web_logs() { in3 "docker-compose -p $p logs web" | grep -q hello-compose; }
+	vt_wait_until -t 30 "compose logs show the bind's file" web_logs
+	in3 "docker-compose -p $p down" 2>&1
+	vt_assert_eq "" "$(in3 "docker ps -aq --filter label=com.docker.compose.project=$p")" "compose down left nothing"
+else
+	vt_fail "docker-compose is not installed (helpers/quickstart installs it)"
+fi
+
 vt_step "a caller that is not a container of the engine is refused"
 out=$(curl -s --unix-socket "$VT_ENGINE_SOCK" http://d/v1.41/containers/json)
 vt_assert_contains "$out" "containers of the engine only" "a host process"
