@@ -21,7 +21,10 @@
 #     the control socket) and the variables the runner sets, and runs
 #     pre_build_script and the job script in one shell; the hook works in a
 #     container that does not run as root;
-#   - the job's nested formatter container changes a file the job then sees;
+#   - the job's nested formatter container changes a file the job then sees,
+#     through the engine socket (volmgr-engined) that the recipe mounts at
+#     /var/run/docker.sock, and so does the seed's unchanged
+#     `docker run -v "$(pwd):/workspace"`;
 #   - the runner removes its containers, then the volume (forced);
 #   - GIT_STRATEGY clone, none and empty on a seeded volume; the per-slot
 #     names (before 18.4: seeded and reused; the sha256 ones from 18.4:
@@ -32,6 +35,8 @@
 here=$(dirname "$(readlink -f "$0")")
 . "$here/../lib/common.sh"
 . "$here/../lib/engines.sh"
+# shellcheck source=../lib/engined.sh
+. "$here/../lib/engined.sh"
 # shellcheck source=../lib/gitlab-runner.sh
 . "$here/../lib/gitlab-runner.sh"
 
@@ -60,6 +65,7 @@ vt_docker_ensure
 sed "s|^docker = /var/run/docker.sock$|docker = $VT_DOCKER_SOCK|" "$recipe/volmgr.conf" >"$VT_TMP/volmgr.conf"
 grep -qx "docker = $VT_DOCKER_SOCK" "$VT_TMP/volmgr.conf" || vt_fail "the recipe's volmgr.conf lists no docker engine"
 VT_DAEMON_CONFIG=$VT_TMP/volmgr.conf vt_start_daemon "$pool"
+vt_start_engined "$VT_DOCKER_SOCK"
 
 # The host side of the recipe's volumes, made for this test: the directory
 # with the static CLI, volmgr-run and the hook; the cache directory.
@@ -75,7 +81,7 @@ for v in "${recipe_volumes[@]}"; do
 	case $host in
 	/run/volmgr/job.sock) host=$VT_JOB_SOCK ;;
 	/usr/lib/volmgr/container) host=$container_dir ;;
-	/var/run/docker.sock) host=$VT_DOCKER_SOCK ;;
+	/run/volmgr/engine.sock) host=$VT_ENGINE_SOCK ;;
 	/srv/gitlab-runner/cache) host=$VT_TMP/runner-cache ;;
 	*) vt_fail "the recipe mounts $host: teach this test what it is" ;;
 	esac
@@ -142,6 +148,7 @@ run_job() {
 set -e
 test \"\$(git -c safe.directory='*' rev-parse HEAD)\" = \"\$CI_COMMIT_SHA\"
 docker run --rm --network none -v \"\$VOLMGR_VOLUME:\$VOLMGR_VOLUME_PATH\" -w \"\$CI_PROJECT_DIR\" $fmt_img sed -i 's/ *\$//' style.txt
+docker run --rm --network none -v \"\$(pwd):/workspace\" -w /workspace $fmt_img sh -c 'echo seed-$n > seed-out'
 volmgr-run --network none -- $fmt_img sh -c \"echo job-$n > out-\$CI_JOB_ID; pwd\"
 git config --global --add safe.directory '*'
 git diff --stat
@@ -153,6 +160,8 @@ ls"
 	vt_assert_contains "$out" "volmgr: this job's workspace is the volume $vol, mounted at $builds_dir" "the hook"
 	vt_assert_contains "$out" "style.txt | 4" "the job sees the nested formatter's change"
 	vt_assert_contains "$out" "out-100$n" "volmgr-run's container wrote into the job's workspace"
+	vt_assert_eq "seed-$n" "$(cat "$pool/volumes/$vol/group/project/seed-out")" \
+		"the seed's unchanged docker run -v \"\$(pwd):/workspace\" wrote into the job's checkout"
 	[[ $out != *out-100$((n - 1))* ]] || vt_fail "job $n sees the previous job's file"
 
 	vt_step "job $n: after_script, a shell of its own, gets the variables through \$GITLAB_ENV"
