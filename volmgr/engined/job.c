@@ -7,6 +7,7 @@
  * container of the engine is a job container of its own. */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -87,6 +88,55 @@ static bool pidfd_alive(int pidfd)
 	return pidfd >= 0 && poll(&p, 1, 0) == 0;
 }
 
+/* Who a container is, as the engine confirmed it a moment ago: every
+ * connection of a job would otherwise cost two inspects.  Keyed by the
+ * container id the kernel named (its cgroup); an entry is dropped after
+ * CACHE_NS, so a container removed since is asked about again. */
+#define CACHE_SIZE 64
+#define CACHE_NS (5LL * 1000000000)
+struct cached {
+	char self[ENGINED_ID_MAX + 1];
+	char job[ENGINED_ID_MAX + 1];
+	json_t *volumes;
+	int64_t at;
+};
+static struct cached cache[CACHE_SIZE];
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool cache_get(const char *id, struct job *ret)
+{
+	bool hit = false;
+	int64_t now = vm_mono_ns();
+	pthread_mutex_lock(&cache_lock);
+	for (size_t i = 0; i < CACHE_SIZE && !hit; i++)
+		if (cache[i].volumes && now - cache[i].at < CACHE_NS && strcmp(cache[i].self, id) == 0) {
+			snprintf(ret->self, sizeof(ret->self), "%.64s", cache[i].self);
+			snprintf(ret->id, sizeof(ret->id), "%.64s", cache[i].job);
+			ret->volumes = json_deep_copy(cache[i].volumes);
+			hit = ret->volumes != NULL;
+		}
+	pthread_mutex_unlock(&cache_lock);
+	return hit;
+}
+
+static void cache_put(const struct job *j)
+{
+	pthread_mutex_lock(&cache_lock);
+	struct cached *slot = &cache[0];
+	for (size_t i = 0; i < CACHE_SIZE; i++)
+		if (strcmp(cache[i].self, j->self) == 0 || cache[i].at < slot->at) {
+			slot = &cache[i];
+			if (strcmp(cache[i].self, j->self) == 0)
+				break;
+		}
+	json_decref(slot->volumes);
+	snprintf(slot->self, sizeof(slot->self), "%s", j->self);
+	snprintf(slot->job, sizeof(slot->job), "%s", j->id);
+	slot->volumes = json_deep_copy(j->volumes);
+	slot->at = vm_mono_ns();
+	pthread_mutex_unlock(&cache_lock);
+}
+
 int job_of_caller(struct engined *e, int fd, struct job *ret, struct vm_error *err)
 {
 	struct vm_caller c;
@@ -107,6 +157,9 @@ int job_of_caller(struct engined *e, int fd, struct job *ret, struct vm_error *e
 				    (int)c.pid);
 	/* The outermost id the engine knows: a process nested deeper (an
 	 * engine inside the job container) stays inside its cgroup. */
+	for (size_t i = 0; i < n; i++)
+		if (cache_get(ids[i], ret))
+			return pidfd_alive(c.pidfd) ? 0 : vm_error_set(err, EPERM, "the caller is gone");
 	_cleanup_json_ json_t *self = NULL;
 	for (size_t i = 0; i < n && !self; i++) {
 		r = inspect_container(e, ids[i], &self, err);
@@ -140,6 +193,7 @@ int job_of_caller(struct engined *e, int fd, struct job *ret, struct vm_error *e
 		if (type && strcmp(type, "volume") == 0 && name)
 			json_array_append_new(ret->volumes, json_string(name));
 	}
+	cache_put(ret);
 	return 0;
 }
 
