@@ -55,8 +55,12 @@ start_job() {
 	local n=$1
 	$E volume create --driver "$VT_DRIVER" -o source=cache:proj "ws$n-$VT_ID" >/dev/null
 	vt_track_volume "$E" "ws$n-$VT_ID"
+	# and a volume the runner gives it read-only
+	$E volume create "ro$n-$VT_ID" >/dev/null
+	vt_track_volume "$E" "ro$n-$VT_ID"
 	vt_on_exit vt_rm_container "$E" "vt-$VT_ID-job$n"
 	$E run -d --name "vt-$VT_ID-job$n" --network none -v "ws$n-$VT_ID:/builds/g/p" \
+		-v "ro$n-$VT_ID:/ro:ro" \
 		-v "$VT_ENGINE_SOCK:/var/run/docker.sock" -w /builds/g/p "$img" sleep 3600 >/dev/null
 }
 start_job 1
@@ -76,7 +80,7 @@ gone() { ! $E "$1" inspect "$2" >/dev/null 2>&1; } # gone KIND NAME
 vt_step "docker version, docker ps through the socket"
 in1 'docker version --format "{{.Server.APIVersion}}"'
 out=$(in1 'docker ps -a --format "{{.Names}}"')
-vt_assert_eq "$job1" "$out" "job 1's docker ps -a: its own container only"
+vt_assert_eq "" "$out" "job 1's docker ps -a: nothing yet (its own container is the runner's)"
 
 vt_step "the seed's script, unchanged: docker run -v \"\$(pwd):/workspace\" -w /workspace IMAGE ./lint.sh"
 out=$(in1 "docker run --rm -v \"\$(pwd):/workspace\" -w /workspace $img ./lint.sh")
@@ -94,6 +98,16 @@ vt_assert_eq nested "$(cat "$pool/volumes/ws1-$VT_ID/sub/new")" "the nested writ
 vt_wait_until -t 20 "the pins of the removed container are released" \
 	sh -c "[ -z \"\$(ls -A $VT_ENGINED_STATE/pins)\" ]"
 
+vt_step "a -v source that does not exist yet is made in the workspace, as the engines do"
+in1 "docker run --rm -v \"\$(pwd)/made/here:/m\" $img sh -c 'echo made > /m/f'"
+vt_assert_eq made "$(cat "$pool/volumes/ws1-$VT_ID/made/here/f")" "the missing directory made in the volume"
+
+vt_step "a volume the job has read-only stays read-only in the containers it starts"
+out=$(in1 "docker run --rm -v ro1-$VT_ID:/x $img sh -c 'touch /x/f 2>&1 || echo refused-write'")
+vt_assert_contains "$out" refused-write "the read-only volume, mounted by name"
+out=$(in1 "docker run --rm -v /ro:/x $img sh -c 'touch /x/f 2>&1 || echo refused-write'" 2>&1 || true)
+vt_log "the read-only volume by path: $out"
+
 vt_step "relative binds from a compose-style project directory, and symlinks inside the volume"
 in1 'mkdir -p deep/er && echo deep > deep/er/x && ln -sfn deep/er link-in && ln -sfn /builds/g/p/deep abs-in'
 out=$(in1 "docker run --rm -v \"\$(pwd)/link-in:/a\" -v /builds/g/p/abs-in/er:/b $img cat /a/x /b/x")
@@ -101,9 +115,15 @@ vt_assert_eq "deep
 deep" "$out" "symlinks resolved in the job's view, staying in the volume"
 
 vt_step "the job's own engine socket passed on: docker in the job in the job, confined the same"
-out=$(in1 "docker run --rm -v /var/run/docker.sock:/var/run/docker.sock $img docker ps -a --format '{{.Names}}'")
-vt_assert_contains "$out" "$job1" "the nested docker sees job 1's containers"
+out=$(in1 "docker run --rm --name n-$VT_ID-pass -v /var/run/docker.sock:/var/run/docker.sock $img \
+	docker ps -a --format '{{.Names}}'")
+vt_assert_contains "$out" "n-$VT_ID-pass" "the nested docker sees job 1's containers"
 [[ $out != *"$job2"* ]] || vt_fail "the nested docker sees job 2"
+# A container made two levels down is job 1's too.
+in1 "docker run --rm -v /var/run/docker.sock:/var/run/docker.sock $img \
+	docker run -d --name n-$VT_ID-deep --network none $img sleep 3600" >/dev/null
+vt_assert_contains "$(in1 'docker ps --format "{{.Names}}"')" "n-$VT_ID-deep" "job 1 sees what its nested container made"
+[[ $(in2 'docker ps -a --format "{{.Names}}"') != *deep* ]] || vt_fail "job 2 sees job 1's grandchild"
 
 vt_step "the commands a job runs: run -i, exec -i, logs -f, wait, cp, stop, kill, build, pull"
 out=$(echo piped | in1 "docker run -i --rm $img cat")
@@ -134,25 +154,41 @@ vt_log "pull offline: $out"
 
 vt_step "networks and volumes of the job"
 in1 "docker network create n-$VT_ID-net >/dev/null && docker volume create n-$VT_ID-vol >/dev/null"
+in1 "docker network create -o com.docker.network.driver.mtu=1400 n-$VT_ID-mtu >/dev/null"
 # svc holds a pin of the workspace: it must not outlive the job.
 in1 "docker run -d --name n-$VT_ID-svc --network n-$VT_ID-net -v n-$VT_ID-vol:/data \
 	-v \"\$(pwd)/sub:/s\" $img sleep 3600" >/dev/null
 in1 "docker network connect n-$VT_ID-net n-$VT_ID-bg"
-out=$(in1 'docker network ls --format "{{.Name}}"')
-vt_assert_eq "n-$VT_ID-net" "$out" "job 1's networks: its own"
+out=$(in1 'docker network ls --format "{{.Name}}"' | sort)
+vt_assert_eq "n-$VT_ID-mtu
+n-$VT_ID-net" "$out" "job 1's networks: its own"
+vt_assert_eq 1 "$(in1 'docker ps -a -q -n 1' | wc -l)" "docker ps -n 1: one of the job's own"
 out=$(in1 'docker volume ls --format "{{.Name}}" | sort')
-vt_assert_eq "$(printf '%s\n' "n-$VT_ID-vol" "ws1-$VT_ID" | sort)" "$out" "job 1's volumes: its own and its workspace"
+vt_assert_eq "$(printf '%s\n' "n-$VT_ID-vol" "ws1-$VT_ID" "ro1-$VT_ID" | sort)" "$out" \
+	"job 1's volumes: its own and its job container's"
 
 vt_step "two jobs cannot see each other"
 out=$(in2 'docker ps -a --format "{{.Names}}"')
-vt_assert_eq "$job2" "$out" "job 2 sees only itself"
+vt_assert_eq "" "$out" "job 2 sees none of job 1's containers"
 vt_assert_eq "" "$(in2 'docker network ls -q')" "job 2 sees no network of job 1's"
-vt_assert_eq "ws2-$VT_ID" "$(in2 'docker volume ls -q')" "job 2 sees its workspace only"
+vt_assert_eq "$(printf '%s\n' "ro2-$VT_ID" "ws2-$VT_ID" | sort)" "$(in2 'docker volume ls -q' | sort)" \
+	"job 2 sees its job container's volumes only"
+
+vt_step "prunes: a job's own stopped containers and unused networks, nobody else's"
+in2 "docker system prune -f" >/dev/null
+vt_assert_eq exited "$($E inspect -f '{{.State.Status}}' "n-$VT_ID-exit")" "job 2's system prune left job 1's stopped container"
+exit_id=$($E inspect -f '{{.Id}}' "n-$VT_ID-exit")
+out=$(in1 "docker container prune -f")
+vt_assert_contains "$out" "$exit_id" "job 1's container prune names its stopped container"
+vt_wait_until -t 10 "job 1's stopped container pruned" gone container "n-$VT_ID-exit"
+vt_assert_eq running "$($E inspect -f '{{.State.Status}}' "n-$VT_ID-svc")" "its running container stays"
 
 vt_step "the hostile catalog: each refused, nothing made"
+# (Volumes of this test's drivers only: the engine also lists those of
+# any other volmgrd's plugin socket in /run/docker/plugins.)
 counts() {
 	printf '%s %s %s\n' "$($E ps -aq | wc -l)" "$($E network ls -q | wc -l)" \
-		"$($E volume ls -q | wc -l)"
+		"$($E volume ls --format '{{.Driver}}' | grep -cxE "local|$VT_DRIVER" || true)"
 }
 before=$(counts)
 n_refused=0
@@ -198,7 +234,8 @@ refuse other-workspace in2 "$r -v ws1-$VT_ID:/v $img true"
 refuse bind-root in2 "$r -v /:/host $img true"
 refuse bind-etc in2 "$r -v /etc:/x $img true"
 refuse bind-above-volume in2 "$r -v /builds:/x $img true"
-refuse bind-missing in2 "$r -v /builds/g/p/nonexistent:/x $img true"
+refuse bind-missing-outside in2 "$r -v /nonexistent-$VT_ID/x:/x $img true"
+refuse mount-missing in2 "$r --mount type=bind,src=/builds/g/p/nonexistent,dst=/x $img true"
 refuse bind-engine-socket in2 "$r -v $upstream:/var/run/docker.sock $img true"
 in2 'ln -sfn / escape && ln -sfn ../../../.. escape-rel'
 refuse symlink-to-root in2 "$r -v /builds/g/p/escape:/x $img true"
@@ -221,6 +258,12 @@ refuse rm-other in2 "docker rm n-$VT_ID-svc"
 refuse cp-other in2 "docker cp n-$VT_ID-svc:/etc/passwd /tmp/p"
 refuse attach-other in2 "timeout 10 docker attach n-$VT_ID-svc"
 refuse rm-other-job in2 "docker rm $job1"
+refuse rm-own-job in2 "docker rm -f $job2"
+refuse stop-own-job in2 "docker stop $job2"
+# A create of a volume name another job has: the engine answers with
+# that volume, which must not become this job's.
+in2 "docker volume create n-$VT_ID-vol" >/dev/null
+refuse other-volume-recreated in2 "$r -v n-$VT_ID-vol:/v $img true"
 refuse network-rm-other in2 "docker network rm n-$VT_ID-net"
 refuse network-connect-other in2 "docker network connect n-$VT_ID-net $job2"
 refuse volume-rm-other in2 "docker volume rm n-$VT_ID-vol"
@@ -243,8 +286,6 @@ refuse_raw start-body 403 POST "/v1.41/containers/$job2/start" '{"HostConfig":{"
 refuse_raw libpod 403 GET /v1.41/libpod/containers/json
 refuse_raw session 403 POST /session
 refuse_raw system-df 403 GET /system/df
-refuse_raw prune 403 POST /v1.41/containers/prune
-refuse_raw image-prune 403 POST /v1.41/images/prune
 refuse_raw dotdot 403 POST /v1.41/images/../containers/create '{"Image":"x","HostConfig":{"Privileged":true}}'
 refuse_raw unknown-field 403 POST /v1.41/containers/create "{\"Image\":\"$img\",\"HostConfig\":{\"FutureEscape\":true}}"
 # (as raw requests: the docker CLI checks --device against the server's
@@ -257,10 +298,38 @@ refuse_raw dup-key 400 POST /v1.41/containers/create "{\"Image\":\"$img\",\"Host
 refuse_raw not-json 400 POST /v1.41/containers/create '{"Image":'
 refuse_raw swarm 403 GET /v1.41/swarm
 refuse_raw plugins 403 GET /v1.41/plugins
+# Keys in another case: the engines match them to fields ignoring case.
+refuse_raw case-masked 403 POST /v1.41/containers/create "{\"Image\":\"$img\",\"HostConfig\":{\"maskedPaths\":[],\"readonlyPaths\":[]}}"
+refuse_raw case-driverconfig 403 POST /v1.41/containers/create "{\"Image\":\"$img\",\"HostConfig\":{\"Mounts\":[{\"Type\":\"volume\",\"Target\":\"/h\",\"VolumeOptions\":{\"driverConfig\":{\"Name\":\"local\",\"Options\":{\"type\":\"none\",\"o\":\"bind\",\"device\":\"/\"}}}}]}}"
+refuse_raw case-log 403 POST /v1.41/containers/create "{\"Image\":\"$img\",\"HostConfig\":{\"LogConfig\":{\"type\":\"syslog\"}}}"
+refuse_raw case-propagation 403 POST /v1.41/containers/create "{\"Image\":\"$img\",\"HostConfig\":{\"Mounts\":[{\"Type\":\"bind\",\"Source\":\"/builds/g/p/sub\",\"Target\":\"/s\",\"BindOptions\":{\"propagation\":\"rshared\"}}]}}"
+refuse_raw case-twice 403 POST /v1.41/containers/create "{\"Image\":\"$img\",\"HostConfig\":{\"Privileged\":false,\"privileged\":true}}"
+refuse_raw non-ascii-key 403 POST /v1.41/containers/create "{\"Image\":\"$img\",\"HostConfig\":{\"Sy\u017fctls\":{\"net.ipv4.ip_forward\":\"1\"}}}"
+refuse_raw ipam 403 POST /v1.41/networks/create "{\"Name\":\"n-$VT_ID-ipam\",\"IPAM\":{\"Config\":[{\"Subnet\":\"169.254.169.0/24\"}]}}"
+refuse_raw build-remote 403 POST "/v1.41/build?remote=http://169.254.169.254/"
+refuse_raw import-url 403 POST "/v1.41/images/create?fromSrc=http://169.254.169.254/x&repo=n-$VT_ID-imp"
+out=$(in2 "curl -s -o /dev/null -o /dev/null -w '%{http_code} ' -H 'Connection: Upgrade' -H 'Upgrade: x' \
+	--unix-socket /var/run/docker.sock http://d/_ping http://d/_ping")
+vt_assert_eq "403 403 " "$out" "an Upgrade on a plain endpoint, twice on one connection"
+n_refused=$((n_refused + 1))
 refuse_raw semicolon 403 POST "/v1.41/build?networkmode=bridge;networkmode=host"
 vt_log "$n_refused hostile requests refused, none made anything"
 vt_assert_eq running "$($E inspect -f '{{.State.Status}}' "n-$VT_ID-svc")" "job 1's container untouched"
 ((n_refused >= 40)) || vt_fail "only $n_refused hostile requests"
+
+vt_step "a client that goes away midway leaves nothing half-made"
+# A create whose body never ends (the client gives up after a second),
+# with a bind that would be pinned, and a list answer the client stops
+# reading: no container, no pin, and the socket still serves.
+pins_before=$(ls -A "$VT_ENGINED_STATE/pins")
+in2 "(printf '{\"Image\":\"$img\",\"HostConfig\":{\"Binds\":[\"/builds/g/p/sub:/s\"'; sleep 3) |
+	curl -s --max-time 1 -T - -H 'Content-Type: application/json' --unix-socket /var/run/docker.sock \
+	'http://d/v1.41/containers/create?name=n-$VT_ID-half'" || true
+in2 "curl -s --max-time 1 --limit-rate 1 -o /dev/null --unix-socket /var/run/docker.sock \
+	'http://d/v1.41/images/json'" || true
+vt_assert_eq "$before" "$(counts)" "nothing made by the half request"
+vt_assert_eq "$pins_before" "$(ls -A "$VT_ENGINED_STATE/pins")" "no pin left by the half request"
+vt_assert_status 0 in2 'docker version >/dev/null'
 
 vt_step "a swap loop against 500 nested runs binding a subdirectory"
 # From the host, on the volume itself (what the job sees): swap/d, a
@@ -343,13 +412,14 @@ vt_assert_contains "$out" "containers of the engine only" "a host process"
 
 vt_step "job 1 ends: what it made goes with it"
 $E rm -f "$job1" >/dev/null
-for o in "n-$VT_ID-svc" "n-$VT_ID-bg" "n-$VT_ID-exit" "n-$VT_ID-log"; do
+for o in "n-$VT_ID-svc" "n-$VT_ID-bg" "n-$VT_ID-log" "n-$VT_ID-deep"; do
 	vt_wait_until -t 30 "container $o removed with its job" \
 		gone container "$o"
 done
 vt_wait_until -t 30 "job 1's network removed" gone network "n-$VT_ID-net"
+vt_wait_until -t 30 "job 1's second network removed" gone network "n-$VT_ID-mtu"
 vt_wait_until -t 30 "job 1's volume removed" gone volume "n-$VT_ID-vol"
 vt_wait_until -t 30 "no pin left" sh -c "[ -z \"\$(ls -A $VT_ENGINED_STATE/pins)\" ]"
 vt_rm_volume "$E" "ws1-$VT_ID"
 vt_assert_volume_gone "ws1-$VT_ID"
-vt_assert_eq "$job2" "$(in2 'docker ps -a --format "{{.Names}}"')" "job 2 untouched"
+vt_assert_eq running "$($E inspect -f '{{.State.Status}}' "$job2")" "job 2 untouched"

@@ -23,6 +23,7 @@
  *        set. */
 #include <errno.h>
 #include <fcntl.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "fuzz.h"
@@ -116,7 +117,8 @@ static int f_use_volume(void *ud, const char *name, struct vm_error *err)
 	return strncmp(name, "own", 3) == 0;
 }
 
-static int f_bind(void *ud, const char *path, struct bind_target *ret, struct vm_error *err)
+static int f_bind(void *ud, const char *path, bool create, struct bind_target *ret,
+		  struct vm_error *err)
 {
 	if (strncmp(path, "/builds/", 8) != 0)
 		return vm_error_set(err, EPERM, "not on a volume");
@@ -167,6 +169,18 @@ static void fuzz_policy(const uint8_t *data, size_t size)
 	}
 	json_t *hc = json_object_get(body, "HostConfig");
 	FUZZ_CHECK(json_is_object(hc), "no HostConfig after the rewrite");
+	/* The engines read keys ignoring case: every key left must be
+	 * spelled as the API spells it, or unknown altogether. */
+	static const char *const checked[] = {"Privileged", "CapAdd", "Devices", "MaskedPaths",
+					      "ReadonlyPaths", "SecurityOpt", "Binds", "Mounts",
+					      "LogConfig", "PidMode", "NetworkMode", "Sysctls",
+					      "VolumesFrom", "CgroupParent", "UsernsMode"};
+	const char *key;
+	json_t *kv;
+	json_object_foreach(hc, key, kv)
+		for (size_t c = 0; c < sizeof(checked) / sizeof(checked[0]); c++)
+			FUZZ_CHECK(strcasecmp(key, checked[c]) != 0 || strcmp(key, checked[c]) == 0,
+				   "HostConfig key %s left in a second spelling", fuzz_show(key));
 	static const char *const never[] = {"Privileged", "CapAdd", "Devices", "DeviceRequests",
 					    "DeviceCgroupRules", "Sysctls", "CgroupParent",
 					    "OomKillDisable", "StorageOpt", "BlkioWeightDevice"};
@@ -195,6 +209,10 @@ static void fuzz_policy(const uint8_t *data, size_t size)
 			FUZZ_CHECK(src && strcmp(src, "/pins/x") == 0, "bind mount of %s taken", fuzz_show(src));
 		if (type && strcmp(type, "volume") == 0 && src && *src)
 			FUZZ_CHECK(strncmp(src, "own", 3) == 0, "volume %s taken", fuzz_show(src));
+		json_t *dc = json_object_get(json_object_get(v, "VolumeOptions"), "DriverConfig");
+		FUZZ_CHECK(empty(json_object_get(dc, "Options")), "volume driver options taken");
+		const char *prop = json_string_value(json_object_get(json_object_get(v, "BindOptions"), "Propagation"));
+		FUZZ_CHECK(!prop || !*prop || strstr(prop, "private"), "propagation %s taken", fuzz_show(prop));
 	}
 	json_array_foreach(json_object_get(hc, "VolumesFrom"), i, v)
 		FUZZ_CHECK(strncmp(json_string_value(v), OWN_ID, 64) == 0, "volumes-from %s taken",

@@ -16,6 +16,8 @@
 #include "util.h"
 
 #define ENGINED_ID_MAX 64 /* a full container id: 64 hex digits */
+#define ENGINED_JOBS_MAX 512      /* jobs with connections open at once */
+#define ENGINED_JOB_CONNS_MAX 64  /* connections of one job at once */
 
 struct engined {
 	char upstream[108];      /* the engine's API socket */
@@ -32,6 +34,11 @@ struct engined {
 
 	pthread_mutex_t lock;    /* below */
 	unsigned n_conns;
+	/* Connections per job, so that one job cannot take them all. */
+	struct {
+		char job[ENGINED_ID_MAX + 1];
+		unsigned n;
+	} job_conns[ENGINED_JOBS_MAX];
 	struct record *records;  /* what jobs made: state.c */
 	size_t n_records, cap_records;
 };
@@ -43,7 +50,8 @@ struct job {
 	char self[ENGINED_ID_MAX + 1]; /* the caller's own container */
 	int32_t pid;                   /* the caller, pinned by pidfd */
 	int pidfd;
-	json_t *volumes;               /* names of volumes the job's container mounts */
+	json_t *volumes;               /* volumes the job's container mounts: name -> writable */
+	json_t *networks;              /* names and ids of the networks it is on */
 };
 
 /* What a job made through the socket, so that it is its own to use and
@@ -92,13 +100,14 @@ int job_own_container(struct engined *e, const struct job *j, const char *ref,
 		      char id[static ENGINED_ID_MAX + 1], struct vm_error *err);
 int job_own_network(struct engined *e, const struct job *j, const char *ref,
 		    char id[static ENGINED_ID_MAX + 1], bool builtin_ok, struct vm_error *err);
+/* 1: the job's, 2: the job's, read-only (the runner mounts it so), 0: not. */
 int job_own_volume(struct engined *e, const struct job *j, const char *name,
 		   struct vm_error *err);
 bool job_valid_ref(const char *ref);
 
 /* pins.c: binds of a directory inside a volume, pinned from an fd. */
-int pin_bind_source(struct engined *e, const struct job *j, const char *path, const char *tag,
-		    struct bind_target *ret, struct vm_error *err);
+int pin_bind_source(struct engined *e, const struct job *j, const char *path, bool create,
+		    const char *tag, struct bind_target *ret, struct vm_error *err);
 void pin_release(struct engined *e, const char *name);
 /* Unmount pins nothing records (a crash between mount and record). */
 void pin_sweep_unrecorded(struct engined *e);

@@ -154,7 +154,7 @@ void http_reader_init(struct http_reader *r, int fd, llhttp_type_t type)
 	r->timeout_ms = -1;
 	r->head = NULL;
 	r->in_value = r->head_too_big = r->head_done = r->msg_done = false;
-	r->no_body = r->raw = false;
+	r->no_body = r->raw = r->dead = false;
 	r->sink = NULL;
 	r->userdata = NULL;
 	r->sink_error = 0;
@@ -227,10 +227,13 @@ static int parse(struct http_reader *r)
 		return 1;
 	case HPE_PAUSED_UPGRADE:
 		/* The message is over; what follows is the upgraded stream,
-		 * which the caller relays without us. */
+		 * which the caller relays without us.  llhttp stays in this
+		 * state and consumes nothing more: no message can follow. */
 		r->msg_done = true;
+		r->dead = true;
 		return 1;
 	default:
+		r->dead = true;
 		if (r->sink_error)
 			return r->sink_error;
 		return -EBADMSG;
@@ -246,6 +249,8 @@ int http_read_head(struct http_reader *r, struct http_head *head)
 	r->raw = false;
 	r->sink = NULL;
 	r->sink_error = 0;
+	if (r->dead)
+		return -EBADMSG;
 	bool any = r->len > r->off;
 	for (;;) {
 		if (r->len > r->off) {
@@ -254,6 +259,8 @@ int http_read_head(struct http_reader *r, struct http_head *head)
 				return r->head_too_big ? -EBADMSG : e;
 			if (r->head_done)
 				return 0;
+			if (r->dead)
+				return -EBADMSG;
 			if (e > 0)
 				continue;
 		}

@@ -60,6 +60,7 @@ struct http_reader {
 	bool head_too_big;
 	bool head_done, msg_done;
 	bool no_body;         /* a response to HEAD: headers only */
+	bool dead;            /* upgraded or broken: no further message */
 	bool raw;             /* sink gets the framing bytes, not the body */
 	http_sink_fn sink;
 	void *userdata;

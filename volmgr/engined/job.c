@@ -95,44 +95,50 @@ static bool pidfd_alive(int pidfd)
 #define CACHE_SIZE 64
 #define CACHE_NS (5LL * 1000000000)
 struct cached {
+	char cgroup[VM_CGROUP_MAX + 1];  /* the key: the caller's cgroup */
 	char self[ENGINED_ID_MAX + 1];
 	char job[ENGINED_ID_MAX + 1];
 	json_t *volumes;
+	json_t *networks;
 	int64_t at;
 };
 static struct cached cache[CACHE_SIZE];
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static bool cache_get(const char *id, struct job *ret)
+static bool cache_get(const char *cgroup, struct job *ret)
 {
 	bool hit = false;
 	int64_t now = vm_mono_ns();
 	pthread_mutex_lock(&cache_lock);
 	for (size_t i = 0; i < CACHE_SIZE && !hit; i++)
-		if (cache[i].volumes && now - cache[i].at < CACHE_NS && strcmp(cache[i].self, id) == 0) {
+		if (cache[i].volumes && now - cache[i].at < CACHE_NS && strcmp(cache[i].cgroup, cgroup) == 0) {
 			snprintf(ret->self, sizeof(ret->self), "%.64s", cache[i].self);
 			snprintf(ret->id, sizeof(ret->id), "%.64s", cache[i].job);
 			ret->volumes = json_deep_copy(cache[i].volumes);
-			hit = ret->volumes != NULL;
+			ret->networks = json_deep_copy(cache[i].networks);
+			hit = ret->volumes && ret->networks;
 		}
 	pthread_mutex_unlock(&cache_lock);
 	return hit;
 }
 
-static void cache_put(const struct job *j)
+static void cache_put(const char *cgroup, const struct job *j)
 {
 	pthread_mutex_lock(&cache_lock);
 	struct cached *slot = &cache[0];
 	for (size_t i = 0; i < CACHE_SIZE; i++)
-		if (strcmp(cache[i].self, j->self) == 0 || cache[i].at < slot->at) {
+		if (strcmp(cache[i].cgroup, cgroup) == 0 || cache[i].at < slot->at) {
 			slot = &cache[i];
-			if (strcmp(cache[i].self, j->self) == 0)
+			if (strcmp(cache[i].cgroup, cgroup) == 0)
 				break;
 		}
+	snprintf(slot->cgroup, sizeof(slot->cgroup), "%s", cgroup);
 	json_decref(slot->volumes);
+	json_decref(slot->networks);
 	snprintf(slot->self, sizeof(slot->self), "%s", j->self);
 	snprintf(slot->job, sizeof(slot->job), "%s", j->id);
 	slot->volumes = json_deep_copy(j->volumes);
+	slot->networks = json_deep_copy(j->networks);
 	slot->at = vm_mono_ns();
 	pthread_mutex_unlock(&cache_lock);
 }
@@ -157,9 +163,8 @@ int job_of_caller(struct engined *e, int fd, struct job *ret, struct vm_error *e
 				    (int)c.pid);
 	/* The outermost id the engine knows: a process nested deeper (an
 	 * engine inside the job container) stays inside its cgroup. */
-	for (size_t i = 0; i < n; i++)
-		if (cache_get(ids[i], ret))
-			return pidfd_alive(c.pidfd) ? 0 : vm_error_set(err, EPERM, "the caller is gone");
+	if (cache_get(c.cgroup, ret))
+		return pidfd_alive(c.pidfd) ? 0 : vm_error_set(err, EPERM, "the caller is gone");
 	_cleanup_json_ json_t *self = NULL;
 	for (size_t i = 0; i < n && !self; i++) {
 		r = inspect_container(e, ids[i], &self, err);
@@ -172,6 +177,19 @@ int job_of_caller(struct engined *e, int fd, struct job *ret, struct vm_error *e
 		return vm_error_set(err, EPERM,
 				    "the engine socket serves containers of its engine only; pid %d is in a container the engine does not know",
 				    (int)c.pid);
+	/* The id in a cgroup's name proves nothing by itself (a user can
+	 * name a cgroup of its own slice docker-ID.scope): the caller must
+	 * be in the cgroup of that container's own first process, or below
+	 * it. */
+	json_int_t init = json_integer_value(json_object_get(json_object_get(self, "State"), "Pid"));
+	char init_cg[VM_CGROUP_MAX + 1];
+	size_t il;
+	if (init <= 0 || init > INT32_MAX || vm_cgroup_of_pid(e->proc, (pid_t)init, init_cg) < 0 ||
+	    (il = strlen(init_cg)) == 0 || strncmp(c.cgroup, init_cg, il) != 0 ||
+	    (c.cgroup[il] != '\0' && c.cgroup[il] != '/'))
+		return vm_error_set(err, EPERM,
+				    "pid %d is not in the cgroup of container %.12s's processes", (int)c.pid,
+				    ret->self);
 	/* Read first, then make sure the pid still was the caller. */
 	if (!pidfd_alive(c.pidfd))
 		return vm_error_set(err, EPERM, "the caller is gone");
@@ -184,16 +202,29 @@ int job_of_caller(struct engined *e, int fd, struct job *ret, struct vm_error *e
 		root = json_incref(self);
 	else if ((r = inspect_container(e, ret->id, &root, err)) <= 0)
 		return r < 0 ? r : vm_error_set(err, EPERM, "the job's container %.12s is gone", ret->id);
-	ret->volumes = json_array();
+	/* And its networks (the runner's per-build network, network_mode):
+	 * the job may put its containers on them, as it can with bridge. */
+	ret->networks = json_array();
+	const char *nname;
+	json_t *net;
+	json_object_foreach(json_object_get(json_object_get(root, "NetworkSettings"), "Networks"), nname, net) {
+		json_array_append_new(ret->networks, json_string(nname));
+		const char *nid = json_string_value(json_object_get(net, "NetworkID"));
+		if (nid && *nid)
+			json_array_append_new(ret->networks, json_string(nid));
+	}
+	ret->volumes = json_object();
 	size_t i;
 	json_t *m;
 	json_array_foreach(json_object_get(root, "Mounts"), i, m) {
 		const char *type = json_string_value(json_object_get(m, "Type"));
 		const char *name = json_string_value(json_object_get(m, "Name"));
-		if (type && strcmp(type, "volume") == 0 && name)
-			json_array_append_new(ret->volumes, json_string(name));
+		/* name -> whether the job has it writable (a volume the runner
+		 * gave it read-only stays so in the containers it starts) */
+		if (type && strcmp(type, "volume") == 0 && name && !json_is_true(json_object_get(ret->volumes, name)))
+			json_object_set_new(ret->volumes, name, json_boolean(json_is_true(json_object_get(m, "RW"))));
 	}
-	cache_put(ret);
+	cache_put(c.cgroup, ret);
 	return 0;
 }
 
@@ -203,7 +234,8 @@ void job_done(struct job *j)
 		close(j->pidfd);
 	j->pidfd = -1;
 	json_decref(j->volumes);
-	j->volumes = NULL;
+	json_decref(j->networks);
+	j->volumes = j->networks = NULL;
 }
 
 int job_own_container(struct engined *e, const struct job *j, const char *ref,
@@ -237,6 +269,13 @@ int job_own_network(struct engined *e, const struct job *j, const char *ref,
 			snprintf(id, ENGINED_ID_MAX + 1, "%s", ref);
 			return builtin_ok;
 		}
+	size_t i;
+	json_t *v;
+	json_array_foreach(j->networks, i, v)
+		if (strcmp(json_string_value(v), ref) == 0) {
+			snprintf(id, ENGINED_ID_MAX + 1, "%s", ref);
+			return builtin_ok;
+		}
 	char path[512];
 	snprintf(path, sizeof(path), "/networks/%s", ref);
 	long status = 0;
@@ -261,10 +300,6 @@ int job_own_volume(struct engined *e, const struct job *j, const char *name, str
 	char job[ENGINED_ID_MAX + 1];
 	if (state_job_of(e, REC_VOLUME, name, job))
 		return strcmp(job, j->id) == 0;
-	size_t i;
-	json_t *v;
-	json_array_foreach(j->volumes, i, v)
-		if (strcmp(json_string_value(v), name) == 0)
-			return 1;
-	return 0;
+	json_t *rw = json_object_get(j->volumes, name);
+	return !rw ? 0 : json_is_true(rw) ? 1 : 2;
 }

@@ -122,16 +122,72 @@ static int mount_pin(struct engined *e, int src, const char *name, bool dir, boo
 	return 0;
 }
 
-int pin_bind_source(struct engined *e, const struct job *j, const char *path, const char *tag,
-		    struct bind_target *ret, struct vm_error *err)
+/* Make the missing directories of path (resolved in root), as the
+ * engines do for a -v source that does not exist -- only below an
+ * existing directory on a volmgr volume, one component at a time, never
+ * through a symlink, mode 0755. */
+static int make_missing(struct engined *e, int root, const char *path, struct vm_error *err)
+{
+	char buf[PATH_MAX];
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return vm_error_set(err, ENAMETOOLONG, "bind source %s: too long", path);
+	/* The longest existing ancestor. */
+	size_t len = strlen(buf);
+	int dir = -1;
+	while (len > 1) {
+		char *slash = memrchr(buf, '/', len);
+		if (!slash)
+			break;
+		len = (size_t)(slash - buf);
+		char save = buf[len > 0 ? len : 1];
+		buf[len > 0 ? len : 1] = '\0';
+		dir = openat2_fd(root, buf, O_PATH | O_DIRECTORY | O_CLOEXEC,
+				 RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+		buf[len > 0 ? len : 1] = save;
+		if (dir >= 0 || dir != -ENOENT)
+			break;
+	}
+	if (dir < 0)
+		return vm_error_set(err, ENOENT, "bind source %s: no such file or directory in the calling container", path);
+	_cleanup_close_ int cur = dir;
+	_cleanup_json_ json_t *which = NULL;
+	struct vm_error werr = {0};
+	if (control(e, "volume.which", NULL, fcntl(cur, F_DUPFD_CLOEXEC, 3), &which, &werr) < 0)
+		return vm_error_set(err, EPERM,
+				    "bind source %s does not exist, and is not on a volmgr volume either", path);
+	/* The components after it. */
+	char *save = NULL;
+	for (char *comp = strtok_r(buf + len, "/", &save); comp; comp = strtok_r(NULL, "/", &save)) {
+		if (!vm_is_plain_component(comp))
+			return vm_error_set(err, EINVAL, "bind source %s: a component %s", path, comp);
+		if (mkdirat(cur, comp, 0755) < 0 && errno != EEXIST)
+			return vm_error_errno(err, errno, "cannot make %s of bind source %s", comp, path);
+		int next = openat2_fd(cur, comp, O_PATH | O_DIRECTORY | O_CLOEXEC,
+				      RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV);
+		if (next < 0)
+			return vm_error_errno(err, -next, "bind source %s: %s", path, comp);
+		close(cur);
+		cur = next;
+	}
+	return 0;
+}
+
+int pin_bind_source(struct engined *e, const struct job *j, const char *path, bool create,
+		    const char *tag, struct bind_target *ret, struct vm_error *err)
 {
 	char p[64];
 	snprintf(p, sizeof(p), "%s/%d/root", e->proc, (int)j->pid);
 	_cleanup_close_ int root = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root < 0 || !alive(j->pidfd))
 		return vm_error_set(err, EPERM, "the caller is gone");
+	int r;
 	_cleanup_close_ int fd = openat2_fd(root, path, O_PATH | O_CLOEXEC,
 					    RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+	if (fd == -ENOENT && create) {
+		if ((r = make_missing(e, root, path, err)) < 0)
+			return r;
+		fd = openat2_fd(root, path, O_PATH | O_CLOEXEC, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+	}
 	if (fd == -ENOENT)
 		return vm_error_set(err, ENOENT, "bind source %s: no such file or directory in the calling container", path);
 	if (fd < 0)
@@ -154,7 +210,7 @@ int pin_bind_source(struct engined *e, const struct job *j, const char *path, co
 		return vm_error_set(err, EPERM, "bind source %s: only directories and regular files can be shared", path);
 	_cleanup_json_ json_t *which = NULL;
 	struct vm_error werr = {0};
-	int r = control(e, "volume.which", NULL, fcntl(fd, F_DUPFD_CLOEXEC, 3), &which, &werr);
+	r = control(e, "volume.which", NULL, fcntl(fd, F_DUPFD_CLOEXEC, 3), &which, &werr);
 	if (r == -ENOENT)
 		return vm_error_set(err, EPERM,
 				    "bind source %s is not on a volmgr volume: a job shares only its workspace "

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "json-util.h"
 
@@ -52,6 +53,68 @@ struct field {
 	const char *name;
 	enum rule rule;
 };
+
+/* Docker decodes bodies with Go's encoding/json and Podman with
+ * json-iterator: both match a key to a field ignoring case (and folding
+ * U+017F to "s", U+212A to "k").  So every object read here is first
+ * rewritten with each key spelled as the API spells it: a key that
+ * matches a field under ASCII case folding takes the field's name; a
+ * non-ASCII key, or two keys for one field, is refused; a key that
+ * matches no field is dropped if its value is empty (the engines ignore
+ * unknown keys) and refused otherwise.  The checks below then see every
+ * field the engine will, under one name. */
+static int canon(json_t *obj, const char *const *names, size_t n, const char *where,
+		 struct vm_error *err)
+{
+	if (!obj || json_is_null(obj))
+		return 0;
+	if (!json_is_object(obj))
+		return vm_error_set(err, EINVAL, "%s: not an object", where);
+	_cleanup_json_ json_t *out = json_object();
+	if (!out)
+		return vm_error_set(err, ENOMEM, "out of memory");
+	const char *key;
+	json_t *v;
+	json_object_foreach(obj, key, v) {
+		for (const unsigned char *k = (const unsigned char *)key; *k; k++)
+			if (*k >= 0x80 || *k < 0x20)
+				return vm_error_set(err, EPERM, "%s: a key that is not plain ASCII is refused", where);
+		const char *name = NULL;
+		for (size_t i = 0; i < n && !name; i++)
+			if (strcasecmp(names[i], key) == 0)
+				name = names[i];
+		if (!name) {
+			if (is_default(v))
+				continue;
+			return vm_error_set(err, EPERM, "%s.%.64s: a field the engine socket does not know is refused",
+					    where, key);
+		}
+		if (json_object_get(out, name))
+			return vm_error_set(err, EPERM, "%s.%s: given twice (in two spellings)", where, name);
+		json_object_set(out, name, v);
+	}
+	json_object_clear(obj);
+	return json_object_update(obj, out) < 0 ? vm_error_set(err, ENOMEM, "out of memory") : 0;
+}
+
+/* canon over a table of fields. */
+static int canon_fields(json_t *obj, const struct field *t, size_t n, const char *where,
+			struct vm_error *err)
+{
+	const char *names[128];
+	if (n > ELEMENTSOF(names))
+		return vm_error_set(err, EINVAL, "internal: field table too long");
+	for (size_t i = 0; i < n; i++)
+		names[i] = t[i].name;
+	return canon(obj, names, n, where, err);
+}
+
+#define CANON(obj, where, err, ...)                                                  \
+	({                                                                           \
+		static const char *const names_[] = {__VA_ARGS__};                   \
+		canon((obj), names_, ELEMENTSOF(names_), (where), (err));            \
+	})
+
 
 /* HostConfig, every field of API 1.47.  Resources that only limit the
  * container are free; those that name host devices or lift limits of
@@ -236,11 +299,26 @@ static int network_mode(const struct policy *p, json_t *hc, struct vm_error *err
 	return 0;
 }
 
+/* A network endpoint's settings (EndpointSettings): its driver options
+ * are the network driver's, which no job sets. */
+static int endpoint_settings(json_t *ep, struct vm_error *err)
+{
+	int r = CANON(ep, "EndpointSettings", err, "IPAMConfig", "Links", "Aliases", "MacAddress", "DriverOpts", "NetworkID", "EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "IPv6Gateway", "GlobalIPv6Address", "GlobalIPv6PrefixLen", "DNSNames", "GwPriority");
+	if (r < 0)
+		return r;
+	if (!is_default(json_object_get(ep, "DriverOpts")))
+		return vm_error_set(err, EPERM, "EndpointSettings.DriverOpts is not taken on the engine socket");
+	return 0;
+}
+
 static int endpoints(const struct policy *p, json_t *body, struct vm_error *err)
 {
 	json_t *nc = json_object_get(body, "NetworkingConfig");
 	if (is_default(nc))
 		return 0;
+	int r = CANON(nc, "NetworkingConfig", err, "EndpointsConfig");
+	if (r < 0)
+		return r;
 	json_t *eps = json_object_get(nc, "EndpointsConfig");
 	if (!json_is_object(nc) || (eps && !json_is_object(eps) && !json_is_null(eps)))
 		return vm_error_set(err, EINVAL, "NetworkingConfig: not an object");
@@ -251,7 +329,9 @@ static int endpoints(const struct policy *p, json_t *body, struct vm_error *err)
 			return vm_error_set(err, EPERM, "NetworkingConfig.%s: a field the engine socket does not know is refused", key);
 	json_object_foreach(eps, key, v) {
 		char id[65];
-		int r = p->ops->own_network(p->ops->ud, key, id, err);
+		if ((r = endpoint_settings(v, err)) < 0)
+			return r;
+		r = p->ops->own_network(p->ops->ud, key, id, err);
 		if (r < 0)
 			return r;
 		if (r == 0)
@@ -364,7 +444,7 @@ static int named_volume(const struct policy *p, const char *name, struct vm_erro
 		return r;
 	if (r == 0)
 		return vm_error_set(err, EPERM, "volume %s is not one of this job's", name);
-	return 0;
+	return r; /* 1, or 2: read-only */
 }
 
 /* HostConfig.Binds: "src:dst[:opts]".  A src that is a path is resolved
@@ -396,10 +476,15 @@ static int binds(const struct policy *p, json_t *hc, struct vm_error *err)
 		if (src[0] != '/') {
 			if ((r = named_volume(p, src, err)) < 0)
 				return r;
+			if (r == 2 && !ro) {
+				char nv[PATH_MAX * 2 + 8];
+				snprintf(nv, sizeof(nv), "%s%s", s, opts ? ",ro" : ":ro");
+				json_array_set_new(list, i, json_string(nv));
+			}
 			continue;
 		}
 		struct bind_target t = {0};
-		if ((r = p->ops->bind(p->ops->ud, src, &t, err)) < 0)
+		if ((r = p->ops->bind(p->ops->ud, src, true, &t, err)) < 0)
 			return r;
 		char nv[PATH_MAX * 2 + 8];
 		int n;
@@ -425,28 +510,27 @@ static int mounts(const struct policy *p, json_t *hc, struct vm_error *err)
 	json_array_foreach(list, i, m) {
 		if (!json_is_object(m))
 			return vm_error_set(err, EINVAL, "HostConfig.Mounts: not a list of objects");
-		const char *type = str(m, "Type"), *src = str(m, "Source");
-		const char *key;
-		json_t *v;
-		json_object_foreach(m, key, v) {
-			static const char *const known[] = {"Type", "Source", "Target", "ReadOnly",
-							    "Consistency", "BindOptions", "VolumeOptions",
-							    "TmpfsOptions", NULL};
-			bool ok = false;
-			for (const char *const *k = known; *k && !ok; k++)
-				ok = is(*k, key);
-			if (!ok && !is_default(v))
-				return vm_error_set(err, EPERM, "HostConfig.Mounts[].%s: a field the engine socket does not know is refused", key);
-		}
 		int r;
+		json_t *vo, *dc;
+		if ((r = CANON(m, "HostConfig.Mounts[]", err, "Type", "Source", "Target", "ReadOnly",
+			       "Consistency", "BindOptions", "VolumeOptions", "TmpfsOptions")) < 0 ||
+		    (r = CANON(json_object_get(m, "BindOptions"), "Mounts[].BindOptions", err,
+			       "Propagation", "NonRecursive", "CreateMountpoint", "ReadOnlyNonRecursive",
+			       "ReadOnlyForceRecursive")) < 0 ||
+		    (r = CANON(vo = json_object_get(m, "VolumeOptions"), "Mounts[].VolumeOptions", err,
+			       "NoCopy", "Labels", "DriverConfig", "Subpath")) < 0 ||
+		    (r = CANON(dc = json_object_get(vo, "DriverConfig"), "Mounts[].VolumeOptions.DriverConfig",
+			       err, "Name", "Options")) < 0 ||
+		    (r = CANON(json_object_get(m, "TmpfsOptions"), "Mounts[].TmpfsOptions", err,
+			       "SizeBytes", "Mode", "Options")) < 0)
+			return r;
+		const char *type = str(m, "Type"), *src = str(m, "Source");
 		if (is(type, "tmpfs")) {
 			if (src && *src)
 				return vm_error_set(err, EINVAL, "HostConfig.Mounts: a tmpfs mount has no source");
 			continue;
 		}
 		if (is(type, "volume")) {
-			json_t *vo = json_object_get(m, "VolumeOptions");
-			json_t *dc = json_object_get(vo, "DriverConfig");
 			/* The local driver's options (type=none,o=bind,device=
 			 * PATH) are a host bind in disguise. */
 			if (!is_default(json_object_get(dc, "Options")) && !p->rules->allow_host_binds)
@@ -455,6 +539,8 @@ static int mounts(const struct policy *p, json_t *hc, struct vm_error *err)
 				return vm_error_set(err, EPERM, "HostConfig.Mounts: volume drivers other than local are not taken here (create the volume first)");
 			if (src && *src && (r = named_volume(p, src, err)) < 0)
 				return r;
+			if (src && *src && r == 2)
+				json_object_set_new(m, "ReadOnly", json_true());
 			continue;
 		}
 		if (!is(type, "bind"))
@@ -469,7 +555,7 @@ static int mounts(const struct policy *p, json_t *hc, struct vm_error *err)
 		if (!src || src[0] != '/')
 			return vm_error_set(err, EINVAL, "HostConfig.Mounts: a bind needs an absolute Source");
 		struct bind_target t = {0};
-		if ((r = p->ops->bind(p->ops->ud, src, &t, err)) < 0)
+		if ((r = p->ops->bind(p->ops->ud, src, false, &t, err)) < 0)
 			return r;
 		if (t.volume) {
 			/* The volume's top: mounted as the volume itself. */
@@ -508,8 +594,8 @@ int policy_container_create(const struct policy *p, json_t *body, struct vm_erro
 {
 	if (!json_is_object(body))
 		return vm_error_set(err, EINVAL, "the body is not a JSON object");
-	int r = check_fields(p, body, config_fields, ELEMENTSOF(config_fields), "Config", err);
-	if (r < 0)
+	int r = canon_fields(body, config_fields, ELEMENTSOF(config_fields), "Config", err);
+	if (r < 0 || (r = check_fields(p, body, config_fields, ELEMENTSOF(config_fields), "Config", err)) < 0)
 		return r;
 	json_t *hc = json_object_get(body, "HostConfig");
 	if (hc && !json_is_object(hc) && !json_is_null(hc))
@@ -519,7 +605,11 @@ int policy_container_create(const struct policy *p, json_t *body, struct vm_erro
 		if (!hc || json_object_set_new(body, "HostConfig", hc) < 0)
 			return vm_error_set(err, ENOMEM, "out of memory");
 	}
-	if ((r = check_fields(p, hc, host_fields, ELEMENTSOF(host_fields), "HostConfig", err)) < 0)
+	if ((r = canon_fields(hc, host_fields, ELEMENTSOF(host_fields), "HostConfig", err)) < 0 ||
+	    (r = check_fields(p, hc, host_fields, ELEMENTSOF(host_fields), "HostConfig", err)) < 0 ||
+	    (r = CANON(json_object_get(hc, "LogConfig"), "HostConfig.LogConfig", err, "Type", "Config")) < 0 ||
+	    (r = CANON(json_object_get(hc, "RestartPolicy"), "HostConfig.RestartPolicy", err, "Name",
+		       "MaximumRetryCount")) < 0)
 		return r;
 	static const char *const ns_keys[] = {"PidMode", "IpcMode", "UTSMode", "UsernsMode",
 					      "CgroupnsMode", "Cgroup"};
@@ -564,8 +654,10 @@ int policy_exec_create(const struct policy *p, json_t *body, struct vm_error *er
 		{"ConsoleSize", FREE}, {"AttachStdin", FREE},      {"AttachStderr", FREE},
 		{"AttachStdout", FREE}, {"Detach", FREE},          {"DetachKeys", FREE},
 		{"Env", FREE},         {"WorkingDir", FREE},       {"Cmd", FREE},
+		{"Container", FREE}, /* docker-py sends it; the path decides */
 	};
-	return check_fields(p, body, exec_fields, ELEMENTSOF(exec_fields), "exec", err);
+	int r = canon_fields(body, exec_fields, ELEMENTSOF(exec_fields), "exec", err);
+	return r < 0 ? r : check_fields(p, body, exec_fields, ELEMENTSOF(exec_fields), "exec", err);
 }
 
 int policy_network_create(const struct policy *p, json_t *body, struct vm_error *err)
@@ -579,16 +671,33 @@ int policy_network_create(const struct policy *p, json_t *body, struct vm_error 
 		{"ConfigOnly", UNSET}, {"ConfigFrom", UNSET},   {"Options", SPECIAL},
 		{"Labels", SPECIAL},  {"EnableIPv4", FREE},
 	};
-	int r = check_fields(p, body, net_fields, ELEMENTSOF(net_fields), "network", err);
-	if (r < 0)
+	int r = canon_fields(body, net_fields, ELEMENTSOF(net_fields), "network", err);
+	if (r < 0 || (r = check_fields(p, body, net_fields, ELEMENTSOF(net_fields), "network", err)) < 0)
 		return r;
+	/* Subnets and gateways of a job's choosing would become addresses
+	 * of the engine's host (169.254.169.254, the host's own ranges):
+	 * the engine picks them. */
+	json_t *ipam = json_object_get(body, "IPAM");
+	if ((r = CANON(ipam, "network.IPAM", err, "Driver", "Config", "Options")) < 0)
+		return r;
+	const char *ipd = str(ipam, "Driver");
+	if ((ipd && *ipd && !is(ipd, "default")) || !is_default(json_object_get(ipam, "Config")) ||
+	    !is_default(json_object_get(ipam, "Options")))
+		return vm_error_set(err, EPERM, "network IPAM settings (subnets, gateways, drivers) are not taken on the engine socket: the engine picks them");
 	const char *d = str(body, "Driver");
 	if (d && *d && !is(d, "bridge"))
 		return vm_error_set(err, EPERM, "network driver %s is not taken on the engine socket (bridge only)", d);
 	/* Bridge options name host interfaces (com.docker.network.bridge.
-	 * name) or turn off isolation: none are taken. */
-	if (!is_default(json_object_get(body, "Options")))
-		return vm_error_set(err, EPERM, "network options are not taken on the engine socket");
+	 * name) or turn off isolation: only the MTU is taken (clouds and
+	 * nested runners need a smaller one). */
+	json_t *opts = json_object_get(body, "Options");
+	if (opts && !json_is_object(opts) && !json_is_null(opts))
+		return vm_error_set(err, EINVAL, "network Options: not an object");
+	const char *key;
+	json_t *v;
+	json_object_foreach(opts, key, v)
+		if (strcmp(key, "com.docker.network.driver.mtu") != 0)
+			return vm_error_set(err, EPERM, "network option %s is not taken on the engine socket (only com.docker.network.driver.mtu is)", key);
 	return policy_label(p, body, "Labels", err);
 }
 
@@ -599,7 +708,9 @@ int policy_volume_create(const struct policy *p, json_t *body, struct vm_error *
 	static const struct field vol_fields[] = {
 		{"Name", FREE}, {"Driver", SPECIAL}, {"DriverOpts", SPECIAL}, {"Labels", SPECIAL},
 	};
-	int r = check_fields(p, body, vol_fields, ELEMENTSOF(vol_fields), "volume", err);
+	int r = canon_fields(body, vol_fields, ELEMENTSOF(vol_fields), "volume", err);
+	if (r == 0)
+		r = check_fields(p, body, vol_fields, ELEMENTSOF(vol_fields), "volume", err);
 	if (r < 0)
 		return r;
 	const char *d = str(body, "Driver");
@@ -614,11 +725,14 @@ int policy_network_connect(const struct policy *p, json_t *body, struct vm_error
 {
 	if (!json_is_object(body))
 		return vm_error_set(err, EINVAL, "the body is not a JSON object");
+	int r = CANON(body, "network connect", err, "Container", "EndpointConfig", "Force");
+	if (r < 0 || (r = endpoint_settings(json_object_get(body, "EndpointConfig"), err)) < 0)
+		return r;
 	const char *c = str(body, "Container");
 	if (!c)
 		return vm_error_set(err, EINVAL, "no Container");
 	char id[65];
-	int r = p->ops->own_container(p->ops->ud, c, id, err);
+	r = p->ops->own_container(p->ops->ud, c, id, err);
 	if (r < 0)
 		return r;
 	if (r == 0)

@@ -47,11 +47,15 @@ struct policy_ops {
 	 * "none", "default", podman's "podman") count as the job's. */
 	int (*own_network)(void *ud, const char *ref, char id[static 65], struct vm_error *err);
 	/* A named volume the job may mount: its own, its workspace, or a
-	 * new name (made now, labelled): 1 yes, 0 no, <0 error. */
+	 * new name (made now, labelled): 1 yes, 2 read-only only, 0 no,
+	 * <0 error. */
 	int (*use_volume)(void *ud, const char *name, struct vm_error *err);
 	/* Resolve a bind source path in the caller's view: 0 with *ret,
-	 * or <0 with err saying why the path cannot be shared. */
-	int (*bind)(void *ud, const char *path, struct bind_target *ret, struct vm_error *err);
+	 * or <0 with err saying why the path cannot be shared.  create: a
+	 * missing directory is made, as the engines do for -v (not for
+	 * --mount, which fails). */
+	int (*bind)(void *ud, const char *path, bool create, struct bind_target *ret,
+		    struct vm_error *err);
 };
 
 struct policy {

@@ -8,6 +8,7 @@
  * buffers and heads, plus a JSON body of at most BODY_MAX and a list
  * answer of at most LIST_MAX while it is filtered. */
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,7 +109,9 @@ static void reply_error(struct conn *c, int status, const char *fmt, ...)
 		return;
 	const char *reason = status == 403 ? "Forbidden" : status == 404 ? "Not Found" :
 			     status == 400 ? "Bad Request" : status == 413 ? "Payload Too Large" :
-			     status == 502 ? "Bad Gateway" : "Error";
+			     status == 502 ? "Bad Gateway" : status == 414 ? "URI Too Long" :
+			     status == 429 ? "Too Many Requests" :
+			     status == 503 ? "Service Unavailable" : "Error";
 	char head[256];
 	int n = snprintf(head, sizeof(head),
 			 "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
@@ -119,6 +122,20 @@ static void reply_error(struct conn *c, int status, const char *fmt, ...)
 	if (status == 403)
 		fprintf(stderr, "volmgr-engined: job %.12s (pid %d): %s %s refused: %s\n", c->job.id,
 			(int)c->job.pid, c->req.method, c->req.url, msg);
+}
+
+/* An answer of our own with a JSON body (the connection stays). */
+static int reply_json(struct conn *c, int status, json_t *j)
+{
+	_cleanup_free_ char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	if (!body)
+		return -ENOMEM;
+	char head[256];
+	int n = snprintf(head, sizeof(head),
+			 "HTTP/1.1 %d OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+			 status, strlen(body));
+	int r = http_write_all(c->fd, head, (size_t)n);
+	return r < 0 ? r : http_write_all(c->fd, body, strlen(body));
 }
 
 static bool hop_by_hop(const char *name)
@@ -208,23 +225,22 @@ static bool own(struct conn *c, enum record_kind kind, const char *id)
 		return true;
 	if (state_job_of(c->e, kind, id, job))
 		return strcmp(job, c->job.id) == 0;
-	if (kind == REC_VOLUME) {
-		size_t i;
-		json_t *v;
-		json_array_foreach(c->job.volumes, i, v)
-			if (strcmp(json_string_value(v), id) == 0)
-				return true;
-	}
-	return false;
+	return kind == REC_VOLUME && json_object_get(c->job.volumes, id);
 }
 
-static void filter_array(struct conn *c, json_t *a, enum record_kind kind, const char *key)
+/* Keep the job's own; the job's container itself is not listed (it is
+ * the runner's, see root_op_ok).  limit > 0: the first limit of them
+ * (the engine's order, newest first). */
+static void filter_array(struct conn *c, json_t *a, enum record_kind kind, const char *key,
+			 long limit)
 {
 	for (size_t i = json_array_size(a); i-- > 0;) {
 		const char *id = json_string_value(json_object_get(json_array_get(a, i), key));
-		if (!own(c, kind, id))
+		if (!own(c, kind, id) || (kind == REC_CONTAINER && strcmp(id, c->job.id) == 0))
 			json_array_remove(a, i);
 	}
+	while (limit > 0 && json_array_size(a) > (size_t)limit)
+		json_array_remove(a, json_array_size(a) - 1);
 }
 
 static bool event_visible(struct conn *c, json_t *ev)
@@ -281,7 +297,8 @@ static int events_sink(void *ud, const char *d, size_t n)
 enum mode { M_RELAY, M_LIST, M_CAPTURE, M_EVENTS };
 
 struct plan {
-	char url[2048];
+	char url[ROUTE_PATH_MAX + 8192];
+	long limit;                 /* M_LIST of containers: ?limit=, applied after filtering */
 	enum mode mode;
 	enum record_kind kind;      /* M_LIST: what is listed; M_CAPTURE: what is made */
 	bool buffer_body;
@@ -325,18 +342,25 @@ static int p_use_volume(void *ud, const char *name, struct vm_error *err)
 		return 0; /* another job's, or the host's */
 	_cleanup_json_ json_t *body = json_pack("{s:s, s:{s:s}}", "Name", name, "Labels",
 						POLICY_LABEL_JOB, c->job.id);
-	if ((r = up_call(c->e, "POST", "/volumes/create", body, &status, NULL, err)) < 0)
+	_cleanup_json_ json_t *made = NULL;
+	if ((r = up_call(c->e, "POST", "/volumes/create", body, &status, &made, err)) < 0)
 		return r;
 	if (status != 201 && status != 200)
 		return vm_error_set(err, EIO, "the engine answered %ld to creating volume %s", status, name);
+	/* Made meanwhile by someone else: the engine answers with theirs. */
+	const char *label = json_string_value(
+		json_object_get(json_object_get(made, "Labels"), POLICY_LABEL_JOB));
+	if (!label || strcmp(label, c->job.id) != 0)
+		return 0;
 	state_add(c->e, REC_VOLUME, name, c->job.id, "");
 	return 1;
 }
 
-static int p_bind(void *ud, const char *path, struct bind_target *ret, struct vm_error *err)
+static int p_bind(void *ud, const char *path, bool create, struct bind_target *ret,
+		  struct vm_error *err)
 {
 	struct conn *c = ud;
-	return pin_bind_source(c->e, &c->job, path, c->tag, ret, err);
+	return pin_bind_source(c->e, &c->job, path, create, c->tag, ret, err);
 }
 
 /* Checks of the build's query: the classic builder runs each step in a
@@ -348,15 +372,39 @@ static const char *build_refused(const char *url)
 	const char *s = route_query_get(url, "networkmode", v, sizeof(v), &n);
 	if (n > 1 || (s && *s && strcmp(s, "default") && strcmp(s, "bridge") && strcmp(s, "none")))
 		return "docker build --network other than default, bridge or none is refused on the engine socket";
-	if (route_query_get(url, "cgroupparent", v, sizeof(v), &n) || n)
+	/* (CLIs before v28 always send it, empty) */
+	s = route_query_get(url, "cgroupparent", v, sizeof(v), &n);
+	if (n > 1 || (s && *s))
 		return "docker build --cgroup-parent is refused on the engine socket";
 	s = route_query_get(url, "isolation", v, sizeof(v), &n);
 	if (n > 1 || (s && *s && strcmp(s, "default")))
 		return "docker build --isolation is refused on the engine socket";
+	/* A context the engine fetches itself (a git or http URL) is fetched
+	 * from the engine's network: its host's neighbours, its metadata
+	 * address.  Contexts come from the job. */
+	s = route_query_get(url, "remote", v, sizeof(v), &n);
+	if (n > 1 || (s && *s))
+		return "docker build from a URL (the engine would fetch it) is refused on the engine socket: clone it in the job and build the directory";
 	s = route_query_get(url, "version", v, sizeof(v), &n);
 	if (n > 1 || (s && strcmp(s, "1")) || route_query_get(url, "session", v, sizeof(v), &n) || n)
 		return "BuildKit builds are not offered on the engine socket: build with DOCKER_BUILDKIT=0";
 	return NULL;
+}
+
+/* What a job may do to its own container, the one the runner made: look
+ * (inspect, logs, top, stats, changes, export, cp), exec, wait -- not
+ * stop, kill, remove, rename, pause, attach or restart it, which would
+ * end or hijack the job itself (`docker rm -f $(docker ps -aq)`). */
+static bool root_op_ok(const char *method, const struct route *rt)
+{
+	static const char *const ok[] = {"json", "top", "logs", "changes", "export", "stats",
+					 "archive", "exec", "wait", NULL};
+	if (strcmp(method, "DELETE") == 0)
+		return false;
+	for (const char *const *o = ok; *o; o++)
+		if (strcmp(rt->op, *o) == 0)
+			return true;
+	return false;
 }
 
 /* Decide what to do with the request; <0 when it was answered (refused)
@@ -371,13 +419,28 @@ static int plan_request(struct conn *c, const struct route *rt, struct plan *pl)
 	char id[ENGINED_ID_MAX + 1];
 	struct vm_error err = {0};
 	int r;
-	snprintf(pl->url, sizeof(pl->url), "%s", c->req.url);
+	if (strlen(q) > 8000) {
+		reply_error(c, 414, "volmgr-engined: a query over 8000 bytes");
+		return -E2BIG;
+	}
+	/* The decoded path (what the engine's router matches), the query
+	 * as the client sent it. */
+	snprintf(pl->url, sizeof(pl->url), "%s%s", rt->path, q);
 	switch (rt->kind) {
 	case R_REFUSE:
 		reply_error(c, 403, "volmgr-engined: %s %s: %s", c->req.method, c->req.url, rt->why);
 		return -EPERM;
-	case R_SHARED:
+	case R_SHARED: {
+		/* docker import URL: the same, for images. */
+		char src[64];
+		unsigned n;
+		const char *f = route_query_get(c->req.url, "fromSrc", src, sizeof(src), &n);
+		if (strstr(rt->path, "/images/create") && (n > 1 || (f && strcmp(f, "-") != 0))) {
+			reply_error(c, 403, "volmgr-engined: docker import from a URL (the engine would fetch it) is refused on the engine socket: download it in the job and import the file");
+			return -EPERM;
+		}
 		return 0;
+	}
 	case R_BUILD: {
 		const char *why = build_refused(c->req.url);
 		if (why) {
@@ -396,10 +459,20 @@ static int plan_request(struct conn *c, const struct route *rt, struct plan *pl)
 		}
 		return 0;
 	}
-	case R_CONTAINER_LIST:
+	case R_CONTAINER_LIST: {
 		pl->mode = M_LIST;
 		pl->kind = REC_CONTAINER;
+		/* docker ps -n N / -l: the engine's limit would count other
+		 * jobs' containers; it is applied after the filter instead. */
+		char lim[32], rest[8192];
+		unsigned n;
+		const char *l = route_query_get(c->req.url, "limit", lim, sizeof(lim), &n);
+		if (l && route_query_copy(c->req.url, "limit", rest, sizeof(rest))) {
+			pl->limit = strtol(l, NULL, 10);
+			snprintf(pl->url, sizeof(pl->url), "%s%s", rt->path, rest);
+		}
 		return 0;
+	}
 	case R_CONTAINER_CREATE:
 		pl->buffer_body = true;
 		pl->mode = M_CAPTURE;
@@ -416,6 +489,12 @@ static int plan_request(struct conn *c, const struct route *rt, struct plan *pl)
 		if (r == 0) {
 			reply_error(c, 404, "No such container: %s", rt->id);
 			return -ENOENT;
+		}
+		if (strcmp(id, c->job.id) == 0 && !root_op_ok(c->req.method, rt)) {
+			reply_error(c, 403, "volmgr-engined: %.12s is this job's own container (the runner's): "
+				    "the engine socket lets a job look into it and exec in it, not stop, "
+				    "remove or attach to it", id);
+			return -EPERM;
 		}
 		if (strcmp(rt->op, "start") == 0 && (c->req.chunked || c->req.length > 0)) {
 			reply_error(c, 403, "volmgr-engined: a container start takes no body on the engine socket");
@@ -512,6 +591,8 @@ static int plan_request(struct conn *c, const struct route *rt, struct plan *pl)
 	case R_EVENTS:
 		pl->mode = M_EVENTS;
 		return 0;
+	case R_PRUNE:
+		return 0; /* answered by prune() */
 	}
 	return 0;
 }
@@ -574,19 +655,63 @@ static int rewrite_body(struct conn *c, const struct route *rt, struct plan *pl)
 
 /* After the engine answered: what was made is the job's, what was
  * removed leaves the records. */
-static void after(struct conn *c, struct plan *pl, json_t *answer)
+/* The volumes a new container got that nobody named: anonymous ones
+ * the engine made for the image's VOLUMEs (64 hex digits); they are the
+ * job's (compose hands them to the container that replaces it). */
+static void record_anonymous_volumes(struct conn *c, const char *id)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "/containers/%s/json", id);
+	long status = 0;
+	struct vm_error err = {0};
+	_cleanup_json_ json_t *ctr = NULL;
+	if (up_call(c->e, "GET", path, NULL, &status, &ctr, &err) < 0 || status != 200)
+		return;
+	size_t i;
+	json_t *m;
+	json_array_foreach(json_object_get(ctr, "Mounts"), i, m) {
+		const char *type = json_string_value(json_object_get(m, "Type"));
+		const char *name = json_string_value(json_object_get(m, "Name"));
+		if (type && strcmp(type, "volume") == 0 && name && strlen(name) == 64 &&
+		    strspn(name, "0123456789abcdef") == 64 && !own(c, REC_VOLUME, name))
+			state_add(c->e, REC_VOLUME, name, c->job.id, "");
+	}
+}
+
+/* <0 if something made could not be recorded: it is removed again,
+ * since what is not recorded would outlive its job. */
+static int after(struct conn *c, struct plan *pl, json_t *answer)
 {
 	int s = c->resp.status;
 	if (pl->after == A_MADE && (s == 200 || s == 201)) {
 		const char *id = json_string_value(json_object_get(answer, pl->kind == REC_VOLUME ? "Name" : "Id"));
+		/* A create of a name that exists answers with that volume
+		 * (Docker's local driver): it is the job's only if it carries
+		 * the label this create set. */
+		const char *label = json_string_value(
+			json_object_get(json_object_get(answer, "Labels"), POLICY_LABEL_JOB));
+		if (pl->kind == REC_VOLUME && !(label && strcmp(label, c->job.id) == 0))
+			id = NULL;
+		if (id && state_add(c->e, pl->kind, id, c->job.id, "") < 0) {
+			char path[512];
+			long status = 0;
+			struct vm_error err = {0};
+			snprintf(path, sizeof(path), "/%s/%s%s",
+				 pl->kind == REC_CONTAINER ? "containers" : pl->kind == REC_NETWORK ? "networks" : "volumes",
+				 id, pl->kind == REC_CONTAINER ? "?force=1&v=1" : "");
+			up_call(c->e, "DELETE", path, NULL, &status, NULL, &err);
+			return -ENOSPC;
+		}
 		if (id) {
-			state_add(c->e, pl->kind, id, c->job.id, "");
-			if (pl->kind == REC_CONTAINER)
+			if (pl->kind == REC_CONTAINER) {
 				state_pins_to(c->e, c->tag, id);
+				record_anonymous_volumes(c, id);
+			}
 		}
 	}
 	if (pl->after == A_DELETED && s >= 200 && s < 300)
 		state_remove(c->e, pl->kind, pl->obj);
+	return 0;
 }
 
 /* A refused request's body, read and dropped (up to DRAIN_MAX): a
@@ -618,6 +743,90 @@ static void release_pins_of_tag(struct conn *c)
 			pin_release(c->e, recs[i].id);
 }
 
+/* The client is still there: a stream that may stay quiet for long
+ * (events, logs -f, wait) would otherwise keep a thread for a client
+ * that left until the engine's next byte. */
+#define QUIET_CHECK_MS 30000
+static bool client_alive(struct conn *c)
+{
+	struct pollfd p = {.fd = c->fd, .events = POLLRDHUP};
+	return poll(&p, 1, 0) == 0 || !(p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* http_read_body on the engine's answer, waking up now and then to see
+ * whether the client went away meanwhile. */
+static int read_answer(struct conn *c, bool raw, http_sink_fn sink, void *ud)
+{
+	c->up.timeout_ms = QUIET_CHECK_MS;
+	for (;;) {
+		int r = http_read_body(&c->up, raw, sink, ud);
+		if (r != -ETIMEDOUT)
+			return r;
+		if (!client_alive(c))
+			return -ECONNRESET;
+	}
+}
+
+/* docker container/network/volume/image/builder prune, and so system
+ * prune: what is the job's own and unused goes; the image cache and the
+ * build cache are every job's, and are left alone (an empty answer, as
+ * from an engine with nothing to prune).  The engine's filters (until,
+ * label) are not applied. */
+static bool prune(struct conn *c, const struct route *rt)
+{
+	static const struct {
+		const char *op, *list;
+		enum record_kind kind;
+	} kinds[] = {
+		{"containers", "ContainersDeleted", REC_CONTAINER},
+		{"networks", "NetworksDeleted", REC_NETWORK},
+		{"volumes", "VolumesDeleted", REC_VOLUME},
+	};
+	_cleanup_json_ json_t *answer = json_object();
+	if (strcmp(rt->op, "images") == 0)
+		json_object_set_new(answer, "ImagesDeleted", json_null());
+	if (strcmp(rt->op, "build") == 0)
+		json_object_set_new(answer, "CachesDeleted", json_null());
+	for (size_t k = 0; k < ELEMENTSOF(kinds); k++) {
+		if (strcmp(rt->op, kinds[k].op) != 0)
+			continue;
+		json_t *gone = json_array();
+		json_object_set_new(answer, kinds[k].list, gone);
+		size_t n;
+		_cleanup_free_ struct record *recs = state_copy(c->e, &n);
+		for (size_t i = 0; recs && i < n; i++) {
+			if (recs[i].kind != kinds[k].kind || strcmp(recs[i].job, c->job.id) != 0)
+				continue;
+			char path[512];
+			long status = 0;
+			struct vm_error err = {0};
+			_cleanup_json_ json_t *obj = NULL;
+			snprintf(path, sizeof(path), "/%s/%s", kinds[k].op, recs[i].id);
+			if (kinds[k].kind == REC_CONTAINER) {
+				/* Only what does not run. */
+				strcat(path, "/json");
+				if (up_call(c->e, "GET", path, NULL, &status, &obj, &err) < 0 || status != 200)
+					continue;
+				const char *st = json_string_value(json_object_get(json_object_get(obj, "State"), "Status"));
+				if (!st || !(strcmp(st, "exited") == 0 || strcmp(st, "created") == 0 || strcmp(st, "dead") == 0))
+					continue;
+				snprintf(path, sizeof(path), "/%s/%s", kinds[k].op, recs[i].id);
+			} else if (kinds[k].kind == REC_NETWORK) {
+				if (up_call(c->e, "GET", path, NULL, &status, &obj, &err) < 0 || status != 200 ||
+				    json_object_size(json_object_get(obj, "Containers")) > 0)
+					continue;
+			}
+			/* The engine refuses a volume still in use. */
+			if (up_call(c->e, "DELETE", path, NULL, &status, NULL, &err) < 0 || status >= 300)
+				continue;
+			state_remove(c->e, kinds[k].kind, recs[i].id);
+			json_array_append_new(gone, json_string(recs[i].id));
+		}
+	}
+	json_object_set_new(answer, "SpaceReclaimed", json_integer(0));
+	return reply_json(c, 200, answer) == 0 && c->req.keep_alive;
+}
+
 /* Returns true to keep the connection for another request. */
 static bool handle(struct conn *c)
 {
@@ -631,6 +840,12 @@ static bool handle(struct conn *c)
 	int ufd = -1;
 	json_t *answer = NULL;
 	_cleanup_free_ char *payload = NULL;
+	if (rt.kind == R_PRUNE) {
+		/* (its body, if any, is not read: drained below) */
+		drain_body(c);
+		keep = prune(c, &rt);
+		goto out;
+	}
 	if (plan_request(c, &rt, &pl) < 0) {
 		drain_body(c);
 		goto out;
@@ -644,6 +859,10 @@ static bool handle(struct conn *c)
 	}
 	bool has_body = c->req.chunked || (c->req.has_length && c->req.length > 0);
 	bool upgrade = rt.hijack && c->req.upgrade;
+	if (c->req.upgrade && !rt.hijack) {
+		reply_error(c, 403, "volmgr-engined: an Upgrade is taken on attach and exec start only");
+		goto out;
+	}
 	if (upgrade) {
 		const char *proto = http_head_get(&c->req, "Upgrade");
 		if (!proto || strcasecmp(proto, "tcp") != 0) {
@@ -697,7 +916,7 @@ static bool handle(struct conn *c)
 		if (send_response_head(c, false, false, "Transfer-Encoding: chunked\r\n") < 0)
 			goto out;
 		struct events ev = {.c = c, .line = {.max = EVENT_MAX}};
-		int r = http_read_body(&c->up, false, events_sink, &ev);
+		int r = read_answer(c, false, events_sink, &ev);
 		free(ev.line.p);
 		if (r == 0 && http_write_all(c->fd, "0\r\n\r\n", 5) == 0)
 			keep = c->req.keep_alive;
@@ -714,14 +933,18 @@ static bool handle(struct conn *c)
 		_cleanup_free_ char *out = NULL;
 		if (ok && pl.mode == M_LIST && answer) {
 			json_t *a = pl.kind == REC_VOLUME ? json_object_get(answer, "Volumes") : answer;
-			filter_array(c, a, pl.kind, pl.kind == REC_VOLUME ? "Name" : "Id");
+			filter_array(c, a, pl.kind, pl.kind == REC_VOLUME ? "Name" : "Id", pl.limit);
 			out = json_dumps(answer, JSON_COMPACT);
 		}
 		const char *body = out ? out : b.p ? b.p : "";
 		size_t len = out ? strlen(out) : b.len;
 		/* Recorded before the client hears of it: its next request
 		 * (the attach of docker run) names what it just made. */
-		after(c, &pl, answer);
+		if (after(c, &pl, answer) < 0) {
+			reply_error(c, 503, "volmgr-engined: too many objects recorded; what was made is removed again");
+			free(b.p);
+			goto out;
+		}
 		char extra[64];
 		snprintf(extra, sizeof(extra), "Content-Length: %zu\r\n", len);
 		r = send_response_head(c, false, false, extra);
@@ -737,9 +960,9 @@ static bool handle(struct conn *c)
 	if (send_response_head(c, true, false, eof ? "Connection: close\r\n" : NULL) < 0)
 		goto out;
 	int fd = c->fd;
-	if (http_read_body(&c->up, true, write_fd, &fd) < 0)
+	if (read_answer(c, true, write_fd, &fd) < 0)
 		goto out;
-	after(c, &pl, NULL);
+	(void)after(c, &pl, NULL); /* deletions: nothing to record */
 	keep = !eof && c->req.keep_alive;
 out:
 	if (pl.after == A_MADE && pl.kind == REC_CONTAINER) {
@@ -751,6 +974,42 @@ out:
 	if (ufd >= 0)
 		close(ufd);
 	return keep;
+}
+
+/* One more connection of job: false if it has its share already. */
+static bool job_conn_take(struct engined *e, const char *job)
+{
+	bool ok = false;
+	pthread_mutex_lock(&e->lock);
+	int free_slot = -1;
+	for (int i = 0; i < ENGINED_JOBS_MAX; i++) {
+		if (e->job_conns[i].n && strcmp(e->job_conns[i].job, job) == 0) {
+			ok = e->job_conns[i].n < ENGINED_JOB_CONNS_MAX;
+			e->job_conns[i].n += ok;
+			free_slot = -2;
+			break;
+		}
+		if (!e->job_conns[i].n && free_slot == -1)
+			free_slot = i;
+	}
+	if (free_slot >= 0) {
+		snprintf(e->job_conns[free_slot].job, sizeof(e->job_conns[free_slot].job), "%s", job);
+		e->job_conns[free_slot].n = 1;
+		ok = true;
+	}
+	pthread_mutex_unlock(&e->lock);
+	return ok;
+}
+
+static void job_conn_give(struct engined *e, const char *job)
+{
+	pthread_mutex_lock(&e->lock);
+	for (int i = 0; i < ENGINED_JOBS_MAX; i++)
+		if (e->job_conns[i].n && strcmp(e->job_conns[i].job, job) == 0) {
+			e->job_conns[i].n--;
+			break;
+		}
+	pthread_mutex_unlock(&e->lock);
 }
 
 void proxy_connection(struct engined *e, int fd)
@@ -772,9 +1031,13 @@ void proxy_connection(struct engined *e, int fd)
 		if (http_read_head(&c->in, &c->req) == 0)
 			reply_error(c, 403, "volmgr-engined: %s", err.msg);
 		fprintf(stderr, "volmgr-engined: refused a caller: %s\n", err.msg);
-	} else {
+	} else if (job_conn_take(e, c->job.id)) {
 		while (http_read_head(&c->in, &c->req) == 0 && handle(c))
 			;
+		job_conn_give(e, c->job.id);
+	} else if (http_read_head(&c->in, &c->req) == 0) {
+		reply_error(c, 429, "volmgr-engined: this job has %d connections open already",
+			    ENGINED_JOB_CONNS_MAX);
 	}
 	job_done(&c->job);
 	close(fd);

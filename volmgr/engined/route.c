@@ -75,8 +75,11 @@ static void containers(const char *m, const char *rest, struct route *r)
 		r->kind = R_CONTAINER_CREATE;
 		return;
 	}
-	if (is(rest, "/prune"))
-		return refuse(r, "prune is not offered on the engine socket: remove the job's containers by name or id (they are removed with the job anyway)");
+	if (is(rest, "/prune") && is(m, "POST")) {
+		r->kind = R_PRUNE;
+		snprintf(r->op, sizeof(r->op), "containers");
+		return;
+	}
 	if (!id_op(rest, r))
 		return refuse(r, "unknown endpoint");
 	static const char *const get_ops[] = {"json", "top", "logs", "changes", "export", "stats", NULL};
@@ -117,8 +120,11 @@ static void objects(const char *m, const char *rest, struct route *r, enum route
 		r->kind = create;
 		return;
 	}
-	if (is(rest, "/prune"))
-		return refuse(r, "prune is not offered on the engine socket: remove the job's objects by name (they are removed with the job anyway)");
+	if (is(rest, "/prune") && is(m, "POST")) {
+		r->kind = R_PRUNE;
+		snprintf(r->op, sizeof(r->op), "%s", list == R_NETWORK_LIST ? "networks" : "volumes");
+		return;
+	}
 	if (!id_op(rest, r))
 		return refuse(r, "unknown endpoint");
 	r->kind = obj;
@@ -131,6 +137,33 @@ static void objects(const char *m, const char *rest, struct route *r, enum route
 	refuse(r, "unknown endpoint");
 }
 
+static int hexval(char c);
+
+/* The path as the engines' routers see it: Go's net/http decodes it
+ * before gorilla/mux matches (docker-py sends "@" of a digest as %40).
+ * Checked after decoding, so "%2e%2e" or "%2F" cannot hide a segment. */
+static bool decode_path(const char *p, size_t n, char *out, size_t size)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+		if (c == '%') {
+			if (i + 2 >= n)
+				return false;
+			int a = hexval(p[i + 1]), b = hexval(p[i + 2]);
+			if (a < 0 || b < 0)
+				return false;
+			c = (char)(a * 16 + b);
+			i += 2;
+		}
+		if (o + 1 >= size)
+			return false;
+		out[o++] = c;
+	}
+	out[o] = '\0';
+	return true;
+}
+
 void route_classify(const char *method, const char *url, struct route *r)
 {
 	*r = (struct route){.kind = R_REFUSE, .why = "unknown endpoint"};
@@ -139,11 +172,10 @@ void route_classify(const char *method, const char *url, struct route *r)
 	 * would split it: refuse rather than guess. */
 	if (strchr(url + n, ';') || strchr(url + n, '#'))
 		return refuse(r, "a query with \";\" or \"#\" the engine socket does not take");
-	if (n > 1024 || !path_ok(url, n))
+	char path[ROUTE_PATH_MAX + 1];
+	if (n > ROUTE_PATH_MAX || !decode_path(url, n, path, sizeof(path)) || !path_ok(path, strlen(path)))
 		return refuse(r, "a path with characters, \".\" or \"..\" segments or \"//\" the engine socket does not take");
-	char path[1025];
-	memcpy(path, url, n);
-	path[n] = '\0';
+	snprintf(r->path, sizeof(r->path), "%s", path);
 	const char *p = path;
 	/* /v1.NN/...: the API version the client negotiated. */
 	if (p[1] == 'v' && p[2] >= '0' && p[2] <= '9') {
@@ -173,8 +205,11 @@ void route_classify(const char *method, const char *url, struct route *r)
 	} else if (is(p, "/auth") && is(m, "POST")) {
 		r->kind = R_SHARED;
 	} else if (strncmp(p, "/images/", 8) == 0 || is(p, "/images")) {
-		if (strstr(p, "/prune"))
-			return refuse(r, "image prune is not offered on the engine socket: the image cache is shared by every job");
+		if (is(p, "/images/prune") && is(m, "POST")) {
+			r->kind = R_PRUNE;
+			snprintf(r->op, sizeof(r->op), "images");
+			return;
+		}
 		if (!(read || is(m, "POST") || is(m, "DELETE")))
 			return refuse(r, "unknown endpoint");
 		r->kind = R_SHARED;
@@ -185,6 +220,9 @@ void route_classify(const char *method, const char *url, struct route *r)
 	} else if (is(p, "/build") && is(m, "POST")) {
 		r->kind = R_BUILD;
 		r->streams_body = true;
+	} else if (is(p, "/build/prune") && is(m, "POST")) {
+		r->kind = R_PRUNE;
+		snprintf(r->op, sizeof(r->op), "build");
 	} else if (is(p, "/build/cancel") && is(m, "POST")) {
 		r->kind = R_SHARED;
 	} else if (is(p, "/commit") && is(m, "POST")) {
@@ -251,6 +289,35 @@ static bool decode(const char *s, size_t n, char *buf, size_t size)
 		buf[o++] = c;
 	}
 	buf[o] = '\0';
+	return true;
+}
+
+bool route_query_copy(const char *url, const char *drop, char *buf, size_t size)
+{
+	const char *q = strchr(url, '?');
+	size_t o = 0;
+	char k[64];
+	if (size == 0)
+		return false;
+	buf[0] = '\0';
+	while (q && *q) {
+		q++;
+		size_t n = strcspn(q, "&");
+		size_t kn = strcspn(q, "=&");
+		if (kn > n)
+			kn = n;
+		bool dropped = drop && decode(q, kn, k, sizeof(k)) && is(k, drop);
+		if (!dropped && n > 0) {
+			if (o + 1 + n + 1 > size)
+				return false;
+			buf[o] = o == 0 ? '?' : '&';
+			o++;
+			memcpy(buf + o, q, n);
+			o += n;
+			buf[o] = '\0';
+		}
+		q += n;
+	}
 	return true;
 }
 

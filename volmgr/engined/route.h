@@ -26,12 +26,16 @@ enum route_kind {
 	R_VOLUME_CREATE,
 	R_VOLUME,            /* /volumes/{name} */
 	R_EVENTS,
+	R_PRUNE,             /* a prune: of the job's own only; op says what */
 };
 
 #define ROUTE_ID_MAX 255
 
+#define ROUTE_PATH_MAX 1024
+
 struct route {
 	enum route_kind kind;
+	char path[ROUTE_PATH_MAX + 1]; /* the path, percent-decoded and checked */
 	const char *why;           /* R_REFUSE */
 	char version[16];          /* "1.41" from /v1.41/..., "" for none */
 	char id[ROUTE_ID_MAX + 1]; /* the object named in the path */
@@ -48,6 +52,10 @@ struct route {
 
 /* Classify method + url (path and query, as the request line had it). */
 void route_classify(const char *method, const char *url, struct route *ret);
+
+/* url's query ("" or "?..."), without the pairs whose key is drop
+ * (NULL: none dropped), into buf; false if it does not fit. */
+bool route_query_copy(const char *url, const char *drop, char *buf, size_t size);
 
 /* The query string's value of key (the first), percent-decoded into
  * buf; NULL if absent or not decodable.  *n_seen counts every value of
