@@ -729,8 +729,10 @@ static void drain_body(struct conn *c)
 {
 	if (!c->in.msg_done && (c->req.chunked || c->req.length > 0)) {
 		long long left = DRAIN_MAX;
+		int idle = c->in.timeout_ms;
 		c->in.timeout_ms = 30000;
 		http_read_body(&c->in, false, drain_sink, &left);
+		c->in.timeout_ms = idle;
 	}
 }
 
