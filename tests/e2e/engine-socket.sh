@@ -69,9 +69,11 @@ job1=vt-$VT_ID-job1 job2=vt-$VT_ID-job2
 # Without -i unless input is piped (in1i): podman 4.3's remote exec
 # sometimes resets its attach when stdin ends at once ("read unixpacket
 # ... connection reset by peer", seen under CI's load).
-in1() { $E exec -w /builds/g/p "$job1" sh -c "$1"; }
-in2() { $E exec -w /builds/g/p "$job2" sh -c "$1"; }
-in1i() { $E exec -i -w /builds/g/p "$job1" sh -c "$1"; }
+# Each bounded (busybox's timeout in the job): a step that hangs fails
+# as itself, not as the whole test's timeout.
+in1() { $E exec -w /builds/g/p "$job1" timeout 300 sh -c "$1"; }
+in2() { $E exec -w /builds/g/p "$job2" timeout 300 sh -c "$1"; }
+in1i() { $E exec -i -w /builds/g/p "$job1" timeout 300 sh -c "$1"; }
 # Everything nested is named n-$VT_ID-*, so that a failed run can still
 # be removed from the host.
 rm_nested() {
@@ -382,7 +384,7 @@ if command -v docker-compose >/dev/null; then
 	$E run -d --name "vt-$VT_ID-job3" --network none -v "ws3-$VT_ID:/builds/g/p" \
 		-v /usr:/usr:ro -v /usr/lib:/lib:ro -v /usr/lib64:/lib64:ro \
 		-v "$VT_ENGINE_SOCK:/var/run/docker.sock" -w /builds/g/p "$img" sleep 3600 >/dev/null
-	in3() { $E exec -w /builds/g/p/app "vt-$VT_ID-job3" sh -c "$1"; }
+	in3() { $E exec -w /builds/g/p/app "vt-$VT_ID-job3" timeout 300 sh -c "$1"; }
 	$E exec "vt-$VT_ID-job3" sh -c 'mkdir -p /builds/g/p/app/data && echo hello-compose > /builds/g/p/app/data/hello'
 	cat <<-YML | $E exec -i "vt-$VT_ID-job3" sh -c 'cat > /builds/g/p/app/docker-compose.yml'
 	version: "2.4"
