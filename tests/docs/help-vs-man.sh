@@ -2,7 +2,8 @@
 # The documentation against the programs:
 #   - `volmgr --help` against volmgr.8: the same commands, the same options
 #     per command and globally, and no option in one that the other lacks;
-#   - `volmgrd --help` against volmgrd.8: the same options;
+#   - `volmgrd --help` against volmgrd.8: the same options; the same for
+#     volmgr-engined (its OPTIONS section, and the options its code takes);
 #   - the arguments volmgr.c and volmgrd's settings.c accept against --help;
 #   - every section and key that volmgr/lib/config/config.c accepts against
 #     volmgr.conf.5, both ways, and the example configuration of
@@ -64,10 +65,10 @@ vt_init help-vs-man
 srcdir=$(realpath "${VT_SRCDIR:-$(dirname "$0")/..}/..")
 builddir=$(realpath -m "${VT_BUILDDIR:-$srcdir/build}")
 mandir=$builddir/man
-for f in "$VOLMGR" "$VOLMGRD"; do
+for f in "$VOLMGR" "$VOLMGRD" "$VOLMGR_ENGINED"; do
 	[[ -x $f ]] || vt_fail "$f not built (set VOLMGR/VOLMGRD or build first)"
 done
-for p in volmgr.8 volmgrd.8 volmgr.conf.5; do
+for p in volmgr.8 volmgrd.8 volmgr-engined.8 volmgr.conf.5; do
 	[[ -s $mandir/$p ]] || vt_fail "$mandir/$p not built (is scdoc installed?)"
 done
 
@@ -178,6 +179,20 @@ dsrc=$srcdir/volmgr/daemon/settings.c
 dcode_opts=$(getopt_options "$dsrc")
 [[ -n $dcode_opts ]] || vt_fail "no options found in $dsrc: has the parsing moved?"
 compare "volmgrd options" "settings.c" "$dcode_opts" "--help" "$dhelp_opts"
+
+# ========================================================== volmgr-engined
+
+vt_step "volmgr-engined --help against volmgr-engined.8, and what it accepts"
+# (Its page's description names docker's options in bold -- the ones it
+# refuses --, so only its OPTIONS section is compared.)
+ehelp=$("$VOLMGR_ENGINED" --help)
+eman=$mandir/volmgr-engined.8
+ehelp_opts=$(help_entries <<<"$ehelp" | entry_fields Options -)
+eman_opts=$(roff_entries "$eman" | entry_fields OPTIONS "" | only_options)
+compare "volmgr-engined options" "--help Options" "$ehelp_opts" "volmgr-engined.8 OPTIONS" "$eman_opts"
+ecode_opts=$(getopt_options "$srcdir/volmgr/engined/volmgr-engined.c")
+[[ -n $ecode_opts ]] || vt_fail "no options found in volmgr-engined.c: has the parsing moved?"
+compare "volmgr-engined options" "volmgr-engined.c" "$ecode_opts" "--help" "$ehelp_opts"
 
 # ================================================================= config
 

@@ -69,10 +69,12 @@ static int listen_on(const char *path)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: volmgr-engined [--socket PATH] [--upstream PATH] [--control-socket PATH]\n"
-		"                      [--state-dir DIR] [--config FILE] [--max-connections N]\n"
+		"usage: volmgr-engined [OPTIONS]\n"
 		"\n"
-		"A Docker Engine API socket for CI jobs, in front of Docker or Podman:\n"
+		"A Docker Engine API socket for CI jobs, in front of Docker or Podman: each\n"
+		"job sees and touches only what it made, and binds of its workspace work.\n"
+		"\n"
+		"Options:\n"
 		"  --socket PATH          where jobs connect (default /run/volmgr/engine.sock;\n"
 		"                         a socket passed by systemd is used instead)\n"
 		"  --upstream PATH        the engine's API socket (default /var/run/docker.sock)\n"
@@ -82,7 +84,9 @@ static void usage(FILE *f)
 		"                         (default /etc/volmgr/volmgr.conf, if it exists)\n"
 		"  --max-connections N    at most N connections at once (default 512)\n"
 		"  --sweep-interval MS    how often the engine is asked for jobs that ended\n"
-		"                         (default 5000)\n");
+		"                         (default 5000)\n"
+		"  -h, --help             this text\n"
+		"  --version              the version\n");
 }
 
 int main(int argc, char **argv)
