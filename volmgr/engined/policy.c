@@ -311,6 +311,28 @@ static int endpoint_settings(json_t *ep, struct vm_error *err)
 	return 0;
 }
 
+/* An endpoint's links ("name:alias"): each must name one of the job's
+ * containers. */
+static int endpoint_links(const struct policy *p, json_t *ep, const char *where,
+			  struct vm_error *err)
+{
+	size_t i;
+	json_t *l;
+	json_array_foreach(json_object_get(ep, "Links"), i, l) {
+		const char *s = json_string_value(l);
+		char ref[256], id[65];
+		if (!s || snprintf(ref, sizeof(ref), "%.*s", (int)strcspn(s, ":"), s) >= (int)sizeof(ref))
+			return vm_error_set(err, EINVAL, "%s: a link is not a string", where);
+		int r = p->ops->own_container(p->ops->ud, ref, id, err);
+		if (r < 0)
+			return r;
+		if (r == 0)
+			return vm_error_set(err, EPERM, "%s: link to %s, not one of this job's containers",
+					    where, ref);
+	}
+	return 0;
+}
+
 static int endpoints(const struct policy *p, json_t *body, struct vm_error *err)
 {
 	json_t *nc = json_object_get(body, "NetworkingConfig");
@@ -337,19 +359,8 @@ static int endpoints(const struct policy *p, json_t *body, struct vm_error *err)
 		if (r == 0)
 			return vm_error_set(err, EPERM, "NetworkingConfig: network %s is not one of this job's", key);
 		/* Links inside an endpoint name containers too. */
-		json_t *links = json_object_get(v, "Links");
-		size_t i;
-		json_t *l;
-		json_array_foreach(links, i, l) {
-			const char *s = json_string_value(l);
-			char ref[256];
-			if (!s || snprintf(ref, sizeof(ref), "%.*s", (int)strcspn(s, ":"), s) >= (int)sizeof(ref))
-				return vm_error_set(err, EINVAL, "NetworkingConfig: a link is not a string");
-			if ((r = p->ops->own_container(p->ops->ud, ref, id, err)) < 0)
-				return r;
-			if (r == 0)
-				return vm_error_set(err, EPERM, "NetworkingConfig: link to %s, not one of this job's containers", ref);
-		}
+		if ((r = endpoint_links(p, v, "NetworkingConfig", err)) < 0)
+			return r;
 	}
 	return 0;
 }
@@ -738,19 +749,5 @@ int policy_network_connect(const struct policy *p, json_t *body, struct vm_error
 	if (r == 0)
 		return vm_error_set(err, EPERM, "container %s is not one of this job's", c);
 	json_object_set_new(body, "Container", json_string(id));
-	json_t *ep = json_object_get(body, "EndpointConfig");
-	json_t *links = json_object_get(ep, "Links");
-	size_t i;
-	json_t *l;
-	json_array_foreach(links, i, l) {
-		const char *s = json_string_value(l);
-		char ref[256];
-		if (!s || snprintf(ref, sizeof(ref), "%.*s", (int)strcspn(s, ":"), s) >= (int)sizeof(ref))
-			return vm_error_set(err, EINVAL, "EndpointConfig: a link is not a string");
-		if ((r = p->ops->own_container(p->ops->ud, ref, id, err)) < 0)
-			return r;
-		if (r == 0)
-			return vm_error_set(err, EPERM, "EndpointConfig: link to %s, not one of this job's containers", ref);
-	}
-	return 0;
+	return endpoint_links(p, json_object_get(body, "EndpointConfig"), "EndpointConfig", err);
 }

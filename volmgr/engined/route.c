@@ -137,31 +137,14 @@ static void objects(const char *m, const char *rest, struct route *r, enum route
 	refuse(r, "unknown endpoint");
 }
 
-static int hexval(char c);
+static bool percent_decode(const char *s, size_t n, bool plus, char *out, size_t size);
 
 /* The path as the engines' routers see it: Go's net/http decodes it
  * before gorilla/mux matches (docker-py sends "@" of a digest as %40).
  * Checked after decoding, so "%2e%2e" or "%2F" cannot hide a segment. */
 static bool decode_path(const char *p, size_t n, char *out, size_t size)
 {
-	size_t o = 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = p[i];
-		if (c == '%') {
-			if (i + 2 >= n)
-				return false;
-			int a = hexval(p[i + 1]), b = hexval(p[i + 2]);
-			if (a < 0 || b < 0)
-				return false;
-			c = (char)(a * 16 + b);
-			i += 2;
-		}
-		if (o + 1 >= size)
-			return false;
-		out[o++] = c;
-	}
-	out[o] = '\0';
-	return true;
+	return percent_decode(p, n, false, out, size);
 }
 
 void route_classify(const char *method, const char *url, struct route *r)
@@ -267,8 +250,9 @@ static int hexval(char c)
 	return -1;
 }
 
-/* Decode s[0, n) ("+" is a space, as Go's url.ParseQuery has it). */
-static bool decode(const char *s, size_t n, char *buf, size_t size)
+/* Decode s[0, n) into out; with plus, "+" is a space (Go's
+ * url.ParseQuery; paths keep it).  A NUL, decoded or not, is refused. */
+static bool percent_decode(const char *s, size_t n, bool plus, char *out, size_t size)
 {
 	size_t o = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -281,15 +265,20 @@ static bool decode(const char *s, size_t n, char *buf, size_t size)
 				return false;
 			c = (char)(a * 16 + b);
 			i += 2;
-		} else if (c == '+') {
+		} else if (plus && c == '+') {
 			c = ' ';
 		}
 		if (c == '\0' || o + 1 >= size)
 			return false;
-		buf[o++] = c;
+		out[o++] = c;
 	}
-	buf[o] = '\0';
+	out[o] = '\0';
 	return true;
+}
+
+static bool decode(const char *s, size_t n, char *buf, size_t size)
+{
+	return percent_decode(s, n, true, buf, size);
 }
 
 bool route_query_copy(const char *url, const char *drop, char *buf, size_t size)
