@@ -24,6 +24,12 @@
 #                       (volmgrd-job.socket or --job-socket) [/run/volmgr]
 #   VOLMGR_CONTAINER_DIR  host dir with bin/volmgr (static), bin/volmgr-run
 #                       and gitlab-runner-pre-build.sh [/usr/lib/volmgr/container]
+#   VOLMGR_ENGINED      the host's volmgr-engined, run inside in front of the
+#                       inner podman (the image needs its libraries: the
+#                       image and the host on the same Debian release)
+#                       [/usr/sbin/volmgr-engined]
+#   VOLMGR_ENGINE_CONF  a volmgr.conf whose [engine] section loosens the
+#                       jobs' engine socket [none: the default rules]
 #   PODMAN              the host's podman command [podman]
 set -euo pipefail
 
@@ -37,6 +43,8 @@ pool=${VOLMGR_POOL:-/var/lib/volmgr}
 plugin_dir=${VOLMGR_PLUGIN_DIR:-/run/docker/plugins}
 control_dir=${VOLMGR_CONTROL_DIR:-/run/volmgr}
 container_dir=${VOLMGR_CONTAINER_DIR:-/usr/lib/volmgr/container}
+engined=${VOLMGR_ENGINED:-/usr/sbin/volmgr-engined}
+engine_conf=${VOLMGR_ENGINE_CONF:-}
 cache=${RUNNER_CACHE:-podman-runner-cache}
 
 opts=()
@@ -49,6 +57,11 @@ done
 # The pool must be seen at the same path inside: volmgr's Mount returns a
 # host path (POOL/volumes/NAME), which the inner podman bind-mounts.
 [[ $pool == /* ]] || { echo "run-runner.sh: VOLMGR_POOL must be absolute" >&2; exit 2; }
+[[ -x $engined ]] || { echo "run-runner.sh: no volmgr-engined at $engined (VOLMGR_ENGINED)" >&2; exit 2; }
+if [[ -n $engine_conf ]]; then
+	[[ -f $engine_conf ]] || { echo "run-runner.sh: no file $engine_conf (VOLMGR_ENGINE_CONF)" >&2; exit 2; }
+	opts+=(-v "$engine_conf:/etc/volmgr/volmgr.conf:ro")
+fi
 
 exec "${podman[@]}" run -d --name "$name" \
 	--privileged \
@@ -58,6 +71,7 @@ exec "${podman[@]}" run -d --name "$name" \
 	-v "$plugin_dir:/run/docker/plugins:ro" \
 	-v "$control_dir:/run/volmgr:ro" \
 	-v "$container_dir:/usr/lib/volmgr/container:ro" \
+	-v "$engined:/usr/local/sbin/volmgr-engined:ro" \
 	-v "$here/containers.conf:/etc/containers/containers.conf:ro" \
 	-v "$here/storage.conf:/etc/containers/storage.conf:ro" \
 	-v "$here/entrypoint.sh:/usr/local/bin/podman-runner-entrypoint:ro" \

@@ -10,9 +10,14 @@
 # API socket.  Shown end to end:
 #   - a cache imported on the host; inside the runner, the inner podman
 #     creates ci-1 from it through the plugin (-o source=cache:proj);
-#   - a job container of the inner podman has ci-1 at /builds/g/p and runs a
-#     nested `podman --remote run -v ci-1:/builds/g/p`; the job reads the
-#     nested write; the host pool has it in volumes/ci-1, not in the cache;
+#   - a job container of the inner podman has ci-1 at /builds/g/p and, on
+#     the engine socket the recipe gives it (volmgr-engined in front of the
+#     inner podman, started by entrypoint.sh), runs the seed's unchanged
+#     `docker run -v "$(pwd):/workspace" -w /workspace` and a subdirectory
+#     bind; the job reads the nested write; the host pool has it in
+#     volumes/ci-1, not in the cache; the job sees only its own
+#     containers, its bind of / and --privileged are refused, and a
+#     container it left running is removed with it;
 #   - a runner-named build volume made through the compat API is seeded from
 #     its project's cache; a job with config.toml's pre_build_script starts
 #     `docker run -v "$VOLMGR_VOLUME:$VOLMGR_VOLUME_PATH"` on it;
@@ -52,7 +57,8 @@ done
 runner_suite=bookworm
 # netavark: podman's package needs a network stack (the containers here
 # all run with --network none).
-runner_pkgs=podman,runc,conmon,netavark
+# The rest: volmgr-engined's libraries (run-runner.sh mounts the binary).
+runner_pkgs=podman,runc,conmon,netavark,libcurl4,libjansson4,libinih1,liburing2,libbtrfsutil1
 cache_dir=${VT_CACHE_DIR:-/var/cache/volmgr-tests}
 mirror=${VT_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 key=$(printf '%s\n' "$runner_suite" minbase "$runner_pkgs" "$(dpkg --print-architecture)" |
@@ -159,7 +165,7 @@ PODMAN="podman --remote --url unix://$VT_PODMAN_SOCK" \
 	RUNNER_IMAGE=$runner_img RUNNER_NAME=$runner RUNNER_STORAGE=$storage RUNNER_CACHE=$cache \
 	RUNNER_CONFIG_DIR=$VT_TMP/runner-config VOLMGR_POOL=$pool \
 	VOLMGR_PLUGIN_DIR=$rundir/plugins VOLMGR_CONTROL_DIR=$rundir/volmgr \
-	VOLMGR_CONTAINER_DIR=$container_dir \
+	VOLMGR_CONTAINER_DIR=$container_dir VOLMGR_ENGINED=$VOLMGR_ENGINED \
 	"$recipe/run-runner.sh" --network none -v "$VT_TMP/images:/vt-images:ro" \
 	-v "$VT_TMP/upstream:/vt-upstream:ro" \
 	-v "$docker_client:/usr/local/bin/docker:ro" -- sleep infinity >/dev/null
@@ -202,16 +208,37 @@ vt_assert_eq cache:proj "$(vt_volmgr_field "$vol" .source)" "source of $vol"
 vt_assert_eq "$pool/volumes/$vol" "$(vt_volmgr_field "$vol" .mountpoint)" "mountpoint (a host path)"
 vt_assert_eq "$driver" "$(inner volume inspect --format '{{.Driver}}' "$vol")" "driver in the inner podman"
 
-vt_step "a job container (config.toml's binds and environment) runs podman --remote run -v $vol:$path"
-nested="podman --remote run --rm --network none -v $vol:$path -w $path $job_img sh -c 'echo x > out'"
-out=$(inner run --rm --name job-1 --network none -v "$vol:$path" -w "$path" "${job_args[@]}" \
-	"$job_img" sh -c "cat README && $nested && cat $path/out &&
-		/opt/volmgr/bin/volmgr which --mount $path && echo --- && (/opt/volmgr/bin/volmgr inspect $vol 2>&1 || true)")
+vt_step "a job container (config.toml's binds and environment) runs the seed's docker run -v \"\$(pwd):/workspace\" through volmgr-engined"
+# The job's script: the seed's line unchanged, a subdirectory bind, what
+# it may see, two refusals, and a container it leaves running.
+job1_script='docker run --rm --network none -v "$(pwd):/workspace" -w /workspace '"$job_img"' sh -c "cat README > seen; echo x > out"
+docker run --rm --network none -v "$(pwd)/sub:/src:ro" '"$job_img"' cat /src/main.c
+docker run -d --network none --name left-behind -v "$(pwd):/workspace" '"$job_img"' sleep 600 >/dev/null
+echo "ps: $(docker ps -a --format "{{.Names}}" | sort | tr "\n" " ")"
+docker run --rm --network none -v /:/host '"$job_img"' true 2>&1 && echo "ROOT BIND ALLOWED"
+docker run --rm --network none --privileged '"$job_img"' true 2>&1 && echo "PRIVILEGED ALLOWED"
+cat seen out
+/opt/volmgr/bin/volmgr which --mount '"$path"' && echo --- && (/opt/volmgr/bin/volmgr inspect '"$vol"' 2>&1 || true)'
+inner run -d --name job-1 --network none -v "$vol:$path" -w "$path" "${job_args[@]}" \
+	"$job_img" sleep 600 >/dev/null
+out=$(vt_podman exec "$runner" podman --remote --url "$inner_url" exec job-1 sh -c "$job1_script")
 printf '%s\n' "$out" | sed 's/^/# job-1: /'
-vt_assert_eq "hello from the cache
+vt_assert_contains "$out" "int main(void) { return 0; }" "the subdirectory bind, through a pinned mount"
+vt_assert_eq "ps: left-behind " "$(grep '^ps: ' <<<"$out")" "the job sees its own container only, not itself nor others"
+[[ $out != *"ROOT BIND ALLOWED"* ]] || vt_fail "the job bound / into a container"
+vt_assert_contains "$out" "bind source / is not on a volmgr volume" "the refusal of / names the path"
+[[ $out != *"PRIVILEGED ALLOWED"* ]] || vt_fail "the job ran a --privileged container"
+vt_assert_contains "$out" "privileged" "the refusal of --privileged says why"
+vt_assert_contains "$out" "hello from the cache
 x
-$vol $path" "${out%%$'\n'---$'\n'*}" "the job sees the cache, the nested write, and volmgr which --mount"
+$vol $path" "the job sees the cache, the nested write, and volmgr which --mount"
 vt_assert_contains "${out#*$'\n'---$'\n'}" "is not offered on the job socket" "the job has the job socket, not the control socket"
+vt_assert_eq "hello from the cache" "$(cat "$pool/volumes/$vol/seen")" "what the nested container read, on the host"
+left=$(inner ps -a --filter name=left-behind --format '{{.ID}}')
+[[ -n $left ]] || vt_fail "the job's detached container is not there"
+inner rm -f -t 0 job-1 >/dev/null
+left_gone() { [[ -z $(inner ps -a -q --filter "id=$left") ]]; }
+vt_wait_until "volmgr-engined removed the container job-1 left running" left_gone
 inner run -d --name holder-1 --network none -v "$vol:$path" "$job_img" sleep 120 >/dev/null
 vt_assert_eq true "$(vt_volmgr_field "$vol" .in_use)" "in_use while a container of the inner podman holds it"
 inner rm -f -t 0 holder-1 >/dev/null

@@ -3,14 +3,21 @@
  * made for one, named by the container's 64-hex id, checked by
  * vm_cgroup_names_container() against the layouts of Docker (cgroupfs
  * and systemd drivers), Podman, CRI-O, containerd/Kubernetes, and against
- * what host services, sessions and snaps look like.
+ * what host services, sessions and snaps look like; and which line of
+ * /proc/PID/cgroup vm_cgroup_of_pid() takes, on cgroup v2, hybrid and v1
+ * hosts (a fake /proc in a temporary directory).
  *
  * Usage: test-caller FIXTURES-DIR (unused) */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "unit-util.h"
 
 #include "caller.h"
+#include "cgroup.h"
 
 #define ID "4a7f9c0e1b2d3f405162738495a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e"
 
@@ -54,12 +61,67 @@ static void test_not_containers(void **state)
 			fail_msg("taken for a container: %s", no[i]);
 }
 
+#define ID2 "fa43e941542770efde9fefecfb823f18d001e1fad663f81ad6d9e317cb868000"
+
+/* vm_cgroup_of_pid on /proc/1/cgroup holding TEXT. */
+static void cgroup_of(const char *text, char ret[static VM_CGROUP_MAX + 1])
+{
+	char proc[] = "/tmp/test-caller-proc.XXXXXX";
+	assert_non_null(mkdtemp(proc));
+	char dir[64], file[80];
+	snprintf(dir, sizeof(dir), "%s/1", proc);
+	snprintf(file, sizeof(file), "%s/cgroup", dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	FILE *f = fopen(file, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(vm_cgroup_of_pid(proc, 1, ret), 0);
+	unlink(file);
+	rmdir(dir);
+	rmdir(proc);
+}
+
+static void test_line_taken(void **state)
+{
+	char cg[VM_CGROUP_MAX + 1];
+	/* cgroup v2: the one line */
+	cgroup_of("0::/system.slice/docker-" ID ".scope\n", cg);
+	assert_string_equal(cg, ":/system.slice/docker-" ID ".scope");
+	/* hybrid with the systemd driver: unified and name=systemd alike,
+	 * the unified one taken */
+	cgroup_of("9:name=systemd:/system.slice/docker-" ID ".scope\n8:pids:/system.slice/docker-" ID
+		  ".scope\n0::/system.slice/docker-" ID ".scope\n",
+		  cg);
+	assert_string_equal(cg, ":/system.slice/docker-" ID ".scope");
+	/* cgroup v1, podman (cgroupfs) inside a podman container: the
+	 * unified line names only the outer container, the v1 lines the
+	 * inner one too (what a job of helpers/podman-runner shows) */
+	cgroup_of("9:name=systemd:/libpod_parent/libpod-" ID "/libpod_parent/libpod-" ID2
+		  "\n8:pids:/libpod_parent/libpod-" ID "/libpod_parent/libpod-" ID2
+		  "\n4:memory:/libpod_parent/libpod-" ID "/libpod_parent/libpod-" ID2
+		  "\n0::/libpod_parent/libpod-" ID "\n",
+		  cg);
+	assert_string_equal(cg, "name=systemd:/libpod_parent/libpod-" ID "/libpod_parent/libpod-" ID2);
+	/* a hybrid host's cgroupfs engine: unified shows the engine's
+	 * service, v1 the container */
+	cgroup_of("8:pids:/docker/" ID "\n0::/system.slice/containerd.service\n", cg);
+	assert_string_equal(cg, "pids:/docker/" ID);
+	/* equally specific: the unified line */
+	cgroup_of("8:pids:/docker/" ID "\n0::/docker/" ID "\n", cg);
+	assert_string_equal(cg, ":/docker/" ID);
+	/* the root everywhere, and controllers engines do not use */
+	cgroup_of("9:name=systemd:/\n3:cpuset:/docker/" ID "\n0::/\n", cg);
+	assert_string_equal(cg, "");
+}
+
 int main(int argc, char **argv)
 {
 	(void)argc, (void)argv;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_containers),
 		cmocka_unit_test(test_not_containers),
+		cmocka_unit_test(test_line_taken),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,8 +8,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* Preference among the lines of /proc/PID/cgroup: the unified hierarchy,
- * then the hierarchies every container engine uses. */
+/* Preference among equally deep lines of /proc/PID/cgroup: the unified
+ * hierarchy, then the hierarchies every container engine uses. */
 static int rank(const char *controllers)
 {
 	static const char *const order[] = {"", "name=systemd", "pids", "memory", "cpu,cpuacct"};
@@ -17,6 +17,37 @@ static int rank(const char *controllers)
 		if (strcmp(controllers, order[i]) == 0)
 			return (int)i;
 	return -1;
+}
+
+/* How specific a line's path is: the components naming a container
+ * (64 hex digits, as every engine names one), then all components. */
+struct depth {
+	size_t ids, parts;
+};
+
+static struct depth depth(const char *path)
+{
+	struct depth d = {0, 0};
+	for (const char *c = path; *c;) {
+		c += strspn(c, "/");
+		size_t len = strcspn(c, "/"), run = 0;
+		bool id = false;
+		for (size_t i = 0; i < len && !id; i++) {
+			run = strchr("0123456789abcdef", c[i]) ? run + 1 : 0;
+			id = run == 64;
+		}
+		d.ids += id;
+		d.parts += len > 0;
+		c += len;
+	}
+	return d;
+}
+
+static int depth_cmp(struct depth a, struct depth b)
+{
+	if (a.ids != b.ids)
+		return a.ids < b.ids ? -1 : 1;
+	return a.parts < b.parts ? -1 : a.parts > b.parts;
 }
 
 int vm_cgroup_of_pid(const char *proc, pid_t pid, char ret[static VM_CGROUP_MAX + 1])
@@ -43,7 +74,14 @@ int vm_cgroup_of_pid(const char *proc, pid_t pid, char ret[static VM_CGROUP_MAX 
 			break;
 	}
 	text[len] = '\0';
+	/* The line naming the most containers wins, then the deepest: the
+	 * kernel lists the unified hierarchy even where no cgroup2 is
+	 * mounted (a cgroup v1 host), and there, or on a hybrid host, an
+	 * engine with the cgroupfs driver places its containers in the v1
+	 * hierarchies only -- the unified line then names the engine's own
+	 * container (podman in a runner container), or none. */
 	int best = -1;
+	struct depth best_depth = {0, 0};
 	ret[0] = '\0';
 	char *save = NULL; /* requests run on many threads: never strtok */
 	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -54,7 +92,9 @@ int vm_cgroup_of_pid(const char *proc, pid_t pid, char ret[static VM_CGROUP_MAX 
 		*c2 = '\0';
 		const char *ctrl = c1 + 1, *path = c2 + 1;
 		int rk = rank(ctrl);
-		if (rk < 0 || strcmp(path, "/") == 0 || (best >= 0 && rk >= best))
+		struct depth d = depth(path);
+		int cmp = depth_cmp(d, best_depth);
+		if (rk < 0 || d.parts == 0 || (best >= 0 && (cmp < 0 || (cmp == 0 && rk >= best))))
 			continue;
 		if (strlen(ctrl) + 1 + strlen(path) > VM_CGROUP_MAX)
 			continue;
@@ -63,6 +103,7 @@ int vm_cgroup_of_pid(const char *proc, pid_t pid, char ret[static VM_CGROUP_MAX 
 		ret[cl] = ':';
 		memcpy(ret + cl + 1, path, pl + 1);
 		best = rk;
+		best_depth = d;
 	}
 	return 0;
 }

@@ -11,8 +11,10 @@
 #define VM_CGROUP_MAX 512
 
 /* The most specific cgroup of pid as "controller:path" (the unified
- * hierarchy as ":path"), "" when it is the root.  Reads
- * PROC/PID/cgroup. */
+ * hierarchy as ":path"): of the hierarchies engines use, the one whose
+ * path names the most containers (64-hex components), then the deepest,
+ * the unified one first among equals; "" when it is the root everywhere.
+ * Reads PROC/PID/cgroup. */
 int vm_cgroup_of_pid(const char *proc, pid_t pid, char ret[static VM_CGROUP_MAX + 1]);
 
 /* 1 if the cgroup still exists, 0 if it is gone, negative errno if that
