@@ -154,6 +154,23 @@ in1 "mkdir -p ctx && echo built > ctx/f && printf 'FROM $img\nCOPY f /f\nRUN cat
 vt_on_exit vt_rm_image "$E" "vt-$VT_ID-built"
 out=$(in1 "docker run --rm vt-$VT_ID-built cat /f")
 vt_assert_eq built "$out" "an image built through the socket"
+# The classic builder's step containers are the engine's: --rm=false, or
+# a failed step, must not leave any behind (nothing would sweep them).
+before=$($E ps -aq --no-trunc | sort)
+in1 "printf 'FROM $img\nRUN false\n' > ctx/Dockerfile.fail &&
+	DOCKER_BUILDKIT=0 docker build --rm=false -f ctx/Dockerfile.fail ctx" >/dev/null 2>&1 &&
+	vt_fail "a build whose step fails succeeded"
+in1 "DOCKER_BUILDKIT=0 docker build --rm=false --no-cache -q -t vt-$VT_ID-built2 ctx" >/dev/null
+vt_on_exit vt_rm_image "$E" "vt-$VT_ID-built2"
+vt_assert_eq "$before" "$($E ps -aq --no-trunc | sort)" "containers after builds with --rm=false and a failed step"
+# (the docker CLI sends no body when nothing changes, which Podman's
+# compat commit cannot decode: the API call with "{}" on both engines)
+vt_on_exit vt_rm_image "$E" "vt-$VT_ID-committed"
+out=$(in1 "curl -s -o /dev/null -w '%{http_code}' --unix-socket /var/run/docker.sock -X POST \
+	-H 'Content-Type: application/json' --data-binary '{}' \
+	'http://d/v1.41/commit?container=n-$VT_ID-bg&repo=vt-$VT_ID-committed'")
+vt_assert_eq 201 "$out" "commit of the job's own container"
+$E image inspect "vt-$VT_ID-committed" >/dev/null || vt_fail "the committed image is not there"
 out=$(in1 "timeout 60 docker pull registry.invalid/none:1" 2>&1) && vt_fail "a pull offline succeeded"
 vt_log "pull offline: $out"
 [[ $out != *volmgr-engined* ]] || vt_fail "the pull was refused rather than tried"
@@ -262,6 +279,8 @@ refuse kill-other in2 "docker kill n-$VT_ID-svc"
 # (not -f: the CLI reports "No such container" but exits 0 with it)
 refuse rm-other in2 "docker rm n-$VT_ID-svc"
 refuse cp-other in2 "docker cp n-$VT_ID-svc:/etc/passwd /tmp/p"
+refuse commit-other in2 "docker commit n-$VT_ID-svc vt-$VT_ID-stolen"
+$E image inspect "vt-$VT_ID-stolen" >/dev/null 2>&1 && vt_fail "another job's container was committed"
 refuse attach-other in2 "timeout 10 docker attach n-$VT_ID-svc"
 refuse rm-other-job in2 "docker rm $job1"
 refuse rm-own-job in2 "docker rm -f $job2"
@@ -322,6 +341,21 @@ out=$(in2 "curl -s -o /dev/null -o /dev/null -w '%{http_code} ' -H 'Connection: 
 vt_assert_eq "403 403 " "$out" "an Upgrade on a plain endpoint, twice on one connection"
 n_refused=$((n_refused + 1))
 refuse_raw semicolon 403 POST "/v1.41/build?networkmode=bridge;networkmode=host"
+# What Podman's compat API reads differently from Docker's (the review of
+# helpers/podman-runner): structures it turns into its own "-v",
+# "--tmpfs" and "--mount" strings, query keys it matches ignoring case,
+# build parameters of its own, and its libpod test on the whole URL.
+refuse_raw volumes-key-bind 403 POST /v1.41/containers/create "{\"Image\":\"$img\",\"Volumes\":{\"/:/r\":{}}}"
+refuse_raw tmpfs-key 403 POST /v1.41/containers/create "{\"Image\":\"$img\",\"HostConfig\":{\"Tmpfs\":{\"/t:U\":\"\"}}}"
+refuse_raw mount-target-comma 403 POST /v1.41/containers/create "{\"Image\":\"$img\",\"HostConfig\":{\"Mounts\":[{\"Type\":\"bind\",\"Source\":\"/builds/g/p/sub\",\"Target\":\"/x,source=/\"}]}}"
+refuse_raw mount-consistency-comma 403 POST /v1.41/containers/create "{\"Image\":\"$img\",\"HostConfig\":{\"Mounts\":[{\"Type\":\"bind\",\"Source\":\"/builds/g/p/sub\",\"Target\":\"/x\",\"Consistency\":\"cached,rshared\"}]}}"
+refuse_raw bind-target-comma 403 POST /v1.41/containers/create "{\"Image\":\"$img\",\"HostConfig\":{\"Binds\":[\"/builds/g/p/sub:/x,y\"]}}"
+refuse_raw build-podman-param 403 POST "/v1.41/build?additionalbuildcontexts=%7B%22x%22%3A%22%2F%22%7D"
+refuse_raw build-devices 403 POST "/v1.41/build?devices=%5B%22%2Fdev%2Fsda%22%5D"
+refuse_raw build-key-case 403 POST "/v1.41/build?rm=1&RM=0"
+refuse_raw build-key-upper 403 POST "/v1.41/build?NETWORKMODE=host"
+refuse_raw commit-key-case 403 POST "/v1.41/commit?container=n-$VT_ID-x&CONTAINER=n-$VT_ID-svc"
+refuse_raw libpod-in-query 403 POST "/build?x=/libpod/"
 vt_log "$n_refused hostile requests refused, none made anything"
 vt_assert_eq running "$($E inspect -f '{{.State.Status}}' "n-$VT_ID-svc")" "job 1's container untouched"
 ((n_refused >= 40)) || vt_fail "only $n_refused hostile requests"

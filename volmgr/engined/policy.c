@@ -480,6 +480,8 @@ static int binds(const struct policy *p, json_t *hc, struct vm_error *err)
 		snprintf(src, sizeof(src), "%.*s", (int)(colon - s), s);
 		snprintf(rest, sizeof(rest), "%s", colon + 1);
 		const char *opts = strchr(rest, ':');
+		if (rest[0] != '/' || strcspn(rest, ",") < (opts ? (size_t)(opts - rest) : strlen(rest)))
+			return vm_error_set(err, EPERM, "HostConfig.Binds: %s: the target must be a path in the container, without \",\"", s);
 		bool ro = false;
 		int r = bind_options(opts ? opts + 1 : "", &ro, err);
 		if (r < 0)
@@ -509,6 +511,54 @@ static int binds(const struct policy *p, json_t *hc, struct vm_error *err)
 	return 0;
 }
 
+/* Podman's compat create turns the Docker structures into its own
+ * command-line strings: a key of Config.Volumes or HostConfig.Tmpfs
+ * becomes a "-v"/"--tmpfs" spec split at ":" (so {"Volumes":{"/:/r":{}}}
+ * would bind the engine's /), a mount's fields are joined with ","
+ * (a Target "/x,source=/" would replace the source).  Docker takes
+ * them as the paths they claim to be; both get only those. */
+static int container_paths(json_t *obj, const char *field, const char *where, struct vm_error *err)
+{
+	json_t *m = json_object_get(obj, field);
+	if (is_default(m))
+		return 0;
+	if (!json_is_object(m))
+		return vm_error_set(err, EINVAL, "%s: not an object", where);
+	const char *k;
+	json_t *v;
+	json_object_foreach(m, k, v)
+		if (k[0] != '/' || strpbrk(k, ":,"))
+			return vm_error_set(err, EPERM, "%s: \"%s\" is not a path in the container (no \":\" or \",\" is taken on the engine socket)",
+					    where, k);
+	return 0;
+}
+
+static int no_comma(json_t *v, const char *where, struct vm_error *err)
+{
+	const char *k;
+	json_t *e;
+	size_t i;
+	if (json_is_string(v) && strchr(json_string_value(v), ','))
+		return vm_error_set(err, EPERM, "%s: \"%s\": a \",\" in a mount is not taken on the engine socket",
+				    where, json_string_value(v));
+	if (json_is_object(v))
+		json_object_foreach(v, k, e) {
+			int r;
+			if (strchr(k, ','))
+				return vm_error_set(err, EPERM, "%s: \"%s\": a \",\" in a mount is not taken on the engine socket",
+						    where, k);
+			if ((r = no_comma(e, where, err)) < 0)
+				return r;
+		}
+	if (json_is_array(v))
+		json_array_foreach(v, i, e) {
+			int r = no_comma(e, where, err);
+			if (r < 0)
+				return r;
+		}
+	return 0;
+}
+
 static int mounts(const struct policy *p, json_t *hc, struct vm_error *err)
 {
 	json_t *list = json_object_get(hc, "Mounts");
@@ -535,6 +585,11 @@ static int mounts(const struct policy *p, json_t *hc, struct vm_error *err)
 		    (r = CANON(json_object_get(m, "TmpfsOptions"), "Mounts[].TmpfsOptions", err,
 			       "SizeBytes", "Mode", "Options")) < 0)
 			return r;
+		if ((r = no_comma(m, "HostConfig.Mounts", err)) < 0)
+			return r;
+		const char *target = str(m, "Target");
+		if (!target || target[0] != '/')
+			return vm_error_set(err, EINVAL, "HostConfig.Mounts: a mount needs an absolute Target");
 		const char *type = str(m, "Type"), *src = str(m, "Source");
 		if (is(type, "tmpfs")) {
 			if (src && *src)
@@ -648,6 +703,9 @@ int policy_container_create(const struct policy *p, json_t *body, struct vm_erro
 	if (lt && *lt && !is(lt, "json-file") && !is(lt, "local") && !is(lt, "none") &&
 	    !is(lt, "journald") && !is(lt, "k8s-file"))
 		return vm_error_set(err, EPERM, "HostConfig.LogConfig: log driver %s is not taken on the engine socket", lt);
+	if ((r = container_paths(body, "Volumes", "Config.Volumes", err)) < 0 ||
+	    (r = container_paths(hc, "Tmpfs", "HostConfig.Tmpfs", err)) < 0)
+		return r;
 	if (p->rules->allow_host_binds) {
 		/* Binds pass as they are; volumes are still the job's. */
 	} else if ((r = binds(p, hc, err)) < 0 || (r = mounts(p, hc, err)) < 0) {

@@ -447,6 +447,17 @@ static int plan_request(struct conn *c, const struct route *rt, struct plan *pl)
 			reply_error(c, 403, "volmgr-engined: %s", why);
 			return -EPERM;
 		}
+		/* The classic builder's step containers are the engine's, not
+		 * the job's: none may outlive the build (--rm=false or a failed
+		 * step would leave them, never swept, with the job's files). */
+		char kept[8100], rest[8100]; /* the query is at most 8000 (above) */
+		if (!route_query_copy(c->req.url, "rm", kept, sizeof(kept)) ||
+		    !route_query_copy(kept, "forcerm", rest, sizeof(rest))) {
+			reply_error(c, 414, "volmgr-engined: a query over 8000 bytes");
+			return -E2BIG;
+		}
+		snprintf(pl->url, sizeof(pl->url), "%s%s%crm=1&forcerm=1", rt->path, rest,
+			 rest[0] ? '&' : '?');
 		return 0;
 	}
 	case R_COMMIT: {
@@ -457,6 +468,15 @@ static int plan_request(struct conn *c, const struct route *rt, struct plan *pl)
 			reply_error(c, 404, "No such container: %s", s ? s : "");
 			return -ENOENT;
 		}
+		/* Passed on by the id checked, not the name: a name may be
+		 * taken by another job's container in between. */
+		char rest[8100]; /* the query is at most 8000 (above) */
+		if (!route_query_copy(c->req.url, "container", rest, sizeof(rest))) {
+			reply_error(c, 414, "volmgr-engined: a query over 8000 bytes");
+			return -E2BIG;
+		}
+		snprintf(pl->url, sizeof(pl->url), "%s%s%ccontainer=%s", rt->path, rest,
+			 rest[0] ? '&' : '?', id);
 		return 0;
 	}
 	case R_CONTAINER_LIST: {

@@ -2,6 +2,7 @@
 #include "route.h"
 
 #include <stdio.h>
+#include <strings.h>
 #include <string.h>
 
 /* Path bytes taken at all.  The engines' routers clean or unescape
@@ -147,6 +148,65 @@ static bool decode_path(const char *p, size_t n, char *out, size_t size)
 	return percent_decode(p, n, false, out, size);
 }
 
+static bool decode(const char *s, size_t n, char *buf, size_t size);
+
+/* The keys of a build's query: those Docker's API defines (moby's
+ * client/image_build.go and its build router), spelled as it spells
+ * them.  Podman's compat build takes more (additionalbuildcontexts,
+ * devices, addcaps, nsoptions, securityopt, volume, ...), each a way out
+ * of the job: none is passed on. */
+static const char *const build_keys[] = {
+	"buildargs", "buildid", "cachefrom", "cgroupparent", "cpuperiod", "cpuquota", "cpusetcpus",
+	"cpusetmems", "cpushares", "dockerfile", "extrahosts", "forcerm", "isolation", "labels",
+	"memory", "memswap", "networkmode", "nocache", "outputs", "platform", "pull", "q", "remote",
+	"rm", "session", "shmsize", "squash", "t", "target", "ulimits", "version", NULL};
+
+#define QUERY_KEYS_MAX 256
+
+/* What no query may hold, whatever the endpoint:
+ *  - two spellings of one key ("rm" and "RM"): Docker reads keys as
+ *    spelled, Podman (gorilla/schema) ignoring case and taking either,
+ *    so the value checked here might not be the one the engine uses;
+ *  - "/libpod" as is: Podman tells its own API from the compat one by
+ *    the whole URL's "/"-separated parts, query included
+ *    (utils.IsLibpodRequest), so a compat endpoint would turn libpod;
+ *  - a key that does not decode, or more than QUERY_KEYS_MAX of them;
+ *  - with allow, a key not in it. */
+static const char *query_refused(const char *q, const char *const *allow)
+{
+	static __thread char why[256];
+	char keys[QUERY_KEYS_MAX][64];
+	size_t nk = 0;
+	if (strcasestr(q, "/libpod"))
+		return "a query naming /libpod the engine socket does not take";
+	while (*q) {
+		q++;
+		size_t n = strcspn(q, "&"), kn = strcspn(q, "=&");
+		if (kn > n)
+			kn = n;
+		if (n == 0)
+			continue;
+		if (nk == QUERY_KEYS_MAX)
+			return "a query with over 256 parameters the engine socket does not take";
+		if (!decode(q, kn, keys[nk], sizeof(keys[nk])))
+			return "a query parameter that does not decode, or is over 63 bytes";
+		if (allow && !any_of(keys[nk], allow)) {
+			snprintf(why, sizeof(why), "the query parameter \"%.64s\" is not taken on the engine socket",
+				 keys[nk]);
+			return why;
+		}
+		for (size_t i = 0; i < nk; i++)
+			if (strcasecmp(keys[i], keys[nk]) == 0 && strcmp(keys[i], keys[nk]) != 0) {
+				snprintf(why, sizeof(why), "a query spelling one parameter two ways (\"%.64s\", \"%.64s\") the engine socket does not take",
+					 keys[i], keys[nk]);
+				return why;
+			}
+		nk++;
+		q += n;
+	}
+	return NULL;
+}
+
 void route_classify(const char *method, const char *url, struct route *r)
 {
 	*r = (struct route){.kind = R_REFUSE, .why = "unknown endpoint"};
@@ -155,6 +215,9 @@ void route_classify(const char *method, const char *url, struct route *r)
 	 * would split it: refuse rather than guess. */
 	if (strchr(url + n, ';') || strchr(url + n, '#'))
 		return refuse(r, "a query with \";\" or \"#\" the engine socket does not take");
+	const char *why = query_refused(url + n, NULL);
+	if (why)
+		return refuse(r, why);
 	char path[ROUTE_PATH_MAX + 1];
 	if (n > ROUTE_PATH_MAX || !decode_path(url, n, path, sizeof(path)) || !path_ok(path, strlen(path)))
 		return refuse(r, "a path with characters, \".\" or \"..\" segments or \"//\" the engine socket does not take");
@@ -201,6 +264,8 @@ void route_classify(const char *method, const char *url, struct route *r)
 	} else if (strncmp(p, "/distribution/", 14) == 0 && is(m, "GET")) {
 		r->kind = R_SHARED;
 	} else if (is(p, "/build") && is(m, "POST")) {
+		if ((why = query_refused(url + n, build_keys)))
+			return refuse(r, why);
 		r->kind = R_BUILD;
 		r->streams_body = true;
 	} else if (is(p, "/build/prune") && is(m, "POST")) {
@@ -295,7 +360,7 @@ bool route_query_copy(const char *url, const char *drop, char *buf, size_t size)
 		size_t kn = strcspn(q, "=&");
 		if (kn > n)
 			kn = n;
-		bool dropped = drop && decode(q, kn, k, sizeof(k)) && is(k, drop);
+		bool dropped = drop && decode(q, kn, k, sizeof(k)) && strcasecmp(k, drop) == 0;
 		if (!dropped && n > 0) {
 			if (o + 1 + n + 1 > size)
 				return false;
@@ -323,7 +388,7 @@ const char *route_query_get(const char *url, const char *key, char *buf, size_t 
 		size_t kn = strcspn(q, "=&");
 		if (kn > n)
 			kn = n;
-		if (decode(q, kn, k, sizeof(k)) && is(k, key)) {
+		if (decode(q, kn, k, sizeof(k)) && strcasecmp(k, key) == 0) {
 			seen++;
 			if (!found) {
 				const char *v = q + kn + (kn < n ? 1 : 0);

@@ -53,6 +53,9 @@ struct route {
 /* Classify method + url (path and query, as the request line had it). */
 void route_classify(const char *method, const char *url, struct route *ret);
 
+/* Keys are matched ignoring case below, as Podman matches them (a
+ * query spelling one key two ways is refused by route_classify). */
+
 /* url's query ("" or "?..."), without the pairs whose key is drop
  * (NULL: none dropped), into buf; false if it does not fit. */
 bool route_query_copy(const char *url, const char *drop, char *buf, size_t size);
