@@ -129,7 +129,14 @@ int vm_cgroup_exists(const char *spec)
 		bool match;
 		if (!ctrl[0])
 			match = type && strcmp(type, "cgroup2") == 0;
-		else
+		else if (strncmp(ctrl, "name=", 5) == 0) {
+			/* a named hierarchy: the option is name=VALUE */
+			char *v = NULL;
+			size_t vl = 0;
+			match = type && strcmp(type, "cgroup") == 0 &&
+				mnt_fs_get_option(fs, "name", &v, &vl) == 0 && v &&
+				vl == strlen(ctrl + 5) && strncmp(v, ctrl + 5, vl) == 0;
+		} else
 			match = type && strcmp(type, "cgroup") == 0 &&
 				mnt_fs_get_option(fs, ctrl, NULL, NULL) == 0;
 		/* a v1 hierarchy with several controllers: "cpu,cpuacct" */
