@@ -3,9 +3,11 @@
 # mount the same per-job workspace at the same path, /builds/group/project.
 #
 # It makes a loop-backed btrfs pool in a file (no spare disk needed),
-# starts volmgrd as the "volmgr" volume plugin, and walks through the
-# nested same-path scenario, timing every step.  Everything it makes is
-# removed at the end (pass --keep to leave the daemon and pool running).
+# starts volmgrd as the "volmgr" volume plugin and volmgr-engined in front
+# of docker (the job's engine socket), and walks through the nested
+# same-path scenario -- the unchanged `docker run -v "$(pwd):/workspace"`
+# of a laptop included -- timing every step.  Everything it makes is
+# removed at the end (pass --keep to leave the daemons and pool running).
 # Needs: a built tree (./build), a running docker engine, root.
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
@@ -14,11 +16,14 @@ keep=false
 [[ ${1:-} == --keep ]] && keep=true
 VOLMGRD=${VOLMGRD:-$PWD/build/volmgr/daemon/volmgrd}
 VOLMGR=${VOLMGR:-$PWD/build/volmgr/cli/volmgr}
+VOLMGR_ENGINED=${VOLMGR_ENGINED:-$PWD/build/volmgr/engined/volmgr-engined}
 demo=${VOLMGR_DEMO_DIR:-/var/lib/volmgr-demo}
 pool_mnt=$demo/mnt
 pool=$pool_mnt/pool
 plugin_sock=/run/docker/plugins/volmgr.sock
 control_sock=/run/volmgr/control.sock
+engine_sock=/run/volmgr/engine.sock
+engined_state=/run/volmgr/engined-demo
 export VOLMGR_SOCKET=$control_sock
 
 n=0
@@ -45,13 +50,24 @@ step() {
 	printf '    %s\n' "$(bold "($(( (t1 - t0) / 1000000 )) ms)")"
 }
 
-loopdev= daemon_pid= job= images=()
+loopdev= daemon_pid= engined_pid= job= images=()
 cleanup() {
 	set +e
-	$keep && { echo; echo "Left running (--keep): volmgrd pid $daemon_pid, pool $pool"; return; }
+	$keep && { echo; echo "Left running (--keep): volmgrd pid $daemon_pid, volmgr-engined pid $engined_pid, pool $pool"; return; }
 	echo
 	bold "cleaning up"; echo
 	[[ -n $job ]] && docker rm -f "$job" >/dev/null 2>&1
+	if [[ -n $engined_pid ]]; then
+		kill -TERM "$engined_pid"
+		wait "$engined_pid" 2>/dev/null
+		rm -f "$engine_sock"
+		# what a job made and the demo did not see removed (an error midway)
+		local m
+		for m in "$engined_state"/pins/*; do
+			[[ -e $m ]] && umount -l "$m"
+		done
+		rm -rf "$engined_state"
+	fi
 	docker volume rm -f ci-1 >/dev/null 2>&1
 	((${#images[@]})) && docker image rm -f "${images[@]}" >/dev/null 2>&1
 	if [[ -n $daemon_pid ]]; then
@@ -71,7 +87,7 @@ cleanup() {
 trap cleanup EXIT
 
 [[ $(id -u) == 0 ]] || { echo "demo: run as root" >&2; exit 1; }
-[[ -x $VOLMGRD && -x $VOLMGR ]] || { echo "demo: build first (ninja -C build)" >&2; exit 1; }
+[[ -x $VOLMGRD && -x $VOLMGR && -x $VOLMGR_ENGINED ]] || { echo "demo: build first (ninja -C build)" >&2; exit 1; }
 docker info >/dev/null 2>&1 || { echo "demo: no docker engine answers" >&2; exit 1; }
 [[ ! -e $demo ]] || { echo "demo: $demo exists (an earlier demo with --keep?)" >&2; trap - EXIT; exit 1; }
 mkdir -p "$demo"
@@ -95,6 +111,20 @@ start_daemon() {
 		sleep 0.05
 	done
 	echo "volmgrd did not become ready" >&2
+	exit 1
+}
+
+start_engined() {
+	"$VOLMGR_ENGINED" --socket "$engine_sock" --upstream /var/run/docker.sock \
+		--control-socket "$control_sock" --state-dir "$engined_state" \
+		--sweep-interval 1000 >"$demo/engined.log" 2>&1 &
+	engined_pid=$!
+	for _ in $(seq 100); do
+		[[ -S $engine_sock ]] && { tail -n 1 "$demo/engined.log"; return; }
+		kill -0 "$engined_pid" 2>/dev/null || { cat "$demo/engined.log"; exit 1; }
+		sleep 0.05
+	done
+	echo "volmgr-engined did not become ready" >&2
 	exit 1
 }
 
@@ -140,6 +170,7 @@ make_checkout() {
 echo "$(bold 'volmgr demo'): one workspace, the same path in a CI job container and in the container it starts"
 step "Make a loop-backed btrfs pool in a file" make_pool
 step "Start volmgrd (plugin socket $plugin_sock, control socket $control_sock)" start_daemon
+step "Start volmgr-engined: the jobs' engine socket $engine_sock, in front of docker" start_engined
 step "Build two local images from busybox-static: a job image with a docker client, a tool image" build_images
 step "Prepare a project checkout" make_checkout
 step "Keep it as the cache 'proj' in the pool (done once, reused by every job)" \
@@ -148,15 +179,27 @@ step "The runner creates the job's workspace: a btrfs snapshot of the cache" \
 	docker volume create -d volmgr -o source=cache:proj ci-1
 start_job() {
 	job=$(docker run -d --network none -v ci-1:/builds/group/project -w /builds/group/project \
-		-v /var/run/docker.sock:/var/run/docker.sock volmgr-demo-job:latest sleep 600) || return
+		-v "$engine_sock:/var/run/docker.sock" volmgr-demo-job:latest sleep 600) || return
 	echo "job container ${job:0:12}"
 }
-step "Start the job container with the workspace at /builds/group/project and the docker socket" start_job
-step "Inside the job: 'docker run -v ci-1:\$PWD -w \$PWD' — the nested container sees the same files at the same path" \
+step "Start the job container: the workspace at /builds/group/project, volmgr's engine socket at /var/run/docker.sock" start_job
+step "Inside the job, the laptop's command unchanged: docker run -v \"\$(pwd):/workspace\" -w /workspace" \
+	docker exec "$job" sh -c 'docker run --rm --network none -v "$(pwd):/workspace" -w /workspace \
+		volmgr-demo-tool:latest sh -c "./lint.sh && echo lint ok in \$(pwd) && echo x > out"'
+step "Or by the volume's name, at the same path: docker run -v ci-1:\$PWD -w \$PWD" \
 	docker exec "$job" docker run --rm --network none -v ci-1:/builds/group/project \
-	-w /builds/group/project volmgr-demo-tool:latest sh -c './lint.sh && echo "lint ok in $(pwd)" && echo x > out'
+	-w /builds/group/project volmgr-demo-tool:latest sh -c 'echo "the same files in $(pwd):" && ls'
 step "The job container sees what the nested container wrote" \
 	docker exec "$job" sh -c 'ls -l /builds/group/project/out && cat /builds/group/project/out'
+refuse_root() {
+	local out
+	if out=$(docker exec "$job" docker run --rm --network none -v /:/host volmgr-demo-tool:latest true 2>&1); then
+		echo "the job's / was NOT refused"
+		return 1
+	fi
+	printf '%s\n' "$out" | head -n 1
+}
+step "The job shares only its workspace: a bind of its own / is refused, with the reason" refuse_root
 step "The cache is untouched (no 'out' in it)" \
 	sh -c "ls '$pool/caches/proj'; test ! -e '$pool/caches/proj/out' && echo 'cache has no out'"
 step "volmgr sees the volume the engine made, in use by the job" "$VOLMGR" ls
