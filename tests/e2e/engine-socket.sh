@@ -163,6 +163,20 @@ in1 "printf 'FROM $img\nRUN false\n' > ctx/Dockerfile.fail &&
 in1 "DOCKER_BUILDKIT=0 docker build --rm=false --no-cache -q -t vt-$VT_ID-built2 ctx" >/dev/null
 vt_on_exit vt_rm_image "$E" "vt-$VT_ID-built2"
 vt_assert_eq "$before" "$($E ps -aq --no-trunc | sort)" "containers after builds with --rm=false and a failed step"
+# A build's RUN steps never run in the engine's own network namespace
+# (Podman's compat build does unless told: volmgr-engined tells it), with
+# --network none and with the default network.
+if [[ $kind == podman ]]; then engine_pid=$VT_PODMAN_PID; else engine_pid=$VT_DOCKERD_PID; fi
+engine_netns=$(readlink "/proc/$engine_pid/ns/net")
+for net in none default; do
+	in1 "mkdir -p nctx && printf 'FROM $img\nRUN readlink /proc/self/ns/net > /netns\n' > nctx/Dockerfile &&
+		DOCKER_BUILDKIT=0 docker build --network $net --no-cache -q -t vt-$VT_ID-netns-$net nctx" >/dev/null
+	vt_on_exit vt_rm_image "$E" "vt-$VT_ID-netns-$net"
+	out=$(in1 "docker run --rm --network none vt-$VT_ID-netns-$net cat /netns")
+	[[ $out == net:* ]] || vt_fail "build --network $net: no namespace recorded ($out)"
+	[[ $out != "$engine_netns" ]] || vt_fail "build --network $net: RUN ran in the engine's own network namespace ($out)"
+	vt_log "build --network $net: RUN in $out, the engine in $engine_netns"
+done
 # (the docker CLI sends no body when nothing changes, which Podman's
 # compat commit cannot decode: the API call with "{}" on both engines)
 vt_on_exit vt_rm_image "$E" "vt-$VT_ID-committed"

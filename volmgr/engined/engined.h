@@ -41,7 +41,10 @@ struct engined {
 	} job_conns[ENGINED_JOBS_MAX];
 	struct record *records;  /* what jobs made: state.c */
 	size_t n_records, cap_records;
+	int upstream_kind;       /* UP_*: asked once, under lock */
 };
+
+enum { UP_UNKNOWN, UP_DOCKER, UP_PODMAN };
 
 /* A job, as the kernel named the caller: the container it runs in and
  * the job container that container belongs to. */
@@ -88,6 +91,9 @@ struct record *state_copy(struct engined *e, size_t *n);
 /* upstream.c: calls of our own to the engine (libcurl). */
 int up_call(struct engined *e, const char *method, const char *path, json_t *body,
 	    long *ret_status, json_t **ret, struct vm_error *err);
+/* UP_DOCKER or UP_PODMAN (its /version names "Podman Engine"), asked
+ * once; <0 if the engine cannot tell. */
+int up_kind(struct engined *e, struct vm_error *err);
 /* A connected socket to the engine, for relaying a request. */
 int up_connect(struct engined *e, struct vm_error *err);
 

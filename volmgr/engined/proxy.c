@@ -450,14 +450,38 @@ static int plan_request(struct conn *c, const struct route *rt, struct plan *pl)
 		/* The classic builder's step containers are the engine's, not
 		 * the job's: none may outlive the build (--rm=false or a failed
 		 * step would leave them, never swept, with the job's files). */
-		char kept[8100], rest[8100]; /* the query is at most 8000 (above) */
+		char kept[8002], rest[8002]; /* the query is at most 8000 (above) */
 		if (!route_query_copy(c->req.url, "rm", kept, sizeof(kept)) ||
 		    !route_query_copy(kept, "forcerm", rest, sizeof(rest))) {
 			reply_error(c, 414, "volmgr-engined: a query over 8000 bytes");
 			return -E2BIG;
 		}
-		snprintf(pl->url, sizeof(pl->url), "%s%s%crm=1&forcerm=1", rt->path, rest,
-			 rest[0] ? '&' : '?');
+		/* Podman's compat build runs RUN steps in its own service's
+		 * network namespace unless given nsoptions (compat
+		 * images_build.go): a private one instead, with no network
+		 * but loopback for --network none (which it would ignore). */
+		const char *ns = "";
+		int k = up_kind(c->e, &err);
+		if (k < 0) {
+			reply_error(c, 502, "volmgr-engined: %s", err.msg);
+			return k;
+		}
+		if (k == UP_PODMAN) {
+			char nm[32];
+			unsigned n;
+			const char *mode = route_query_get(c->req.url, "networkmode", nm, sizeof(nm), &n);
+			bool none = mode && strcmp(mode, "none") == 0;
+			if (!route_query_copy(rest, "networkmode", kept, sizeof(kept))) {
+				reply_error(c, 414, "volmgr-engined: a query over 8000 bytes");
+				return -E2BIG;
+			}
+			snprintf(rest, sizeof(rest), "%s", kept);
+			ns = none ? "&nsoptions=%5B%7B%22Name%22%3A%22network%22%2C%22Host%22%3Afalse%7D%5D"
+				    "&networkmode=NetworkDisabled"
+				  : "&nsoptions=%5B%7B%22Name%22%3A%22network%22%2C%22Host%22%3Afalse%7D%5D";
+		}
+		snprintf(pl->url, sizeof(pl->url), "%s%s%crm=1&forcerm=1%s", rt->path, rest,
+			 rest[0] ? '&' : '?', ns);
 		return 0;
 	}
 	case R_COMMIT: {

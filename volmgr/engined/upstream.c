@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "engined.h"
+#include "json-util.h"
 
 /* An answer to one of our own calls: an inspect, a list of one job's
  * objects.  Larger is not an answer we asked for. */
@@ -92,6 +93,34 @@ int up_call(struct engined *e, const char *method, const char *path, json_t *bod
 	}
 	free(b.p);
 	return r;
+}
+
+int up_kind(struct engined *e, struct vm_error *err)
+{
+	pthread_mutex_lock(&e->lock);
+	int k = e->upstream_kind;
+	pthread_mutex_unlock(&e->lock);
+	if (k != UP_UNKNOWN)
+		return k;
+	long status = 0;
+	_cleanup_json_ json_t *v = NULL;
+	int r = up_call(e, "GET", "/version", NULL, &status, &v, err);
+	if (r < 0)
+		return r;
+	if (status != 200 || !json_is_object(v))
+		return vm_error_set(err, EIO, "the engine answered %ld to GET /version", status);
+	k = UP_DOCKER;
+	size_t i;
+	json_t *c;
+	json_array_foreach(json_object_get(v, "Components"), i, c) {
+		const char *name = json_string_value(json_object_get(c, "Name"));
+		if (name && strstr(name, "Podman"))
+			k = UP_PODMAN;
+	}
+	pthread_mutex_lock(&e->lock);
+	e->upstream_kind = k;
+	pthread_mutex_unlock(&e->lock);
+	return k;
 }
 
 int up_connect(struct engined *e, struct vm_error *err)
