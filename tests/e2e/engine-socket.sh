@@ -17,7 +17,7 @@ here=$(dirname "$(readlink -f "$0")")
 kind=${VT_ENGINE_UNDER_TEST:-docker}
 vt_init "engine-socket-$kind"
 vt_require_root
-vt_require_cmd btrfs jq curl
+vt_require_cmd btrfs jq curl script
 
 pool=$(vt_make_pool btrfs)
 vt_start_daemon "$pool"
@@ -131,13 +131,28 @@ in1 "docker run --rm -v /var/run/docker.sock:/var/run/docker.sock $img \
 vt_assert_contains "$(in1 'docker ps --format "{{.Names}}"')" "n-$VT_ID-deep" "job 1 sees what its nested container made"
 [[ $(in2 'docker ps -a --format "{{.Names}}"') != *deep* ]] || vt_fail "job 2 sees job 1's grandchild"
 
-vt_step "the commands a job runs: run -i, exec -i, logs -f, wait, cp, stop, kill, build, pull"
+vt_step "the commands a job runs: run -i, exec -i, run -it, exec -it, logs -f, wait, cp, stop, kill, build, pull, push"
 out=$(echo piped | in1i "docker run -i --rm $img cat")
 vt_assert_eq piped "$out" "stdin through run -i, then its end (half close)"
 in1 "docker run -d --name n-$VT_ID-bg $img sleep 3600" >/dev/null
 in1 "docker run -d --name n-$VT_ID-log $img sh -c 'echo first; sleep 1; echo second'" >/dev/null
 out=$(echo into-exec | in1i "docker exec -i n-$VT_ID-bg cat")
 vt_assert_eq into-exec "$out" "exec -i"
+# -it, a terminal on both sides: script(1) gives the host's exec into
+# job 1 a terminal, so the job's docker CLI has one; "hello" is typed
+# two seconds in.
+if [[ $kind == podman ]]; then ecmd=(podman --remote --url "unix://$VT_PODMAN_SOCK"); else ecmd=(docker); fi
+tty_in1() {
+	{ sleep 2; echo hello; sleep 3; } |
+		script -qfec "$(printf '%q ' "${ecmd[@]}" exec -it -w /builds/g/p "$job1" timeout 60 sh -c "$1")" /dev/null |
+		tr -d '\r'
+}
+out=$(tty_in1 "docker run -it --rm --network none $img sh -c 'tty >/dev/null && echo on-a-tty; read x; echo got-\$x'")
+vt_assert_contains "$out" "on-a-tty" "run -it: the container has a terminal"
+vt_assert_contains "$out" "got-hello" "run -it: what is typed reaches it"
+out=$(tty_in1 "docker exec -it n-$VT_ID-bg sh -c 'tty >/dev/null && echo exec-on-a-tty; read x; echo got-\$x'")
+vt_assert_contains "$out" "exec-on-a-tty" "exec -it: a terminal"
+vt_assert_contains "$out" "got-hello" "exec -it: what is typed reaches it"
 out=$(in1 "docker exec n-$VT_ID-bg sh -c 'echo out; echo err >&2; exit 3'" 2>&1) && vt_fail "exec's exit code was lost"
 vt_assert_contains "$out" err "exec's stderr"
 out=$(in1 "docker logs -f n-$VT_ID-log" 2>&1)
@@ -188,6 +203,11 @@ $E image inspect "vt-$VT_ID-committed" >/dev/null || vt_fail "the committed imag
 out=$(in1 "timeout 60 docker pull registry.invalid/none:1" 2>&1) && vt_fail "a pull offline succeeded"
 vt_log "pull offline: $out"
 [[ $out != *volmgr-engined* ]] || vt_fail "the pull was refused rather than tried"
+in1 "docker tag $img 127.0.0.1:1/vt-$VT_ID-push:1"
+vt_on_exit vt_rm_image "$E" "127.0.0.1:1/vt-$VT_ID-push:1"
+out=$(in1 "timeout 60 docker push 127.0.0.1:1/vt-$VT_ID-push:1" 2>&1) && vt_fail "a push to a closed port succeeded"
+vt_log "push offline: $out"
+[[ $out != *volmgr-engined* ]] || vt_fail "the push was refused rather than tried"
 
 vt_step "networks and volumes of the job"
 in1 "docker network create n-$VT_ID-net >/dev/null && docker volume create n-$VT_ID-vol >/dev/null"
@@ -370,6 +390,20 @@ refuse_raw build-key-case 403 POST "/v1.41/build?rm=1&RM=0"
 refuse_raw build-key-upper 403 POST "/v1.41/build?NETWORKMODE=host"
 refuse_raw commit-key-case 403 POST "/v1.41/commit?container=n-$VT_ID-x&CONTAINER=n-$VT_ID-svc"
 refuse_raw libpod-in-query 403 POST "/build?x=/libpod/"
+# The second review: a log file of the engine's choosing, a container id
+# file, a push to any transport, a Dockerfile outside the context,
+# parameters of the image endpoints Docker does not define.
+refuse_raw log-path 403 POST /v1.41/containers/create "{\"Image\":\"$img\",\"HostConfig\":{\"LogConfig\":{\"Type\":\"k8s-file\",\"Config\":{\"path\":\"/etc/ld.so.preload\"}}}}"
+refuse_raw cidfile 403 POST /v1.41/containers/create "{\"Image\":\"$img\",\"HostConfig\":{\"ContainerIDFile\":\"/run/volmgr/engine.sock\"}}"
+refuse_raw push-destination 403 POST "/v1.41/images/$img/push?destination=docker-archive:/dev/sda"
+refuse_raw pull-extra 403 POST "/v1.41/images/create?fromImage=$img&tlsVerify=false"
+refuse_raw image-post-other 403 POST "/v1.41/images/$img/untag"
+refuse_raw dockerfile-abs 403 POST "/v1.41/build?dockerfile=/etc/shadow"
+refuse_raw dockerfile-up 403 POST "/v1.41/build?dockerfile=..%2F..%2Fetc%2Fshadow"
+if [[ $kind == podman ]]; then
+	refuse_raw env-star 403 POST /v1.41/containers/create "{\"Image\":\"$img\",\"Env\":[\"*\"]}"
+	refuse_raw rmi-force 403 DELETE "/v1.41/images/$img?force=1"
+fi
 vt_log "$n_refused hostile requests refused, none made anything"
 vt_assert_eq running "$($E inspect -f '{{.State.Status}}' "n-$VT_ID-svc")" "job 1's container untouched"
 ((n_refused >= 40)) || vt_fail "only $n_refused hostile requests"

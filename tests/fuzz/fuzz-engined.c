@@ -159,7 +159,8 @@ static void fuzz_policy(const uint8_t *data, size_t size)
 	static const struct policy_rules rules = {0};
 	static const struct policy_ops ops = {NULL, f_own_container, f_own_network, f_use_volume,
 					      f_bind};
-	struct policy p = {.rules = &rules, .ops = &ops, .job = JOB};
+	/* Podman's compat API or Docker's: by the input's length */
+	struct policy p = {.rules = &rules, .ops = &ops, .job = JOB, .podman = size & 1};
 	struct vm_error err = {0};
 	int r = policy_container_create(&p, body, &err);
 	if (r < 0) {
@@ -169,6 +170,24 @@ static void fuzz_policy(const uint8_t *data, size_t size)
 	}
 	json_t *hc = json_object_get(body, "HostConfig");
 	FUZZ_CHECK(json_is_object(hc), "no HostConfig after the rewrite");
+	/* What Podman would make specs of: plain paths only */
+	const char *pk;
+	json_t *pv;
+	json_object_foreach(json_object_get(body, "Volumes"), pk, pv)
+		FUZZ_CHECK(pk[0] == '/' && !strpbrk(pk, ":,"), "Volumes key %s taken", fuzz_show(pk));
+	json_object_foreach(json_object_get(hc, "Tmpfs"), pk, pv)
+		FUZZ_CHECK(pk[0] == '/' && !strpbrk(pk, ":,"), "Tmpfs key %s taken", fuzz_show(pk));
+	json_object_foreach(json_object_get(json_object_get(hc, "LogConfig"), "Config"), pk, pv)
+		FUZZ_CHECK(strcmp(pk, "path") != 0 && strcmp(pk, "Path") != 0, "log option %s taken",
+			   fuzz_show(pk));
+	FUZZ_CHECK(empty(json_object_get(hc, "ContainerIDFile")), "ContainerIDFile taken");
+	if (p.podman) {
+		size_t ei;
+		json_t *ev;
+		json_array_foreach(json_object_get(body, "Env"), ei, ev)
+			FUZZ_CHECK(strchr(json_string_value(ev), '='), "Env %s without a value taken (Podman)",
+				   fuzz_show(json_string_value(ev)));
+	}
 	/* The engines read keys ignoring case: every key left must be
 	 * spelled as the API spells it, or unknown altogether. */
 	static const char *const checked[] = {"Privileged", "CapAdd", "Devices", "MaskedPaths",

@@ -115,6 +115,53 @@ static void test_line_taken(void **state)
 	assert_string_equal(cg, "");
 }
 
+/* vm_cgroup_pid_within on /proc/1/cgroup = A and /proc/2/cgroup = TOP */
+static int within(const char *a, const char *top)
+{
+	char proc[] = "/tmp/test-caller-proc.XXXXXX";
+	assert_non_null(mkdtemp(proc));
+	const char *texts[] = {a, top};
+	char dir[64], file[80];
+	for (int i = 0; i < 2; i++) {
+		snprintf(dir, sizeof(dir), "%s/%d", proc, i + 1);
+		snprintf(file, sizeof(file), "%s/cgroup", dir);
+		assert_int_equal(mkdir(dir, 0700), 0);
+		FILE *f = fopen(file, "w");
+		assert_non_null(f);
+		fputs(texts[i], f);
+		assert_int_equal(fclose(f), 0);
+	}
+	int r = vm_cgroup_pid_within(proc, 1, 2);
+	for (int i = 0; i < 2; i++) {
+		snprintf(dir, sizeof(dir), "%s/%d", proc, i + 1);
+		snprintf(file, sizeof(file), "%s/cgroup", dir);
+		unlink(file);
+		rmdir(dir);
+	}
+	rmdir(proc);
+	return r;
+}
+
+static void test_within(void **state)
+{
+	const char *init = "9:name=systemd:/docker/" ID "\n8:pids:/docker/" ID "\n0::/\n";
+	/* the container's own process, and one in a sub-cgroup */
+	assert_int_equal(within(init, init), 1);
+	assert_int_equal(within("9:name=systemd:/docker/" ID "/x\n8:pids:/docker/" ID "/x\n0::/\n", init), 1);
+	/* moved into another container's cgroup in the one hierarchy it
+	 * could write (Podman's systemd mode): still caught by pids */
+	assert_int_equal(within("9:name=systemd:/docker/" ID2 "\n8:pids:/docker/" ID2 "x\n0::/\n",
+				"9:name=systemd:/docker/" ID2 "\n8:pids:/docker/" ID2 "\n0::/\n"),
+			 0);
+	assert_int_equal(within("9:name=systemd:/docker/" ID2 "\n8:pids:/docker/" ID "\n0::/\n",
+				"9:name=systemd:/docker/" ID2 "\n8:pids:/docker/" ID2 "\n0::/\n"),
+			 0);
+	/* a prefix that is not a parent */
+	assert_int_equal(within("8:pids:/docker/" ID "0\n", "8:pids:/docker/" ID "\n"), 0);
+	/* hierarchies only one side lists, and the root, say nothing */
+	assert_int_equal(within("8:pids:/docker/" ID "\n4:memory:/else\n", "8:pids:/docker/" ID "\n3:cpuset:/\n"), 1);
+}
+
 int main(int argc, char **argv)
 {
 	(void)argc, (void)argv;
@@ -122,6 +169,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_containers),
 		cmocka_unit_test(test_not_containers),
 		cmocka_unit_test(test_line_taken),
+		cmocka_unit_test(test_within),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

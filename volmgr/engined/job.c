@@ -186,7 +186,11 @@ int job_of_caller(struct engined *e, int fd, struct job *ret, struct vm_error *e
 	size_t il;
 	if (init <= 0 || init > INT32_MAX || vm_cgroup_of_pid(e->proc, (pid_t)init, init_cg) < 0 ||
 	    (il = strlen(init_cg)) == 0 || strncmp(c.cgroup, init_cg, il) != 0 ||
-	    (c.cgroup[il] != '\0' && c.cgroup[il] != '/'))
+	    (c.cgroup[il] != '\0' && c.cgroup[il] != '/') ||
+	    /* and in every other hierarchy: one the caller could write
+	     * (Podman's systemd mode mounts name=systemd writable on v1
+	     * hosts) must not make it another container's */
+	    vm_cgroup_pid_within(e->proc, c.pid, (pid_t)init) != 1)
 		return vm_error_set(err, EPERM,
 				    "pid %d is not in the cgroup of container %.12s's processes", (int)c.pid,
 				    ret->self);

@@ -120,7 +120,7 @@ static int canon_fields(json_t *obj, const struct field *t, size_t n, const char
  * container are free; those that name host devices or lift limits of
  * the kernel's are not. */
 static const struct field host_fields[] = {
-	{"Binds", SPECIAL},          {"ContainerIDFile", FREE},   {"LogConfig", SPECIAL},
+	{"Binds", SPECIAL},          {"ContainerIDFile", UNSET},  {"LogConfig", SPECIAL},
 	{"NetworkMode", SPECIAL},    {"PortBindings", FREE},      {"RestartPolicy", FREE},
 	{"AutoRemove", FREE},        {"VolumeDriver", SPECIAL},   {"VolumesFrom", SPECIAL},
 	{"ConsoleSize", FREE},       {"Annotations", UNSET},      {"CapAdd", CAP_ADD},
@@ -559,6 +559,53 @@ static int no_comma(json_t *v, const char *where, struct vm_error *err)
 	return 0;
 }
 
+/* Env: "NAME=VALUE", or "NAME": Docker unsets it, Podman copies its
+ * service's own value (and "NAME*" every one that matches, "*" all of
+ * them: the runner's environment), so Podman gets values only. */
+static int env_list(const struct policy *p, json_t *obj, const char *where, struct vm_error *err)
+{
+	json_t *env = json_object_get(obj, "Env");
+	size_t i;
+	json_t *e;
+	if (is_default(env))
+		return 0;
+	if (!json_is_array(env))
+		return vm_error_set(err, EINVAL, "%s.Env: not a list", where);
+	json_array_foreach(env, i, e) {
+		const char *v = json_string_value(e);
+		if (!v)
+			return vm_error_set(err, EINVAL, "%s.Env: not a list of strings", where);
+		if (p->podman && !strchr(v, '='))
+			return vm_error_set(err, EPERM, "%s.Env: \"%s\" without a value is not taken on the engine socket (the engine would give its own)",
+					    where, v);
+	}
+	return 0;
+}
+
+/* LogConfig.Config: the json-file and local drivers' size options
+ * only.  Podman takes "path" as the file conmon writes as root (any
+ * file of the engine's host), Docker refuses what it does not know. */
+static int log_options(json_t *lc, struct vm_error *err)
+{
+	static const char *const ok[] = {"max-size", "max-file", "compress", "mode",
+					 "max-buffer-size", "tag", NULL};
+	json_t *cfg = json_object_get(lc, "Config");
+	const char *k;
+	json_t *v;
+	if (is_default(cfg))
+		return 0;
+	if (!json_is_object(cfg))
+		return vm_error_set(err, EINVAL, "HostConfig.LogConfig.Config: not an object");
+	json_object_foreach(cfg, k, v) {
+		bool found = false;
+		for (const char *const *o = ok; *o && !found; o++)
+			found = strcmp(k, *o) == 0;
+		if (!found)
+			return vm_error_set(err, EPERM, "HostConfig.LogConfig.Config: the log option %s is not taken on the engine socket", k);
+	}
+	return 0;
+}
+
 static int mounts(const struct policy *p, json_t *hc, struct vm_error *err)
 {
 	json_t *list = json_object_get(hc, "Mounts");
@@ -703,6 +750,8 @@ int policy_container_create(const struct policy *p, json_t *body, struct vm_erro
 	if (lt && *lt && !is(lt, "json-file") && !is(lt, "local") && !is(lt, "none") &&
 	    !is(lt, "journald") && !is(lt, "k8s-file"))
 		return vm_error_set(err, EPERM, "HostConfig.LogConfig: log driver %s is not taken on the engine socket", lt);
+	if ((r = log_options(lc, err)) < 0 || (r = env_list(p, body, "Config", err)) < 0)
+		return r;
 	if ((r = container_paths(body, "Volumes", "Config.Volumes", err)) < 0 ||
 	    (r = container_paths(hc, "Tmpfs", "HostConfig.Tmpfs", err)) < 0)
 		return r;
@@ -726,7 +775,9 @@ int policy_exec_create(const struct policy *p, json_t *body, struct vm_error *er
 		{"Container", FREE}, /* docker-py sends it; the path decides */
 	};
 	int r = canon_fields(body, exec_fields, ELEMENTSOF(exec_fields), "exec", err);
-	return r < 0 ? r : check_fields(p, body, exec_fields, ELEMENTSOF(exec_fields), "exec", err);
+	if (r < 0 || (r = check_fields(p, body, exec_fields, ELEMENTSOF(exec_fields), "exec", err)) < 0)
+		return r;
+	return env_list(p, body, "exec", err);
 }
 
 int policy_network_create(const struct policy *p, json_t *body, struct vm_error *err)

@@ -62,6 +62,7 @@ struct policy {
 	const struct policy_rules *rules;
 	const struct policy_ops *ops;
 	const char *job;   /* the job label's value */
+	bool podman;       /* the engine is Podman's compat API */
 };
 
 /* POST /containers/create: check body and rewrite it in place.  0, or

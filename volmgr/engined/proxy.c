@@ -385,6 +385,13 @@ static const char *build_refused(const char *url)
 	s = route_query_get(url, "remote", v, sizeof(v), &n);
 	if (n > 1 || (s && *s))
 		return "docker build from a URL (the engine would fetch it) is refused on the engine socket: clone it in the job and build the directory";
+	/* A path in the context, as every CLI sends it: Podman's compat
+	 * build also takes an absolute path of its host, a URL or a list. */
+	s = route_query_get(url, "dockerfile", v, sizeof(v), &n);
+	if (n > 1 || (s && (s[0] == '/' || s[0] == '[' || strstr(s, "://") || strcmp(s, "..") == 0 ||
+			    strncmp(s, "../", 3) == 0 || strstr(s, "/../") ||
+			    (strlen(s) >= 3 && strcmp(s + strlen(s) - 3, "/..") == 0))))
+		return "docker build -f: a Dockerfile outside the build context is refused on the engine socket";
 	s = route_query_get(url, "version", v, sizeof(v), &n);
 	if (n > 1 || (s && strcmp(s, "1")) || route_query_get(url, "session", v, sizeof(v), &n) || n)
 		return "BuildKit builds are not offered on the engine socket: build with DOCKER_BUILDKIT=0";
@@ -438,6 +445,22 @@ static int plan_request(struct conn *c, const struct route *rt, struct plan *pl)
 		if (strstr(rt->path, "/images/create") && (n > 1 || (f && strcmp(f, "-") != 0))) {
 			reply_error(c, 403, "volmgr-engined: docker import from a URL (the engine would fetch it) is refused on the engine socket: download it in the job and import the file");
 			return -EPERM;
+		}
+		/* Podman's forced image remove also removes every container
+		 * made from it, other jobs' too (Docker's never does). */
+		char force[16];
+		f = route_query_get(c->req.url, "force", force, sizeof(force), &n);
+		if (strcmp(c->req.method, "DELETE") == 0 && f && *f && strcmp(f, "0") && strcasecmp(f, "false") &&
+		    strcasecmp(f, "f")) {
+			int k = up_kind(c->e, &err);
+			if (k < 0) {
+				reply_error(c, 502, "volmgr-engined: %s", err.msg);
+				return k;
+			}
+			if (k == UP_PODMAN) {
+				reply_error(c, 403, "volmgr-engined: docker rmi -f is refused on an engine socket in front of Podman, whose force also removes the containers of the image, other jobs' too");
+				return -EPERM;
+			}
 		}
 		return 0;
 	}
@@ -667,8 +690,13 @@ static int rewrite_body(struct conn *c, const struct route *rt, struct plan *pl)
 	};
 	struct policy_ops o = ops;
 	o.ud = c;
-	struct policy p = {.rules = &c->e->rules, .ops = &o, .job = c->job.id};
 	struct vm_error err = {0};
+	int kind = up_kind(c->e, &err);
+	if (kind < 0) {
+		reply_error(c, 502, "volmgr-engined: %s", err.msg);
+		return kind;
+	}
+	struct policy p = {.rules = &c->e->rules, .ops = &o, .job = c->job.id, .podman = kind == UP_PODMAN};
 	switch (rt->kind) {
 	case R_CONTAINER_CREATE:
 		r = policy_container_create(&p, pl->body, &err);

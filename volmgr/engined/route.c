@@ -258,6 +258,31 @@ void route_classify(const char *method, const char *url, struct route *r)
 		}
 		if (!(read || is(m, "POST") || is(m, "DELETE")))
 			return refuse(r, "unknown endpoint");
+		/* Writes take Docker's parameters only: Podman's compat
+		 * push takes a "destination" in any transport (a file, a
+		 * directory, a device of the engine's host). */
+		static const char *const create_keys[] = {"fromImage", "fromSrc", "repo", "tag", "message",
+							  "platform", "changes", NULL};
+		static const char *const push_keys[] = {"tag", "platform", NULL};
+		static const char *const tag_keys[] = {"repo", "tag", NULL};
+		static const char *const load_keys[] = {"quiet", "platform", NULL};
+		static const char *const delete_keys[] = {"force", "noprune", "platforms", NULL};
+		size_t pl = strlen(p);
+		const char *const *keys = NULL;
+		if (is(m, "DELETE"))
+			keys = delete_keys;
+		else if (is(m, "POST") && is(p, "/images/create"))
+			keys = create_keys;
+		else if (is(m, "POST") && is(p, "/images/load"))
+			keys = load_keys;
+		else if (is(m, "POST") && pl > 13 && is(p + pl - 5, "/push"))
+			keys = push_keys;
+		else if (is(m, "POST") && pl > 12 && is(p + pl - 4, "/tag"))
+			keys = tag_keys;
+		else if (is(m, "POST"))
+			return refuse(r, "unknown endpoint");
+		if (keys && (why = query_refused(url + n, keys)))
+			return refuse(r, why);
 		r->kind = R_SHARED;
 		/* load and build contexts stream in */
 		r->streams_body = is(m, "POST");

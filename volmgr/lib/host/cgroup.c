@@ -50,30 +50,38 @@ static int depth_cmp(struct depth a, struct depth b)
 	return a.parts < b.parts ? -1 : a.parts > b.parts;
 }
 
-int vm_cgroup_of_pid(const char *proc, pid_t pid, char ret[static VM_CGROUP_MAX + 1])
+/* PROC/PID/cgroup into buf (bounded), NUL-terminated. */
+static int read_cgroup_file(const char *proc, pid_t pid, char *buf, size_t size)
 {
 	char p[PATH_MAX];
 	snprintf(p, sizeof(p), "%s/%d/cgroup", proc, (int)pid);
 	_cleanup_close_ int fd = open(p, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	_cleanup_free_ char *text = NULL;
-	/* /proc files have no size: read up to a bound. */
-	size_t cap = 16384, len = 0;
-	text = malloc(cap + 1);
-	if (!text)
-		return -ENOMEM;
+	size_t len = 0;
 	for (;;) {
-		ssize_t n = read(fd, text + len, cap - len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
+		ssize_t n = read(fd, buf + len, size - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
 			return -errno;
-		}
-		if (n == 0 || (len += (size_t)n) == cap)
+		if (n == 0 || (len += (size_t)n) == size - 1)
 			break;
 	}
-	text[len] = '\0';
+	buf[len] = '\0';
+	return 0;
+}
+
+int vm_cgroup_of_pid(const char *proc, pid_t pid, char ret[static VM_CGROUP_MAX + 1])
+{
+	/* /proc files have no size: read up to a bound. */
+	enum { CAP = 16384 };
+	_cleanup_free_ char *text = malloc(CAP + 1);
+	if (!text)
+		return -ENOMEM;
+	int r = read_cgroup_file(proc, pid, text, CAP + 1);
+	if (r < 0)
+		return r;
 	/* The line naming the most containers wins, then the deepest: the
 	 * kernel lists the unified hierarchy even where no cgroup2 is
 	 * mounted (a cgroup v1 host), and there, or on a hybrid host, an
@@ -106,6 +114,49 @@ int vm_cgroup_of_pid(const char *proc, pid_t pid, char ret[static VM_CGROUP_MAX 
 		best_depth = d;
 	}
 	return 0;
+}
+
+/* The path of hierarchy ctrl ("controllers" field) in text, or NULL. */
+static const char *line_path(const char *text, const char *ctrl, size_t cl, size_t *ret_len)
+{
+	for (const char *l = text; *l;) {
+		size_t ll = strcspn(l, "\n");
+		const char *c1 = memchr(l, ':', ll);
+		const char *c2 = c1 ? memchr(c1 + 1, ':', ll - (size_t)(c1 + 1 - l)) : NULL;
+		if (c2 && (size_t)(c2 - c1 - 1) == cl && strncmp(c1 + 1, ctrl, cl) == 0) {
+			*ret_len = ll - (size_t)(c2 + 1 - l);
+			return c2 + 1;
+		}
+		l += ll + (l[ll] == '\n');
+	}
+	return NULL;
+}
+
+int vm_cgroup_pid_within(const char *proc, pid_t pid, pid_t top)
+{
+	enum { MAX = 16384 };
+	_cleanup_free_ char *a = malloc(MAX), *b = malloc(MAX);
+	if (!a || !b)
+		return -ENOMEM;
+	int r = read_cgroup_file(proc, pid, a, MAX);
+	if (r < 0 || (r = read_cgroup_file(proc, top, b, MAX)) < 0)
+		return r;
+	for (const char *l = b; *l;) {
+		size_t ll = strcspn(l, "\n");
+		const char *c1 = memchr(l, ':', ll);
+		const char *c2 = c1 ? memchr(c1 + 1, ':', ll - (size_t)(c1 + 1 - l)) : NULL;
+		if (c2) {
+			size_t cl = (size_t)(c2 - c1 - 1), tl = ll - (size_t)(c2 + 1 - l), pl;
+			const char *tp = c2 + 1, *pp = line_path(a, c1 + 1, cl, &pl);
+			/* "/" covers everything; otherwise the path or below it */
+			bool root = tl == 1 && tp[0] == '/';
+			if (pp && !root &&
+			    !(pl >= tl && strncmp(pp, tp, tl) == 0 && (pl == tl || pp[tl] == '/')))
+				return 0;
+		}
+		l += ll + (l[ll] == '\n');
+	}
+	return 1;
 }
 
 int vm_cgroup_exists(const char *spec)

@@ -17,6 +17,12 @@
  * Reads PROC/PID/cgroup. */
 int vm_cgroup_of_pid(const char *proc, pid_t pid, char ret[static VM_CGROUP_MAX + 1]);
 
+/* 1 if pid is in top's cgroup, or below it, in every hierarchy both
+ * list (a process that could move itself in one hierarchy -- Podman's
+ * systemd mode mounts name=systemd writable -- is still caught by the
+ * others), 0 if not, <0 errno if either cannot be read. */
+int vm_cgroup_pid_within(const char *proc, pid_t pid, pid_t top);
+
 /* 1 if the cgroup still exists, 0 if it is gone, negative errno if that
  * cannot be told (no such hierarchy mounted here): callers keep the
  * volume then. */
