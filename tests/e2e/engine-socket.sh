@@ -304,6 +304,7 @@ refuse volume-local-device in2 "docker volume create -o type=none -o o=bind -o d
 refuse volume-driver in2 "docker volume create -d $VT_DRIVER n-$VT_ID-dev3"
 refuse network-driver in2 "docker network create -d macvlan n-$VT_ID-mac"
 refuse network-options in2 "docker network create -o com.docker.network.bridge.name=eth0 n-$VT_ID-br"
+refuse network-mode-name in2 "docker network create slirp4netns"
 refuse label-spoof in2 "$r --label io.volmgr.engine.job=$job1 $img true"
 refuse inspect-other in2 "docker inspect n-$VT_ID-svc"
 refuse logs-other in2 "docker logs n-$VT_ID-svc"

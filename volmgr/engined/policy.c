@@ -807,6 +807,16 @@ int policy_network_create(const struct policy *p, json_t *body, struct vm_error 
 	const char *d = str(body, "Driver");
 	if (d && *d && !is(d, "bridge"))
 		return vm_error_set(err, EPERM, "network driver %s is not taken on the engine socket (bridge only)", d);
+	/* Names an engine reads as a network mode, not a network (Podman:
+	 * --network slirp4netns, pasta, private, ns:PATH, container:ID). */
+	static const char *const modes[] = {"host", "none", "bridge", "default", "private",
+					    "slirp4netns", "pasta", NULL};
+	const char *name = str(body, "Name");
+	for (const char *const *m = modes; name && *m; m++)
+		if (strcasecmp(name, *m) == 0)
+			return vm_error_set(err, EPERM, "a network named %s is not taken on the engine socket (engines read it as a network mode)", name);
+	if (name && (strchr(name, ':') || strchr(name, '/')))
+		return vm_error_set(err, EPERM, "a network name with \":\" or \"/\" is not taken on the engine socket (engines read it as a network mode)");
 	/* Bridge options name host interfaces (com.docker.network.bridge.
 	 * name) or turn off isolation: only the MTU is taken (clouds and
 	 * nested runners need a smaller one). */
