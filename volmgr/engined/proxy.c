@@ -450,8 +450,8 @@ static int plan_request(struct conn *c, const struct route *rt, struct plan *pl)
 		 * made from it, other jobs' too (Docker's never does). */
 		char force[16];
 		f = route_query_get(c->req.url, "force", force, sizeof(force), &n);
-		if (strcmp(c->req.method, "DELETE") == 0 && f && *f && strcmp(f, "0") && strcasecmp(f, "false") &&
-		    strcasecmp(f, "f")) {
+		if (strcmp(c->req.method, "DELETE") == 0 &&
+		    (n > 1 || (f && *f && strcmp(f, "0") && strcasecmp(f, "false") && strcasecmp(f, "f")))) {
 			int k = up_kind(c->e, &err);
 			if (k < 0) {
 				reply_error(c, 502, "volmgr-engined: %s", err.msg);
