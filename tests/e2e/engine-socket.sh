@@ -31,6 +31,24 @@ else
 fi
 vt_start_engined "$upstream"
 
+# Its records and pins are trusted on reading: a state directory others
+# can write, or a symbolic link, stops it at start.
+bad_state=$(mktemp -d "/run/vt-$VT_ID-state.XXXXXX")
+vt_on_exit rm -rf "$bad_state"
+chmod 0777 "$bad_state"
+: >"$VT_TMP/empty.conf"
+out=$(timeout 10 "$VOLMGR_ENGINED" --socket "$VT_TMP/bad.sock" --upstream "$upstream" \
+	--control-socket "$VT_CONTROL_SOCK" --state-dir "$bad_state" --config "$VT_TMP/empty.conf" 2>&1) &&
+	vt_fail "volmgr-engined started on a state directory anyone can write"
+vt_assert_contains "$out" "no one else can write" "a writable state directory refused"
+chmod 0700 "$bad_state"
+ln -s "$bad_state" "$bad_state.link"
+vt_on_exit rm -f "$bad_state.link"
+out=$(timeout 10 "$VOLMGR_ENGINED" --socket "$VT_TMP/bad.sock" --upstream "$upstream" \
+	--control-socket "$VT_CONTROL_SOCK" --state-dir "$bad_state.link" --config "$VT_TMP/empty.conf" 2>&1) &&
+	vt_fail "volmgr-engined started on a state directory behind a symbolic link"
+vt_assert_contains "$out" "no one else can write" "a state directory behind a link refused"
+
 vt_step "a cached checkout with the seed's lint script"
 src=$VT_TMP/src
 mkdir -p "$src/sub"

@@ -155,6 +155,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "volmgr-engined: cannot make %s: %m\n", e.state_dir);
 		return 1;
 	}
+	/* Records and pins are trusted on reading: the directory must be
+	 * root's and no one else's to write (the podman runner keeps it on
+	 * a volume; a symbolic link there is not followed). */
+	struct stat sst;
+	int sfd = open(e.state_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (sfd < 0 || fstat(sfd, &sst) < 0 || sst.st_uid != 0 || (sst.st_mode & 0022)) {
+		fprintf(stderr, "volmgr-engined: %s must be a directory of root's that no one else can write\n",
+			e.state_dir);
+		return 1;
+	}
+	close(sfd);
 	char pins[PATH_MAX + 8];
 	snprintf(pins, sizeof(pins), "%s/pins", e.state_dir);
 	if (mkdir(pins, 0700) < 0 && errno != EEXIST) {
