@@ -8,6 +8,7 @@
 #include <sys/un.h>
 
 #include "control-wire.h"
+#include "json-util.h"
 
 int vm_client_connect(const char *path, struct vm_error *err)
 {
@@ -169,4 +170,29 @@ int vm_client_call(int sock, const char *op, json_t *args, int fd,
 		   json_t **ret_reply, struct vm_error *err)
 {
 	return vm_client_call_progress(sock, op, args, fd, NULL, NULL, ret_reply, err);
+}
+
+int vm_client_request(const char *socket_path, const char *op, json_t *args, int fd,
+		      json_t **ret, struct vm_error *err)
+{
+	int sock = vm_client_connect(socket_path, err);
+	if (sock < 0) {
+		if (fd >= 0)
+			close(fd);
+		json_decref(args);
+		return sock;
+	}
+	_cleanup_json_ json_t *reply = NULL;
+	int r = vm_client_call(sock, op, args, fd, &reply, err);
+	close(sock);
+	if (r < 0)
+		return r;
+	if (!json_is_true(json_object_get(reply, "ok"))) {
+		json_t *er = json_object_get(reply, "error");
+		int code = (int)json_integer_value(json_object_get(er, "errno"));
+		return vm_error_set(err, code > 0 ? code : EIO, "%s",
+				    json_string_value(json_object_get(er, "message")) ?: "volmgrd failed");
+	}
+	*ret = json_incref(json_object_get(reply, "result"));
+	return 0;
 }

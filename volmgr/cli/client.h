@@ -13,6 +13,12 @@ int vm_client_connect(const char *path, struct vm_error *err);
 int vm_client_call(int sock, const char *op, json_t *args, int fd,
 		   json_t **ret_reply, struct vm_error *err);
 
+/* One op on a connection of its own to the socket at socket_path: the
+ * reply's result (a new reference), or an error carrying volmgrd's errno
+ * and message.  args and fd are taken, as by vm_client_call. */
+int vm_client_request(const char *socket_path, const char *op, json_t *args, int fd,
+		      json_t **ret, struct vm_error *err);
+
 /* The same, asking for progress messages: each one's "progress" object
  * goes to fn (from this thread) until the reply comes. */
 typedef void (*vm_client_progress_fn)(json_t *progress, void *userdata);

@@ -43,31 +43,10 @@ static bool alive(int pidfd)
 	return pidfd >= 0 && poll(&p, 1, 0) == 0;
 }
 
-/* op on volmgrd's control socket, passing fd (taken) if >= 0: the
- * reply's result, or an error whose message is volmgrd's. */
 static int control(struct engined *e, const char *op, json_t *args, int fd, json_t **ret,
 		   struct vm_error *err)
 {
-	int sock = vm_client_connect(e->control, err);
-	if (sock < 0) {
-		if (fd >= 0)
-			close(fd);
-		json_decref(args);
-		return sock;
-	}
-	_cleanup_json_ json_t *reply = NULL;
-	int r = vm_client_call(sock, op, args, fd, &reply, err);
-	close(sock);
-	if (r < 0)
-		return r;
-	if (!json_is_true(json_object_get(reply, "ok"))) {
-		json_t *er = json_object_get(reply, "error");
-		int code = (int)json_integer_value(json_object_get(er, "errno"));
-		return vm_error_set(err, code > 0 ? code : EIO, "%s",
-				    json_string_value(json_object_get(er, "message")) ?: "volmgrd failed");
-	}
-	*ret = json_incref(json_object_get(reply, "result"));
-	return 0;
+	return vm_client_request(e->control, op, args, fd, ret, err);
 }
 
 /* The same inode as fd (on the caller's mount), opened on our own mount
