@@ -65,10 +65,10 @@ vt_init help-vs-man
 srcdir=$(realpath "${VT_SRCDIR:-$(dirname "$0")/..}/..")
 builddir=$(realpath -m "${VT_BUILDDIR:-$srcdir/build}")
 mandir=$builddir/man
-for f in "$VOLMGR" "$VOLMGRD" "$VOLMGR_ENGINED"; do
+for f in "$VOLMGR" "$VOLMGRD" "$VOLMGR_ENGINED" "$VOLMGR_CSI"; do
 	[[ -x $f ]] || vt_fail "$f not built (set VOLMGR/VOLMGRD or build first)"
 done
-for p in volmgr.8 volmgrd.8 volmgr-engined.8 volmgr.conf.5; do
+for p in volmgr.8 volmgrd.8 volmgr-engined.8 volmgr-csi.8 volmgr.conf.5; do
 	[[ -s $mandir/$p ]] || vt_fail "$mandir/$p not built (is scdoc installed?)"
 done
 
@@ -193,6 +193,18 @@ compare "volmgr-engined options" "--help Options" "$ehelp_opts" "volmgr-engined.
 ecode_opts=$(getopt_options "$srcdir/volmgr/engined/volmgr-engined.c")
 [[ -n $ecode_opts ]] || vt_fail "no options found in volmgr-engined.c: has the parsing moved?"
 compare "volmgr-engined options" "volmgr-engined.c" "$ecode_opts" "--help" "$ehelp_opts"
+
+# ============================================================== volmgr-csi
+
+vt_step "volmgr-csi --help against volmgr-csi.8, and what it accepts"
+chelp=$("$VOLMGR_CSI" --help)
+cman=$mandir/volmgr-csi.8
+chelp_opts=$(help_entries <<<"$chelp" | entry_fields Options -)
+cman_opts=$(roff_entries "$cman" | entry_fields OPTIONS "" | only_options)
+compare "volmgr-csi options" "--help Options" "$chelp_opts" "volmgr-csi.8 OPTIONS" "$cman_opts"
+ccode_opts=$(getopt_options "$srcdir/volmgr/csi/volmgr-csi.c")
+[[ -n $ccode_opts ]] || vt_fail "no options found in volmgr-csi.c: has the parsing moved?"
+compare "volmgr-csi options" "volmgr-csi.c" "$ccode_opts" "--help" "$chelp_opts"
 
 # ================================================================= config
 

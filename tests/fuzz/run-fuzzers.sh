@@ -6,7 +6,7 @@
 #
 #   tests/fuzz/run-fuzzers.sh [--merge] SECONDS [TARGET...]
 #
-# TARGET: names config record plugin mountinfo sendstream engined
+# TARGET: names config record plugin mountinfo sendstream engined csi
 # (default: all).  Each
 # fuzzer starts from its committed corpus (tests/fuzz/corpus/TARGET) and
 # writes what it finds to a scratch directory; --merge then adds the
@@ -32,7 +32,7 @@ fi
 secs=$1
 shift
 case $secs in '' | *[!0-9]*) usage ;; esac
-all="names config record plugin mountinfo sendstream engined"
+all="names config record plugin mountinfo sendstream engined csi"
 targets=${*:-$all}
 for t in $targets; do
 	case " $all " in *" $t "*) ;; *) echo "$0: unknown target $t (known: $all)" >&2; exit 2 ;; esac

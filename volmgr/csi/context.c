@@ -151,7 +151,7 @@ int csi_context_check(size_t n, const char *const *keys, const char *const *valu
 
 bool csi_volume_name_ok(const char *volume_id)
 {
-	struct vm_error err;
+	struct vm_error err = {0};
 	return strncmp(volume_id, "csi-", 4) == 0 && vm_name_check("volume", volume_id, &err) == 0;
 }
 
