@@ -22,6 +22,7 @@
 #include "csi.h"
 #include "fault.h"
 #include "json-util.h"
+#include "names.h"
 #include "util.h"
 
 #define L_ID "volmgr.csi/volume-id"
@@ -202,8 +203,17 @@ static int do_publish(struct csi_plugin *p, const struct csi_publish *q, int par
 	} else {
 		json_t *args = json_pack("{s:s, s:o}", "name", q->volume_id, "labels",
 					 publish_labels(p, q));
+		struct vm_error ignored;
 		if (args && q->o.source)
 			json_object_set_new(args, "source", json_string(q->o.source));
+		/* No source: volmgr.conf's [seed] rules pick one by the pod's
+		 * name, as the plugin's pick one by a volume's name
+		 * (gitlab-runner names a job's pod runner-TOKEN-project-ID-
+		 * concurrent-N-..., its docker volumes runner-TOKEN-project-ID-
+		 * concurrent-N-cache-...). */
+		else if (args && q->o.pod_name &&
+			 vm_name_check("volume", q->o.pod_name, &ignored) == 0)
+			json_object_set_new(args, "seed_name", json_string(q->o.pod_name));
 		if (args && q->o.quota)
 			json_object_set_new(args, "quota", json_string(q->o.quota));
 		if (args && q->o.ttl)

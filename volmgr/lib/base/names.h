@@ -94,6 +94,9 @@ struct vm_create_opts {
 	/* No source given: let the daemon's seed rules pick one by name
 	 * (set for engine requests, which cannot name a source per job). */
 	bool seed_by_rules;
+	/* The name the seed rules are matched against, if not the volume's
+	 * (control volume.create's seed_name).  Not owned; may be NULL. */
+	const char *seed_name;
 	/* Progress of a copy (copy and reflink backends, imports): called
 	 * from the copying thread; may be NULL.  Not owned. */
 	void (*progress)(const struct vm_copy_progress *p, void *userdata);

@@ -141,7 +141,8 @@ int vm_volume_create(struct vm_manager *m, const char *name,
 			 * source that does not exist (yet) gives an empty volume,
 			 * as without a rule: the job then clones in full. */
 			const struct vm_seed_rule *rule = NULL;
-			r = vm_config_seed_rule_for(&m->config, name, &s, &rule, err);
+			r = vm_config_seed_rule_for(&m->config, o.seed_name ? o.seed_name : name, &s,
+						    &rule, err);
 			if (r < 0)
 				return r;
 			if (r == 1 && s.kind == VM_SOURCE_CACHE) {

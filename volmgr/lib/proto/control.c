@@ -260,7 +260,7 @@ static int volume_reply(const struct vm_volume_info *v, json_t **ret, struct vm_
 /* Every argument any operation takes, once parsed. */
 struct args {
 	const char *name, *source, *path, *ttl, *quota, *git, *branch;
-	const char *commit, *commit_time;
+	const char *commit, *commit_time, *seed_name;
 	json_t *labels; /* an object of labels (vm_labels_check), or NULL */
 	bool dry_run;
 };
@@ -426,6 +426,20 @@ static int op_volume_create(const struct call *c, json_t **ret, struct vm_error 
 	if (!a->path && (r = vm_labels_check(a->labels, err)) < 0)
 		return r;
 	o.labels = json_is_object(a->labels) ? a->labels : NULL;
+	/* seed_name: the [seed] rules pick the source by this name rather
+	 * than the volume's (volmgr-csi passes the pod's name: a Kubernetes
+	 * job's pod is named as the docker executor names its volumes).
+	 * Root's, as the names the rules claim are. */
+	if (a->seed_name) {
+		if (a->path || a->source)
+			return vm_error_set(err, EINVAL, "seed_name is for a volume without a source");
+		if (c->caller && c->caller->uid != 0)
+			return vm_error_set(err, EPERM, "seed_name is for root only");
+		if ((r = vm_name_check("seed name", a->seed_name, err)) < 0)
+			return r;
+		o.seed_by_rules = true;
+		o.seed_name = a->seed_name;
+	}
 	struct vm_create_how how = {0};
 	if (a->path)
 		r = c->ops->volume_create_from_fd(c->ctx, a->name, c->fd, a->path, &o, c->caller,
@@ -717,7 +731,8 @@ static const struct op {
 	{"volume.create", ANYONE, ADMIN_SOCKET,
 	 /* in the order they have always been checked in */
 	 ARGS(A_STRING("quota", quota), A_NAME, A_STRING("source", source),
-	      A_STRING("path", path), A_STRING("ttl", ttl), A_LABELS_RAW),
+	      A_STRING("path", path), A_STRING("ttl", ttl), A_LABELS_RAW,
+	      A_STRING("seed_name", seed_name)),
 	 NULL, op_volume_create},
 	{"volume.which", ANYONE, JOB_TOO, NOARGS, "the directory", op_volume_which},
 	{"volume.list", ANYONE, ADMIN_SOCKET, NOARGS, NULL, op_volume_list},
