@@ -411,6 +411,21 @@ int csi_node_probe(struct csi_plugin *p, struct csi_status *st)
 	int r = volmgrd(p, "status", NULL, &s, &err);
 	if (r < 0)
 		return csi_fail(st, VM_GRPC_UNAVAILABLE, "volmgrd does not answer: %s", err.msg);
+	/* The pool as this process sees it: where it binds volumes from. */
+	const char *pool = json_string_value(json_object_get(s, "pool"));
+	struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+			       .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+	long fd = pool ? syscall(SYS_openat2, AT_FDCWD, pool, &how, sizeof(how)) : -1;
+	struct statvfs sv;
+	if (fd < 0 || fstatvfs((int)fd, &sv) < 0) {
+		int e = errno;
+		if (fd >= 0)
+			close((int)fd);
+		return csi_fail(st, VM_GRPC_FAILED_PRECONDITION,
+				"volmgrd's pool %.512s is not reachable from volmgr-csi: %s",
+				pool ? pool : "(none)", strerror(pool ? e : EPROTO));
+	}
+	close((int)fd);
 	return 0;
 }
 

@@ -124,8 +124,11 @@ static int serve(struct csi_plugin *p, int lfd, int sfd, int max)
 		if (pf[1].revents)
 			return 0;
 		int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-		if (c < 0)
+		if (c < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOMEM)
+				usleep(100 * 1000); /* not a busy loop while out of fds */
 			continue;
+		}
 		if (!peer_is_root(c) || atomic_load(&active) >= max) {
 			fprintf(stderr, "volmgr-csi: connection refused (%s)\n",
 				atomic_load(&active) >= max ? "too many connections" : "caller not root");
