@@ -18,6 +18,7 @@
 
 #include "unit-util.h"
 
+#include "csi-node.pb-c.h"
 #include "csi.h"
 #include "util.h"
 
@@ -137,6 +138,31 @@ static void test_target_below(void **state)
 	for (size_t i = 0; i < ELEMENTSOF(bad); i++)
 		if (csi_target_below(root, bad[i]))
 			fail_msg("accepted %s", bad[i]);
+}
+
+static void test_proto_nul(void **state)
+{
+	const ProtobufCMessageDescriptor *d = &csi__v1__node_publish_volume_request__descriptor;
+	/* volume_context (8) {key (1) "source", value (2) "cache:a\0x"} */
+	static const uint8_t nul_value[] = {0x42, 0x13, 0x0a, 0x06, 's', 'o', 'u', 'r', 'c', 'e', 0x12,
+					    0x09, 'c', 'a', 'c', 'h', 'e', ':', 'a', 0, 'x'};
+	assert_int_equal(csi_proto_has_nul(d, nul_value, sizeof(nul_value)), 1);
+	/* The same without the NUL. */
+	static const uint8_t plain[] = {0x42, 0x12, 0x0a, 0x06, 's', 'o', 'u', 'r', 'c', 'e', 0x12,
+					0x08, 'c', 'a', 'c', 'h', 'e', ':', 'a', 'x'};
+	assert_int_equal(csi_proto_has_nul(d, plain, sizeof(plain)), 0);
+	/* target_path (4) "/a\0b"; an unknown field (99) may hold NULs. */
+	static const uint8_t target[] = {0x22, 0x04, '/', 'a', 0, 'b'};
+	assert_int_equal(csi_proto_has_nul(d, target, sizeof(target)), 1);
+	static const uint8_t unknown[] = {0x9a, 0x06, 0x02, 0, 0};
+	assert_int_equal(csi_proto_has_nul(d, unknown, sizeof(unknown)), 0);
+	/* A length past the end, a group, a varint that does not end. */
+	static const uint8_t past[] = {0x22, 0x09, '/', 'a'};
+	assert_int_equal(csi_proto_has_nul(d, past, sizeof(past)), -1);
+	static const uint8_t group[] = {0x23, 0x24};
+	assert_int_equal(csi_proto_has_nul(d, group, sizeof(group)), -1);
+	static const uint8_t endless[] = {0x30, 0xff, 0xff};
+	assert_int_equal(csi_proto_has_nul(d, endless, sizeof(endless)), -1);
 }
 
 static void test_percent_encode(void **state)
@@ -345,6 +371,7 @@ int main(void)
 		cmocka_unit_test(test_context_refused),
 		cmocka_unit_test(test_volume_name),
 		cmocka_unit_test(test_target_below),
+		cmocka_unit_test(test_proto_nul),
 		cmocka_unit_test(test_percent_encode),
 		cmocka_unit_test(test_grpc_framing),
 	};

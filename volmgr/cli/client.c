@@ -180,7 +180,10 @@ int vm_client_request(const char *socket_path, const char *op, json_t *args, int
 		if (fd >= 0)
 			close(fd);
 		json_decref(args);
-		return sock;
+		/* Whatever connect said (ENOENT when the socket is gone), to
+		 * the caller it is volmgrd not answering, not a missing object. */
+		err->code = ECONNREFUSED;
+		return -ECONNREFUSED;
 	}
 	_cleanup_json_ json_t *reply = NULL;
 	int r = vm_client_call(sock, op, args, fd, &reply, err);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -172,4 +173,68 @@ const char *csi_target_below(const char *root, const char *target)
 			return below;
 		c = end + 1;
 	}
+}
+
+/* A varint at *p (at most 10 bytes, within end). */
+static bool varint(const uint8_t **p, const uint8_t *end, uint64_t *ret)
+{
+	uint64_t v = 0;
+	for (int shift = 0; shift < 70 && *p < end; shift += 7) {
+		uint8_t b = *(*p)++;
+		v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*ret = v;
+			return true;
+		}
+	}
+	return false;
+}
+
+static int has_nul(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n, int depth)
+{
+	if (depth > 8)
+		return -1;
+	const uint8_t *end = p + n;
+	while (p < end) {
+		uint64_t tag, v;
+		if (!varint(&p, end, &tag) || tag >> 3 == 0 || tag >> 3 > UINT32_MAX)
+			return -1;
+		switch (tag & 7) {
+		case 0:
+			if (!varint(&p, end, &v))
+				return -1;
+			break;
+		case 1:
+		case 5: {
+			size_t k = (tag & 7) == 1 ? 8 : 4;
+			if ((size_t)(end - p) < k)
+				return -1;
+			p += k;
+			break;
+		}
+		case 2: {
+			if (!varint(&p, end, &v) || v > (uint64_t)(end - p))
+				return -1;
+			const ProtobufCFieldDescriptor *f =
+				protobuf_c_message_descriptor_get_field(d, (unsigned)(tag >> 3));
+			if (f && f->type == PROTOBUF_C_TYPE_STRING && memchr(p, 0, (size_t)v))
+				return 1;
+			if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+				int r = has_nul(f->descriptor, p, (size_t)v, depth + 1);
+				if (r != 0)
+					return r;
+			}
+			p += v;
+			break;
+		}
+		default: /* groups: not proto3 */
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int csi_proto_has_nul(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n)
+{
+	return has_nul(d, p, n, 0);
 }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <jansson.h>
+#include <protobuf-c/protobuf-c.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -50,6 +51,12 @@ struct csi_options {
  * printable, bounded; ephemeral must be "true".  0 or a code with st. */
 int csi_context_check(size_t n, const char *const *keys, const char *const *values,
 		      struct csi_options *ret, struct csi_status *st);
+
+/* Whether an encoded message of type d has, at any depth, a string field
+ * holding a NUL byte (protobuf-c hands strings over NUL-terminated, so
+ * "cache:a\0x" would read as "cache:a"): 1 yes, 0 no, -1 not a message
+ * this plugin reads (bad framing, groups, nested deeper than 8). */
+int csi_proto_has_nul(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n);
 
 /* volmgr's volume name for a CSI volume id: the id itself when it starts
  * with "csi-" and passes volmgr's name rule (the kubelet's ids are "csi-"

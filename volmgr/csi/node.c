@@ -219,9 +219,10 @@ static int do_publish(struct csi_plugin *p, const struct csi_publish *q, int par
 		if (args && q->o.ttl)
 			json_object_set_new(args, "ttl", json_string(q->o.ttl));
 		if ((r = volmgrd(p, "volume.create", args, &vol, &err)) < 0) {
-			if (r == -ENOENT)
-				return csi_fail(st, VM_GRPC_NOT_FOUND, "%s (on node %s)", err.msg,
-						p->node_id);
+			if (r == -ENOENT && q->o.source)
+				return csi_fail(st, VM_GRPC_NOT_FOUND,
+						"%s: no such cache (or revision) on node %s (volmgrd: %s)",
+						q->o.source, p->node_id, err.msg);
 			return volmgrd_fail(st, &err, r, "cannot make the volume");
 		}
 		created = true;

@@ -38,10 +38,15 @@ static void reply_fail(struct vm_grpc_reply *ret, int code, const char *message)
 	snprintf(ret->message, sizeof(ret->message), "%s", message);
 }
 
+/* A string with a NUL byte is refused before protobuf-c would cut it
+ * there (and hand the rest of the checks a shorter, valid-looking one). */
 #define DECODE(type, fn, var)                                                                    \
-	type *var = fn##__unpack(NULL, len, req);                                                \
+	int nul_##var = csi_proto_has_nul(&fn##__descriptor, req, len);                          \
+	type *var = nul_##var == 0 ? fn##__unpack(NULL, len, req) : NULL;                        \
 	if (!var) {                                                                              \
-		reply_fail(ret, VM_GRPC_INVALID_ARGUMENT, "cannot decode the request message"); \
+		reply_fail(ret, VM_GRPC_INVALID_ARGUMENT,                                        \
+			   nul_##var > 0 ? "a string field holds a NUL byte"                     \
+					 : "cannot decode the request message");                 \
 		return;                                                                          \
 	}
 
