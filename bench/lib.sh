@@ -25,6 +25,23 @@ SCRATCH='' LOOP_DEV='' IMG='' MNT='' DAEMON_PID=''
 
 # ------------------------------------------------------------------ basics
 
+# bench_stop_child PID TENTHS: SIGTERM to a child of this shell, SIGKILL
+# after TENTHS tenths of a second, and reap it (our own child: its pid is
+# not reused before the wait).
+bench_stop_child() {
+	local pid=$1 tenths=$2 i
+	kill -0 "$pid" 2>/dev/null || return 0
+	kill -TERM "$pid"
+	for ((i = 0; i < tenths; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+	wait "$pid" 2>/dev/null
+	return 0
+}
+
+
 log() { printf '[%4ss] %s\n' "$SECONDS" "$*" >&2; }
 
 die() {
@@ -99,15 +116,7 @@ cleanup() {
 		printf '\n--- last 50 lines of the volmgrd log ---\n' >&2
 		tail -n 50 "$SCRATCH/volmgrd.log" >&2
 	fi
-	if [[ -n $DAEMON_PID ]] && kill -0 "$DAEMON_PID" 2>/dev/null; then
-		kill -TERM "$DAEMON_PID"
-		for ((i = 0; i < 50; i++)); do
-			kill -0 "$DAEMON_PID" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -0 "$DAEMON_PID" 2>/dev/null && kill -KILL "$DAEMON_PID"
-		wait "$DAEMON_PID" 2>/dev/null # our own child: its pid is not reused before this
-	fi
+	[[ -z $DAEMON_PID ]] || bench_stop_child "$DAEMON_PID" 50
 	if [[ -n $MNT ]] && mountpoint -q "$MNT"; then
 		for ((i = 0; i < 10; i++)); do
 			umount "$MNT" 2>/dev/null && break

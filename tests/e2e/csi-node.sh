@@ -91,6 +91,7 @@ start_csi() {
 	fi
 	printf -- '--- volmgr-csi started %(%T)T\n' -1 >>"$VT_TMP/volmgr-csi.log"
 	[[ -z ${CSI_FAULT:-} ]] || env=(env "VOLMGR_FAULT=$CSI_FAULT" "${env[@]}")
+	[[ -z ${CSI_SWEEP:-} ]] || endpoint+=(--sweep-interval "$CSI_SWEEP")
 	"${env[@]}" "$VOLMGR_CSI" "${endpoint[@]}" --node-id node-a \
 		--control-socket "$VT_CONTROL_SOCK" --target-root "$kroot/pods" \
 		>>"$VT_TMP/volmgr-csi.log" 2>&1 &
@@ -228,6 +229,13 @@ phase crash-unpublish csi-unpublish-unmounted
 crashed csi-unpublish-unmounted
 start_csi
 phase crash-post csi-unpublish-unmounted
+
+vt_step "the sweep (every 500 ms here): volumes whose target is gone"
+stop_csi
+CSI_SWEEP=500 start_csi
+phase sweep
+stop_csi
+start_csi
 
 vt_step "restart volmgrd between a publish and its unpublish"
 phase restart-pre volmgrd

@@ -77,6 +77,20 @@ for name in runner-abc-project-42-concurrent-0-cache-0123 ci-7; do
 	vt_assert_eq 10 "$status" "nobody copying a tree into $name"
 	vt_assert_status 4 "$VOLMGR" inspect "$name"
 done
+# volmgr-csi's names (the kubelet's volume ids): a squatted one, labelled
+# as volmgr-csi labels its own, would be mounted into the pod it names.
+csi=csi-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+for how in create snapshot; do
+	status=0
+	if [[ $how == create ]]; then
+		err=$(as_nobody create "$csi" --label volmgr.csi/volume-id="$csi" 2>&1) || status=$?
+	else
+		err=$(as_nobody snapshot "$VT_TMP/src" "$csi" --label volmgr.csi/volume-id="$csi" 2>&1) || status=$?
+	fi
+	vt_assert_eq 10 "$status" "nobody making $csi ($how)"
+	vt_assert_contains "$err" "csi- are volmgr-csi's" "message"
+	vt_assert_status 4 "$VOLMGR" inspect "$csi"
+done
 vt_assert_eq "" "$(ls -A "$pool/staging")" "nothing made"
 vt_assert_status 0 as_nobody create mine-1
 "$VOLMGR" create ci-8 >/dev/null

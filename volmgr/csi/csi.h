@@ -110,8 +110,11 @@ int csi_node_stats(struct csi_plugin *p, const char *volume_id, const char *path
 		   struct csi_usage *ret, struct csi_status *st);
 /* Whether volmgrd answers: 0, or UNAVAILABLE with st. */
 int csi_node_probe(struct csi_plugin *p, struct csi_status *st);
-/* At start: the volumes this plugin published, checked; logged. */
-void csi_node_account(struct csi_plugin *p);
+/* The volumes this plugin published on this node, checked: at start
+ * logged (remove_orphans false), then every minute those whose target is
+ * gone and that nothing uses are removed (a publish the kubelet gave up
+ * on after a final error, an unpublish that found the volume held). */
+void csi_node_account(struct csi_plugin *p, bool remove_orphans);
 
 /* ---- service.c: gRPC methods to the above ---- */
 

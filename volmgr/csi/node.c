@@ -93,6 +93,15 @@ static bool same(const char *a, const char *b)
 	return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
+/* A volume of volmgr-csi's for this id: made by root (volmgrd reserves
+ * csi- names for root; labels alone anyone could set) and labelled with
+ * the id. */
+static bool made_for(json_t *vol, const char *id)
+{
+	json_t *uid = json_object_get(json_object_get(vol, "creator"), "uid");
+	return json_is_integer(uid) && json_integer_value(uid) == 0 && same(label(vol, L_ID), id);
+}
+
 /* The volume's top directory, opened without following a link (the pool
  * is root's; the volume's content is the job's). */
 static int open_volume(json_t *vol)
@@ -140,7 +149,7 @@ static json_t *publish_labels(const struct csi_plugin *p, const struct csi_publi
 static int check_existing(const struct csi_publish *q, json_t *vol, int parent, const char *last,
 			  bool *ret_mounted, struct csi_status *st)
 {
-	if (!same(label(vol, L_ID), q->volume_id))
+	if (!made_for(vol, q->volume_id))
 		return csi_fail(st, VM_GRPC_ALREADY_EXISTS,
 				"volume %s exists and was not made by volmgr-csi for this volume id",
 				q->volume_id);
@@ -255,6 +264,10 @@ int csi_node_publish(struct csi_plugin *p, const struct csi_publish *q, struct c
 		return csi_fail(st, VM_GRPC_INVALID_ARGUMENT,
 				"target path must be a plain absolute path beneath %s",
 				p->target_root);
+	if (strlen(q->target) > VM_LABEL_VALUE_MAX)
+		return csi_fail(st, VM_GRPC_INVALID_ARGUMENT,
+				"target path longer than %d bytes (it is kept in a label)",
+				VM_LABEL_VALUE_MAX);
 	if (!busy_take(p, q->volume_id))
 		return csi_fail(st, VM_GRPC_ABORTED, "another call on volume %s is under way",
 				q->volume_id);
@@ -287,7 +300,7 @@ static int do_unpublish(struct csi_plugin *p, const char *id, const char *target
 	int r = inspect(p, id, &vol, &err);
 	if (r < 0)
 		return volmgrd_fail(st, &err, r, "volmgrd");
-	bool ours = r > 0 && same(label(vol, L_ID), id) && same(label(vol, L_TARGET), target);
+	bool ours = r > 0 && made_for(vol, id) && same(label(vol, L_TARGET), target);
 	_cleanup_close_ int vfd = ours ? open_volume(vol) : -1;
 	if (parent >= 0) {
 		/* Unmount what shows this volume there, as often as it is
@@ -318,6 +331,14 @@ static int do_unpublish(struct csi_plugin *p, const char *id, const char *target
 		close(TAKE_FD(vfd));
 	_cleanup_json_ json_t *gone = NULL;
 	r = volmgrd(p, "volume.remove", json_pack("{s:s}", "name", id), &gone, &err);
+	/* Still held (a straggler of the pod with its cwd inside, the
+	 * target detached): the pod must not wait for it -- the target is
+	 * gone, and the sweep removes the volume once nothing holds it. */
+	if (r == -EBUSY) {
+		fprintf(stderr, "volmgr-csi: volume %s is still in use; removed later: %s\n", id,
+			err.msg);
+		return 0;
+	}
 	if (r < 0 && r != -ENOENT)
 		return volmgrd_fail(st, &err, r, "cannot remove the volume");
 	return 0;
@@ -368,7 +389,7 @@ int csi_node_stats(struct csi_plugin *p, const char *id, const char *path,
 	int r = inspect(p, id, &vol, &err);
 	if (r < 0)
 		return volmgrd_fail(st, &err, r, "volmgrd");
-	if (r == 0 || !same(label(vol, L_ID), id) || !same(label(vol, L_TARGET), path))
+	if (r == 0 || !made_for(vol, id) || !same(label(vol, L_TARGET), path))
 		return csi_fail(st, VM_GRPC_NOT_FOUND, "no volume %s published at %.512s", id, path);
 	_cleanup_close_ int parent = -1;
 	const char *last;
@@ -430,36 +451,79 @@ int csi_node_probe(struct csi_plugin *p, struct csi_status *st)
 	return 0;
 }
 
-/* ---- at start ---- */
+/* ---- at start, and every minute: the volumes of this node ---- */
 
-void csi_node_account(struct csi_plugin *p)
+/* What became of a published volume: mounted at its target; its target
+ * gone (the pod's directory removed: the kubelet gave up on a publish,
+ * or an unpublish left a volume still held), so it is an orphan; or
+ * neither (a publish the kubelet will repeat, or an unpublish it will
+ * send). */
+enum fate { MOUNTED, ORPHAN, PENDING };
+
+static enum fate fate_of(struct csi_plugin *p, json_t *v)
+{
+	const char *below = csi_target_below(p->target_root, label(v, L_TARGET) ?: ""), *last;
+	_cleanup_close_ int parent = -1;
+	_cleanup_close_ int vfd = open_volume(v);
+	if (!below || vfd < 0)
+		return PENDING;
+	int r = csi_target_parent(p, below, &parent, &last);
+	if (r == -ENOENT)
+		return ORPHAN;
+	if (r < 0)
+		return PENDING;
+	int m = csi_is_mount_point(parent, last);
+	if (m == -ENOENT)
+		return ORPHAN;
+	return m > 0 && csi_shows(parent, last, vfd) > 0 ? MOUNTED : PENDING;
+}
+
+void csi_node_account(struct csi_plugin *p, bool remove_orphans)
 {
 	struct vm_error err = {0};
 	_cleanup_json_ json_t *list = NULL;
 	if (volmgrd(p, "volume.list", NULL, &list, &err) < 0) {
-		fprintf(stderr, "volmgr-csi: volmgrd does not answer yet (%s); volumes are "
-				"checked on each call\n",
-			err.msg);
+		if (!remove_orphans)
+			fprintf(stderr, "volmgr-csi: volmgrd does not answer yet (%s); volumes are "
+					"checked on each call\n",
+				err.msg);
 		return;
 	}
-	size_t i, n = 0, mounted = 0;
-	json_t *v, *vols = json_is_array(list) ? list : json_object_get(list, "volumes");
-	json_array_foreach(vols, i, v) {
-		const char *id = label(v, L_ID), *target = label(v, L_TARGET);
-		if (!id || !target || !same(label(v, L_NODE), p->node_id))
+	size_t i, n = 0, mounted = 0, removed = 0;
+	json_t *v;
+	json_array_foreach(list, i, v) {
+		const char *name = json_string_value(json_object_get(v, "name"));
+		if (!name || !made_for(v, name) || !same(label(v, L_NODE), p->node_id))
 			continue;
 		n++;
-		const char *below = csi_target_below(p->target_root, target), *last;
-		_cleanup_close_ int parent = -1;
-		_cleanup_close_ int vfd = open_volume(v);
-		bool ok = below && vfd >= 0 && csi_target_parent(p, below, &parent, &last) == 0 &&
-			  csi_is_mount_point(parent, last) > 0 && csi_shows(parent, last, vfd) > 0;
-		mounted += ok;
-		if (!ok)
-			fprintf(stderr, "volmgr-csi: volume %s is not mounted at %s (a publish "
-					"the kubelet will repeat, or an unpublish it will send)\n",
-				id, target);
+		/* Not while a call on it is under way (a publish makes the
+		 * volume before the target). */
+		if (!busy_take(p, name))
+			continue;
+		enum fate f = fate_of(p, v);
+		mounted += f == MOUNTED;
+		/* volmgrd refuses to remove one still in use: next time. */
+		if (f == ORPHAN && remove_orphans) {
+			_cleanup_json_ json_t *gone = NULL;
+			struct vm_error e2 = {0};
+			if (volmgrd(p, "volume.remove", json_pack("{s:s}", "name", name), &gone,
+				    &e2) == 0) {
+				removed++;
+				fprintf(stderr, "volmgr-csi: removed volume %s: its target %s is "
+						"gone\n",
+					name, label(v, L_TARGET));
+			}
+		} else if (f != MOUNTED && !remove_orphans) {
+			fprintf(stderr, "volmgr-csi: volume %s is not mounted at %s (%s)\n", name,
+				label(v, L_TARGET),
+				f == ORPHAN ? "its target is gone: removed by the sweep"
+					    : "a publish the kubelet will repeat, or an unpublish it "
+					      "will send");
+		}
+		busy_give(p, name);
 	}
-	fprintf(stderr, "volmgr-csi: %zu published volume(s) on node %s, %zu mounted\n", n,
-		p->node_id, mounted);
+	if (!remove_orphans)
+		fprintf(stderr, "volmgr-csi: %zu published volume(s) on node %s, %zu mounted\n", n,
+			p->node_id, mounted);
+	(void)removed;
 }

@@ -4,6 +4,7 @@
  * (spec.md, v1.12.0: "NodePublishVolume Errors" and the general error
  * scheme): a missing required field is INVALID_ARGUMENT, a method this
  * plugin does not offer is UNIMPLEMENTED. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,13 @@ static void probe(struct csi_plugin *p, const uint8_t *req, size_t len, struct v
 
 /* ---- Node ---- */
 
+static bool label_value_ok(const char *v)
+{
+	size_t n = strlen(v);
+	return n >= 1 && n <= 63 && isalnum((unsigned char)v[0]) && isalnum((unsigned char)v[n - 1]) &&
+	       strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == n;
+}
+
 static void node_get_info(struct csi_plugin *p, const uint8_t *req, size_t len,
 			  struct vm_grpc_reply *ret)
 {
@@ -106,7 +114,10 @@ static void node_get_info(struct csi_plugin *p, const uint8_t *req, size_t len,
 	topo.segments = segs;
 	Csi__V1__NodeGetInfoResponse r = CSI__V1__NODE_GET_INFO_RESPONSE__INIT;
 	r.node_id = (char *)p->node_id;
-	r.accessible_topology = &topo;
+	/* The kubelet makes each segment a label of the Node: only a node
+	 * id that is a valid label value (63 characters) can be one. */
+	if (label_value_ok(p->node_id))
+		r.accessible_topology = &topo;
 	reply_with(ret, &r.base);
 }
 

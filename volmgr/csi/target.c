@@ -81,8 +81,14 @@ static int bind_tree(int vol_fd, int target, bool readonly)
 		return -errno;
 	/* The checkout is a job's: its set-user-id files and device nodes
 	 * mean nothing on the node. */
+	/* Private first: a clone of a mount in a shared peer group (the
+	 * pool, shared in the DaemonSet) would stay in that group, and
+	 * mounts would propagate between the pool and the pod's volume.
+	 * Attached under the kubelet's shared tree it then gets a peer
+	 * group of its own, which carries it to the node. */
 	struct mount_attr attr = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
-					      (readonly ? MOUNT_ATTR_RDONLY : 0)};
+					      (readonly ? MOUNT_ATTR_RDONLY : 0),
+				  .propagation = MS_PRIVATE};
 	if (mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0 ||
 	    move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
 		return -errno;

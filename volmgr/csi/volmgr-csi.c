@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,8 @@ static void usage(FILE *f)
 	      "  --target-root DIR         every target path lies beneath DIR\n"
 	      "                            (default " DEFAULT_TARGET_ROOT ")\n"
 	      "  --max-connections N       connections served at once (default 64)\n"
+	      "  --sweep-interval MS       how often volumes whose target is gone are\n"
+	      "                            removed (default 60000)\n"
 	      "  -h, --help                show this help\n"
 	      "  --version                 show the version\n",
 	      f);
@@ -112,15 +115,26 @@ static bool peer_is_root(int fd)
 	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &l) == 0 && cr.uid == 0;
 }
 
-static int serve(struct csi_plugin *p, int lfd, int sfd, int max)
+/* sweep_ms: how often volumes whose target is gone are looked for. */
+static int serve(struct csi_plugin *p, int lfd, int sfd, int max, long sweep_ms)
 {
+	int64_t next_sweep = vm_mono_ns() + sweep_ms * INT64_C(1000000);
 	for (;;) {
+		int64_t left = next_sweep - vm_mono_ns();
+		if (left <= 0) {
+			csi_node_account(p, true);
+			next_sweep = vm_mono_ns() + sweep_ms * INT64_C(1000000);
+			continue;
+		}
 		struct pollfd pf[2] = {{.fd = lfd, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
-		if (poll(pf, 2, -1) < 0) {
+		int n = poll(pf, 2, (int)(left / 1000000) + 1);
+		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
+		if (n == 0)
+			continue;
 		if (pf[1].revents)
 			return 0;
 		int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -164,6 +178,7 @@ int main(int argc, char **argv)
 		{"driver-name", required_argument, NULL, 'd'},
 		{"target-root", required_argument, NULL, 't'},
 		{"max-connections", required_argument, NULL, 'm'},
+		{"sweep-interval", required_argument, NULL, 's'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{0},
@@ -171,7 +186,7 @@ int main(int argc, char **argv)
 	struct csi_plugin p = {.driver = DEFAULT_DRIVER, .control = DEFAULT_CONTROL,
 			       .target_root = DEFAULT_TARGET_ROOT};
 	const char *endpoint = getenv("CSI_ENDPOINT");
-	long max = 64;
+	long max = 64, sweep_ms = 60000;
 	int o;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		char *end;
@@ -185,6 +200,13 @@ int main(int argc, char **argv)
 			max = strtol(optarg, &end, 10);
 			if (*end || max < 1 || max > 4096) {
 				fprintf(stderr, "volmgr-csi: --max-connections takes 1 to 4096\n");
+				return 2;
+			}
+			break;
+		case 's':
+			sweep_ms = strtol(optarg, &end, 10);
+			if (*end || sweep_ms < 100 || sweep_ms > 86400000) {
+				fprintf(stderr, "volmgr-csi: --sweep-interval takes 100 to 86400000 ms\n");
 				return 2;
 			}
 			break;
@@ -237,8 +259,8 @@ int main(int argc, char **argv)
 	}
 	fprintf(stderr, "volmgr-csi %s: driver %s, node %s, listening on %s, volmgrd at %s\n",
 		VOLMGR_VERSION, p.driver, p.node_id, path, p.control);
-	csi_node_account(&p);
-	int r = serve(&p, lfd, sfd, (int)max);
+	csi_node_account(&p, false);
+	int r = serve(&p, lfd, sfd, (int)max, sweep_ms);
 	close(lfd);
 	unlink(path);
 	/* Let the calls under way finish (a publish rolls back or completes). */

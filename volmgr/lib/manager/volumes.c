@@ -97,7 +97,14 @@ static int implicit_check(struct vm_manager *m, const char *name, const struct v
 int vm_mgr_reserved_check(struct vm_manager *m, const char *name, const struct vm_caller *caller,
 			  struct vm_error *err)
 {
-	if (!caller || caller->uid == 0 || !vm_config_name_reserved(&m->config, name))
+	if (!caller || caller->uid == 0)
+		return 0;
+	/* volmgr-csi's volumes (its names are the kubelet's volume ids): a
+	 * squatted one would be mounted into the pod whose id it guessed. */
+	if (strncmp(name, "csi-", 4) == 0)
+		return vm_error_set(err, EPERM,
+				    "volume names starting with csi- are volmgr-csi's: only root may create them");
+	if (!vm_config_name_reserved(&m->config, name))
 		return 0;
 	return vm_error_set(err, EPERM,
 			    "volume name %s is reserved for the engines (a [seed] rule or [names] reserved_prefix of volmgr.conf matches it): only root may create it",
@@ -145,7 +152,10 @@ int vm_volume_create(struct vm_manager *m, const char *name,
 						    &rule, err);
 			if (r < 0)
 				return r;
-			if (r == 1 && s.kind == VM_SOURCE_CACHE) {
+			/* The lineage (what a job-socket promote may feed) only
+			 * for a volume named by the rule itself: a seed_name is
+			 * the pod's name, which any pod's author chooses. */
+			if (r == 1 && s.kind == VM_SOURCE_CACHE && !o.seed_name) {
 				o.seed_rule = rule->pattern;
 				o.seed_cache = s.name;
 			}
