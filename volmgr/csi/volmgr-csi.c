@@ -266,6 +266,12 @@ int main(int argc, char **argv)
 	/* Let the calls under way finish (a publish rolls back or completes). */
 	for (int i = 0; i < 600 && atomic_load(&active) > 0; i++)
 		usleep(50 * 1000);
+	if (atomic_load(&active) == 0) { /* else the calls left still use it */
+		for (size_t i = 0; i < p.n_busy; i++)
+			free(p.busy[i]);
+		free(p.busy);
+		close(p.target_root_fd);
+	}
 	fprintf(stderr, "volmgr-csi: stopped\n");
 	return r < 0 ? 1 : 0;
 }
