@@ -212,7 +212,7 @@ static int do_publish(struct csi_plugin *p, const struct csi_publish *q, int par
 	} else {
 		json_t *args = json_pack("{s:s, s:o}", "name", q->volume_id, "labels",
 					 publish_labels(p, q));
-		struct vm_error ignored;
+		struct vm_error ignored = {0};
 		if (args && q->o.source)
 			json_object_set_new(args, "source", json_string(q->o.source));
 		/* No source: volmgr.conf's [seed] rules pick one by the pod's
