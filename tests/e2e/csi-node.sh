@@ -173,6 +173,21 @@ phase() {
 }
 
 phase basic
+
+vt_step "the kubelet's own transport: grpc-go, dialled as csi_client.go dials"
+# tests/csi/kubelet-go: Debian's grpc-go (golang-google-grpc-dev), built
+# here in GOPATH mode from /usr/share/gocode (no network).
+command -v go >/dev/null && [[ -d /usr/share/gocode/src/google.golang.org/grpc ]] ||
+	vt_skip "needs golang-go, golang-google-grpc-dev and golang-google-protobuf-dev"
+(cd "$csi_dir/kubelet-go" && GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= \
+	GOCACHE="$VT_TMP/gocache" go build -o "$VT_TMP/kubelet-go" main.go) ||
+	vt_fail "tests/csi/kubelet-go does not build"
+if ! "$VT_TMP/kubelet-go" -sock "$CSI_SOCK" -root "$kroot" -source cache:proj \
+	-readme "$readme"$'\n'; then
+	failed_phases+=("kubelet-go")
+	vt_log "phase 'kubelet-go' FAILED"
+fi
+
 phase errors
 phase catalog
 phase transport
