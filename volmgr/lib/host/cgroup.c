@@ -72,6 +72,32 @@ static int read_cgroup_file(const char *proc, pid_t pid, char *buf, size_t size)
 	return 0;
 }
 
+/* One line of /proc/PID/cgroup, "ID:CONTROLLERS:PATH": its controllers
+ * field and path, not terminated. */
+struct cg_line {
+	const char *ctrl, *path;
+	size_t cl, pl;
+};
+
+/* The next line from *pos on (which it advances), skipping any without
+ * two colons; false at the end of text. */
+static bool next_line(const char **pos, struct cg_line *ret)
+{
+	while (**pos) {
+		const char *l = *pos;
+		size_t ll = strcspn(l, "\n");
+		*pos = l + ll + (l[ll] == '\n');
+		const char *c1 = memchr(l, ':', ll);
+		const char *c2 = c1 ? memchr(c1 + 1, ':', ll - (size_t)(c1 + 1 - l)) : NULL;
+		if (!c2)
+			continue;
+		*ret = (struct cg_line){.ctrl = c1 + 1, .cl = (size_t)(c2 - c1 - 1),
+					.path = c2 + 1, .pl = ll - (size_t)(c2 + 1 - l)};
+		return true;
+	}
+	return false;
+}
+
 int vm_cgroup_of_pid(const char *proc, pid_t pid, char ret[static VM_CGROUP_MAX + 1])
 {
 	/* /proc files have no size: read up to a bound. */
@@ -91,45 +117,28 @@ int vm_cgroup_of_pid(const char *proc, pid_t pid, char ret[static VM_CGROUP_MAX 
 	int best = -1;
 	struct depth best_depth = {0, 0};
 	ret[0] = '\0';
-	char *save = NULL; /* requests run on many threads: never strtok */
-	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char *c1 = strchr(line, ':');
-		char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-		if (!c2)
+	const char *pos = text;
+	struct cg_line l;
+	while (next_line(&pos, &l)) {
+		if (l.cl + 1 + l.pl > VM_CGROUP_MAX)
 			continue;
-		*c2 = '\0';
-		const char *ctrl = c1 + 1, *path = c2 + 1;
-		int rk = rank(ctrl);
-		struct depth d = depth(path);
+		/* "CONTROLLERS\0PATH", then ':' for the answer */
+		char line[VM_CGROUP_MAX + 1];
+		memcpy(line, l.ctrl, l.cl);
+		line[l.cl] = '\0';
+		memcpy(line + l.cl + 1, l.path, l.pl);
+		line[l.cl + 1 + l.pl] = '\0';
+		int rk = rank(line);
+		struct depth d = depth(line + l.cl + 1);
 		int cmp = depth_cmp(d, best_depth);
 		if (rk < 0 || d.parts == 0 || (best >= 0 && (cmp < 0 || (cmp == 0 && rk >= best))))
 			continue;
-		if (strlen(ctrl) + 1 + strlen(path) > VM_CGROUP_MAX)
-			continue;
-		size_t cl = strlen(ctrl), pl = strlen(path);
-		memcpy(ret, ctrl, cl);
-		ret[cl] = ':';
-		memcpy(ret + cl + 1, path, pl + 1);
+		line[l.cl] = ':';
+		memcpy(ret, line, l.cl + 1 + l.pl + 1);
 		best = rk;
 		best_depth = d;
 	}
 	return 0;
-}
-
-/* The path of hierarchy ctrl ("controllers" field) in text, or NULL. */
-static const char *line_path(const char *text, const char *ctrl, size_t cl, size_t *ret_len)
-{
-	for (const char *l = text; *l;) {
-		size_t ll = strcspn(l, "\n");
-		const char *c1 = memchr(l, ':', ll);
-		const char *c2 = c1 ? memchr(c1 + 1, ':', ll - (size_t)(c1 + 1 - l)) : NULL;
-		if (c2 && (size_t)(c2 - c1 - 1) == cl && strncmp(c1 + 1, ctrl, cl) == 0) {
-			*ret_len = ll - (size_t)(c2 + 1 - l);
-			return c2 + 1;
-		}
-		l += ll + (l[ll] == '\n');
-	}
-	return NULL;
 }
 
 int vm_cgroup_pid_within(const char *proc, pid_t pid, pid_t top)
@@ -141,20 +150,21 @@ int vm_cgroup_pid_within(const char *proc, pid_t pid, pid_t top)
 	int r = read_cgroup_file(proc, pid, a, MAX);
 	if (r < 0 || (r = read_cgroup_file(proc, top, b, MAX)) < 0)
 		return r;
-	for (const char *l = b; *l;) {
-		size_t ll = strcspn(l, "\n");
-		const char *c1 = memchr(l, ':', ll);
-		const char *c2 = c1 ? memchr(c1 + 1, ':', ll - (size_t)(c1 + 1 - l)) : NULL;
-		if (c2) {
-			size_t cl = (size_t)(c2 - c1 - 1), tl = ll - (size_t)(c2 + 1 - l), pl;
-			const char *tp = c2 + 1, *pp = line_path(a, c1 + 1, cl, &pl);
-			/* "/" covers everything; otherwise the path or below it */
-			bool root = tl == 1 && tp[0] == '/';
-			if (pp && !root &&
-			    !(pl >= tl && strncmp(pp, tp, tl) == 0 && (pl == tl || pp[tl] == '/')))
-				return 0;
-		}
-		l += ll + (l[ll] == '\n');
+	const char *tpos = b;
+	struct cg_line t;
+	while (next_line(&tpos, &t)) {
+		/* The caller's path in the same hierarchy, if it has one. */
+		const char *ppos = a;
+		struct cg_line p;
+		bool found = false;
+		while (!found && next_line(&ppos, &p))
+			found = p.cl == t.cl && strncmp(p.ctrl, t.ctrl, t.cl) == 0;
+		/* "/" covers everything; otherwise the path or below it */
+		bool root = t.pl == 1 && t.path[0] == '/';
+		if (found && !root &&
+		    !(p.pl >= t.pl && strncmp(p.path, t.path, t.pl) == 0 &&
+		      (p.pl == t.pl || p.path[t.pl] == '/')))
+			return 0;
 	}
 	return 1;
 }
