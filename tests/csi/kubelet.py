@@ -7,8 +7,8 @@ inline CSI volume, with an independent gRPC implementation (Debian's
 python3-grpcio, the gRPC C core) over the plugin's unix socket.  The
 references are kubernetes/kubernetes pkg/volume/csi/ (csi_client.go,
 csi_mounter.go, csi_plugin.go, csi_metrics.go, csi_attacher.go) and
-kubernetes-csi/node-driver-registrar; /work/research/csi-17.md sections 3
-and 5 has the details.
+kubernetes-csi/node-driver-registrar; README.md ("The Kubernetes executor:
+volmgr-csi") and the comments at each step below have the details.
 
 The message classes are generated at run time from volmgr/csi/csi-node.proto
 with protoc (load_pb()): the tests share the wire format with the plugin,

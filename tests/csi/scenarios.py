@@ -5,7 +5,8 @@ tests/e2e/csi-node.sh, one phase per run:
     /usr/bin/python3 tests/csi/scenarios.py PHASE [ARG]
 
 Phases: basic, errors, catalog, transport, concurrent, cancel,
-restart-pre NAME, restart-post NAME, daemon-down, daemon-up, crash-pre
+restart-pre NAME, restart-post NAME, term-during, term-after,
+daemon-down NAME, daemon-up NAME, crash-pre
 POINT, crash-post POINT, crash-publish POINT, crash-unpublish POINT, seed,
 sweep.
 
@@ -568,12 +569,31 @@ def phase_basic():
     volmgr("rm", vid_n)
     rm_parent(uid_n, "ws")
 
+    step("publish onto a target where something else is mounted -> FAILED_PRECONDITION, left alone")
+    uid_m = new_pod("mounted")
+    t_m = make_parent(uid_m, "ws")
+    os.mkdir(t_m)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "csi-test-foreign", t_m], check=True)
+    try:
+        st = State()
+        rep = K.raw_publish(kl.volume_handle(uid_m, "ws"), t_m, pod_ctx(uid_m, extra=src()))
+        req = "NodePublishVolume{target with a tmpfs on it}"
+        expect_code("publish onto a foreign mount", rep, FAILED_PRECONDITION, req)
+        rows = kl.mounts_at(t_m)
+        check("the foreign mount is left alone, nothing stacked on it",
+              len(rows) == 1 and rows[0][3] == "tmpfs", req, "one tmpfs", str(rows))
+        check_nothing_left("publish onto a foreign mount", st, req)
+    finally:
+        subprocess.run(["umount", t_m], check=False)
+        os.rmdir(t_m)
+        rm_parent(uid_m, "ws")
+
     step("unpublish of pod B's target with another volume's id must not touch B")
     if rb.code == OK and rc.code == OK:
         row_b = mount_row(rb.target)
         rep = K.raw_unpublish(rc.volume_id, rb.target)
         req = "NodeUnpublishVolume{C's id, B's target}"
-        check("reply %r" % rep, True)
+        expect_code("unpublish of B's target with C's id", rep, FAILED_PRECONDITION, req)
         rows = kl.mounts_at(rb.target)
         check("pod B's mount is still there", len(rows) == 1 and rows[0][0] == row_b[0], req,
               "B mounted", str(rows))
@@ -1508,6 +1528,24 @@ def phase_seed():
                 check("pod %s: at the cache's commit" % pod_name, git_head(t) == COMMIT, "",
                       COMMIT, git_head(t))
         stop_and_check("seeded pod %s" % pod_name, u, "ws", before)
+    step("a pod's name never picks a volume (a volume:{x} rule): an empty volume")
+    victim = "victimvol-%d" % os.getpid()
+    volmgr("create", victim)
+    try:
+        mp = inspect(victim)["mountpoint"]
+        with open(os.path.join(mp, "secret"), "w") as f:
+            f.write("another job's file\n")
+        u = new_pod("seed")
+        before = State()
+        r = K.pod_start(u, "ws", {}, pod_name="csivictim-" + victim)
+        if expect_code("publish of pod csivictim-%s without a source" % victim, r, OK,
+                       publish_desc(r)):
+            check("pod csivictim-%s: an empty volume, not volume %s" % (victim, victim),
+                  os.listdir(r.target) == [], publish_desc(r), "empty",
+                  str(sorted(os.listdir(r.target))[:5]))
+            stop_and_check("pod named after a volume", u, "ws", before)
+    finally:
+        volmgr("rm", victim, check_rc=False)
     step("a source given wins over the rules")
     u = new_pod("seed")
     before = State()

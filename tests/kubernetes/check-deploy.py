@@ -29,7 +29,7 @@ import yaml
 
 DRIVER = "volmgr.csi.volmgr.io"
 KUBELET_ROOT = "/var/lib/kubelet"
-VOLUME_OPTIONS = {"source", "quota", "ttl"}  # csi-interface.md: volume_context keys
+VOLUME_OPTIONS = {"source", "quota", "ttl"}  # volmgr-csi(8): the volume context's options
 
 
 class Failure(Exception):

@@ -159,6 +159,11 @@ int vm_volume_create(struct vm_manager *m, const char *name,
 				o.seed_rule = rule->pattern;
 				o.seed_cache = s.name;
 			}
+			/* A pod's name picks caches only: a volume:{x} rule would
+			 * let any pod's author copy the volume its name expands
+			 * to. */
+			if (r == 1 && o.seed_name && s.kind != VM_SOURCE_CACHE)
+				r = 0;
 			if (r == 1) {
 				_cleanup_close_ int probe = -1;
 				if (vm_store_open_source(&m->store, &s, &probe, NULL, NULL) == 0) {
@@ -177,7 +182,9 @@ int vm_volume_create(struct vm_manager *m, const char *name,
 		if ((r = vm_store_hold(&m->store, src, &hold, err)) < 0)
 			return r;
 	}
-	r = seeded ? implicit_check(m, name, &source, src, err) : 0;
+	/* Podman's 5 s bound an engine's create; volmgr-csi's caller, the
+	 * kubelet, gives a publish 2 minutes and retries. */
+	r = seeded && !o.seed_name ? implicit_check(m, name, &source, src, err) : 0;
 	if (r == 0)
 		r = vm_mgr_copy_in(m, VM_KIND_VOLUME, name, src, &source, true, &traits, opts, caller,
 			    NULL, err);
