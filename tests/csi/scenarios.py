@@ -8,7 +8,7 @@ Phases: basic, errors, catalog, transport, concurrent, cancel,
 restart-pre NAME, restart-post NAME, term-during, term-after,
 daemon-down NAME, daemon-up NAME, crash-pre
 POINT, crash-post POINT, crash-publish POINT, crash-unpublish POINT, seed,
-sweep.
+sweep, deadline.
 
 The environment says where things are: CSI_SOCK (the plugin's socket),
 KUBELET_ROOT (the kubelet's root dir; the plugin's --target-root is
@@ -1615,6 +1615,51 @@ def phase_sweep():
         stop_and_check("kept pod", u_keep, "ws")
 
 
+# ------------------------------------------- volmgrd slower than the bound
+
+def phase_deadline():
+    """volmgrd pauses in its next volume.create (VOLMGR_FAULT_PAUSE, armed
+    here); volmgr-csi runs with --volmgrd-timeout 2000."""
+    pause = ENV["CSI_PAUSE_DIR"]
+    step("a publish whose create volmgrd holds: DEADLINE_EXCEEDED (not final: the kubelet retries)")
+    u = new_pod("slow")
+    open(os.path.join(pause, "volume.create.arm"), "w").close()
+    t0 = time.monotonic()
+    r = K.pod_start(u, "ws", src(), pod_name="slow", kubelet_cleanup=False)
+    took = time.monotonic() - t0
+    expect_code("publish while volmgrd holds the create", r, DEADLINE_EXCEEDED, publish_desc(r))
+    check("its message says volmgrd did not answer", "did not answer" in r.message, "",
+          "volmgrd did not answer ...", r.message)
+    check("volmgr-csi gave up after about 2 s (%.1f s)" % took, 1.5 <= took < 20, "",
+          "2 s", "%.1f s" % took)
+    check("volmgrd is paused in the create",
+          os.path.exists(os.path.join(pause, "volume.create.paused")), "", "paused", "not paused")
+    # volmgrd pauses before it claims the name: the retry's own create
+    # may make the volume (the held one then fails in volmgrd), or find
+    # it being made.
+    r2 = K.pod_start(u, "ws", src(), pod_name="slow", kubelet_cleanup=False)
+    expect_code("the kubelet's retry while the first create is held", r2,
+                {OK, ABORTED, DEADLINE_EXCEEDED}, publish_desc(r2))
+    open(os.path.join(pause, "volume.create.resume"), "w").close()
+    name = expected_name(kl.volume_handle(u, "ws"))
+
+    def creates_logged():
+        # volmgrd logs a request when it answers it: the held create's
+        # line comes once it is done (after the retry's).
+        with open(ENV["CSI_VOLMGRD_LOG"]) as f:
+            return sum(1 for line in f if '"op":"volume.create"' in line and name in line)
+    check("volmgrd finishes the held create once let go", wait_for(lambda: creates_logged() >= 2),
+          "volmgrd.log", "2 creates of " + name, str(creates_logged()))
+    check("one volume %s" % name, name in volumes(), "volmgr ls", name, "not listed")
+    r3 = K.pod_start(u, "ws", src(), pod_name="slow")
+    if expect_code("the next retry takes the volume volmgrd made", r3, OK, publish_desc(r3)):
+        check_published("after the slow create", r3)
+        before = State()
+        before.volumes.discard(name)
+        before.mounts.discard(r3.target)
+        stop_and_check("after the slow create", u, "ws", before)
+
+
 PHASES = {
     "term-during": phase_term_during, "term-after": phase_term_after,
     "basic": phase_basic, "errors": phase_errors, "catalog": phase_catalog,
@@ -1623,7 +1668,7 @@ PHASES = {
     "daemon-down": phase_daemon_down, "daemon-up": phase_daemon_up,
     "crash-pre": phase_crash_pre, "crash-post": phase_crash_post,
     "crash-publish": phase_crash_publish, "crash-unpublish": phase_crash_unpublish,
-    "seed": phase_seed, "sweep": phase_sweep,
+    "seed": phase_seed, "sweep": phase_sweep, "deadline": phase_deadline,
 }
 
 

@@ -93,6 +93,7 @@ start_csi() {
 	printf -- '--- volmgr-csi started %(%T)T\n' -1 >>"$VT_TMP/volmgr-csi.log"
 	[[ -z ${CSI_FAULT:-} ]] || env=(env "VOLMGR_FAULT=$CSI_FAULT" "${env[@]}")
 	[[ -z ${CSI_SWEEP:-} ]] || endpoint+=(--sweep-interval "$CSI_SWEEP")
+	[[ -z ${CSI_VTIMEOUT:-} ]] || endpoint+=(--volmgrd-timeout "$CSI_VTIMEOUT")
 	"${env[@]}" "$VOLMGR_CSI" "${endpoint[@]}" --node-id node-a \
 		--control-socket "$VT_CONTROL_SOCK" --target-root "$kroot/pods" \
 		>>"$VT_TMP/volmgr-csi.log" 2>&1 &
@@ -276,6 +277,19 @@ phase daemon-down killed
 vt__spawn_daemon
 vt__wait_daemon
 phase daemon-up killed
+
+vt_step "volmgrd slower than --volmgrd-timeout: DEADLINE_EXCEEDED, the retry takes the volume"
+# volmgrd holds its next volume.create (once the test arms the point)
+# until the test lets it go; volmgr-csi gives up on volmgrd after 2 s.
+mkdir "$VT_TMP/pause"
+export CSI_PAUSE_DIR=$VT_TMP/pause CSI_VOLMGRD_LOG=$VT_TMP/volmgrd.log
+VOLMGR_FAULT_PAUSE="+volume.create:$VT_TMP/pause" vt_restart_daemon
+stop_csi
+CSI_VTIMEOUT=2000 start_csi
+phase deadline
+stop_csi
+vt_restart_daemon
+start_csi
 
 vt_step "the end: nothing left"
 left=$("$VOLMGR" ls -q)

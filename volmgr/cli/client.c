@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 
 #include "control-wire.h"
@@ -175,6 +176,12 @@ int vm_client_call(int sock, const char *op, json_t *args, int fd,
 int vm_client_request(const char *socket_path, const char *op, json_t *args, int fd,
 		      json_t **ret, struct vm_error *err)
 {
+	return vm_client_request_timeout(socket_path, op, args, fd, 0, ret, err);
+}
+
+int vm_client_request_timeout(const char *socket_path, const char *op, json_t *args, int fd,
+			      int timeout_ms, json_t **ret, struct vm_error *err)
+{
 	int sock = vm_client_connect(socket_path, err);
 	if (sock < 0) {
 		if (fd >= 0)
@@ -185,9 +192,19 @@ int vm_client_request(const char *socket_path, const char *op, json_t *args, int
 		err->code = ECONNREFUSED;
 		return -ECONNREFUSED;
 	}
+	if (timeout_ms > 0) {
+		struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = timeout_ms % 1000 * 1000};
+		(void)setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		(void)setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
 	_cleanup_json_ json_t *reply = NULL;
 	int r = vm_client_call(sock, op, args, fd, &reply, err);
 	close(sock);
+	if (r == -EAGAIN && timeout_ms > 0) {
+		*err = (struct vm_error){0}; /* "no reply from volmgrd: EAGAIN" */
+		return vm_error_set(err, ETIMEDOUT, "volmgrd did not answer %s within %d ms", op,
+				    timeout_ms);
+	}
 	if (r < 0)
 		return r;
 	if (!json_is_true(json_object_get(reply, "ok"))) {

@@ -18,6 +18,10 @@ int vm_client_call(int sock, const char *op, json_t *args, int fd,
  * and message.  args and fd are taken, as by vm_client_call. */
 int vm_client_request(const char *socket_path, const char *op, json_t *args, int fd,
 		      json_t **ret, struct vm_error *err);
+/* The same, giving up (ETIMEDOUT) when volmgrd takes longer than
+ * timeout_ms to take the request or to answer it (0: no bound). */
+int vm_client_request_timeout(const char *socket_path, const char *op, json_t *args, int fd,
+			      int timeout_ms, json_t **ret, struct vm_error *err);
 
 /* The same, asking for progress messages: each one's "progress" object
  * goes to fn (from this thread) until the reply comes. */

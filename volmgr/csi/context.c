@@ -59,6 +59,8 @@ int csi_code_of_errno(int e)
 		return VM_GRPC_UNAVAILABLE;
 	case EBUSY:
 		return VM_GRPC_ABORTED;
+	case ETIMEDOUT:
+		return VM_GRPC_DEADLINE_EXCEEDED;
 	default:
 		return VM_GRPC_INTERNAL;
 	}

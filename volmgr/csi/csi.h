@@ -19,6 +19,7 @@ struct csi_plugin {
 	const char *control;     /* volmgrd's control socket */
 	const char *target_root; /* every target path lies beneath it */
 	int target_root_fd;      /* O_PATH of target_root */
+	int volmgrd_ms;          /* a call to volmgrd gives up after this long */
 	/* Volumes with a call under way (names), so two calls on one volume
 	 * do not interleave: the second gets ABORTED, as the spec says. */
 	pthread_mutex_t busy_lock;

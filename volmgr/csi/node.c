@@ -71,7 +71,11 @@ static void busy_give(struct csi_plugin *p, const char *name)
 static int volmgrd(struct csi_plugin *p, const char *op, json_t *args, json_t **ret,
 		   struct vm_error *err)
 {
-	return vm_client_request(p->control, op, args, -1, ret, err);
+	/* Bounded below the kubelet's 2 minutes (csiTimeout), so a call
+	 * volmgrd is slow with ends as DEADLINE_EXCEEDED -- not final: the
+	 * kubelet retries, and the volume made meanwhile is taken then --
+	 * rather than holding its connection and thread for good. */
+	return vm_client_request_timeout(p->control, op, args, -1, p->volmgrd_ms, ret, err);
 }
 
 /* volume.inspect: 1 and the volume, 0 if there is none, or -errno. */
@@ -227,7 +231,14 @@ static int do_publish(struct csi_plugin *p, const struct csi_publish *q, int par
 			json_object_set_new(args, "quota", json_string(q->o.quota));
 		if (args && q->o.ttl)
 			json_object_set_new(args, "ttl", json_string(q->o.ttl));
+		err = (struct vm_error){0}; /* inspect's "no such volume" */
 		if ((r = volmgrd(p, "volume.create", args, &vol, &err)) < 0) {
+			/* Not there a moment ago: an earlier call's create is still
+			 * under way in volmgrd (it gave up waiting for it). */
+			if (r == -EEXIST)
+				return csi_fail(st, VM_GRPC_ABORTED,
+						"volume %s is still being made by an earlier call",
+						q->volume_id);
 			if (r == -ENOENT && q->o.source)
 				return csi_fail(st, VM_GRPC_NOT_FOUND,
 						"%s: no such cache (or revision) on node %s (volmgrd: %s)",

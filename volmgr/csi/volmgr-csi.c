@@ -49,6 +49,8 @@ static void usage(FILE *f)
 	      "  --max-connections N       connections served at once (default 64)\n"
 	      "  --sweep-interval MS       how often volumes whose target is gone are\n"
 	      "                            removed (default 60000)\n"
+	      "  --volmgrd-timeout MS      a call to volmgrd gives up after MS\n"
+	      "                            (default 100000)\n"
 	      "  -h, --help                show this help\n"
 	      "  --version                 show the version\n",
 	      f);
@@ -179,12 +181,13 @@ int main(int argc, char **argv)
 		{"target-root", required_argument, NULL, 't'},
 		{"max-connections", required_argument, NULL, 'm'},
 		{"sweep-interval", required_argument, NULL, 's'},
+		{"volmgrd-timeout", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{0},
 	};
 	struct csi_plugin p = {.driver = DEFAULT_DRIVER, .control = DEFAULT_CONTROL,
-			       .target_root = DEFAULT_TARGET_ROOT};
+			       .target_root = DEFAULT_TARGET_ROOT, .volmgrd_ms = 100000};
 	const char *endpoint = getenv("CSI_ENDPOINT");
 	long max = 64, sweep_ms = 60000;
 	int o;
@@ -207,6 +210,13 @@ int main(int argc, char **argv)
 			sweep_ms = strtol(optarg, &end, 10);
 			if (*end || sweep_ms < 100 || sweep_ms > 86400000) {
 				fprintf(stderr, "volmgr-csi: --sweep-interval takes 100 to 86400000 ms\n");
+				return 2;
+			}
+			break;
+		case 'T':
+			p.volmgrd_ms = (int)strtol(optarg, &end, 10);
+			if (*end || p.volmgrd_ms < 100 || p.volmgrd_ms > 3600000) {
+				fprintf(stderr, "volmgr-csi: --volmgrd-timeout takes 100 to 3600000 ms\n");
 				return 2;
 			}
 			break;
