@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <linux/openat2.h>
@@ -106,6 +105,13 @@ static bool made_for(json_t *vol, const char *id)
 	return json_is_integer(uid) && json_integer_value(uid) == 0 && same(label(vol, L_ID), id);
 }
 
+/* A directory of the pool by volmgrd's path, without following a link. */
+static int open_dir(const char *path)
+{
+	return vm_openat2(AT_FDCWD, path, O_PATH | O_DIRECTORY | O_CLOEXEC,
+			  RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+}
+
 /* The volume's top directory, opened without following a link (the pool
  * is root's; the volume's content is the job's). */
 static int open_volume(json_t *vol)
@@ -113,10 +119,7 @@ static int open_volume(json_t *vol)
 	const char *mp = json_string_value(json_object_get(vol, "mountpoint"));
 	if (!mp || mp[0] != '/')
 		return -EPROTO;
-	struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
-			       .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
-	long fd = syscall(SYS_openat2, AT_FDCWD, mp, &how, sizeof(how));
-	return fd < 0 ? -errno : (int)fd;
+	return open_dir(mp);
 }
 
 static int volmgrd_fail(struct csi_status *st, const struct vm_error *err, int r, const char *what)
@@ -446,19 +449,12 @@ int csi_node_probe(struct csi_plugin *p, struct csi_status *st)
 		return csi_fail(st, VM_GRPC_UNAVAILABLE, "volmgrd does not answer: %s", err.msg);
 	/* The pool as this process sees it: where it binds volumes from. */
 	const char *pool = json_string_value(json_object_get(s, "pool"));
-	struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
-			       .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
-	long fd = pool ? syscall(SYS_openat2, AT_FDCWD, pool, &how, sizeof(how)) : -1;
+	_cleanup_close_ int fd = pool ? open_dir(pool) : -EPROTO;
 	struct statvfs sv;
-	if (fd < 0 || fstatvfs((int)fd, &sv) < 0) {
-		int e = errno;
-		if (fd >= 0)
-			close((int)fd);
+	if (fd < 0 || fstatvfs(fd, &sv) < 0)
 		return csi_fail(st, VM_GRPC_FAILED_PRECONDITION,
 				"volmgrd's pool %.512s is not reachable from volmgr-csi: %s",
-				pool ? pool : "(none)", strerror(pool ? e : EPROTO));
-	}
-	close((int)fd);
+				pool ? pool : "(none)", strerror(fd < 0 ? -fd : errno));
 	return 0;
 }
 

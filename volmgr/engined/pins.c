@@ -22,20 +22,12 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 #include <dirent.h>
 
 #include "client.h"
 #include "engined.h"
 #include "json-util.h"
-
-static int openat2_fd(int dirfd, const char *path, uint64_t flags, uint64_t resolve)
-{
-	struct open_how how = {.flags = flags, .resolve = resolve};
-	long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
-	return fd < 0 ? -errno : (int)fd;
-}
 
 static bool alive(int pidfd)
 {
@@ -54,7 +46,7 @@ static int control(struct engined *e, const char *op, json_t *args, int fd, json
 /* (open_by_handle_at takes no O_PATH fd for the mount.) */
 static int host_twin(const char *mountpoint, int fd, const struct stat *st, struct vm_error *err)
 {
-	_cleanup_close_ int top = openat2_fd(AT_FDCWD, mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+	_cleanup_close_ int top = vm_openat2(AT_FDCWD, mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC,
 					     RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
 	if (top < 0)
 		return vm_error_errno(err, -top, "cannot open the volume at %s", mountpoint);
@@ -120,7 +112,7 @@ static int make_missing(struct engined *e, int root, const char *path, struct vm
 		len = (size_t)(slash - buf);
 		char save = buf[len > 0 ? len : 1];
 		buf[len > 0 ? len : 1] = '\0';
-		dir = openat2_fd(root, buf, O_PATH | O_DIRECTORY | O_CLOEXEC,
+		dir = vm_openat2(root, buf, O_PATH | O_DIRECTORY | O_CLOEXEC,
 				 RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
 		buf[len > 0 ? len : 1] = save;
 		if (dir >= 0 || dir != -ENOENT)
@@ -141,7 +133,7 @@ static int make_missing(struct engined *e, int root, const char *path, struct vm
 			return vm_error_set(err, EINVAL, "bind source %s: a component %s", path, comp);
 		if (mkdirat(cur, comp, 0755) < 0 && errno != EEXIST)
 			return vm_error_errno(err, errno, "cannot make %s of bind source %s", comp, path);
-		int next = openat2_fd(cur, comp, O_PATH | O_DIRECTORY | O_CLOEXEC,
+		int next = vm_openat2(cur, comp, O_PATH | O_DIRECTORY | O_CLOEXEC,
 				      RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV);
 		if (next < 0)
 			return vm_error_errno(err, -next, "bind source %s: %s", path, comp);
@@ -160,12 +152,12 @@ int pin_bind_source(struct engined *e, const struct job *j, const char *path, bo
 	if (root < 0 || !alive(j->pidfd))
 		return vm_error_set(err, EPERM, "the caller is gone");
 	int r;
-	_cleanup_close_ int fd = openat2_fd(root, path, O_PATH | O_CLOEXEC,
+	_cleanup_close_ int fd = vm_openat2(root, path, O_PATH | O_CLOEXEC,
 					    RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
 	if (fd == -ENOENT && create) {
 		if ((r = make_missing(e, root, path, err)) < 0)
 			return r;
-		fd = openat2_fd(root, path, O_PATH | O_CLOEXEC, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+		fd = vm_openat2(root, path, O_PATH | O_CLOEXEC, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
 	}
 	if (fd == -ENOENT)
 		return vm_error_set(err, ENOENT, "bind source %s: no such file or directory in the calling container", path);

@@ -342,6 +342,13 @@ bool vm_is_plain_component(const char *name)
 	       strcmp(name, "..") != 0 && !strchr(name, '/');
 }
 
+int vm_openat2(int dirfd, const char *path, uint64_t flags, uint64_t resolve)
+{
+	struct open_how how = {.flags = flags, .resolve = resolve};
+	long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+	return fd < 0 ? -errno : (int)fd;
+}
+
 int vm_openat_beneath(int dirfd, const char *name, int flags, mode_t mode)
 {
 	if (!vm_is_plain_component(name))

@@ -117,6 +117,9 @@ int vm_open_path_beneath(int dirfd, const char *relpath, int flags);
  * inode, through /proc/self/fd); -EBADMSG if it is anything else, which
  * is never opened. */
 int vm_reopen_regular(int pathfd);
+/* openat2(2) with these flags and resolve bits: an fd or -errno (no
+ * fallback: for callers that need the resolve rules, on kernels >= 5.6). */
+int vm_openat2(int dirfd, const char *path, uint64_t flags, uint64_t resolve);
 /* Test hook: force the openat fallback. */
 void vm_openat_force_fallback(bool on);
 
